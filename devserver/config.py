@@ -1,0 +1,46 @@
+"""Server settings shared by the supervisor and its workers (picklable)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8899
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything a worker needs to serve; paths are absolute."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    root: str = "html_page"
+    dynamic: str = "dynamic"
+    app: str | None = None  # "module:callable" looked up in ``dynamic``
+    workers: int = 2
+    threads: int = 32  # WSGI calls in flight per worker
+    tui: bool = True
+    reload: bool = True
+    livereload: bool = True
+    log_format: str = "text"
+    max_body: int = 100 * 1024 * 1024
+    max_request_line: int = 8 * 1024
+    max_header_bytes: int = 64 * 1024
+    max_header_count: int = 100
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 15.0
+    shutdown_timeout: float = 5.0
+    queue_size: int = 10_000
+    log_rows: int = 10_000
+
+    def resolved(self) -> "Config":
+        """Return a copy whose folders are absolute, real paths."""
+        from dataclasses import replace
+
+        return replace(self, root=os.path.realpath(self.root), dynamic=os.path.realpath(self.dynamic))
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"

@@ -1,0 +1,100 @@
+"""Events that cross the worker → supervisor boundary.
+
+Every event is a small frozen dataclass of builtin-typed fields so that it
+pickles cheaply over a ``multiprocessing`` queue and cannot be changed behind
+the receiver's back.  The dashboard and the console log consume only these.
+Tracebacks travel as text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Headers = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestEvent:
+    """One answered request (or a request rejected by the protocol layer)."""
+
+    time: float
+    worker_pid: int
+    client: str
+    method: str
+    target: str
+    http_version: str
+    status: int
+    bytes_sent: int
+    duration_ms: float
+    request_headers: Headers = ()
+    response_headers: Headers = ()
+    body_preview: bytes = b""
+    traceback: str | None = None
+    error: str | None = None  # protocol error text for 4xx/5xx sent by the server itself
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadEvent:
+    """Dynamic modules reloaded after a change on disk."""
+
+    time: float
+    paths: tuple[str, ...]
+    modules: tuple[str, ...]
+    duration_ms: float
+    error: str | None = None
+    worker_pid: int | None = None  # None: emitted by the supervisor's watcher
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerEvent:
+    """A worker process changed state."""
+
+    time: float
+    pid: int
+    state: str  # "started" | "exited" | "restarted" | "stopped"
+    index: int = 0
+    exitcode: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStatus:
+    """Periodic health report of one worker."""
+
+    time: float
+    pid: int
+    requests: int
+    connections: int
+    rss_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class DroppedEvents:
+    """Events a worker could not queue because the queue was full."""
+
+    time: float
+    worker_pid: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    """A line an application wrote to ``wsgi.errors``, or a server notice."""
+
+    time: float
+    worker_pid: int
+    text: str
+    level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerEvent:
+    """Supervisor lifecycle: "listening", "stopping", "stopped"."""
+
+    time: float
+    state: str
+    url: str = ""
+    workers: int = 0
+    details: tuple[str, ...] = field(default_factory=tuple)
+
+
+Event = RequestEvent | ReloadEvent | WorkerEvent | WorkerStatus | DroppedEvents | LogEvent | ServerEvent
