@@ -32,6 +32,7 @@ class Config:
     keepalive_timeout: float = 15.0
     shutdown_timeout: float = 5.0
     queue_size: int = 10_000
+    backlog: int = 1024
     log_rows: int = 10_000
 
     def resolved(self) -> "Config":

@@ -1,0 +1,7 @@
+"""``python -m devserver`` is the ``devserver`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,145 @@
+"""The ``devserver`` command line (DESIGN.md "Command line")."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+
+from . import __version__
+from .config import DEFAULT_HOST, DEFAULT_PORT, Config
+
+APP_PATTERN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):([A-Za-z_][A-Za-z0-9_]*)\Z")
+DASHBOARD_GROUP = "devserver.dashboard"
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535; 0 picks a free one)")
+    return value
+
+
+def _size(text: str) -> int:
+    match = re.fullmatch(r"(\d+)\s*([kmg]?)i?b?", text.strip().lower())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 10M, 512K, 1048576)")
+    return int(match.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2)]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="devserver",
+        description="Serve html_page/ and the WSGI apps in dynamic/, with hot reload and a live dashboard.",
+        epilog="Examples:  devserver  |  devserver --no-tui --port 8000  |  devserver site:app --workers 4",
+    )
+    parser.add_argument("app", nargs="?", metavar="APP",
+                        help="a WSGI app as module:callable, looked up in --dynamic; it answers every path "
+                             "that is not a file under --root")
+    parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default %(default)s; ::1 for IPv6)")
+    parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port to listen on (default %(default)s)")
+    parser.add_argument("--root", default="html_page", help="folder of static files (default %(default)s)")
+    parser.add_argument("--dynamic", default="dynamic", help="folder of Python apps served as /name.py (default %(default)s)")
+    parser.add_argument("--workers", type=_positive, default=2, help="worker processes (default %(default)s)")
+    parser.add_argument("--threads", type=_positive, default=32, help="WSGI calls in flight per worker (default %(default)s)")
+    parser.add_argument("--no-tui", action="store_true", help="plain console log instead of the dashboard")
+    parser.add_argument("--no-reload", action="store_true", help="do not reload dynamic modules when they change")
+    parser.add_argument("--no-livereload", action="store_true", help="do not refresh open browser pages on change")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text", help="console log format (default %(default)s)")
+    parser.add_argument("--max-body", type=_size, default="100M", help="largest request body accepted (default %(default)s)")
+    parser.add_argument("--log-rows", type=_positive, default=10_000, help="rows the dashboard keeps (default %(default)s)")
+    parser.add_argument("--version", action="version", version=f"devserver {__version__}")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Config:
+    """Validate the arguments; bad ones end in parser.error (one line, exit 2)."""
+    for option, folder in (("--root", args.root), ("--dynamic", args.dynamic)):
+        if not os.path.isdir(folder):
+            parser.error(f"{option} {folder!r} is not a folder")
+    if args.app is not None:
+        check_app(args.app, args.dynamic, parser.error)
+    use_tui = not args.no_tui and sys.stdout.isatty() and sys.stdin.isatty()
+    return Config(
+        host=args.host, port=args.port, root=args.root, dynamic=args.dynamic, app=args.app,
+        workers=args.workers, threads=args.threads, tui=use_tui, reload=not args.no_reload,
+        livereload=not args.no_livereload, log_format=args.log_format, max_body=args.max_body,
+        log_rows=args.log_rows,
+    ).resolved()
+
+
+def check_app(app: str, dynamic: str, fail: Callable[[str], object]) -> None:
+    """Fail with one line unless ``app`` names a callable in a module of ``dynamic``."""
+    match = APP_PATTERN.match(app)
+    if match is None:
+        fail(f"APP must look like module:callable (e.g. site:app), not {app!r}")
+        return
+    module_name, attribute = match.groups()
+    path = os.path.join(dynamic, module_name + ".py")
+    if not os.path.isfile(path):
+        fail(f"no module {module_name!r} in {dynamic!r} (looked for {path})")
+        return
+    sys.path.insert(0, os.path.realpath(dynamic))
+    try:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - the user's module; report it in one line
+        fail(f"cannot import {module_name!r} from {path}: {type(exc).__name__}: {exc}")
+        return
+    finally:
+        sys.path.remove(os.path.realpath(dynamic))
+        # Forget what the check imported: workers import it themselves, freshly.
+        for name, loaded in list(sys.modules.items()):
+            if (getattr(loaded, "__file__", "") or "").startswith(os.path.realpath(dynamic) + os.sep):
+                del sys.modules[name]
+    if not callable(getattr(module, attribute, None)):
+        fail(f"module {module_name!r} has no callable {attribute!r}")
+
+
+def find_dashboard() -> Callable[[Config], int] | None:
+    """The dashboard runner registered by an installed package (the ``tui`` package).
+
+    Looked up by entry point so that devserver never imports the UI itself.
+    """
+    for entry in entry_points(group=DASHBOARD_GROUP):
+        try:
+            return entry.load()  # type: ignore[no-any-return]
+        except ImportError:
+            continue
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    config = config_from_args(args, parser)
+    if config.tui:
+        dashboard = find_dashboard()
+        if dashboard is not None:
+            return dashboard(config)
+    from .console import serve_console
+
+    return serve_console(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,384 @@
+"""One client connection in a worker: socket I/O around the protocol layer.
+
+Bytes go to ``RequestParser``; complete requests wait in a queue and are
+answered strictly in order (pipelining, RFC 9112 §9.3.2).  Handlers answer
+through the ``send_*``/``start``/``write``/``finish`` methods, which do the
+framing and record what the request event will say.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from tempfile import SpooledTemporaryFile
+from typing import TYPE_CHECKING, BinaryIO
+
+from .events import RequestEvent
+from .http import CONTINUE, LAST_CHUNK, Body, End, Head, ProtocolError, Rejected, Request, RequestParser, chunk, response_head
+from .pages import error_page
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+PREVIEW = 1024  # bytes of request body kept for the event log
+SPOOL = 1024 * 1024  # request bodies above this go to a temporary file
+MAX_PIPELINE = 32  # queued requests before we stop reading
+
+
+class ClientGone(ConnectionError):
+    """The client went away while we were answering."""
+
+
+class Exchange:
+    """A request, its body and what was answered, for one round trip."""
+
+    __slots__ = ("request", "body", "preview", "started", "status", "sent", "response_headers",
+                 "traceback", "error", "complete", "continue_sent", "close", "prepared")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.body: SpooledTemporaryFile[bytes] | io.BytesIO | None = None
+        self.preview = b""
+        self.started = time.perf_counter()
+        self.status = 0
+        self.sent = 0
+        self.response_headers: list[tuple[str, str]] = []
+        self.traceback: str | None = None
+        self.error: str | None = None
+        self.complete = False
+        self.continue_sent = False
+        self.close = not request.keep_alive
+        self.prepared: object = None  # work a synchronous attempt left for the async path
+
+    def add_body(self, data: bytes) -> None:
+        if self.body is None:
+            self.body = SpooledTemporaryFile(max_size=SPOOL)
+        self.body.write(data)
+        if len(self.preview) < PREVIEW:
+            self.preview += data[: PREVIEW - len(self.preview)]
+
+    def input(self) -> BinaryIO:
+        """The body, rewound, for the handler to read (empty if none)."""
+        if self.body is None:
+            return io.BytesIO(b"")
+        self.body.seek(0)
+        return self.body  # type: ignore[return-value]
+
+
+class Connection(asyncio.Protocol):
+    """Reads requests, queues them, and runs their handlers one at a time."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.loop = worker.loop
+        self.parser = RequestParser(worker.limits)
+        self.transport: asyncio.Transport | None = None
+        self.client = ""
+        self.queue: deque[Exchange] = deque()
+        self.receiving: Exchange | None = None
+        self.current: Exchange | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.closing = False
+        self.reading_paused = False
+        self.can_write = threading.Event()
+        self.can_write.set()
+        self._drain: asyncio.Future[None] | None = None
+        self.deadline = 0.0  # monotonic time after which the sweep acts
+        self.deadline_status = 0  # 0: close silently; 408: answer then close
+        # Response framing of the exchange in progress.
+        self._chunked = False
+        self._remaining: int | None = None
+        self._head_only = False
+
+    # asyncio callbacks ---------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.client = f"{peer[0]}:{peer[1]}" if peer else ""
+        self.worker.connections.add(self)
+        self._set_idle(self.worker.config.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.worker.connections.discard(self)
+        self.can_write.set()  # wake a writer thread so it sees the loss
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+        if self.task is not None and not self.task.done() and self.current is None:
+            self.task.cancel()
+        for exchange in self.queue:
+            if exchange.body is not None:
+                exchange.body.close()
+        self.queue.clear()
+
+    def pause_writing(self) -> None:
+        self.can_write.clear()
+
+    def resume_writing(self) -> None:
+        self.can_write.set()
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        for event in self.parser.feed(data):
+            if isinstance(event, Head):
+                self._on_head(event.request)
+            elif isinstance(event, Body):
+                if self.receiving is not None:
+                    self.receiving.add_body(event.data)
+            elif isinstance(event, End):
+                self._on_end()
+            else:
+                self._on_rejected(event)
+        if self.parser.in_head and self.deadline_status == 0:
+            self._set_deadline(self.worker.config.header_timeout, 408)
+        elif self.receiving is not None:
+            # A body that stops arriving is treated like a stalled head.
+            self._set_deadline(self.worker.config.header_timeout, 408)
+        if self.parser.upgraded and self.receiving is None and self.queue:
+            self.queue[-1].close = True
+        self._kick()
+
+    # request bookkeeping ---------------------------------------------------
+    def _on_head(self, request: Request) -> None:
+        exchange = Exchange(request)
+        if self.worker.draining:
+            exchange.close = True
+        self.receiving = exchange
+        if request.expect_continue:
+            self._maybe_continue(exchange)
+
+    def _maybe_continue(self, exchange: Exchange) -> None:
+        # 100 Continue may only go out when every earlier response has (RFC 9110 §10.1.1).
+        if not exchange.continue_sent and self.current is None and not self.queue:
+            exchange.continue_sent = True
+            self.transport.write(CONTINUE)  # type: ignore[union-attr]
+
+    def _on_end(self) -> None:
+        exchange, self.receiving = self.receiving, None
+        if exchange is None:
+            return
+        exchange.complete = True
+        self.queue.append(exchange)
+        self.deadline = 0.0
+        self.deadline_status = 0
+        if len(self.queue) >= MAX_PIPELINE and not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pause_reading()  # type: ignore[union-attr]
+
+    def _on_rejected(self, event: Rejected) -> None:
+        error: ProtocolError = event.error
+        if self.receiving is not None and self.receiving.body is not None:
+            self.receiving.body.close()
+        self.receiving = None
+        request = Request(method="-", target="-", version="1.1", headers=[], keep_alive=False)
+        exchange = Exchange(request)
+        exchange.error = error.message
+        exchange.status = error.status
+        exchange.complete = True
+        self.queue.append(exchange)
+
+    def _kick(self) -> None:
+        while self.queue and self.task is None:
+            exchange = self.queue[0]
+            if exchange.error is not None or not self.worker.try_sync(self, exchange):
+                self.task = self.loop.create_task(self._serve())
+                return
+        if not self.queue and self.receiving is not None and self.receiving.request.expect_continue:
+            self._maybe_continue(self.receiving)
+
+    async def _serve(self) -> None:
+        try:
+            while self.queue and not self.closing:
+                exchange = self.queue[0]
+                if exchange.error is not None:
+                    self.begin(exchange)
+                    self.send_error(exchange.status, exchange.error, close=True)
+                    self.end()
+                else:
+                    await self.worker.handle(self, exchange)
+        except ClientGone:
+            pass
+        finally:
+            self.task = None
+        if not self.closing:
+            self._kick()
+
+    # the response side: handlers call these --------------------------------
+    def begin(self, exchange: Exchange) -> None:
+        """Make ``exchange`` (the head of the queue) the one being answered."""
+        self.current = exchange
+
+    def end(self) -> None:
+        """The current response is complete: log it and move on."""
+        exchange = self.current
+        assert exchange is not None
+        self.current = None
+        if self.queue and self.queue[0] is exchange:
+            self.queue.popleft()
+        if exchange.body is not None:
+            exchange.body.close()
+        self.worker.record(self, exchange)
+        if exchange.close or self.closing:
+            self.close()
+            return
+        if self.reading_paused and len(self.queue) < MAX_PIPELINE // 2:
+            self.reading_paused = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
+        if not self.queue and not self.parser.in_head and self.receiving is None:
+            self._set_idle(self.worker.config.keepalive_timeout)
+
+    def send(self, status: int, headers: list[tuple[str, str]], body: bytes = b"", *, close: bool = False) -> None:
+        """A whole response in one write; Content-Length is added here."""
+        exchange = self.current
+        assert exchange is not None
+        if close:
+            exchange.close = True
+        no_body = exchange.request.method == "HEAD" or status in (204, 304)
+        if status not in (204, 304) and not any(n.lower() == "content-length" for n, _ in headers):
+            headers = [*headers, ("Content-Length", str(len(body)))]
+        head = response_head(status, headers, close=exchange.close, version=self._version(exchange))
+        data = head if no_body else head + body
+        self._account(exchange, status, headers, len(data))
+        self.transport.write(data)  # type: ignore[union-attr]
+
+    def send_error(self, status: int, message: str, detail: str | None = None, *, close: bool = False) -> None:
+        """An HTML error page (``detail``: a traceback shown in dev mode)."""
+        body = error_page(status, message, detail)
+        self.send(status, [("Content-Type", "text/html; charset=utf-8")], body, close=close)
+
+    async def send_file(self, status: int, headers: list[tuple[str, str]], file: BinaryIO, offset: int, length: int) -> None:
+        """Headers, then ``length`` bytes of ``file`` from ``offset`` by sendfile."""
+        exchange = self.current
+        assert exchange is not None
+        head = response_head(status, headers, close=exchange.close, version=self._version(exchange))
+        self._account(exchange, status, headers, len(head))
+        try:
+            self.transport.write(head)  # type: ignore[union-attr]
+            if exchange.request.method != "HEAD" and length:
+                sent = await self.loop.sendfile(self.transport, file, offset, length)  # type: ignore[arg-type]
+                exchange.sent += sent
+        except (ConnectionError, RuntimeError) as exc:
+            exchange.close = True
+            raise ClientGone() from exc
+        finally:
+            file.close()
+
+    def start(self, status: int, headers: list[tuple[str, str]]) -> None:
+        """Send a head now; the body follows through write()/finish().
+
+        Framing: the handler's Content-Length if given, else chunked on
+        HTTP/1.1, else (HTTP/1.0) the end of the connection (RFC 9112 §6.3).
+        """
+        exchange = self.current
+        assert exchange is not None
+        self._head_only = exchange.request.method == "HEAD" or status in (204, 304) or status < 200
+        length = next((v for n, v in headers if n.lower() == "content-length"), None)
+        self._chunked = False
+        self._remaining = None
+        if length is not None and length.strip().isdigit():
+            self._remaining = int(length)
+        elif not self._head_only:
+            if exchange.request.version == "1.1":
+                headers = [*headers, ("Transfer-Encoding", "chunked")]
+                self._chunked = True
+            else:
+                exchange.close = True
+        head = response_head(status, headers, close=exchange.close, version=self._version(exchange))
+        self._account(exchange, status, headers, len(head))
+        self.transport.write(head)  # type: ignore[union-attr]
+
+    def write(self, data: bytes) -> None:
+        """Body bytes of a response begun with start()."""
+        if self._head_only or not data or self.closing:
+            return
+        if self._remaining is not None:
+            data = data[: self._remaining]  # never send more than was announced
+            self._remaining -= len(data)
+        elif self._chunked:
+            data = chunk(data)
+        self.current.sent += len(data)  # type: ignore[union-attr]
+        self.transport.write(data)  # type: ignore[union-attr]
+
+    def finish(self) -> None:
+        """End a response begun with start(); closes if it fell short."""
+        if self._chunked and not self._head_only and not self.closing:
+            self.transport.write(LAST_CHUNK)  # type: ignore[union-attr]
+            self.current.sent += len(LAST_CHUNK)  # type: ignore[union-attr]
+        if self._remaining and not self._head_only:
+            self.current.close = True  # type: ignore[union-attr]  # short body: framing is lost
+        self.end()
+
+    async def drain(self) -> None:
+        """Wait until the transport's buffer is below its high-water mark."""
+        if self.closing:
+            raise ClientGone()
+        if not self.can_write.is_set():
+            self._drain = self.loop.create_future()
+            await self._drain
+            if self.closing:
+                raise ClientGone()
+
+    def close(self) -> None:
+        if not self.closing:
+            self.closing = True
+            self.transport.close()  # type: ignore[union-attr]
+
+    def abort(self) -> None:
+        """Drop the connection without flushing: the response cannot be completed."""
+        self.closing = True
+        self.transport.abort()  # type: ignore[union-attr]
+
+    # helpers -----------------------------------------------------------------
+    def _version(self, exchange: Exchange) -> str:
+        return "1.0" if exchange.request.version == "1.0" else "1.1"
+
+    @staticmethod
+    def _account(exchange: Exchange, status: int, headers: list[tuple[str, str]], sent: int) -> None:
+        exchange.status = status
+        exchange.response_headers = headers
+        exchange.sent += sent
+
+    def _set_idle(self, timeout: float) -> None:
+        self._set_deadline(timeout, 0)
+
+    def _set_deadline(self, timeout: float, status: int) -> None:
+        self.deadline = time.monotonic() + timeout
+        self.deadline_status = status
+
+    def expire(self, now: float) -> None:
+        """Called by the worker's sweep: act on a passed deadline."""
+        if not self.deadline or now < self.deadline or self.current is not None or self.queue:
+            return
+        self.deadline = 0.0
+        if self.deadline_status == 408:
+            request = Request(method="-", target="-", version="1.1", headers=[], keep_alive=False)
+            exchange = Exchange(request)
+            exchange.error = "Request not received in time"
+            exchange.status = 408
+            self.receiving = None
+            self.parser.rejected = True
+            self.queue.append(exchange)
+            self._kick()
+        else:
+            self.close()
+
+
+def thread_writer(conn: Connection) -> Callable[[bytes], None]:
+    """A write() usable from a WSGI thread: hands bytes to the loop, with backpressure."""
+
+    def write(data: bytes) -> None:
+        while not conn.can_write.wait(1.0):
+            if conn.closing:
+                break
+        if conn.closing:
+            raise ClientGone("client disconnected")
+        conn.loop.call_soon_threadsafe(conn.write, data)
+
+    return write

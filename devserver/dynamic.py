@@ -1,0 +1,144 @@
+"""Finding and importing the apps in the ``--dynamic`` folder.
+
+Only a module whose file lies inside that folder is ever imported: the URL
+``/name.py`` maps to ``<dynamic>/name.py`` and to nothing else, so
+``/os.py`` or ``/../x.py`` can never reach a module outside it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+import re
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from .wsgi import WSGIApp, seed_app
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_SCRIPT = re.compile(r"/([A-Za-z_][A-Za-z0-9_]*)\.py(?=/|\Z)")
+
+
+class NotFound(Exception):
+    """No servable module for this name (the message says why)."""
+
+
+class ImportFailed(Exception):
+    """The module exists but raised while importing; carries the traceback text."""
+
+    def __init__(self, name: str, text: str) -> None:
+        super().__init__(f"{name} failed to import")
+        self.name = name
+        self.traceback = text
+
+
+def split_script(path: str) -> tuple[str, str, str] | None:
+    """``/name.py/rest`` → (name, "/name.py", "/rest"); None if not a script URL."""
+    match = _SCRIPT.match(path)
+    if match is None:
+        return None
+    return match.group(1), match.group(0), path[match.end():]
+
+
+class DynamicModules:
+    """The dynamic folder's modules, imported on first use, purged on change."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = os.path.realpath(folder)
+        self._lock = threading.RLock()
+        self._apps: dict[str, WSGIApp] = {}
+        if self.folder not in sys.path:
+            # Apps import their sibling modules by plain name, as a script's folder allows.
+            sys.path.insert(0, self.folder)
+
+    def file_of(self, name: str) -> str | None:
+        """The module file for ``name`` if it lies inside the folder."""
+        if not _NAME.match(name):
+            return None
+        path = os.path.join(self.folder, name + ".py")
+        real = os.path.realpath(path)
+        if os.path.dirname(real) != self.folder and not real.startswith(self.folder + os.sep):
+            return None
+        return real if os.path.isfile(real) else None
+
+    def is_ours(self, module: ModuleType) -> bool:
+        """True if ``module`` was loaded from a file inside the folder."""
+        file = getattr(module, "__file__", None)
+        return bool(file) and os.path.realpath(file).startswith(self.folder + os.sep)
+
+    def load(self, name: str) -> ModuleType:
+        """Import (or reuse) module ``name`` from the folder."""
+        file = self.file_of(name)
+        if file is None:
+            raise NotFound(f"No module named {name!r} in the dynamic folder")
+        with self._lock:
+            module = sys.modules.get(name)
+            if module is not None:
+                if not self.is_ours(module):
+                    raise NotFound(f"{name!r} is the name of a module outside the dynamic folder")
+                return module
+            spec = importlib.util.spec_from_file_location(name, file)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(name, None)
+                raise ImportFailed(name, traceback.format_exc()) from None
+            return module
+
+    def app(self, name: str, attribute: str = "application") -> WSGIApp:
+        """The WSGI callable ``attribute`` of module ``name``.
+
+        The seed's ``application()`` with no parameters, returning a string,
+        is wrapped into a WSGI app.
+        """
+        key = f"{name}:{attribute}"
+        with self._lock:
+            module = self.load(name)
+            cached = self._apps.get(key)
+            target = getattr(module, attribute, None)
+            if target is None:
+                raise NotFound(f"Module {name!r} has no {attribute!r}")
+            if not callable(target):
+                raise NotFound(f"{name}.{attribute} is not callable")
+            if cached is not None and getattr(cached, "__wrapped_target__", cached) is target:
+                return cached
+            app = seed_app(target) if _takes_no_arguments(target) else target
+            if app is not target:
+                app.__wrapped_target__ = target  # type: ignore[attr-defined]
+            self._apps[key] = app
+            return app
+
+    def purge(self, names: Any) -> list[str]:
+        """Forget modules so their next use imports them afresh; returns those purged."""
+        purged = []
+        with self._lock:
+            for name in names:
+                module = sys.modules.get(name)
+                if module is not None and self.is_ours(module):
+                    del sys.modules[name]
+                    purged.append(name)
+            self._apps.clear()
+            importlib.invalidate_caches()
+        return purged
+
+    def loaded(self) -> list[str]:
+        """Names of the dynamic modules currently imported."""
+        return [name for name, module in list(sys.modules.items()) if module is not None and self.is_ours(module)]
+
+
+def _takes_no_arguments(target: Callable[..., Any]) -> bool:
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):
+        return False
+    return not any(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                   for p in signature.parameters.values())

@@ -1,0 +1,249 @@
+"""The supervisor: binds the socket, runs the workers, relays their events.
+
+Threads: one reads the event queue and hands batches to the sink (console
+log or dashboard); one watches worker sentinels and replaces a worker that
+died.  Because the process has threads, workers are started with the
+``spawn`` context (forking a threaded process is unsafe).
+"""
+
+from __future__ import annotations
+
+import errno
+import multiprocessing
+import os
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from multiprocessing.connection import wait
+from typing import Any
+
+from .config import Config
+from .events import Event, ServerEvent, WorkerEvent
+from .worker import worker_main
+
+Sink = Callable[[list[Event]], None]
+RESTART_BACKOFF = 1.0  # seconds; a worker that dies at once is not restarted in a tight loop
+
+
+class StartError(Exception):
+    """The server cannot start; the message is meant for the user as is."""
+
+
+@dataclass
+class _Slot:
+    index: int
+    process: Any
+    control: Any  # our end of the worker's control pipe
+    started: float
+    restarts: int = 0
+
+
+def bind(host: str, port: int, backlog: int) -> socket.socket:
+    """The listening socket, or StartError with a one-line reason."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise StartError(f"cannot listen on host {host!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+        reasons = {
+            errno.EADDRINUSE: f"port {port} is already in use on {host} (choose another with --port)",
+            errno.EADDRNOTAVAIL: f"address {where} is not available on this machine",
+            errno.EACCES: f"permission denied to listen on {where}",
+        }
+        raise StartError(reasons.get(exc.errno, f"cannot listen on {where}: {exc.strerror}")) from None
+    sock.setblocking(False)
+    return sock
+
+
+class Supervisor:
+    """Owns the socket and the worker processes."""
+
+    def __init__(self, config: Config, sink: Sink) -> None:
+        self.config = config
+        self.sink = sink
+        self.ctx = multiprocessing.get_context("spawn")
+        self.sock: socket.socket | None = None
+        self.slots: list[_Slot] = []
+        self.events: Any = None
+        self.generation: Any = None
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.watchers: list[Any] = []  # started after the workers, stopped before them
+
+    @property
+    def url(self) -> str:
+        return self.config.url
+
+    def start(self) -> None:
+        """Bind and start everything; raises StartError with a user-facing message."""
+        self.sock = bind(self.config.host, self.config.port, self.config.backlog)
+        self.config = replace(self.config, port=self.sock.getsockname()[1])
+        self.events = self.ctx.Queue(maxsize=max(1, self.config.queue_size // 64))
+        self.generation = self.ctx.RawValue("Q", 0)
+        for index in range(self.config.workers):
+            self.slots.append(self._spawn(index))
+        self._thread(self._read_events, "events")
+        self._thread(self._monitor, "monitor")
+        self.sink([ServerEvent(time.time(), "listening", self.url, self.config.workers)])
+        for watcher in self.watchers:
+            watcher.start(self)
+
+    def _thread(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=f"devserver-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _spawn(self, index: int, restarts: int = 0) -> _Slot:
+        receiver, sender = self.ctx.Pipe(duplex=False)
+        process = self.ctx.Process(
+            target=worker_main, name=f"devserver-worker-{index}",
+            args=(self.config, self.sock, self.events, receiver, self.generation, index),
+        )
+        process.start()
+        receiver.close()
+        state = "restarted" if restarts else "started"
+        self.sink([WorkerEvent(time.time(), process.pid, state, index)])
+        return _Slot(index, process, sender, time.monotonic(), restarts)
+
+    # threads -----------------------------------------------------------------
+    def _read_events(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                batch = self.events.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            except (EOFError, OSError):
+                return
+            self._deliver(batch)
+
+    def _deliver(self, batch: list[Event]) -> None:
+        try:
+            self.sink(batch)
+        except Exception:  # noqa: BLE001 - a broken consumer must not stop serving
+            import traceback
+
+            traceback.print_exc()
+
+    def _monitor(self) -> None:
+        while not self._stopping.is_set():
+            with self._lock:
+                sentinels = {slot.process.sentinel: slot for slot in self.slots}
+            ready = wait(list(sentinels), timeout=0.2)
+            if self._stopping.is_set():
+                return
+            for sentinel in ready:
+                self._replace(sentinels[sentinel])
+
+    def _replace(self, slot: _Slot) -> None:
+        slot.process.join(0)
+        self.sink([WorkerEvent(time.time(), slot.process.pid, "exited", slot.index, slot.process.exitcode)])
+        slot.control.close()
+        quick_death = time.monotonic() - slot.started < RESTART_BACKOFF
+        if quick_death and self._stopping.wait(RESTART_BACKOFF):
+            return
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            new = self._spawn(slot.index, slot.restarts + 1)
+            self.slots[self.slots.index(slot)] = new
+
+    # control -----------------------------------------------------------------
+    def broadcast(self, message: tuple[Any, ...]) -> None:
+        """Send a control message to every worker."""
+        with self._lock:
+            for slot in self.slots:
+                try:
+                    slot.control.send(message)
+                except (OSError, ValueError):
+                    pass  # a dead worker; its replacement starts fresh
+
+    def reload(self, modules: Iterable[str] | None, paths: Iterable[str] = ()) -> int:
+        """Tell every worker to purge ``modules`` (None: all dynamic modules).
+
+        The generation is bumped only after every pipe holds the message, so a
+        worker that sees the new number finds the message waiting.
+        """
+        with self._lock:
+            generation = self.generation.value + 1
+            message = ("reload", generation, None if modules is None else tuple(modules), tuple(paths))
+            for slot in self.slots:
+                try:
+                    slot.control.send(message)
+                except (OSError, ValueError):
+                    pass
+            self.generation.value = generation
+        return generation
+
+    def reload_all(self) -> None:
+        self.reload(None)
+
+    def worker_pids(self) -> list[int]:
+        with self._lock:
+            return [slot.process.pid for slot in self.slots]
+
+    # shutdown ------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish (bounded), end every worker."""
+        if self._stopping.is_set():
+            self._stopped.wait()
+            return
+        self._stopping.set()
+        self.sink([ServerEvent(time.time(), "stopping", self.url)])
+        for watcher in self.watchers:
+            watcher.stop()
+        with self._lock:
+            slots = list(self.slots)
+        for slot in slots:
+            if slot.process.is_alive():
+                slot.process.terminate()
+        deadline = time.monotonic() + self.config.shutdown_timeout + 2
+        for slot in slots:
+            slot.process.join(max(0.0, deadline - time.monotonic()))
+            if slot.process.is_alive():
+                slot.process.kill()
+                slot.process.join(2)
+            self.sink([WorkerEvent(time.time(), slot.process.pid, "stopped", slot.index, slot.process.exitcode)])
+            slot.control.close()
+        self._drain_events()
+        self._stopped.set()
+        for thread in self._threads:
+            thread.join(2)
+        if self.sock is not None:
+            self.sock.close()
+        self.events.close()
+        self.events.join_thread()
+        self.sink([ServerEvent(time.time(), "stopped", self.url)])
+
+    def _drain_events(self) -> None:
+        while True:
+            try:
+                batch = self.events.get(timeout=0.05)
+            except (queue.Empty, EOFError, OSError):
+                return
+            self._deliver(batch)
+
+
+def pid_alive(pid: int) -> bool:
+    """True if a process with this id exists (for tests and diagnostics)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,344 @@
+"""The server side of PEP 3333: environ, start_response, and running an app.
+
+The app runs in a worker thread (so a slow app never holds up the event
+loop); body bytes it yields are handed to the loop as they come.  A list or
+tuple body — the common case — comes back whole and is written at once with
+a Content-Length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import IO, Any, BinaryIO
+from urllib.parse import unquote_to_bytes
+
+from .connection import ClientGone, Connection, Exchange, thread_writer
+
+WSGIApp = Callable[..., Iterable[bytes]]
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+                        "te", "trailers", "transfer-encoding", "upgrade"})
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+class AppError(Exception):
+    """The application broke the WSGI contract (bad status or header)."""
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: lets the server send a file with sendfile."""
+
+    def __init__(self, filelike: BinaryIO, blksize: int = 64 * 1024) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+
+    def __iter__(self) -> FileWrapper:
+        return self
+
+    def __next__(self) -> bytes:
+        data = self.filelike.read(self.blksize)
+        if data:
+            return data
+        raise StopIteration
+
+    def close(self) -> None:
+        if hasattr(self.filelike, "close"):
+            self.filelike.close()
+
+
+class ErrorStream:
+    """``wsgi.errors``: each line written becomes a log event."""
+
+    def __init__(self, emit_line: Callable[[str], None]) -> None:
+        self._emit = emit_line
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._emit(line)
+        return len(text)
+
+    def writelines(self, seq: Iterable[str]) -> None:
+        for text in seq:
+            self.write(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            self._emit(self._partial)
+            self._partial = ""
+
+
+def build_environ(conn: Connection, exchange: Exchange, script_name: str, path_info: str,
+                  errors: IO[str], multiprocess: bool) -> dict[str, Any]:
+    """The WSGI environ for one request (PEP 3333 "environ Variables").
+
+    ``path_info`` is still percent-encoded; it is decoded here to bytes and
+    carried as latin-1 text, as PEP 3333 asks of "bytes-as-str".
+    """
+    request = exchange.request
+    host, port = conn.worker.server_address
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": request.method,
+        "SCRIPT_NAME": script_name,
+        "PATH_INFO": unquote_to_bytes(path_info).decode("latin-1"),
+        "QUERY_STRING": request.query,
+        "SERVER_NAME": host,
+        "SERVER_PORT": str(port),
+        "SERVER_PROTOCOL": f"HTTP/{request.version}",
+        "SERVER_SOFTWARE": "devserver",
+        "REMOTE_ADDR": conn.client.rpartition(":")[0].strip("[]"),
+        "REMOTE_PORT": conn.client.rpartition(":")[2],
+        "RAW_URI": request.target,
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": exchange.input(),
+        "wsgi.errors": errors,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": multiprocess,
+        "wsgi.run_once": False,
+        "wsgi.file_wrapper": FileWrapper,
+        "wsgi.input_terminated": True,
+    }
+    for name, value in request.headers:
+        key = name.upper().replace("-", "_")
+        if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
+            environ[key] = value
+            continue
+        if "_" in name:
+            continue  # "X_Foo" would be indistinguishable from "X-Foo": drop it, as nginx and gunicorn do
+        key = "HTTP_" + key
+        environ[key] = f"{environ[key]},{value}" if key in environ else value
+    if request.chunked:
+        environ["CONTENT_LENGTH"] = str(exchange.body.tell()) if exchange.body is not None else "0"
+    return environ
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the app thread hands back to the loop."""
+
+    kind: str  # "whole" | "streamed" | "file" | "failed" | "aborted"
+    status: int = 0
+    headers: list[tuple[str, str]] | None = None
+    body: bytes = b""
+    file: Any = None
+    traceback: str | None = None
+    close: bool = False
+    iterable: Any = None
+
+
+class AppCall:
+    """One call of a WSGI app, run in a thread."""
+
+    def __init__(self, conn: Connection, environ: dict[str, Any]) -> None:
+        self.conn = conn
+        self.environ = environ
+        self.status = 0
+        self.headers: list[tuple[str, str]] | None = None
+        self.close = False
+        self.headers_sent = False
+        self.write_called = False
+        self._write = thread_writer(conn)
+
+    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            try:
+                if self.headers_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.headers is not None:
+            raise AssertionError("start_response called twice without exc_info")
+        self.status, self.headers, self.close = self._check(status, headers)
+        return self.write
+
+    @staticmethod
+    def _check(status: str, headers: list[tuple[str, str]]) -> tuple[int, list[tuple[str, str]], bool]:
+        code = status.split(" ", 1)[0]
+        if not isinstance(status, str) or len(code) != 3 or not code.isdigit() or int(code) < 100:
+            raise AppError(f"invalid status {status!r}")
+        kept: list[tuple[str, str]] = []
+        close = False
+        for name, value in headers:
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise AppError(f"header {name!r}: names and values must be str")
+            if not name or not set(name) <= _TOKEN or "\r" in value or "\n" in value:
+                raise AppError(f"invalid header {name!r}: {value!r}")
+            lname = name.lower()
+            if lname in HOP_BY_HOP:
+                close = close or (lname == "connection" and "close" in value.lower())
+                continue  # the server owns connection management (PEP 3333 "Other HTTP Features")
+            kept.append((name, value))
+        return int(code), kept, close
+
+    def write(self, data: bytes) -> None:
+        """The legacy write() callable, also used for streamed bodies."""
+        if self.headers is None:
+            raise AssertionError("write() before start_response()")
+        if not isinstance(data, bytes):
+            raise AppError(f"the app must send bytes, not {type(data).__name__}")
+        self.write_called = True
+        if not self.headers_sent:
+            self.headers_sent = True
+            self._call_loop(self._start_on_loop)
+        if data:
+            self._write(data)
+
+    def _start_on_loop(self) -> None:
+        if self.close:
+            self.conn.current.close = True  # type: ignore[union-attr]
+        self.conn.start(self.status, self.headers or [])
+
+    def _call_loop(self, fn: Callable[[], None]) -> None:
+        if self.conn.closing:
+            raise ClientGone("client disconnected")
+        self.conn.loop.call_soon_threadsafe(fn)
+
+    def run(self, app: WSGIApp) -> Outcome:
+        """Call the app and consume its body; never raises."""
+        try:
+            iterable = app(self.environ, self.start_response)
+        except BaseException:  # noqa: BLE001 - any app failure becomes a 500 page
+            return self._failed()
+        try:
+            if self.headers is None and not isinstance(iterable, (list, tuple)):
+                # start_response may legally be called on the first iteration.
+                iterable = _prime(iterable)
+            if self.headers is None:
+                raise AppError("the app returned without calling start_response()")
+            if not self.headers_sent:
+                if isinstance(iterable, FileWrapper) and _has_fileno(iterable.filelike):
+                    return Outcome("file", self.status, self.headers, file=iterable, close=self.close)
+                if isinstance(iterable, (list, tuple)):
+                    body = b"".join(iterable)
+                    return Outcome("whole", self.status, self.headers, body=body, close=self.close)
+            for data in iterable:
+                self.write(data)
+            if not self.headers_sent:
+                return Outcome("whole", self.status, self.headers, close=self.close)
+            return Outcome("streamed")
+        except ClientGone:
+            return Outcome("aborted")
+        except BaseException:  # noqa: BLE001
+            return self._failed()
+        finally:
+            if hasattr(iterable, "close") and not isinstance(iterable, FileWrapper):
+                _close(iterable, self)
+            elif isinstance(iterable, FileWrapper) and self.headers_sent:
+                iterable.close()
+
+    def _failed(self) -> Outcome:
+        text = traceback.format_exc()
+        print(text, file=self.environ["wsgi.errors"], end="")
+        return Outcome("aborted" if self.headers_sent else "failed", traceback=text)
+
+
+def _prime(iterable: Iterable[bytes]) -> Iterable[bytes]:
+    iterator = iter(iterable)
+    try:
+        first = next(iterator)
+    except StopIteration:
+        return []
+
+    def chained() -> Iterable[bytes]:
+        yield first
+        yield from iterator
+
+    chain = chained()
+    if hasattr(iterable, "close"):
+        return _Closing(chain, iterable)
+    return chain
+
+
+class _Closing:
+    """Keeps the original iterable's close() after priming it."""
+
+    def __init__(self, chain: Iterable[bytes], original: Any) -> None:
+        self._chain = chain
+        self.close = original.close
+
+    def __iter__(self) -> Any:
+        return iter(self._chain)
+
+
+def _close(iterable: Any, call: AppCall) -> None:
+    try:
+        iterable.close()
+    except BaseException:  # noqa: BLE001
+        print(traceback.format_exc(), file=call.environ["wsgi.errors"], end="")
+
+
+def _has_fileno(filelike: Any) -> bool:
+    try:
+        filelike.fileno()
+        return hasattr(filelike, "seek")
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+async def serve_wsgi(conn: Connection, exchange: Exchange, app: WSGIApp, script_name: str, path_info: str) -> None:
+    """Run ``app`` for the current request and send what it answers."""
+    worker = conn.worker
+    errors = ErrorStream(worker.log_line)
+    environ = build_environ(conn, exchange, script_name, path_info, errors, worker.config.workers > 1)  # type: ignore[arg-type]
+    call = AppCall(conn, environ)
+    outcome: Outcome = await conn.loop.run_in_executor(worker.executor, call.run, app)
+    errors.flush()
+    exchange.traceback = outcome.traceback
+    if outcome.kind == "failed":
+        conn.send_error(500, "The application raised an exception.", outcome.traceback)
+        conn.end()
+    elif outcome.kind == "aborted":
+        # Headers are gone: a 500 can no longer be sent, so the connection ends (STYLE.md §3).
+        exchange.close = True
+        if exchange.status == 0:
+            exchange.status = 500
+        conn.abort()
+        conn.end()
+    elif outcome.kind == "whole":
+        conn.send(outcome.status, outcome.headers or [], outcome.body, close=outcome.close)
+        conn.end()
+    elif outcome.kind == "file":
+        await _send_wrapped_file(conn, outcome)
+    else:
+        conn.finish()
+
+
+async def _send_wrapped_file(conn: Connection, outcome: Outcome) -> None:
+    wrapper: FileWrapper = outcome.file
+    filelike = wrapper.filelike
+    offset = filelike.tell()
+    size = os.fstat(filelike.fileno()).st_size
+    headers = list(outcome.headers or [])
+    declared = next((v for n, v in headers if n.lower() == "content-length"), None)
+    length = int(declared) if declared and declared.isdigit() else size - offset
+    length = max(0, min(length, size - offset))
+    if declared is None:
+        headers.append(("Content-Length", str(length)))
+    if outcome.close:
+        conn.current.close = True  # type: ignore[union-attr]
+    try:
+        await conn.send_file(outcome.status, headers, filelike, offset, length)
+    finally:
+        wrapper.close()
+    conn.end()
+
+
+def seed_app(function: Callable[[], Any]) -> WSGIApp:
+    """Wrap the seed's ``application()`` returning a string into a WSGI app."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        result = function()
+        body = result if isinstance(result, bytes) else str(result).encode("utf-8")
+        start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return app
+
+
+__all__ = ["AppError", "FileWrapper", "WSGIApp", "build_environ", "seed_app", "serve_wsgi"]
