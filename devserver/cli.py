@@ -37,6 +37,16 @@ def _port(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{value} is out of range (0-3600 seconds)")
+    return value
+
+
 def _size(text: str) -> int:
     match = re.fullmatch(r"(\d+)\s*([kmg]?)i?b?", text.strip().lower())
     if match is None:
@@ -64,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-livereload", action="store_true", help="do not refresh open browser pages on change")
     parser.add_argument("--log-format", choices=("text", "json"), default="text", help="console log format (default %(default)s)")
     parser.add_argument("--max-body", type=_size, default="100M", help="largest request body accepted (default %(default)s)")
+    parser.add_argument("--header-timeout", type=_seconds, default=10.0,
+                        help="seconds a client has to send a request head before a 408 (default %(default)s)")
+    parser.add_argument("--keepalive-timeout", type=_seconds, default=15.0,
+                        help="seconds an idle keep-alive connection stays open (default %(default)s)")
     parser.add_argument("--log-rows", type=_positive, default=10_000, help="rows the dashboard keeps (default %(default)s)")
     parser.add_argument("--version", action="version", version=f"devserver {__version__}")
     return parser
@@ -81,7 +95,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         host=args.host, port=args.port, root=args.root, dynamic=args.dynamic, app=args.app,
         workers=args.workers, threads=args.threads, tui=use_tui, reload=not args.no_reload,
         livereload=not args.no_livereload, log_format=args.log_format, max_body=args.max_body,
-        log_rows=args.log_rows,
+        log_rows=args.log_rows, header_timeout=args.header_timeout, keepalive_timeout=args.keepalive_timeout,
     ).resolved()
 
 

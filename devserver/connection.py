@@ -37,12 +37,13 @@ class Exchange:
     """A request, its body and what was answered, for one round trip."""
 
     __slots__ = ("request", "body", "preview", "started", "status", "sent", "response_headers",
-                 "traceback", "error", "complete", "continue_sent", "close", "prepared")
+                 "traceback", "error", "complete", "continue_sent", "close", "prepared", "body_size")
 
     def __init__(self, request: Request) -> None:
         self.request = request
         self.body: SpooledTemporaryFile[bytes] | io.BytesIO | None = None
         self.preview = b""
+        self.body_size = 0
         self.started = time.perf_counter()
         self.status = 0
         self.sent = 0
@@ -58,6 +59,7 @@ class Exchange:
         if self.body is None:
             self.body = SpooledTemporaryFile(max_size=SPOOL)
         self.body.write(data)
+        self.body_size += len(data)
         if len(self.preview) < PREVIEW:
             self.preview += data[: PREVIEW - len(self.preview)]
 

@@ -114,7 +114,8 @@ def build_environ(conn: Connection, exchange: Exchange, script_name: str, path_i
         key = "HTTP_" + key
         environ[key] = f"{environ[key]},{value}" if key in environ else value
     if request.chunked:
-        environ["CONTENT_LENGTH"] = str(exchange.body.tell()) if exchange.body is not None else "0"
+        # The body was read whole before the app runs, so its length is known (PEP 3333 wsgi.input).
+        environ["CONTENT_LENGTH"] = str(exchange.body_size)
     return environ
 
 
@@ -233,8 +234,7 @@ class AppCall:
                 iterable.close()
 
     def _failed(self) -> Outcome:
-        text = traceback.format_exc()
-        print(text, file=self.environ["wsgi.errors"], end="")
+        text = traceback.format_exc()  # travels in the RequestEvent, not wsgi.errors: shown once
         return Outcome("aborted" if self.headers_sent else "failed", traceback=text)
 
 

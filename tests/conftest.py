@@ -1,0 +1,208 @@
+"""Shared fixtures: a real devserver in a subprocess, and a raw HTTP client."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURE_APPS = Path(__file__).resolve().parent / "fixtureapps"
+LISTENING = re.compile(r"listening on (http://\S+/)")
+
+
+class LiveServer:
+    """``python -m devserver --no-tui`` on port 0, stopped by its pid at the end.
+
+    The console log is collected line by line in ``lines`` so tests can wait
+    for the events the server printed.
+    """
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+        self.args = args
+        self.cwd = cwd
+        self.env = env
+        self.lines: list[str] = []
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.port = 0
+        self._reader: threading.Thread | None = None
+
+    def start(self, timeout: float = 20.0) -> LiveServer:
+        env = dict(os.environ if self.env is None else self.env)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        env["COLUMNS"] = "250"
+        cmd = [sys.executable, "-m", "devserver", "--no-tui", "--port", "0", *self.args]
+        self.proc = subprocess.Popen(cmd, cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, bufsize=1)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                match = LISTENING.search(line)
+                if match:
+                    self.url = match.group(1)
+                    self.port = int(self.url.rstrip("/").rsplit(":", 1)[1])
+                    return self
+            if self.proc.poll() is not None:
+                time.sleep(0.2)
+                raise RuntimeError("devserver exited early:\n" + "\n".join(self.lines))
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError("devserver did not start:\n" + "\n".join(self.lines))
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout: float = 10.0, start: int = 0) -> str:
+        """The first log line from index ``start`` matching ``pattern`` (regex)."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines[start:]:
+                if regex.search(line):
+                    return line
+            time.sleep(0.02)
+        raise AssertionError(f"no log line matching {pattern!r}; log:\n" + "\n".join(self.lines[-40:]))
+
+    def worker_pids(self) -> list[int]:
+        """Pids of the live workers, from the console's worker lines."""
+        alive: dict[int, int] = {}
+        for line in list(self.lines):
+            match = re.search(r"worker (\d+) pid (\d+) (\w+)", line)
+            if match:
+                index, pid, state = int(match.group(1)), int(match.group(2)), match.group(3)
+                if state in ("started", "restarted"):
+                    alive[index] = pid
+                elif alive.get(index) == pid:
+                    del alive[index]
+        return [alive[i] for i in sorted(alive)]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            for pid in children_of(self.proc.pid):
+                os.kill(pid, signal.SIGKILL)
+            self.proc.kill()
+            self.proc.wait(5)
+            raise
+
+    def connect(self, timeout: float = 10.0) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        return sock
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct child process ids of ``pid`` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def pid_exists(pid: int) -> bool:
+    """True while ``pid`` is a process, zombies included (a zombie is a leak too)."""
+    return os.path.exists(f"/proc/{pid}")
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """A copy of tiny fixture site: html_page/ with files, dynamic/ with fixture apps."""
+    root = tmp_path / "html_page"
+    root.mkdir()
+    (root / "index.html").write_text("<!DOCTYPE html><html><body><h1>fixture index</h1></body></html>\n")
+    (root / "one_k.txt").write_bytes(b"x" * 1024)
+    (root / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    dynamic = tmp_path / "dynamic"
+    dynamic.mkdir()
+    for app in FIXTURE_APPS.glob("*.py"):
+        (dynamic / app.name).write_text(app.read_text())
+    return tmp_path
+
+
+@pytest.fixture
+def server_factory(site: Path) -> Iterator:
+    """Start devservers on the fixture site; all are stopped at the end."""
+    started: list[LiveServer] = []
+
+    def start(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> LiveServer:
+        server = LiveServer(list(args), cwd or site, env).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(server_factory) -> LiveServer:
+    """One devserver with a single worker on the fixture site."""
+    return server_factory("--workers", "1")
+
+
+def http_exchange(sock: socket.socket, data: bytes, responses: int = 1, timeout: float = 10.0) -> list[tuple[int, dict[str, str], bytes]]:
+    """Send ``data`` and read ``responses`` responses with h11 (an independent parser)."""
+    import h11
+
+    sock.settimeout(timeout)
+    sock.sendall(data)
+    return read_responses(sock, responses)
+
+
+def read_responses(sock: socket.socket, count: int, method: bytes = b"GET") -> list[tuple[int, dict[str, str], bytes]]:
+    import h11
+
+    conn = h11.Connection(h11.CLIENT)
+    # h11 needs to know a request was sent to read a response.
+    results = []
+    for _ in range(count):
+        conn.send(h11.Request(method=method, target="/", headers=[("Host", "x")]))
+        conn.send(h11.EndOfMessage())
+        status = 0
+        headers: dict[str, str] = {}
+        body = bytearray()
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = sock.recv(65536)
+                conn.receive_data(data)
+                continue
+            if isinstance(event, h11.InformationalResponse):
+                continue
+            if isinstance(event, h11.Response):
+                status = event.status_code
+                headers = {k.decode().lower(): v.decode("latin-1") for k, v in event.headers}
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                break
+        results.append((status, headers, bytes(body)))
+        if conn.our_state is h11.MUST_CLOSE or conn.their_state in (h11.MUST_CLOSE, h11.CLOSED):
+            break
+        conn.start_next_cycle()
+    return results

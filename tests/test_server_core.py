@@ -1,0 +1,221 @@
+"""The server core end to end: real sockets on 127.0.0.1, real worker processes."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import http_exchange, read_responses
+
+
+def get(server, target: str, extra: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+    with server.connect() as sock:
+        return http_exchange(sock, b"GET " + target.encode() + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" + extra + b"\r\n")[0]
+
+
+def raw(server, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send ``data``; read until the server closes the connection."""
+    with server.connect() as sock:
+        sock.settimeout(timeout)
+        sock.sendall(data)
+        chunks = []
+        while True:
+            try:
+                piece = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not piece:
+                break
+            chunks.append(piece)
+        return b"".join(chunks)
+
+
+def test_static_index_and_404(server) -> None:
+    status, headers, body = get(server, "/")
+    assert status == 200 and b"fixture index" in body
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    assert "date" in headers and headers["server"].startswith("devserver/")
+    status, headers, body = get(server, "/missing.html")
+    assert status == 404 and b"File Not found" in body
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(server) -> None:
+    with server.connect() as sock:
+        for _ in range(5):
+            [(status, headers, body)] = http_exchange(sock, b"GET /one_k.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert status == 200 and body == b"x" * 1024
+            assert headers.get("connection") != "close"
+
+
+def test_connection_close_is_honoured(server) -> None:
+    data = raw(server, b"GET /one_k.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 200 OK") and b"Connection: close" in data
+    assert data.endswith(b"x" * 1024)
+
+
+def test_http_10_gets_an_http_10_response_and_close(server) -> None:
+    data = raw(server, b"GET /one_k.txt HTTP/1.0\r\n\r\n")
+    assert data.startswith(b"HTTP/1.0 200 OK") and data.endswith(b"x" * 1024)
+
+
+def test_pipelined_requests_are_answered_in_order(server) -> None:
+    targets = ["/echo.py/1", "/one_k.txt", "/slow.py?s=0.3", "/echo.py/4", "/missing", "/echo.py/6"]
+    data = b"".join(b"GET " + t.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n" for t in targets)
+    with server.connect() as sock:
+        responses = http_exchange(sock, data, len(targets))
+    assert [r[0] for r in responses] == [200, 200, 200, 200, 404, 200]
+    assert json.loads(responses[0][2])["path_info"] == "/1"
+    assert responses[2][2] == b"slept 0.3"
+    assert json.loads(responses[3][2])["path_info"] == "/4"
+    assert json.loads(responses[5][2])["path_info"] == "/6"
+
+
+def test_request_body_with_content_length_and_chunked(server) -> None:
+    with server.connect() as sock:
+        [(s1, _, b1)] = http_exchange(sock, b"POST /echo.py HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world")
+        [(s2, _, b2)] = http_exchange(sock, b"POST /echo.py HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                            b"6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n")
+    assert s1 == s2 == 200
+    assert json.loads(b1)["body"] == json.loads(b2)["body"] == "hello world"
+    assert json.loads(b2)["content_length"] == "11"
+
+
+def test_expect_100_continue(server) -> None:
+    with server.connect() as sock:
+        sock.settimeout(5)
+        sock.sendall(b"POST /echo.py HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
+        interim = sock.recv(100)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"data")
+        [(status, _, body)] = read_responses(sock, 1, b"POST")
+    assert status == 200 and json.loads(body)["body"] == "data"
+
+
+def test_head_has_headers_and_no_body(server) -> None:
+    data = raw(server, b"HEAD /one_k.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"Content-Length: 1024" in head and body == b""
+
+
+def test_chunked_response_for_a_streaming_app(server) -> None:
+    data = raw(server, b"GET /stream.py HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert b"Transfer-Encoding: chunked" in data
+    assert data.endswith(b"0\r\n\r\n")
+    data = raw(server, b"GET /stream.py HTTP/1.0\r\n\r\n")
+    assert b"Transfer-Encoding" not in data and data.endswith(b"part 4\n")
+
+
+def test_large_file_is_sent_whole(server, site) -> None:
+    status, headers, body = get(server, "/big.bin")
+    assert status == 200 and body == (site / "html_page" / "big.bin").read_bytes()
+
+
+@pytest.mark.parametrize("request_bytes,status", [
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414),
+    (b"GET / HTTP/1.1\r\nHost: t\r\n" + b"X-Many: y\r\n" * 120 + b"\r\n", 431),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"y" * 70_000 + b"\r\n\r\n", 431),
+    (b"POST /echo.py HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    (b"POST /echo.py HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400),
+    (b"POST /echo.py HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n", 400),
+    (b"GET / HTTP/1.1\nHost: t\n\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: t\x00\r\n\r\n", 400),
+    (b"POST /echo.py HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+    (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505),
+    (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", 400),
+])
+def test_protocol_errors_get_a_status_and_close_and_the_worker_serves_on(server, request_bytes: bytes, status: int) -> None:
+    data = raw(server, request_bytes)
+    assert data.startswith(b"HTTP/1.1 %d " % status), data[:200]
+    assert b"Connection: close" in data.split(b"\r\n\r\n")[0]
+    assert get(server, "/one_k.txt")[0] == 200
+
+
+def test_body_over_max_body_is_413(server_factory) -> None:
+    server = server_factory("--workers", "1", "--max-body", "1K")
+    data = raw(server, b"POST /echo.py HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n" + b"a" * 5000)
+    assert data.startswith(b"HTTP/1.1 413 ")
+    with server.connect() as sock:
+        [(status, _, _)] = http_exchange(sock, b"POST /echo.py HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n" + b"a" * 1000)
+    assert status == 200
+
+
+def test_slow_header_gets_408_and_idle_keepalive_is_closed(server_factory) -> None:
+    server = server_factory("--workers", "1", "--header-timeout", "1", "--keepalive-timeout", "1")
+    started = time.monotonic()
+    data = raw(server, b"GET / HTTP/1.1\r\nHost: t\r\n", timeout=10)
+    assert data.startswith(b"HTTP/1.1 408 ") and time.monotonic() - started < 4
+    with server.connect() as sock:
+        http_exchange(sock, b"GET /one_k.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        sock.settimeout(10)
+        started = time.monotonic()
+        assert sock.recv(10) == b""  # closed by the server, silently
+        assert time.monotonic() - started < 4
+
+
+def test_a_slow_app_an_idle_connection_and_a_slow_client_do_not_hold_up_others(server) -> None:
+    """One worker: while all three are pending, a static request is answered at once."""
+    idle = server.connect()
+    http_exchange(idle, b"GET /one_k.txt HTTP/1.1\r\nHost: t\r\n\r\n")  # now idle, kept alive
+    slow_client = server.connect()
+    slow_client.sendall(b"GET / HTTP/1.1\r\nHo")  # a head that is not finished
+    result: dict[str, float] = {}
+
+    def slow_app() -> None:
+        start = time.monotonic()
+        get(server, "/slow.py?s=3")
+        result["slow"] = time.monotonic() - start
+
+    thread = threading.Thread(target=slow_app)
+    thread.start()
+    time.sleep(0.3)
+    start = time.monotonic()
+    for _ in range(10):
+        assert get(server, "/one_k.txt")[0] == 200
+        assert json.loads(get(server, "/echo.py")[2])["method"] == "GET"
+    elapsed = time.monotonic() - start
+    thread.join()
+    idle.close()
+    slow_client.close()
+    assert elapsed < 1.5, f"20 requests took {elapsed:.2f}s next to a slow app"
+    assert result["slow"] >= 3
+
+
+def test_app_exception_gives_500_with_traceback_and_the_event_carries_it(server) -> None:
+    status, _, body = get(server, "/boom.py")
+    assert status == 500 and b"RuntimeError: boom from the fixture app" in body
+    server.wait_for(r"GET /boom\.py 500")
+    server.wait_for(r"RuntimeError: boom from the fixture app")
+    assert get(server, "/one_k.txt")[0] == 200
+
+
+def test_console_log_line_has_the_request_fields(server) -> None:
+    get(server, "/one_k.txt?x=1")
+    line = server.wait_for(r"GET /one_k\.txt\?x=1")
+    pid = server.worker_pids()[0]
+    assert "127.0.0.1:" in line and " 200 " in line and ("1.2K" in line or "1.3K" in line)
+    assert "ms" in line and f"pid {pid}" in line
+
+
+def test_many_concurrent_connections_across_workers(server_factory) -> None:
+    server = server_factory("--workers", "2")
+    errors: list[BaseException] = []
+
+    def client() -> None:
+        try:
+            with server.connect() as sock:
+                for _ in range(20):
+                    [(status, _, body)] = http_exchange(sock, b"GET /one_k.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+                    assert status == 200 and len(body) == 1024
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
