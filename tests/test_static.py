@@ -1,0 +1,519 @@
+"""Tests for devserver.static: path safety, validators, ranges, files, cache."""
+
+from __future__ import annotations
+
+import errno
+import os
+from email.utils import formatdate
+from pathlib import Path
+
+import pytest
+
+from devserver import static
+from devserver.static import BadPath, StaticResponse, resolve, serve
+
+SECRET = b"TOP SECRET"
+TEN = b"0123456789"
+INDEX = b"<html><body>home</body></html>"
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(static, "_cache", static._SmallFileCache())
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> str:
+    """A site root next to an ``outside`` folder that must never be reachable."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(SECRET)
+    site = tmp_path / "site"
+    files = {
+        "index.html": INDEX,
+        "ten.txt": TEN,
+        "style.css": b"body{}",
+        "sub/index.html": b"sub index",
+        "a b/index.html": b"spaced",
+        "\u00e9t\u00e9.txt": b"summer",
+        "empty/.keep": b"",
+        ".env": SECRET,
+        ".hidden/secret.txt": SECRET,
+        "zero.txt": b"",
+    }
+    for name, data in files.items():
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_bytes(data)
+    (site / "link_in.txt").symlink_to("style.css")
+    (site / "link_dir").symlink_to("sub")
+    (site / "link_out").symlink_to(outside / "secret.txt")
+    (site / "link_out_dir").symlink_to(outside)
+    (site / "peek").symlink_to(".hidden")
+    (site / "evil").mkdir()
+    (site / "evil" / "index.html").symlink_to(outside / "secret.txt")
+    os.mkfifo(site / "fifo")
+    return os.path.realpath(site)
+
+
+def get(root: str, path: str, method: str = "GET", **kw: object) -> StaticResponse:
+    headers = {k.replace("_", "-"): str(v) for k, v in kw.items() if k not in ("html_transform", "inline_limit")}
+    opts = {k: v for k, v in kw.items() if k in ("html_transform", "inline_limit")}
+    return serve(root, method, path, headers, **opts)  # type: ignore[arg-type]
+
+
+def header(resp: StaticResponse, name: str) -> str | None:
+    found = [v for k, v in resp.headers if k.lower() == name.lower()]
+    assert len(found) <= 1, f"duplicate {name}"
+    return found[0] if found else None
+
+
+def content(resp: StaticResponse) -> bytes:
+    """The bytes the caller would send, closing ``file`` if there is one."""
+    if resp.file is None:
+        return resp.body
+    with resp.file as f:
+        f.seek(resp.offset)
+        return f.read(resp.length)
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+# ------------------------------------------------------------------------- mapping
+
+@pytest.mark.parametrize("path, body", [
+    ("/", INDEX),
+    ("/index.html", INDEX),
+    ("/sub/", b"sub index"),
+    ("/sub/index.html", b"sub index"),
+    ("/a%20b/", b"spaced"),
+    ("/%C3%A9t%C3%A9.txt", b"summer"),
+    ("/\u00c3\u00a9t\u00c3\u00a9.txt", b"summer"),  # raw UTF-8 bytes, latin-1 decoded by the caller
+    ("/link_in.txt", b"body{}"),  # symlink that stays inside: allowed
+    ("/link_dir/", b"sub index"),
+    ("/link_dir/index.html", b"sub index"),
+    ("/zero.txt", b""),
+])
+def test_serves_files(root: str, path: str, body: bytes) -> None:
+    resp = get(root, path)
+    assert resp.status == 200
+    assert content(resp) == body
+    assert header(resp, "Content-Length") == str(len(body))
+    assert resp.path is not None and resp.path.startswith(root)
+
+
+@pytest.mark.parametrize("path, location", [
+    ("/sub", "/sub/"),
+    ("/a%20b", "/a%20b/"),
+    ("/link_dir", "/link_dir/"),
+    ("/\u00c3\u00a9x", None),  # not a folder: 404, no redirect
+])
+def test_folder_redirect(root: str, path: str, location: str | None) -> None:
+    resp = get(root, path)
+    assert resp.status == (301 if location else 404)
+    assert header(resp, "Location") == location
+
+
+def test_redirect_location_is_encoded(root: str, tmp_path: Path) -> None:
+    (Path(root) / "\u00e9").mkdir()
+    (Path(root) / "\u00e9" / "index.html").write_bytes(b"x")
+    resp = get(root, "/\u00c3\u00a9")
+    assert resp.status == 301
+    assert header(resp, "Location") == "/%C3%A9/"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_not_found_page(root: str, method: str) -> None:
+    resp = get(root, "/nope.html", method)
+    assert resp.status == 404
+    assert header(resp, "Content-Type") == "text/html; charset=utf-8"
+    assert header(resp, "Cache-Control") == "no-cache"
+    page = static.error_page(404, "File Not found: /nope.html")
+    assert header(resp, "Content-Length") == str(len(page))
+    assert resp.body == (page if method == "GET" else b"")
+    assert b"File Not found" in page
+    assert resp.path is None
+
+
+@pytest.mark.parametrize("path, status", [
+    ("/../outside/secret.txt", 404),
+    ("/%2e%2e/outside/secret.txt", 404),
+    ("/%2E%2E/outside/secret.txt", 404),
+    ("/.%2e/outside/secret.txt", 404),
+    ("/sub/../../outside/secret.txt", 404),
+    ("/sub/..%2f..%2foutside%2fsecret.txt", 404),
+    ("/sub%2f..%2f..%2foutside%2fsecret.txt", 404),
+    ("/..%5c..%5coutside%5csecret.txt", 404),
+    ("/sub\\..\\..\\outside\\secret.txt", 404),
+    ("//etc/passwd", 404),
+    ("/%2fetc/passwd", 404),
+    ("/sub//index.html", 404),
+    ("/C:/Windows/win.ini", 404),
+    ("/c%3a/Windows/win.ini", 404),
+    ("/link_out", 404),  # symlink leading out of the root
+    ("/link_out_dir/secret.txt", 404),
+    ("/evil/", 404),  # index.html is a symlink out
+    ("/evil", 404),
+    ("/.env", 404),
+    ("/%2eenv", 404),
+    ("/.hidden/secret.txt", 404),
+    ("/peek/secret.txt", 404),  # symlink into a hidden folder
+    ("/fifo", 404),
+    ("/ten.txt/", 404),
+    ("/empty", 404),  # folder without index.html
+    ("/empty/", 404),
+    ("relative.txt", 404),
+    ("*", 404),
+    ("/%00", 400),
+    ("/ten.txt%00.html", 400),
+    ("/ten.txt\x00", 400),
+    ("/%zz", 400),
+    ("/%4", 400),
+    ("/%", 400),
+    ("/%C3%28", 400),  # invalid UTF-8
+    ("/%ED%A0%80", 400),  # an encoded surrogate is not UTF-8
+    ("/\u0100", 400),  # cannot come from a latin-1 decoded request line
+])
+def test_nothing_escapes_the_root(root: str, path: str, status: int) -> None:
+    for method in ("GET", "HEAD"):
+        resp = get(root, path, method)
+        assert resp.status == status
+        assert header(resp, "Content-Type") == "text/html; charset=utf-8"
+        assert SECRET not in resp.body and resp.file is None and resp.path is None
+    if status == 400:
+        with pytest.raises(BadPath) as info:
+            resolve(root, path)
+        assert isinstance(info.value, ValueError) and info.value.status == 400
+    else:
+        assert resolve(root, path) is None
+
+
+@pytest.mark.parametrize("path, real", [
+    ("/", "index.html"),
+    ("/sub", "sub/index.html"),
+    ("/sub/", "sub/index.html"),
+    ("/link_in.txt", "style.css"),
+    ("/link_dir/", "sub/index.html"),
+])
+def test_resolve(root: str, path: str, real: str) -> None:
+    assert resolve(root, path) == os.path.join(root, real)
+
+
+# ------------------------------------------------------------------------- methods
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "get"])
+def test_method_not_allowed(root: str, method: str) -> None:
+    resp = get(root, "/ten.txt", method)
+    assert resp.status == 405
+    assert header(resp, "Allow") == "GET, HEAD"
+    assert header(resp, "Content-Type") == "text/html; charset=utf-8"
+
+
+@pytest.mark.parametrize("inline_limit", [256 * 1024, 4])
+def test_head_has_get_headers_and_no_body(root: str, inline_limit: int) -> None:
+    got = get(root, "/ten.txt", inline_limit=inline_limit)
+    head = get(root, "/ten.txt", "HEAD", inline_limit=inline_limit)
+    content(got)
+    assert head.status == 200 and head.headers == got.headers
+    assert head.body == b"" and head.file is None and head.length == 0
+    assert header(head, "Content-Length") == "10"
+
+
+# --------------------------------------------------------------------- media types
+
+@pytest.mark.parametrize("name, ctype", [
+    ("a.html", "text/html; charset=utf-8"),
+    ("a.css", "text/css; charset=utf-8"),
+    ("a.txt", "text/plain; charset=utf-8"),
+    ("a.js", "text/javascript; charset=utf-8"),
+    ("a.mjs", "text/javascript; charset=utf-8"),
+    ("a.json", "application/json; charset=utf-8"),
+    ("a.svg", "image/svg+xml; charset=utf-8"),
+    ("a.PNG", "image/png"),
+    ("a.woff2", "font/woff2"),
+    ("a.wasm", "application/wasm"),
+    ("a.tar.gz", "application/gzip"),
+    ("README", "application/octet-stream"),
+    ("a.unknownext", "application/octet-stream"),
+])
+def test_content_type(root: str, name: str, ctype: str) -> None:
+    (Path(root) / name).write_bytes(b"x")
+    assert header(get(root, "/" + name), "Content-Type") == ctype
+
+
+def test_content_type_follows_the_requested_name(root: str) -> None:
+    (Path(root) / "data.json").symlink_to("ten.txt")
+    assert header(get(root, "/data.json"), "Content-Type") == "application/json; charset=utf-8"
+
+
+# ---------------------------------------------------------------------- validators
+
+def test_validator_headers(root: str) -> None:
+    path = Path(root) / "ten.txt"
+    os.utime(path, ns=(1_600_000_000_123_456_789,) * 2)
+    resp = get(root, "/ten.txt")
+    st = path.stat()
+    assert header(resp, "ETag") == f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"'
+    assert header(resp, "Last-Modified") == formatdate(1_600_000_000, usegmt=True)
+    assert header(resp, "Cache-Control") == "no-cache"
+    assert header(resp, "Accept-Ranges") == "bytes"
+    assert header(resp, "Content-Length") == "10"
+    os.utime(path, ns=(1_600_000_000_123_456_790,) * 2)
+    assert header(get(root, "/ten.txt"), "ETag") != header(resp, "ETag")
+
+
+def test_last_modified_never_in_the_future(root: str) -> None:
+    path = Path(root) / "ten.txt"
+    os.utime(path, (4_000_000_000, 4_000_000_000))
+    lm = header(get(root, "/ten.txt"), "Last-Modified")
+    assert lm is not None and static._http_date(lm) is not None
+    assert static._http_date(lm) < 4_000_000_000  # type: ignore[operator]
+
+
+EARLY = "Sun, 06 Nov 1994 08:49:37 GMT"
+LATE = "Fri, 01 Jan 2100 00:00:00 GMT"
+
+
+@pytest.mark.parametrize("conditions, status", [
+    ({"if-none-match": "{etag}"}, 304),
+    ({"if-none-match": "W/{etag}"}, 304),  # weak comparison
+    ({"if-none-match": '"other", {etag}'}, 304),
+    ({"if-none-match": "*"}, 304),
+    ({"if-none-match": '"other"'}, 200),
+    ({"if-none-match": "garbage"}, 200),
+    ({"if-modified-since": "{lm}"}, 304),
+    ({"if-modified-since": LATE}, 304),
+    ({"if-modified-since": EARLY}, 200),
+    ({"if-modified-since": "Sunday, 06-Nov-94 08:49:37 GMT"}, 200),
+    ({"if-modified-since": "not a date"}, 200),  # §13.1.3: ignored
+    ({"if-none-match": '"other"', "if-modified-since": "{lm}"}, 200),  # INM wins
+    ({"if-none-match": "{etag}", "if-modified-since": EARLY}, 304),
+    ({"if-match": "{etag}"}, 200),
+    ({"if-match": "*"}, 200),
+    ({"if-match": '"other"'}, 412),
+    ({"if-match": "W/{etag}"}, 412),  # strong comparison
+    ({"if-unmodified-since": EARLY}, 412),
+    ({"if-unmodified-since": "{lm}"}, 200),
+    ({"if-unmodified-since": "bogus"}, 200),
+])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_conditional_requests(root: str, conditions: dict[str, str], status: int, method: str) -> None:
+    first = get(root, "/ten.txt")
+    etag, lm = header(first, "ETag"), header(first, "Last-Modified")
+    hdrs = {k: v.replace("{etag}", etag or "").replace("{lm}", lm or "") for k, v in conditions.items()}
+    resp = serve(root, method, "/ten.txt", hdrs)
+    assert resp.status == status
+    if status == 304:
+        assert resp.body == b"" and resp.file is None
+        assert header(resp, "Content-Length") is None
+        assert header(resp, "ETag") == etag
+        assert header(resp, "Last-Modified") == lm
+        assert header(resp, "Cache-Control") == "no-cache"
+    elif status == 200:
+        assert resp.body == (TEN if method == "GET" else b"")
+
+
+# -------------------------------------------------------------------------- ranges
+
+@pytest.mark.parametrize("spec, status, body, crange", [
+    ("bytes=0-3", 206, b"0123", "bytes 0-3/10"),
+    ("bytes=5-", 206, b"56789", "bytes 5-9/10"),
+    ("bytes=-3", 206, b"789", "bytes 7-9/10"),
+    ("bytes=-20", 206, TEN, "bytes 0-9/10"),
+    ("bytes=8-100", 206, b"89", "bytes 8-9/10"),
+    ("bytes=9-9", 206, b"9", "bytes 9-9/10"),
+    ("BYTES = 0-0", 206, b"0", "bytes 0-0/10"),
+    ("bytes=10-", 416, None, "bytes */10"),
+    ("bytes=10-20", 416, None, "bytes */10"),
+    ("bytes=-0", 416, None, "bytes */10"),
+    ("bytes=0-1,3-4", 200, TEN, None),  # several ranges: whole file
+    ("bytes=3-1", 200, TEN, None),
+    ("bytes=abc", 200, TEN, None),
+    ("bytes=", 200, TEN, None),
+    ("bytes=-", 200, TEN, None),
+    ("items=0-1", 200, TEN, None),
+    ("bytes=0-" + "9" * 5000, 200, TEN, None),
+])
+@pytest.mark.parametrize("inline_limit", [256 * 1024, 4])
+def test_ranges(root: str, spec: str, status: int, body: bytes | None, crange: str | None,
+                inline_limit: int) -> None:
+    resp = get(root, "/ten.txt", range=spec, inline_limit=inline_limit)
+    assert resp.status == status
+    assert header(resp, "Content-Range") == crange
+    if body is not None:
+        assert content(resp) == body
+        assert header(resp, "Content-Length") == str(len(body))
+    else:
+        assert header(resp, "Content-Type") == "text/html; charset=utf-8"
+
+
+def test_range_ignored_on_head_and_empty_file(root: str) -> None:
+    assert get(root, "/ten.txt", "HEAD", range="bytes=0-1").status == 200
+    assert get(root, "/zero.txt", range="bytes=0-").status == 200
+
+
+@pytest.mark.parametrize("if_range, status", [
+    ("{etag}", 206),
+    ('"stale"', 200),
+    ("W/{etag}", 200),  # a weak tag never matches If-Range
+    ("{lm}", 206),
+    (EARLY, 200),
+    ("nonsense", 200),
+])
+def test_if_range(root: str, if_range: str, status: int) -> None:
+    first = get(root, "/ten.txt")
+    value = if_range.replace("{etag}", header(first, "ETag") or "").replace("{lm}", header(first, "Last-Modified") or "")
+    resp = get(root, "/ten.txt", range="bytes=2-4", if_range=value)
+    assert resp.status == status
+    assert resp.body == (b"234" if status == 206 else TEN)
+
+
+# --------------------------------------------------------------------- large files
+
+@pytest.mark.parametrize("spec, offset, length", [
+    (None, 0, 100),
+    ("bytes=10-19", 10, 10),
+    ("bytes=-5", 95, 5),
+])
+def test_large_file_is_returned_open(root: str, spec: str | None, offset: int, length: int) -> None:
+    data = bytes(range(100))
+    (Path(root) / "big.bin").write_bytes(data)
+    kw = {"range": spec} if spec else {}
+    resp = get(root, "/big.bin", inline_limit=16, **kw)
+    assert resp.body == b"" and resp.file is not None and not resp.file.closed
+    assert (resp.offset, resp.length) == (offset, length)
+    assert header(resp, "Content-Length") == str(length)
+    assert resp.path == os.path.join(root, "big.bin")
+    assert content(resp) == data[offset:offset + length]
+
+
+@pytest.mark.parametrize("method, kw, status", [
+    ("HEAD", {}, 200),
+    ("GET", {"if_none_match": "*"}, 304),
+    ("GET", {"range": "bytes=500-"}, 416),
+    ("GET", {"if_match": '"x"'}, 412),
+])
+def test_large_file_closed_when_not_sent(root: str, method: str, kw: dict[str, str], status: int) -> None:
+    (Path(root) / "big.bin").write_bytes(b"x" * 100)
+    before = open_fds()
+    resp = get(root, "/big.bin", method, inline_limit=16, **kw)
+    assert resp.status == status and resp.file is None
+    assert open_fds() == before
+
+
+# ------------------------------------------------------------------ html_transform
+
+def inject(data: bytes) -> bytes:
+    return data.replace(b"</body>", b"<script>reload()</script></body>")
+
+
+def test_html_transform(root: str) -> None:
+    plain = get(root, "/")
+    resp = get(root, "/", html_transform=inject)
+    assert resp.body == inject(INDEX)
+    assert header(resp, "Content-Length") == str(len(inject(INDEX)))
+    assert header(resp, "ETag") != header(plain, "ETag")
+    other = get(root, "/", html_transform=lambda b: b + b"<!-- v2 -->")
+    assert header(other, "ETag") not in (header(resp, "ETag"), header(plain, "ETag"))
+    # Validators belong to the transformed representation.
+    assert get(root, "/", html_transform=inject, if_none_match=header(resp, "ETag")).status == 304
+    assert get(root, "/", html_transform=inject, if_none_match=header(plain, "ETag")).status == 200
+    head = get(root, "/", "HEAD", html_transform=inject)
+    assert head.headers == resp.headers and head.body == b""
+
+
+def test_html_transform_only_for_html_and_ranges_use_transformed_bytes(root: str) -> None:
+    assert get(root, "/style.css", html_transform=inject).body == b"body{}"
+    resp = get(root, "/", html_transform=inject, range="bytes=-16")
+    assert resp.status == 206 and resp.body == inject(INDEX)[-16:]
+
+
+def test_html_transform_reads_large_html_whole(root: str) -> None:
+    page = b"<html><body>" + b"x" * 1000 + b"</body></html>"
+    (Path(root) / "big.html").write_bytes(page)
+    resp = get(root, "/big.html", html_transform=inject, inline_limit=16)
+    assert resp.file is None and resp.body == inject(page)
+
+
+def test_html_transform_failure_is_500(root: str) -> None:
+    def broken(data: bytes) -> bytes:
+        raise RuntimeError("boom")
+
+    resp = get(root, "/", html_transform=broken)
+    assert resp.status == 500 and b"boom" in resp.body
+    assert header(resp, "Content-Type") == "text/html; charset=utf-8"
+
+
+# -------------------------------------------------------------------------- errors
+
+@pytest.mark.parametrize("err, status", [
+    (errno.EACCES, 403),
+    (errno.EPERM, 403),
+    (errno.ENOENT, 404),  # deleted between resolve and open
+    (errno.EIO, 500),
+])
+@pytest.mark.parametrize("inline_limit", [256 * 1024, 4])
+def test_open_errors(root: str, monkeypatch: pytest.MonkeyPatch, err: int, status: int, inline_limit: int) -> None:
+    # Tests run as root, which reads chmod 000 files, so make open() fail instead.
+    target = os.path.join(root, "ten.txt")
+    real_open = os.open
+
+    def fake_open(path: str, flags: int, *args: int) -> int:
+        if os.fspath(path) == target:
+            raise OSError(err, os.strerror(err), path)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(static.os, "open", fake_open)
+    resp = get(root, "/ten.txt", inline_limit=inline_limit)
+    assert resp.status == status and resp.file is None and resp.path is None
+    assert header(resp, "Content-Type") == "text/html; charset=utf-8"
+    assert TEN not in resp.body
+
+
+# --------------------------------------------------------------------------- cache
+
+def test_rewrite_same_size_same_mtime_is_never_stale(root: str) -> None:
+    path = Path(root) / "hot.txt"
+    stamp = 1_700_000_000_000_000_000
+    for text in (b"aaaa", b"bbbb", b"cccc"):
+        path.write_bytes(text)
+        os.utime(path, ns=(stamp, stamp))
+        assert get(root, "/hot.txt").body == text
+
+
+def test_fresh_files_are_not_cached(root: str) -> None:
+    (Path(root) / "new.txt").write_bytes(b"new")
+    get(root, "/new.txt")
+    assert static._cache._entries == {}
+
+
+def test_cache_hit_skips_open_and_change_invalidates(root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(static, "_cache", static._SmallFileCache(racy_ns=-(10**18)))  # trust every file
+    opens: list[str] = []
+    real_open = os.open
+
+    def counting_open(path: str, flags: int, *args: int) -> int:
+        opens.append(os.fspath(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(static.os, "open", counting_open)
+    path = Path(root) / "hot.txt"
+    path.write_bytes(b"one")
+    assert get(root, "/hot.txt").body == b"one"
+    assert get(root, "/hot.txt").body == b"one"
+    assert len(opens) == 1
+    path.write_bytes(b"two")
+    os.utime(path, ns=(1, 1))
+    assert get(root, "/hot.txt").body == b"two"
+    assert len(opens) == 2
+
+
+def test_cache_is_bounded() -> None:
+    cache = static._SmallFileCache(max_bytes=80, max_entries=2, racy_ns=-(10**18))
+    st = os.stat(__file__)
+    for name in "abc":
+        cache.put(name, st, b"0123456789")
+    assert list(cache._entries) == ["b", "c"]
+    cache.put("big", st, b"x" * 11)  # over max_bytes // 8: not kept
+    assert cache.get("big", st) is None and cache.get("c", st) == b"0123456789"
