@@ -237,6 +237,9 @@ class Worker:
         for conn in list(self.connections):
             if conn.current is None and not conn.queue:
                 conn.close()
+            for exchange in (*conn.queue, conn.current, conn.receiving):
+                if exchange is not None:
+                    exchange.close = True  # tell the client not to send more on this connection
         self.loop.create_task(self._wait_drained())
 
     async def _wait_drained(self) -> None:

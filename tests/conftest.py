@@ -17,7 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE_APPS = Path(__file__).resolve().parent / "fixtureapps"
-LISTENING = re.compile(r"listening on (http://\S+/)")
+LISTENING = re.compile(r'listening on (http://\S+/)|"state": "listening", "url": "(http://\S+/)"')
 
 
 class LiveServer:
@@ -51,7 +51,7 @@ class LiveServer:
             for line in list(self.lines):
                 match = LISTENING.search(line)
                 if match:
-                    self.url = match.group(1)
+                    self.url = match.group(1) or match.group(2)
                     self.port = int(self.url.rstrip("/").rsplit(":", 1)[1])
                     return self
             if self.proc.poll() is not None:

@@ -1,0 +1,46 @@
+"""The worker's event batching: never blocks, counts and reports drops."""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import time
+
+from devserver.eventqueue import EventSink
+from devserver.events import DroppedEvents, LogEvent
+
+
+def event(i: int) -> LogEvent:
+    return LogEvent(time.time(), 1, f"line {i}")
+
+
+def test_batches_arrive_in_order() -> None:
+    q: queue.Queue = queue.Queue()
+    sink = EventSink(q, 1)
+    for i in range(600):
+        sink.emit(event(i))
+    sink.flush()
+    batches = [q.get_nowait() for _ in range(q.qsize())]
+    assert [len(b) for b in batches] == [256, 256, 88]
+    assert [e.text for b in batches for e in b] == [f"line {i}" for i in range(600)]
+
+
+def test_full_queue_drops_without_blocking_and_reports_the_count_later() -> None:
+    q = multiprocessing.get_context("spawn").Queue(maxsize=1)
+    sink = EventSink(q, 7)
+    sink.emit(event(0))
+    sink.flush()  # fills the queue
+    for i in range(10):
+        sink.emit(event(i))
+    started = time.monotonic()
+    sink.flush()
+    assert time.monotonic() - started < 0.5
+    assert sink.dropped == 10
+    q.get(timeout=5)  # the consumer catches up
+    sink.emit(event(99))
+    sink.flush()
+    batch = q.get(timeout=5)
+    assert batch[0].text == "line 99"
+    assert batch[-1] == DroppedEvents(batch[-1].time, 7, 10)
+    q.close()
+    q.join_thread()

@@ -1,0 +1,172 @@
+"""Supervisor and command line: binding, restarts, clean shutdown, user errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, LiveServer, children_of, http_exchange, pid_exists
+
+
+def run_cli(*args: str, cwd: Path = REPO, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "devserver", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def get_status(port: int, target: str = "/one_k.txt", host: str = "127.0.0.1") -> int:
+    with socket.create_connection((host, port), timeout=5) as sock:
+        return http_exchange(sock, b"GET " + target.encode() + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")[0][0]
+
+
+def test_help_documents_every_option() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for option in ("APP", "--host", "--port", "--root", "--dynamic", "--workers", "--no-tui", "--no-reload",
+                   "--log-format", "--max-body", "--no-livereload"):
+        assert option in result.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--port", "http"], "is not a port number"),
+    (["--port", "70000"], "is not a port number"),
+    (["--workers", "0"], "must be at least 1"),
+    (["--log-format", "xml"], "invalid choice"),
+    (["--root", "no/such/folder"], "is not a folder"),
+    (["--max-body", "lots"], "is not a size"),
+    (["--bogus"], "unrecognized arguments"),
+    (["site"], "module:callable"),
+    (["nosuchmodule:app"], "no module 'nosuchmodule'"),
+    (["site:nosuchattr"], "no callable 'nosuchattr'"),
+])
+def test_bad_command_lines_say_what_is_wrong_without_a_traceback(args: list[str], message: str) -> None:
+    result = run_cli("--no-tui", *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_port_in_use_is_a_one_line_error(server) -> None:
+    result = run_cli("--no-tui", "--port", str(server.port))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"devserver: error: port {server.port} is already in use on 127.0.0.1 (choose another with --port)"
+    assert "Traceback" not in result.stdout
+
+
+def test_bad_host_is_a_one_line_error() -> None:
+    result = run_cli("--no-tui", "--port", "0", "--host", "no-such-host.invalid")
+    assert result.returncode == 1
+    assert result.stderr.startswith("devserver: error: cannot listen on host 'no-such-host.invalid'")
+    assert "Traceback" not in result.stderr
+    result = run_cli("--no-tui", "--port", "0", "--host", "192.0.2.77")
+    assert result.returncode == 1 and "is not available on this machine" in result.stderr
+
+
+def test_ipv6_loopback(server_factory) -> None:
+    if not socket.has_ipv6:
+        pytest.fail("this machine has no IPv6")
+    server = server_factory("--host", "::1", "--workers", "1")
+    assert server.url.startswith("http://[::1]:")
+    assert get_status(server.port, host="::1") == 200
+
+
+def test_defaults_bind_to_loopback_only(server) -> None:
+    assert server.url.startswith("http://127.0.0.1:")
+
+
+def test_killed_worker_is_replaced_within_a_second(server_factory) -> None:
+    server = server_factory("--workers", "2")
+    victim = server.worker_pids()[0]
+    os.kill(victim, signal.SIGKILL)
+    killed = time.monotonic()
+    server.wait_for(rf"pid (?!{victim}\b)\d+ restarted", timeout=5)
+    # Keep asking until every answer comes from a live worker.
+    while True:
+        assert get_status(server.port) == 200
+        if victim not in server.worker_pids() and len(server.worker_pids()) == 2:
+            break
+        assert time.monotonic() - killed < 5
+    assert time.monotonic() - killed < 1.5
+    server.wait_for(rf"pid {victim} exited")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_shutdown_leaves_no_process_behind(server_factory, sig: int) -> None:
+    server = server_factory("--workers", "2")
+    children = children_of(server.proc.pid)
+    assert len(children) >= 2
+    assert server.stop(sig) == 0
+    deadline = time.monotonic() + 5
+    while any(pid_exists(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in children if pid_exists(pid)]
+
+
+def test_in_flight_request_finishes_during_shutdown(server_factory) -> None:
+    server = server_factory("--workers", "1")
+    result: dict[str, object] = {}
+
+    def slow() -> None:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            result["response"] = http_exchange(sock, b"GET /slow.py?s=1.5 HTTP/1.1\r\nHost: t\r\n\r\n")[0]
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    time.sleep(0.5)
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    with pytest.raises(OSError):
+        get_status(server.port)  # no longer accepting
+    thread.join(10)
+    assert server.proc.wait(10) == 0
+    status, headers, body = result["response"]  # type: ignore[misc]
+    assert status == 200 and body == b"slept 1.5"
+    assert headers.get("connection") == "close"
+
+
+def test_seed_programmatic_api(site: Path) -> None:
+    code = (
+        "from devserver import HTTPServer\n"
+        "server = HTTPServer(root='html_page', dynamic='dynamic', workers=1)\n"
+        "server.bind('127.0.0.1', 0)\n"
+        "raise SystemExit(server.start(64))\n"
+    )
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=site, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    server = LiveServer([], site)
+    server.proc = proc
+    threading.Thread(target=server._read, daemon=True).start()
+    line = server.wait_for(r"listening on http://127\.0\.0\.1:\d+/")
+    port = int(line.split("127.0.0.1:")[1].split("/")[0])
+    assert get_status(port) == 200
+    assert server.stop() == 0
+
+
+def test_json_log_format(server_factory) -> None:
+    server = server_factory("--workers", "1", "--log-format", "json")
+    get_status(server.port, "/one_k.txt?j=1")
+    line = server.wait_for(r'"target": "/one_k.txt\?j=1"')
+    import json
+
+    record = json.loads(line)
+    assert record["type"] == "RequestEvent" and record["status"] == 200 and record["bytes_sent"] > 1024
+
+
+def test_python_m_and_console_script_are_the_same() -> None:
+    script = Path(sys.executable).with_name("devserver")
+    if not script.exists():
+        import shutil
+
+        found = shutil.which("devserver")
+        assert found, "the devserver console script is not installed"
+        script = Path(found)
+    a = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=30)
+    b = run_cli("--help")
+    assert a.returncode == b.returncode == 0 and a.stdout == b.stdout
