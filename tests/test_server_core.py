@@ -219,3 +219,37 @@ def test_many_concurrent_connections_across_workers(server_factory) -> None:
     for t in threads:
         t.join(30)
     assert not errors
+
+
+def _peak_rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_a_1_gib_file_costs_the_worker_only_a_few_mib(server, site) -> None:
+    huge = site / "html_page" / "huge.bin"
+    with open(huge, "wb") as f:
+        f.truncate(1024**3)  # sparse: instant to make, still 1 GiB to send
+    get(server, "/one_k.txt")
+    pid = server.worker_pids()[0]
+    before = _peak_rss_kib(pid)
+    received = 0
+    with server.connect(timeout=60) as sock:
+        sock.sendall(b"GET /huge.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(4096)
+        head, _, rest = head.partition(b"\r\n\r\n")
+        received = len(rest)
+        while True:
+            data = sock.recv(1 << 20)
+            if not data:
+                break
+            received += len(data)
+    assert b"Content-Length: 1073741824" in head
+    assert received == 1024**3
+    growth_mib = (_peak_rss_kib(pid) - before) / 1024
+    assert growth_mib < 8, f"worker peak memory grew by {growth_mib:.1f} MiB"
