@@ -136,9 +136,18 @@ class DynamicModules:
 
 
 def _takes_no_arguments(target: Callable[..., Any]) -> bool:
+    """True for the seed's ``application()``: callable with nothing, not with (environ, start_response)."""
     try:
         signature = inspect.signature(target)
     except (TypeError, ValueError):
         return False
-    return not any(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-                   for p in signature.parameters.values())
+    try:
+        signature.bind(None, None)
+        return False
+    except TypeError:
+        pass
+    try:
+        signature.bind()
+    except TypeError:
+        return False
+    return True

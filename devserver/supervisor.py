@@ -99,9 +99,9 @@ class Supervisor:
             self.slots.append(self._spawn(index))
         self._thread(self._read_events, "events")
         self._thread(self._monitor, "monitor")
-        self.sink([ServerEvent(time.time(), "listening", self.url, self.config.workers)])
-        for watcher in self.watchers:
+        for watcher in self.watchers:  # before "listening": an edit saved after it is seen
             watcher.start(self)
+        self.sink([ServerEvent(time.time(), "listening", self.url, self.config.workers)])
 
     def _thread(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=f"devserver-{name}", daemon=True)

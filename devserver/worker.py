@@ -171,7 +171,7 @@ class Worker:
         if kind == "reload":
             _, generation, modules, paths = message
             started = time.perf_counter()
-            purged = self.dynamic.purge(modules)
+            purged = self.dynamic.purge(self.dynamic.loaded() if modules is None else modules)
             self.applied_generation = max(self.applied_generation, generation)
             if "reloaded" in self.hooks:
                 self.hooks["reloaded"](paths, purged, (time.perf_counter() - started) * 1000)

@@ -171,6 +171,8 @@ class AppCall:
             if not name or not set(name) <= _TOKEN or "\r" in value or "\n" in value:
                 raise AppError(f"invalid header {name!r}: {value!r}")
             lname = name.lower()
+            if lname == "content-length" and not value.strip().isdigit():
+                raise AppError(f"invalid Content-Length {value!r}")
             if lname in HOP_BY_HOP:
                 close = close or (lname == "connection" and "close" in value.lower())
                 continue  # the server owns connection management (PEP 3333 "Other HTTP Features")
@@ -301,12 +303,22 @@ async def serve_wsgi(conn: Connection, exchange: Exchange, app: WSGIApp, script_
         conn.abort()
         conn.end()
     elif outcome.kind == "whole":
-        conn.send(outcome.status, outcome.headers or [], outcome.body, close=outcome.close)
+        body, close = _fit_body(outcome)
+        conn.send(outcome.status, outcome.headers or [], body, close=close)
         conn.end()
     elif outcome.kind == "file":
         await _send_wrapped_file(conn, outcome)
     else:
         conn.finish()
+
+
+def _fit_body(outcome: Outcome) -> tuple[bytes, bool]:
+    """Hold a whole body to the app's Content-Length: never more; if less, close after it."""
+    declared = next((v for n, v in outcome.headers or [] if n.lower() == "content-length"), None)
+    if declared is None or not declared.strip().isdigit():
+        return outcome.body, outcome.close
+    length = int(declared)
+    return outcome.body[:length], outcome.close or len(outcome.body) < length
 
 
 async def _send_wrapped_file(conn: Connection, outcome: Outcome) -> None:

@@ -167,11 +167,10 @@ def server(server_factory) -> LiveServer:
 
 def http_exchange(sock: socket.socket, data: bytes, responses: int = 1, timeout: float = 10.0) -> list[tuple[int, dict[str, str], bytes]]:
     """Send ``data`` and read ``responses`` responses with h11 (an independent parser)."""
-    import h11
-
     sock.settimeout(timeout)
     sock.sendall(data)
-    return read_responses(sock, responses)
+    method = data.split(b" ", 1)[0]
+    return read_responses(sock, responses, method if method == b"HEAD" else b"GET")
 
 
 def read_responses(sock: socket.socket, count: int, method: bytes = b"GET") -> list[tuple[int, dict[str, str], bytes]]:

@@ -1,0 +1,65 @@
+"""One app per WSGI feature, chosen by PATH_INFO."""
+
+import sys
+
+CLOSED = []
+
+
+class ClosingBody:
+    def __init__(self, parts, fail_at=None):
+        self.parts = parts
+        self.fail_at = fail_at
+
+    def __iter__(self):
+        for i, part in enumerate(self.parts):
+            if i == self.fail_at:
+                raise ValueError("failed while streaming")
+            yield part
+
+    def close(self):
+        CLOSED.append(len(CLOSED) + 1)
+
+
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/closed":
+        body = str(len(CLOSED)).encode()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+    if path == "/close-called":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return ClosingBody([b"a", b"b"])
+    if path == "/fail-after-headers":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return ClosingBody([b"first", b"second"], fail_at=1)
+    if path == "/exc-info":
+        try:
+            raise KeyError("recovered")
+        except KeyError:
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")], sys.exc_info())
+        return [b"replaced"]
+    if path == "/write":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"from write, ")
+        return [b"then the iterable"]
+    if path == "/file":
+        f = open(__file__, "rb")
+        start_response("200 OK", [("Content-Type", "text/x-python")])
+        return environ["wsgi.file_wrapper"](f, 8192)
+    if path == "/no-content":
+        start_response("204 No Content", [])
+        return [b""]
+    if path == "/bad-header":
+        start_response("200 OK", [("X-Bad", "a\r\nSet-Cookie: evil=1")])
+        return [b"never"]
+    if path == "/late-start":
+        def gen():
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            yield b"late"
+        return gen()
+    if path == "/short":
+        start_response("200 OK", [("Content-Length", "10")])
+        return [b"12345"]
+    start_response("404 Not Found", [("Content-Type", "text/plain")])
+    return [b"no such case"]

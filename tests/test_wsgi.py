@@ -1,0 +1,168 @@
+"""The server side of PEP 3333, through a live server."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import http_exchange
+
+
+def request(server, target: str, method: str = "GET", body: bytes = b"", headers: bytes = b"", close: bool = True):
+    head = f"{method} {target} HTTP/1.1\r\nHost: example.test:8080\r\n".encode() + headers
+    if body:
+        head += b"Content-Length: %d\r\n" % len(body)
+    if close:
+        head += b"Connection: close\r\n"
+    with server.connect() as sock:
+        return http_exchange(sock, head + b"\r\n" + body)[0]
+
+
+def raw(server, data: bytes) -> bytes:
+    with server.connect() as sock:
+        sock.sendall(data)
+        out = []
+        while True:
+            try:
+                piece = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not piece:
+                break
+            out.append(piece)
+    return b"".join(out)
+
+
+def test_environ_is_complete(server) -> None:
+    status, _, body = request(server, "/environ_dump.py/a%20b/%C3%A9?x=1&y=%202", "POST", b"abc",
+                              b"Content-Type: text/plain\r\nX-Twice: 1\r\nX-Twice: 2\r\n")
+    env = json.loads(body)
+    assert status == 200
+    assert env["REQUEST_METHOD"] == "POST"
+    assert env["SCRIPT_NAME"] == "/environ_dump.py"
+    assert env["PATH_INFO"] == "/a b/" + "é".encode().decode("latin-1")  # PEP 3333: bytes as latin-1
+    assert env["QUERY_STRING"] == "x=1&y=%202"
+    assert env["CONTENT_TYPE"] == "text/plain" and env["CONTENT_LENGTH"] == "3"
+    assert env["SERVER_NAME"] == "127.0.0.1" and env["SERVER_PORT"] == str(server.port)
+    assert env["SERVER_PROTOCOL"] == "HTTP/1.1" and env["REMOTE_ADDR"] == "127.0.0.1"
+    assert env["HTTP_HOST"] == "example.test:8080" and env["HTTP_X_TWICE"] == "1,2"
+    assert "HTTP_CONTENT_TYPE" not in env and "HTTP_CONTENT_LENGTH" not in env
+    assert env["wsgi.version"] == [1, 0] and env["wsgi.url_scheme"] == "http"
+    assert env["wsgi.multithread"] is True and env["wsgi.multiprocess"] is False
+    assert env["wsgi.run_once"] is False and env["wsgi.file_wrapper_present"] is True
+    server.wait_for(r"pid \d+ environ_dump says hello")  # wsgi.errors reaches the log
+
+
+def test_multiprocess_is_true_with_several_workers(server_factory) -> None:
+    server = server_factory("--workers", "2")
+    assert json.loads(request(server, "/environ_dump.py")[2])["wsgi.multiprocess"] is True
+
+
+@pytest.mark.parametrize("target,method,body", [
+    ("/validated.py", "GET", b""),
+    ("/validated.py/deep/path?q=1", "GET", b""),
+    ("/validated.py", "POST", b"x" * 5000),
+    ("/validated.py", "HEAD", b""),
+])
+def test_server_passes_wsgiref_validator(server, target: str, method: str, body: bytes) -> None:
+    status, headers, data = request(server, target, method, body)
+    assert status == 200, data[:2000]
+    if method == "POST":
+        assert data.endswith(b" 5000")
+
+
+def test_chunked_upload_reaches_wsgi_input_in_full(server) -> None:
+    data = raw(server, b"POST /validated.py HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                       b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n")
+    assert data.endswith(b"POST /validated.py  7")
+
+
+def test_close_is_always_called(server) -> None:
+    before = int(request(server, "/contract.py/closed")[2])
+    assert request(server, "/contract.py/close-called")[2] == b"ab"
+    raw(server, b"GET /contract.py/fail-after-headers HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert int(request(server, "/contract.py/closed")[2]) == before + 2
+
+
+def test_exception_after_headers_closes_the_connection(server) -> None:
+    data = raw(server, b"GET /contract.py/fail-after-headers HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 200 OK") and b"first" in data
+    assert not data.endswith(b"0\r\n\r\n"), "the chunked body must not look complete"
+    server.wait_for("ValueError: failed while streaming")
+    assert request(server, "/contract.py/closed")[0] == 200
+
+
+def test_start_response_with_exc_info_replaces_headers(server) -> None:
+    status, _, body = request(server, "/contract.py/exc-info")
+    assert status == 503 and body == b"replaced"
+
+
+def test_write_callable_and_late_start_response(server) -> None:
+    assert request(server, "/contract.py/write")[2] == b"from write, then the iterable"
+    assert request(server, "/contract.py/late-start")[2] == b"late"
+
+
+def test_file_wrapper_is_sent_whole(server, site: Path) -> None:
+    status, headers, body = request(server, "/contract.py/file")
+    assert status == 200 and body == (site / "dynamic" / "contract.py").read_bytes()
+    assert headers["content-length"] == str(len(body))
+
+
+def test_no_body_for_204_and_head(server) -> None:
+    data = raw(server, b"GET /contract.py/no-content HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 204 ") and data.endswith(b"\r\n\r\n")
+    data = raw(server, b"HEAD /stream.py HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert data.endswith(b"\r\n\r\n") and b"part" not in data
+
+
+def test_header_injection_is_refused_with_500(server) -> None:
+    status, headers, body = request(server, "/contract.py/bad-header")
+    assert status == 500 and "set-cookie" not in headers and b"invalid header" in body
+
+
+def test_short_body_closes_the_connection(server) -> None:
+    data = raw(server, b"GET /contract.py/short HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert data.endswith(b"12345")  # and the server closed: raw() returned
+
+
+def test_seed_form_and_missing_application(server) -> None:
+    status, headers, body = request(server, "/seedform.py")
+    assert (status, body) == (200, b"seed form works")
+    assert headers["content-type"] == "text/plain; charset=utf-8"
+    status, _, body = request(server, "/noapp.py")
+    assert status == 404 and b"has no &#x27;application&#x27;" in body
+
+
+@pytest.mark.parametrize("target", [
+    "/os.py", "/antigravity.py", "/this.py", "/../conftest.py", "/%2e%2e/x.py", "/a.b.py",
+    "/dynamic/echo.py", "/ech%6f.py", "/sys.py", "/__init__.py/x", "/.hidden.py",
+])
+def test_only_modules_inside_dynamic_are_imported(server, target: str) -> None:
+    status, _, body = request(server, target)
+    assert status in (400, 404), (target, status)
+    assert "antigravity" not in sys.modules
+    status, _, body = request(server, "/environ_dump.py")
+    assert "antigravity" not in json.loads(body).get("imported", "")
+
+
+def test_module_callable_app_answers_paths_that_are_not_files(server_factory) -> None:
+    server = server_factory("webapp:app", "--workers", "1")
+    assert request(server, "/some/route")[2] == b"webapp /some/route"
+    assert b"fixture index" in request(server, "/")[2]  # "/" resolves to index.html, a file: it wins
+    assert request(server, "/no/such/file.txt")[2] == b"webapp /no/such/file.txt"
+    assert request(server, "/one_k.txt")[2] == b"x" * 1024  # files win
+    assert request(server, "/echo.py")[0] == 200  # /name.py still runs dynamic modules
+
+
+def test_a_slow_app_does_not_hold_up_another_app_on_the_same_worker(server) -> None:
+    import threading
+    import time
+
+    threading.Thread(target=request, args=(server, "/slow.py?s=2"), daemon=True).start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    assert request(server, "/echo.py")[0] == 200
+    assert time.monotonic() - started < 1
