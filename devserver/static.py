@@ -53,6 +53,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timezone
 from email.utils import formatdate, parsedate_to_datetime
+from functools import lru_cache
 from typing import BinaryIO, NamedTuple
 from urllib.parse import quote
 
@@ -211,6 +212,7 @@ _ENCODING_TYPES = {
 }
 
 
+@lru_cache(maxsize=1024)  # guess_type costs more than the rest of a cached small-file hit
 def content_type(name: str) -> str:
     """The Content-Type for a file name, with charset for textual types."""
     ctype, encoding = _TYPES.guess_type(name, strict=False)
@@ -341,6 +343,12 @@ def _match(value: str, etag: str, *, weak: bool) -> bool:
     return any(tag == ours and (weak or not is_weak) for is_weak, tag in _tags(value))
 
 
+@lru_cache(maxsize=1024)
+def _imf_date(seconds: int) -> str:
+    """IMF-fixdate (RFC 9110 §5.6.7); files keep their mtime, so this repeats."""
+    return formatdate(seconds, usegmt=True)
+
+
 def _http_date(value: str) -> int | None:
     """Seconds since the epoch for an HTTP-date (RFC 9110 §5.6.7), None if invalid."""
     try:
@@ -446,7 +454,7 @@ def _build(target: _Target, method: str, headers: Mapping[str, str], entity: _En
     size = st.st_size if data is None else len(data)
     # §8.8.2.1: never claim a modification time later than now.
     mtime = min(int(st.st_mtime), int(time.time()))
-    validators = [("ETag", etag), ("Last-Modified", formatdate(mtime, usegmt=True)), NO_CACHE]
+    validators = [("ETag", etag), ("Last-Modified", _imf_date(mtime)), NO_CACHE]
 
     status = _precondition(method, headers, etag, mtime)
     if status == 304:  # §15.4.5: validators and Cache-Control, no Content-Length
