@@ -85,6 +85,7 @@ class Connection(asyncio.Protocol):
         self.current: Exchange | None = None
         self.task: asyncio.Task[None] | None = None
         self.closing = False
+        self.eof = False
         self.reading_paused = False
         self.can_write = threading.Event()
         self.can_write.set()
@@ -116,6 +117,17 @@ class Connection(asyncio.Protocol):
             if exchange.body is not None:
                 exchange.body.close()
         self.queue.clear()
+
+    def eof_received(self) -> bool:
+        """The client half-closed: answer what it sent in full, then close."""
+        self.eof = True
+        if self.receiving is not None:
+            if self.receiving.body is not None:
+                self.receiving.body.close()
+            self.receiving = None  # can never complete now
+        if self.current is None and not self.queue:
+            self.close()
+        return True  # keep our side open for the responses still owed
 
     def pause_writing(self) -> None:
         self.can_write.clear()
@@ -227,7 +239,7 @@ class Connection(asyncio.Protocol):
         if exchange.body is not None:
             exchange.body.close()
         self.worker.record(self, exchange)
-        if exchange.close or self.closing:
+        if exchange.close or self.closing or (self.eof and not self.queue):
             self.close()
             return
         if self.reading_paused and len(self.queue) < MAX_PIPELINE // 2:
