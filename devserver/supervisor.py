@@ -203,6 +203,9 @@ class Supervisor:
             self._stopped.wait()
             return
         self._stopping.set()
+        if self.events is None:  # start() failed before anything ran
+            self._stopped.set()
+            return
         self.sink([ServerEvent(time.time(), "stopping", self.url)])
         for watcher in self.watchers:
             watcher.stop()

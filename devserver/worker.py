@@ -11,6 +11,7 @@ import asyncio
 import os
 import signal
 import socket
+import sys
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -262,11 +263,52 @@ def _rss() -> int:
         return 0
 
 
+class _OutputToEvents:
+    """sys.stdout/stderr of a worker under the dashboard: each line becomes a LogEvent.
+
+    A print() in an app would otherwise be drawn over the dashboard.
+    """
+
+    def __init__(self, events: Any, level: str) -> None:
+        self._events = events
+        self._level = level
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        if lines:
+            batch = [LogEvent(time.time(), os.getpid(), line, self._level) for line in lines]
+            try:
+                self._events.put_nowait(batch)
+            except Exception:  # noqa: BLE001 - a full queue loses output, never blocks the app
+                pass
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _route_output_to_events(events: Any) -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # output written below Python (C extensions) goes nowhere, not over the screen
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stdout = _OutputToEvents(events, "info")  # type: ignore[assignment]
+    sys.stderr = _OutputToEvents(events, "error")  # type: ignore[assignment]
+
+
 def worker_main(config: Config, sock: socket.socket, events: Any, control: Any, generation: Any, index: int) -> None:
     """Entry point of a worker process (spawned by the supervisor)."""
     # Ctrl-C reaches the whole process group; only the supervisor decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from . import extensions
+
+    if config.tui:
+        _route_output_to_events(events)
 
     async def main() -> None:
         worker = Worker(config, sock, events, control, generation)

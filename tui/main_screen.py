@@ -1,0 +1,164 @@
+"""The dashboard's main screen: layout, and routing event batches to widgets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from devserver.config import Config
+from devserver.events import (
+    DroppedEvents,
+    Event,
+    LogEvent,
+    ReloadEvent,
+    RequestEvent,
+    ServerEvent,
+    WorkerEvent,
+    WorkerStatus,
+)
+from tui.detail_screen import DetailScreen
+from tui.filter_bar import FilterBar
+from tui.header import DashboardHeader
+from tui.reloads import ReloadsPanel
+from tui.replay import ReplayRequested
+from tui.request_log import RequestLog
+from tui.server_log import ServerLog
+from tui.stats import StatsPanel
+from tui.workers import WorkersPanel
+
+
+class MainScreen(Screen[None]):
+    """Header, request log (with filter bar and server messages), and side panels."""
+
+    AUTO_FOCUS = "#requests"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "filter", "Filter", tooltip="Filter the request log (Esc clears)"),
+        Binding("p", "pause", "Pause", tooltip="Pause / resume the request log"),
+        Binding("c", "clear", "Clear", tooltip="Clear the request log"),
+        Binding("r", "replay", "Replay", tooltip="Send the selected request to the server again"),
+    ]
+
+    class Ready(Message):
+        """The widgets exist: events can be applied from now on."""
+
+    def __init__(self, config: Config, clock: Callable[[], float], started: float) -> None:
+        super().__init__()
+        self.config = config
+        self.clock = clock
+        self.started = started
+        self.url = config.url
+        """Where the server listens: the configured URL until the server says otherwise (port 0)."""
+        self._routes: dict[type, Callable[[list[Any]], None]] = {
+            RequestEvent: self._requests,
+            WorkerEvent: self._workers,
+            WorkerStatus: self._workers,
+            ReloadEvent: self._reloads,
+            DroppedEvents: self._dropped,
+            LogEvent: self._messages,
+            ServerEvent: self._server,
+        }
+
+    def compose(self) -> ComposeResult:
+        yield DashboardHeader(self.config.url, self.config.workers, self.clock, self.started)
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield RequestLog(self.config.log_rows, id="requests")
+                yield FilterBar(id="filter")
+                yield ServerLog(id="server-log")
+            with Vertical(id="side"):
+                yield StatsPanel(self.clock, id="stats")
+                yield WorkersPanel(id="workers")
+                yield ReloadsPanel(id="reloads")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.post_message(self.Ready())
+
+    @property
+    def request_log(self) -> RequestLog:
+        """The request log widget."""
+        return self.query_one("#requests", RequestLog)
+
+    # --------------------------------------------------------------- events
+
+    def apply(self, events: Sequence[Event], overflow: int = 0) -> None:
+        """Route one drained batch to the widgets, one call per widget and kind.
+
+        ``overflow`` counts events the app's buffer had to discard.
+        """
+        batches: dict[Callable[[list[Any]], None], list[Any]] = {}
+        for event in events:
+            if (route := self._routes.get(type(event))) is not None:
+                batches.setdefault(route, []).append(event)
+        for route, batch in batches.items():
+            route(batch)
+        stats = self.query_one(StatsPanel)
+        if overflow:
+            stats.add_dropped(overflow)
+        stats.refresh_view()
+
+    def _requests(self, requests: list[RequestEvent]) -> None:
+        self.request_log.add(requests)
+        self.query_one(StatsPanel).add_requests(requests)
+        workers = self.query_one(WorkersPanel)
+        workers.board.count_requests(requests)
+        workers.show()
+
+    def _workers(self, events: list[WorkerEvent | WorkerStatus]) -> None:
+        workers = self.query_one(WorkersPanel)
+        workers.board.apply(events)
+        workers.show()
+        self.query_one(DashboardHeader).workers_alive = workers.board.alive
+
+    def _reloads(self, reloads: list[ReloadEvent]) -> None:
+        self.query_one(ReloadsPanel).add(reloads)
+
+    def _dropped(self, drops: list[DroppedEvents]) -> None:
+        self.query_one(StatsPanel).add_dropped(sum(d.count for d in drops))
+
+    def _messages(self, lines: list[LogEvent]) -> None:
+        self.query_one(ServerLog).add(lines)
+
+    def _server(self, events: list[ServerEvent]) -> None:
+        self.query_one(ServerLog).add(events)
+        header = self.query_one(DashboardHeader)
+        header.state = events[-1].state
+        for event in events:
+            if event.url and event.url != self.url:
+                self.url = header.url = event.url
+
+    # -------------------------------------------------------------- actions
+
+    def action_filter(self) -> None:
+        self.query_one(FilterBar).open()
+
+    def action_pause(self) -> None:
+        self.request_log.paused = not self.request_log.paused
+
+    def action_clear(self) -> None:
+        self.request_log.clear()
+
+    def action_replay(self) -> None:
+        if (request := self.request_log.selected) is None:
+            self.notify("No request selected.", severity="warning")
+        else:
+            self.post_message(ReplayRequested(request))
+
+    @on(FilterBar.Applied)
+    def _filter_applied(self, message: FilterBar.Applied) -> None:
+        self.request_log.filter = message.request_filter
+        if message.done:
+            self.request_log.focus()
+
+    @on(RequestLog.Selected)
+    def _show_details(self, message: RequestLog.Selected) -> None:
+        self.app.push_screen(DetailScreen(message.request))

@@ -1,0 +1,141 @@
+"""Traffic statistics: requests per second, status classes, latency, drops.
+
+:class:`RequestStats` is the bounded model (plain Python, tested directly);
+:class:`StatsPanel` shows it.  Memory does not grow with traffic: per-second
+counts cover the last ``HISTORY_SECONDS``, latencies the last
+``LATENCY_WINDOW`` requests.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Sparkline, Static
+
+from devserver.events import RequestEvent
+from tui import format as fmt
+
+HISTORY_SECONDS = 60
+LATENCY_WINDOW = 10_000
+STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx")
+
+
+def percentile(ordered: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile ``p`` (0–100) of an ascending sequence (0 when empty)."""
+    if not ordered:
+        return 0.0
+    rank = max(1, -(-len(ordered) * p // 100))  # ceil(n * p / 100), at least 1
+    return ordered[int(rank) - 1]
+
+
+class RequestStats:
+    """Counters over the request stream, bounded in memory."""
+
+    def __init__(self, history: int = HISTORY_SECONDS, window: int = LATENCY_WINDOW) -> None:
+        self.history = history
+        self.total = 0
+        self.by_class: Counter[str] = Counter()
+        self.dropped = 0
+        self._per_second: dict[int, int] = {}
+        self._latencies: deque[float] = deque(maxlen=window)
+
+    def add(self, requests: Iterable[RequestEvent], now: float) -> None:
+        """Count ``requests``; ``now`` (wall clock) decides which seconds are still kept."""
+        horizon = int(now) - self.history
+        for request in requests:
+            self.total += 1
+            self.by_class[fmt.status_class(request.status)] += 1
+            self._latencies.append(request.duration_ms)
+            second = int(request.time)
+            if second > horizon:
+                self._per_second[second] = self._per_second.get(second, 0) + 1
+        self._prune(horizon)
+
+    def add_dropped(self, count: int) -> None:
+        """Events lost before reaching the dashboard."""
+        self.dropped += count
+
+    def _prune(self, horizon: int) -> None:
+        for second in [s for s in self._per_second if s <= horizon]:
+            del self._per_second[second]
+
+    def rate_history(self, now: float) -> list[float]:
+        """Requests in each of the last ``history`` whole seconds, oldest first."""
+        last = int(now)
+        self._prune(last - self.history)
+        return [float(self._per_second.get(s, 0)) for s in range(last - self.history + 1, last + 1)]
+
+    def latency_percentiles(self) -> tuple[float, float, float]:
+        """p50, p95 and p99 of the latency window, in milliseconds."""
+        ordered = sorted(self._latencies)
+        return percentile(ordered, 50), percentile(ordered, 95), percentile(ordered, 99)
+
+    @property
+    def latency_samples(self) -> int:
+        """How many durations the percentiles are computed over."""
+        return len(self._latencies)
+
+
+class StatsPanel(Vertical):
+    """Sparkline of requests per second, then counts, latency and drops."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {f"status--{c}" for c in (*STATUS_CLASSES, "other")} | {
+        "stats--label",
+        "stats--warning",
+    }
+
+    def __init__(self, clock: Callable[[], float], *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.clock = clock
+        self.stats = RequestStats()
+
+    def compose(self) -> ComposeResult:
+        yield Sparkline([], id="rps")
+        yield Static(id="rate")
+        yield Static(id="status-counts")
+        yield Static(id="latency")
+        yield Static(id="dropped")
+
+    def on_mount(self) -> None:
+        self.border_title = "Traffic"
+        self.set_interval(1.0, self.refresh_view)
+        self.refresh_view()
+
+    def add_requests(self, requests: Sequence[RequestEvent]) -> None:
+        """Count new requests (call :meth:`refresh_view` afterwards)."""
+        self.stats.add(requests, self.clock())
+
+    def add_dropped(self, count: int) -> None:
+        """Count events lost on the way (call :meth:`refresh_view` afterwards)."""
+        self.stats.add_dropped(count)
+
+    def refresh_view(self) -> None:
+        """Redraw every line from the model."""
+        stats = self.stats
+        history = stats.rate_history(self.clock())
+        self.query_one("#rps", Sparkline).data = history
+        label = self.get_component_rich_style("stats--label", partial=True)
+        self.query_one("#rate", Static).update(
+            Text.assemble(("req/s ", label), f"{history[-1]:.0f} now, {max(history):.0f} peak/60s, ", ("total ", label), str(stats.total))
+        )
+        counts = Text()
+        for name in STATUS_CLASSES:
+            style = self.get_component_rich_style(f"status--{name}", partial=True)
+            counts.append(f"{name} ", style)
+            counts.append(f"{stats.by_class[name]}  ")
+        self.query_one("#status-counts", Static).update(counts)
+        p50, p95, p99 = stats.latency_percentiles()
+        self.query_one("#latency", Static).update(
+            Text.assemble(
+                ("p50 ", label), fmt.duration(p50), ("  p95 ", label), fmt.duration(p95), ("  p99 ", label), fmt.duration(p99)
+            )
+        )
+        dropped_style = self.get_component_rich_style("stats--warning", partial=True) if stats.dropped else None
+        self.query_one("#dropped", Static).update(
+            Text.assemble(("dropped events ", label), (str(stats.dropped), dropped_style or ""))
+        )
