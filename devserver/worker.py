@@ -14,7 +14,6 @@ import socket
 import sys
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import static
@@ -24,6 +23,7 @@ from .dynamic import DynamicModules, ImportFailed, NotFound, split_script
 from .eventqueue import EventSink
 from .events import LogEvent, ReloadEvent, RequestEvent, WorkerStatus
 from .http import Limits
+from .threadpool import ThreadPool
 from .wsgi import WSGIApp, serve_wsgi
 
 FLUSH_EVERY = 0.05  # seconds between event batches
@@ -41,7 +41,7 @@ class Worker:
         self.loop = asyncio.get_running_loop()
         self.pid = os.getpid()
         self.limits = Limits(config.max_request_line, config.max_header_bytes, config.max_header_count, config.max_body)
-        self.executor = ThreadPoolExecutor(config.threads, thread_name_prefix="wsgi")
+        self.pool = ThreadPool(self.loop, base=min(4, config.threads), maximum=config.threads)
         self.sink = EventSink(events, self.pid)
         self.control = control
         self.generation = generation

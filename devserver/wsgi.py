@@ -289,7 +289,7 @@ async def serve_wsgi(conn: Connection, exchange: Exchange, app: WSGIApp, script_
     errors = ErrorStream(worker.log_line)
     environ = build_environ(conn, exchange, script_name, path_info, errors, worker.config.workers > 1)  # type: ignore[arg-type]
     call = AppCall(conn, environ)
-    outcome: Outcome = await conn.loop.run_in_executor(worker.executor, call.run, app)
+    outcome: Outcome = await worker.pool.submit(call.run, app)
     errors.flush()
     exchange.traceback = outcome.traceback
     if outcome.kind == "failed":

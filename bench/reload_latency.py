@@ -1,0 +1,289 @@
+"""Reload latency: how soon after a save does a dev server serve the new code?
+
+For each server, ``--rounds`` times: rewrite a WSGI module so it returns a new
+token, then poll with a fresh connection every ~2 ms until a response carries
+that token.  Latency runs from the end of the write (file closed) to the end
+of that response.  Counted in the window: stale responses (the old token),
+failed requests (errors, resets, timeouts, non-200) and refused connections.
+
+Servers, each on its default reload settings:
+  devserver   python -m devserver --no-tui            (in-process module purge)
+  uvicorn     uvicorn --interface wsgi --reload       (restarts its worker process)
+  werkzeug    run_simple(use_reloader=True)           (restarts its child process)
+
+Consecutive tokens differ in length, so a server that restarts and trusts
+``.pyc`` files is not fooled by Python's mtime-in-seconds check; ``--same-size``
+keeps the length fixed to show that trap (rounds that never see the new token
+within ``--timeout`` are counted as "missed").  Bytecode writing is on, as on
+a user's machine (PYTHONDONTWRITEBYTECODE is removed from the servers' env).
+
+    python bench/reload_latency.py [--rounds N] [--servers devserver,uvicorn,werkzeug]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+POLL_EVERY = 0.002  # seconds between polls
+SETTLE = 0.2  # seconds between rounds, once the new token was seen
+WARMUP = 1.0  # seconds after the first answer: uvicorn sets up its watcher after its worker answers
+APP = '''TOKEN = {token!r}
+
+
+def application(environ, start_response):
+    body = TOKEN.encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+'''
+WERKZEUG_RUNNER = '''import sys
+from werkzeug.serving import run_simple
+sys.path.insert(0, {folder!r})
+from tokenapp import application
+run_simple("127.0.0.1", {port}, application, use_reloader=True)
+'''
+
+
+@dataclass
+class Result:
+    server: str
+    latencies: list[float] = field(default_factory=list)  # ms
+    stale: int = 0
+    failed: int = 0
+    refused: int = 0
+    missed: int = 0  # rounds whose token never showed up
+    note: str = ""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def fetch(port: int, path: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def write(path: Path, token: str) -> float:
+    """Rewrite the module; returns the time the file was closed."""
+    with open(path, "w") as f:
+        f.write(APP.format(token=token))
+    return time.perf_counter()
+
+
+class Server:
+    """A server under test: its command, the module it serves, its URL path."""
+
+    name = ""
+    path = "/"
+
+    def __init__(self, folder: Path, port: int) -> None:
+        self.folder = folder
+        self.port = port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def module(self) -> Path:
+        return self.folder / "tokenapp.py"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 30.0) -> None:
+        env = dict(os.environ)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        self.proc = subprocess.Popen(self.command(), cwd=self.folder, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}")
+            try:
+                if fetch(self.port, self.path)[0] == 200:
+                    return
+            except (OSError, http.client.HTTPException):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not answer within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        for sig, wait in ((signal.SIGINT, 5), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+
+
+class DevServer(Server):
+    name = "devserver"
+    path = "/tokenapp.py"
+
+    @property
+    def module(self) -> Path:
+        return self.folder / "dynamic" / "tokenapp.py"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "devserver", "--no-tui", "--port", str(self.port),
+                "--root", "html_page", "--dynamic", "dynamic"]
+
+
+class Uvicorn(Server):
+    name = "uvicorn --reload"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "uvicorn", "tokenapp:application", "--interface", "wsgi", "--reload",
+                "--reload-dir", str(self.folder), "--app-dir", str(self.folder), "--port", str(self.port),
+                "--log-level", "warning"]
+
+
+class Werkzeug(Server):
+    name = "werkzeug run_simple"
+
+    def command(self) -> list[str]:
+        runner = self.folder / "serve_werkzeug.py"
+        runner.write_text(WERKZEUG_RUNNER.format(folder=str(self.folder), port=self.port))
+        return [sys.executable, str(runner)]
+
+
+SERVERS = {"devserver": DevServer, "uvicorn": Uvicorn, "werkzeug": Werkzeug}
+REQUIRES = {"uvicorn": "uvicorn", "werkzeug": "werkzeug"}
+
+
+def token_for(round_: int, same_size: bool) -> str:
+    token = f"token-{round_:04d}"
+    return token if same_size else token + "+" * (round_ % 2)
+
+
+def measure(server: Server, rounds: int, same_size: bool, timeout: float) -> Result:
+    result = Result(server.name)
+    for round_ in range(1, rounds + 1):
+        token = token_for(round_, same_size)
+        expected = token.encode()
+        written = write(server.module, token)
+        deadline = written + timeout
+        while True:
+            now = time.perf_counter()
+            if now > deadline:
+                result.missed += 1
+                break
+            try:
+                status, body = fetch(server.port, server.path)
+            except ConnectionRefusedError:
+                result.refused += 1
+            except (OSError, http.client.HTTPException):
+                result.failed += 1
+            else:
+                if status == 200 and body == expected:
+                    result.latencies.append((time.perf_counter() - written) * 1000)
+                    break
+                if status == 200:
+                    result.stale += 1
+                else:
+                    result.failed += 1
+            time.sleep(POLL_EVERY)
+        warm(server, SETTLE)
+    return result
+
+
+def warm(server: Server, seconds: float) -> None:
+    """Keep requesting for a while, so every worker has the module loaded before the next edit.
+
+    Otherwise a worker whose module was purged but not yet re-imported would
+    answer with the new code at once, and the watcher's path would go unmeasured.
+    """
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        try:
+            fetch(server.port, server.path)
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(0.005)
+
+
+def run(name: str, rounds: int, same_size: bool, timeout: float) -> Result:
+    with tempfile.TemporaryDirectory(prefix="reload-bench-") as tmp:
+        folder = Path(tmp)
+        (folder / "html_page").mkdir()
+        (folder / "html_page" / "index.html").write_text("<html><body>bench</body></html>\n")
+        (folder / "dynamic").mkdir()
+        server = SERVERS[name](folder, free_port())
+        write(server.module, token_for(0, same_size))
+        try:
+            server.start()
+            warm(server, WARMUP)
+            return measure(server, rounds, same_size, timeout)
+        except RuntimeError as exc:
+            return Result(server.name, note=str(exc))
+        finally:
+            server.stop()
+
+
+def table(results: list[Result], rounds: int) -> str:
+    header = f"{'server':<22}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'stale':>8}{'failed':>8}{'refused':>9}{'missed':>8}"
+    lines = [header, "-" * len(header)]
+    for r in results:
+        if not r.latencies:
+            lines.append(f"{r.server:<22}  {r.note or 'no round completed'}")
+            continue
+        values = sorted(r.latencies)
+        p95 = statistics.quantiles(values, n=100, method="inclusive")[94] if len(values) > 1 else values[0]
+        lines.append(f"{r.server:<22}{statistics.median(values):>9.1f}{p95:>9.1f}{values[-1]:>9.1f}"
+                     f"{r.stale:>8}{r.failed:>8}{r.refused:>9}{r.missed:>8}")
+    lines.append(f"({rounds} rounds each; stale/failed/refused: requests during the reload windows; "
+                 "missed: rounds without the new token in time)")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=30, help="edits per server (default %(default)s)")
+    parser.add_argument("--servers", default="devserver,uvicorn,werkzeug",
+                        help="comma-separated, from: " + ", ".join(SERVERS))
+    parser.add_argument("--same-size", action="store_true",
+                        help="keep every token the same length (the stale-bytecode trap)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each new token")
+    args = parser.parse_args()
+    results = []
+    for name in args.servers.split(","):
+        name = name.strip()
+        if name not in SERVERS:
+            parser.error(f"unknown server {name!r}")
+        module = REQUIRES.get(name)
+        if module is not None:
+            try:
+                __import__(module)
+            except ImportError:
+                results.append(Result(name, note=f"{module} is not installed (pip install -e '.[bench]')"))
+                continue
+        print(f"measuring {name} ...", file=sys.stderr, flush=True)
+        results.append(run(name, args.rounds, args.same_size, args.timeout))
+    print(table(results, args.rounds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
