@@ -101,19 +101,17 @@ class DynamicModules:
         is wrapped into a WSGI app.
         """
         key = f"{name}:{attribute}"
+        cached = self._apps.get(key)
+        if cached is not None:
+            return cached  # purge() empties this cache, so a hit is never stale
         with self._lock:
             module = self.load(name)
-            cached = self._apps.get(key)
             target = getattr(module, attribute, None)
             if target is None:
                 raise NotFound(f"Module {name!r} has no {attribute!r}")
             if not callable(target):
                 raise NotFound(f"{name}.{attribute} is not callable")
-            if cached is not None and getattr(cached, "__wrapped_target__", cached) is target:
-                return cached
             app = seed_app(target) if _takes_no_arguments(target) else target
-            if app is not target:
-                app.__wrapped_target__ = target  # type: ignore[attr-defined]
             self._apps[key] = app
             return app
 
