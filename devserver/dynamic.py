@@ -22,6 +22,7 @@ from typing import Any
 from .wsgi import WSGIApp, seed_app
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+PRIVATE_PREFIX = "__devserver_dynamic__."
 _SCRIPT = re.compile(r"/([A-Za-z_][A-Za-z0-9_]*)\.py(?=/|\Z)")
 
 
@@ -73,24 +74,31 @@ class DynamicModules:
         return bool(file) and os.path.realpath(file).startswith(self.folder + os.sep)
 
     def load(self, name: str) -> ModuleType:
-        """Import (or reuse) module ``name`` from the folder."""
+        """Import (or reuse) module ``name`` from the folder.
+
+        A page whose name is taken by a module from elsewhere (``site.py``
+        and the standard ``site``, say) is imported under a private key, so
+        the page is served and the other module is left untouched.
+        """
         file = self.file_of(name)
         if file is None:
             raise NotFound(f"No module named {name!r} in the dynamic folder")
         with self._lock:
+            key = name
             module = sys.modules.get(name)
+            if module is not None and not self.is_ours(module):
+                key = PRIVATE_PREFIX + name
+                module = sys.modules.get(key)
             if module is not None:
-                if not self.is_ours(module):
-                    raise NotFound(f"{name!r} is the name of a module outside the dynamic folder")
                 return module
-            spec = importlib.util.spec_from_file_location(name, file)
+            spec = importlib.util.spec_from_file_location(key, file)
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
+            sys.modules[key] = module
             try:
                 spec.loader.exec_module(module)
             except BaseException:
-                sys.modules.pop(name, None)
+                sys.modules.pop(key, None)
                 raise ImportFailed(name, traceback.format_exc()) from None
             return module
 
@@ -120,17 +128,19 @@ class DynamicModules:
         purged = []
         with self._lock:
             for name in names:
-                module = sys.modules.get(name)
-                if module is not None and self.is_ours(module):
-                    del sys.modules[name]
-                    purged.append(name)
+                for key in (name, PRIVATE_PREFIX + name):
+                    module = sys.modules.get(key)
+                    if module is not None and self.is_ours(module):
+                        del sys.modules[key]
+                        purged.append(name)
             self._apps.clear()
             importlib.invalidate_caches()
         return purged
 
     def loaded(self) -> list[str]:
         """Names of the dynamic modules currently imported."""
-        return [name for name, module in list(sys.modules.items()) if module is not None and self.is_ours(module)]
+        return [name.removeprefix(PRIVATE_PREFIX) for name, module in list(sys.modules.items())
+                if module is not None and self.is_ours(module)]
 
 
 def _takes_no_arguments(target: Callable[..., Any]) -> bool:

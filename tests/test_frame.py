@@ -1,0 +1,403 @@
+"""Tests for devserver.frame, calling apps directly under wsgiref's validator."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+from wsgiref.util import setup_testing_defaults
+from wsgiref.validate import validator
+
+import pytest
+
+from devserver.frame import App, HTTPError, Request, Response, abort, redirect
+
+
+@dataclass(frozen=True)
+class Result:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return next((v for n, v in self.headers if n.lower() == name.lower()), None)
+
+    def all(self, name: str) -> list[str]:
+        return [v for n, v in self.headers if n.lower() == name.lower()]
+
+
+def environ_for(path: str = "/", method: str = "GET", body: bytes = b"", query: str = "",
+                headers: dict[str, str] | None = None, script_name: str = "") -> dict[str, Any]:
+    environ: dict[str, Any] = {"REQUEST_METHOD": method, "PATH_INFO": path, "SCRIPT_NAME": script_name,
+                               "QUERY_STRING": query, "wsgi.input": io.BytesIO(body)}
+    if body:
+        environ["CONTENT_LENGTH"] = str(len(body))
+    for name, value in (headers or {}).items():
+        key = name.upper().replace("-", "_")
+        environ[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key] = value
+    setup_testing_defaults(environ)
+    return environ
+
+
+def call(app: Any, path: str = "/", **kwargs: Any) -> Result:
+    """Run ``app`` under the PEP 3333 validator and collect its response."""
+    return run(app, environ_for(path, **kwargs))
+
+
+def run(app: Any, environ: dict[str, Any]) -> Result:
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen["status"], seen["headers"] = status, headers
+        return lambda data: None
+
+    iterable = validator(app)(environ, start_response)
+    try:
+        body = b"".join(iterable)
+    finally:
+        iterable.close()
+    return Result(int(seen["status"].split()[0]), seen["headers"], body)
+
+
+def multipart(fields: dict[str, str], files: dict[str, tuple[str, str, bytes]], boundary: str = "b0undary") -> bytes:
+    chunks = []
+    for name, value in fields.items():
+        chunks.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+                      + value.encode() + b"\r\n")
+    for name, (filename, ctype, data) in files.items():
+        chunks.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                      f"Content-Type: {ctype}\r\n\r\n".encode() + data + b"\r\n")
+    return b"".join(chunks) + f"--{boundary}--\r\n".encode()
+
+
+@pytest.fixture
+def app() -> App:
+    app = App()
+
+    @app.route("/")
+    def index(request: Request) -> str:
+        return "<h1>home</h1>"
+
+    @app.route("/user/<name>")
+    def user(request: Request, name: str) -> dict[str, Any]:
+        return {"name": name}
+
+    @app.route("/items/<id:int>", methods=["GET", "POST"])
+    def item(request: Request, id: int) -> dict[str, Any]:
+        return {"id": id, "type": type(id).__name__, "method": request.method}
+
+    @app.route("/price/<x:float>")
+    def price(x: float) -> dict[str, Any]:  # no request parameter: only the path's
+        return {"x": x, "type": type(x).__name__}
+
+    @app.route("/files/<p:path>")
+    def files(request: Request, p: str) -> str:
+        return p
+
+    @app.route("/echo", methods=["POST"])
+    def echo(request: Request) -> Response:
+        payload = {"form": {k: request.form.getlist(k) for k in request.form},
+                   "files": {k: [f.filename, f.content_type, f.data.hex()] for k, f in request.files.items()},
+                   "json": request.json if request.content_type == "application/json" else None}
+        return Response.json(payload)
+
+    @app.route("/args")
+    def args(request: Request) -> dict[str, Any]:
+        return {"q": request.args.get("q"), "tags": request.args.getlist("tag"),
+                "missing": request.args.get("missing", "default"), "blank": request.args.get("blank")}
+
+    @app.route("/teapot")
+    def teapot() -> str:
+        raise HTTPError(418, "short and stout")
+
+    @app.route("/abort")
+    def aborts() -> str:
+        abort(403, "<no>")
+
+    @app.route("/raised")
+    def raised() -> str:
+        raise Response("made", status=201, headers={"X-Made": "yes"}, content_type="text/plain")
+
+    @app.route("/go")
+    def go(request: Request) -> Response:
+        return redirect(request.url_for("/user/ü x"))
+
+    @app.route("/cookies")
+    def cookies(request: Request) -> Response:
+        response = Response.json(request.cookies)
+        response.set_cookie("session", "abc123", max_age=60)
+        response.delete_cookie("old")
+        return response
+
+    @app.route("/headers")
+    def headers(request: Request) -> dict[str, Any]:
+        return {"agent": request.headers.get("user-agent"), "same": request.headers["USER-AGENT"],
+                "ctype": request.headers.get("Content-Type")}
+
+    @app.route("/bytes")
+    def raw() -> bytes:
+        return b"\x00\x01"
+
+    @app.route("/list")
+    def listing() -> list[int]:
+        return [1, 2, 3]
+
+    @app.route("/empty")
+    def empty() -> Response:
+        return Response(status=204)
+
+    @app.route("/where")
+    def where(request: Request) -> dict[str, Any]:
+        return {"path": request.path, "script": request.script_name, "link": request.url_for("/x", a="1 2")}
+
+    @app.route("/boom")
+    def boom() -> str:
+        return str(1 / 0)
+
+    @app.route("/nothing")
+    def nothing() -> None:
+        return None
+
+    return app
+
+
+def body_json(result: Result) -> Any:
+    assert result.header("Content-Type") == "application/json"
+    return json.loads(result.body)
+
+
+def test_static_route_is_html_with_content_length(app: App) -> None:
+    result = call(app, "/")
+    assert (result.status, result.body) == (200, b"<h1>home</h1>")
+    assert result.header("Content-Type") == "text/html; charset=utf-8"
+    assert result.header("Content-Length") == str(len(result.body))
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("/user/alice", {"name": "alice"}),
+    ("/user/%C3%A9", {"name": "%C3%A9"}),  # the server decodes, not the router
+    ("/user/\xc3\xa9", {"name": "é"}),  # PEP 3333 latin-1 "bytes as str" → UTF-8
+    ("/items/42", {"id": 42, "type": "int", "method": "GET"}),
+    ("/items/-7", {"id": -7, "type": "int", "method": "GET"}),
+    ("/price/2.5", {"x": 2.5, "type": "float"}),
+    ("/price/3", {"x": 3.0, "type": "float"}),
+])
+def test_typed_parameters(app: App, path: str, expected: dict[str, Any]) -> None:
+    result = call(app, path)
+    assert result.status == 200
+    assert body_json(result) == expected
+
+
+def test_path_parameter_takes_slashes(app: App) -> None:
+    assert call(app, "/files/a/b/c.txt").body == b"a/b/c.txt"
+
+
+@pytest.mark.parametrize("path", ["/items/abc", "/items/1.5", "/items/", "/price/x", "/user/a/b", "/nowhere",
+                                  "/files/"])
+def test_no_match_is_404(app: App, path: str) -> None:
+    result = call(app, path)
+    assert result.status == 404
+    assert b"404 Not Found" in result.body
+    assert result.header("Content-Length") == str(len(result.body))
+
+
+def test_wrong_method_is_405_with_allow(app: App) -> None:
+    result = call(app, "/items/1", method="DELETE")
+    assert result.status == 405
+    assert result.header("Allow") == "GET, HEAD, POST"
+    assert call(app, "/echo", method="GET").header("Allow") == "POST"
+    assert call(app, "/", method="OPTIONS").status == 405
+
+
+def test_post_to_a_multi_method_route(app: App) -> None:
+    assert body_json(call(app, "/items/5", method="POST"))["method"] == "POST"
+
+
+def test_head_is_answered_from_get(app: App) -> None:
+    get = call(app, "/user/bob")
+    head = call(app, "/user/bob", method="HEAD")
+    assert head.status == 200 and head.body == b""
+    assert head.header("Content-Length") == get.header("Content-Length") == str(len(get.body))
+    assert head.header("Content-Type") == get.header("Content-Type")
+
+
+def test_explicit_head_route_wins() -> None:
+    app = App()
+    app.add_route("/x", lambda: "get")
+    app.add_route("/x", lambda: Response(headers={"X-Head": "1"}), methods=["HEAD"])
+    assert call(app, "/x", method="HEAD").header("X-Head") == "1"
+
+
+@pytest.mark.parametrize("path, status, text", [
+    ("/teapot", 418, b"short and stout"),
+    ("/abort", 403, b"&lt;no&gt;"),  # messages are escaped
+])
+def test_raised_errors_render_their_status(app: App, path: str, status: int, text: bytes) -> None:
+    result = call(app, path)
+    assert result.status == status
+    assert text in result.body
+    assert result.header("Content-Type") == "text/html; charset=utf-8"
+
+
+def test_a_raised_response_is_sent(app: App) -> None:
+    result = call(app, "/raised")
+    assert (result.status, result.body, result.header("X-Made")) == (201, b"made", "yes")
+    assert result.header("Content-Type") == "text/plain"
+
+
+def test_redirect_quotes_its_location(app: App) -> None:
+    result = call(app, "/go", script_name="/site.py")
+    assert result.status == 302
+    assert result.header("Location") == "/site.py/user/%C3%BC%20x"
+    assert redirect("/a\r\nSet-Cookie: x=1", 303).get_header("Location") == "/a%0D%0ASet-Cookie:%20x=1"
+
+
+def test_header_values_cannot_carry_line_breaks() -> None:
+    with pytest.raises(ValueError):
+        Response().set_header("X-Bad", "a\r\nb")
+
+
+def test_cookies_set_and_read(app: App) -> None:
+    result = call(app, "/cookies", headers={"Cookie": 'session=old; bad{name=1; theme="dark mode"; lang=en'})
+    assert body_json(result) == {"session": "old", "theme": "dark mode", "lang": "en"}
+    session, old = result.all("Set-Cookie")
+    assert session.startswith("session=abc123;")
+    for attribute in ("Max-Age=60", "Path=/", "HttpOnly", "SameSite=Lax"):
+        assert attribute in session
+    assert "Secure" not in session
+    assert old.startswith("old=") and "Max-Age=0" in old
+
+
+def test_no_cookie_header_is_an_empty_dict(app: App) -> None:
+    assert body_json(call(app, "/cookies")) == {}
+
+
+def test_query_args(app: App) -> None:
+    result = call(app, "/args", query="q=caf%C3%A9&tag=a&tag=b&blank=")
+    assert body_json(result) == {"q": "café", "tags": ["a", "b"], "missing": "default", "blank": ""}
+
+
+def test_headers_are_case_insensitive(app: App) -> None:
+    result = call(app, "/headers", headers={"User-Agent": "pytest", "Content-Type": "text/plain"})
+    assert body_json(result) == {"agent": "pytest", "same": "pytest", "ctype": "text/plain"}
+
+
+def test_urlencoded_form(app: App) -> None:
+    body = "name=J%C3%B6rg&tag=a&tag=b&empty=".encode()
+    result = call(app, "/echo", method="POST", body=body,
+                  headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    assert body_json(result)["form"] == {"name": ["Jörg"], "tag": ["a", "b"], "empty": [""]}
+
+
+def test_multipart_form_with_a_binary_file(app: App) -> None:
+    data = bytes(range(256)) + b"\r\n--b0undar\r\n"
+    body = multipart({"title": "héllo\r\nworld", "blank": ""},
+                     {"upload": ("a b.bin", "application/octet-stream", data)})
+    result = call(app, "/echo", method="POST", body=body,
+                  headers={"Content-Type": "multipart/form-data; boundary=b0undary"})
+    echoed = body_json(result)
+    assert echoed["form"] == {"title": ["héllo\r\nworld"], "blank": [""]}
+    assert echoed["files"] == {"upload": ["a b.bin", "application/octet-stream", data.hex()]}
+
+
+def test_multipart_without_a_boundary_is_400(app: App) -> None:
+    result = call(app, "/echo", method="POST", body=b"junk", headers={"Content-Type": "multipart/form-data"})
+    assert result.status == 400
+
+
+@pytest.mark.parametrize("body, status, expected", [
+    (b'{"a": [1, 2], "b": "\xc3\xa9"}', 200, {"a": [1, 2], "b": "é"}),
+    (b"[1, 2", 400, None),
+    (b"\xff\xfe\x00", 400, None),
+])
+def test_json_body(app: App, body: bytes, status: int, expected: Any) -> None:
+    result = call(app, "/echo", method="POST", body=body, headers={"Content-Type": "application/json"})
+    assert result.status == status
+    if status == 200:
+        assert body_json(result)["json"] == expected
+    else:
+        assert b"Invalid JSON" in result.body
+
+
+def test_empty_json_body_is_none() -> None:
+    assert Request(environ_for("/", method="POST", headers={"Content-Type": "application/json"})).json is None
+
+
+def test_body_is_never_read_past_content_length() -> None:
+    environ = environ_for("/", method="POST", body=b"hello")
+    environ["wsgi.input"] = io.BytesIO(b"hello--next request--")
+    request = Request(environ)
+    assert request.body == b"hello"
+    assert environ["wsgi.input"].tell() == 5
+    assert request.body == b"hello"  # read once, kept
+
+
+def test_body_without_content_length_is_empty_unless_input_terminated() -> None:
+    environ = environ_for("/", method="POST")
+    environ["wsgi.input"] = io.BytesIO(b"chunked body")
+    assert Request(dict(environ)).body == b""
+    environ["wsgi.input_terminated"] = True
+    assert Request(environ).body == b"chunked body"
+
+
+def test_a_declared_body_over_the_limit_is_413(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Request, "max_body", 4)
+    result = call(app, "/echo", method="POST", body=b"[1, 2, 3]", headers={"Content-Type": "application/json"})
+    assert result.status == 413
+
+
+@pytest.mark.parametrize("path, ctype, body", [
+    ("/bytes", "text/html; charset=utf-8", b"\x00\x01"),
+    ("/list", "application/json", b"[1,2,3]"),
+])
+def test_return_types(app: App, path: str, ctype: str, body: bytes) -> None:
+    result = call(app, path)
+    assert (result.header("Content-Type"), result.body) == (ctype, body)
+
+
+def test_204_has_no_body_headers(app: App) -> None:
+    result = call(app, "/empty")
+    assert (result.status, result.body) == (204, b"")
+    assert result.header("Content-Type") is None and result.header("Content-Length") is None
+
+
+def test_mounted_under_a_script_name(app: App) -> None:
+    result = call(app, "/where", script_name="/site.py")
+    assert body_json(result) == {"path": "/where", "script": "/site.py", "link": "/site.py/x?a=1+2"}
+    assert call(app, "", script_name="/site.py").body == b"<h1>home</h1>"  # empty PATH_INFO is "/"
+
+
+def test_seed_style_list_of_pairs_and_zero_argument_handlers() -> None:
+    def hello() -> str:
+        return "Hello!"
+
+    def now(request: Request) -> str:
+        return request.method
+
+    app = App([("/hello", hello), ("/time", now)])
+    assert call(app, "/hello").body == b"Hello!"
+    assert call(app, "/time").body == b"GET"
+    assert call(app, "/hello", method="POST").status == 405
+
+
+def test_handler_exceptions_propagate(app: App) -> None:
+    # Not swallowed: the server shows its 500 page with this traceback.
+    with pytest.raises(ZeroDivisionError):
+        call(app, "/boom")
+    with pytest.raises(TypeError, match="must return"):
+        call(app, "/nothing")
+
+
+@pytest.mark.parametrize("rule", ["/x/<id:number>", "/x/<a>/<a>", "no-slash"])
+def test_bad_rules_fail_at_registration(rule: str) -> None:
+    with pytest.raises(ValueError):
+        App().add_route(rule, lambda: "")
+
+
+def test_dynamic_routes_are_tried_in_insertion_order() -> None:
+    app = App()
+    app.add_route("/p/<n:int>", lambda n: "int")
+    app.add_route("/p/<s>", lambda s: "str")
+    app.add_route("/p/me", lambda: "static")
+    assert [call(app, p).body for p in ("/p/1", "/p/x", "/p/me")] == [b"int", b"str", b"static"]
