@@ -304,12 +304,23 @@ async def serve_wsgi(conn: Connection, exchange: Exchange, app: WSGIApp, script_
         conn.end()
     elif outcome.kind == "whole":
         body, close = _fit_body(outcome)
-        conn.send(outcome.status, outcome.headers or [], body, close=close)
+        headers = outcome.headers or []
+        transform = worker.hooks.get("html_transform")
+        if transform is not None and outcome.status == 200 and _plain_html(headers):
+            body = transform(body)  # apps' pages refresh on save too (live reload)
+            headers = [(n, str(len(body)) if n.lower() == "content-length" else v) for n, v in headers]
+        conn.send(outcome.status, headers, body, close=close)
         conn.end()
     elif outcome.kind == "file":
         await _send_wrapped_file(conn, outcome)
     else:
         conn.finish()
+
+
+def _plain_html(headers: list[tuple[str, str]]) -> bool:
+    """An uncompressed HTML body, which a script can be added to."""
+    names = {n.lower(): v for n, v in headers}
+    return names.get("content-type", "").lower().startswith("text/html") and "content-encoding" not in names
 
 
 def _fit_body(outcome: Outcome) -> tuple[bytes, bool]:

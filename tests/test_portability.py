@@ -81,7 +81,7 @@ def devserver_server(app: WSGIApp) -> Iterator[Address]:
     from conftest import LiveServer
 
     with tempfile.TemporaryDirectory() as empty:
-        server = LiveServer(["site:app", "--workers", "1", "--root", empty,
+        server = LiveServer(["site:app", "--workers", "1", "--no-livereload", "--root", empty,
                              "--dynamic", str(SITE.parent)], SITE.parent.parent).start()
         try:
             yield "127.0.0.1", server.port

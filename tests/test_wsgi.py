@@ -166,3 +166,12 @@ def test_a_slow_app_does_not_hold_up_another_app_on_the_same_worker(server) -> N
     started = time.monotonic()
     assert request(server, "/echo.py")[0] == 200
     assert time.monotonic() - started < 1
+
+
+def test_html_from_an_app_gets_the_live_reload_script(server_factory) -> None:
+    server = server_factory("--workers", "1")
+    status, headers, body = request(server, "/contract.py/html")
+    assert status == 200 and body.startswith(b"<html><body>app page")
+    assert b"/__devserver__/livereload.js" in body and headers["content-length"] == str(len(body))
+    server = server_factory("--workers", "1", "--no-livereload")
+    assert request(server, "/contract.py/html")[2] == b"<html><body>app page</body></html>"

@@ -58,6 +58,10 @@ def application(environ, start_response):
             start_response("200 OK", [("Content-Type", "text/plain")])
             yield b"late"
         return gen()
+    if path == "/html":
+        page = b"<html><body>app page</body></html>"
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page)))])
+        return [page]
     if path == "/short":
         start_response("200 OK", [("Content-Length", "10")])
         return [b"12345"]
