@@ -9,6 +9,8 @@ framing and record what the request event will say.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import io
 import threading
 import time
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
 PREVIEW = 1024  # bytes of request body kept for the event log
 SPOOL = 1024 * 1024  # request bodies above this go to a temporary file
 MAX_PIPELINE = 32  # queued requests before we stop reading
+# Spooling a body to disk failed: the server's storage, not the request, is at fault.
+# RFC 4918 §11.5 (507) for a full disk or quota; RFC 9110 §15.5.14 (413) for a file-size limit.
+SPOOL_FAILURE_STATUS = {errno.ENOSPC: 507, errno.EDQUOT: 507, errno.EFBIG: 413}
 
 
 class ClientGone(ConnectionError):
@@ -144,8 +149,8 @@ class Connection(asyncio.Protocol):
             if isinstance(event, Head):
                 self._on_head(event.request)
             elif isinstance(event, Body):
-                if self.receiving is not None:
-                    self.receiving.add_body(event.data)
+                if self.receiving is not None and not self._add_body(event.data):
+                    break  # refused: nothing after this is read
             elif isinstance(event, End):
                 self._on_end()
             else:
@@ -173,6 +178,27 @@ class Connection(asyncio.Protocol):
         if not exchange.continue_sent and self.current is None and not self.queue:
             exchange.continue_sent = True
             self.transport.write(CONTINUE)  # type: ignore[union-attr]
+
+    def _add_body(self, data: bytes) -> bool:
+        """Store body bytes; on a spool failure (disk full) queue an error answer and return False."""
+        exchange = self.receiving
+        assert exchange is not None
+        try:
+            exchange.add_body(data)
+            return True
+        except OSError as exc:
+            body, exchange.body = exchange.body, None
+            if body is not None:
+                with contextlib.suppress(OSError):  # flushing what the failed write left buffered fails too
+                    body.close()
+            exchange.status = SPOOL_FAILURE_STATUS.get(exc.errno or 0, 500)
+            exchange.error = f"The request body could not be stored: {exc.strerror or exc}"
+            exchange.complete = True
+            exchange.close = True
+            self.receiving = None
+            self.parser.rejected = True  # the rest of the body is never parsed
+            self.queue.append(exchange)
+            return False
 
     def _on_end(self) -> None:
         exchange, self.receiving = self.receiving, None

@@ -68,6 +68,28 @@ def bind(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
+def raise_open_files_limit(ceiling: int = 65536) -> None:
+    """Raise the soft open-files limit to the hard limit (at most ``ceiling``).
+
+    Shells often start programs with a soft limit of 1024 or less while the
+    hard limit allows far more.  Every keep-alive connection costs a worker
+    one descriptor; at the soft limit accept() and open() fail with EMFILE
+    and requests get 500s.  Best effort: where the limit cannot be changed
+    (no ``resource`` module, a platform cap) the server runs as it is.
+    """
+    try:
+        import resource
+    except ImportError:  # Windows
+        return
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = ceiling if hard == resource.RLIM_INFINITY else min(hard, max(ceiling, soft))
+        if soft != resource.RLIM_INFINITY and soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        pass
+
+
 class Supervisor:
     """Owns the socket and the worker processes."""
 
@@ -91,6 +113,7 @@ class Supervisor:
 
     def start(self) -> None:
         """Bind and start everything; raises StartError with a user-facing message."""
+        raise_open_files_limit()  # before the workers start: they inherit it
         self.sock = bind(self.config.host, self.config.port, self.config.backlog)
         self.config = replace(self.config, port=self.sock.getsockname()[1])
         self.events = self.ctx.Queue(maxsize=max(1, self.config.queue_size // 64))
@@ -150,7 +173,9 @@ class Supervisor:
                 self._replace(sentinels[sentinel])
 
     def _replace(self, slot: _Slot) -> None:
-        slot.process.join(0)
+        # The sentinel fires when the worker's descriptors close, a moment before
+        # it can be reaped: wait (bounded) so it is reaped and its exit code known.
+        slot.process.join(1.0)
         self.sink([WorkerEvent(time.time(), slot.process.pid, "exited", slot.index, slot.process.exitcode)])
         slot.control.close()
         quick_death = time.monotonic() - slot.started < RESTART_BACKOFF
