@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from collections import deque
 from typing import Any
@@ -47,3 +48,41 @@ class EventSink:
                 self._pending.clear()
                 return
             self._dropped_reported = self.dropped
+
+
+class EventChannel:
+    """A worker's queue to the supervisor: a bounded buffer and a feeder thread over a Pipe.
+
+    Like ``multiprocessing.Queue`` (``put_nowait`` raises ``queue.Full`` when
+    the buffer is full), but one per worker: a shared Queue has one write lock
+    for all workers, and a worker killed while holding it would silence every
+    other worker's events for good.
+    """
+
+    def __init__(self, connection: Any, maxsize: int) -> None:
+        self._connection = connection
+        self._buffer: queue.Queue[list[Any] | None] = queue.Queue(maxsize)
+        self._thread = threading.Thread(target=self._feed, name="devserver-events", daemon=True)
+        self._thread.start()
+
+    def put_nowait(self, batch: list[Any]) -> None:
+        self._buffer.put_nowait(batch)
+
+    def _feed(self) -> None:
+        while True:
+            batch = self._buffer.get()
+            if batch is None:
+                return
+            try:
+                self._connection.send(batch)
+            except (OSError, ValueError):
+                return  # the supervisor is gone: nothing left to tell
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Send what is buffered (bounded in time), then stop the feeder."""
+        try:
+            self._buffer.put(None, timeout=timeout)
+        except queue.Full:
+            pass
+        self._thread.join(timeout)
+        self._connection.close()

@@ -1,6 +1,6 @@
 """The supervisor: binds the socket, runs the workers, relays their events.
 
-Threads: one reads the event queue and hands batches to the sink (console
+Threads: one reads the workers' event pipes and hands batches to the sink (console
 log or dashboard); one watches worker sentinels and replaces a worker that
 died.  Because the process has threads, workers are started with the
 ``spawn`` context (forking a threaded process is unsafe).
@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import multiprocessing
 import os
-import queue
 import socket
 import threading
 import time
@@ -37,6 +36,7 @@ class _Slot:
     index: int
     process: Any
     control: Any  # our end of the worker's control pipe
+    events: Any  # our end of the worker's event pipe
     started: float
     restarts: int = 0
 
@@ -99,8 +99,8 @@ class Supervisor:
         self.ctx = multiprocessing.get_context("spawn")
         self.sock: socket.socket | None = None
         self.slots: list[_Slot] = []
-        self.events: Any = None
         self.generation: Any = None
+        self._retired: list[Any] = []  # event pipes of dead workers, read until empty
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._stopped = threading.Event()
@@ -116,7 +116,6 @@ class Supervisor:
         raise_open_files_limit()  # before the workers start: they inherit it
         self.sock = bind(self.config.host, self.config.port, self.config.backlog)
         self.config = replace(self.config, port=self.sock.getsockname()[1])
-        self.events = self.ctx.Queue(maxsize=max(1, self.config.queue_size // 64))
         self.generation = self.ctx.RawValue("Q", 0)
         for index in range(self.config.workers):
             self.slots.append(self._spawn(index))
@@ -133,26 +132,43 @@ class Supervisor:
 
     def _spawn(self, index: int, restarts: int = 0) -> _Slot:
         receiver, sender = self.ctx.Pipe(duplex=False)
+        event_reader, event_writer = self.ctx.Pipe(duplex=False)
         process = self.ctx.Process(
             target=worker_main, name=f"devserver-worker-{index}",
-            args=(self.config, self.sock, self.events, receiver, self.generation, index),
+            args=(self.config, self.sock, event_writer, receiver, self.generation, index),
         )
         process.start()
         receiver.close()
+        event_writer.close()  # the worker holds the only writer: its death reads as EOF here
         state = "restarted" if restarts else "started"
         self.sink([WorkerEvent(time.time(), process.pid, state, index)])
-        return _Slot(index, process, sender, time.monotonic(), restarts)
+        return _Slot(index, process, sender, event_reader, time.monotonic(), restarts)
 
     # threads -----------------------------------------------------------------
     def _read_events(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                batch = self.events.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            except (EOFError, OSError):
+        """Relay batches from every worker's pipe; after stop(), read each to its end."""
+        while True:
+            with self._lock:
+                self._retired = [pipe for pipe in self._retired if not pipe.closed]
+                pipes = [pipe for pipe in [slot.events for slot in self.slots] + self._retired if not pipe.closed]
+            final = self._stopped.is_set()
+            for pipe in wait(pipes, timeout=0.2):
+                self._receive(pipe)
+            if final:
+                for pipe in pipes:
+                    while not pipe.closed and pipe.poll() and self._receive(pipe):
+                        pass
                 return
-            self._deliver(batch)
+
+    def _receive(self, pipe: Any) -> bool:
+        """Deliver one batch; at the end of a pipe (its worker is gone) close it."""
+        try:
+            batch = pipe.recv()
+        except (EOFError, OSError):
+            pipe.close()
+            return False
+        self._deliver(batch)
+        return True
 
     def _deliver(self, batch: list[Event]) -> None:
         try:
@@ -178,6 +194,8 @@ class Supervisor:
         slot.process.join(1.0)
         self.sink([WorkerEvent(time.time(), slot.process.pid, "exited", slot.index, slot.process.exitcode)])
         slot.control.close()
+        with self._lock:
+            self._retired.append(slot.events)
         quick_death = time.monotonic() - slot.started < RESTART_BACKOFF
         if quick_death and self._stopping.wait(RESTART_BACKOFF):
             return
@@ -228,7 +246,7 @@ class Supervisor:
             self._stopped.wait()
             return
         self._stopping.set()
-        if self.events is None:  # start() failed before anything ran
+        if self.generation is None:  # start() failed before anything ran
             self._stopped.set()
             return
         self.sink([ServerEvent(time.time(), "stopping", self.url)])
@@ -247,23 +265,14 @@ class Supervisor:
                 slot.process.join(2)
             self.sink([WorkerEvent(time.time(), slot.process.pid, "stopped", slot.index, slot.process.exitcode)])
             slot.control.close()
-        self._drain_events()
-        self._stopped.set()
+        self._stopped.set()  # the reader now reads every pipe to its end, then returns
         for thread in self._threads:
-            thread.join(2)
+            thread.join(5)
         if self.sock is not None:
             self.sock.close()
-        self.events.close()
-        self.events.join_thread()
+        for slot in slots:
+            slot.events.close()
         self.sink([ServerEvent(time.time(), "stopped", self.url)])
-
-    def _drain_events(self) -> None:
-        while True:
-            try:
-                batch = self.events.get(timeout=0.05)
-            except (queue.Empty, EOFError, OSError):
-                return
-            self._deliver(batch)
 
 
 def pid_alive(pid: int) -> bool:

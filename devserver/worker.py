@@ -20,7 +20,7 @@ from . import static
 from .config import Config
 from .connection import ClientGone, Connection, Exchange
 from .dynamic import DynamicModules, ImportFailed, NotFound, split_script
-from .eventqueue import EventSink
+from .eventqueue import MAX_BATCH, EventChannel, EventSink
 from .events import LogEvent, ReloadEvent, RequestEvent, WorkerStatus
 from .http import Limits
 from .threadpool import ThreadPool
@@ -301,8 +301,9 @@ def _route_output_to_events(events: Any) -> None:
     sys.stderr = _OutputToEvents(events, "error")  # type: ignore[assignment]
 
 
-def worker_main(config: Config, sock: socket.socket, events: Any, control: Any, generation: Any, index: int) -> None:
+def worker_main(config: Config, sock: socket.socket, event_pipe: Any, control: Any, generation: Any, index: int) -> None:
     """Entry point of a worker process (spawned by the supervisor)."""
+    events = EventChannel(event_pipe, max(1, config.queue_size // MAX_BATCH))
     # Ctrl-C reaches the whole process group; only the supervisor decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from . import extensions
@@ -321,8 +322,4 @@ def worker_main(config: Config, sock: socket.socket, events: Any, control: Any, 
         traceback.print_exc()
         raise SystemExit(1) from None
     finally:
-        try:
-            events.close()
-            events.join_thread()
-        except Exception:  # noqa: BLE001
-            pass
+        events.close()

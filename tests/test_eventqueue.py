@@ -44,3 +44,25 @@ def test_full_queue_drops_without_blocking_and_reports_the_count_later() -> None
     assert batch[-1] == DroppedEvents(batch[-1].time, 7, 10)
     q.close()
     q.join_thread()
+
+
+def test_event_channel_never_blocks_on_an_absent_consumer() -> None:
+    """Nobody reads the pipe: the feeder stalls, the buffer fills, and events are dropped, not waited for."""
+    from devserver.eventqueue import EventChannel
+
+    reader, writer = multiprocessing.get_context("spawn").Pipe(duplex=False)
+    channel = EventChannel(writer, maxsize=4)
+    sink = EventSink(channel, 3)
+    started = time.monotonic()
+    for round_ in range(50):
+        for i in range(256):
+            sink.emit(LogEvent(time.time(), 3, "x" * 200))
+        sink.flush()
+    assert time.monotonic() - started < 5
+    assert sink.dropped > 0
+    received = 0
+    while reader.poll(0.5):
+        received += sum(1 for e in reader.recv() if isinstance(e, LogEvent))
+    assert received + sink.dropped == 50 * 256
+    channel.close(timeout=1)
+    reader.close()
