@@ -118,10 +118,12 @@ class Connection(asyncio.Protocol):
             self._drain.set_result(None)
         if self.task is not None and not self.task.done() and self.current is None:
             self.task.cancel()
-        for exchange in self.queue:
-            if exchange.body is not None:
+        for exchange in (*self.queue, self.receiving):
+            # The current exchange's body may still be read by its app; end() closes it.
+            if exchange is not None and exchange is not self.current and exchange.body is not None:
                 exchange.body.close()
         self.queue.clear()
+        self.receiving = None
 
     def eof_received(self) -> bool:
         """The client half-closed: answer what it sent in full, then close."""
