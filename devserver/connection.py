@@ -19,7 +19,6 @@ from collections.abc import Callable
 from tempfile import SpooledTemporaryFile
 from typing import TYPE_CHECKING, BinaryIO
 
-from .events import RequestEvent
 from .http import CONTINUE, LAST_CHUNK, Body, End, Head, ProtocolError, Rejected, Request, RequestParser, chunk, response_head
 from .pages import error_page
 

@@ -66,17 +66,6 @@ class Request:
         self.path = path.partition("#")[0]
         self.query = query
 
-    def header(self, name: str, default: str | None = None) -> str | None:
-        """The first value of header ``name`` (case-insensitive)."""
-        name = name.lower()
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value
-        return default
-
-    @property
-    def has_body(self) -> bool:
-        return self.chunked or bool(self.content_length)
 
 
 # Events handed out by RequestParser.feed(), in wire order.
@@ -301,8 +290,3 @@ def response_head(status: int, headers: Iterable[tuple[str, str]], *, close: boo
 def chunk(data: bytes) -> bytes:
     """One chunk of a chunked body (RFC 9112 §7.1)."""
     return b"%x\r\n%b\r\n" % (len(data), data)
-
-
-def body_forbidden(method: str, status: int) -> bool:
-    """RFC 9110 §6.4.1: HEAD, 1xx, 204 and 304 responses carry no content."""
-    return method == "HEAD" or status in (204, 304) or 100 <= status < 200

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import multiprocessing
-import os
 import socket
 import threading
 import time
@@ -235,10 +234,6 @@ class Supervisor:
     def reload_all(self) -> None:
         self.reload(None)
 
-    def worker_pids(self) -> list[int]:
-        with self._lock:
-            return [slot.process.pid for slot in self.slots]
-
     # shutdown ------------------------------------------------------------------
     def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (bounded), end every worker."""
@@ -273,14 +268,3 @@ class Supervisor:
         for slot in slots:
             slot.events.close()
         self.sink([ServerEvent(time.time(), "stopped", self.url)])
-
-
-def pid_alive(pid: int) -> bool:
-    """True if a process with this id exists (for tests and diagnostics)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -8,7 +8,6 @@ a Content-Length.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import traceback
 from collections.abc import Callable, Iterable
