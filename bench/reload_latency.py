@@ -17,13 +17,14 @@ keeps the length fixed to show that trap (rounds that never see the new token
 within ``--timeout`` are counted as "missed").  Bytecode writing is on, as on
 a user's machine (PYTHONDONTWRITEBYTECODE is removed from the servers' env).
 
-    python bench/reload_latency.py [--rounds N] [--servers devserver,uvicorn,werkzeug]
+    python bench/reload_latency.py [--rounds N] [--servers devserver,uvicorn,werkzeug] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import signal
 import socket
@@ -242,6 +243,28 @@ def run(name: str, rounds: int, same_size: bool, timeout: float) -> Result:
             server.stop()
 
 
+def p95(values: list[float]) -> float:
+    """The 95th percentile (inclusive method) of sorted ``values``; the value itself for one."""
+    return statistics.quantiles(values, n=100, method="inclusive")[94] if len(values) > 1 else values[0]
+
+
+def write_json(path: Path, names: list[str], results: list[Result], args: argparse.Namespace) -> None:
+    """Every latency and counter per server, with the options, for bench/report.py and later readers."""
+    entries = []
+    for name, r in zip(names, results):
+        values = sorted(r.latencies)
+        entries.append({
+            "key": name, "server": r.server, "rounds": args.rounds, "latencies_ms": r.latencies,
+            "p50_ms": statistics.median(values) if values else None, "p95_ms": p95(values) if values else None,
+            "max_ms": values[-1] if values else None, "stale": r.stale, "failed": r.failed, "refused": r.refused,
+            "missed": r.missed, "note": r.note,
+        })
+    payload = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv, "rounds": args.rounds,
+               "same_size": args.same_size, "timeout_s": args.timeout, "results": entries}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+
+
 def table(results: list[Result], rounds: int) -> str:
     header = f"{'server':<22}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'stale':>8}{'failed':>8}{'refused':>9}{'missed':>8}"
     lines = [header, "-" * len(header)]
@@ -250,8 +273,7 @@ def table(results: list[Result], rounds: int) -> str:
             lines.append(f"{r.server:<22}  {r.note or 'no round completed'}")
             continue
         values = sorted(r.latencies)
-        p95 = statistics.quantiles(values, n=100, method="inclusive")[94] if len(values) > 1 else values[0]
-        lines.append(f"{r.server:<22}{statistics.median(values):>9.1f}{p95:>9.1f}{values[-1]:>9.1f}"
+        lines.append(f"{r.server:<22}{statistics.median(values):>9.1f}{p95(values):>9.1f}{values[-1]:>9.1f}"
                      f"{r.stale:>8}{r.failed:>8}{r.refused:>9}{r.missed:>8}")
     lines.append(f"({rounds} rounds each; stale/failed/refused: requests during the reload windows; "
                  "missed: rounds without the new token in time)")
@@ -266,10 +288,11 @@ def main() -> int:
     parser.add_argument("--same-size", action="store_true",
                         help="keep every token the same length (the stale-bytecode trap)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each new token")
+    parser.add_argument("--json", metavar="PATH", help="also write the results (every latency) to PATH as JSON")
     args = parser.parse_args()
+    names = [name.strip() for name in args.servers.split(",") if name.strip()]
     results = []
-    for name in args.servers.split(","):
-        name = name.strip()
+    for name in names:
         if name not in SERVERS:
             parser.error(f"unknown server {name!r}")
         module = REQUIRES.get(name)
@@ -282,6 +305,8 @@ def main() -> int:
         print(f"measuring {name} ...", file=sys.stderr, flush=True)
         results.append(run(name, args.rounds, args.same_size, args.timeout))
     print(table(results, args.rounds))
+    if args.json:
+        write_json(Path(args.json), names, results, args)
     return 0
 
 
