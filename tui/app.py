@@ -1,9 +1,19 @@
 """The devserver dashboard application.
 
 Threading: :meth:`DashboardApp.feed` is the only method other threads call.
-It buffers events and posts a coalescing :class:`~tui.feed.EventsArrived`;
-the app drains the buffer on its own loop at most ``1 / drain_interval``
-times a second, so redraws stay bounded however busy the server is.
+It buffers events and posts a coalescing :class:`~tui.feed.EventsArrived`
+(only when none is pending, so a busy server does not wake the loop per
+batch); the app drains the buffer on its own loop.
+
+Pacing: the dashboard runs in the supervisor's process, so under load every
+drain and redraw takes CPU from the workers (bench/dashboard_overhead.py).
+Drains are spaced at least ``drain_interval`` apart, and further while events
+keep coming, so that the loop's own CPU time (drain, redraw, everything else
+on the loop) stays near ``UI_CPU_BUDGET`` of one core, up to
+``MAX_DRAIN_INTERVAL``: a trickle of requests shows within a fraction of a
+second, a flood redraws about once a second.  A buffer half full is drained
+at once, so pacing never makes it overflow.
+
 Blocking calls (replaying a request, asking the supervisor to reload or
 stop) run in Textual worker threads and report back with ``call_from_thread``.
 """
@@ -27,13 +37,15 @@ from devserver.config import Config
 from devserver.events import Event, RequestEvent
 from tui import format as fmt
 from tui.control import Control
-from tui.feed import EventBuffer, EventsArrived
+from tui.feed import EventBuffer, EventsArrived, settle_gc
 from tui.help_screen import HelpScreen
 from tui.main_screen import MainScreen
 from tui.replay import ReplayRequested, replay_request
 from tui.request_log import RequestLog
 
 DRAIN_INTERVAL = 0.1  # seconds: at most 10 redraws a second from server events
+MAX_DRAIN_INTERVAL = 1.0  # seconds: at least one a second while events keep coming
+UI_CPU_BUDGET = 0.05  # share of one core the loop aims to stay under while events keep coming
 BUFFER_MIN = 10_000
 STOP_GRACE = 3.0  # seconds beyond config.shutdown_timeout before quitting regardless
 
@@ -44,7 +56,9 @@ class DashboardApp(App[int]):
     ``control`` is the supervisor (or a fake in tests); without it the
     dashboard only displays what it is fed.  ``started`` is the server's start
     time on ``clock`` (default ``time.time``), for the uptime shown in the
-    header; both are injectable so snapshots can freeze time.
+    header; both are injectable so snapshots can freeze time.  ``tune_gc``
+    (set by :func:`tui.run.run_dashboard`) tunes the process's garbage
+    collector once the app is up; tests leave it off, it is process-wide.
     """
 
     CSS_PATH = "app.tcss"
@@ -67,6 +81,7 @@ class DashboardApp(App[int]):
         *,
         clock: Callable[[], float] = time.time,
         drain_interval: float = DRAIN_INTERVAL,
+        tune_gc: bool = False,
     ) -> None:
         super().__init__()
         self.config = config
@@ -74,12 +89,18 @@ class DashboardApp(App[int]):
         self.clock = clock
         self.started = clock() if started is None else started
         self.drain_interval = drain_interval
+        """The least spacing of drains (0: drain as soon as events arrive, with no pacing)."""
+        self.tune_gc = tune_gc
         self.drain_count = 0
         """How many times the buffer was drained (for tests and curiosity)."""
         self._buffer = EventBuffer(max(2 * config.log_rows, BUFFER_MIN))
+        self._urgent = self._buffer.limit // 2  # this many waiting events are drained at once
         self._accepting = threading.Event()  # set while the main screen can take events
         self._finished = threading.Event()  # set once the app has closed
         self._last_drain = 0.0
+        self._interval = drain_interval  # spacing before the next drain (see _pace)
+        self._loop_cpu = 0.0  # the loop thread's CPU time at the last drain
+        self._notified = threading.Event()  # an EventsArrived is on its way or a drain is due
         self._drain_timer: Timer | None = None
         self._stopping = False
         self.main = MainScreen(config, clock, self.started)
@@ -98,12 +119,19 @@ class DashboardApp(App[int]):
         """
         if not events or self._finished.is_set():
             return
-        self._buffer.put(events)
-        if self._accepting.is_set():
+        waiting = self._buffer.put(events)
+        if not self._accepting.is_set():
+            return
+        if not self._notified.is_set():
+            self._notified.set()  # cleared by _drain before it takes the buffer: nothing is missed
             self.post_message(EventsArrived())
+        elif waiting >= self._urgent > waiting - len(events):
+            self.post_message(EventsArrived())  # crossed the half-full mark: drain without waiting
 
     @on(MainScreen.Ready)
     def _start_feed(self) -> None:
+        if self.tune_gc:
+            settle_gc()
         self._accepting.set()
         self._drain()
 
@@ -112,17 +140,42 @@ class DashboardApp(App[int]):
         self._accepting.clear()
 
     def on_events_arrived(self, message: EventsArrived) -> None:
+        if len(self._buffer) >= self._urgent:
+            self._drain()
+            return
         if self._drain_timer is not None:
             return  # a drain is already scheduled
-        wait = self._last_drain + self.drain_interval - time.monotonic()
+        wait = self._last_drain + self._interval - time.monotonic()
         if wait <= 0:
             self._drain()
         else:
             self._drain_timer = self.set_timer(wait, self._drain)
 
+    def _pace(self, now: float) -> None:
+        """Choose the spacing before the next drain from what the last cycle cost the loop.
+
+        The loop thread's CPU time since the previous drain (that drain, its
+        redraw, timers, input) divided by the budget is the spacing that keeps
+        the loop within ``UI_CPU_BUDGET`` of a core.  After a quiet spell the
+        next events are shown at once.
+        """
+        cpu = time.thread_time()
+        spent, self._loop_cpu = cpu - self._loop_cpu, cpu
+        if self.drain_interval <= 0:
+            self._interval = 0.0
+        elif now - self._last_drain > 2 * MAX_DRAIN_INTERVAL:  # quiet: that CPU went to idle timers
+            self._interval = self.drain_interval
+        else:
+            self._interval = min(MAX_DRAIN_INTERVAL, max(self.drain_interval, spent / UI_CPU_BUDGET))
+
     def _drain(self) -> None:
-        self._drain_timer = None
-        self._last_drain = time.monotonic()
+        if self._drain_timer is not None:  # an urgent drain overtook the scheduled one
+            self._drain_timer.stop()
+            self._drain_timer = None
+        now = time.monotonic()
+        self._pace(now)
+        self._last_drain = now
+        self._notified.clear()
         events, overflow = self._buffer.take()
         if events or overflow:
             self.drain_count += 1

@@ -66,7 +66,9 @@ class DetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         r = self.request
         status_class = fmt.status_class(r.status)
-        yield Static(f"{r.method} {r.target} {r.http_version}", id="request-line", markup=False)
+        # Workers report the bare version ("1.1", as the parsers give it); show a request line.
+        version = r.http_version if r.http_version.startswith("HTTP/") else f"HTTP/{r.http_version}"
+        yield Static(f"{r.method} {r.target} {version}", id="request-line", markup=False)
         with VerticalScroll(id="detail-body"):
             yield from self._section("Response", f"{r.status} {reason(r.status)}", classes=f"status-{status_class}")
             timing = (

@@ -21,7 +21,7 @@ def run_dashboard(config: Config) -> int:
     from devserver.reload import attach_watchers
     from devserver.supervisor import StartError, Supervisor
 
-    app = DashboardApp(config, started=time.time())
+    app = DashboardApp(config, started=time.time(), tune_gc=True)
     supervisor = Supervisor(config, sink=app.feed)
     attach_watchers(supervisor)
     app.control = supervisor
