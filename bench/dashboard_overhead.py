@@ -40,8 +40,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from common import (ONE_K, BenchError, ServerSpec, Site, WrkResult, descendants, free_port, http_get, make_site,
-                    python_argv, run_wrk, running)
+from common import (
+    ONE_K,
+    BenchError,
+    ServerSpec,
+    Site,
+    WrkResult,
+    descendants,
+    free_port,
+    http_get,
+    make_site,
+    python_argv,
+    run_wrk,
+    running,
+)
 
 COLUMNS, ROWS = 160, 48
 SIDE_WIDTH = 46  # tui/app.tcss #side, at this width
@@ -82,7 +94,7 @@ class Server:
     mode: str
     pid: int
     port: int
-    screen: "Tmux | None" = None
+    screen: Tmux | None = None
     log: Path | None = None
 
     def shown(self) -> str:
@@ -112,7 +124,7 @@ class Tmux:
 
     def run(self, *args: str, check: bool = True) -> str:
         done = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10,
-                              env=self.env)
+                              env=self.env, check=False)
         if check and done.returncode != 0:
             raise BenchError(f"tmux {' '.join(args)}: {done.stderr.strip()}")
         return done.stdout

@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -110,7 +111,7 @@ class Tmux:
         # LINES=24 into the C environment that children inherit by default, and the tmux server
         # would hand them to devserver, whose terminal size they override.
         done = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10,
-                              env=dict(os.environ))
+                              env=dict(os.environ), check=False)
         if check and done.returncode != 0:
             raise AssertionError(f"tmux {' '.join(args)} failed: {done.stderr.strip()}")
         return done.stdout
@@ -238,7 +239,7 @@ class ExitWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
-    def __enter__(self) -> ExitWatch:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
