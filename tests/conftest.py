@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,8 +27,10 @@ class LiveServer:
     for the events the server printed.
     """
 
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None,
+                 preexec: Callable[[], None] | None = None) -> None:
         self.args = args
+        self.preexec = preexec  # run in the child before exec (lower a limit, drop a capability)
         self.cwd = cwd
         self.env = env
         self.lines: list[str] = []
@@ -43,7 +45,7 @@ class LiveServer:
         env["COLUMNS"] = "250"
         cmd = [sys.executable, "-m", "devserver", "--no-tui", "--port", "0", *self.args]
         self.proc = subprocess.Popen(cmd, cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, bufsize=1)
+                                     text=True, bufsize=1, preexec_fn=self.preexec)  # noqa: PLW1509 - only syscalls run in it
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         deadline = time.monotonic() + timeout
@@ -205,3 +207,33 @@ def read_responses(sock: socket.socket, count: int, method: bytes = b"GET") -> l
             break
         conn.start_next_cycle()
     return results
+
+
+def read_all(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes (a reset counts as the end)."""
+    chunks = []
+    while True:
+        try:
+            piece = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not piece:
+            break
+        chunks.append(piece)
+    return b"".join(chunks)
+
+
+def raw(server: LiveServer, data: bytes, timeout: float = 10.0, half_close: bool = False) -> bytes:
+    """Send ``data`` on a fresh connection; return all the server sends until it closes.
+
+    ``half_close`` shuts our sending side after the data: the server then
+    knows no more is coming and must answer or close at once.
+    """
+    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as sock:
+        try:
+            sock.sendall(data)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        return read_all(sock)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import LiveServer, http_exchange
+from conftest import LiveServer, http_exchange, raw
 
 VALID = [
     b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -38,23 +38,7 @@ def shared_server(tmp_path_factory) -> LiveServer:
 
 
 def exchange_raw(server: LiveServer, data: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        try:
-            sock.sendall(data)
-            sock.shutdown(socket.SHUT_WR)  # no more is coming: the server must answer or close now
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        chunks = []
-        while True:
-            try:
-                piece = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not piece:
-                break
-            chunks.append(piece)
-    return b"".join(chunks)
-
+    return raw(server, data, half_close=True)
 
 def assert_well_formed(stream: bytes, head_only: bool = False) -> list[int]:
     """Parse the server's byte stream as HTTP/1.1 responses; returns their statuses."""

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import LISTENING, LiveServer, http_exchange, read_responses
+from conftest import LiveServer, http_exchange, read_all, read_responses
 
 resource = pytest.importorskip("resource")  # POSIX only
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc, mounts, rlimits: Linux only")
@@ -34,49 +34,12 @@ GET_ONE_K = b"GET /one_k.txt HTTP/1.1\r\nHost: t\r\n\r\n"
 
 # --------------------------------------------------------------------------- helpers
 
-class PreexecServer(LiveServer):
-    """A LiveServer whose process runs ``preexec`` between fork and exec.
-
-    Used to start the server with a lowered limit or without some capabilities;
-    the workers, spawned from it, inherit both.
-    """
-
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None,
-                 preexec: Callable[[], None] | None = None) -> None:
-        super().__init__(args, cwd, env)
-        self.preexec = preexec
-
-    def start(self, timeout: float = 20.0) -> PreexecServer:
-        env = dict(os.environ if self.env is None else self.env)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        env["COLUMNS"] = "250"
-        cmd = [sys.executable, "-m", "devserver", "--no-tui", "--port", "0", *self.args]
-        self.proc = subprocess.Popen(cmd, cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, bufsize=1, preexec_fn=self.preexec)  # noqa: PLW1509 - only a syscall runs in it
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                match = LISTENING.search(line)
-                if match:
-                    self.url = match.group(1) or match.group(2)
-                    self.port = int(self.url.rstrip("/").rsplit(":", 1)[1])
-                    return self
-            if self.proc.poll() is not None:
-                time.sleep(0.2)
-                raise RuntimeError("devserver exited early:\n" + "\n".join(self.lines))
-            time.sleep(0.02)
-        self.stop()
-        raise RuntimeError("devserver did not start:\n" + "\n".join(self.lines))
-
-
 @pytest.fixture
-def preexec_server(site: Path) -> Iterator[Callable[..., PreexecServer]]:
-    started: list[PreexecServer] = []
+def preexec_server(site: Path) -> Iterator[Callable[..., LiveServer]]:
+    started: list[LiveServer] = []
 
-    def start(*args: str, preexec: Callable[[], None] | None = None, env: dict[str, str] | None = None) -> PreexecServer:
-        server = PreexecServer(list(args), site, env, preexec)
+    def start(*args: str, preexec: Callable[[], None] | None = None, env: dict[str, str] | None = None) -> LiveServer:
+        server = LiveServer(list(args), site, env, preexec)
         started.append(server)
         return server.start()
 
@@ -137,19 +100,6 @@ def read_head(sock: socket.socket) -> tuple[bytes, bytes]:
         data += piece
     head, _, rest = data.partition(b"\r\n\r\n")
     return head, rest
-
-
-def read_all(sock: socket.socket) -> bytes:
-    chunks = []
-    while True:
-        try:
-            piece = sock.recv(65536)
-        except ConnectionResetError:
-            break
-        if not piece:
-            break
-        chunks.append(piece)
-    return b"".join(chunks)
 
 
 def assert_serves(server: LiveServer) -> None:

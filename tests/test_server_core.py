@@ -8,29 +8,12 @@ import time
 
 import pytest
 
-from conftest import http_exchange, read_responses
+from conftest import http_exchange, raw, read_responses
 
 
 def get(server, target: str, extra: bytes = b"") -> tuple[int, dict[str, str], bytes]:
     with server.connect() as sock:
         return http_exchange(sock, b"GET " + target.encode() + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" + extra + b"\r\n")[0]
-
-
-def raw(server, data: bytes, timeout: float = 10.0) -> bytes:
-    """Send ``data``; read until the server closes the connection."""
-    with server.connect() as sock:
-        sock.settimeout(timeout)
-        sock.sendall(data)
-        chunks = []
-        while True:
-            try:
-                piece = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not piece:
-                break
-            chunks.append(piece)
-        return b"".join(chunks)
 
 
 def test_static_index_and_404(server) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import http_exchange
+from conftest import http_exchange, raw
 
 
 def request(server, target: str, method: str = "GET", body: bytes = b"", headers: bytes = b"", close: bool = True):
@@ -19,21 +19,6 @@ def request(server, target: str, method: str = "GET", body: bytes = b"", headers
         head += b"Connection: close\r\n"
     with server.connect() as sock:
         return http_exchange(sock, head + b"\r\n" + body)[0]
-
-
-def raw(server, data: bytes) -> bytes:
-    with server.connect() as sock:
-        sock.sendall(data)
-        out = []
-        while True:
-            try:
-                piece = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not piece:
-                break
-            out.append(piece)
-    return b"".join(out)
 
 
 def test_environ_is_complete(server) -> None:
