@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from types import ModuleType
@@ -67,6 +68,14 @@ class DynamicModules:
         if os.path.dirname(real) != self.folder and not real.startswith(self.folder + os.sep):
             return None
         return real if os.path.isfile(real) else None
+
+    def changed_within(self, name: str, seconds: float) -> bool:
+        """True if module ``name``'s file was modified less than ``seconds`` ago."""
+        file = self.file_of(name)
+        try:
+            return file is not None and time.time() - os.stat(file).st_mtime < seconds
+        except OSError:
+            return False
 
     def is_ours(self, module: ModuleType) -> bool:
         """True if ``module`` was loaded from a file inside the folder."""

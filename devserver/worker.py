@@ -30,6 +30,7 @@ FLUSH_EVERY = 0.05  # seconds between event batches
 SWEEP_EVERY = 0.5  # seconds between timeout sweeps
 STATUS_EVERY = 1.0
 INTERNAL_PREFIX = "/__devserver__/"
+SAVE_SETTLE = 0.1  # seconds: a module file younger than this may still be being written
 
 
 class Worker:
@@ -112,10 +113,28 @@ class Worker:
                 conn.end()
             raise
 
-    async def _dynamic(self, conn: Connection, exchange: Exchange, name: str, script_name: str, path_info: str) -> None:
+    async def _load(self, name: str, attribute: str = "application") -> WSGIApp:
+        """The app, after pending reloads; a module caught mid-save is tried once more.
+
+        An editor that truncates then writes leaves a moment when the file is
+        empty or half written; importing it then fails although the save
+        about to land is fine.  If the file changed in the last moment, wait
+        for the save to settle and import again before answering an error.
+        """
         self.catch_up()
         try:
-            app = self.dynamic.app(name)
+            return self.dynamic.app(name, attribute)
+        except (NotFound, ImportFailed):
+            if not self.dynamic.changed_within(name, SAVE_SETTLE):
+                raise
+        await asyncio.sleep(SAVE_SETTLE)
+        self.catch_up()
+        self.dynamic.purge([name])
+        return self.dynamic.app(name, attribute)
+
+    async def _dynamic(self, conn: Connection, exchange: Exchange, name: str, script_name: str, path_info: str) -> None:
+        try:
+            app = await self._load(name)
         except NotFound as exc:
             conn.send_error(404, str(exc))
             conn.end()
@@ -126,9 +145,8 @@ class Worker:
         await serve_wsgi(conn, exchange, app, script_name, path_info)
 
     async def _app(self, conn: Connection, exchange: Exchange) -> None:
-        self.catch_up()
         try:
-            app: WSGIApp = self.dynamic.app(self.app_name, self.app_attr)  # type: ignore[arg-type]
+            app: WSGIApp = await self._load(self.app_name, self.app_attr)  # type: ignore[arg-type]
         except NotFound as exc:
             conn.send_error(500, f"The app {self.config.app} cannot be served: {exc}")
             conn.end()
