@@ -19,7 +19,7 @@ from collections.abc import Callable
 from tempfile import SpooledTemporaryFile
 from typing import TYPE_CHECKING, BinaryIO
 
-from .http import CONTINUE, LAST_CHUNK, Body, End, Head, ProtocolError, Rejected, Request, RequestParser, chunk, response_head
+from .http import CONTINUE, LAST_CHUNK, Body, End, Head, Rejected, Request, RequestParser, chunk, response_head
 from .pages import error_page
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ class Exchange:
     """A request, its body and what was answered, for one round trip."""
 
     __slots__ = ("request", "body", "preview", "started", "status", "sent", "response_headers",
-                 "traceback", "error", "complete", "continue_sent", "close", "prepared", "body_size")
+                 "traceback", "error", "continue_sent", "close", "prepared", "body_size")
 
     def __init__(self, request: Request) -> None:
         self.request = request
@@ -54,7 +54,6 @@ class Exchange:
         self.response_headers: list[tuple[str, str]] = []
         self.traceback: str | None = None
         self.error: str | None = None
-        self.complete = False
         self.continue_sent = False
         self.close = not request.keep_alive
         self.prepared: object = None  # work a synchronous attempt left for the async path
@@ -194,7 +193,6 @@ class Connection(asyncio.Protocol):
                     body.close()
             exchange.status = SPOOL_FAILURE_STATUS.get(exc.errno or 0, 500)
             exchange.error = f"The request body could not be stored: {exc.strerror or exc}"
-            exchange.complete = True
             exchange.close = True
             self.receiving = None
             self.parser.rejected = True  # the rest of the body is never parsed
@@ -205,7 +203,6 @@ class Connection(asyncio.Protocol):
         exchange, self.receiving = self.receiving, None
         if exchange is None:
             return
-        exchange.complete = True
         self.queue.append(exchange)
         self.deadline = 0.0
         self.deadline_status = 0
@@ -214,15 +211,17 @@ class Connection(asyncio.Protocol):
             self.transport.pause_reading()  # type: ignore[union-attr]
 
     def _on_rejected(self, event: Rejected) -> None:
-        error: ProtocolError = event.error
+        self._refuse(event.error.status, event.error.message)
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Queue an error answer from the server itself; nothing more is read."""
         if self.receiving is not None and self.receiving.body is not None:
             self.receiving.body.close()
         self.receiving = None
-        request = Request(method="-", target="-", version="1.1", headers=[], keep_alive=False)
-        exchange = Exchange(request)
-        exchange.error = error.message
-        exchange.status = error.status
-        exchange.complete = True
+        self.parser.rejected = True
+        exchange = Exchange(Request(method="-", target="-", version="1.1", headers=[], keep_alive=False))
+        exchange.error = message
+        exchange.status = status
         self.queue.append(exchange)
 
     def _kick(self) -> None:
@@ -399,13 +398,7 @@ class Connection(asyncio.Protocol):
             return
         self.deadline = 0.0
         if self.deadline_status == 408:
-            request = Request(method="-", target="-", version="1.1", headers=[], keep_alive=False)
-            exchange = Exchange(request)
-            exchange.error = "Request not received in time"
-            exchange.status = 408
-            self.receiving = None
-            self.parser.rejected = True
-            self.queue.append(exchange)
+            self._refuse(408, "Request not received in time")
             self._kick()
         else:
             self.close()
