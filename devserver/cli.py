@@ -8,10 +8,12 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 from importlib.metadata import entry_points
 
-from . import __version__
+from . import __version__, appspec
 from .config import DEFAULT_HOST, DEFAULT_PORT, Config
+from .projectfiles import ProjectCheck, ProjectFiles
 
 APP_PATTERN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):([A-Za-z_][A-Za-z0-9_]*)\Z")
 DASHBOARD_GROUP = "devserver.dashboard"
@@ -61,8 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Examples:  devserver  |  devserver --no-tui --port 8000  |  devserver site:app --workers 4",
     )
     parser.add_argument("app", nargs="?", metavar="APP",
-                        help="a WSGI app as module:callable, looked up in --dynamic; it answers every path "
-                             "that is not a file under --root")
+                        help="a WSGI app: pkg.module:app, pkg.module:create_app() or pkg.module (finds app, "
+                             "application, create_app(), make_app()), imported from --app-dir; or name:callable "
+                             "of --dynamic. It answers every path that is not a file under --root")
+    parser.add_argument("--app-dir", default=".", help="folder put first on sys.path to import APP; its files are "
+                                                       "watched (default: the current folder)")
+    parser.add_argument("--reload-include", action="append", default=[], metavar="GLOB",
+                        help="also reload APP when a project file matching GLOB changes (repeatable)")
+    parser.add_argument("--reload-exclude", action="append", default=[], metavar="GLOB",
+                        help="never reload APP for project files matching GLOB (repeatable)")
+    parser.add_argument("--reload", choices=("auto", "restart"), default="auto", dest="reload_strategy",
+                        help="auto: reload APP in place unless that cannot be correct (Django, settings), then "
+                             "restart the workers warm; restart: always restart them (default %(default)s)")
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default %(default)s; ::1 for IPv6)")
     parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port to listen on (default %(default)s)")
     parser.add_argument("--root", default="html_page", help="folder of static files (default %(default)s)")
@@ -86,17 +98,70 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Config:
     """Validate the arguments; bad ones end in parser.error (one line, exit 2)."""
     for option, folder in (("--root", args.root), ("--dynamic", args.dynamic)):
-        if not os.path.isdir(folder):
+        # A project named by APP needs neither folder: only ones asked for must exist.
+        optional = args.app is not None and folder == parser.get_default(option.lstrip("-"))
+        if not os.path.isdir(folder) and not optional:
             parser.error(f"{option} {folder!r} is not a folder")
-    if args.app is not None:
-        check_app(args.app, args.dynamic, parser.error)
+    app, project = args.app, None
+    if app is not None:
+        if dynamic_app_name(app, args.dynamic) is not None:
+            check_app(app, args.dynamic, parser.error)
+        else:
+            project = check_project_app(app, args.app_dir, _one_line_error)
     use_tui = not args.no_tui and sys.stdout.isatty() and sys.stdin.isatty()
     return Config(
         host=args.host, port=args.port, root=args.root, dynamic=args.dynamic, app=args.app,
         workers=args.workers, threads=args.threads, tui=use_tui, reload=not args.no_reload,
         livereload=not args.no_livereload, log_format=args.log_format, max_body=args.max_body,
         log_rows=args.log_rows, header_timeout=args.header_timeout, keepalive_timeout=args.keepalive_timeout,
+        app_dir=project.folder if project else None, preload=project.preload if project else (),
+        reload_include=tuple(args.reload_include), reload_exclude=tuple(args.reload_exclude),
+        reload_strategy=args.reload_strategy,
     ).resolved()
+
+
+def _one_line_error(message: str) -> NoReturn:
+    """What is wrong with APP, on one line (no usage: the options were fine)."""
+    print(f"devserver: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def dynamic_app_name(app: str, dynamic: str) -> str | None:
+    """The module of a ``name:callable`` APP served from --dynamic (the original form), else None."""
+    match = APP_PATTERN.match(app)
+    if match is None or not os.path.isfile(os.path.join(dynamic, match.group(1) + ".py")):
+        return None
+    return match.group(1)
+
+
+def check_project_app(app: str, app_dir: str, fail: Callable[[str], NoReturn]) -> ProjectCheck:
+    """Import APP from ``app_dir`` once, here, so that a mistake is one line before anything starts.
+
+    The project's own modules are forgotten afterwards (workers import them
+    themselves); the third-party ones it pulled in become the warm
+    template's preload list.
+    """
+    if not os.path.isdir(app_dir):
+        fail(f"--app-dir {app_dir!r} is not a folder")
+    folder = os.path.realpath(app_dir)
+    try:
+        spec = appspec.parse(app, folder)
+        appspec.put_on_path(folder)
+        before = set(sys.modules)
+        appspec.load(spec)
+    except appspec.AppLoadError as exc:
+        fail(str(exc))
+    rules = ProjectFiles(folder)
+    preload = []
+    for name, module in list(sys.modules.items()):
+        if name in before:
+            continue
+        file = getattr(module, "__file__", None)
+        if file and rules.owns(file):
+            del sys.modules[name]
+        elif name != "__main__" and not name.startswith("devserver"):
+            preload.append(name)
+    return ProjectCheck(folder, tuple(preload))
 
 
 def check_app(app: str, dynamic: str, fail: Callable[[str], object]) -> None:

@@ -17,7 +17,12 @@ class Config:
     port: int = DEFAULT_PORT
     root: str = "html_page"
     dynamic: str = "dynamic"
-    app: str | None = None  # "module:callable" looked up in ``dynamic``
+    app: str | None = None  # "module:callable" looked up in ``dynamic``, or a project APP (see app_dir)
+    app_dir: str | None = None  # set: APP is a project app (appspec.py) imported from this folder
+    reload_include: tuple[str, ...] = ()  # globs of project files whose change reloads the app
+    reload_exclude: tuple[str, ...] = ()  # globs of project files that never do
+    reload_strategy: str = "auto"  # "auto" (in place unless it cannot be correct) or "restart"
+    preload: tuple[str, ...] = ()  # third-party modules the app imports: preloaded in the warm template
     workers: int = 2
     threads: int = 32  # WSGI calls in flight per worker
     tui: bool = True

@@ -19,10 +19,11 @@ from typing import Any
 from . import static
 from .config import Config
 from .connection import ClientGone, Connection, Exchange
-from .dynamic import DynamicModules, ImportFailed, NotFound, split_script
+from .dynamic import ImportFailed, NotFound, split_script
 from .eventqueue import MAX_BATCH, EventChannel, EventSink
 from .events import LogEvent, ReloadEvent, RequestEvent, WorkerStatus
 from .http import Limits
+from .project import app_key, modules_for
 from .threadpool import ThreadPool
 from .wsgi import WSGIApp, serve_wsgi
 
@@ -48,7 +49,7 @@ class Worker:
         self.generation = generation
         self.applied_generation = generation.value if generation is not None else 0
         self.connections: set[Connection] = set()
-        self.dynamic = DynamicModules(config.dynamic)
+        self.dynamic = modules_for(config, self.sink.emit)
         self.requests = 0
         self.draining = False
         self.server: asyncio.AbstractServer | None = None
@@ -56,7 +57,7 @@ class Worker:
         self.hooks: dict[str, Any] = {}  # extensions: "internal" handler, "html_transform", control messages
         addr = sock.getsockname()
         self.server_address = (config.host, addr[1])
-        self.app_name, self.app_attr = (config.app.split(":", 1) if config.app else (None, None))
+        self.app_name, self.app_attr = app_key(config)
 
     # routing ---------------------------------------------------------------
     def try_sync(self, conn: Connection, exchange: Exchange) -> bool:
