@@ -138,8 +138,10 @@ class UsageReporter:
 class ProjectModules:
     """The worker's modules when APP is a project app; also serves ``--dynamic`` as before."""
 
-    def __init__(self, config: Config, emit: Callable[[Any], None]) -> None:
+    def __init__(self, config: Config, worker: Any) -> None:
         assert config.app is not None and config.app_dir is not None
+        emit = worker.sink.emit
+        worker.hooks["pause"] = lambda: pause(worker)
         self.dynamic = DynamicModules(config.dynamic)
         self.files = ProjectFiles(config.app_dir, config.reload_include, config.reload_exclude)
         appspec.put_on_path(config.app_dir)
@@ -222,9 +224,19 @@ class ProjectModules:
         return [*self.project_modules(), *self.dynamic.loaded()]
 
 
-def modules_for(config: Config, emit: Callable[[Any], None]) -> DynamicModules | ProjectModules:
+def modules_for(config: Config, worker: Any) -> DynamicModules | ProjectModules:
     """The worker's module loader: the project's when APP is a project app."""
-    return ProjectModules(config, emit) if config.app_dir is not None else DynamicModules(config.dynamic)
+    return ProjectModules(config, worker) if config.app_dir is not None else DynamicModules(config.dynamic)
+
+
+def pause(worker: Any) -> None:
+    """Stop accepting connections: a warm restart's new workers take them from the supervisor's socket.
+
+    Requests in flight, open keep-alive connections and live-reload streams
+    carry on until the "stop" that follows once the new workers are ready.
+    """
+    if worker.server is not None:
+        worker.server.close()
 
 
 def app_key(config: Config) -> tuple[str | None, str | None]:

@@ -65,7 +65,11 @@ def attach_watchers(supervisor: Any) -> None:
     that of ``--root``.  With both, no watcher thread runs at all.
     """
     config = supervisor.config
-    if config.reload or config.livereload:
+    if config.app_dir is not None:  # a project APP: its own watcher (which also reads the workers' reports)
+        from .projectwatch import ProjectWatcher
+
+        supervisor.watchers.append(ProjectWatcher(supervisor))
+    elif config.reload or config.livereload:
         supervisor.watchers.append(Watcher())
 
 

@@ -38,6 +38,7 @@ class _Slot:
     events: Any  # our end of the worker's event pipe
     started: float
     restarts: int = 0
+    retired: bool = False  # replaced by a warm restart (warm.py): its exit is expected
 
 
 def bind(host: str, port: int, backlog: int) -> socket.socket:
@@ -188,6 +189,8 @@ class Supervisor:
                 self._replace(sentinels[sentinel])
 
     def _replace(self, slot: _Slot) -> None:
+        if slot.retired:
+            return  # a warm restart replaced it already and reaps it
         # The sentinel fires when the worker's descriptors close, a moment before
         # it can be reaped: wait (bounded) so it is reaped and its exit code known.
         slot.process.join(1.0)

@@ -49,12 +49,12 @@ class Worker:
         self.generation = generation
         self.applied_generation = generation.value if generation is not None else 0
         self.connections: set[Connection] = set()
-        self.dynamic = modules_for(config, self.sink.emit)
+        self.hooks: dict[str, Any] = {}  # extensions: "internal" handler, "html_transform", control messages
+        self.dynamic = modules_for(config, self)
         self.requests = 0
         self.draining = False
         self.server: asyncio.AbstractServer | None = None
         self.stopped = asyncio.Event()
-        self.hooks: dict[str, Any] = {}  # extensions: "internal" handler, "html_transform", control messages
         addr = sock.getsockname()
         self.server_address = (config.host, addr[1])
         self.app_name, self.app_attr = app_key(config)

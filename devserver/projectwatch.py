@@ -1,0 +1,224 @@
+"""Hot reload of a project APP: what to watch, and which strategy a change gets.
+
+The watched tree is the project folder (``--app-dir``).  A change there
+matters when it is
+
+* a module the app imported (reported by the workers: ``ProjectUsage``),
+* a file the app read at run time (templates, YAML, ``.env``: the workers'
+  audit hook on ``open`` reports them), or one matching ``--reload-include``,
+
+and not one matching ``--reload-exclude`` nor in a virtualenv or
+``site-packages``.  Each batch of changes is applied in one of two ways:
+
+* in place: the changed modules, their importers and the app's own module
+  are purged in every worker; the next request imports them again and calls
+  the factory again (a new Flask app has a new Jinja cache, Bottle's
+  template cache is cleared);
+* warm restart (:mod:`devserver.warm`) when in place cannot be correct; the
+  first matching row of :data:`RESTART_REASONS` says why, in the log.
+
+Browsers are told to reload once the new code answers: after the purge
+message in each worker's pipe, or when the restarted workers are ready.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from watchfiles._rust_notify import RustNotify
+
+from . import appspec
+from .events import Event, LogEvent, ReloadEvent
+from .project import ProjectUsage
+from .projectfiles import ProjectFiles
+from .reload import ImportGraph, Watcher, _inside, compile_error, module_name, remove_bytecode
+from .warm import WarmRestarter
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One batch of project changes, as the strategy table sees it."""
+
+    strategy: str  # --reload
+    frameworks: frozenset[str]
+    modules: tuple[str, ...]
+    import_failed: bool
+
+
+def _is_settings(module: str) -> bool:
+    return any(part == "settings" or part.startswith("settings_") for part in module.split(".")) \
+        or module == os.environ.get("DJANGO_SETTINGS_MODULE")
+
+
+RESTART_REASONS: tuple[tuple[Callable[[Change], bool], str], ...] = (
+    (lambda c: c.strategy == "restart", "--reload=restart"),
+    (lambda c: "django" in c.frameworks, "Django keeps URLs, settings and apps in the process"),
+    (lambda c: any(map(_is_settings, c.modules)), "a settings module changed"),
+    (lambda c: c.import_failed, "an import failed part-way: a fresh process drops its half-made state"),
+)
+
+
+def restart_reason(change: Change) -> str | None:
+    """Why ``change`` needs a warm restart, or None to reload in place."""
+    return next((reason for test, reason in RESTART_REASONS if test(change)), None)
+
+
+class ProjectGraph(ImportGraph):
+    """The import graph over the project modules the workers reported."""
+
+    def __init__(self, folder: str, files: set[str]) -> None:
+        super().__init__(folder)
+        self.files = files
+
+    def modules(self) -> dict[str, str]:
+        found = {}
+        for path in list(self.files):
+            name = module_name(self.folder, path)
+            if name is not None:
+                found[name] = path
+        return found
+
+
+class ProjectWatcher(Watcher):
+    """The watcher of a project APP (and of --root and --dynamic, as :class:`Watcher`)."""
+
+    def __init__(self, supervisor: Any) -> None:
+        super().__init__()
+        config = supervisor.config
+        self.files = ProjectFiles(config.app_dir, config.reload_include, config.reload_exclude)
+        self.spec = appspec.parse(config.app, config.app_dir)
+        self.module_files: set[str] = set()
+        self.opened: set[str] = set()
+        self.written: set[str] = set()
+        self.frameworks: set[str] = set()
+        self.import_failed = False
+        self.project_graph = ProjectGraph(self.files.folder, self.module_files)
+        self.restarter = WarmRestarter(supervisor)
+        self._usage_lock = threading.Lock()
+        supervisor.sink = self._filtered(supervisor.sink)
+
+    # what the workers report -----------------------------------------------------
+    def _filtered(self, sink: Callable[[list[Event]], None]) -> Callable[[list[Event]], None]:
+        """The supervisor's sink without ProjectUsage events, which are ours."""
+
+        def filtered(batch: list[Any]) -> None:
+            rest = []
+            for event in batch:
+                if isinstance(event, ProjectUsage):
+                    self.on_usage(event)
+                    continue
+                if isinstance(event, ReloadEvent) and event.worker_pid is not None and event.error \
+                        and not _is_syntax_error(event.error):
+                    self.import_failed = True
+                rest.append(event)
+            if rest:
+                sink(rest)
+
+        return filtered
+
+    def on_usage(self, usage: ProjectUsage) -> None:
+        with self._usage_lock:
+            self.module_files.update(usage.module_files)
+            self.opened.update(usage.opened)
+            self.written.update(usage.written)
+            self.frameworks.update(usage.frameworks)
+        self.restarter.add_preload(usage.third_party)
+        if usage.ready:
+            self.restarter.note_ready(usage.worker_pid)
+            if self._warm_wanted() and self.restarter.restarts == 0:
+                self.restarter.prepare()
+
+    def _warm_wanted(self) -> bool:
+        return self.supervisor is not None and (
+            "django" in self.frameworks or self.supervisor.config.reload_strategy == "restart")
+
+    # watching -----------------------------------------------------------------------
+    def start(self, supervisor: Any) -> None:
+        self.supervisor = supervisor
+        config = supervisor.config
+        folders = [self.files.folder] if config.reload else []
+        if config.reload and os.path.isdir(config.dynamic):
+            folders.append(config.dynamic)
+            self.graph = ImportGraph(config.dynamic)
+        if config.livereload and os.path.isdir(config.root):
+            folders.append(config.root)
+        roots = sorted({f for f in folders if not any(_inside(f, other) for other in folders)})
+        if not roots:
+            return
+        force_polling = os.environ.get("WATCHFILES_FORCE_POLLING", "").lower() not in ("", "0", "false", "no")
+        self._notify = RustNotify(roots, False, force_polling, 300, True, True)
+        self._thread = threading.Thread(target=self._run, name="devserver-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        super().stop()
+        self.restarter.stop()
+
+    def project_change(self, path: str) -> str | None:
+        """"code", "data" or None (not a change the app can see)."""
+        if not self.supervisor.config.reload or not self.files.owns(path) or self.files.excluded(path):
+            return None
+        with self._usage_lock:
+            if path.endswith(".py"):
+                used = path in self.module_files or self.import_failed or not self.module_files
+                return "code" if used or self.files.included(path) else None
+            if (path in self.opened and path not in self.written) or self.files.included(path):
+                return "data"
+        return None
+
+    def on_changes(self, paths: set[str]) -> None:
+        code: list[str] = []
+        data: list[str] = []
+        rest = set()
+        for path in sorted(paths):
+            kind = self.project_change(path)
+            if kind == "code":
+                code.append(path)
+            elif kind == "data":
+                data.append(path)
+            else:
+                rest.add(path)
+        if code or data:
+            self.reload_project(code, data)
+        if rest:
+            super().on_changes(rest)
+
+    def reload_project(self, code: list[str], data: list[str]) -> None:
+        started = time.perf_counter()
+        for path in code:
+            remove_bytecode(path)
+        self.project_graph.forget(code)
+        changed = tuple(name for name in (module_name(self.files.folder, p) for p in code) if name is not None)
+        paths = tuple(code + data)
+        urls = tuple("/" + self.files.relative(p) for p in paths)
+        errors = "\n".join(e for e in map(compile_error, code) if e) or None
+        with self._usage_lock:
+            change = Change(self.supervisor.config.reload_strategy, frozenset(self.frameworks), changed,
+                            self.import_failed)
+        reason = restart_reason(change)
+        if reason is None:
+            seeds = list(changed) + ([self.spec.module] if data else [])
+            modules = sorted(self.project_graph.affected(seeds))
+            self.supervisor.reload(modules, paths)
+            what = ", ".join(changed) or ", ".join(urls)
+            self._emit(LogEvent(time.time(), os.getpid(), f"reload in place ({what} changed): modules purged, "
+                                                           "the app is rebuilt on the next request", "info"))
+            if self.supervisor.config.livereload:
+                self.supervisor.broadcast(("page_changed", "reload", urls))
+        else:
+            self.import_failed = False
+            modules = list(changed)
+            self.restarter.restart(reason, urls)
+        duration = (time.perf_counter() - started) * 1000
+        self._emit(ReloadEvent(time.time(), paths, tuple(modules), duration, errors, None))
+
+
+def _is_syntax_error(text: str) -> bool:
+    """A traceback ending in a compile error: nothing of the module ran, so no state is half-made."""
+    last = text.strip().rsplit("\n", 1)[-1]
+    return last.startswith(("SyntaxError", "IndentationError", "TabError"))
