@@ -157,6 +157,10 @@ class WarmRestarter:
         """Replace every worker (see the module docstring); returns ms until the new ones were ready."""
         sup = self.supervisor
         started = time.perf_counter()
+        with sup._lock:
+            old = list(sup.slots)
+            for slot in old:  # from now on new connections wait in the backlog for the new workers
+                _send(slot, ("pause",))
         with self._lock:
             if sup._stopping.is_set():
                 return None
@@ -165,9 +169,6 @@ class WarmRestarter:
                 self._standbys = [self._spawn_standby(i) for i in range(sup.config.workers)]
             new, self._standbys = self._standbys, []
             with sup._lock:
-                old = list(sup.slots)
-                for slot in old:
-                    _send(slot, ("pause",))
                 for slot in new:
                     _send(slot, ("go",))
                     slot.started = time.monotonic()
