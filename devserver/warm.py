@@ -157,18 +157,19 @@ class WarmRestarter:
         """Replace every worker (see the module docstring); returns ms until the new ones were ready."""
         sup = self.supervisor
         started = time.perf_counter()
-        with sup._lock:
-            old = list(sup.slots)
-            for slot in old:  # from now on new connections wait in the backlog for the new workers
-                _send(slot, ("pause",))
+        self._pause_current()  # from now on new connections wait in the backlog for the new workers
         with self._lock:
             if sup._stopping.is_set():
                 return None
+            self._pause_current()  # again: a restart that ran meanwhile started workers that accept
             if len(self._standbys) != sup.config.workers or not all(s.process.is_alive() for s in self._standbys):
                 self._discard_standbys()
                 self._standbys = [self._spawn_standby(i) for i in range(sup.config.workers)]
             new, self._standbys = self._standbys, []
             with sup._lock:
+                old = list(sup.slots)  # as they are now: a crashed worker may have been replaced meanwhile
+                for slot in old:
+                    _send(slot, ("pause",))
                 for slot in new:
                     _send(slot, ("go",))
                     slot.started = time.monotonic()
@@ -190,6 +191,13 @@ class WarmRestarter:
                            f"warm restart ({reason}): {len(new)} new worker(s) {state} in {elapsed:.0f} ms", "info")])
         self.prepare()
         return elapsed
+
+    def _pause_current(self) -> list[_Slot]:
+        with self.supervisor._lock:
+            current = list(self.supervisor.slots)
+            for slot in current:
+                _send(slot, ("pause",))
+        return current
 
     def _wait_ready(self, processes: list[Any]) -> bool:
         deadline = time.monotonic() + READY_TIMEOUT

@@ -1,0 +1,98 @@
+"""Helpers for the real-framework tests: a server with bytecode writing on, edits, polling, steady load."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from conftest import REPO, LiveServer
+
+DEADLINE = 60.0  # seconds: a busy 2-core CI machine starts Django slowly
+
+
+def user_env() -> dict[str, str]:
+    """The environment of a user's shell: bytecode written (this machine turns it off), our tree first."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+def start(project: Path, *args: str) -> LiveServer:
+    return LiveServer(["--workers", "2", *args], project, user_env()).start(timeout=DEADLINE)
+
+
+def get(server: LiveServer, path: str, timeout: float = DEADLINE) -> tuple[int, dict[str, str], str]:
+    """One request on a new connection (so every worker gets its turn at accepting)."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read().decode("utf-8", "replace")
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+    except (OSError, http.client.HTTPException) as exc:
+        raise AssertionError(f"GET {path} failed: {exc!r}; log:\n" + "\n".join(server.lines[-40:])) from exc
+    finally:
+        conn.close()
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new))
+
+
+def wait_for_body(server: LiveServer, path: str, text: str, timeout: float = DEADLINE) -> float:
+    """Poll ``path`` until its body contains ``text``; returns the seconds it took."""
+    started = time.monotonic()
+    last = ""
+    while time.monotonic() - started < timeout:
+        status, _, body = get(server, path)
+        if text in body:
+            return time.monotonic() - started
+        last = f"{status} {body[:300]}"
+    raise AssertionError(f"{path} never contained {text!r}; last answer: {last}\nlog:\n" + "\n".join(server.lines[-30:]))
+
+
+def assert_all_fresh(server: LiveServer, path: str, text: str, count: int = 8) -> None:
+    """The next ``count`` requests (spread over the workers) all run the new code."""
+    bodies = [get(server, path)[2] for _ in range(count)]
+    stale = [body[:200] for body in bodies if text not in body]
+    assert not stale, f"stale answers after the reload: {stale}"
+
+
+class SteadyLoad:
+    """One client thread requesting ``path`` on new connections until stopped; counts what it got."""
+
+    def __init__(self, server: LiveServer, path: str) -> None:
+        self.server = server
+        self.path = path
+        self.outcomes: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> SteadyLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(DEADLINE)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                status, _, _ = get(self.server, self.path, timeout=30)
+                self.outcomes[str(status)] += 1
+            except AssertionError as exc:
+                cause = exc.__cause__
+                kind = "refused" if isinstance(cause, ConnectionRefusedError) else f"failed: {type(cause).__name__}"
+                self.outcomes[kind] += 1
+
+    def assert_clean(self) -> None:
+        bad = {k: v for k, v in self.outcomes.items() if k != "200"}
+        assert self.outcomes["200"] > 0 and not bad, f"under load: {dict(self.outcomes)}"

@@ -1,0 +1,100 @@
+"""A Django project made by ``django-admin startproject`` plus a polls app, served by the real devserver command.
+
+Django keeps its URL resolver, app registry and settings in the process, so
+its changes are applied by a warm restart; the test checks the new code
+answers and that no request fails or is refused meanwhile.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from realapp import SteadyLoad, assert_all_fresh, edit, get, start, user_env, wait_for_body
+
+VIEWS = '''
+from django.http import HttpResponse
+from django.shortcuts import render
+
+
+def index(request):
+    return HttpResponse("polls index one")
+
+
+def detail(request, question_id):
+    return render(request, "polls/detail.html", {"question_id": question_id})
+'''
+
+URLS = '''
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.index),
+    path("<int:question_id>/", views.detail),
+]
+'''
+
+TEMPLATE = '''<!DOCTYPE html>
+<html><body><h1>Question {{ question_id }}</h1><p>detail template one</p></body></html>
+'''
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("djangoproject")
+    env = user_env()
+    subprocess.run([sys.executable, "-m", "django", "startproject", "mysite", str(root)], check=True, env=env)
+    subprocess.run([sys.executable, "manage.py", "startapp", "polls"], cwd=root, check=True, env=env)
+    (root / "polls/views.py").write_text(VIEWS.lstrip())
+    (root / "polls/urls.py").write_text(URLS.lstrip())
+    (root / "polls/templates/polls").mkdir(parents=True)
+    (root / "polls/templates/polls/detail.html").write_text(TEMPLATE)
+    edit(root / "mysite/settings.py", "INSTALLED_APPS = [", "INSTALLED_APPS = [\n    'polls',")
+    edit(root / "mysite/urls.py", "from django.urls import path", "from django.urls import include, path")
+    edit(root / "mysite/urls.py", "urlpatterns = [", "urlpatterns = [\n    path('polls/', include('polls.urls')),")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(project: Path) -> Iterator:
+    live = start(project, "mysite.wsgi:application")
+    yield live
+    live.stop()
+
+
+def test_serves_the_project(server) -> None:
+    assert get(server, "/polls/")[2] == "polls index one"
+    status, headers, body = get(server, "/polls/7/")
+    assert status == 200 and "Question 7" in body and "/__devserver__/livereload.js" in body
+    assert int(headers["content-length"]) == len(body.encode())
+
+
+def test_view_edit_warm_restarts_with_no_failed_or_refused_request(server, project: Path) -> None:
+    mark = len(server.lines)
+    with SteadyLoad(server, "/polls/") as load:
+        edit(project / "polls/views.py", "polls index one", "polls index two")
+        wait_for_body(server, "/polls/", "polls index two")
+    assert_all_fresh(server, "/polls/", "polls index two")
+    load.assert_clean()
+    server.wait_for(r"warm restart \(Django keeps URLs, settings and apps in the process\)", start=mark)
+    assert list((project / "polls/__pycache__").glob("views.*.pyc")), "bytecode writing was off"
+
+
+def test_template_edit(server, project: Path) -> None:
+    edit(project / "polls/templates/polls/detail.html", "detail template one", "detail template two")
+    wait_for_body(server, "/polls/3/", "detail template two")
+    assert_all_fresh(server, "/polls/3/", "detail template two")
+
+
+def test_urls_edit_adds_a_route(server, project: Path) -> None:
+    assert get(server, "/polls/about/")[0] == 404
+    edit(project / "polls/views.py", "def detail(", "def about(request):\n    return HttpResponse('about polls')\n\n\ndef detail(")
+    edit(project / "polls/urls.py", 'path("", views.index),', 'path("", views.index),\n    path("about/", views.about),')
+    wait_for_body(server, "/polls/about/", "about polls")
+    assert_all_fresh(server, "/polls/about/", "about polls")
