@@ -162,7 +162,10 @@ def resolve(spec: AppSpec, module: ModuleType) -> Callable[..., Any]:
 def _discover(spec: AppSpec, module: ModuleType) -> Any:
     for name in DISCOVERED_ATTRIBUTES:
         value = getattr(module, name, None)
-        if value is not None and callable(value):
+        if value is not None:
+            if not callable(value):
+                raise AppLoadError(f"{spec.module}.{name} is a {type(value).__name__}, not a WSGI callable",
+                                   "missing", module=spec.module)
             return value
     for name in DISCOVERED_FACTORIES:
         factory = getattr(module, name, None)

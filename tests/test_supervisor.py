@@ -42,8 +42,8 @@ def test_help_documents_every_option() -> None:
     (["--root", "no/such/folder"], "is not a folder"),
     (["--max-body", "lots"], "is not a size"),
     (["--bogus"], "unrecognized arguments"),
-    (["site"], "module:callable"),
-    (["nosuchmodule:app"], "no module 'nosuchmodule'"),
+    (["site:app("], "is not a name or a call like factory()"),
+    (["nosuchmodule:app"], "no module named 'nosuchmodule'"),
     (["site:nosuchattr"], "no callable 'nosuchattr'"),
 ])
 def test_bad_command_lines_say_what_is_wrong_without_a_traceback(args: list[str], message: str) -> None:
