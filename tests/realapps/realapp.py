@@ -96,3 +96,29 @@ class SteadyLoad:
     def assert_clean(self) -> None:
         bad = {k: v for k, v in self.outcomes.items() if k != "200"}
         assert self.outcomes["200"] > 0 and not bad, f"under load: {dict(self.outcomes)}"
+
+
+class LiveReloadStream:
+    """A browser's live-reload event stream: ``wait_reload()`` returns once the server says "reload"."""
+
+    def __init__(self, server: LiveServer) -> None:
+        import socket
+
+        self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE)
+        self.sock.sendall(b"GET /__devserver__/events HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n")
+        self.buffer = b""
+        self._read_until(b"devserver live reload")  # the stream is open: later changes reach it
+
+    def _read_until(self, marker: bytes) -> None:
+        deadline = time.monotonic() + DEADLINE
+        while marker not in self.buffer:
+            assert time.monotonic() < deadline, f"no {marker!r} in {self.buffer[-500:]!r}"
+            chunk = self.sock.recv(65536)
+            assert chunk, f"stream closed before {marker!r}: {self.buffer[-500:]!r}"
+            self.buffer += chunk
+
+    def wait_reload(self) -> None:
+        self._read_until(b"event: reload")
+
+    def close(self) -> None:
+        self.sock.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from realapp import SteadyLoad, assert_all_fresh, edit, get, start, user_env, wait_for_body
+from realapp import LiveReloadStream, SteadyLoad, assert_all_fresh, edit, get, start, user_env, wait_for_body
 
 VIEWS = '''
 from django.http import HttpResponse
@@ -90,6 +90,16 @@ def test_template_edit(server, project: Path) -> None:
     edit(project / "polls/templates/polls/detail.html", "detail template one", "detail template two")
     wait_for_body(server, "/polls/3/", "detail template two")
     assert_all_fresh(server, "/polls/3/", "detail template two")
+
+
+def test_browser_is_told_to_reload_only_once_the_restarted_workers_answer(server, project: Path) -> None:
+    stream = LiveReloadStream(server)
+    try:
+        edit(project / "polls/templates/polls/detail.html", "<p>detail", "<p>refreshed detail")
+        stream.wait_reload()
+        assert "refreshed detail" in get(server, "/polls/5/")[2]
+    finally:
+        stream.close()
 
 
 def test_urls_edit_adds_a_route(server, project: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from realapp import SteadyLoad, assert_all_fresh, edit, get, start, wait_for_body
+from realapp import LiveReloadStream, SteadyLoad, assert_all_fresh, edit, get, start, wait_for_body
 
 FILES = {
     "shop/__init__.py": '''
@@ -113,3 +113,13 @@ def test_template_edit_is_served_without_configuration(server, project: Path) ->
     edit(project / "shop/templates/base.html", "<title>", "<title>Base2 ")
     wait_for_body(server, "/", "Base2 Real Shop")
     assert_all_fresh(server, "/", "Base2 Real Shop")
+
+
+def test_browser_is_told_to_reload_only_once_the_new_template_answers(server, project: Path) -> None:
+    stream = LiveReloadStream(server)
+    try:
+        edit(project / "shop/templates/index.html", "<p>template", "<p>refreshed template")
+        stream.wait_reload()
+        assert "refreshed template" in get(server, "/")[2]  # the page the browser now loads is the new one
+    finally:
+        stream.close()
