@@ -13,7 +13,6 @@ import pytest
 
 from devserver.http import Body, End, Head, Limits, Rejected, RequestParser, chunk, response_head
 
-CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 OWN_CORPUS = Path(__file__).resolve().parent / "requests"
 
 
@@ -169,23 +168,19 @@ def test_response_head_framing() -> None:
 
 
 def corpus_files() -> list[Path]:
-    files = sorted(OWN_CORPUS.glob("*.http"))
-    if CORPORA.is_dir():
-        files += sorted(p for p in CORPORA.rglob("*") if p.is_file())
-    return files
+    return sorted(OWN_CORPUS.glob("*.http"))
 
 
 @pytest.mark.parametrize("path", corpus_files(), ids=lambda p: p.name)
 def test_corpus_requests_parse_the_same_in_any_chunking(path: Path) -> None:
     """Each corpus file gives the same events (or the same rejection) however it is split.
 
-    Files in tests/requests/ carry their expected outcome in the name:
+    Each file carries its expected outcome in the name (third-party corpora,
+    with their manifests, are checked by test_http_corpus.py):
     ``*_valid.http`` must parse to at least one complete request;
     ``*_NNN.http`` must be rejected with status NNN.
     """
-    data = path.read_bytes()
-    if path.parent == OWN_CORPUS:
-        data = data.replace(b"\\r\\n", b"\r\n")
+    data = path.read_bytes().replace(b"\\r\\n", b"\r\n")
     results = [feed_all(data, split) for split in SPLITS]
     assert results[0] == results[1] == results[2]
     stem = path.stem
