@@ -327,9 +327,12 @@ class RequestParser:
 
     def _check_framing(self, request: Request) -> None:
         """RFC 9112 §6: message body framing."""
+        content_types = 0
         for name, value in request.headers:
             lname = name.lower()
-            if lname == "content-length":
+            if lname == "content-type":
+                content_types += 1
+            elif lname == "content-length":
                 request.content_length = int(value)
             elif lname == "transfer-encoding":
                 coding = self._coding_refusal(self._headers)
@@ -340,6 +343,8 @@ class RequestParser:
                 if value.strip().lower() != "100-continue":
                     raise ProtocolError(417, "Unsupported expectation")
                 request.expect_continue = request.version == "1.1"
+        if content_types > 1:
+            raise ProtocolError(400, "More than one Content-Type")  # which one the app reads is a guess
         if request.content_length is not None and request.content_length > self.limits.max_body:
             raise ProtocolError(413, "Request body too large")
 

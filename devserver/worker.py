@@ -22,6 +22,7 @@ from .connection import ClientGone, Connection, Exchange
 from .dynamic import DynamicModules, ImportFailed, NotFound, split_script
 from .eventqueue import MAX_BATCH, EventChannel, EventSink
 from .events import LogEvent, ReloadEvent, RequestEvent, WorkerStatus
+from .hostcheck import HostPolicy
 from .http import Limits
 from .threadpool import ThreadPool
 from .wsgi import WSGIApp, serve_wsgi
@@ -30,6 +31,7 @@ FLUSH_EVERY = 0.05  # seconds between event batches
 SWEEP_EVERY = 0.5  # seconds between timeout sweeps
 STATUS_EVERY = 1.0
 INTERNAL_PREFIX = "/__devserver__/"
+ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"  # what OPTIONS * says the server takes
 SAVE_SETTLE = 0.1  # seconds: a module file younger than this may still be being written
 
 
@@ -57,10 +59,29 @@ class Worker:
         addr = sock.getsockname()
         self.server_address = (config.host, addr[1])
         self.app_name, self.app_attr = (config.app.split(":", 1) if config.app else (None, None))
+        self.hosts = HostPolicy.for_bind(config.host, config.allowed_hosts)
 
     # routing ---------------------------------------------------------------
+    def _answered_by_server(self, conn: Connection, exchange: Exchange) -> bool:
+        """Requests the server answers itself, before any file or app: foreign Hosts, ``OPTIONS *``."""
+        request = exchange.request
+        host = next((v for n, v in request.headers if n.lower() == "host"), None)
+        if not self.hosts.allows(host):
+            conn.begin(exchange)
+            conn.send_error(403, HostPolicy.refusal(host or ""))
+            conn.end()
+            return True
+        if request.path == "*":  # the parser lets the asterisk form through only for OPTIONS
+            conn.begin(exchange)
+            conn.send(200, [("Allow", ALLOW)])
+            conn.end()
+            return True
+        return False
+
     def try_sync(self, conn: Connection, exchange: Exchange) -> bool:
         """Answer a request without a task when it needs no waiting (small static files)."""
+        if self._answered_by_server(conn, exchange):
+            return True
         path = exchange.request.path
         if path.startswith(INTERNAL_PREFIX) or split_script(path) is not None:
             return False
@@ -88,6 +109,8 @@ class Worker:
 
     async def handle(self, conn: Connection, exchange: Exchange) -> None:
         """Answer the request at the head of ``conn``'s queue."""
+        if self._answered_by_server(conn, exchange):
+            return
         conn.begin(exchange)
         path = exchange.request.path
         try:

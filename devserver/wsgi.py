@@ -104,12 +104,14 @@ def build_environ(conn: Connection, exchange: Exchange, script_name: str, path_i
         "wsgi.input_terminated": True,
     }
     for name, value in request.headers:
+        if "_" in name:
+            # "X_Foo" and "X-Foo" map to one key, and "Content_Length" to CONTENT_LENGTH: a client could
+            # spoof what a proxy set, or the body's length.  Dropped, as nginx and gunicorn do.
+            continue
         key = name.upper().replace("-", "_")
         if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
             environ[key] = value
             continue
-        if "_" in name:
-            continue  # "X_Foo" would be indistinguishable from "X-Foo": drop it, as nginx and gunicorn do
         key = "HTTP_" + key
         environ[key] = f"{environ[key]},{value}" if key in environ else value
     if request.chunked:
