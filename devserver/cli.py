@@ -1,4 +1,4 @@
-"""The ``devserver`` command line (DESIGN.md "Command line")."""
+"""The ``devserver`` command line."""
 
 from __future__ import annotations
 
