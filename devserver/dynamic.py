@@ -52,8 +52,9 @@ def split_script(path: str) -> tuple[str, str, str] | None:
 class DynamicModules:
     """The dynamic folder's modules, imported on first use, purged on change."""
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, *, follow_saves: bool = True) -> None:
         self.folder = os.path.realpath(folder)
+        self.follow_saves = follow_saves  # False with --no-reload: what was imported keeps serving
         self._lock = threading.RLock()
         self._apps: dict[str, WSGIApp] = {}
         self._stamps: dict[str, tuple[int, int]] = {}  # file of each imported module → (size, mtime_ns)
@@ -134,6 +135,8 @@ class DynamicModules:
         module's bytecode is removed, since a same-size save within the same
         second would otherwise pass Python's own .pyc check.
         """
+        if not self.follow_saves:
+            return self._apps.get(f"{name}:{attribute}")
         changed = [file for file, stamp in list(self._stamps.items()) if _stamp(file) != stamp]
         if changed:
             for file in changed:

@@ -17,25 +17,14 @@ import httptools
 
 from . import __version__
 from .pages import reason
-from .target import Refusal, check_host, check_method, parse_target
+from .chunks import ChunkChecker
+from .errors import ProtocolError
+from .target import check_host, check_method, parse_target
 
 SERVER = f"devserver/{__version__}".encode()
 LAST_CHUNK = b"0\r\n\r\n"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 TCHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-
-
-class ProtocolError(Exception):
-    """A request the server refuses; carries the status to answer with.
-
-    After a protocol error the connection is always closed: the byte stream can
-    no longer be trusted to be framed the way the client meant (RFC 9112 §9.6).
-    """
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +87,7 @@ END = End()
 ParserEvent = Head | Body | End | Rejected
 
 VERSION_LINE = re.compile(rb"[!-~]+ [!-~]+ HTTP/([0-9])\.([0-9])")
-SEEN_MAX = 64 * 1024  # bytes kept to find where a refused message began
+SEEN_MAX = 128 * 1024  # bytes kept to find where a message began (more than the largest head)
 METHOD_MAX = 32  # longest method token waited for before it is refused
 STAND_IN = b"GET"  # what llhttp is fed in place of a method token it does not know
 
@@ -134,6 +123,7 @@ class RequestParser:
         self._seen_size = 0
         self._completed = 0
         self._method: str | None = None  # the real token when llhttp was fed STAND_IN
+        self._chunks: ChunkChecker | None = None  # the size lines of the chunked body being received
         self._pending = b""  # a message start whose method token is not complete yet
         self._body_bytes = 0
         self.upgraded = False  # llhttp stops at Upgrade; we then close
@@ -177,6 +167,8 @@ class RequestParser:
         if self._seen_size < SEEN_MAX:
             self._seen.append(data)
             self._seen_size += len(data)
+        if self._chunks is not None:
+            self._chunks.feed(data)  # before llhttp, so that a refused body is never dispatched
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -307,11 +299,19 @@ class RequestParser:
             keep_alive=parser.should_keep_alive(),
         )
         self._check_framing(request)
-        try:
-            self._interpret(request)
-        except Refusal as exc:
-            raise ProtocolError(exc.status, exc.message) from None
+        self._interpret(request)
+        if request.chunked:
+            self._start_chunk_check()
         self._events.append(Head(request))
+
+    def _start_chunk_check(self) -> None:
+        """Follow this chunked body's size lines from its first byte (chunks.py)."""
+        message = self._message_start()
+        head_end = message.find(b"\r\n\r\n")
+        if head_end < 0:
+            return  # the head is beyond what is kept: llhttp alone judges this body
+        self._chunks = ChunkChecker()
+        self._chunks.feed(message[head_end + 4 :])
 
     @staticmethod
     def _interpret(request: Request) -> None:
@@ -355,6 +355,7 @@ class RequestParser:
         self._events.append(Body(body))
 
     def on_message_complete(self) -> None:
+        self._chunks = None
         self._idle = True
         self._completed += 1
         self._events.append(END)

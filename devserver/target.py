@@ -12,14 +12,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-
-class Refusal(Exception):
-    """A well-formed head the server will not serve; carries the status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+from .errors import ProtocolError
 
 
 class Form(Enum):
@@ -73,43 +66,43 @@ def _origin(target: str) -> Target:
 def _absolute(target: str) -> Target:
     match = _SCHEME.fullmatch(target)
     if match is None:
-        raise Refusal(400, "Malformed request target")
+        raise ProtocolError(400, "Malformed request target")
     scheme, authority, rest = match.groups()
     if scheme.lower() not in ("http", "https"):
-        raise Refusal(400, f"Unsupported scheme in request target: {scheme}")
+        raise ProtocolError(400, f"Unsupported scheme in request target: {scheme}")
     if not authority or "@" in authority or not valid_host(authority):
-        raise Refusal(400, "Invalid authority in request target")
+        raise ProtocolError(400, "Invalid authority in request target")
     path, query = _split_path(rest)
     return Target(Form.ABSOLUTE, path or "/", query, authority)
 
 
 def parse_target(method: str, target: str) -> Target:
-    """The form of ``target`` and its parts, or Refusal when method and form do not go together."""
+    """The form of ``target`` and its parts, or ProtocolError when method and form do not go together."""
     if method == "CONNECT":
         # A 2xx would mean "tunnel now"; a development server does not tunnel.
-        raise Refusal(501, "CONNECT is not supported")
+        raise ProtocolError(501, "CONNECT is not supported")
     if target.startswith("/"):
         return _origin(target)
     if target == "*":
         if method != "OPTIONS":
-            raise Refusal(400, "The asterisk form is only for OPTIONS")
+            raise ProtocolError(400, "The asterisk form is only for OPTIONS")
         return Target(Form.ASTERISK, "*", "")
     if "://" in target:
         return _absolute(target)
-    raise Refusal(400, "Malformed request target")
+    raise ProtocolError(400, "Malformed request target")
 
 
 def check_method(method: str) -> None:
     """501 for a method token no handler here can implement (RFC 9110 §9.1)."""
     if method not in KNOWN_METHODS:
-        raise Refusal(501, f"Method {method} not implemented")
+        raise ProtocolError(501, f"Method {method} not implemented")
 
 
 def check_host(headers: list[tuple[str, str]], version: str) -> str | None:
-    """The one Host value (None on HTTP/1.0 without one); Refusal otherwise (RFC 9112 §3.2)."""
+    """The one Host value (None on HTTP/1.0 without one); ProtocolError otherwise (RFC 9112 §3.2)."""
     hosts = [value for name, value in headers if name.lower() == "host"]
     if len(hosts) > 1 or (not hosts and version == "1.1"):
-        raise Refusal(400, "Exactly one Host header is required")
+        raise ProtocolError(400, "Exactly one Host header is required")
     if hosts and not valid_host(hosts[0].strip()):
-        raise Refusal(400, "Invalid Host header")
+        raise ProtocolError(400, "Invalid Host header")
     return hosts[0].strip() if hosts else None

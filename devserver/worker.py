@@ -54,7 +54,7 @@ class Worker:
         self.generation = generation
         self.applied_generation = generation.value if generation is not None else 0
         self.connections: set[Connection] = set()
-        self.dynamic = DynamicModules(config.dynamic)
+        self.dynamic = DynamicModules(config.dynamic, follow_saves=config.reload)
         self.requests = 0
         self.draining = False
         self.server: asyncio.AbstractServer | None = None
