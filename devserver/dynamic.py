@@ -21,10 +21,12 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from . import filestamp
 from .wsgi import WSGIApp
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 PRIVATE_PREFIX = "__devserver_dynamic__."
+PYC_RACY_NS = 2_000_000_000  # a source younger than this may share its mtime second with a stale .pyc
 _SCRIPT = re.compile(r"/([A-Za-z_][A-Za-z0-9_]*)\.py(?=/|\Z)")
 
 
@@ -57,7 +59,7 @@ class DynamicModules:
         self.follow_saves = follow_saves  # False with --no-reload: what was imported keeps serving
         self._lock = threading.RLock()
         self._apps: dict[str, WSGIApp] = {}
-        self._stamps: dict[str, tuple[int, int]] = {}  # file of each imported module → (size, mtime_ns)
+        self._stamps: dict[str, filestamp.Stamp] = {}  # the file of each imported module, as it was imported
         if self.folder not in sys.path:
             # Apps import their sibling modules by plain name, as a script's folder allows.
             sys.path.insert(0, self.folder)
@@ -107,7 +109,12 @@ class DynamicModules:
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
             sys.modules[key] = module
-            stamp = _stamp(file)
+            stamp = filestamp.take(file)
+            if stamp is not None and time.time_ns() - stamp.mtime_ns < PYC_RACY_NS:
+                # A .pyc records its source's mtime in whole seconds: one written for a same-size save
+                # in this same second (by another worker, say) would pass Python's check.  Compile afresh.
+                with contextlib.suppress(OSError, ValueError):
+                    os.unlink(importlib.util.cache_from_source(file))
             try:
                 spec.loader.exec_module(module)
             except BaseException:
@@ -123,7 +130,7 @@ class DynamicModules:
         for loaded in list(sys.modules.values()):
             file = getattr(loaded, "__file__", None)
             if file and file not in self._stamps and self.is_ours(loaded):
-                stamp = _stamp(file)
+                stamp = filestamp.take(file)
                 if stamp is not None:
                     self._stamps[file] = stamp
 
@@ -137,7 +144,13 @@ class DynamicModules:
         """
         if not self.follow_saves:
             return self._apps.get(f"{name}:{attribute}")
-        changed = [file for file, stamp in list(self._stamps.items()) if _stamp(file) != stamp]
+        changed = []
+        for file, stamp in list(self._stamps.items()):
+            now = filestamp.check(file, stamp)
+            if now is None:
+                changed.append(file)
+            elif now is not stamp:
+                self._stamps[file] = now
         if changed:
             for file in changed:
                 self._stamps.pop(file, None)
@@ -179,7 +192,8 @@ class DynamicModules:
                         del sys.modules[key]
                         purged.append(name)
             self._apps.clear()
-            self._stamps.clear()
+            # Stamps outlive a purge: the next request still compares the files with what was
+            # imported, and removes bytecode that a same-second same-size save left stale.
             importlib.invalidate_caches()
         return purged
 
@@ -187,14 +201,6 @@ class DynamicModules:
         """Names of the dynamic modules currently imported."""
         return [name.removeprefix(PRIVATE_PREFIX) for name, module in list(sys.modules.items())
                 if module is not None and self.is_ours(module)]
-
-
-def _stamp(file: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(file)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
 
 
 def seed_app(function: Callable[[], Any]) -> WSGIApp:
