@@ -39,6 +39,7 @@ class Config:
     queue_size: int = 10_000
     backlog: int = 1024
     log_rows: int = 10_000
+    allowed_hosts: tuple[str, ...] = ()  # Host names answered besides the loopback ones ("*": any)
 
     def resolved(self) -> "Config":
         """Return a copy whose folders are absolute, real paths."""

@@ -8,7 +8,7 @@
   sends a ``retry:`` hint, a ``: ping`` comment every :data:`PING_EVERY`
   seconds (a write is how a half-dead client gets noticed), and ends when the
   client goes away or the worker drains.
-* The supervisor's watcher broadcasts ``("page_changed", kind, paths)`` to
+* The supervisor's watcher broadcasts ``PageChanged(kind, paths)`` to
   every worker; each worker forwards it to its own open streams as an event
   named ``kind`` ("reload" or "css") whose data is the JSON list of paths.
 """
@@ -17,12 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from importlib.resources import files
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .connection import Connection, Exchange
-    from .worker import Worker
+from .control import PageChanged
+from .exchange import Exchange
+from .exchange import Responder as Connection
+
+
+class Pluggable(Protocol):
+    """The slots of a worker that live reload fills."""
+
+    internal: Callable[[Connection, Exchange], Awaitable[None]] | None
+    html_transform: Callable[[bytes], bytes] | None
+    page_listeners: list[Callable[[PageChanged], None]]
+    shutdown_hooks: list[Callable[[], None]]
 
 PREFIX = "/__devserver__/"
 SCRIPT_URL = PREFIX + "livereload.js"
@@ -53,8 +63,7 @@ class _Stream:
 class LiveReload:
     """The event streams of one worker, and the hooks that feed them."""
 
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
+    def __init__(self) -> None:
         self.streams: set[_Stream] = set()
         self.stopping = asyncio.Event()
         self.script = files("devserver").joinpath("livereload.js").read_bytes()
@@ -105,9 +114,9 @@ class LiveReload:
             self.streams.discard(stream)
             conn.finish()
 
-    def page_changed(self, kind: str, paths: tuple[str, ...]) -> None:
+    def page_changed(self, message: PageChanged) -> None:
         """Control message from the supervisor: tell every open page."""
-        frame = f"event: {kind}\ndata: {json.dumps(list(paths))}\n\n".encode()
+        frame = f"event: {message.kind}\ndata: {json.dumps(list(message.paths))}\n\n".encode()
         for stream in list(self.streams):
             stream.conn.write(frame)
 
@@ -118,11 +127,11 @@ class LiveReload:
         self.stopping.set()
 
 
-def install(worker: Any) -> LiveReload:
+def install(worker: Pluggable) -> LiveReload:
     """Hook live reload into ``worker``."""
-    live = LiveReload(worker)
-    worker.hooks["internal"] = live.internal
-    worker.hooks["html_transform"] = inject
-    worker.hooks["page_changed"] = live.page_changed
-    worker.hooks["shutdown"] = live.shutdown
+    live = LiveReload()
+    worker.internal = live.internal
+    worker.html_transform = inject
+    worker.page_listeners.append(live.page_changed)
+    worker.shutdown_hooks.append(live.shutdown)
     return live

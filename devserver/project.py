@@ -41,6 +41,11 @@ WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
 @dataclass(frozen=True, slots=True)
+class Pause:
+    """Control message of a warm restart: stop accepting, new workers take the connections."""
+
+
+@dataclass(frozen=True, slots=True)
 class ProjectUsage:
     """What a worker's app uses, newly seen since its last report (consumed by the watcher)."""
 
@@ -140,9 +145,9 @@ class ProjectModules:
 
     def __init__(self, config: Config, worker: Any) -> None:
         assert config.app is not None and config.app_dir is not None
-        emit = worker.sink.emit
-        worker.hooks["pause"] = lambda: pause(worker)
-        self.dynamic = DynamicModules(config.dynamic)
+        emit = worker.emit_threadsafe
+        worker.on_message[Pause] = lambda message: pause(worker)
+        self.dynamic = DynamicModules(config.dynamic, follow_saves=config.reload)
         self.files = ProjectFiles(config.app_dir, config.reload_include, config.reload_exclude)
         appspec.put_on_path(config.app_dir)
         self.key = config.app
@@ -158,6 +163,12 @@ class ProjectModules:
         self.reporter.scan_modules(ready=True)
 
     # DynamicModules' interface -------------------------------------------------
+    def cached(self, name: str, attribute: str | None = "application") -> WSGIApp | None:
+        """The loaded app, if any (the watcher's reload message is what purges it)."""
+        if name != self.key:
+            return self.dynamic.cached(name, attribute or "application")
+        return self._app
+
     def app(self, name: str, attribute: str | None = "application") -> WSGIApp:
         if name != self.key:
             return self.dynamic.app(name, attribute or "application")
@@ -226,14 +237,16 @@ class ProjectModules:
 
 def modules_for(config: Config, worker: Any) -> DynamicModules | ProjectModules:
     """The worker's module loader: the project's when APP is a project app."""
-    return ProjectModules(config, worker) if config.app_dir is not None else DynamicModules(config.dynamic)
+    if config.app_dir is None:
+        return DynamicModules(config.dynamic, follow_saves=config.reload)
+    return ProjectModules(config, worker)
 
 
 def pause(worker: Any) -> None:
     """Stop accepting connections: a warm restart's new workers take them from the supervisor's socket.
 
     Requests in flight, open keep-alive connections and live-reload streams
-    carry on until the "stop" that follows once the new workers are ready.
+    carry on until the SIGTERM that follows once the new workers are ready.
     """
     if worker.server is not None:
         worker.server.close()

@@ -33,6 +33,7 @@ from typing import Any
 from watchfiles._rust_notify import RustNotify
 
 from . import appspec
+from .control import PageChanged
 from .events import Event, LogEvent, ReloadEvent
 from .project import ProjectUsage
 from .projectfiles import ProjectFiles
@@ -209,7 +210,7 @@ class ProjectWatcher(Watcher):
             self._emit(LogEvent(time.time(), os.getpid(), f"reload in place ({what} changed): modules purged, "
                                                            "the app is rebuilt on the next request", "info"))
             if self.supervisor.config.livereload:
-                self.supervisor.broadcast(("page_changed", "reload", urls))
+                self.supervisor.broadcast(PageChanged("reload", urls))
         else:
             self.import_failed = False
             modules = list(changed)

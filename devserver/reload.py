@@ -18,8 +18,8 @@ reload) with watchfiles' Rust notifier.  For each batch of changes:
    ignored: an app that writes a data file next to itself must not trigger
    reloads, and browser refreshes, in a loop.
 3. Browsers (``--root`` changes, or any module reload) get a page message:
-   ``("page_changed", "css", url_paths)`` when only stylesheets changed,
-   else ``("page_changed", "reload", paths)``, sent after the module reload
+   ``PageChanged("css", url_paths)`` when only stylesheets changed,
+   else ``PageChanged("reload", paths)``, sent after the module reload
    so the refreshed page runs the new code.
 
 The watch is set up synchronously in :meth:`Watcher.start` (the supervisor
@@ -43,6 +43,7 @@ from typing import Any
 
 from watchfiles._rust_notify import RustNotify
 
+from .control import PageChanged
 from .events import LogEvent, ReloadEvent
 
 # The notifier returns a batch once no new change arrived for one step (so
@@ -333,7 +334,7 @@ class Watcher:
         if not urls or not self.supervisor.config.livereload:
             return
         only_css = not modules and all(url.endswith(".css") for url in urls)
-        self.supervisor.broadcast(("page_changed", "css" if only_css else "reload", tuple(urls)))
+        self.supervisor.broadcast(PageChanged("css" if only_css else "reload", tuple(urls)))
 
     def reload_modules(self, paths: list[str]) -> None:
         """Clear stale bytecode, purge the changed modules and their importers, report once."""

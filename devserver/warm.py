@@ -13,7 +13,7 @@ failed half-way).  Then the workers are replaced:
    backlog: none is refused.
 3. The standbys get "go": each imports the project and loads the app, then
    accepts.  Once all say they are ready (a ``ProjectUsage(ready=True)``
-   event), the old workers tell their browsers to reload and get "stop":
+   event), the old workers tell their browsers to reload and get SIGTERM:
    they finish what is in flight and exit.
 4. Fresh standbys are started in the background, with the modules seen so
    far (the preload list grows as the app imports more).
@@ -30,7 +30,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from .control import PageChanged
 from .events import LogEvent, WorkerEvent
+from .project import Pause
 from .projectfiles import ProjectFiles
 from .supervisor import Supervisor, _Slot
 from .worker import worker_main
@@ -169,7 +171,7 @@ class WarmRestarter:
             with sup._lock:
                 old = list(sup.slots)  # as they are now: a crashed worker may have been replaced meanwhile
                 for slot in old:
-                    _send(slot, ("pause",))
+                    _send(slot, Pause())
                 for slot in new:
                     _send(slot, ("go",))
                     slot.started = time.monotonic()
@@ -181,9 +183,10 @@ class WarmRestarter:
             ready = self._wait_ready([slot.process for slot in new])
             elapsed = (time.perf_counter() - started) * 1000
             for slot in old:
-                if sup.config.livereload:
-                    _send(slot, ("page_changed", "reload", page_paths))
-                _send(slot, ("stop",))
+                if sup.config.livereload:  # the pages these workers stream to reload onto the new ones
+                    _send(slot, PageChanged("reload", page_paths))
+            for slot in old:
+                slot.process.terminate()  # SIGTERM: finish what is in flight, then exit
             self.restarts += 1
         threading.Thread(target=self._reap, args=(old,), name="devserver-reap", daemon=True).start()
         state = "ready" if ready else "not all ready (see their errors)"
@@ -196,7 +199,7 @@ class WarmRestarter:
         with self.supervisor._lock:
             current = list(self.supervisor.slots)
             for slot in current:
-                _send(slot, ("pause",))
+                _send(slot, Pause())
         return current
 
     def _wait_ready(self, processes: list[Any]) -> bool:

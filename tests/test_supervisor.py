@@ -23,7 +23,7 @@ def run_cli(*args: str, cwd: Path = REPO, timeout: float = 30) -> subprocess.Com
 
 def get_status(port: int, target: str = "/one_k.txt", host: str = "127.0.0.1") -> int:
     with socket.create_connection((host, port), timeout=5) as sock:
-        return http_exchange(sock, b"GET " + target.encode() + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")[0][0]
+        return http_exchange(sock, b"GET " + target.encode() + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")[0][0]
 
 
 def test_help_documents_every_option() -> None:
@@ -115,7 +115,7 @@ def test_in_flight_request_finishes_during_shutdown(server_factory) -> None:
 
     def slow() -> None:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-            result["response"] = http_exchange(sock, b"GET /slow.py?s=1.5 HTTP/1.1\r\nHost: t\r\n\r\n")[0]
+            result["response"] = http_exchange(sock, b"GET /slow.py?s=1.5 HTTP/1.1\r\nHost: localhost\r\n\r\n")[0]
 
     thread = threading.Thread(target=slow)
     thread.start()

@@ -105,7 +105,8 @@ class LiveReloadStream:
         import socket
 
         self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE)
-        self.sock.sendall(b"GET /__devserver__/events HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n")
+        self.sock.sendall(b"GET /__devserver__/events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                          b"Accept: text/event-stream\r\n\r\n" % server.port)
         self.buffer = b""
         self._read_until(b"devserver live reload")  # the stream is open: later changes reach it
 
