@@ -104,5 +104,17 @@ def test_falcon_app_found_by_module_name_and_edited(falcon_project: Path) -> Non
         assert_all_fresh(server, "/things", "falcon two")
         load.assert_clean()
         assert get(server, "/nothing")[0] == 404
+        # An import that fails part-way: 500 with the traceback, then the fix is served by a warm restart
+        # (the half-made module state of the failed import is not trusted).
+        edit(falcon_project / "things.py", 'app.add_route("/things", Things())',
+             'app.add_route("/things", Things())\nraise RuntimeError("half imported")')
+        mark = len(server.lines)
+        wait_for_body(server, "/things", "half imported")
+        server.wait_for(r"reload failed things", start=mark)  # the supervisor knows of the failure
+        edit(falcon_project / "things.py", '\nraise RuntimeError("half imported")', "")
+        edit(falcon_project / "things.py", "falcon two", "falcon three")
+        wait_for_body(server, "/things", "falcon three")
+        assert_all_fresh(server, "/things", "falcon three")
+        server.wait_for(r"warm restart \(an import failed part-way", start=mark)
     finally:
         server.stop()

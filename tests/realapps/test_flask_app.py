@@ -17,6 +17,7 @@ from flask import Flask
 def create_app(title="Shop"):
     app = Flask(__name__)
     app.config["TITLE"] = title
+    app.config.from_object("shop.settings")
     from .views import main
     from .api import api
     app.register_blueprint(main)
@@ -40,6 +41,9 @@ def index():
 def fragment():
     return "<li>a fragment</li>"
 ''',
+    "shop/settings.py": '''
+FOOTER = "settings one"
+''',
     "shop/pricing.py": '''
 def price(count):
     return count * 10
@@ -59,7 +63,8 @@ def items():
 <body>{% block body %}{% endblock %}</body></html>
 ''',
     "shop/templates/index.html": '''{% extends "base.html" %}
-{% block body %}<h1>{{ greeting }}</h1><p>template one</p><p>price {{ price }}</p>{% endblock %}
+{% block body %}<h1>{{ greeting }}</h1><p>template one</p><p>price {{ price }}</p>
+<footer>{{ config.FOOTER }}</footer>{% endblock %}
 ''',
 }
 
@@ -123,3 +128,13 @@ def test_browser_is_told_to_reload_only_once_the_new_template_answers(server, pr
         assert "refreshed template" in get(server, "/")[2]  # the page the browser now loads is the new one
     finally:
         stream.close()
+
+
+def test_settings_change_is_applied_by_a_warm_restart(server, project: Path) -> None:
+    mark = len(server.lines)
+    with SteadyLoad(server, "/") as load:
+        edit(project / "shop/settings.py", "settings one", "settings two")
+        wait_for_body(server, "/", "settings two")
+    assert_all_fresh(server, "/", "settings two")
+    load.assert_clean()
+    server.wait_for(r"warm restart \(a settings module changed\): 2 new worker\(s\) ready", start=mark)
