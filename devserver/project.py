@@ -248,8 +248,9 @@ def pause(worker: Any) -> None:
     Requests in flight, open keep-alive connections and live-reload streams
     carry on until the SIGTERM that follows once the new workers are ready.
     """
-    if worker.server is not None:
-        worker.server.close()
+    # Only the reader goes, not the server: asyncio's Server.close() drops (resets) connections that
+    # were accepted in the same loop iteration but not yet given a transport.
+    worker.loop.remove_reader(worker.sock.fileno())
 
 
 def app_key(config: Config) -> tuple[str | None, str | None]:
