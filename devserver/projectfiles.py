@@ -42,9 +42,18 @@ class ProjectFiles:
         self.folder = os.path.realpath(folder)
         self.include = include
         self.exclude = exclude + WRITTEN_BY_APPS
+        self._owned: dict[str, bool] = {}
 
     def owns(self, path: str) -> bool:
-        """True if ``path`` (absolute) is one of the project's own files."""
+        """True if ``path`` (absolute) is one of the project's own files (cached: asked per module, often)."""
+        known = self._owned.get(path)
+        if known is None:
+            if len(self._owned) > 100_000:
+                self._owned.clear()
+            known = self._owned[path] = self._owns(path)
+        return known
+
+    def _owns(self, path: str) -> bool:
         if not path.startswith(self.folder + os.sep):
             real = os.path.realpath(path)
             if not real.startswith(self.folder + os.sep):
