@@ -102,6 +102,8 @@ class ProjectWatcher(Watcher):
         self.restarter = WarmRestarter(supervisor)
         self._usage_lock = threading.Lock()
         supervisor.sink = self._filtered(supervisor.sink)
+        self._reload_all = supervisor.reload_all
+        supervisor.reload_all = self.reload_all  # the dashboard's R: a restart where in place cannot be right
 
     # what the workers report -----------------------------------------------------
     def _filtered(self, sink: Callable[[list[Event]], None]) -> Callable[[list[Event]], None]:
@@ -188,6 +190,17 @@ class ProjectWatcher(Watcher):
             self.reload_project(code, data)
         if rest:
             super().on_changes(rest)
+
+    def reload_all(self) -> None:
+        """Reload everything now: in place, or a warm restart (in a thread: the caller is the UI)."""
+        with self._usage_lock:
+            change = Change(self.supervisor.config.reload_strategy, frozenset(self.frameworks), (), self.import_failed)
+        reason = restart_reason(change)
+        if reason is None:
+            self._reload_all()
+            return
+        threading.Thread(target=self.restarter.restart, args=(f"reload of everything asked; {reason}", ()),
+                         name="devserver-restart", daemon=True).start()
 
     def reload_project(self, code: list[str], data: list[str]) -> None:
         started = time.perf_counter()
