@@ -45,7 +45,7 @@ import throughput
 import wsgi_hello
 from common import BENCH_DIR, REPO_DIR
 
-SECTIONS = ("static", "hello", "reload", "dashboard")
+SECTIONS = ("static", "hello", "reload", "realapps", "dashboard")
 CASE_NAMES = {"1k": "1 KiB", "1m": "1 MiB", "hello": "hello world"}
 RELOAD_P95_MS = 100.0
 DASHBOARD_RATIO = 0.90  # dashboard req/s >= 90% of --no-tui: overhead <= 10%
@@ -244,6 +244,42 @@ def run_reload(opts: argparse.Namespace) -> Section:
     return section
 
 
+REAL_APP_P95_MS = {"flask": 50.0, "bottle": 50.0, "falcon": 50.0, "django": 300.0}
+
+
+def run_real_apps(opts: argparse.Namespace) -> Section:
+    section = Section("realapps", "Real framework projects: edits under light load")
+    print("\n== real apps", flush=True)
+    with tempfile.TemporaryDirectory(prefix="devserver-report-") as tmp:
+        out = Path(tmp) / "realapps.json"
+        status, output = run_script([sys.executable, str(BENCH_DIR / "real_apps.py"), "--json", str(out)],
+                                    timeout=3600)
+        rows = json.loads(out.read_text()) if out.exists() else None
+    if status != 0 or rows is None:
+        section.checks.append(Check("realapps", "see real_apps.py", "not measured", "SKIP"))
+        return _failed(section, f"real_apps.py exited with {status}", output)
+    section.lines += ["20 edits of a view per app and server while 4 clients request the page 25 times a second "
+                      "each; latency from the end of the write to the first response with the new code. stale: old "
+                      "code answering a request sent after the save.", "",
+                      "| app | server | p50 ms | p95 ms | max ms | failed | refused | stale | missed |",
+                      "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        section.lines.append(f"| {r['app']} | {r['server']} | {r['p50_ms']} | {r['p95_ms']} | {r['max_ms']} | "
+                             f"{r['failed']} | {r['refused']} | {r['stale']} | {r['missed']} |")
+    section.lines.append("")
+    for r in rows:
+        if r["server"] != "devserver":
+            continue
+        limit = REAL_APP_P95_MS[r["app"]]
+        target = f"{r['app']}: p95 ≤ {limit:g} ms, 0 failed, 0 refused"
+        bad = (r["failed"] or 0) + (r["refused"] or 0) + (r["missed"] or 0)
+        ok = r["p95_ms"] is not None and r["p95_ms"] <= limit and bad == 0
+        section.checks.append(Check(f"realapps-{r['app']}", target, f"p95 {r['p95_ms']} ms, {r['failed']} failed, "
+                                    f"{r['refused']} refused", "PASS" if ok else "MISS"))
+    section.raw = rows
+    return section
+
+
 _DASH_ROW = re.compile(r"^\s+(\w+)\s+([\d,]+)\s+([\d,]+)\s+([\d.]+)\s", re.M)
 _DASH_CPU = re.compile(r"([\d.]+) s\s+([\d.]+) ms\s+([\d.]+) s\s+([\d.]+) ms")
 
@@ -323,7 +359,8 @@ def run_dashboard(opts: argparse.Namespace) -> Section:
 
 
 RUNNERS: dict[str, Callable[[argparse.Namespace], Section]] = {
-    "static": run_static, "hello": run_hello, "reload": run_reload, "dashboard": run_dashboard,
+    "static": run_static, "hello": run_hello, "reload": run_reload, "realapps": run_real_apps,
+    "dashboard": run_dashboard,
 }
 
 # ------------------------------------------------------------------ machine, Markdown, chart
