@@ -123,7 +123,7 @@ def import_module(name: str) -> ModuleType:
                                traceback.format_exc(), name) from None
         raise AppLoadError(f"importing {name!r} failed: {_last_line(exc)}", "failed",
                            traceback.format_exc(), name) from None
-    except BaseException as exc:  # noqa: BLE001 - the user's module; one line, full text kept
+    except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise AppLoadError(f"importing {name!r} failed: {_last_line(exc)}", "failed",
@@ -133,7 +133,7 @@ def import_module(name: str) -> ModuleType:
 def _call(spec: AppSpec, factory: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     try:
         return factory(*args, **kwargs)
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise AppLoadError(f"calling {spec.module}:{getattr(factory, '__name__', 'factory')}() failed: "

@@ -8,8 +8,8 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
 from importlib.metadata import entry_points
+from typing import NoReturn
 
 from . import __version__, appspec
 from .config import DEFAULT_HOST, DEFAULT_PORT, Config

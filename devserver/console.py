@@ -142,7 +142,7 @@ def serve_console(config: Config) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     supervisor = Supervisor(config, ConsoleLog(log_format=config.log_format))
-    from .reload import attach_watchers
+    from .watchers import attach_watchers
 
     attach_watchers(supervisor)
     try:

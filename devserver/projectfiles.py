@@ -15,7 +15,7 @@ import functools
 import os
 from dataclasses import dataclass
 
-from .reload import IGNORED_DIRS, IGNORED_NAME
+from .noise import IGNORED_DIRS, IGNORED_NAME
 
 PACKAGE_DIRS = frozenset({"site-packages", "dist-packages"})
 # Files apps write at run time: their change is never a reason to reload.

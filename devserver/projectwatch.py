@@ -37,7 +37,14 @@ from .control import PageChanged
 from .events import Event, LogEvent, ReloadEvent
 from .project import ProjectUsage
 from .projectfiles import ProjectFiles
-from .reload import ImportGraph, Watcher, _inside, compile_error, module_name, remove_bytecode
+from .reload import (
+    ImportGraph,
+    Watcher,
+    _inside,
+    compile_error,
+    module_name,
+    remove_bytecode,
+)
 from .warm import WarmRestarter
 
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 import ast
 import importlib.util
 import os
-import re
 import threading
 import time
 import traceback
@@ -45,6 +44,7 @@ from watchfiles._rust_notify import RustNotify
 
 from .control import PageChanged
 from .events import LogEvent, ReloadEvent
+from .noise import IGNORED_DIRS, IGNORED_NAME
 
 # The notifier returns a batch once no new change arrived for one step (so
 # 1-2 steps after the last change), or at the latest after the debounce.  At
@@ -53,26 +53,6 @@ from .events import LogEvent, ReloadEvent
 STEP_MS = 10
 DEBOUNCE_MS = 300
 TIMEOUT_MS = 1000  # how long one wait lasts before the loop looks again
-
-IGNORED_DIRS = frozenset({"__pycache__", "node_modules", ".git", ".hg", ".svn", ".tox", ".venv",
-                          ".mypy_cache", ".pytest_cache", ".hypothesis", ".idea"})
-IGNORED_NAME = re.compile(r"^\.|~$|\.sw[a-z]$|^4913$|\.py[cod]$|\.___jb_...___$|^flycheck_")
-
-
-def attach_watchers(supervisor: Any) -> None:
-    """Add the file watchers the config asks for to ``supervisor``.
-
-    ``--no-reload`` stops the watching of ``--dynamic``; ``--no-livereload``
-    that of ``--root``.  With both, no watcher thread runs at all.
-    """
-    config = supervisor.config
-    if config.app_dir is not None:  # a project APP: its own watcher (which also reads the workers' reports)
-        from .projectwatch import ProjectWatcher
-
-        supervisor.watchers.append(ProjectWatcher(supervisor))
-    elif config.reload or config.livereload:
-        supervisor.watchers.append(Watcher())
-
 
 def ignored(path: str, base: str) -> bool:
     """True for paths under ``base`` that never trigger a reload."""

@@ -18,7 +18,7 @@ def run_dashboard(config: Config) -> int:
     the server is stopped in every case, even if the dashboard crashes.
     """
     # Imported here so that the dashboard modules load without the server.
-    from devserver.reload import attach_watchers
+    from devserver.watchers import attach_watchers
     from devserver.supervisor import StartError, Supervisor
 
     app = DashboardApp(config, started=time.time(), tune_gc=True)

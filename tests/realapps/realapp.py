@@ -62,7 +62,7 @@ def assert_all_fresh(server: LiveServer, path: str, text: str, count: int = 8) -
     """The next ``count`` requests (spread over the workers) all run the new code."""
     bodies = [get(server, path)[2] for _ in range(count)]
     stale = [body[:200] for body in bodies if text not in body]
-    assert not stale, f"stale answers after the reload: {stale}"
+    assert not stale, f"stale answers after the reload: {stale}\nlog:\n" + "\n".join(server.lines[-40:])
 
 
 class SteadyLoad:

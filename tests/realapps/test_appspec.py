@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from realapp import user_env
 
 from devserver import appspec
-from realapp import user_env
 
 
 @pytest.mark.parametrize("text,expected", [

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from realapp import SteadyLoad, assert_all_fresh, edit, get, start, wait_for_body
 
 BOTTLE_APP = '''

@@ -13,8 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from realapp import LiveReloadStream, SteadyLoad, assert_all_fresh, edit, get, start, user_env, wait_for_body
+from realapp import (
+    LiveReloadStream,
+    SteadyLoad,
+    assert_all_fresh,
+    edit,
+    get,
+    start,
+    user_env,
+    wait_for_body,
+)
 
 VIEWS = '''
 from django.http import HttpResponse

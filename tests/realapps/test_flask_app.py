@@ -6,8 +6,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from realapp import LiveReloadStream, SteadyLoad, assert_all_fresh, edit, get, start, wait_for_body
+from realapp import (
+    LiveReloadStream,
+    SteadyLoad,
+    assert_all_fresh,
+    edit,
+    get,
+    start,
+    wait_for_body,
+)
 
 FILES = {
     "shop/__init__.py": '''

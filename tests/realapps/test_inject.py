@@ -46,7 +46,7 @@ def html_app(body_parts: Iterable[bytes], content_type: str = "text/html; charse
 
 
 def test_generator_body_gets_script_and_right_length() -> None:
-    status, headers, body, _ = call(html_app([PAGE[:20], PAGE[20:]]))
+    _, headers, body, _ = call(html_app([PAGE[:20], PAGE[20:]]))
     assert body == PAGE.replace(b"</body>", SCRIPT_TAG + b"</body>")
     assert headers["Content-Length"] == str(len(body))
 
@@ -76,7 +76,7 @@ def test_fragments_json_compressed_and_head_pass_untouched() -> None:
     assert call(html_app([fragment]))[2] == fragment
     assert call(html_app([b'{"a": "</body>"}'], "application/json"))[2] == b'{"a": "</body>"}'
     assert call(html_app([PAGE], extra=[("Content-Encoding", "gzip")]))[2] == PAGE
-    status, headers, body, _ = call(html_app([PAGE]), method="HEAD")
+    _, headers, body, _ = call(html_app([PAGE]), method="HEAD")
     assert body == PAGE and headers["Content-Length"] == str(len(PAGE))
 
 
