@@ -68,6 +68,14 @@ CACHE_CLEARERS: dict[str, Callable[[ModuleType], None]] = {"bottle": _clear_bott
 STRATEGY_FRAMEWORKS = ("django",)
 
 
+def _warm_django_urls(module: ModuleType) -> None:
+    module.get_resolver().url_patterns  # noqa: B018 - imports the URLconf and its views now
+
+
+# Work a framework would do on the first request, done before a (re)started worker says it is ready.
+WARMERS: dict[str, Callable[[ModuleType], None]] = {"django.urls": _warm_django_urls}
+
+
 class UsageReporter:
     """Collects what the app uses and emits it as ProjectUsage events (any thread)."""
 
@@ -158,9 +166,19 @@ class ProjectModules:
         self._app: WSGIApp | None = None
         try:
             self.app(self.key)
+            self._warm()
         except (NotFound, ImportFailed):
             pass  # the first request answers 500 with the reason
         self.reporter.scan_modules(ready=True)
+
+    def _warm(self) -> None:
+        for name, warm in WARMERS.items():
+            module = sys.modules.get(name)
+            if module is not None:
+                try:
+                    warm(module)
+                except Exception:  # noqa: BLE001, S110 - the request that needs it shows the error
+                    pass
 
     # DynamicModules' interface -------------------------------------------------
     def cached(self, name: str, attribute: str | None = "application") -> WSGIApp | None:

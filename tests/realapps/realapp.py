@@ -40,10 +40,19 @@ def get(server: LiveServer, path: str, timeout: float = DEADLINE) -> tuple[int, 
         conn.close()
 
 
-def edit(path: Path, old: str, new: str) -> None:
+def edit(path: Path, old: str, new: str, server: LiveServer | None = None) -> None:
+    """Replace ``old`` by ``new`` in ``path``; with ``server``, return once it has applied the save.
+
+    "Applied" is the watcher's reload line (after the purge, or once restarted
+    workers are ready): before it, a worker that had not loaded the app yet
+    may already answer with the new code while another still has the old.
+    """
+    mark = len(server.lines) if server is not None else 0
     text = path.read_text()
     assert old in text, f"{old!r} not in {path}"
     path.write_text(text.replace(old, new))
+    if server is not None:
+        server.wait_for(r"^(reloaded|reload failed) ", timeout=DEADLINE, start=mark)
 
 
 def wait_for_body(server: LiveServer, path: str, text: str, timeout: float = DEADLINE) -> float:

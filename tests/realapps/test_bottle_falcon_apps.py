@@ -71,14 +71,14 @@ def test_bottle_view_helper_and_template_edits(bottle_server, bottle_project: Pa
     status, _, body = get(bottle_server, "/")
     assert status == 200 and "BOTTLE ONE" in body and "/__devserver__/livereload.js" in body
     with SteadyLoad(bottle_server, "/plain") as load:
-        edit(bottle_project / "app.py", "plain bottle one", "plain bottle two")
+        edit(bottle_project / "app.py", "plain bottle one", "plain bottle two", bottle_server)
         wait_for_body(bottle_server, "/plain", "plain bottle two")
     assert_all_fresh(bottle_server, "/plain", "plain bottle two")
     load.assert_clean()
-    edit(bottle_project / "helpers.py", "text.upper()", "text.upper() + '!'")
+    edit(bottle_project / "helpers.py", "text.upper()", "text.upper() + '!'", bottle_server)
     wait_for_body(bottle_server, "/", "BOTTLE ONE!")
     assert_all_fresh(bottle_server, "/", "BOTTLE ONE!")
-    edit(bottle_project / "views/page.tpl", "bottle template one", "bottle template two")
+    edit(bottle_project / "views/page.tpl", "bottle template one", "bottle template two", bottle_server)
     wait_for_body(bottle_server, "/", "bottle template two")
     assert_all_fresh(bottle_server, "/", "bottle template two")
     bottle_server.wait_for(r"reload in place \(app changed\)")
@@ -98,7 +98,7 @@ def test_falcon_app_found_by_module_name_and_edited(falcon_project: Path) -> Non
         assert status == 200 and "falcon one" in body and "/__devserver__/livereload.js" in body
         assert int(headers["content-length"]) == len(body.encode())
         with SteadyLoad(server, "/things") as load:
-            edit(falcon_project / "things.py", "falcon one", "falcon two")
+            edit(falcon_project / "things.py", "falcon one", "falcon two", server)
             wait_for_body(server, "/things", "falcon two")
         assert_all_fresh(server, "/things", "falcon two")
         load.assert_clean()
@@ -106,12 +106,12 @@ def test_falcon_app_found_by_module_name_and_edited(falcon_project: Path) -> Non
         # An import that fails part-way: 500 with the traceback, then the fix is served by a warm restart
         # (the half-made module state of the failed import is not trusted).
         edit(falcon_project / "things.py", 'app.add_route("/things", Things())',
-             'app.add_route("/things", Things())\nraise RuntimeError("half imported")')
+             'app.add_route("/things", Things())\nraise RuntimeError("half imported")', server)
         mark = len(server.lines)
         wait_for_body(server, "/things", "half imported")
         server.wait_for(r"reload failed things", start=mark)  # the supervisor knows of the failure
         edit(falcon_project / "things.py", '\nraise RuntimeError("half imported")', "")
-        edit(falcon_project / "things.py", "falcon two", "falcon three")
+        edit(falcon_project / "things.py", "falcon two", "falcon three", server)
         wait_for_body(server, "/things", "falcon three")
         assert_all_fresh(server, "/things", "falcon three")
         server.wait_for(r"warm restart \(an import failed part-way", start=mark)

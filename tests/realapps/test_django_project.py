@@ -86,7 +86,7 @@ def test_serves_the_project(server) -> None:
 def test_view_edit_warm_restarts_with_no_failed_or_refused_request(server, project: Path) -> None:
     mark = len(server.lines)
     with SteadyLoad(server, "/polls/") as load:
-        edit(project / "polls/views.py", "polls index one", "polls index two")
+        edit(project / "polls/views.py", "polls index one", "polls index two", server)
         wait_for_body(server, "/polls/", "polls index two")
     assert_all_fresh(server, "/polls/", "polls index two")
     load.assert_clean()
@@ -95,7 +95,7 @@ def test_view_edit_warm_restarts_with_no_failed_or_refused_request(server, proje
 
 
 def test_template_edit(server, project: Path) -> None:
-    edit(project / "polls/templates/polls/detail.html", "detail template one", "detail template two")
+    edit(project / "polls/templates/polls/detail.html", "detail template one", "detail template two", server)
     wait_for_body(server, "/polls/3/", "detail template two")
     assert_all_fresh(server, "/polls/3/", "detail template two")
 
@@ -103,7 +103,7 @@ def test_template_edit(server, project: Path) -> None:
 def test_browser_is_told_to_reload_only_once_the_restarted_workers_answer(server, project: Path) -> None:
     stream = LiveReloadStream(server)
     try:
-        edit(project / "polls/templates/polls/detail.html", "<p>detail", "<p>refreshed detail")
+        edit(project / "polls/templates/polls/detail.html", "<p>detail", "<p>refreshed detail", server)
         stream.wait_reload()
         assert "refreshed detail" in get(server, "/polls/5/")[2]
     finally:
@@ -112,7 +112,7 @@ def test_browser_is_told_to_reload_only_once_the_restarted_workers_answer(server
 
 def test_urls_edit_adds_a_route(server, project: Path) -> None:
     assert get(server, "/polls/about/")[0] == 404
-    edit(project / "polls/views.py", "def detail(", "def about(request):\n    return HttpResponse('about polls')\n\n\ndef detail(")
-    edit(project / "polls/urls.py", 'path("", views.index),', 'path("", views.index),\n    path("about/", views.about),')
+    edit(project / "polls/views.py", "def detail(", "def about(request):\n    return HttpResponse('about polls')\n\n\ndef detail(", server)
+    edit(project / "polls/urls.py", 'path("", views.index),', 'path("", views.index),\n    path("about/", views.about),', server)
     wait_for_body(server, "/polls/about/", "about polls")
     assert_all_fresh(server, "/polls/about/", "about polls")

@@ -104,7 +104,7 @@ def test_serves_the_factory_app_with_blueprints_and_live_reload_in_full_pages(se
 
 def test_view_edit_is_served_by_every_worker_with_no_failed_request(server, project: Path) -> None:
     with SteadyLoad(server, "/") as load:
-        edit(project / "shop/views.py", "view one", "view two")
+        edit(project / "shop/views.py", "view one", "view two", server)
         wait_for_body(server, "/", "view two")
     assert_all_fresh(server, "/", "view two")
     load.assert_clean()
@@ -113,16 +113,16 @@ def test_view_edit_is_served_by_every_worker_with_no_failed_request(server, proj
 
 
 def test_edit_of_a_module_the_view_imports(server, project: Path) -> None:
-    edit(project / "shop/pricing.py", "count * 10", "count * 1000")
+    edit(project / "shop/pricing.py", "count * 10", "count * 1000", server)
     wait_for_body(server, "/", "price 2000")
     assert_all_fresh(server, "/", "price 2000")
 
 
 def test_template_edit_is_served_without_configuration(server, project: Path) -> None:
-    edit(project / "shop/templates/index.html", "template one", "template two")
+    edit(project / "shop/templates/index.html", "template one", "template two", server)
     wait_for_body(server, "/", "template two")
     assert_all_fresh(server, "/", "template two")
-    edit(project / "shop/templates/base.html", "<title>", "<title>Base2 ")
+    edit(project / "shop/templates/base.html", "<title>", "<title>Base2 ", server)
     wait_for_body(server, "/", "Base2 Real Shop")
     assert_all_fresh(server, "/", "Base2 Real Shop")
 
@@ -130,7 +130,7 @@ def test_template_edit_is_served_without_configuration(server, project: Path) ->
 def test_browser_is_told_to_reload_only_once_the_new_template_answers(server, project: Path) -> None:
     stream = LiveReloadStream(server)
     try:
-        edit(project / "shop/templates/index.html", "<p>template", "<p>refreshed template")
+        edit(project / "shop/templates/index.html", "<p>template", "<p>refreshed template", server)
         stream.wait_reload()
         assert "refreshed template" in get(server, "/")[2]  # the page the browser now loads is the new one
     finally:
@@ -140,7 +140,7 @@ def test_browser_is_told_to_reload_only_once_the_new_template_answers(server, pr
 def test_settings_change_is_applied_by_a_warm_restart(server, project: Path) -> None:
     mark = len(server.lines)
     with SteadyLoad(server, "/") as load:
-        edit(project / "shop/settings.py", "settings one", "settings two")
+        edit(project / "shop/settings.py", "settings one", "settings two", server)
         wait_for_body(server, "/", "settings two")
     assert_all_fresh(server, "/", "settings two")
     load.assert_clean()
