@@ -1,7 +1,11 @@
 """Live browser reload: the worker's side.
 
 * ``html_transform`` adds ``<script src="/__devserver__/livereload.js">``
-  before ``</body>`` (or at the end) of every static HTML page.
+  before ``</body>`` (or at the end) of every whole HTML document, static or
+  from an app.  A fragment (an htmx partial, a snippet fetched into a page,
+  text an app labels text/html) is left untouched: the page it lands in
+  already has the script, and a second copy would be markup the author never
+  wrote.
 * ``/__devserver__/events`` is a Server-Sent Events stream (HTML Living
   Standard §9.2) held open per browser page.  An open stream is an idle
   coroutine on the worker's loop: it never holds up other requests.  It
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from importlib.resources import files
 from typing import Protocol
@@ -44,9 +49,20 @@ RETRY_MS = 1000  # the browser's reconnection delay after the stream drops
 NO_CACHE = ("Cache-Control", "no-cache")
 
 
+# A whole document says so with a doctype, an <html> tag or a </body> end tag;
+# a fragment has none of them (all three may be omitted in a valid document,
+# but then there is no way to tell it from a fragment, and a fragment wins).
+_DOCUMENT = re.compile(rb"<!doctype\s+html|<html[\s>/]|</body\s*>", re.IGNORECASE)
+
+
 def inject(html: bytes) -> bytes:
-    """``html`` with the live-reload script before its last ``</body>``."""
-    index = html.lower().rfind(b"</body>")
+    """``html`` with the live-reload script before its last ``</body>``.
+
+    A document without ``</body>`` gets it at the end; a fragment gets nothing.
+    """
+    if _DOCUMENT.search(html) is None:
+        return html
+    index = html.lower().rfind(b"</body")
     if index < 0:
         return html + SCRIPT_TAG
     return html[:index] + SCRIPT_TAG + html[index:]
