@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 
 TICK = os.sysconf("SC_CLK_TCK")
-LISTENING = re.compile(r"http://127\.0\.0\.1:(\d+)/")
+LISTENING = re.compile(r"http://127\.0\.0\.1:([1-9][0-9]*)/")
 
 
 def children(pid: int) -> list[int]:
@@ -39,6 +39,15 @@ def children(pid: int) -> list[int]:
             if int(fields[1]) == pid:
                 out.append(int(entry))
     return out
+
+
+def named_children(pid: int) -> dict[str, int]:
+    """The workers (and multiprocessing's resource tracker) of a supervisor, by a readable name."""
+    named = {}
+    for number, child in enumerate(sorted(children(pid))):
+        command = Path(f"/proc/{child}/cmdline").read_bytes()
+        named["tracker" if b"resource_tracker" in command else f"child {number}"] = child
+    return named
 
 
 def sample(pid: int) -> tuple[float, int]:
@@ -99,7 +108,7 @@ def plain(repo: Path, base: Path, seconds: float, env: dict[str, str]) -> None:
         port = wait_port(proc.stdout.readline, time.monotonic() + 30)
         urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read()
         pids = {"supervisor": proc.pid}
-        pids.update({f"worker {i}": pid for i, pid in enumerate(sorted(children(proc.pid)))})
+        pids.update(named_children(proc.pid))
         report(f"--no-tui, at rest for {seconds:.0f} s", measure(pids, seconds))
     finally:
         stop(proc.pid)
@@ -131,9 +140,10 @@ def dashboard(repo: Path, base: Path, seconds: float, env: dict[str, str]) -> No
                 time.sleep(0.1)
         pane = int(subprocess.run(["tmux", "list-panes", "-t", session, "-F", "#{pane_pid}"],
                                   capture_output=True, text=True).stdout.split()[0])
-        supervisor = next(pid for pid in children(pane) if "devserver" in Path(f"/proc/{pid}/cmdline").read_text())
+        candidates = [pane, *children(pane)]  # the shell may have exec'd python itself
+        supervisor = next(pid for pid in candidates if b"devserver" in Path(f"/proc/{pid}/cmdline").read_bytes())
         pids = {"dashboard": supervisor}
-        pids.update({f"worker {i}": pid for i, pid in enumerate(sorted(children(supervisor)))})
+        pids.update(named_children(supervisor))
         report(f"dashboard (supervisor and UI in one process), at rest for {seconds:.0f} s", measure(pids, seconds))
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

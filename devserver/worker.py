@@ -37,6 +37,7 @@ STATUS_EVERY = 1.0
 INTERNAL_PREFIX = "/__devserver__/"
 ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"  # what OPTIONS * says the server takes
 SAVE_SETTLE = 0.1  # seconds: a module file younger than this may still be being written
+SAVE_PATIENCE = 2.0  # seconds a request waits for a module that keeps being saved
 
 
 class Worker:
@@ -167,15 +168,18 @@ class Worker:
         app = self.dynamic.cached(name, attribute)
         if app is not None:
             return app
-        try:
-            return await self.pool.submit(self.dynamic.app, name, attribute)
-        except (NotFound, ImportFailed):
-            if not self.dynamic.changed_within(name, SAVE_SETTLE):
-                raise
-        await asyncio.sleep(SAVE_SETTLE)
-        self.catch_up()
-        self.dynamic.purge([name])
-        return await self.pool.submit(self.dynamic.app, name, attribute)
+        deadline = time.monotonic() + SAVE_PATIENCE
+        while True:
+            try:
+                return await self.pool.submit(self.dynamic.app, name, attribute)
+            except (NotFound, ImportFailed):
+                # Saves in quick succession can catch every attempt mid-write: keep trying while
+                # the file keeps changing, within SAVE_PATIENCE.
+                if not self.dynamic.changed_within(name, SAVE_SETTLE) or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(SAVE_SETTLE)
+            self.catch_up()
+            self.dynamic.purge([name])
 
     async def _dynamic(self, conn: Connection, exchange: Exchange, name: str, script_name: str, path_info: str) -> None:
         try:
