@@ -15,6 +15,7 @@ import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from . import static
@@ -38,6 +39,13 @@ INTERNAL_PREFIX = "/__devserver__/"
 ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"  # what OPTIONS * says the server takes
 SAVE_SETTLE = 0.1  # seconds: a module file younger than this may still be being written
 SAVE_PATIENCE = 2.0  # seconds a request waits for a module that keeps being saved
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """What try_sync found for a request it could not answer at once, so handle() need not look again."""
+
+    static: static.StaticResponse | None  # None: not a file, the APP answers
 
 
 class Worker:
@@ -104,7 +112,7 @@ class Worker:
             return False
         response = self._static(exchange)
         if response is None or response.file is not None:
-            exchange.prepared = response
+            exchange.prepared = Routed(response)
             return False
         conn.begin(exchange)
         conn.send(response.status, response.headers, response.body)
@@ -126,7 +134,8 @@ class Worker:
 
     async def handle(self, conn: Connection, exchange: Exchange) -> None:
         """Answer the request at the head of ``conn``'s queue."""
-        if self._answered_by_server(conn, exchange):
+        routed = exchange.prepared if isinstance(exchange.prepared, Routed) else None
+        if routed is None and self._answered_by_server(conn, exchange):
             return
         conn.begin(exchange)
         path = exchange.request.path
@@ -138,7 +147,7 @@ class Worker:
             if script is not None:
                 await self._dynamic(conn, exchange, *script)
                 return
-            response = exchange.prepared if exchange.prepared is not None else self._static(exchange)
+            response = routed.static if routed is not None else self._static(exchange)
             if response is None:
                 await self._app(conn, exchange)
             elif response.file is not None:
