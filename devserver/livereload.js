@@ -56,20 +56,17 @@
   }
   if (g.devserverLiveReload || !g.EventSource) return;
   const doc = document, me = doc.currentScript, page = me.dataset.page || "static", loc = location, here = loc.href;
-  const api = g.devserverLiveReload = {connected: false, page}, ss = sessionStorage, hist = history;
+  const api = g.devserverLiveReload = {connected: false, page}, ss = sessionStorage;
   let box;
 
-  // Scroll: saved before our reloads, put back once the page (not an error page) is back.
+  // Scroll: saved before our reloads, put back once the page (not an error page) is back. An
+  // error page loads its URL again rather than reload: the browser would restore *its* scroll.
   const reload = () => {
-    if (page == "error") hist.scrollRestoration = "manual";
-    else ss[KEY] = JSON.stringify([here, scrollX, scrollY]);
-    loc.reload();
+    if (page != "error") ss[KEY] = JSON.stringify([here, scrollX, scrollY]);
+    page != "error" || loc.hash ? loc.reload() : loc.replace(here);
   };
   if (page != "error") {
-    const saved = JSON.parse(ss[KEY] || "[]"), back = () => {
-      if (saved[0] == here) scrollTo(saved[1], saved[2]);
-      hist.scrollRestoration = "auto";
-    };
+    const saved = JSON.parse(ss[KEY] || "[]"), back = () => saved[0] == here && scrollTo(saved[1], saved[2]);
     ss.removeItem(KEY);
     back();
     addEventListener("load", back);
