@@ -144,6 +144,7 @@
       chan.onmessage = e => e.data ? on(e.data) : greet && greet(m => chan.postMessage(m));
       navigator.locks.request(NAME, () => {  // held until this tab goes; then the next one leads
         greet = hub(m => { chan.postMessage(m); on(m); });
+        api.leader = true;
         return new Promise(() => {});
       });
       chan.postMessage(0);  // asks the leader what was missed

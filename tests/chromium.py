@@ -56,7 +56,7 @@ class Page:
                 self.events.append(message)
 
     def evaluate(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
         if "exceptionDetails" in result:
             return None  # e.g. the page is between two documents
         return result["result"].get("value")

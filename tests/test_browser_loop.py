@@ -183,3 +183,35 @@ def test_page_reloads_when_the_server_comes_back(start, server_factory, site: Pa
     static.write_text(LONG_PAGE.format(title="after"))  # no server sees this save: the restart must
     start("--port", str(server.port))
     page.wait_for(f"{TITLE} === 'after' && window.marker === undefined && scrollY === 1500", timeout=15)
+
+
+def test_without_shared_worker_one_tab_leads_and_another_takes_over(start, site: Path, browser: Chromium) -> None:
+    index = site / "html_page" / "index.html"
+    index.write_text("<!DOCTYPE html><html><body><h1 id=title>one</h1></body></html>\n")
+    server = start()
+    tabs = [browser.new_page() for _ in range(3)]
+    try:
+        for tab in tabs:  # as in a browser without SharedWorker: the Web Lock + BroadcastChannel path
+            tab.call("Page.addScriptToEvaluateOnNewDocument", source="delete window.SharedWorker")
+            tab.open(server.url + "index.html")
+        locks = "navigator.locks.query().then(q => [q.held.length, q.pending.length])"
+        assert tabs[0].evaluate(locks) == [1, 2]  # one tab holds the stream, two wait to take over
+
+        index.write_text("<!DOCTYPE html><html><body><h1 id=title>two</h1></body></html>\n")
+        for tab in tabs:
+            tab.wait_for(f"{TITLE} === 'two' && devserverLiveReload.connected")
+        leaders = [tab for tab in tabs if tab.evaluate("devserverLiveReload.leader")]
+        assert len(leaders) == 1
+        tabs.remove(leaders[0])
+        browser.close_page(leaders[0])  # the next tab in line takes the stream over
+        tabs[0].wait_for(f"{locks}.then(([held, pending]) => held === 1 && pending === 1)")
+        for tab in tabs:
+            tab.wait_for("devserverLiveReload.connected")
+        assert sum(1 for tab in tabs if tab.evaluate("devserverLiveReload.leader")) == 1
+
+        index.write_text("<!DOCTYPE html><html><body><h1 id=title>three</h1></body></html>\n")
+        for tab in tabs:
+            tab.wait_for(f"{TITLE} === 'three'")
+    finally:
+        for tab in tabs:
+            browser.close_page(tab)
