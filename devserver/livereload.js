@@ -5,7 +5,7 @@
 // reload|css [paths], failed {file, line, message}.
 (g => {
   "use strict";
-  const NAME = "devserver-livereload", KEY = "devserver-scroll", py = p => /\.py$/.test(p);
+  const NAME = "devserver", KEY = "devserver-scroll", py = p => /\.py$/.test(p);
 
   // The stream, reopened with back-off; another server run reloads every tab.
   const stream = send => {
@@ -75,7 +75,7 @@
   const on = ([type, data]) => {
     if (type == "hello" || type == "down") api.connected = type == "hello";
     else if (type == "restart") reload();
-    else if (type == "failed") page == "error" ? reload() : show(data);
+    else if (type == "failed") show(data);  // also on an error page: a reload would get this again, and again
     else changed(data);
   };
 
@@ -134,11 +134,17 @@
   };
 
   const start = () => {
-    if (g.SharedWorker) {
-      const port = new SharedWorker(me.src, NAME).port;
+    try {
+      const worker = new SharedWorker(me.src, NAME), port = worker.port;
+      worker.onerror = fallback;  // its script could not run (a Content-Security-Policy, say)
       port.onmessage = e => on(e.data);
       addEventListener("pagehide", () => port.postMessage(0), {once: true});
-    } else if (g.BroadcastChannel && navigator.locks) {
+    } catch (e) {  // no SharedWorker, or none allowed here
+      fallback();
+    }
+  };
+  const fallback = () => {
+    if (g.BroadcastChannel && navigator.locks) {
       const chan = new BroadcastChannel(NAME);
       let greet;
       chan.onmessage = e => e.data ? on(e.data) : greet && greet(m => chan.postMessage(m));

@@ -82,6 +82,17 @@ def test_error_pages_refresh_by_themselves_once_fixed(start, site: Path, page: P
     module.write_text(app_source("fixed"))
     page.wait_for(f"{TITLE} === 'fixed'")
 
+    module.write_text(app_source("fixed") + "def broken(:\n")  # a syntax error: the 500 page shows the overlay
+    page.wait_for("!!document.getElementById('devserver-overlay')")
+    page.evaluate("window.marker = 1")
+    page.call("Page.reload")
+    page.wait_for("devserverLiveReload.page === 'error' && devserverLiveReload.connected && window.marker === undefined")
+    navigations = page.navigations()
+    page.wait_for("!!document.getElementById('devserver-overlay')")  # the failure, replayed to a newcomer...
+    assert page.navigations() == navigations  # ...does not send the error page into a reload loop
+    module.write_text(app_source("fixed again"))
+    page.wait_for(f"{TITLE} === 'fixed again'")
+
     page.open(server.url + "later.html")  # a 404 page
     (site / "html_page" / "later.html").write_text("<html><body><h1 id=title>now here</h1></body></html>")
     page.wait_for(f"{TITLE} === 'now here'")
