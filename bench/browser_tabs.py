@@ -24,8 +24,8 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent / "tests")]
 
-from chromium import CHROME, Chromium  # noqa: E402
-from common import ServerSpec, free_port, http_get, python_argv, running  # noqa: E402
+from chromium import CHROME, Chromium
+from common import ServerSpec, free_port, http_get, python_argv, running
 
 PAGE = "<!DOCTYPE html><html><body><h1 id=title>{token}</h1></body></html>\n"
 

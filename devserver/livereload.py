@@ -33,15 +33,15 @@ import asyncio
 import json
 import os
 from collections.abc import Awaitable, Callable
-from importlib.resources import files
 from dataclasses import asdict
+from importlib.resources import files
 from typing import Any, Protocol
 
 from . import pages
-from .jscompact import compact
 from .control import PageChanged
 from .exchange import Exchange
 from .exchange import Responder as Connection
+from .jscompact import compact
 
 
 class Pluggable(Protocol):
