@@ -11,9 +11,12 @@ import http.client
 import json
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from chromium import Page, browser_fixture, needs_chromium, page_fixture  # noqa: F401 - fixtures
+from conftest import FIXTURE_APPS, LiveServer
 
 from devserver.config import Config
 from devserver.control import PageChanged
@@ -97,6 +100,8 @@ def test_no_livereload_serves_pages_untouched(server_factory, site: Path) -> Non
     status, _, body = get(server, "/index.html")
     assert status == 200 and body == (site / "html_page" / "index.html").read_bytes()
     assert get(server, EVENTS)[0] == 404
+    status, _, body = get(server, "/missing.html")
+    assert status == 404 and b"<script" not in body  # error pages too
 
 
 def test_stream_sends_reload_and_css_events(server_factory, site: Path) -> None:
@@ -145,35 +150,46 @@ def test_every_worker_names_the_same_server_run_and_a_new_run_another(server_fac
         stream.close()
 
 
-def test_server_pages_carry_the_script_marked_as_error_pages(server_factory, site: Path) -> None:
-    (site / "dynamic" / "broken_import.py").write_text("import no_such_module_anywhere\n")
-    server = server_factory("--workers", "1")
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server for the tests that only read: an HTML app, a module that fails to import."""
+    base = tmp_path_factory.mktemp("site")
+    (base / "html_page").mkdir()
+    (base / "html_page" / "index.html").write_text("<!DOCTYPE html><html><body><h1>index</h1></body></html>\n")
+    (base / "html_page" / "one_k.txt").write_bytes(b"x" * 1024)
+    dynamic = base / "dynamic"
+    dynamic.mkdir()
+    (dynamic / "boom.py").write_text((FIXTURE_APPS / "boom.py").read_text())
+    (dynamic / "broken_import.py").write_text("import no_such_module_anywhere\n")
+    (dynamic / "htmlpage.py").write_text(
+        "def application(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/html')])\n"
+        "    return [b'<html><body><p>from an app</p></body></html>']\n")
+    server = LiveServer(["--workers", "1"], base).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_server_pages_carry_the_script_marked_as_error_pages(shared: LiveServer) -> None:
+    server = shared
     for path, status in (("/missing.html", 404), ("/boom.py", 500), ("/broken_import.py", 500), ("/nomodule.py", 404)):
         got, headers, body = get(server, path)
         assert got == status and headers["content-type"].startswith("text/html")
         assert body.count(b'<script src="/__devserver__/livereload.js" data-page="error"></script></body>') == 1, path
 
 
-def test_app_pages_are_marked_as_app_pages(server_factory, site: Path) -> None:
-    (site / "dynamic" / "htmlpage.py").write_text(
-        "def application(environ, start_response):\n"
-        "    start_response('200 OK', [('Content-Type', 'text/html')])\n"
-        "    return [b'<html><body><p>from an app</p></body></html>']\n")
-    server = server_factory("--workers", "1")
+def test_app_pages_are_marked_as_app_pages(shared: LiveServer) -> None:
+    server = shared
     status, _, body = get(server, "/htmlpage.py")
     assert status == 200 and b'<p>from an app</p><script src="/__devserver__/livereload.js" data-page="app">' in body
     status, _, body = get(server, "/index.html")
     assert status == 200 and SCRIPT_TAG in body and b"data-page" not in body
 
 
-def test_no_livereload_error_pages_have_no_script(server_factory) -> None:
-    server = server_factory("--workers", "1", "--no-livereload")
-    status, _, body = get(server, "/missing.html")
-    assert status == 404 and b"<script" not in body
-
-
-def test_script_is_small_and_self_contained(server_factory) -> None:
-    server = server_factory("--workers", "1")
+def test_script_is_small_and_self_contained(shared: LiveServer) -> None:
+    server = shared
     status, headers, script = get(server, "/__devserver__/livereload.js")
     assert status == 200 and int(headers["content-length"]) == len(script)
     assert len(script) < 4096, len(script)
@@ -198,8 +214,8 @@ def test_compact_keeps_literals_and_drops_comments() -> None:
     )
 
 
-def test_live_reload_requests_stay_out_of_the_request_log(server_factory) -> None:
-    server = server_factory("--workers", "1")
+def test_live_reload_requests_stay_out_of_the_request_log(shared: LiveServer) -> None:
+    server = shared
     stream = EventStream(server)
     try:
         stream.next_event()
