@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -25,6 +26,11 @@ from devserver.livereload import SCRIPT_TAG, inject
 from devserver.reload import ImportGraph, Watcher
 
 EVENTS = "/__devserver__/events"
+
+
+def users_env() -> dict[str, str]:
+    """The environment of a user's machine: bytecode is written (this one sets PYTHONDONTWRITEBYTECODE)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def get(server, path: str) -> tuple[int, dict[str, str], bytes]:
@@ -108,7 +114,7 @@ def test_stream_sends_reload_and_css_events(server_factory, site: Path) -> None:
     root = site / "html_page"
     (root / "css").mkdir()
     (root / "css" / "style.css").write_text("h1 { color: red; }\n")
-    server = server_factory("--workers", "2")
+    server = server_factory("--workers", "2", env=users_env())
     stream = EventStream(server)
     try:
         assert stream.response.status == 200
