@@ -1,12 +1,14 @@
 """Live browser reload: the worker's side.
 
 * The script ``<script src="/__devserver__/livereload.js">`` goes before
-  ``</body>`` (or at the end) of every HTML page: static files
+  ``</body>`` (or at the end) of every whole HTML document: static files
   (:func:`inject`), pages from apps (:func:`inject_app`, marked
   ``data-page="app"``) and the server's own error pages (marked
   ``data-page="error"``).  The mark tells the script which saves concern
   its page: a ``.py`` save reloads app pages and error pages, not static
-  ones.
+  ones.  A fragment (an htmx partial, a snippet fetched into a page, text
+  an app labels text/html) is left untouched: the page it lands in already
+  has the script, and a second copy would be markup the author never wrote.
 * ``/__devserver__/events`` is a Server-Sent Events stream (HTML Living
   Standard §9.2) held open per *browser*: the script runs it in a
   SharedWorker that relays to every tab.  An open stream is an idle
@@ -32,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from importlib.resources import files
@@ -66,9 +69,20 @@ RETRY_MS = 1000  # the browser's reconnection delay after the stream drops
 NO_CACHE = ("Cache-Control", "no-cache")
 
 
+# A whole document says so with a doctype, an <html> tag or a </body> end tag;
+# a fragment has none of them (all three may be omitted in a valid document,
+# but then there is no way to tell it from a fragment, and a fragment wins).
+_DOCUMENT = re.compile(rb"<!doctype\s+html|<html[\s>/]|</body\s*>", re.IGNORECASE)
+
+
 def inject(html: bytes, tag: bytes = SCRIPT_TAG) -> bytes:
-    """``html`` with the live-reload script before its last ``</body>``."""
-    index = html.lower().rfind(b"</body>")
+    """``html`` with the live-reload script (``tag``) before its last ``</body>``.
+
+    A document without ``</body>`` gets it at the end; a fragment gets nothing.
+    """
+    if _DOCUMENT.search(html) is None:
+        return html
+    index = html.lower().rfind(b"</body")
     if index < 0:
         return html + tag
     return html[:index] + tag + html[index:]

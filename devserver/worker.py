@@ -15,6 +15,7 @@ import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from . import static
@@ -37,6 +38,14 @@ STATUS_EVERY = 1.0
 INTERNAL_PREFIX = "/__devserver__/"
 ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"  # what OPTIONS * says the server takes
 SAVE_SETTLE = 0.1  # seconds: a module file younger than this may still be being written
+SAVE_PATIENCE = 2.0  # seconds a request waits for a module that keeps being saved
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """What try_sync found for a request it could not answer at once, so handle() need not look again."""
+
+    static: static.StaticResponse | None  # None: not a file, the APP answers
 
 
 class Worker:
@@ -75,7 +84,10 @@ class Worker:
         self._reported = (-1, -1)
         self.reporter = Repeater(self.loop, STATUS_EVERY, self._status,
                                  lambda: self._reported != (self.requests, len(self.connections)))
-        self.app_name, self.app_attr = (config.app.split(":", 1) if config.app else (None, None))
+        self.app_name: str | None = None
+        self.app_attr: str | None = None
+        if config.app:
+            self.app_name, self.app_attr = config.app.split(":", 1)
         self.hosts = HostPolicy.for_bind(config.host, config.allowed_hosts)
 
     # routing ---------------------------------------------------------------
@@ -104,7 +116,7 @@ class Worker:
             return False
         response = self._static(exchange)
         if response is None or response.file is not None:
-            exchange.prepared = response
+            exchange.prepared = Routed(response)
             return False
         conn.begin(exchange)
         conn.send(response.status, response.headers, response.body)
@@ -126,7 +138,8 @@ class Worker:
 
     async def handle(self, conn: Connection, exchange: Exchange) -> None:
         """Answer the request at the head of ``conn``'s queue."""
-        if self._answered_by_server(conn, exchange):
+        routed = exchange.prepared if isinstance(exchange.prepared, Routed) else None
+        if routed is None and self._answered_by_server(conn, exchange):
             return
         conn.begin(exchange)
         path = exchange.request.path
@@ -138,7 +151,7 @@ class Worker:
             if script is not None:
                 await self._dynamic(conn, exchange, *script)
                 return
-            response = exchange.prepared if exchange.prepared is not None else self._static(exchange)
+            response = routed.static if routed is not None else self._static(exchange)
             if response is None:
                 await self._app(conn, exchange)
             elif response.file is not None:
@@ -168,15 +181,18 @@ class Worker:
         app = self.dynamic.cached(name, attribute)
         if app is not None:
             return app
-        try:
-            return await self.pool.submit(self.dynamic.app, name, attribute)
-        except (NotFound, ImportFailed):
-            if not self.dynamic.changed_within(name, SAVE_SETTLE):
-                raise
-        await asyncio.sleep(SAVE_SETTLE)
-        self.catch_up()
-        self.dynamic.purge([name])
-        return await self.pool.submit(self.dynamic.app, name, attribute)
+        deadline = time.monotonic() + SAVE_PATIENCE
+        while True:
+            try:
+                return await self.pool.submit(self.dynamic.app, name, attribute)
+            except (NotFound, ImportFailed):
+                # Saves in quick succession can catch every attempt mid-write: keep trying while
+                # the file keeps changing, within SAVE_PATIENCE.
+                if not self.dynamic.changed_within(name, SAVE_SETTLE) or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(SAVE_SETTLE)
+            self.catch_up()
+            self.dynamic.purge([name])
 
     async def _dynamic(self, conn: Connection, exchange: Exchange, name: str, script_name: str, path_info: str) -> None:
         try:
