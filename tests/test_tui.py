@@ -216,7 +216,7 @@ async def test_side_panels_show_workers_reloads_drops_and_messages() -> None:
         assert workers.get_row("0")[6] == "30.0 MB"
         assert workers.get_row("1")[1:6] == ["13", "running", "1", "0", "1"]  # restarted once, 1 request seen
         assert "workers 2/2" in str(app.main.query_one("#header-info").content)
-        assert "up 1:23" in str(app.main.query_one("#header-info").content)
+        assert "up 1m" in str(app.main.query_one("#header-info").content)
         reloads = app.main.query_one(ReloadsPanel)
         assert "FAILED SyntaxError" in str(reloads.query_one("#reload-list").content)
         error = reloads.query_one("#reload-error")
