@@ -71,6 +71,7 @@ class Worker:
         # Filled by extensions (live reload) before serving starts.
         self.internal: Callable[[Responder, Exchange], Awaitable[None]] | None = None
         self.html_transform: Callable[[bytes], bytes] | None = None
+        self.static_html_transform: Callable[[bytes], bytes] | None = None  # files' pages, when unlike apps'
         self.page_listeners: list[Callable[[PageChanged], None]] = []
         self.shutdown_hooks: list[Callable[[], None]] = []
         self.on_message: dict[type, Callable[[Any], None]] = {Reload: self._on_reload, PageChanged: self._on_page_changed}
@@ -133,7 +134,7 @@ class Worker:
                 return None
         headers = {name.lower(): value for name, value in request.headers}
         return static.serve(self.config.root, request.method, request.path, headers,
-                            html_transform=self.html_transform)
+                            html_transform=self.static_html_transform or self.html_transform)
 
     async def handle(self, conn: Connection, exchange: Exchange) -> None:
         """Answer the request at the head of ``conn``'s queue."""
@@ -264,9 +265,11 @@ class Worker:
 
     # events ------------------------------------------------------------------
     def record(self, conn: Connection, exchange: Exchange) -> None:
-        """One RequestEvent per response."""
-        self.requests += 1
+        """One RequestEvent per response; the server's own endpoints (live reload) are not counted."""
         request = exchange.request
+        if request.path.startswith(INTERNAL_PREFIX):
+            return
+        self.requests += 1
         self.sink.emit(RequestEvent(
             time=time.time(), worker_pid=self.pid, client=conn.client, method=request.method,
             target=request.target, http_version=request.version, status=exchange.status,
