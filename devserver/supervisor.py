@@ -285,13 +285,12 @@ class Supervisor:
         deadline = time.monotonic() + self.config.shutdown_timeout + 2
         for slot in slots:
             slot.process.join(max(0.0, deadline - time.monotonic()))
-            how = "stopped"
-            if slot.process.is_alive():
+            killed = slot.process.is_alive()
+            if killed:  # it did not finish its drain: say what it was still doing
                 slot.process.kill()
                 slot.process.join(2)
-                how = "was killed at the end of the drain"
             self._deliver([WorkerEvent(time.time(), slot.process.pid, "stopped", slot.index, slot.process.exitcode),
-                           *self._unfinished(slot, how)])
+                           *(self._unfinished(slot, "was killed after the drain limit") if killed else ())])
             slot.control.close()
         self._stopped.set()  # the reader now reads every pipe to its end, then returns
         for thread in self._threads:
