@@ -326,10 +326,10 @@ def test_allowed_hosts_reach_the_config() -> None:
 
     parser = build_parser()
     args = parser.parse_args(["--no-tui", "--root", ".", "--dynamic", ".", "--allowed-host", "Example.test",
-                              "--allowed-host", "*", "--allowed-host", "[::1]", "--allowed-host", ".dev.test",
-                              "--allowed-host", "example.test"])
+                              "--allowed-host", "*", "--allowed-host", "[::1]", "--allowed-host", "::2",
+                              "--allowed-host", "10.0.0.7", "--allowed-host", "example.test"])
     config = config_from_args(args, parser)
-    assert config.allowed_hosts == ("example.test", "*", "::1", ".dev.test")
+    assert config.allowed_hosts == ("example.test", "*", "[::1]", "[::2]", "10.0.0.7")  # IPv6 as Host writes it
     assert config_from_args(parser.parse_args(["--root", ".", "--dynamic", "."]), parser).allowed_hosts == ()
 
 
@@ -338,6 +338,7 @@ def test_allowed_hosts_reach_the_config() -> None:
     ("exa mple", "is not a host name"),
     ("http://example.test/", "is not a host name"),
     ("", "is not a host name"),
+    (".example.test", "is not a host name"),
 ])
 def test_a_bad_allowed_host_is_a_one_line_error(value: str, message: str) -> None:
     result = subprocess.run([sys.executable, "-m", "devserver", "--no-tui", "--allowed-host", value],
@@ -349,3 +350,16 @@ def test_a_bad_allowed_host_is_a_one_line_error(value: str, message: str) -> Non
 def test_help_documents_allowed_host() -> None:
     result = subprocess.run([sys.executable, "-m", "devserver", "--help"], capture_output=True, text=True, timeout=30)
     assert "--allowed-host NAME" in result.stdout and "'*'" in result.stdout
+
+
+def test_allowed_host_reaches_the_workers(server_factory) -> None:
+    server = server_factory("--workers", "1", "--allowed-host", "Dev.Example.TEST", "--allowed-host", "[::2]")
+
+    def status(host: str) -> int:
+        with server.connect() as sock:
+            request = f"GET /one_k.txt HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+            return http_exchange(sock, request)[0][0]
+
+    assert status("dev.example.test:8000") == 200
+    assert status("[::2]:80") == 200
+    assert status("other.example.test") == 403
