@@ -30,6 +30,7 @@ from .safetext import escape_controls
 from .supervisor import StartError, Supervisor
 
 STATUS_STYLE = {1: "white", 2: "green", 3: "cyan", 4: "yellow", 5: "bold red"}
+REQUEST_BACKPRESSURE = 1.0  # seconds a batch of request lines may wait for a slow stdout before it is dropped
 
 
 def human_bytes(count: int) -> str:
@@ -83,7 +84,10 @@ class ConsoleLog:
                     lines.append(self._request_line(event))
                 else:
                     self._text(event, lines)
-            self.output.put("".join(lines))
+            # Workers' batches (requests) may wait for a slow reader, as a blocking write did; the
+            # supervisor's own notices (start, stop) never wait.
+            wait = REQUEST_BACKPRESSURE if any(isinstance(event, RequestEvent) for event in batch) else 0.0
+            self.output.put("".join(lines), wait)
 
     def close(self, timeout: float = 2.0) -> None:
         """Write what is queued (bounded in time)."""

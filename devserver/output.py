@@ -4,8 +4,15 @@
 stops reading while the pager waits for a key.  Neither may stop a
 shutdown: the supervisor only queues text here, and a writer thread does the
 blocking ``write``.  A reader that went away (EPIPE, or EIO from a closed
-terminal) silences the output for good; a reader that is merely slow loses
-the lines beyond ``limit`` and is told how many.
+terminal) silences the output for good.
+
+A reader slower than the traffic slows the writer that may wait (the
+request log, ``put(text, wait=...)``), for a bounded time, as a blocking
+write did: the supervisor then stops draining the workers' event pipes and
+they drop events, instead of it spending CPU on lines nobody will see in
+time.  Beyond ``limit`` queued characters, after that wait, lines are
+dropped and the reader is told how many; the queue stays short so that what
+is shown stays current.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import threading
 from collections import deque
 from typing import TextIO
 
-LIMIT = 10_000  # queued writes (each one batch of lines) before new ones are dropped
+LIMIT = 256 * 1024  # characters queued (beyond what the pipe holds) before new lines are dropped
 
 
 class OutputWriter:
@@ -27,6 +34,9 @@ class OutputWriter:
         self.broken = False
         """True once the reader went away; nothing is written after that."""
         self.dropped = 0
+        """Lines dropped because the reader did not keep up."""
+        self._queued = 0  # characters in the queue
+        self._stalled = False  # a put() waited in vain; no more waiting until a write succeeds
         self._encoding = getattr(stream, "encoding", None) or "utf-8"
         self._fd = self._own_fd(stream)
         self._queue: deque[str] = deque()
@@ -49,22 +59,27 @@ class OutputWriter:
         except (AttributeError, OSError, ValueError):
             return None
 
-    def put(self, text: str) -> None:
-        """Queue ``text`` for writing; never blocks on the stream."""
+    def put(self, text: str, wait: float = 0.0) -> None:
+        """Queue ``text`` for writing; if the queue is full, wait at most ``wait`` seconds for room."""
         if not text or self.broken:
             return
         with self._ready:
-            if len(self._queue) >= self.limit:
-                self.dropped += 1
+            if self._queued + len(text) > self.limit and wait > 0 and not self._closing and not self._stalled:
+                # One wait per stall: a reader that stopped reading costs one wait, not one per batch.
+                self._stalled = not self._ready.wait_for(
+                    lambda: self._queued + len(text) <= self.limit or self.broken, wait)
+            if self._queued + len(text) > self.limit or self.broken:
+                self.dropped += text.count("\n") or 1
                 return
             self._queue.append(text)
-            self._ready.notify()
+            self._queued += len(text)
+            self._ready.notify_all()
 
     def close(self, timeout: float = 2.0) -> None:
         """Write what is queued (for at most ``timeout`` seconds), then stop."""
         with self._ready:
             self._closing = True
-            self._ready.notify()
+            self._ready.notify_all()
         self._thread.join(timeout)
 
     def _run(self) -> None:
@@ -75,12 +90,17 @@ class OutputWriter:
                     self._ready.wait()
                 chunks = list(self._queue)
                 self._queue.clear()
+                self._queued = 0
+                self._ready.notify_all()  # room for a waiting put()
                 dropped = self.dropped
             if dropped != reported:
-                chunks.insert(0, f"… {dropped - reported} log writes dropped: stdout was not being read\n")
+                chunks.insert(0, f"… {dropped - reported} log lines dropped: stdout did not keep up\n")
                 reported = dropped
             if chunks and not self._write("".join(chunks)):
                 return
+            if chunks:
+                with self._ready:
+                    self._stalled = False
             if not chunks and self._closing:
                 self._release()
                 return
@@ -108,6 +128,8 @@ class OutputWriter:
         self.broken = True
         with self._ready:
             self._queue.clear()
+            self._queued = 0
+            self._ready.notify_all()
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
             try:

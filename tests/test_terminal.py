@@ -363,3 +363,54 @@ def test_allowed_host_reaches_the_workers(server_factory) -> None:
     assert status("dev.example.test:8000") == 200
     assert status("[::2]:80") == 200
     assert status("other.example.test") == 403
+
+
+# -- the console's writer: bounded waits, then drops that are reported --------------------------------------
+
+def test_output_writer_waits_once_for_a_stalled_reader_then_drops_and_says_so() -> None:
+    from devserver.output import OutputWriter
+
+    read_end, write_end = os.pipe()
+    stream = os.fdopen(write_end, "w")
+    writer = OutputWriter(stream, limit=1000)
+    try:
+        line = "x" * 99 + "\n"
+        started = time.monotonic()
+        while time.monotonic() - started < 10 and writer.dropped == 0:  # fill the pipe (64 KiB), then the queue
+            writer.put(line, wait=0.3)
+        assert writer.dropped > 0, "nothing was ever dropped"
+        before = time.monotonic()
+        for _ in range(50):  # stalled: no more waiting, each put is dropped at once
+            writer.put(line, wait=0.3)
+        assert time.monotonic() - before < 0.3
+        received = b""
+        os.set_blocking(read_end, False)
+        deadline = time.monotonic() + 10
+        while b"log lines dropped" not in received:  # the reader is back: the lines flow, with the count
+            assert time.monotonic() < deadline, received[-300:]
+            try:
+                received += os.read(read_end, 1 << 16)
+            except BlockingIOError:
+                writer.put(line)
+                time.sleep(0.01)
+        assert re.search(rb"\xe2\x80\xa6 (\d+) log lines dropped: stdout did not keep up\n", received)
+    finally:
+        writer.close(1)
+        stream.close()
+        os.close(read_end)
+
+
+def test_output_writer_goes_quiet_when_the_reader_is_gone() -> None:
+    from devserver.output import OutputWriter
+
+    read_end, write_end = os.pipe()
+    stream = os.fdopen(write_end, "w")
+    writer = OutputWriter(stream)
+    os.close(read_end)
+    writer.put("into the void\n")
+    wait_until(lambda: writer.broken, 5, "EPIPE was not noticed")
+    writer.put("more\n")
+    stream.write("a print after the reader left\n")
+    stream.flush()  # the descriptor now leads to /dev/null: no BrokenPipeError
+    writer.close(1)
+    stream.close()
