@@ -84,10 +84,12 @@ class ConsoleLog:
                     lines.append(self._request_line(event))
                 else:
                     self._text(event, lines)
-            # Workers' batches (requests) may wait for a slow reader, as a blocking write did; the
-            # supervisor's own notices (start, stop) never wait.
-            wait = REQUEST_BACKPRESSURE if any(isinstance(event, RequestEvent) for event in batch) else 0.0
-            self.output.put("".join(lines), wait)
+        # Workers' batches may wait for a slow reader, as a blocking write did; the supervisor's own
+        # notices (a worker died, the server stops) never wait and are never dropped.
+        if any(isinstance(event, (ServerEvent, WorkerEvent)) for event in batch):  # only the supervisor's
+            self.output.put("".join(lines), keep=True)
+        else:
+            self.output.put("".join(lines), REQUEST_BACKPRESSURE)
 
     def close(self, timeout: float = 2.0) -> None:
         """Write what is queued (bounded in time)."""

@@ -59,8 +59,11 @@ class OutputWriter:
         except (AttributeError, OSError, ValueError):
             return None
 
-    def put(self, text: str, wait: float = 0.0) -> None:
-        """Queue ``text`` for writing; if the queue is full, wait at most ``wait`` seconds for room."""
+    def put(self, text: str, wait: float = 0.0, *, keep: bool = False) -> None:
+        """Queue ``text`` for writing; if the queue is full, wait at most ``wait`` seconds for room.
+
+        ``keep`` queues it even beyond the limit (rare lines that matter: a worker died, the server stops).
+        """
         if not text or self.broken:
             return
         with self._ready:
@@ -68,7 +71,7 @@ class OutputWriter:
                 # One wait per stall: a reader that stopped reading costs one wait, not one per batch.
                 self._stalled = not self._ready.wait_for(
                     lambda: self._queued + len(text) <= self.limit or self.broken, wait)
-            if self._queued + len(text) > self.limit or self.broken:
+            if (self._queued + len(text) > self.limit and not keep) or self.broken:
                 self.dropped += text.count("\n") or 1
                 return
             self._queue.append(text)
