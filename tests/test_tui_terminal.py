@@ -248,3 +248,12 @@ def test_find_browser_follows_browser_variable_and_skips_console_ones(tmp_path: 
     assert browser is not None and browser.argv("http://x/") == [str(bin_dir / "my-browser"), "--new", "http://x/"]
     assert find_browser({**env, "BROWSER": "lynx"}, platform="linux").name == "chromium"  # type: ignore[union-attr]
     assert find_browser({**env, "DISPLAY": ""}, platform="linux") is None
+
+
+def test_an_all_interfaces_url_is_opened_on_loopback() -> None:
+    from tui.browser import local_url
+
+    assert local_url("http://0.0.0.0:8899/") == "http://127.0.0.1:8899/"
+    assert local_url("http://[::]:8899/") == "http://[::1]:8899/"
+    assert local_url("http://192.0.2.2:8899/") == "http://192.0.2.2:8899/"
+    assert local_url("http://localhost:8899/") == "http://localhost:8899/"

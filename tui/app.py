@@ -39,7 +39,7 @@ from devserver.config import Config
 from devserver.events import Event, RequestEvent
 from devserver.safetext import escape_controls
 from tui import format as fmt
-from tui.browser import find_browser, launch
+from tui.browser import find_browser, launch, local_url
 from tui.control import Control
 from tui.feed import EventBuffer, EventsArrived, settle_gc
 from tui.help_screen import HelpScreen
@@ -232,7 +232,7 @@ class DashboardApp(App[int]):
         Textual's own open_url uses ``webbrowser``, which may run a console
         browser in this terminal, on this thread.
         """
-        self._open_in_browser(url)
+        self._open_in_browser(local_url(url))
 
     @work(thread=True, exit_on_error=False, group="browser")
     def _open_in_browser(self, url: str) -> None:

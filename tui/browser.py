@@ -9,6 +9,7 @@ where there is none it says so and copies the URL instead.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shlex
 import shutil
@@ -16,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 # Browsers that draw in the terminal (also under a graphical session): never started from the dashboard.
 CONSOLE_BROWSERS = frozenset({"w3m", "lynx", "links", "links2", "elinks", "www-browser", "browsh", "carbonyl",
@@ -41,6 +43,19 @@ class Browser:
         if any("%s" in part for part in self.command):
             return [part.replace("%s", url) for part in self.command]
         return [*self.command, url]
+
+
+def local_url(url: str) -> str:
+    """``url`` with an all-interfaces host (0.0.0.0, ::) replaced by loopback: browsers may refuse those."""
+    parts = urlsplit(url)
+    try:
+        address = ipaddress.ip_address(parts.hostname or "")
+    except ValueError:
+        return url
+    if not address.is_unspecified:
+        return url
+    host = "127.0.0.1" if address.version == 4 else "[::1]"
+    return urlunsplit(parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host))
 
 
 def graphical_session(env: Mapping[str, str], platform: str = sys.platform) -> bool:
@@ -79,7 +94,7 @@ def find_browser(env: Mapping[str, str] | None = None, platform: str = sys.platf
     if platform == "darwin":
         return Browser("open", ("open",))
     if platform.startswith("win"):
-        return Browser("start", ("cmd", "/c", "start", ""))
+        return Browser("the default browser", ("rundll32", "url.dll,FileProtocolHandler"))
     wanted = [tuple(shlex.split(entry)) for entry in env.get("BROWSER", "").split(os.pathsep) if entry.strip()]
     wanted += [(name, *LAUNCH_ARGS.get(name, ())) for name in GRAPHICAL_CANDIDATES]
     for command in wanted:
