@@ -464,21 +464,6 @@ async def test_shift_r_without_server_warns() -> None:
         assert notes == ["No server attached."]
 
 
-async def test_o_and_header_link_open_the_site(monkeypatch: pytest.MonkeyPatch) -> None:
-    opened: list[str] = []
-    monkeypatch.setattr("webbrowser.open", lambda url, *a, **k: opened.append(url))
-    app = make_app(port=8123)
-    async with app.run_test(size=(100, 24)) as pilot:
-        await pilot.press("o")
-        assert opened == ["http://127.0.0.1:8123/"]
-        await pilot.click("#site-url")
-        assert opened == ["http://127.0.0.1:8123/"] * 2
-        app.feed([ServerEvent(BASE, "listening", url="http://[::1]:9000/")])
-        await pilot.pause()
-        await pilot.press("o")
-        assert opened[-1] == "http://[::1]:9000/"
-
-
 async def test_q_stops_the_server_and_exits() -> None:
     control = FakeControl()
     app = make_app(control)
