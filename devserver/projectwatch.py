@@ -41,7 +41,7 @@ from .reload import (
     ImportGraph,
     Watcher,
     _inside,
-    compile_error,
+    compile_problem,
     module_name,
     remove_bytecode,
 )
@@ -217,7 +217,7 @@ class ProjectWatcher(Watcher):
         changed = tuple(name for name in (module_name(self.files.folder, p) for p in code) if name is not None)
         paths = tuple(code + data)
         urls = tuple("/" + self.files.relative(p) for p in paths)
-        errors = "\n".join(e for e in map(compile_error, code) if e) or None
+        errors = "\n".join(problem[0] for problem in map(compile_problem, code) if problem) or None
         with self._usage_lock:
             change = Change(self.supervisor.config.reload_strategy, frozenset(self.frameworks), changed,
                             self.import_failed)

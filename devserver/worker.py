@@ -15,9 +15,11 @@ import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from . import static
+from .appoutput import escape_app_output
 from .config import Config
 from .connection import Connection
 from .control import ControlMessage, PageChanged, Reload
@@ -28,6 +30,7 @@ from .exchange import ClientGone, Exchange, Responder
 from .hostcheck import HostPolicy
 from .http import Limits
 from .project import app_key, modules_for
+from .inflight import InflightTable
 from .threadpool import ThreadPool
 from .timers import Repeater
 from .wsgi import WSGIApp, WSGIServer, serve_wsgi
@@ -38,6 +41,14 @@ STATUS_EVERY = 1.0
 INTERNAL_PREFIX = "/__devserver__/"
 ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"  # what OPTIONS * says the server takes
 SAVE_SETTLE = 0.1  # seconds: a module file younger than this may still be being written
+SAVE_PATIENCE = 2.0  # seconds a request waits for a module that keeps being saved
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """What try_sync found for a request it could not answer at once, so handle() need not look again."""
+
+    static: static.StaticResponse | None  # None: not a file, the APP answers
 
 
 class Worker:
@@ -62,9 +73,11 @@ class Worker:
         # Filled by extensions (live reload) before serving starts.
         self.internal: Callable[[Responder, Exchange], Awaitable[None]] | None = None
         self.html_transform: Callable[[bytes], bytes] | None = None
+        self.static_html_transform: Callable[[bytes], bytes] | None = None  # files' pages, when unlike apps'
         self.page_listeners: list[Callable[[PageChanged], None]] = []
         self.shutdown_hooks: list[Callable[[], None]] = []
         self.on_message: dict[type, Callable[[Any], None]] = {Reload: self._on_reload, PageChanged: self._on_page_changed}
+        self.inflight = InflightTable(None)  # what this worker serves, for the supervisor if it dies
         addr = sock.getsockname()
         self.server_address = (config.host, addr[1])
         self.wsgi: WSGIServer | None = None  # built in serve(), once the extensions are in
@@ -104,7 +117,7 @@ class Worker:
             return False
         response = self._static(exchange)
         if response is None or response.file is not None:
-            exchange.prepared = response
+            exchange.prepared = Routed(response)
             return False
         conn.begin(exchange)
         conn.send(response.status, response.headers, response.body)
@@ -122,13 +135,15 @@ class Worker:
                 return None
         headers = {name.lower(): value for name, value in request.headers}
         return static.serve(self.config.root, request.method, request.path, headers,
-                            html_transform=self.html_transform)
+                            html_transform=self.static_html_transform or self.html_transform)
 
     async def handle(self, conn: Connection, exchange: Exchange) -> None:
         """Answer the request at the head of ``conn``'s queue."""
-        if self._answered_by_server(conn, exchange):
+        routed = exchange.prepared if isinstance(exchange.prepared, Routed) else None
+        if routed is None and self._answered_by_server(conn, exchange):
             return
         conn.begin(exchange)
+        self.inflight.begin(exchange, exchange.request.method, exchange.request.target)
         path = exchange.request.path
         try:
             if path.startswith(INTERNAL_PREFIX) and self.internal is not None:
@@ -138,7 +153,7 @@ class Worker:
             if script is not None:
                 await self._dynamic(conn, exchange, *script)
                 return
-            response = exchange.prepared if exchange.prepared is not None else self._static(exchange)
+            response = routed.static if routed is not None else self._static(exchange)
             if response is None:
                 await self._app(conn, exchange)
             elif response.file is not None:
@@ -168,15 +183,18 @@ class Worker:
         app = self.dynamic.cached(name, attribute)
         if app is not None:
             return app
-        try:
-            return await self.pool.submit(self.dynamic.app, name, attribute)
-        except (NotFound, ImportFailed):
-            if not self.dynamic.changed_within(name, SAVE_SETTLE):
-                raise
-        await asyncio.sleep(SAVE_SETTLE)
-        self.catch_up()
-        self.dynamic.purge([name])
-        return await self.pool.submit(self.dynamic.app, name, attribute)
+        deadline = time.monotonic() + SAVE_PATIENCE
+        while True:
+            try:
+                return await self.pool.submit(self.dynamic.app, name, attribute)
+            except (NotFound, ImportFailed):
+                # Saves in quick succession can catch every attempt mid-write: keep trying while
+                # the file keeps changing, within SAVE_PATIENCE.
+                if not self.dynamic.changed_within(name, SAVE_SETTLE) or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(SAVE_SETTLE)
+            self.catch_up()
+            self.dynamic.purge([name])
 
     async def _dynamic(self, conn: Connection, exchange: Exchange, name: str, script_name: str, path_info: str) -> None:
         try:
@@ -249,9 +267,12 @@ class Worker:
 
     # events ------------------------------------------------------------------
     def record(self, conn: Connection, exchange: Exchange) -> None:
-        """One RequestEvent per response."""
-        self.requests += 1
+        """One RequestEvent per response; the server's own endpoints (live reload) are not counted."""
+        self.inflight.end(exchange)
         request = exchange.request
+        if request.path.startswith(INTERNAL_PREFIX):
+            return
+        self.requests += 1
         self.sink.emit(RequestEvent(
             time=time.time(), worker_pid=self.pid, client=conn.client, method=request.method,
             target=request.target, http_version=request.version, status=exchange.status,
@@ -376,7 +397,8 @@ def _route_output_to_events(emit: Callable[[LogEvent], None]) -> None:
     sys.stderr = _OutputToEvents(emit, "error")  # type: ignore[assignment]
 
 
-def worker_main(config: Config, sock: socket.socket, event_pipe: Any, control: Any, generation: Any, index: int) -> None:
+def worker_main(config: Config, sock: socket.socket, event_pipe: Any, control: Any, generation: Any, index: int,
+                inflight: Any = None) -> None:
     """Entry point of a worker process (spawned by the supervisor)."""
     events = EventChannel(event_pipe, max(1, config.queue_size // MAX_BATCH))
     # Ctrl-C reaches the whole process group; only the supervisor decides what it means.
@@ -384,8 +406,11 @@ def worker_main(config: Config, sock: socket.socket, event_pipe: Any, control: A
 
     async def main() -> None:
         worker = Worker(config, sock, events, control, generation)
-        if config.tui:
+        worker.inflight = InflightTable(inflight)
+        if config.tui or config.log_format == "json":  # print() must not break the screen nor the JSON stream
             _route_output_to_events(worker.emit_threadsafe)
+        else:  # the plain console: what apps print reaches the terminal escaped
+            escape_app_output()
         if config.livereload:
             from .livereload import install
 
