@@ -45,7 +45,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 POLL_EVERY = 0.002
-SETTLE = 0.3  # seconds between edits once the new token is served
+SETTLE = 0.3  # seconds between edits once the new token is served (--settle)
 START_TIMEOUT = 90.0
 
 FLASK = {
@@ -237,7 +237,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
-def measure(case: AppCase, server: str, edits: int, clients: int, rate: float, timeout: float) -> Result:
+def measure(case: AppCase, server: str, edits: int, clients: int, rate: float, timeout: float,
+            settle: float = SETTLE) -> Result:
     result = Result(case.name, server)
     with tempfile.TemporaryDirectory(prefix=f"realapp-{case.name}-") as tmp:
         root = Path(tmp)
@@ -269,7 +270,7 @@ def measure(case: AppCase, server: str, edits: int, clients: int, rate: float, t
                             result.missed += 1
                             break
                         time.sleep(POLL_EVERY)
-                    time.sleep(SETTLE)
+                    time.sleep(settle)
                 load.finish(saves, result)
         finally:
             load.stop.set()
@@ -285,6 +286,8 @@ def main() -> int:
     parser.add_argument("--apps", default="flask,django,bottle,falcon")
     parser.add_argument("--servers", default="devserver,peer")
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds an edit may take to be served")
+    parser.add_argument("--settle", type=float, default=SETTLE,
+                        help="seconds between one edit being served and the next save (default %(default)s)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     rows = []
@@ -293,7 +296,7 @@ def main() -> int:
         for server in args.servers.split(","):
             label = "devserver" if server == "devserver" else case.peer
             try:
-                row = measure(case, server, args.edits, args.clients, args.rate, args.timeout).summary()
+                row = measure(case, server, args.edits, args.clients, args.rate, args.timeout, args.settle).summary()
             except RuntimeError as exc:
                 row = Result(case.name, label, note=str(exc).splitlines()[0]).summary()
             row["server"] = label
