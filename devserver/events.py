@@ -14,6 +14,25 @@ Headers = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
+class BodyRecord:
+    """Where a worker kept (the first ``kept`` bytes of) a body of ``size`` bytes.
+
+    The bytes live at ``offset`` in the spool file ``path`` (devserver.capture),
+    which the oldest records lose first when the store is full.
+    """
+
+    path: str
+    offset: int
+    kept: int
+    size: int
+
+    @property
+    def truncated(self) -> bool:
+        """True when the body was longer than what was kept."""
+        return self.size > self.kept
+
+
+@dataclass(frozen=True, slots=True)
 class RequestEvent:
     """One answered request (or a request rejected by the protocol layer)."""
 
@@ -31,6 +50,8 @@ class RequestEvent:
     body_preview: bytes = b""
     traceback: str | None = None
     error: str | None = None  # protocol error text for 4xx/5xx sent by the server itself
+    request_body: BodyRecord | None = None  # None: bodies are not being recorded (or there was none)
+    response_body: BodyRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from devserver.events import (
     WorkerStatus,
 )
 from tui.detail_screen import DetailScreen
+from tui.filter import Context
 from tui.filter_bar import FilterBar
 from tui.header import DashboardHeader
 from tui.reloads import ReloadsPanel
@@ -72,7 +73,7 @@ class MainScreen(Screen[None]):
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield RequestLog(self.config.log_rows, id="requests")
-                yield FilterBar(id="filter")
+                yield FilterBar(id="filter", context=self._filter_context)
                 yield ServerLog(id="server-log")
             with Vertical(id="side"):
                 yield StatsPanel(self.clock, id="stats")
@@ -82,6 +83,9 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.post_message(self.Ready())
+
+    def _filter_context(self) -> Context:
+        return Context(slot_of=self.query_one(WorkersPanel).board.slot_of)
 
     @property
     def request_log(self) -> RequestLog:

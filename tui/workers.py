@@ -64,6 +64,11 @@ class WorkerBoard:
             if (info := self._by_pid.get(request.worker_pid)) is not None:
                 info.seen += 1
 
+    def slot_of(self, pid: int) -> int | None:
+        """The slot number the panel shows for ``pid`` (None if unknown)."""
+        info = self._by_pid.get(pid)
+        return info.index if info is not None and info.index >= 0 else None
+
     @property
     def alive(self) -> int:
         """Workers currently running."""
