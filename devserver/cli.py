@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds a client has to send a request head before a 408 (default %(default)s)")
     parser.add_argument("--keepalive-timeout", type=_seconds, default=15.0,
                         help="seconds an idle keep-alive connection stays open (default %(default)s)")
+    parser.add_argument("--body-cap", type=_size, default="1M",
+                        help="bytes of each request/response body the dashboard keeps, 0 for none (default %(default)s)")
+    parser.add_argument("--body-store", type=_size, default="64M",
+                        help="recorded bodies kept in all, oldest dropped first (default %(default)s)")
     parser.add_argument("--log-rows", type=_positive, default=10_000, help="rows the dashboard keeps (default %(default)s)")
     parser.add_argument("--version", action="version", version=f"devserver {__version__}")
     return parser
@@ -95,7 +99,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         host=args.host, port=args.port, root=args.root, dynamic=args.dynamic, app=args.app,
         workers=args.workers, threads=args.threads, tui=use_tui, reload=not args.no_reload,
         livereload=not args.no_livereload, log_format=args.log_format, max_body=args.max_body,
-        log_rows=args.log_rows, header_timeout=args.header_timeout, keepalive_timeout=args.keepalive_timeout,
+        log_rows=args.log_rows, body_cap=args.body_cap, body_store=args.body_store, header_timeout=args.header_timeout, keepalive_timeout=args.keepalive_timeout,
     ).resolved()
 
 

@@ -34,6 +34,9 @@ class Config:
     queue_size: int = 10_000
     backlog: int = 1024
     log_rows: int = 10_000
+    capture_dir: str = ""  # where workers record bodies for the dashboard ("": not recorded)
+    body_cap: int = 1024 * 1024  # bytes kept of each request and response body
+    body_store: int = 64 * 1024 * 1024  # bytes of recorded bodies kept in all, oldest dropped first
 
     def resolved(self) -> "Config":
         """Return a copy whose folders are absolute, real paths."""

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from tempfile import SpooledTemporaryFile
 from typing import TYPE_CHECKING, BinaryIO
 
+from . import capture
+from .capture import Capture
 from .http import CONTINUE, LAST_CHUNK, Body, End, Head, Rejected, Request, RequestParser, chunk, response_head
 from .pages import error_page
 
@@ -41,7 +43,7 @@ class Exchange:
     """A request, its body and what was answered, for one round trip."""
 
     __slots__ = ("request", "body", "preview", "started", "status", "sent", "response_headers",
-                 "traceback", "error", "continue_sent", "close", "prepared", "body_size")
+                 "traceback", "error", "continue_sent", "close", "prepared", "body_size", "capture")
 
     def __init__(self, request: Request) -> None:
         self.request = request
@@ -57,12 +59,15 @@ class Exchange:
         self.continue_sent = False
         self.close = not request.keep_alive
         self.prepared: object = None  # work a synchronous attempt left for the async path
+        self.capture: Capture | None = None  # bodies recorded for the dashboard
 
     def add_body(self, data: bytes) -> None:
         if self.body is None:
             self.body = SpooledTemporaryFile(max_size=SPOOL)
         self.body.write(data)
         self.body_size += len(data)
+        if self.capture is not None:
+            self.capture.request.feed(data)
         if len(self.preview) < PREVIEW:
             self.preview += data[: PREVIEW - len(self.preview)]
 
@@ -167,6 +172,7 @@ class Connection(asyncio.Protocol):
     # request bookkeeping ---------------------------------------------------
     def _on_head(self, request: Request) -> None:
         exchange = Exchange(request)
+        exchange.capture = capture.begin(self.worker.config)
         if self.worker.draining:
             exchange.close = True
         self.receiving = exchange
@@ -285,6 +291,8 @@ class Connection(asyncio.Protocol):
             headers = [*headers, ("Content-Length", str(len(body)))]
         head = response_head(status, headers, close=exchange.close, version=self._version(exchange))
         data = head if no_body else head + body
+        if exchange.capture is not None and not no_body:
+            exchange.capture.response.feed(body)
         self._account(exchange, status, headers, len(data))
         self.transport.write(data)  # type: ignore[union-attr]
 
@@ -302,6 +310,8 @@ class Connection(asyncio.Protocol):
         try:
             self.transport.write(head)  # type: ignore[union-attr]
             if exchange.request.method != "HEAD" and length:
+                if exchange.capture is not None:
+                    exchange.capture.response.feed_file(file.fileno(), offset, length)
                 sent = await self.loop.sendfile(self.transport, file, offset, length)  # type: ignore[arg-type]
                 exchange.sent += sent
         except (ConnectionError, RuntimeError) as exc:
@@ -341,7 +351,9 @@ class Connection(asyncio.Protocol):
         if self._remaining is not None:
             data = data[: self._remaining]  # never send more than was announced
             self._remaining -= len(data)
-        elif self._chunked:
+        if self.current.capture is not None:  # type: ignore[union-attr]
+            self.current.capture.response.feed(data)  # type: ignore[union-attr]
+        if self._chunked:
             data = chunk(data)
         self.current.sent += len(data)  # type: ignore[union-attr]
         self.transport.write(data)  # type: ignore[union-attr]

@@ -204,12 +204,14 @@ class Worker:
         """One RequestEvent per response."""
         self.requests += 1
         request = exchange.request
+        request_body, response_body = exchange.capture.finish() if exchange.capture is not None else (None, None)
         self.sink.emit(RequestEvent(
             time=time.time(), worker_pid=self.pid, client=conn.client, method=request.method,
             target=request.target, http_version=request.version, status=exchange.status,
             bytes_sent=exchange.sent, duration_ms=(time.perf_counter() - exchange.started) * 1000,
             request_headers=tuple(request.headers), response_headers=tuple(exchange.response_headers),
             body_preview=exchange.preview, traceback=exchange.traceback, error=exchange.error,
+            request_body=request_body, response_body=response_body,
         ))
         if len(self.sink) >= 256:
             self.sink.flush()

@@ -245,7 +245,8 @@ async def test_enter_opens_detail_screen_with_headers_and_traceback() -> None:
         500,
         "POST",
         "/boom?x=[1]&y=two",
-        request_headers=(("Host", "localhost"), ("X-Test", "yes")),
+        request_headers=(("Host", "localhost"), ("X-Test", "yes"), ("Content-Type", "application/x-www-form-urlencoded"),
+                         ("Content-Length", "10")),
         response_headers=(("Content-Type", "text/html"),),
         body_preview=b"name=value",
         traceback="Traceback (most recent call last):\nZeroDivisionError: division by zero",
@@ -260,7 +261,7 @@ async def test_enter_opens_detail_screen_with_headers_and_traceback() -> None:
         assert "X-Test: yes" in str(screen.query_one("#request-headers").content)
         assert "Content-Type: text/html" in str(screen.query_one("#response-headers").content)
         assert "ZeroDivisionError" in str(screen.query_one("#traceback").content)
-        assert "name=value" in str(screen.query_one("#body-preview").content)
+        assert "name = value" in str(screen.query_one("#request-body").content)  # a form, shown as fields
         assert str(screen.query_one("#request-line").content) == "POST /boom?x=[1]&y=two HTTP/1.1"
         await pilot.press("escape")
         await pilot.pause()
@@ -440,7 +441,7 @@ async def test_r_replays_selected_request(recorder: tuple[int, list[Any]]) -> No
             ("Connection", "keep-alive, X-Secret"),
             ("X-Secret", "hop"),
             ("Keep-Alive", "timeout=5"),
-            ("Content-Length", "999"),
+            ("Content-Length", "7"),
             ("X-Token", "abc"),
         ),
         body_preview=b"a=1&b=2",
@@ -631,7 +632,7 @@ def test_narrow_log_drops_columns_but_keeps_target() -> None:
 def test_body_preview_text_or_hex() -> None:
     assert body_text(b"") == "—"
     assert body_text(b"a=1") == "a=1"
-    assert body_text(b"\x00\x01ab").startswith("0000  00 01 61 62")
+    assert body_text(b"\x00\x01ab").startswith("000000  00 01 61 62")
 
 
 # ---------------------------------------------------------------- run_dashboard

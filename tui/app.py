@@ -21,10 +21,12 @@ stop) run in Textual worker threads and report back with ``call_from_thread``.
 from __future__ import annotations
 
 import http.client
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
+from pathlib import Path
 from typing import ClassVar
 
 from textual import on, work
@@ -35,11 +37,14 @@ from textual.timer import Timer
 
 from devserver.config import Config
 from devserver.events import Event, RequestEvent
+from devserver.safetext import escape_controls
 from tui import format as fmt
 from tui.control import Control
+from tui.export import COMMANDS, CopyRequested, ExportError, har_json
 from tui.feed import EventBuffer, EventsArrived, settle_gc
 from tui.help_screen import HelpScreen
 from tui.main_screen import MainScreen
+from tui.bodies import BodyNotExact
 from tui.replay import ReplayRequested, replay_request
 from tui.request_log import RequestLog
 
@@ -104,6 +109,8 @@ class DashboardApp(App[int]):
         self._drain_timer: Timer | None = None
         self._stopping = False
         self.main = MainScreen(config, clock, self.started)
+        self.export_dir = Path.cwd()
+        """Where copied commands and HAR files are saved."""
 
     def get_default_screen(self) -> Screen[None]:
         return self.main
@@ -183,24 +190,74 @@ class DashboardApp(App[int]):
 
     # ------------------------------------------------------------- actions
 
+    @on(CopyRequested)
+    def _copy_requested(self, message: CopyRequested) -> None:
+        request, kind = message.request, message.kind
+        try:
+            command = COMMANDS[kind](request, self.main.url)
+        except ExportError as exc:
+            self.notify(f"Cannot copy {request.method} {request.target} exactly: {exc}", title="Copy",
+                        severity="error", markup=False)
+            return
+        self.copy_to_clipboard(command)  # OSC 52: terminals that allow it put it on the clipboard
+        path = self._export_file(f"request.{kind}.sh", command + "\n")
+        self.notify(f"Copied as {kind} (clipboard) and saved to {path}", title="Copy", markup=False)
+
+    def export_har(self, requests: list[RequestEvent]) -> None:
+        """Write ``requests`` as a HAR file (in a thread: bodies are read from disk)."""
+        self.notify(f"Writing {len(requests)} requests as HAR …", title="HAR", timeout=2)
+        self._write_har(requests, self.main.url)
+
+    @work(thread=True, exit_on_error=False, group="export")
+    def _write_har(self, requests: list[RequestEvent], url: str) -> None:
+        try:
+            path = self._export_file("requests.har", har_json(requests, url))
+        except OSError as exc:
+            self.call_from_thread(self.notify, f"HAR not written: {exc}", title="HAR", severity="error", markup=False)
+            return
+        self.call_from_thread(self.notify, f"{len(requests)} requests written to {path}", title="HAR", markup=False)
+
+    def _export_file(self, suffix: str, text: str) -> Path:
+        """A new file in ``export_dir`` named by the time, readable by the user only (bodies may hold secrets)."""
+        self.export_dir.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for n in range(1000):
+            path = self.export_dir / f"devserver-{stamp}{'-' + str(n) if n else ''}-{suffix}"
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+            return path
+        raise FileExistsError(f"too many exports this second in {self.export_dir}")
+
     @on(ReplayRequested)
     def _replay_requested(self, message: ReplayRequested) -> None:
         request = message.request
         self.notify(f"Replaying {request.method} {request.target} …", title="Replay", timeout=2, markup=False)
-        self._replay(request, self.main.url)
+        self._replay(request, self.main.url, message.original or request, message.body)
 
     @work(thread=True, exit_on_error=False, group="replay")
-    def _replay(self, request: RequestEvent, url: str) -> None:
-        label = f"{request.method} {request.target}"
+    def _replay(self, request: RequestEvent, url: str, original: RequestEvent, body: bytes | None) -> None:
+        label = escape_controls(f"{request.method} {request.target}", multiline=False)
+        # Registered before the request goes out, so the server's event for it always finds its original.
+        link = partial(self.main.replays.expect, original=original)
         try:
-            result = replay_request(request, url)
+            result = replay_request(request, url, sent=lambda client: self.call_from_thread(link, client), body=body)
+        except BodyNotExact as exc:
+            self.call_from_thread(
+                self.notify, f"{label} not replayed: {exc}", title="Replay", severity="error", markup=False
+            )
+            return
         except (OSError, http.client.HTTPException) as exc:
             self.call_from_thread(
                 self.notify, f"{label} failed: {exc}", title="Replay", severity="error", markup=False
             )
             return
         severity = "error" if result.status >= 500 else "warning" if result.status >= 400 else "information"
-        text = f"{label} → {result.status} {result.reason} in {fmt.duration(result.duration_ms)}"
+        text = (f"{label} → {result.status} {escape_controls(result.reason, multiline=False)} in "
+                f"{fmt.duration(result.duration_ms)} (open it in the log for a diff)")
         self.call_from_thread(self.notify, text, title="Replay", severity=severity, markup=False)
 
     def action_reload(self) -> None:

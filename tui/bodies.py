@@ -84,3 +84,15 @@ def _content_length(event: RequestEvent) -> int | None:
         if name.lower() == "content-length" and value.strip().isdigit():
             return int(value)
     return None
+
+
+class BodyNotExact(ValueError):
+    """The request cannot be sent again exactly: its body was cut or dropped."""
+
+
+def exact_request_body(event: RequestEvent) -> bytes:
+    """The whole request body, or :class:`BodyNotExact` when only part of it is known."""
+    body = load_body(event, "request")
+    if not body.complete:
+        raise BodyNotExact(f"the request body is not known exactly ({body.note})")
+    return body.data

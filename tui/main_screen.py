@@ -25,11 +25,12 @@ from devserver.events import (
     WorkerStatus,
 )
 from tui.detail_screen import DetailScreen
+from tui.export import CopyRequested
 from tui.filter import Context
 from tui.filter_bar import FilterBar
 from tui.header import DashboardHeader
 from tui.reloads import ReloadsPanel
-from tui.replay import ReplayRequested
+from tui.replay import ReplayLinks, ReplayRequested
 from tui.request_log import RequestLog
 from tui.server_log import ServerLog
 from tui.stats import StatsPanel
@@ -46,6 +47,9 @@ class MainScreen(Screen[None]):
         Binding("p", "pause", "Pause", tooltip="Pause / resume the request log"),
         Binding("c", "clear", "Clear", tooltip="Clear the request log"),
         Binding("r", "replay", "Replay", tooltip="Send the selected request to the server again"),
+        Binding("y", "copy('curl')", "curl", tooltip="Copy the selected request as a curl command (and save it)"),
+        Binding("Y", "copy('httpie')", "HTTPie", tooltip="Copy the selected request as an HTTPie command"),
+        Binding("W", "har", "HAR", tooltip="Write the requests shown (filter applied) as a HAR 1.2 file"),
     ]
 
     class Ready(Message):
@@ -57,6 +61,8 @@ class MainScreen(Screen[None]):
         self.clock = clock
         self.started = started
         self.url = config.url
+        self.replays = ReplayLinks()
+        """Logged requests that are replays, linked to their originals (for the diff)."""
         """Where the server listens: the configured URL until the server says otherwise (port 0)."""
         self._routes: dict[type, Callable[[list[Any]], None]] = {
             RequestEvent: self._requests,
@@ -113,6 +119,7 @@ class MainScreen(Screen[None]):
     def _requests(self, requests: list[RequestEvent]) -> None:
         # Workers flush on their own clocks; within one drain, show rows in time order.
         requests.sort(key=lambda event: event.time)
+        self.replays.observe(requests)
         self.request_log.add(requests)
         self.query_one(StatsPanel).add_requests(requests)
         workers = self.query_one(WorkersPanel)
@@ -159,6 +166,15 @@ class MainScreen(Screen[None]):
         else:
             self.post_message(ReplayRequested(request))
 
+    def action_copy(self, kind: str) -> None:
+        if (request := self.request_log.selected) is None:
+            self.notify("No request selected.", severity="warning")
+        else:
+            self.post_message(CopyRequested(request, kind))
+
+    def action_har(self) -> None:
+        self.app.export_har(self.request_log.rows)  # type: ignore[attr-defined]
+
     @on(FilterBar.Applied)
     def _filter_applied(self, message: FilterBar.Applied) -> None:
         self.request_log.filter = message.request_filter
@@ -167,4 +183,5 @@ class MainScreen(Screen[None]):
 
     @on(RequestLog.Selected)
     def _show_details(self, message: RequestLog.Selected) -> None:
-        self.app.push_screen(DetailScreen(message.request))
+        request = message.request
+        self.app.push_screen(DetailScreen(request, original=self.replays.original_of(request)))
