@@ -23,6 +23,7 @@ from . import capture
 from .capture import Capture
 from .http import CONTINUE, LAST_CHUNK, Body, End, Head, Rejected, Request, RequestParser, chunk, response_head
 from .pages import error_page
+from .tracebacks import ErrorReport
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -43,7 +44,7 @@ class Exchange:
     """A request, its body and what was answered, for one round trip."""
 
     __slots__ = ("request", "body", "preview", "started", "status", "sent", "response_headers",
-                 "traceback", "error", "continue_sent", "close", "prepared", "body_size", "capture")
+                 "traceback", "error", "continue_sent", "close", "prepared", "body_size", "capture", "report")
 
     def __init__(self, request: Request) -> None:
         self.request = request
@@ -60,6 +61,7 @@ class Exchange:
         self.close = not request.keep_alive
         self.prepared: object = None  # work a synchronous attempt left for the async path
         self.capture: Capture | None = None  # bodies recorded for the dashboard
+        self.report: ErrorReport | None = None  # an app's exception in full (devserver.tracebacks)
 
     def add_body(self, data: bytes) -> None:
         if self.body is None:
@@ -296,9 +298,10 @@ class Connection(asyncio.Protocol):
         self._account(exchange, status, headers, len(data))
         self.transport.write(data)  # type: ignore[union-attr]
 
-    def send_error(self, status: int, message: str, detail: str | None = None, *, close: bool = False) -> None:
-        """An HTML error page (``detail``: a traceback shown in dev mode)."""
-        body = error_page(status, message, detail)
+    def send_error(self, status: int, message: str, detail: str | None = None, *, close: bool = False,
+                   report: ErrorReport | None = None) -> None:
+        """An HTML error page (``detail``: a traceback shown in dev mode; ``report``: the rich one)."""
+        body = error_page(status, message, detail, report)
         self.send(status, [("Content-Type", "text/html; charset=utf-8")], body, close=close)
 
     async def send_file(self, status: int, headers: list[tuple[str, str]], file: BinaryIO, offset: int, length: int) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .tracebacks import ErrorReport
+
 Headers = tuple[tuple[str, str], ...]
 
 
@@ -52,6 +54,7 @@ class RequestEvent:
     error: str | None = None  # protocol error text for 4xx/5xx sent by the server itself
     request_body: BodyRecord | None = None  # None: bodies are not being recorded (or there was none)
     response_body: BodyRecord | None = None
+    error_report: ErrorReport | None = None  # an app's exception: frames, source, locals, request
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from html import escape
 from http import HTTPStatus
 
+from .tracebacks import REPORT_CSS, ErrorReport, report_html
+
 
 def reason(status: int) -> str:
     """The standard reason phrase for ``status`` ("Unknown" if none)."""
@@ -14,10 +16,12 @@ def reason(status: int) -> str:
         return "Unknown"
 
 
-def error_page(status: int, message: str, detail: str | None = None) -> bytes:
-    """An HTML error page; ``detail`` (a traceback, say) is shown preformatted."""
+def error_page(status: int, message: str, detail: str | None = None, report: ErrorReport | None = None) -> bytes:
+    """An HTML error page; ``detail`` (a traceback, say) is shown preformatted, or ``report`` in full."""
     title = f"{status} {escape(reason(status))}"
     pre = f"<pre>{escape(detail)}</pre>" if detail else ""
+    if report is not None:
+        pre = f"<style>{REPORT_CSS}</style>{report_html(report)}"
     return (
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
         f"<title>{title}</title>"

@@ -211,7 +211,7 @@ class Worker:
             bytes_sent=exchange.sent, duration_ms=(time.perf_counter() - exchange.started) * 1000,
             request_headers=tuple(request.headers), response_headers=tuple(exchange.response_headers),
             body_preview=exchange.preview, traceback=exchange.traceback, error=exchange.error,
-            request_body=request_body, response_body=response_body,
+            request_body=request_body, response_body=response_body, error_report=exchange.report,
         ))
         if len(self.sink) >= 256:
             self.sink.flush()

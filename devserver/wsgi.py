@@ -9,12 +9,16 @@ a Content-Length.
 from __future__ import annotations
 
 import os
+import sys
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
 from urllib.parse import unquote_to_bytes
 
+from .tracebacks import ErrorReport
+
+from . import tracebacks
 from .connection import ClientGone, Connection, Exchange, thread_writer
 
 WSGIApp = Callable[..., Iterable[bytes]]
@@ -130,6 +134,7 @@ class Outcome:
     traceback: str | None = None
     close: bool = False
     iterable: Any = None
+    report: ErrorReport | None = None
 
 
 class AppCall:
@@ -236,7 +241,8 @@ class AppCall:
 
     def _failed(self) -> Outcome:
         text = traceback.format_exc()  # travels in the RequestEvent, not wsgi.errors: shown once
-        return Outcome("aborted" if self.headers_sent else "failed", traceback=text)
+        rich = tracebacks.report(sys.exc_info()[1], self.environ)  # type: ignore[arg-type]
+        return Outcome("aborted" if self.headers_sent else "failed", traceback=text, report=rich)
 
 
 def _prime(iterable: Iterable[bytes]) -> Iterable[bytes]:
@@ -291,8 +297,9 @@ async def serve_wsgi(conn: Connection, exchange: Exchange, app: WSGIApp, script_
     outcome: Outcome = await worker.pool.submit(call.run, app)
     errors.flush()
     exchange.traceback = outcome.traceback
+    exchange.report = outcome.report
     if outcome.kind == "failed":
-        conn.send_error(500, "The application raised an exception.", outcome.traceback)
+        conn.send_error(500, "The application raised an exception.", outcome.traceback, report=outcome.report)
         conn.end()
     elif outcome.kind == "aborted":
         # Headers are gone: a 500 can no longer be sent, so the connection ends (STYLE.md §3).

@@ -21,6 +21,7 @@ from devserver.capture import BodyRecorder, BodyStore
 from devserver.config import Config
 from devserver.events import BodyRecord, RequestEvent, ServerEvent
 from devserver.supervisor import Supervisor
+from devserver.tracebacks import ErrorReport, Frame
 from tui.app import DashboardApp
 from tui.body_view import describe_image, render_body
 from tui.detail_screen import DetailScreen, headers_text, request_line
@@ -252,3 +253,35 @@ async def test_replay_of_a_64k_post_is_exact_and_edit_shows_a_diff(supervised: A
         assert "status: 200 (same)" in diff
         assert "-  \"body\": \"{\\\"data\\\": \\\"yyy" in diff and "+  \"body\": \"{\\\"data\\\": \\\"zzy" in diff
         assert "-  \"content_length\": \"65548\"" in diff and "+  \"content_length\": \"65549\"" in diff
+
+
+# ------------------------------------------------------------------ rich errors
+
+REPORT = ErrorReport(
+    exception="KeyError: 'missing'",
+    frames=(
+        Frame("/site/dynamic/shop.py", 9, "application",
+              ((8, "    name = environ.get('QUERY_STRING', '')"), (9, "    return lookup(items, name)")),
+              (("password", "********"), ("items", "[0, 1, 2, 3, 4, 5, 6, 7, ...]"), ("name", "'missing\x1b[2J'"))),
+        Frame("/site/dynamic/shop.py", 14, "lookup", ((13, "    count = len(items)"), (14, "    return {'known': count}[name]")),
+              (("count", "1000"),)),
+    ),
+    folded=3, method="GET", target="/shop.py?missing",
+)
+
+
+async def test_detail_of_a_failed_request_shows_frames_source_and_locals() -> None:
+    failed = event(status=500, target="/shop.py?missing", traceback="Traceback …\nKeyError: 'missing'",
+                   error_report=REPORT)
+    app, _ = make_app()
+    async with app.run_test(size=(110, 50)) as pilot:
+        app.feed([failed])
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        text = str(app.screen.query_one("#traceback").content)
+        assert text.startswith("(3 server frames folded)\nFile \"/site/dynamic/shop.py\", line 9, in application")
+        assert "→     9 │     return lookup(items, name)" in text and "password = ********" in text
+        assert "name = 'missing\\x1b[2J'" in text  # escaped for the terminal
+        assert text.endswith("count = 1000\n\nKeyError: 'missing'")
+        assert "2 app frames" in str(app.screen.query_one("#traceback-title").content)

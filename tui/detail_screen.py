@@ -18,6 +18,7 @@ from textual.widgets import Footer, Static
 from devserver.events import Headers, RequestEvent
 from devserver.pages import reason
 from devserver.safetext import escape_controls
+from devserver.tracebacks import report_text
 from tui import format as fmt
 from tui.bodies import Side, load_body
 from tui.body_view import render_body
@@ -110,7 +111,11 @@ class DetailScreen(Screen[None]):
                                          response_diff(o, r), classes="diff", id="diff")
             if r.error:
                 yield from self._section("Error", escape_controls(r.error), classes="error")
-            if r.traceback:
+            if r.error_report is not None:
+                title = f"Exception — {len(r.error_report.frames)} app frames, newest last"
+                yield from self._section(title, escape_controls(report_text(r.error_report)),
+                                         classes="traceback", id="traceback")
+            elif r.traceback:
                 yield from self._section("Traceback", escape_controls(r.traceback), classes="traceback", id="traceback")
             yield from self._section("Query", query_text(r.target))
             yield from self._section("Request headers", headers_text(r.request_headers), id="request-headers")
