@@ -112,7 +112,7 @@ class DetailScreen(Screen[None]):
             if r.error:
                 yield from self._section("Error", escape_controls(r.error), classes="error")
             if r.error_report is not None:
-                title = f"Exception — {len(r.error_report.frames)} app frames, newest last"
+                title = f"Traceback — {len(r.error_report.frames)} app frames, newest last"
                 yield from self._section(title, escape_controls(report_text(r.error_report)),
                                          classes="traceback", id="traceback")
             elif r.traceback:
