@@ -40,6 +40,7 @@ from devserver.events import Event, RequestEvent
 from devserver.safetext import escape_controls
 from tui import format as fmt
 from tui.control import Control
+from tui.detail_screen import DetailScreen
 from tui.export import COMMANDS, CopyRequested, ExportError, har_json
 from tui.feed import EventBuffer, EventsArrived, settle_gc
 from tui.help_screen import HelpScreen
@@ -68,7 +69,8 @@ class DashboardApp(App[int]):
 
     CSS_PATH = "app.tcss"
     TITLE = "devserver"
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (110, "-wide")]
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-tiny"), (70, "-narrow"), (110, "-wide"), (150, "-huge")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (30, "-tall")]
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("R", "reload", "Reload", tooltip="Reload every dynamic module now"),
@@ -306,16 +308,23 @@ class DashboardApp(App[int]):
     def key_bindings(self) -> list[Binding]:
         """Every dashboard key, for the help screen."""
         enter = next(b for b in RequestLog.BINDINGS if isinstance(b, Binding) and b.key == "enter")
-        bindings = [enter, *MainScreen.BINDINGS, *self.BINDINGS]
-        return [b for b in bindings if isinstance(b, Binding) and b.show]
+        detail = [b for b in DetailScreen.BINDINGS if isinstance(b, Binding) and b.key in ("e",)]
+        bindings = [enter, *MainScreen.BINDINGS, *detail, *self.BINDINGS]
+        seen: set[str] = set()
+        keys = []
+        for b in bindings:  # footer-hidden keys with a tooltip are listed too; each key once
+            if isinstance(b, Binding) and (b.show or b.tooltip) and b.key not in seen and not b.action.startswith("app."):
+                seen.add(b.key)
+                keys.append(b)
+        return keys
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         own: list[tuple[Binding, object]] = [(b, self) for b in self.BINDINGS if isinstance(b, Binding)]
         if isinstance(screen, MainScreen):
-            own += [(b, screen) for b in screen.BINDINGS if isinstance(b, Binding)]
+            own += [(b, screen) for b in screen.BINDINGS if isinstance(b, Binding) and not b.action.startswith("app.")]
         for binding, target in own:
-            if binding.show and binding.action != "quit":  # Textual already offers Quit
+            if (binding.show or binding.tooltip) and binding.action != "quit":  # Textual already offers Quit
                 title = f"{binding.description} ({self.get_key_display(binding)})"
                 yield SystemCommand(title, binding.tooltip, partial(self.run_action, binding.action, target))
 

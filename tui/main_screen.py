@@ -43,13 +43,15 @@ class MainScreen(Screen[None]):
     AUTO_FOCUS = "#requests"
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        # Help first, so that a narrow footer still shows it (it lists every key).
+        Binding("question_mark", "app.help", "Help", tooltip="Show keys and filter syntax"),
         Binding("slash", "filter", "Filter", tooltip="Filter the request log (Esc clears)"),
         Binding("p", "pause", "Pause", tooltip="Pause / resume the request log"),
         Binding("c", "clear", "Clear", tooltip="Clear the request log"),
         Binding("r", "replay", "Replay", tooltip="Send the selected request to the server again"),
         Binding("y", "copy('curl')", "curl", tooltip="Copy the selected request as a curl command (and save it)"),
-        Binding("Y", "copy('httpie')", "HTTPie", tooltip="Copy the selected request as an HTTPie command"),
-        Binding("W", "har", "HAR", tooltip="Write the requests shown (filter applied) as a HAR 1.2 file"),
+        Binding("Y", "copy('httpie')", "HTTPie", show=False, tooltip="Copy the selected request as an HTTPie command"),
+        Binding("W", "har", "HAR", show=False, tooltip="Write the requests shown (filter applied) as a HAR 1.2 file"),
     ]
 
     class Ready(Message):
