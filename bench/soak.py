@@ -149,7 +149,7 @@ class Client:
             try:
                 if sock is None:
                     sock, buf = self._connect(), b""
-                sock.sendall(b"GET %s HTTP/1.1\r\nHost: soak\r\n\r\n" % _target(i)[0])
+                sock.sendall(b"GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % _target(i)[0])
                 status, body, close, buf = _read_response(sock, buf)
                 self._check(i, status, body)
                 if close:
@@ -170,7 +170,7 @@ class Client:
         started = time.perf_counter()
         try:
             with self._connect() as sock:
-                sock.sendall(b"GET %s HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n" % _target(i)[0])
+                sock.sendall(b"GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n" % _target(i)[0])
                 status, body, _, rest = _read_response(sock, b"")
                 self._check(i, status, body)
                 # Wait for the server's FIN: it closes first, so TIME_WAIT stays on its side.

@@ -1,4 +1,4 @@
-"""The ``devserver`` command line (DESIGN.md "Command line")."""
+"""The ``devserver`` command line."""
 
 from __future__ import annotations
 
@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="bytes of each request/response body the dashboard keeps, 0 for none (default %(default)s)")
     parser.add_argument("--body-store", type=_size, default="64M",
                         help="recorded bodies kept in all, oldest dropped first (default %(default)s)")
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                        help="also answer requests whose Host is NAME (repeatable; '*' allows any); "
+                             "by default only localhost, 127.0.0.1 and [::1] are answered")
     parser.add_argument("--log-rows", type=_positive, default=10_000, help="rows the dashboard keeps (default %(default)s)")
     parser.add_argument("--version", action="version", version=f"devserver {__version__}")
     return parser
@@ -99,7 +102,8 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         host=args.host, port=args.port, root=args.root, dynamic=args.dynamic, app=args.app,
         workers=args.workers, threads=args.threads, tui=use_tui, reload=not args.no_reload,
         livereload=not args.no_livereload, log_format=args.log_format, max_body=args.max_body,
-        log_rows=args.log_rows, body_cap=args.body_cap, body_store=args.body_store, header_timeout=args.header_timeout, keepalive_timeout=args.keepalive_timeout,
+        log_rows=args.log_rows, allowed_hosts=tuple(args.allowed_host), body_cap=args.body_cap, body_store=args.body_store,
+        header_timeout=args.header_timeout, keepalive_timeout=args.keepalive_timeout,
     ).resolved()
 
 

@@ -2,8 +2,10 @@
 
 Bytes go to ``RequestParser``; complete requests wait in a queue and are
 answered strictly in order (pipelining, RFC 9112 §9.3.2).  Handlers answer
-through the ``send_*``/``start``/``write``/``finish`` methods, which do the
-framing and record what the request event will say.
+through the ``Responder`` methods (``send``, ``start``/``write``/``finish``,
+``send_file``); the framing of every response is decided and enforced by
+writer.py, so this module only moves bytes.  The connection reaches its owner
+through the small ``Handler`` protocol and never imports it.
 """
 
 from __future__ import annotations
@@ -11,80 +13,45 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import io
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from tempfile import SpooledTemporaryFile
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO, Protocol
 
 from . import capture
-from .capture import Capture
-from .http import CONTINUE, LAST_CHUNK, Body, End, Head, Rejected, Request, RequestParser, chunk, response_head
+from .config import Config
+from .exchange import ClientGone, Exchange
+from .http import CONTINUE, Body, End, Head, Limits, Rejected, Request, RequestParser
 from .pages import error_page
 from .tracebacks import ErrorReport
+from .writer import BodyWriter, Delimit, frame
 
-if TYPE_CHECKING:
-    from .worker import Worker
-
-PREVIEW = 1024  # bytes of request body kept for the event log
-SPOOL = 1024 * 1024  # request bodies above this go to a temporary file
 MAX_PIPELINE = 32  # queued requests before we stop reading
 # Spooling a body to disk failed: the server's storage, not the request, is at fault.
 # RFC 4918 §11.5 (507) for a full disk or quota; RFC 9110 §15.5.14 (413) for a file-size limit.
 SPOOL_FAILURE_STATUS = {errno.ENOSPC: 507, errno.EDQUOT: 507, errno.EFBIG: 413}
 
 
-class ClientGone(ConnectionError):
-    """The client went away while we were answering."""
+class Handler(Protocol):
+    """The connection's owner (the worker), as far as the connection needs it."""
 
+    loop: asyncio.AbstractEventLoop
+    limits: Limits
+    config: Config
+    draining: bool
 
-class Exchange:
-    """A request, its body and what was answered, for one round trip."""
-
-    __slots__ = ("request", "body", "preview", "started", "status", "sent", "response_headers",
-                 "traceback", "error", "continue_sent", "close", "prepared", "body_size", "capture", "report")
-
-    def __init__(self, request: Request) -> None:
-        self.request = request
-        self.body: SpooledTemporaryFile[bytes] | io.BytesIO | None = None
-        self.preview = b""
-        self.body_size = 0
-        self.started = time.perf_counter()
-        self.status = 0
-        self.sent = 0
-        self.response_headers: list[tuple[str, str]] = []
-        self.traceback: str | None = None
-        self.error: str | None = None
-        self.continue_sent = False
-        self.close = not request.keep_alive
-        self.prepared: object = None  # work a synchronous attempt left for the async path
-        self.capture: Capture | None = None  # bodies recorded for the dashboard
-        self.report: ErrorReport | None = None  # an app's exception in full (devserver.tracebacks)
-
-    def add_body(self, data: bytes) -> None:
-        if self.body is None:
-            self.body = SpooledTemporaryFile(max_size=SPOOL)
-        self.body.write(data)
-        self.body_size += len(data)
-        if self.capture is not None:
-            self.capture.request.feed(data)
-        if len(self.preview) < PREVIEW:
-            self.preview += data[: PREVIEW - len(self.preview)]
-
-    def input(self) -> BinaryIO:
-        """The body, rewound, for the handler to read (empty if none)."""
-        if self.body is None:
-            return io.BytesIO(b"")
-        self.body.seek(0)
-        return self.body  # type: ignore[return-value]
+    def opened(self, conn: Connection) -> None: ...
+    def closed(self, conn: Connection) -> None: ...
+    def try_sync(self, conn: Connection, exchange: Exchange) -> bool: ...
+    async def handle(self, conn: Connection, exchange: Exchange) -> None: ...
+    def record(self, conn: Connection, exchange: Exchange) -> None: ...
 
 
 class Connection(asyncio.Protocol):
     """Reads requests, queues them, and runs their handlers one at a time."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Handler) -> None:
         self.worker = worker
         self.loop = worker.loop
         self.parser = RequestParser(worker.limits)
@@ -99,28 +66,21 @@ class Connection(asyncio.Protocol):
         self.reading_paused = False
         self.can_write = threading.Event()
         self.can_write.set()
-        self._drain: asyncio.Future[None] | None = None
         self.deadline = 0.0  # monotonic time after which the sweep acts
         self.deadline_status = 0  # 0: close silently; 408: answer then close
-        # Response framing of the exchange in progress.
-        self._chunked = False
-        self._remaining: int | None = None
-        self._head_only = False
 
     # asyncio callbacks ---------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.client = f"{peer[0]}:{peer[1]}" if peer else ""
-        self.worker.connections.add(self)
+        self.worker.opened(self)
         self._set_idle(self.worker.config.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
-        self.worker.connections.discard(self)
+        self.worker.closed(self)
         self.can_write.set()  # wake a writer thread so it sees the loss
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
         if self.task is not None and not self.task.done() and self.current is None:
             self.task.cancel()
         for exchange in (*self.queue, self.receiving):
@@ -146,8 +106,6 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.can_write.set()
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -272,6 +230,10 @@ class Connection(asyncio.Protocol):
             self.queue.popleft()
         if exchange.body is not None:
             exchange.body.close()
+        writer = exchange.writer
+        if writer is not None and writer.must_close:
+            exchange.close = True
+            exchange.error = exchange.error or writer.mismatch()
         self.worker.record(self, exchange)
         if exchange.close or self.closing or (self.eof and not self.queue):
             self.close()
@@ -282,21 +244,32 @@ class Connection(asyncio.Protocol):
         if not self.queue and not self.parser.in_head and self.receiving is None:
             self._set_idle(self.worker.config.keepalive_timeout)
 
+    def _open(self, status: int, headers: list[tuple[str, str]], body_length: int | None = None) -> BodyWriter:
+        """Decide the current response's framing (writer.py) and account for its head."""
+        exchange = self.current
+        assert exchange is not None
+        request = exchange.request
+        framing = frame(status, headers, method=request.method, version=request.version, close=exchange.close,
+                        body_length=body_length)
+        writer = exchange.writer = BodyWriter(framing)
+        exchange.close = framing.close
+        exchange.status = status
+        exchange.response_headers = headers
+        exchange.sent += len(framing.head)
+        return writer
+
     def send(self, status: int, headers: list[tuple[str, str]], body: bytes = b"", *, close: bool = False) -> None:
-        """A whole response in one write; Content-Length is added here."""
+        """A whole response in one write."""
         exchange = self.current
         assert exchange is not None
         if close:
             exchange.close = True
-        no_body = exchange.request.method == "HEAD" or status in (204, 304)
-        if status not in (204, 304) and not any(n.lower() == "content-length" for n, _ in headers):
-            headers = [*headers, ("Content-Length", str(len(body)))]
-        head = response_head(status, headers, close=exchange.close, version=self._version(exchange))
-        data = head if no_body else head + body
-        if exchange.capture is not None and not no_body:
+        writer = self._open(status, headers, len(body))
+        if exchange.capture is not None and writer.framing.delimit is not Delimit.NONE:
             exchange.capture.response.feed(body)
-        self._account(exchange, status, headers, len(data))
-        self.transport.write(data)  # type: ignore[union-attr]
+        data = writer.data(body) + writer.end()
+        exchange.sent += len(data)
+        self.transport.write(writer.framing.head + data)  # type: ignore[union-attr]
 
     def send_error(self, status: int, message: str, detail: str | None = None, *, close: bool = False,
                    report: ErrorReport | None = None) -> None:
@@ -305,18 +278,23 @@ class Connection(asyncio.Protocol):
         self.send(status, [("Content-Type", "text/html; charset=utf-8")], body, close=close)
 
     async def send_file(self, status: int, headers: list[tuple[str, str]], file: BinaryIO, offset: int, length: int) -> None:
-        """Headers, then ``length`` bytes of ``file`` from ``offset`` by sendfile."""
+        """Headers, then up to ``length`` bytes of ``file`` from ``offset`` by sendfile.
+
+        A Content-Length in ``headers`` is kept to: bytes past it are not sent,
+        and a file that ends before it leaves the connection to be closed.
+        """
         exchange = self.current
         assert exchange is not None
-        head = response_head(status, headers, close=exchange.close, version=self._version(exchange))
-        self._account(exchange, status, headers, len(head))
+        writer = self._open(status, headers, length)
+        allowed = writer.allowance(length)
         try:
-            self.transport.write(head)  # type: ignore[union-attr]
-            if exchange.request.method != "HEAD" and length:
+            self.transport.write(writer.framing.head)  # type: ignore[union-attr]
+            if allowed:
                 if exchange.capture is not None:
-                    exchange.capture.response.feed_file(file.fileno(), offset, length)
-                sent = await self.loop.sendfile(self.transport, file, offset, length)  # type: ignore[arg-type]
+                    exchange.capture.response.feed_file(file.fileno(), offset, allowed)
+                sent = await self.loop.sendfile(self.transport, file, offset, allowed)  # type: ignore[arg-type]
                 exchange.sent += sent
+                writer.give_back(allowed - sent)  # the file shrank while it was sent
         except (ConnectionError, RuntimeError) as exc:
             exchange.close = True
             raise ClientGone() from exc
@@ -324,61 +302,45 @@ class Connection(asyncio.Protocol):
             file.close()
 
     def start(self, status: int, headers: list[tuple[str, str]]) -> None:
-        """Send a head now; the body follows through write()/finish().
-
-        Framing: the handler's Content-Length if given, else chunked on
-        HTTP/1.1, else (HTTP/1.0) the end of the connection (RFC 9112 §6.3).
-        """
-        exchange = self.current
-        assert exchange is not None
-        self._head_only = exchange.request.method == "HEAD" or status in (204, 304) or status < 200
-        length = next((v for n, v in headers if n.lower() == "content-length"), None)
-        self._chunked = False
-        self._remaining = None
-        if length is not None and length.strip().isdigit():
-            self._remaining = int(length)
-        elif not self._head_only:
-            if exchange.request.version == "1.1":
-                headers = [*headers, ("Transfer-Encoding", "chunked")]
-                self._chunked = True
-            else:
-                exchange.close = True
-        head = response_head(status, headers, close=exchange.close, version=self._version(exchange))
-        self._account(exchange, status, headers, len(head))
-        self.transport.write(head)  # type: ignore[union-attr]
+        """Send a head now; the body follows through write()/finish()."""
+        writer = self._open(status, headers)
+        self.transport.write(writer.framing.head)  # type: ignore[union-attr]
 
     def write(self, data: bytes) -> None:
         """Body bytes of a response begun with start()."""
-        if self._head_only or not data or self.closing:
+        exchange = self.current
+        if exchange is None or exchange.writer is None or self.closing:
             return
-        if self._remaining is not None:
-            data = data[: self._remaining]  # never send more than was announced
-            self._remaining -= len(data)
-        if self.current.capture is not None:  # type: ignore[union-attr]
-            self.current.capture.response.feed(data)  # type: ignore[union-attr]
-        if self._chunked:
-            data = chunk(data)
-        self.current.sent += len(data)  # type: ignore[union-attr]
-        self.transport.write(data)  # type: ignore[union-attr]
+        if exchange.capture is not None and exchange.writer.framing.delimit is not Delimit.NONE:
+            exchange.capture.response.feed(data)
+        out = exchange.writer.data(data)
+        if out:
+            exchange.sent += len(out)
+            self.transport.write(out)  # type: ignore[union-attr]
 
     def finish(self) -> None:
-        """End a response begun with start(); closes if it fell short."""
-        if self._chunked and not self._head_only and not self.closing:
-            self.transport.write(LAST_CHUNK)  # type: ignore[union-attr]
-            self.current.sent += len(LAST_CHUNK)  # type: ignore[union-attr]
-        if self._remaining and not self._head_only:
-            self.current.close = True  # type: ignore[union-attr]  # short body: framing is lost
+        """End a response begun with start()."""
+        exchange = self.current
+        assert exchange is not None
+        if exchange.writer is not None and not self.closing:
+            tail = exchange.writer.end()
+            if tail:
+                exchange.sent += len(tail)
+                self.transport.write(tail)  # type: ignore[union-attr]
         self.end()
 
-    async def drain(self) -> None:
-        """Wait until the transport's buffer is below its high-water mark."""
-        if self.closing:
-            raise ClientGone()
-        if not self.can_write.is_set():
-            self._drain = self.loop.create_future()
-            await self._drain
+    def thread_writer(self) -> Callable[[bytes], None]:
+        """A write() usable from a WSGI thread: hands bytes to the loop, with backpressure."""
+
+        def write(data: bytes) -> None:
+            while not self.can_write.wait(1.0):
+                if self.closing:
+                    break
             if self.closing:
-                raise ClientGone()
+                raise ClientGone("client disconnected")
+            self.loop.call_soon_threadsafe(self.write, data)
+
+        return write
 
     def close(self) -> None:
         if not self.closing:
@@ -391,15 +353,6 @@ class Connection(asyncio.Protocol):
         self.transport.abort()  # type: ignore[union-attr]
 
     # helpers -----------------------------------------------------------------
-    def _version(self, exchange: Exchange) -> str:
-        return "1.0" if exchange.request.version == "1.0" else "1.1"
-
-    @staticmethod
-    def _account(exchange: Exchange, status: int, headers: list[tuple[str, str]], sent: int) -> None:
-        exchange.status = status
-        exchange.response_headers = headers
-        exchange.sent += sent
-
     def _set_idle(self, timeout: float) -> None:
         self._set_deadline(timeout, 0)
 
@@ -418,16 +371,3 @@ class Connection(asyncio.Protocol):
         else:
             self.close()
 
-
-def thread_writer(conn: Connection) -> Callable[[bytes], None]:
-    """A write() usable from a WSGI thread: hands bytes to the loop, with backpressure."""
-
-    def write(data: bytes) -> None:
-        while not conn.can_write.wait(1.0):
-            if conn.closing:
-                break
-        if conn.closing:
-            raise ClientGone("client disconnected")
-        conn.loop.call_soon_threadsafe(conn.write, data)
-
-    return write

@@ -138,7 +138,7 @@ def serve_console(config: Config) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
-        stop.set()  # only record; the loop below acts (STYLE.md §5)
+        stop.set()  # only record: a signal handler must not do the work, the loop below acts
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     supervisor = Supervisor(config, ConsoleLog(log_format=config.log_format))

@@ -7,6 +7,7 @@ Only a module whose file lies inside that folder is ever imported: the URL
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
@@ -20,10 +21,12 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from .wsgi import WSGIApp, seed_app
+from . import filestamp
+from .wsgi import WSGIApp
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 PRIVATE_PREFIX = "__devserver_dynamic__."
+PYC_RACY_NS = 2_000_000_000  # a source younger than this may share its mtime second with a stale .pyc
 _SCRIPT = re.compile(r"/([A-Za-z_][A-Za-z0-9_]*)\.py(?=/|\Z)")
 
 
@@ -51,10 +54,12 @@ def split_script(path: str) -> tuple[str, str, str] | None:
 class DynamicModules:
     """The dynamic folder's modules, imported on first use, purged on change."""
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, *, follow_saves: bool = True) -> None:
         self.folder = os.path.realpath(folder)
+        self.follow_saves = follow_saves  # False with --no-reload: what was imported keeps serving
         self._lock = threading.RLock()
         self._apps: dict[str, WSGIApp] = {}
+        self._stamps: dict[str, filestamp.Stamp] = {}  # the file of each imported module, as it was imported
         if self.folder not in sys.path:
             # Apps import their sibling modules by plain name, as a script's folder allows.
             sys.path.insert(0, self.folder)
@@ -104,12 +109,56 @@ class DynamicModules:
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
             sys.modules[key] = module
+            stamp = filestamp.take(file)
+            if stamp is not None and time.time_ns() - stamp.mtime_ns < PYC_RACY_NS:
+                # A .pyc records its source's mtime in whole seconds: one written for a same-size save
+                # in this same second (by another worker, say) would pass Python's check.  Compile afresh.
+                with contextlib.suppress(OSError, ValueError):
+                    os.unlink(importlib.util.cache_from_source(file))
             try:
                 spec.loader.exec_module(module)
             except BaseException:
                 sys.modules.pop(key, None)
                 raise ImportFailed(name, traceback.format_exc()) from None
+            if stamp is not None:
+                self._stamps[file] = stamp
+            self._stamp_siblings()
             return module
+
+    def _stamp_siblings(self) -> None:
+        """Stamp the folder's modules that an app imported by plain name."""
+        for loaded in list(sys.modules.values()):
+            file = getattr(loaded, "__file__", None)
+            if file and file not in self._stamps and self.is_ours(loaded):
+                stamp = filestamp.take(file)
+                if stamp is not None:
+                    self._stamps[file] = stamp
+
+    def cached(self, name: str, attribute: str = "application") -> WSGIApp | None:
+        """The app if it is loaded and none of the folder's modules changed on disk since.
+
+        A few stat() calls: they make "the next request after a save runs the
+        new code" true even before the watcher's message arrives.  A changed
+        module's bytecode is removed, since a same-size save within the same
+        second would otherwise pass Python's own .pyc check.
+        """
+        if not self.follow_saves:
+            return self._apps.get(f"{name}:{attribute}")
+        changed = []
+        for file, stamp in list(self._stamps.items()):
+            now = filestamp.check(file, stamp)
+            if now is None:
+                changed.append(file)
+            elif now is not stamp:
+                self._stamps[file] = now
+        if changed:
+            for file in changed:
+                self._stamps.pop(file, None)
+                with contextlib.suppress(OSError, ValueError):
+                    os.unlink(importlib.util.cache_from_source(file))
+            self.purge(self.loaded())
+            return None
+        return self._apps.get(f"{name}:{attribute}")
 
     def app(self, name: str, attribute: str = "application") -> WSGIApp:
         """The WSGI callable ``attribute`` of module ``name``.
@@ -143,6 +192,8 @@ class DynamicModules:
                         del sys.modules[key]
                         purged.append(name)
             self._apps.clear()
+            # Stamps outlive a purge: the next request still compares the files with what was
+            # imported, and removes bytecode that a same-second same-size save left stale.
             importlib.invalidate_caches()
         return purged
 
@@ -150,6 +201,18 @@ class DynamicModules:
         """Names of the dynamic modules currently imported."""
         return [name.removeprefix(PRIVATE_PREFIX) for name, module in list(sys.modules.items())
                 if module is not None and self.is_ours(module)]
+
+
+def seed_app(function: Callable[[], Any]) -> WSGIApp:
+    """Wrap the seed's ``application()`` returning a string into a WSGI app."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        result = function()
+        body = result if isinstance(result, bytes) else str(result).encode("utf-8")
+        start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return app
 
 
 def _takes_no_arguments(target: Callable[..., Any]) -> bool:

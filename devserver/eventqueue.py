@@ -44,7 +44,8 @@ class EventSink:
             try:
                 self._queue.put_nowait(batch)
             except queue.Full:
-                self.dropped += sum(1 for e in batch if not isinstance(e, DroppedEvents))
+                # The channel is full: this batch and everything behind it are lost, and all of it is counted.
+                self.dropped += sum(1 for e in batch if not isinstance(e, DroppedEvents)) + len(self._pending)
                 self._pending.clear()
                 return
             self._dropped_reported = self.dropped

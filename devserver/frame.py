@@ -12,22 +12,31 @@ PATH_INFO alone, so an app mounted under a SCRIPT_NAME (devserver's ``/site.py``
 sees the same paths; ``request.url_for`` puts SCRIPT_NAME back into links.
 
 A handler returns a ``Response``, ``str``/``bytes`` (200 text/html) or a
-``dict``/``list`` (JSON), or raises a ``Response``/``HTTPError`` (``abort()``).
-Any other exception propagates out of ``App.__call__`` on purpose: the server
-owns the 500 page, and devserver's shows the traceback that catching would hide.
+``dict``/``list`` (JSON), optionally in Flask's tuples ``(body, status)``,
+``(body, headers)`` or ``(body, status, headers)``; or it raises a
+``Response``/``HTTPError`` (``abort()``). Any other exception propagates out of
+``App.__call__`` on purpose: the server owns the 500 page, and devserver's
+shows the traceback that catching would hide.
+
+Text is not escaped for you: put anything that came from a request (or a
+database) into HTML through ``escape()``.
+
+Slashes are strict, as in Werkzeug: ``/users/1/`` for the rule ``/users/<id>``
+(or ``/users`` for ``/users/``) is answered with a 308 to the routed form,
+query string kept, when that form has a route for the method; otherwise 404.
 """
 
 from __future__ import annotations
 
 import email.parser
 import email.policy
+import html
 import inspect
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from html import escape
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, NoReturn
@@ -43,12 +52,31 @@ HeaderInput = Mapping[str, str] | Iterable[tuple[str, str]] | None
 _NO_BODY = frozenset({100, 101, 102, 103, 204, 304})
 
 
+def escape(value: object) -> str:
+    """``value`` as text that is safe in HTML content and in quoted attribute values.
+
+    ``& < > " '`` become character references. Anything not a ``str`` goes
+    through ``str()`` first, so path parameters of any type can be passed.
+    """
+    return html.escape(value if isinstance(value, str) else str(value), quote=True)
+
+
 def _status_text(status: int) -> tuple[str, str]:
     """The reason phrase and description of ``status``."""
     try:
         return HTTPStatus(status).phrase, HTTPStatus(status).description
     except ValueError:
         return "Unknown", ""
+
+
+def _header_pairs(headers: HeaderInput) -> list[tuple[str, str]]:
+    """``headers`` (a mapping or (name, value) pairs) as a list of pairs."""
+    pairs = []
+    for pair in headers.items() if isinstance(headers, Mapping) else (headers or ()):
+        if not (isinstance(pair, tuple | list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)):
+            raise TypeError(f"headers must be a dict or (name, value) pairs of str, found {pair!r}")
+        pairs.append((pair[0], pair[1]))
+    return pairs
 
 
 def _check_header(name: str, value: str) -> None:
@@ -72,8 +100,7 @@ class Response(Exception):
         self.status = int(status)
         self.body: bytes = body.encode("utf-8") if isinstance(body, str) else bytes(body)
         self.headers: list[tuple[str, str]] = []
-        pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
-        for name, value in pairs:
+        for name, value in _header_pairs(headers):
             self.add_header(name, value)
         if self.get_header("Content-Type") is None:
             self.headers.append(("Content-Type", content_type))
@@ -154,13 +181,17 @@ def abort(status: int, message: str = "") -> NoReturn:
     raise HTTPError(status, message)
 
 
+# Characters that already mean something in a URL, and "%" of escapes already made.
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
+
+
 def redirect(location: str, status: int = 302) -> Response:
     """A redirect to ``location`` (return it or raise it).
 
     Non-ASCII characters and spaces are percent-encoded so the header is
     valid; characters that already mean something in a URL are kept.
     """
-    url = quote(location, safe=":/?#[]@!$&'()*+,;=%~")
+    url = quote(location, safe=_URL_SAFE)
     return Response(f'<a href="{escape(url)}">{escape(url)}</a>\n', status, {"Location": url})
 
 
@@ -413,6 +444,11 @@ def _wants_request(handler: Handler, params: Iterable[str]) -> bool:
                for p in signature.parameters.values())
 
 
+def _for_method(table: dict[str, Route], method: str) -> Route | None:
+    """The route for ``method``; HEAD falls back to GET (RFC 9110 §9.3.2)."""
+    return table.get(method) or (table.get("GET") if method == "HEAD" else None)
+
+
 class Router:
     """Static rules in a dict, dynamic rules as regexes in insertion order."""
 
@@ -437,7 +473,7 @@ class Router:
         """The route and parameters for a request; raises HTTPError 404 or 405."""
         allowed: set[str] = set()
         for table, params in self._candidates(path):
-            route = table.get(method) or (table.get("GET") if method == "HEAD" else None)
+            route = _for_method(table, method)
             if route is not None:
                 return route, params
             allowed.update(table)
@@ -446,6 +482,16 @@ class Router:
         if "GET" in allowed:
             allowed.add("HEAD")  # HEAD falls back to GET (RFC 9110 §9.3.2)
         raise HTTPError(405, f"{method} is not allowed here.", {"Allow": ", ".join(sorted(allowed))})
+
+    def other_slash_form(self, method: str, path: str) -> str | None:
+        """``path`` with its trailing slash added or removed, if that form has a route for ``method``."""
+        other = path[:-1] if path.endswith("/") else path + "/"
+        # "//host/x" in a Location header is another site: never redirect there.
+        if not other.startswith("/") or other.startswith("//"):
+            return None
+        if any(_for_method(table, method) is not None for table, _ in self._candidates(other)):
+            return other
+        return None
 
     def _candidates(self, path: str) -> Iterator[tuple[dict[str, Route], dict[str, Any]]]:
         if path in self._static:
@@ -462,7 +508,35 @@ def _as_response(result: Any) -> Response:
         convert = _RESULTS.get(cls)
         if convert is not None:
             return convert(result)
-    raise TypeError(f"a handler must return a Response, str, bytes, dict or list, not {type(result).__name__}")
+    raise TypeError("a handler must return a Response, str, bytes, dict, list or a (body, status, headers) "
+                    f"tuple, not {type(result).__name__}")
+
+
+def _from_tuple(result: tuple[Any, ...]) -> Response:
+    """Flask's ``(body, status)``, ``(body, headers)`` and ``(body, status, headers)``.
+
+    The tuple's headers replace the body's headers of the same name (so a
+    Content-Type given here wins), as Flask does; a Response body is copied,
+    never changed, since a handler may return a shared one.
+    """
+    if len(result) == 3:
+        body, status, headers = result
+    elif len(result) == 2:
+        body, second = result
+        # A second item that is a dict or pairs is headers: Flask's own rule.
+        status, headers = (None, second) if isinstance(second, (Mapping, list, tuple)) else (second, None)
+    else:
+        raise TypeError(f"a handler's tuple must be (body, status), (body, headers) or (body, status, headers), "
+                        f"not {len(result)} items")
+    if status is not None and (type(status) is bool or not isinstance(status, int)):
+        raise TypeError(f"a handler's status must be an int such as 201, not {status!r}")
+    if isinstance(body, tuple):
+        raise TypeError("a handler's tuple cannot hold another tuple as its body")
+    response = _as_response(body)
+    given = _header_pairs(headers)
+    replaced = {name.lower() for name, _ in given}
+    kept = [(name, value) for name, value in response.headers if name.lower() not in replaced]
+    return Response(response.body, response.status if status is None else status, kept + given)
 
 
 _RESULTS: dict[type, Callable[[Any], Response]] = {
@@ -471,7 +545,20 @@ _RESULTS: dict[type, Callable[[Any], Response]] = {
     bytes: Response,
     dict: Response.json,
     list: Response.json,
+    tuple: _from_tuple,
 }
+
+
+def _moved_to(request: Request, path: str) -> Response:
+    """A 308 to app path ``path`` with the request's query string.
+
+    308 (RFC 9110 §15.4.9) keeps the method and body, so a POST lands as a POST.
+    """
+    location = request.url_for(path)
+    if request.query_string:
+        # Back to the bytes the client sent (PEP 3333 carries them as latin-1).
+        location += "?" + quote(request.query_string.encode("latin-1", "replace"), safe=_URL_SAFE)
+    return redirect(location, 308)
 
 
 class App:
@@ -496,10 +583,20 @@ class App:
     def handle(self, request: Request) -> Response:
         """The response for ``request``; handler exceptions other than Response propagate."""
         try:
-            route, params = self.router.match(request.method, request.path)
+            route, params = self._match(request)
             return _as_response(route.call(request, params))
         except Response as raised:  # HTTPError, abort() and raised responses
             return raised
+
+    def _match(self, request: Request) -> tuple[Route, dict[str, Any]]:
+        """The route for ``request``; a 404 whose other slash form is routed becomes a 308 there."""
+        try:
+            return self.router.match(request.method, request.path)
+        except HTTPError as error:
+            other = self.router.other_slash_form(request.method, request.path) if error.status == 404 else None
+            if other is None:
+                raise
+            raise _moved_to(request, other) from None
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         """The WSGI entry point (PEP 3333).
@@ -512,4 +609,4 @@ class App:
 
 
 __all__ = ["App", "FileUpload", "HTTPError", "Headers", "MultiDict", "Request", "Response", "Route", "Router",
-           "abort", "redirect"]
+           "abort", "escape", "redirect"]

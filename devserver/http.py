@@ -1,12 +1,13 @@
 """HTTP/1.1 protocol logic: bytes in, requests out; responses out as bytes.
 
-No sockets here (STYLE.md §1).  Parsing is done by llhttp through
+No sockets here.  Parsing is done by llhttp through
 ``httptools``; this module adds what RFC 9112 asks of a server on top of it:
 size limits, version checks, transfer-coding checks and response framing.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,24 +17,14 @@ import httptools
 
 from . import __version__
 from .pages import reason
+from .chunks import ChunkChecker
+from .errors import ProtocolError
+from .target import check_host, check_method, parse_target
 
 SERVER = f"devserver/{__version__}".encode()
 LAST_CHUNK = b"0\r\n\r\n"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 TCHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-
-
-class ProtocolError(Exception):
-    """A request the server refuses; carries the status to answer with (STYLE.md §3).
-
-    After a protocol error the connection is always closed: the byte stream can
-    no longer be trusted to be framed the way the client meant (RFC 9112 §9.6).
-    """
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +53,9 @@ class Request:
     query: str = field(init=False)
 
     def __post_init__(self) -> None:
-        path, _, query = self.target.partition("?")
-        self.path = path.partition("#")[0]
+        # The parser replaces these with the target's parts (target.py); this serves hand-made requests.
+        path, _, query = self.target.partition("#")[0].partition("?")
+        self.path = path
         self.query = query
 
 
@@ -94,17 +86,28 @@ class Rejected:
 END = End()
 ParserEvent = Head | Body | End | Rejected
 
-# llhttp's messages → status, where it is not a plain 400 (RFC 9112 §2.3, §6.1).
-_LLHTTP_STATUS = {
-    "Invalid HTTP version": 505,
-}
+VERSION_LINE = re.compile(rb"[!-~]+ [!-~]+ HTTP/([0-9])\.([0-9])")
+SEEN_MAX = 128 * 1024  # bytes kept to find where a message began (more than the largest head)
+METHOD_MAX = 32  # longest method token waited for before it is refused
+STAND_IN = b"GET"  # what llhttp is fed in place of a method token it does not know
+
+
+class _Counter:
+    """Callbacks of a scratch parser that only counts complete messages."""
+
+    def __init__(self) -> None:
+        self.completed = 0
+
+    def on_message_complete(self) -> None:
+        self.completed += 1
 
 
 class RequestParser:
     """Turns a connection's byte stream into Head/Body/End events.
 
-    Feed it whatever arrives, whole or in pieces; it raises ProtocolError on
-    the first byte it will not accept.  Pipelined requests come out in order.
+    Feed it whatever arrives, whole or in pieces; the events, and the status
+    of a refusal, are the same however the bytes are split.  Pipelined
+    requests come out in order.
     """
 
     def __init__(self, limits: Limits = Limits()) -> None:
@@ -113,10 +116,19 @@ class RequestParser:
         self._events: list[ParserEvent] = []
         self._reset_head()
         self._idle = True  # between messages
-        self._prefix = b""  # first bytes of the current message, to name a bad method
+        # What the current llhttp parser was fed since it was last between messages at
+        # the start of a feed(), and how many messages it completed since: enough to
+        # find the first bytes of the message an error is about, however TCP split it.
+        self._seen: list[bytes] = []
+        self._seen_size = 0
+        self._completed = 0
+        self._method: str | None = None  # the real token when llhttp was fed STAND_IN
+        self._chunks: ChunkChecker | None = None  # the size lines of the chunked body being received
+        self._pending = b""  # a message start whose method token is not complete yet
         self._body_bytes = 0
-        self.upgraded = False  # llhttp stops at Upgrade/CONNECT; we then close
+        self.upgraded = False  # llhttp stops at Upgrade; we then close
         self.rejected = False
+        self.done = False  # a message ended the connection (close, HTTP/1.0): nothing after it is read
 
     def _reset_head(self) -> None:
         self._url = bytearray()
@@ -127,7 +139,7 @@ class RequestParser:
     @property
     def in_head(self) -> bool:
         """True while a request head has begun but is not complete."""
-        return self._in_head
+        return self._in_head or bool(self._pending)
 
     def feed(self, data: bytes) -> list[ParserEvent]:
         """Parse ``data``; return the events it completes.
@@ -135,12 +147,13 @@ class RequestParser:
         A protocol violation ends the list with a Rejected event, after the
         events of the requests that came before it; nothing is parsed after.
         """
-        if self.upgraded or self.rejected:
+        if self.upgraded or self.rejected or self.done:
             return []
-        if self._idle and not self._prefix:
-            self._prefix = data[:64]
         try:
-            self._feed(data)
+            if self._pending:
+                self._restart(self._pending + data)
+            else:
+                self._feed(data)
         except ProtocolError as exc:
             self.rejected = True
             self._events.append(Rejected(exc))
@@ -148,6 +161,14 @@ class RequestParser:
         return events
 
     def _feed(self, data: bytes) -> None:
+        restart = False
+        if self._idle:
+            self._seen, self._seen_size, self._completed = [], 0, 0
+        if self._seen_size < SEEN_MAX:
+            self._seen.append(data)
+            self._seen_size += len(data)
+        if self._chunks is not None:
+            self._chunks.feed(data)  # before llhttp, so that a refused body is never dispatched
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -158,12 +179,14 @@ class RequestParser:
                 raise cause from None
             raise
         except httptools.HttpParserInvalidMethodError:
-            token = self._prefix.split(b" ", 1)[0]
-            if token and all(c in TCHARS for c in token):
-                raise ProtocolError(501, "Method not implemented") from None
-            raise ProtocolError(400, "Malformed request line") from None
-        except httptools.HttpParserError as exc:
-            raise self._translate(str(exc)) from None
+            restart = True
+        except httptools.HttpParserError:
+            if self.done:
+                return  # bytes after a message that closes the connection are never read
+            raise self._refusal() from None
+        if restart:
+            self._restart(self._message_start())
+            return
         if self._in_head:
             self._head_bytes += len(data)
             if not self._headers and len(self._url) > self.limits.max_request_line:
@@ -171,18 +194,73 @@ class RequestParser:
             if self._head_bytes > self.limits.max_request_line + self.limits.max_header_bytes:
                 raise ProtocolError(431, "Request header block too large")
 
-    def _translate(self, message: str) -> ProtocolError:
-        if "Transfer-Encoding" in message and self._unknown_coding():
-            return ProtocolError(501, "Transfer coding not implemented")
-        return ProtocolError(_LLHTTP_STATUS.get(message, 400), f"Bad request: {message}")
+    def _message_start(self) -> bytes:
+        """The bytes of the message being parsed, from its first byte (empty if unknown)."""
+        if self._seen_size >= SEEN_MAX:
+            return b""
+        seen = b"".join(self._seen)
+        if self._completed:
+            # Earlier messages ended inside this data; find where by parsing it again, byte by byte.
+            counter = _Counter()
+            scratch = httptools.HttpRequestParser(counter)
+            for i in range(len(seen)):
+                scratch.feed_data(seen[i : i + 1])
+                if counter.completed == self._completed:
+                    seen = seen[i + 1 :]
+                    break
+        return seen.lstrip(b"\r\n")
 
-    def _unknown_coding(self) -> bool:
-        for name, value in self._headers:
-            if name.lower() == b"transfer-encoding":
-                codings = [c.strip().lower() for c in value.split(b",")]
-                if any(c and c != b"chunked" for c in codings):
-                    return True
-        return False
+    def _restart(self, message: bytes) -> None:
+        """llhttp refused the method token at the start of ``message``: judge the token ourselves.
+
+        A well-formed token that llhttp does not know is parsed with a stand-in
+        method, so the rest of the head is checked as for any request (a
+        missing Host is still a 400); the head then gets 501.
+        """
+        token, space, rest = message.partition(b" ")
+        if not token or not all(c in TCHARS for c in token) or len(token) > METHOD_MAX:
+            raise ProtocolError(400, "Malformed request line")
+        if not space:
+            self._pending = message  # the token may still be growing
+            return
+        self._pending = b""
+        self._method = token.decode("ascii")
+        self._parser = httptools.HttpRequestParser(self)
+        self._idle = True
+        self._feed(STAND_IN + b" " + rest)
+
+    def _refusal(self) -> ProtocolError:
+        """The status for a message llhttp refused, from our own reading of it, not llhttp's wording."""
+        message = self._message_start()
+        head = message.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+        # llhttp stops at the field it refuses, before telling us of it: read the fields from the bytes.
+        fields = [(name.strip(), value) for name, sep, value in (line.partition(b":") for line in head[1:]) if sep]
+        if fields and fields[-1][1].rstrip().endswith(b","):
+            # llhttp stopped on a list still being received: another coding follows the last one seen.
+            fields[-1] = (fields[-1][0], fields[-1][1] + b" ?")
+        coding = self._coding_refusal(fields)
+        if coding is not None:
+            return coding
+        line = head[0]
+        match = VERSION_LINE.fullmatch(line)
+        if match is not None and match.groups() not in ((b"1", b"0"), (b"1", b"1")):
+            return ProtocolError(505, "HTTP version not supported")
+        return ProtocolError(400, "Malformed request")
+
+    @staticmethod
+    def _coding_refusal(headers: list[tuple[bytes, bytes]]) -> ProtocolError | None:
+        """RFC 9112 §6.1 and §6.3 on Transfer-Encoding: smuggling shapes first (400), then unknown codings (501)."""
+        codings = [c.strip().lower() for name, value in headers if name.lower() == b"transfer-encoding"
+                   for c in value.split(b",") if c.strip()]
+        if not codings:
+            return None
+        if any(name.lower() == b"content-length" for name, _ in headers):
+            return ProtocolError(400, "Content-Length with Transfer-Encoding")  # a smuggling vector
+        if b"chunked" in codings and (codings[-1] != b"chunked" or codings.count(b"chunked") > 1):
+            return ProtocolError(400, "chunked must be the final transfer coding, applied once")
+        if any(c != b"chunked" for c in codings):
+            return ProtocolError(501, "Transfer coding not implemented")
+        return None
 
     # httptools callbacks -------------------------------------------------
     def on_message_begin(self) -> None:
@@ -210,36 +288,63 @@ class RequestParser:
         size = sum(len(n) + len(v) + 4 for n, v in self._headers)
         if size > self.limits.max_header_bytes:
             raise ProtocolError(431, "Request header block too large")
-        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self._headers]
+        # Leading and trailing whitespace is not part of a field value (RFC 9110 §5.5).
+        headers = [(n.decode("latin-1"), v.strip(b" \t").decode("latin-1")) for n, v in self._headers]
+        method, self._method = self._method or parser.get_method().decode("ascii"), None
         request = Request(
-            method=parser.get_method().decode("ascii"),
+            method=method,
             target=self._url.decode("latin-1"),
             version=version,
             headers=headers,
             keep_alive=parser.should_keep_alive(),
         )
         self._check_framing(request)
+        self._interpret(request)
+        if request.chunked:
+            self._start_chunk_check()
         self._events.append(Head(request))
 
+    def _start_chunk_check(self) -> None:
+        """Follow this chunked body's size lines from its first byte (chunks.py)."""
+        message = self._message_start()
+        head_end = message.find(b"\r\n\r\n")
+        if head_end < 0:
+            return  # the head is beyond what is kept: llhttp alone judges this body
+        self._chunks = ChunkChecker()
+        self._chunks.feed(message[head_end + 4 :])
+
+    @staticmethod
+    def _interpret(request: Request) -> None:
+        """Host, target form and method (target.py); an absolute target's authority becomes the Host."""
+        check_host(request.headers, request.version)
+        target = parse_target(request.method, request.target)
+        check_method(request.method)
+        request.path, request.query = target.path, target.query
+        if target.authority is not None:
+            request.headers = [(n, target.authority if n.lower() == "host" else v) for n, v in request.headers]
+            if not any(n.lower() == "host" for n, _ in request.headers):
+                request.headers.append(("Host", target.authority))
+
     def _check_framing(self, request: Request) -> None:
-        """RFC 9112 §3.2 (Host) and §6 (message body framing)."""
-        hosts = 0
+        """RFC 9112 §6: message body framing."""
+        content_types = 0
         for name, value in request.headers:
             lname = name.lower()
-            if lname == "host":
-                hosts += 1
+            if lname == "content-type":
+                content_types += 1
             elif lname == "content-length":
                 request.content_length = int(value)
             elif lname == "transfer-encoding":
-                if self._unknown_coding():
-                    raise ProtocolError(501, "Transfer coding not implemented")
+                coding = self._coding_refusal(self._headers)
+                if coding is not None:
+                    raise coding
                 request.chunked = True
             elif lname == "expect":
                 if value.strip().lower() != "100-continue":
                     raise ProtocolError(417, "Unsupported expectation")
                 request.expect_continue = request.version == "1.1"
-        if hosts > 1 or (hosts == 0 and request.version == "1.1"):
-            raise ProtocolError(400, "Exactly one Host header is required")
+        if content_types > 1:
+            raise ProtocolError(400, "More than one Content-Type")  # which one the app reads is a guess
         if request.content_length is not None and request.content_length > self.limits.max_body:
             raise ProtocolError(413, "Request body too large")
 
@@ -250,9 +355,12 @@ class RequestParser:
         self._events.append(Body(body))
 
     def on_message_complete(self) -> None:
+        self._chunks = None
         self._idle = True
-        self._prefix = b""
+        self._completed += 1
         self._events.append(END)
+        if not self._parser.should_keep_alive():
+            self.done = True
 
 
 class _DateCache:

@@ -1,14 +1,18 @@
 """Live browser reload: the worker's side.
 
 * ``html_transform`` adds ``<script src="/__devserver__/livereload.js">``
-  before ``</body>`` (or at the end) of every static HTML page.
+  before ``</body>`` (or at the end) of every whole HTML document, static or
+  from an app.  A fragment (an htmx partial, a snippet fetched into a page,
+  text an app labels text/html) is left untouched: the page it lands in
+  already has the script, and a second copy would be markup the author never
+  wrote.
 * ``/__devserver__/events`` is a Server-Sent Events stream (HTML Living
   Standard §9.2) held open per browser page.  An open stream is an idle
   coroutine on the worker's loop: it never holds up other requests.  It
   sends a ``retry:`` hint, a ``: ping`` comment every :data:`PING_EVERY`
   seconds (a write is how a half-dead client gets noticed), and ends when the
   client goes away or the worker drains.
-* The supervisor's watcher broadcasts ``("page_changed", kind, paths)`` to
+* The supervisor's watcher broadcasts ``PageChanged(kind, paths)`` to
   every worker; each worker forwards it to its own open streams as an event
   named ``kind`` ("reload" or "css") whose data is the JSON list of paths.
 """
@@ -17,12 +21,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from collections.abc import Awaitable, Callable
 from importlib.resources import files
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .connection import Connection, Exchange
-    from .worker import Worker
+from .control import PageChanged
+from .exchange import Exchange
+from .exchange import Responder as Connection
+
+
+class Pluggable(Protocol):
+    """The slots of a worker that live reload fills."""
+
+    internal: Callable[[Connection, Exchange], Awaitable[None]] | None
+    html_transform: Callable[[bytes], bytes] | None
+    page_listeners: list[Callable[[PageChanged], None]]
+    shutdown_hooks: list[Callable[[], None]]
 
 PREFIX = "/__devserver__/"
 SCRIPT_URL = PREFIX + "livereload.js"
@@ -34,9 +49,20 @@ RETRY_MS = 1000  # the browser's reconnection delay after the stream drops
 NO_CACHE = ("Cache-Control", "no-cache")
 
 
+# A whole document says so with a doctype, an <html> tag or a </body> end tag;
+# a fragment has none of them (all three may be omitted in a valid document,
+# but then there is no way to tell it from a fragment, and a fragment wins).
+_DOCUMENT = re.compile(rb"<!doctype\s+html|<html[\s>/]|</body\s*>", re.IGNORECASE)
+
+
 def inject(html: bytes) -> bytes:
-    """``html`` with the live-reload script before its last ``</body>``."""
-    index = html.lower().rfind(b"</body>")
+    """``html`` with the live-reload script before its last ``</body>``.
+
+    A document without ``</body>`` gets it at the end; a fragment gets nothing.
+    """
+    if _DOCUMENT.search(html) is None:
+        return html
+    index = html.lower().rfind(b"</body")
     if index < 0:
         return html + SCRIPT_TAG
     return html[:index] + SCRIPT_TAG + html[index:]
@@ -53,8 +79,7 @@ class _Stream:
 class LiveReload:
     """The event streams of one worker, and the hooks that feed them."""
 
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
+    def __init__(self) -> None:
         self.streams: set[_Stream] = set()
         self.stopping = asyncio.Event()
         self.script = files("devserver").joinpath("livereload.js").read_bytes()
@@ -105,9 +130,9 @@ class LiveReload:
             self.streams.discard(stream)
             conn.finish()
 
-    def page_changed(self, kind: str, paths: tuple[str, ...]) -> None:
+    def page_changed(self, message: PageChanged) -> None:
         """Control message from the supervisor: tell every open page."""
-        frame = f"event: {kind}\ndata: {json.dumps(list(paths))}\n\n".encode()
+        frame = f"event: {message.kind}\ndata: {json.dumps(list(message.paths))}\n\n".encode()
         for stream in list(self.streams):
             stream.conn.write(frame)
 
@@ -118,11 +143,11 @@ class LiveReload:
         self.stopping.set()
 
 
-def install(worker: Any) -> LiveReload:
+def install(worker: Pluggable) -> LiveReload:
     """Hook live reload into ``worker``."""
-    live = LiveReload(worker)
-    worker.hooks["internal"] = live.internal
-    worker.hooks["html_transform"] = inject
-    worker.hooks["page_changed"] = live.page_changed
-    worker.hooks["shutdown"] = live.shutdown
+    live = LiveReload()
+    worker.internal = live.internal
+    worker.html_transform = inject
+    worker.page_listeners.append(live.page_changed)
+    worker.shutdown_hooks.append(live.shutdown)
     return live

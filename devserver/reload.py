@@ -18,8 +18,8 @@ reload) with watchfiles' Rust notifier.  For each batch of changes:
    ignored: an app that writes a data file next to itself must not trigger
    reloads, and browser refreshes, in a loop.
 3. Browsers (``--root`` changes, or any module reload) get a page message:
-   ``("page_changed", "css", url_paths)`` when only stylesheets changed,
-   else ``("page_changed", "reload", paths)``, sent after the module reload
+   ``PageChanged("css", url_paths)`` when only stylesheets changed,
+   else ``PageChanged("reload", paths)``, sent after the module reload
    so the refreshed page runs the new code.
 
 The watch is set up synchronously in :meth:`Watcher.start` (the supervisor
@@ -43,13 +43,16 @@ from typing import Any
 
 from watchfiles._rust_notify import RustNotify
 
+from .control import PageChanged
 from .events import LogEvent, ReloadEvent
 
 # The notifier returns a batch once no new change arrived for one step (so
-# 1-2 steps after the last change), or at the latest after the debounce.  At
-# 10 ms a save is served ~25 ms later (p95, bench/reload_latency.py); 5 ms
-# saves ~8 ms more but doubles the idle wake-ups (1% of a core).
-STEP_MS = 10
+# 1-2 steps after the last change), or at the latest after the debounce; it
+# also wakes once a step while idle.  Workers notice a saved module by
+# themselves before the next request (dynamic.DynamicModules.cached), so the
+# step only paces browser refreshes and the log: 40 ms keeps those prompt and
+# an idle supervisor to ~25 wake-ups a second.
+STEP_MS = 40
 DEBOUNCE_MS = 300
 TIMEOUT_MS = 1000  # how long one wait lasts before the loop looks again
 
@@ -329,7 +332,7 @@ class Watcher:
         if not urls or not self.supervisor.config.livereload:
             return
         only_css = not modules and all(url.endswith(".css") for url in urls)
-        self.supervisor.broadcast(("page_changed", "css" if only_css else "reload", tuple(urls)))
+        self.supervisor.broadcast(PageChanged("css" if only_css else "reload", tuple(urls)))
 
     def reload_modules(self, paths: list[str]) -> None:
         """Clear stale bytecode, purge the changed modules and their importers, report once."""

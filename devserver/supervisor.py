@@ -19,6 +19,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from .config import Config
+from .control import ControlMessage, Reload
 from .events import Event, ServerEvent, WorkerEvent
 from .worker import worker_main
 
@@ -205,7 +206,7 @@ class Supervisor:
             self.slots[self.slots.index(slot)] = new
 
     # control -----------------------------------------------------------------
-    def broadcast(self, message: tuple[Any, ...]) -> None:
+    def broadcast(self, message: ControlMessage) -> None:
         """Send a control message to every worker."""
         with self._lock:
             for slot in self.slots:
@@ -222,7 +223,7 @@ class Supervisor:
         """
         with self._lock:
             generation = self.generation.value + 1
-            message = ("reload", generation, None if modules is None else tuple(modules), tuple(paths))
+            message = Reload(generation, None if modules is None else tuple(modules), tuple(paths))
             for slot in self.slots:
                 try:
                     slot.control.send(message)

@@ -40,14 +40,9 @@ class ThreadPool:
         self._threads = 0
         self._idle = 0
         self._waiting: deque[float] = deque()  # submit times of calls no thread has taken yet
-        self._closed = False
+        self._watching: asyncio.TimerHandle | None = None
         for _ in range(self.base):
             self._start_thread()
-        self._watch()
-
-    @property
-    def size(self) -> int:
-        return self._threads
 
     def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run ``fn(*args)`` in a pool thread (call from the loop thread)."""
@@ -59,17 +54,20 @@ class ThreadPool:
         self._jobs.put((now, future, fn, args))
         if idle == 0 and self._threads < self.base:
             self._start_thread()
+        if self._watching is None:
+            self._watching = self.loop.call_later(GROW_AFTER, self._watch)
         return future
 
     def _watch(self) -> None:
-        """Every few ms: if the oldest call has waited too long, add a thread."""
-        if self._closed:
-            return
+        """While calls wait: if the oldest has waited too long, add a thread.  Idle, nothing runs."""
+        self._watching = None
         with self._lock:
             oldest = self._waiting[0] if self._waiting else None
-        if oldest is not None and time.monotonic() - oldest > GROW_AFTER and self._threads < self.maximum:
+        if oldest is None:
+            return
+        if time.monotonic() - oldest > GROW_AFTER and self._threads < self.maximum:
             self._start_thread()
-        self.loop.call_later(GROW_AFTER, self._watch)
+        self._watching = self.loop.call_later(GROW_AFTER, self._watch)
 
     def _start_thread(self) -> None:
         with self._lock:
@@ -127,9 +125,3 @@ class ThreadPool:
                 future.set_exception(error)
             else:
                 future.set_result(result)
-
-    def shutdown(self) -> None:
-        """Let every thread finish its current call and exit."""
-        self._closed = True
-        for _ in range(self._threads):
-            self._jobs.put(None)

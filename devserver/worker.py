@@ -14,23 +14,38 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from . import static
 from .config import Config
-from .connection import ClientGone, Connection, Exchange
+from .connection import Connection
+from .control import ControlMessage, PageChanged, Reload
 from .dynamic import DynamicModules, ImportFailed, NotFound, split_script
 from .eventqueue import MAX_BATCH, EventChannel, EventSink
 from .events import LogEvent, ReloadEvent, RequestEvent, WorkerStatus
+from .exchange import ClientGone, Exchange, Responder
+from .hostcheck import HostPolicy
 from .http import Limits
 from .threadpool import ThreadPool
-from .wsgi import WSGIApp, serve_wsgi
+from .timers import Repeater
+from .wsgi import WSGIApp, WSGIServer, serve_wsgi
 
 FLUSH_EVERY = 0.05  # seconds between event batches
 SWEEP_EVERY = 0.5  # seconds between timeout sweeps
 STATUS_EVERY = 1.0
 INTERNAL_PREFIX = "/__devserver__/"
+ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"  # what OPTIONS * says the server takes
 SAVE_SETTLE = 0.1  # seconds: a module file younger than this may still be being written
+SAVE_PATIENCE = 2.0  # seconds a request waits for a module that keeps being saved
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """What try_sync found for a request it could not answer at once, so handle() need not look again."""
+
+    static: static.StaticResponse | None  # None: not a file, the APP answers
 
 
 class Worker:
@@ -48,25 +63,56 @@ class Worker:
         self.generation = generation
         self.applied_generation = generation.value if generation is not None else 0
         self.connections: set[Connection] = set()
-        self.dynamic = DynamicModules(config.dynamic)
+        self.dynamic = DynamicModules(config.dynamic, follow_saves=config.reload)
         self.requests = 0
         self.draining = False
         self.server: asyncio.AbstractServer | None = None
         self.stopped = asyncio.Event()
-        self.hooks: dict[str, Any] = {}  # extensions: "internal" handler, "html_transform", control messages
+        # Filled by extensions (live reload) before serving starts.
+        self.internal: Callable[[Responder, Exchange], Awaitable[None]] | None = None
+        self.html_transform: Callable[[bytes], bytes] | None = None
+        self.page_listeners: list[Callable[[PageChanged], None]] = []
+        self.shutdown_hooks: list[Callable[[], None]] = []
+        self.on_message: dict[type, Callable[[Any], None]] = {Reload: self._on_reload, PageChanged: self._on_page_changed}
         addr = sock.getsockname()
         self.server_address = (config.host, addr[1])
+        self.wsgi: WSGIServer | None = None  # built in serve(), once the extensions are in
+        # Periodic work, each asleep while it has nothing to do (timers.py).
+        self.flusher = Repeater(self.loop, FLUSH_EVERY, self.sink.flush, lambda: len(self.sink) > 0)
+        self.sweeper = Repeater(self.loop, SWEEP_EVERY, self._sweep, lambda: bool(self.connections))
+        self._reported = (-1, -1)
+        self.reporter = Repeater(self.loop, STATUS_EVERY, self._status,
+                                 lambda: self._reported != (self.requests, len(self.connections)))
         self.app_name, self.app_attr = (config.app.split(":", 1) if config.app else (None, None))
+        self.hosts = HostPolicy.for_bind(config.host, config.allowed_hosts)
 
     # routing ---------------------------------------------------------------
+    def _answered_by_server(self, conn: Connection, exchange: Exchange) -> bool:
+        """Requests the server answers itself, before any file or app: foreign Hosts, ``OPTIONS *``."""
+        request = exchange.request
+        host = next((v for n, v in request.headers if n.lower() == "host"), None)
+        if not self.hosts.allows(host):
+            conn.begin(exchange)
+            conn.send_error(403, HostPolicy.refusal(host or ""))
+            conn.end()
+            return True
+        if request.path == "*":  # the parser lets the asterisk form through only for OPTIONS
+            conn.begin(exchange)
+            conn.send(200, [("Allow", ALLOW)])
+            conn.end()
+            return True
+        return False
+
     def try_sync(self, conn: Connection, exchange: Exchange) -> bool:
         """Answer a request without a task when it needs no waiting (small static files)."""
+        if self._answered_by_server(conn, exchange):
+            return True
         path = exchange.request.path
         if path.startswith(INTERNAL_PREFIX) or split_script(path) is not None:
             return False
         response = self._static(exchange)
         if response is None or response.file is not None:
-            exchange.prepared = response
+            exchange.prepared = Routed(response)
             return False
         conn.begin(exchange)
         conn.send(response.status, response.headers, response.body)
@@ -84,21 +130,24 @@ class Worker:
                 return None
         headers = {name.lower(): value for name, value in request.headers}
         return static.serve(self.config.root, request.method, request.path, headers,
-                            html_transform=self.hooks.get("html_transform"))
+                            html_transform=self.html_transform)
 
     async def handle(self, conn: Connection, exchange: Exchange) -> None:
         """Answer the request at the head of ``conn``'s queue."""
+        routed = exchange.prepared if isinstance(exchange.prepared, Routed) else None
+        if routed is None and self._answered_by_server(conn, exchange):
+            return
         conn.begin(exchange)
         path = exchange.request.path
         try:
-            if path.startswith(INTERNAL_PREFIX) and "internal" in self.hooks:
-                await self.hooks["internal"](conn, exchange)
+            if path.startswith(INTERNAL_PREFIX) and self.internal is not None:
+                await self.internal(conn, exchange)
                 return
             script = split_script(path)
             if script is not None:
                 await self._dynamic(conn, exchange, *script)
                 return
-            response = exchange.prepared if exchange.prepared is not None else self._static(exchange)
+            response = routed.static if routed is not None else self._static(exchange)
             if response is None:
                 await self._app(conn, exchange)
             elif response.file is not None:
@@ -116,21 +165,30 @@ class Worker:
     async def _load(self, name: str, attribute: str = "application") -> WSGIApp:
         """The app, after pending reloads; a module caught mid-save is tried once more.
 
-        An editor that truncates then writes leaves a moment when the file is
-        empty or half written; importing it then fails although the save
-        about to land is fine.  If the file changed in the last moment, wait
-        for the save to settle and import again before answering an error.
+        A loaded app is found on the loop; an import (first use, or after a
+        reload) runs in the thread pool, so a slow import never holds up
+        other requests.  An editor that truncates then writes leaves a moment
+        when the file is empty or half written; importing it then fails
+        although the save about to land is fine.  If the file changed in the
+        last moment, wait for the save to settle and import again before
+        answering an error.
         """
         self.catch_up()
-        try:
-            return self.dynamic.app(name, attribute)
-        except (NotFound, ImportFailed):
-            if not self.dynamic.changed_within(name, SAVE_SETTLE):
-                raise
-        await asyncio.sleep(SAVE_SETTLE)
-        self.catch_up()
-        self.dynamic.purge([name])
-        return self.dynamic.app(name, attribute)
+        app = self.dynamic.cached(name, attribute)
+        if app is not None:
+            return app
+        deadline = time.monotonic() + SAVE_PATIENCE
+        while True:
+            try:
+                return await self.pool.submit(self.dynamic.app, name, attribute)
+            except (NotFound, ImportFailed):
+                # Saves in quick succession can catch every attempt mid-write: keep trying while
+                # the file keeps changing, within SAVE_PATIENCE.
+                if not self.dynamic.changed_within(name, SAVE_SETTLE) or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(SAVE_SETTLE)
+            self.catch_up()
+            self.dynamic.purge([name])
 
     async def _dynamic(self, conn: Connection, exchange: Exchange, name: str, script_name: str, path_info: str) -> None:
         try:
@@ -142,7 +200,8 @@ class Worker:
         except ImportFailed as exc:
             self._import_failed(conn, exchange, exc)
             return
-        await serve_wsgi(conn, exchange, app, script_name, path_info)
+        assert self.wsgi is not None
+        await serve_wsgi(conn, exchange, app, script_name, path_info, self.wsgi)
 
     async def _app(self, conn: Connection, exchange: Exchange) -> None:
         try:
@@ -154,11 +213,13 @@ class Worker:
         except ImportFailed as exc:
             self._import_failed(conn, exchange, exc)
             return
-        await serve_wsgi(conn, exchange, app, "", exchange.request.path)
+        assert self.wsgi is not None
+        await serve_wsgi(conn, exchange, app, "", exchange.request.path, self.wsgi)
 
     def _import_failed(self, conn: Connection, exchange: Exchange, exc: ImportFailed) -> None:
         exchange.traceback = exc.traceback
         self.sink.emit(ReloadEvent(time.time(), (), (exc.name,), 0.0, exc.traceback, self.pid))
+        self.flusher.poke()
         conn.send_error(500, f"Module {exc.name!r} failed to import.", exc.traceback)
         conn.end()
 
@@ -185,19 +246,18 @@ class Worker:
                 return
             self.on_control(message)
 
-    def on_control(self, message: tuple[Any, ...]) -> None:
-        kind = message[0]
-        if kind == "reload":
-            _, generation, modules, paths = message
-            started = time.perf_counter()
-            purged = self.dynamic.purge(self.dynamic.loaded() if modules is None else modules)
-            self.applied_generation = max(self.applied_generation, generation)
-            if "reloaded" in self.hooks:
-                self.hooks["reloaded"](paths, purged, (time.perf_counter() - started) * 1000)
-        elif kind == "stop":
-            self.begin_shutdown()
-        elif kind in self.hooks:
-            self.hooks[kind](*message[1:])
+    def on_control(self, message: ControlMessage) -> None:
+        handler = self.on_message.get(type(message))
+        if handler is not None:
+            handler(message)
+
+    def _on_reload(self, message: Reload) -> None:
+        self.dynamic.purge(self.dynamic.loaded() if message.modules is None else message.modules)
+        self.applied_generation = max(self.applied_generation, message.generation)
+
+    def _on_page_changed(self, message: PageChanged) -> None:
+        for listener in self.page_listeners:
+            listener(message)
 
     # events ------------------------------------------------------------------
     def record(self, conn: Connection, exchange: Exchange) -> None:
@@ -215,34 +275,45 @@ class Worker:
         ))
         if len(self.sink) >= 256:
             self.sink.flush()
+        self.flusher.poke()
+        self.reporter.poke()
 
     def log_line(self, text: str) -> None:
-        """A line from wsgi.errors (thread-safe)."""
-        self.sink.emit(LogEvent(time.time(), self.pid, text, "error"))
+        """A line from wsgi.errors or the app's output (thread-safe)."""
+        self.emit_threadsafe(LogEvent(time.time(), self.pid, text, "error"))
 
-    def _tick_flush(self) -> None:
-        self.sink.flush()
-        self.loop.call_later(FLUSH_EVERY, self._tick_flush)
+    def emit_threadsafe(self, event: LogEvent) -> None:
+        """An event from any thread (the sink's deque takes appends from any thread)."""
+        self.sink.emit(event)
+        self.flusher.poke_threadsafe()
 
-    def _tick_sweep(self) -> None:
+    def _sweep(self) -> None:
         now = time.monotonic()
         for conn in list(self.connections):
             conn.expire(now)
-        self.loop.call_later(SWEEP_EVERY, self._tick_sweep)
 
-    def _tick_status(self) -> None:
+    def _status(self) -> None:
+        self._reported = (self.requests, len(self.connections))
         self.sink.emit(WorkerStatus(time.time(), self.pid, self.requests, len(self.connections), _rss()))
-        self.loop.call_later(STATUS_EVERY, self._tick_status)
+        self.flusher.poke()
+
+    def opened(self, conn: Connection) -> None:
+        self.connections.add(conn)
+        self.sweeper.poke()
+        self.reporter.poke()
+
+    def closed(self, conn: Connection) -> None:
+        self.connections.discard(conn)
 
     # lifecycle ---------------------------------------------------------------
     async def serve(self) -> None:
+        self.wsgi = WSGIServer(self.pool, self.server_address, self.config.workers > 1, self.log_line,
+                               self.html_transform)
         self.server = await self.loop.create_server(lambda: Connection(self), sock=self.sock, backlog=self.config.backlog)
         if self.control is not None:
             self.loop.add_reader(self.control.fileno(), self.on_control_ready)
         self.loop.add_signal_handler(signal.SIGTERM, self.begin_shutdown)
-        self._tick_flush()
-        self._tick_sweep()
-        self._tick_status()
+        self.reporter.poke()  # the first status tells the dashboard this worker's figures
         await self.stopped.wait()
         self.sink.flush()
 
@@ -253,8 +324,8 @@ class Worker:
         self.draining = True
         if self.server is not None:
             self.server.close()
-        if "shutdown" in self.hooks:
-            self.hooks["shutdown"]()
+        for hook in self.shutdown_hooks:
+            hook()
         for conn in list(self.connections):
             if conn.current is None and not conn.queue:
                 conn.close()
@@ -286,23 +357,21 @@ def _rss() -> int:
 class _OutputToEvents:
     """sys.stdout/stderr of a worker under the dashboard: each line becomes a LogEvent.
 
-    A print() in an app would otherwise be drawn over the dashboard.
+    A print() in an app would otherwise be drawn over the dashboard.  Lines
+    go through the worker's event sink, so a full channel drops them counted,
+    like any event, and never blocks the app.
     """
 
-    def __init__(self, events: Any, level: str) -> None:
-        self._events = events
+    def __init__(self, emit: Callable[[LogEvent], None], level: str) -> None:
+        self._emit = emit
         self._level = level
         self._partial = ""
 
     def write(self, text: str) -> int:
         lines = (self._partial + text).split("\n")
         self._partial = lines.pop()
-        if lines:
-            batch = [LogEvent(time.time(), os.getpid(), line, self._level) for line in lines]
-            try:
-                self._events.put_nowait(batch)
-            except Exception:  # noqa: BLE001 - a full queue loses output, never blocks the app
-                pass
+        for line in lines:
+            self._emit(LogEvent(time.time(), os.getpid(), line, self._level))
         return len(text)
 
     def flush(self) -> None:
@@ -312,13 +381,13 @@ class _OutputToEvents:
         return False
 
 
-def _route_output_to_events(events: Any) -> None:
+def _route_output_to_events(emit: Callable[[LogEvent], None]) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # output written below Python (C extensions) goes nowhere, not over the screen
     os.dup2(devnull, 2)
     os.close(devnull)
-    sys.stdout = _OutputToEvents(events, "info")  # type: ignore[assignment]
-    sys.stderr = _OutputToEvents(events, "error")  # type: ignore[assignment]
+    sys.stdout = _OutputToEvents(emit, "info")  # type: ignore[assignment]
+    sys.stderr = _OutputToEvents(emit, "error")  # type: ignore[assignment]
 
 
 def worker_main(config: Config, sock: socket.socket, event_pipe: Any, control: Any, generation: Any, index: int) -> None:
@@ -326,14 +395,15 @@ def worker_main(config: Config, sock: socket.socket, event_pipe: Any, control: A
     events = EventChannel(event_pipe, max(1, config.queue_size // MAX_BATCH))
     # Ctrl-C reaches the whole process group; only the supervisor decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from . import extensions
-
-    if config.tui:
-        _route_output_to_events(events)
 
     async def main() -> None:
         worker = Worker(config, sock, events, control, generation)
-        extensions.install(worker)
+        if config.tui:
+            _route_output_to_events(worker.emit_threadsafe)
+        if config.livereload:
+            from .livereload import install
+
+            install(worker)
         await worker.serve()
 
     try:

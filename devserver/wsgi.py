@@ -12,16 +12,34 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, Protocol, TypeVar
 from urllib.parse import unquote_to_bytes
 
+from . import tracebacks
+from .exchange import ClientGone, Exchange, Responder
 from .tracebacks import ErrorReport
 
-from . import tracebacks
-from .connection import ClientGone, Connection, Exchange, thread_writer
-
 WSGIApp = Callable[..., Iterable[bytes]]
+T = TypeVar("T")
+
+
+class Pool(Protocol):
+    """Runs a blocking call off the event loop (threadpool.ThreadPool)."""
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WSGIServer:
+    """What the server side of PEP 3333 needs from the worker, handed in once."""
+
+    pool: Pool
+    address: tuple[str, int]  # SERVER_NAME, SERVER_PORT
+    multiprocess: bool
+    log_line: Callable[[str], None]  # a line written to wsgi.errors
+    html_transform: Callable[[bytes], bytes] | None  # applied to whole text/html bodies (live reload)
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
                         "te", "trailers", "transfer-encoding", "upgrade"})
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
@@ -76,15 +94,15 @@ class ErrorStream:
             self._partial = ""
 
 
-def build_environ(conn: Connection, exchange: Exchange, script_name: str, path_info: str,
-                  errors: IO[str], multiprocess: bool) -> dict[str, Any]:
+def build_environ(conn: Responder, exchange: Exchange, script_name: str, path_info: str,
+                  errors: IO[str], server: WSGIServer) -> dict[str, Any]:
     """The WSGI environ for one request (PEP 3333 "environ Variables").
 
     ``path_info`` is still percent-encoded; it is decoded here to bytes and
     carried as latin-1 text, as PEP 3333 asks of "bytes-as-str".
     """
     request = exchange.request
-    host, port = conn.worker.server_address
+    host, port = server.address
     environ: dict[str, Any] = {
         "REQUEST_METHOD": request.method,
         "SCRIPT_NAME": script_name,
@@ -102,18 +120,20 @@ def build_environ(conn: Connection, exchange: Exchange, script_name: str, path_i
         "wsgi.input": exchange.input(),
         "wsgi.errors": errors,
         "wsgi.multithread": True,
-        "wsgi.multiprocess": multiprocess,
+        "wsgi.multiprocess": server.multiprocess,
         "wsgi.run_once": False,
         "wsgi.file_wrapper": FileWrapper,
         "wsgi.input_terminated": True,
     }
     for name, value in request.headers:
+        if "_" in name:
+            # "X_Foo" and "X-Foo" map to one key, and "Content_Length" to CONTENT_LENGTH: a client could
+            # spoof what a proxy set, or the body's length.  Dropped, as nginx and gunicorn do.
+            continue
         key = name.upper().replace("-", "_")
         if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
             environ[key] = value
             continue
-        if "_" in name:
-            continue  # "X_Foo" would be indistinguishable from "X-Foo": drop it, as nginx and gunicorn do
         key = "HTTP_" + key
         environ[key] = f"{environ[key]},{value}" if key in environ else value
     if request.chunked:
@@ -140,15 +160,15 @@ class Outcome:
 class AppCall:
     """One call of a WSGI app, run in a thread."""
 
-    def __init__(self, conn: Connection, environ: dict[str, Any]) -> None:
+    def __init__(self, conn: Responder, exchange: Exchange, environ: dict[str, Any]) -> None:
         self.conn = conn
+        self.exchange = exchange
         self.environ = environ
         self.status = 0
         self.headers: list[tuple[str, str]] | None = None
         self.close = False
         self.headers_sent = False
-        self.write_called = False
-        self._write = thread_writer(conn)
+        self._write = conn.thread_writer()
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
         if exc_info is not None:
@@ -189,7 +209,6 @@ class AppCall:
             raise AssertionError("write() before start_response()")
         if not isinstance(data, bytes):
             raise AppError(f"the app must send bytes, not {type(data).__name__}")
-        self.write_called = True
         if not self.headers_sent:
             self.headers_sent = True
             self._call_loop(self._start_on_loop)
@@ -198,7 +217,7 @@ class AppCall:
 
     def _start_on_loop(self) -> None:
         if self.close:
-            self.conn.current.close = True  # type: ignore[union-attr]
+            self.exchange.close = True
         self.conn.start(self.status, self.headers or [])
 
     def _call_loop(self, fn: Callable[[], None]) -> None:
@@ -288,13 +307,13 @@ def _has_fileno(filelike: Any) -> bool:
         return False
 
 
-async def serve_wsgi(conn: Connection, exchange: Exchange, app: WSGIApp, script_name: str, path_info: str) -> None:
+async def serve_wsgi(conn: Responder, exchange: Exchange, app: WSGIApp, script_name: str, path_info: str,
+                     server: WSGIServer) -> None:
     """Run ``app`` for the current request and send what it answers."""
-    worker = conn.worker
-    errors = ErrorStream(worker.log_line)
-    environ = build_environ(conn, exchange, script_name, path_info, errors, worker.config.workers > 1)  # type: ignore[arg-type]
-    call = AppCall(conn, environ)
-    outcome: Outcome = await worker.pool.submit(call.run, app)
+    errors = ErrorStream(server.log_line)
+    environ = build_environ(conn, exchange, script_name, path_info, errors, server)
+    call = AppCall(conn, exchange, environ)
+    outcome: Outcome = await server.pool.submit(call.run, app)
     errors.flush()
     exchange.traceback = outcome.traceback
     exchange.report = outcome.report
@@ -302,23 +321,23 @@ async def serve_wsgi(conn: Connection, exchange: Exchange, app: WSGIApp, script_
         conn.send_error(500, "The application raised an exception.", outcome.traceback, report=outcome.report)
         conn.end()
     elif outcome.kind == "aborted":
-        # Headers are gone: a 500 can no longer be sent, so the connection ends (STYLE.md §3).
+        # Headers are gone: a 500 can no longer be sent, so the connection ends.
         exchange.close = True
         if exchange.status == 0:
             exchange.status = 500
         conn.abort()
         conn.end()
     elif outcome.kind == "whole":
-        body, close = _fit_body(outcome)
+        body = outcome.body
         headers = outcome.headers or []
-        transform = worker.hooks.get("html_transform")
+        transform = server.html_transform
         if transform is not None and outcome.status == 200 and _plain_html(headers):
             body = transform(body)  # apps' pages refresh on save too (live reload)
             headers = [(n, str(len(body)) if n.lower() == "content-length" else v) for n, v in headers]
-        conn.send(outcome.status, headers, body, close=close)
+        conn.send(outcome.status, headers, body, close=outcome.close)
         conn.end()
     elif outcome.kind == "file":
-        await _send_wrapped_file(conn, outcome)
+        await _send_wrapped_file(conn, exchange, outcome)
     else:
         conn.finish()
 
@@ -329,45 +348,19 @@ def _plain_html(headers: list[tuple[str, str]]) -> bool:
     return names.get("content-type", "").lower().startswith("text/html") and "content-encoding" not in names
 
 
-def _fit_body(outcome: Outcome) -> tuple[bytes, bool]:
-    """Hold a whole body to the app's Content-Length: never more; if less, close after it."""
-    declared = next((v for n, v in outcome.headers or [] if n.lower() == "content-length"), None)
-    if declared is None or not declared.strip().isdigit():
-        return outcome.body, outcome.close
-    length = int(declared)
-    return outcome.body[:length], outcome.close or len(outcome.body) < length
-
-
-async def _send_wrapped_file(conn: Connection, outcome: Outcome) -> None:
+async def _send_wrapped_file(conn: Responder, exchange: Exchange, outcome: Outcome) -> None:
+    """A ``wsgi.file_wrapper`` body by sendfile; the app's Content-Length, if any, is kept to (writer.py)."""
     wrapper: FileWrapper = outcome.file
     filelike = wrapper.filelike
     offset = filelike.tell()
-    size = os.fstat(filelike.fileno()).st_size
-    headers = list(outcome.headers or [])
-    declared = next((v for n, v in headers if n.lower() == "content-length"), None)
-    length = int(declared) if declared and declared.isdigit() else size - offset
-    length = max(0, min(length, size - offset))
-    if declared is None:
-        headers.append(("Content-Length", str(length)))
+    available = max(0, os.fstat(filelike.fileno()).st_size - offset)
     if outcome.close:
-        conn.current.close = True  # type: ignore[union-attr]
+        exchange.close = True
     try:
-        await conn.send_file(outcome.status, headers, filelike, offset, length)
+        await conn.send_file(outcome.status, list(outcome.headers or []), filelike, offset, available)
     finally:
         wrapper.close()
     conn.end()
 
 
-def seed_app(function: Callable[[], Any]) -> WSGIApp:
-    """Wrap the seed's ``application()`` returning a string into a WSGI app."""
-
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        result = function()
-        body = result if isinstance(result, bytes) else str(result).encode("utf-8")
-        start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
-        return [body]
-
-    return app
-
-
-__all__ = ["AppError", "FileWrapper", "WSGIApp", "build_environ", "seed_app", "serve_wsgi"]
+__all__ = ["AppError", "FileWrapper", "WSGIApp", "WSGIServer", "build_environ", "serve_wsgi"]

@@ -8,11 +8,10 @@ at SCRIPT_NAME="/site.py"). Every link and redirect goes through
 from __future__ import annotations
 
 import time
-from html import escape
 from typing import Any
 from urllib.parse import quote, unquote
 
-from devserver.frame import App, Request, Response, abort, redirect
+from devserver.frame import App, Request, Response, abort, escape, redirect
 
 app = App()
 application = app  # /site.py looks for the module's ``application``
@@ -22,7 +21,7 @@ VISITOR_COOKIE = "visitor"
 
 
 def page(title: str, body: str) -> str:
-    """A whole HTML page; ``title`` is escaped here, ``body`` must already be."""
+    """A whole HTML page; ``title`` is escaped here, ``body`` must already be (``escape()`` its text)."""
     return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
             f"<title>{escape(title)}</title></head><body><h1>{escape(title)}</h1>{body}</body></html>\n")
 

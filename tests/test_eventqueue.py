@@ -66,3 +66,33 @@ def test_event_channel_never_blocks_on_an_absent_consumer() -> None:
     assert received + sink.dropped == 50 * 256
     channel.close(timeout=1)
     reader.close()
+
+
+def test_every_event_is_either_delivered_or_counted_across_many_batches() -> None:
+    """A stalled reader: thousands of events in many flushes; delivered + dropped is exactly what was emitted."""
+    q: queue.Queue = queue.Queue(maxsize=3)
+    sink = EventSink(q, 1)
+    delivered = 0
+    reported = 0
+    emitted = 0
+    for round_ in range(20):
+        for _ in range(437):  # not a multiple of the batch size: partial batches too
+            sink.emit(event(emitted))
+            emitted += 1
+        sink.flush()
+        if round_ % 4 == 3:  # the reader wakes up now and then and takes what is there
+            while not q.empty():
+                batch = q.get_nowait()
+                delivered += sum(1 for e in batch if not isinstance(e, DroppedEvents))
+                reported = max([reported, *(e.count for e in batch if isinstance(e, DroppedEvents))])
+    while not q.empty():
+        batch = q.get_nowait()
+        delivered += sum(1 for e in batch if not isinstance(e, DroppedEvents))
+        reported = max([reported, *(e.count for e in batch if isinstance(e, DroppedEvents))])
+    sink.flush()  # the last count goes out with the next batch that fits, even an empty one's report
+    sink.emit(event(-1))
+    sink.flush()
+    last = q.get_nowait()
+    reported = max([reported, *(e.count for e in last if isinstance(e, DroppedEvents))])
+    assert sink.dropped > 0 and delivered + sink.dropped == emitted
+    assert reported == sink.dropped

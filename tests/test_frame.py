@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
 
 import pytest
 
-from devserver.frame import App, HTTPError, Request, Response, abort, redirect
+from devserver.frame import App, HTTPError, Request, Response, abort, escape, redirect
+from devserver.livereload import SCRIPT_TAG
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 @dataclass(frozen=True)
@@ -401,3 +407,192 @@ def test_dynamic_routes_are_tried_in_insertion_order() -> None:
     app.add_route("/p/<s>", lambda s: "str")
     app.add_route("/p/me", lambda: "static")
     assert [call(app, p).body for p in ("/p/1", "/p/x", "/p/me")] == [b"int", b"str", b"static"]
+
+
+# Flask's and bottle's tuple returns.
+
+SHARED = Response("shared", headers={"X-Old": "1", "X-Keep": "k"})
+
+
+@pytest.fixture
+def tuples() -> App:
+    app = App()
+    results: dict[str, Any] = {
+        "/status": ("made", 201),
+        "/json-status": ({"a": 1}, 201),
+        "/status-dict": ("x", 202, {"X-A": "1"}),
+        "/status-pairs": ("x", 202, [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]),
+        "/headers-only": ("plain", {"Content-Type": "text/plain; charset=utf-8"}),
+        "/pairs-only": (b"\x00", [("Content-Type", "application/octet-stream")]),
+        "/response": (SHARED, 201, {"X-Old": "2"}),
+        "/no-content": ("dropped", 204),
+    }
+    for path, result in results.items():
+        app.add_route(path, returning(result))
+    return app
+
+
+def returning(result: Any) -> Any:
+    return lambda: result
+
+
+@pytest.mark.parametrize("path, status, ctype, body", [
+    ("/status", 201, "text/html; charset=utf-8", b"made"),
+    ("/json-status", 201, "application/json", b'{"a":1}'),
+    ("/status-dict", 202, "text/html; charset=utf-8", b"x"),
+    ("/headers-only", 200, "text/plain; charset=utf-8", b"plain"),
+    ("/pairs-only", 200, "application/octet-stream", b"\x00"),
+    ("/response", 201, "text/html; charset=utf-8", b"shared"),
+])
+def test_tuple_returns_set_status_and_headers(tuples: App, path: str, status: int, ctype: str, body: bytes) -> None:
+    result = call(tuples, path)
+    assert (result.status, result.all("Content-Type"), result.body) == (status, [ctype], body)
+    assert result.header("Content-Length") == str(len(body))
+
+
+def test_tuple_headers_replace_the_same_name_and_keep_repeats(tuples: App) -> None:
+    assert call(tuples, "/status-dict").header("X-A") == "1"
+    assert call(tuples, "/status-pairs").all("Set-Cookie") == ["a=1", "b=2"]
+    response = call(tuples, "/response")
+    assert (response.all("X-Old"), response.header("X-Keep")) == (["2"], "k")
+    assert (SHARED.status, SHARED.get_header("X-Old")) == (200, "1")  # the handler's object is not changed
+
+
+def test_tuple_with_a_no_body_status(tuples: App) -> None:
+    result = call(tuples, "/no-content")
+    assert (result.status, result.body, result.header("Content-Type")) == (204, b"", None)
+    assert call(tuples, "/status", method="HEAD").status == 201
+
+
+@pytest.mark.parametrize("result, message", [
+    (("x",), "must be"),
+    (("x", 201, {}, 1), "must be"),
+    (("x", "201"), "status must be an int"),
+    (("x", True), "status must be an int"),
+    (("x", 201, [("X-A",)]), "pairs"),
+    (("x", 201, {"X-A": 1}), "pairs"),
+    ((("x", 201), 202), "another tuple"),
+])
+def test_malformed_tuples_fail_with_a_clear_error(result: tuple[Any, ...], message: str) -> None:
+    app = App([("/", lambda: result)])
+    with pytest.raises(TypeError, match=message):
+        call(app, "/")
+
+
+# Escaping what came from a request.
+
+@pytest.mark.parametrize("value, expected", [
+    ("<script>alert('x')</script>", "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;"),
+    ('a "b" & c', "a &quot;b&quot; &amp; c"),
+    (42, "42"),
+    (None, "None"),
+])
+def test_escape(value: object, expected: str) -> None:
+    assert escape(value) == expected
+
+
+def readme_app() -> App:
+    """The app of README's "Writing apps" example, run as a user would copy it."""
+    section = README.read_text().split("## Writing apps", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert code is not None, "README's Writing apps section has no Python example"
+    namespace: dict[str, Any] = {}
+    exec(compile(code.group(1), "README.md", "exec"), namespace)  # noqa: S102 - the repository's own example
+    return namespace["app"]
+
+
+def test_readme_example_escapes_the_url_segment() -> None:
+    result = call(readme_app(), "/hello/<img src=x onerror=alert(1)>")
+    assert result.status == 200
+    assert b"<img" not in result.body and b"&lt;img src=x onerror=alert(1)&gt;" in result.body
+    assert call(readme_app(), "/api/items/7").body == b'{"id":7,"method":"GET"}'
+
+
+# Strict slashes: the other form of a routed path is redirected to, as Werkzeug does.
+
+@pytest.fixture
+def slashes() -> App:
+    app = App()
+    app.add_route("/users/<id>", lambda id: f"user {id}")
+    app.add_route("/users/", lambda: "all users", methods=["GET", "POST"])
+    app.add_route("/both", lambda: "no slash")
+    app.add_route("/both/", lambda: "slash")
+    app.add_route("/<name:path>.txt", lambda name: name)
+    return app
+
+
+@pytest.mark.parametrize("path, method, query, script_name, location", [
+    ("/users/1/", "GET", "", "", "/users/1"),
+    ("/users", "GET", "", "", "/users/"),
+    ("/users", "POST", "", "", "/users/"),  # 308 keeps the method, so a form post still lands
+    ("/users/1/", "HEAD", "", "", "/users/1"),
+    ("/users/1/", "GET", "a=1&b=%C3%BC&c", "", "/users/1?a=1&b=%C3%BC&c"),
+    ("/users/1/", "GET", "q=\xc3\xbc", "", "/users/1?q=%C3%BC"),  # raw UTF-8 bytes, latin-1 in the environ
+    ("/users/\xc3\xbc x/", "GET", "", "", "/users/%C3%BC%20x"),
+    ("/users/1/", "GET", "", "/site.py", "/site.py/users/1"),
+])
+def test_other_slash_form_is_a_308(slashes: App, path: str, method: str, query: str, script_name: str,
+                                   location: str) -> None:
+    result = call(slashes, path, method=method, query=query, script_name=script_name)
+    assert (result.status, result.header("Location")) == (308, location)
+    link = f'<a href="{escape(location)}">{escape(location)}</a>\n'.encode()
+    assert result.body == (b"" if method == "HEAD" else link)
+
+
+def test_the_redirect_target_answers(slashes: App) -> None:
+    location = call(slashes, "/users/7/").header("Location")
+    assert location is not None and call(slashes, location).body == b"user 7"
+
+
+@pytest.mark.parametrize("path, method, status, body", [
+    ("/both", "GET", 200, b"no slash"),  # both forms routed: each answers itself
+    ("/both/", "GET", 200, b"slash"),
+    ("/users/1/", "POST", 404, None),  # the other form has no POST route: nothing to redirect to
+    ("/users/1//", "GET", 404, None),
+    ("//evil.txt/", "GET", 404, None),  # "//evil.txt" is routed, but would be another site in a Location
+    ("/", "GET", 404, None),
+])
+def test_no_redirect_unless_only_the_other_form_is_routed(slashes: App, path: str, method: str, status: int,
+                                                         body: bytes | None) -> None:
+    result = call(slashes, path, method=method)
+    assert (result.status, result.header("Location")) == (status, None)
+    assert body is None or result.body == body
+
+
+# Through a live devserver: live reload touches only whole documents, redirects carry SCRIPT_NAME.
+
+PARTIALS_APP = """
+from devserver.frame import App
+
+application = App()
+application.add_route("/page", lambda: "<!DOCTYPE html><html><body><p>page</p></body></html>")
+application.add_route("/row", lambda: "<tr><td>htmx row</td></tr>")
+application.add_route("/text", lambda: "OK")
+application.add_route("/users/<id>", lambda id: id)
+"""
+
+
+def fetch(server: Any, path: str) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def test_live_reload_script_only_in_whole_documents(site: Path, server_factory: Any) -> None:
+    (site / "dynamic" / "partials.py").write_text(PARTIALS_APP)
+    (site / "html_page" / "row.html").write_text("<li>static fragment</li>\n")
+    server = server_factory("--workers", "1")
+    status, headers, body = fetch(server, "/partials.py/page")
+    assert status == 200 and body.count(SCRIPT_TAG) == 1 and body.index(SCRIPT_TAG) < body.index(b"</body>")
+    assert headers["content-length"] == str(len(body))
+    for path, expected in [("/partials.py/row", b"<tr><td>htmx row</td></tr>"), ("/partials.py/text", b"OK"),
+                           ("/row.html", b"<li>static fragment</li>\n")]:
+        status, headers, body = fetch(server, path)
+        assert (status, body) == (200, expected), path
+        assert headers["content-type"].startswith("text/html") and headers["content-length"] == str(len(body))
+    status, headers, _ = fetch(server, "/partials.py/users/1/?q=1")
+    assert (status, headers["location"]) == (308, "/partials.py/users/1?q=1")

@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from conftest import LiveServer, http_exchange, raw
 
 VALID = [
-    b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
-    b"GET /echo.py/x?y=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-    b"POST /echo.py HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
-    b"POST /echo.py HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    b"GET /echo.py/x?y=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    b"POST /echo.py HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello",
+    b"POST /echo.py HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
     b"HEAD /one_k.txt HTTP/1.0\r\n\r\n",
-    b"GET /one_k.txt HTTP/1.1\r\nHost: a\r\nRange: bytes=10-20\r\n\r\n",
+    b"GET /one_k.txt HTTP/1.1\r\nHost: localhost\r\nRange: bytes=10-20\r\n\r\n",
 ]
 
 
@@ -111,7 +111,7 @@ def test_random_bytes_get_a_response_or_a_clean_close(shared_server: LiveServer,
 
 def assert_alive(server: LiveServer) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        [(status, _, body)] = http_exchange(sock, b"GET /one_k.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        [(status, _, body)] = http_exchange(sock, b"GET /one_k.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
     assert status == 200 and body == b"x" * 1024
 
 
@@ -126,12 +126,12 @@ TRAVERSALS = [
 
 @pytest.mark.parametrize("target", TRAVERSALS)
 def test_path_traversal_in_every_encoding_never_escapes_the_root(shared_server: LiveServer, target: str) -> None:
-    stream = exchange_raw(shared_server, f"GET {target} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".encode("latin-1"))
+    stream = exchange_raw(shared_server, f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode("latin-1"))
     assert b"outside the root" not in stream and b"root:" not in stream
     assert stream.startswith((b"HTTP/1.1 400", b"HTTP/1.1 404")), stream[:60]
 
 
 @pytest.mark.parametrize("target", ["/os.py", "/subprocess.py", "/..%2fconftest.py", "/%2e%2e/x.py", "/json.decoder.py", "/echo%2epy"])
 def test_imports_outside_dynamic_are_refused(shared_server: LiveServer, target: str) -> None:
-    stream = exchange_raw(shared_server, f"GET {target} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".encode())
+    stream = exchange_raw(shared_server, f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
     assert stream.startswith((b"HTTP/1.1 400", b"HTTP/1.1 404")), stream[:60]

@@ -80,7 +80,13 @@ class EventStream:
 
 def test_inject_before_body_end_or_at_the_end() -> None:
     assert inject(b"<html><body><p>x</p></BODY></html>") == b"<html><body><p>x</p>" + SCRIPT_TAG + b"</BODY></html>"
-    assert inject(b"<p>fragment</p>") == b"<p>fragment</p>" + SCRIPT_TAG
+    assert inject(b"<!DOCTYPE html><title>t</title><p>x") == b"<!DOCTYPE html><title>t</title><p>x" + SCRIPT_TAG
+
+
+@pytest.mark.parametrize("fragment", [b"<p>fragment</p>", b"<tr><td>htmx row</td></tr>", b"plain text", b"",
+                                      b"<htmlish>not a document</htmlish>"])
+def test_fragments_are_never_injected(fragment: bytes) -> None:
+    assert inject(fragment) == fragment
 
 
 def test_html_pages_get_the_script(server_factory) -> None:

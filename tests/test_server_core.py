@@ -13,7 +13,7 @@ from conftest import http_exchange, raw, read_responses
 
 def get(server, target: str, extra: bytes = b"") -> tuple[int, dict[str, str], bytes]:
     with server.connect() as sock:
-        return http_exchange(sock, b"GET " + target.encode() + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" + extra + b"\r\n")[0]
+        return http_exchange(sock, b"GET " + target.encode() + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n" + extra + b"\r\n")[0]
 
 
 def test_static_index_and_404(server) -> None:
@@ -28,13 +28,13 @@ def test_static_index_and_404(server) -> None:
 def test_keep_alive_serves_many_requests_on_one_connection(server) -> None:
     with server.connect() as sock:
         for _ in range(5):
-            [(status, headers, body)] = http_exchange(sock, b"GET /one_k.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            [(status, headers, body)] = http_exchange(sock, b"GET /one_k.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")
             assert status == 200 and body == b"x" * 1024
             assert headers.get("connection") != "close"
 
 
 def test_connection_close_is_honoured(server) -> None:
-    data = raw(server, b"GET /one_k.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    data = raw(server, b"GET /one_k.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 200 OK") and b"Connection: close" in data
     assert data.endswith(b"x" * 1024)
 
@@ -46,7 +46,7 @@ def test_http_10_gets_an_http_10_response_and_close(server) -> None:
 
 def test_pipelined_requests_are_answered_in_order(server) -> None:
     targets = ["/echo.py/1", "/one_k.txt", "/slow.py?s=0.3", "/echo.py/4", "/missing", "/echo.py/6"]
-    data = b"".join(b"GET " + t.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n" for t in targets)
+    data = b"".join(b"GET " + t.encode() + b" HTTP/1.1\r\nHost: localhost\r\n\r\n" for t in targets)
     with server.connect() as sock:
         responses = http_exchange(sock, data, len(targets))
     assert [r[0] for r in responses] == [200, 200, 200, 200, 404, 200]
@@ -58,8 +58,8 @@ def test_pipelined_requests_are_answered_in_order(server) -> None:
 
 def test_request_body_with_content_length_and_chunked(server) -> None:
     with server.connect() as sock:
-        [(s1, _, b1)] = http_exchange(sock, b"POST /echo.py HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world")
-        [(s2, _, b2)] = http_exchange(sock, b"POST /echo.py HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+        [(s1, _, b1)] = http_exchange(sock, b"POST /echo.py HTTP/1.1\r\nHost: localhost\r\nContent-Length: 11\r\n\r\nhello world")
+        [(s2, _, b2)] = http_exchange(sock, b"POST /echo.py HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
                                             b"6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n")
     assert s1 == s2 == 200
     assert json.loads(b1)["body"] == json.loads(b2)["body"] == "hello world"
@@ -69,7 +69,7 @@ def test_request_body_with_content_length_and_chunked(server) -> None:
 def test_expect_100_continue(server) -> None:
     with server.connect() as sock:
         sock.settimeout(5)
-        sock.sendall(b"POST /echo.py HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
+        sock.sendall(b"POST /echo.py HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
         interim = sock.recv(100)
         assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
         sock.sendall(b"data")
@@ -78,13 +78,13 @@ def test_expect_100_continue(server) -> None:
 
 
 def test_head_has_headers_and_no_body(server) -> None:
-    data = raw(server, b"HEAD /one_k.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    data = raw(server, b"HEAD /one_k.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
     head, _, body = data.partition(b"\r\n\r\n")
     assert b"Content-Length: 1024" in head and body == b""
 
 
 def test_chunked_response_for_a_streaming_app(server) -> None:
-    data = raw(server, b"GET /stream.py HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    data = raw(server, b"GET /stream.py HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
     assert b"Transfer-Encoding: chunked" in data
     assert data.endswith(b"0\r\n\r\n")
     data = raw(server, b"GET /stream.py HTTP/1.0\r\n\r\n")
@@ -97,16 +97,16 @@ def test_large_file_is_sent_whole(server, site) -> None:
 
 
 @pytest.mark.parametrize("request_bytes,status", [
-    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414),
-    (b"GET / HTTP/1.1\r\nHost: t\r\n" + b"X-Many: y\r\n" * 120 + b"\r\n", 431),
-    (b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"y" * 70_000 + b"\r\n\r\n", 431),
-    (b"POST /echo.py HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
-    (b"POST /echo.py HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400),
-    (b"POST /echo.py HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n", 400),
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n", 414),
+    (b"GET / HTTP/1.1\r\nHost: localhost\r\n" + b"X-Many: y\r\n" * 120 + b"\r\n", 431),
+    (b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"y" * 70_000 + b"\r\n\r\n", 431),
+    (b"POST /echo.py HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    (b"POST /echo.py HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400),
+    (b"POST /echo.py HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n", 400),
     (b"GET / HTTP/1.1\nHost: t\n\n", 400),
     (b"GET / HTTP/1.1\r\nHost: t\x00\r\n\r\n", 400),
-    (b"POST /echo.py HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
-    (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505),
+    (b"POST /echo.py HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+    (b"GET / HTTP/2.0\r\nHost: localhost\r\n\r\n", 505),
     (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", 400),
 ])
 def test_protocol_errors_get_a_status_and_close_and_the_worker_serves_on(server, request_bytes: bytes, status: int) -> None:
@@ -118,20 +118,20 @@ def test_protocol_errors_get_a_status_and_close_and_the_worker_serves_on(server,
 
 def test_body_over_max_body_is_413(server_factory) -> None:
     server = server_factory("--workers", "1", "--max-body", "1K")
-    data = raw(server, b"POST /echo.py HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n" + b"a" * 5000)
+    data = raw(server, b"POST /echo.py HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000\r\n\r\n" + b"a" * 5000)
     assert data.startswith(b"HTTP/1.1 413 ")
     with server.connect() as sock:
-        [(status, _, _)] = http_exchange(sock, b"POST /echo.py HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n" + b"a" * 1000)
+        [(status, _, _)] = http_exchange(sock, b"POST /echo.py HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n" + b"a" * 1000)
     assert status == 200
 
 
 def test_slow_header_gets_408_and_idle_keepalive_is_closed(server_factory) -> None:
     server = server_factory("--workers", "1", "--header-timeout", "1", "--keepalive-timeout", "1")
     started = time.monotonic()
-    data = raw(server, b"GET / HTTP/1.1\r\nHost: t\r\n", timeout=10)
+    data = raw(server, b"GET / HTTP/1.1\r\nHost: localhost\r\n", timeout=10)
     assert data.startswith(b"HTTP/1.1 408 ") and time.monotonic() - started < 4
     with server.connect() as sock:
-        http_exchange(sock, b"GET /one_k.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        http_exchange(sock, b"GET /one_k.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")
         sock.settimeout(10)
         started = time.monotonic()
         assert sock.recv(10) == b""  # closed by the server, silently
@@ -141,7 +141,7 @@ def test_slow_header_gets_408_and_idle_keepalive_is_closed(server_factory) -> No
 def test_a_slow_app_an_idle_connection_and_a_slow_client_do_not_hold_up_others(server) -> None:
     """One worker: while all three are pending, a static request is answered at once."""
     idle = server.connect()
-    http_exchange(idle, b"GET /one_k.txt HTTP/1.1\r\nHost: t\r\n\r\n")  # now idle, kept alive
+    http_exchange(idle, b"GET /one_k.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")  # now idle, kept alive
     slow_client = server.connect()
     slow_client.sendall(b"GET / HTTP/1.1\r\nHo")  # a head that is not finished
     result: dict[str, float] = {}
@@ -190,7 +190,7 @@ def test_many_concurrent_connections_across_workers(server_factory) -> None:
         try:
             with server.connect() as sock:
                 for _ in range(20):
-                    [(status, _, body)] = http_exchange(sock, b"GET /one_k.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+                    [(status, _, body)] = http_exchange(sock, b"GET /one_k.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")
                     assert status == 200 and len(body) == 1024
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
@@ -220,7 +220,7 @@ def test_a_1_gib_file_costs_the_worker_only_a_few_mib(server, site) -> None:
     before = _peak_rss_kib(pid)
     received = 0
     with server.connect(timeout=60) as sock:
-        sock.sendall(b"GET /huge.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        sock.sendall(b"GET /huge.bin HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         head = b""
         while b"\r\n\r\n" not in head:
             head += sock.recv(4096)

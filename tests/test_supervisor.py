@@ -23,7 +23,7 @@ def run_cli(*args: str, cwd: Path = REPO, timeout: float = 30) -> subprocess.Com
 
 def get_status(port: int, target: str = "/one_k.txt", host: str = "127.0.0.1") -> int:
     with socket.create_connection((host, port), timeout=5) as sock:
-        return http_exchange(sock, b"GET " + target.encode() + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")[0][0]
+        return http_exchange(sock, b"GET " + target.encode() + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")[0][0]
 
 
 def test_help_documents_every_option() -> None:
@@ -114,17 +114,28 @@ def test_in_flight_request_finishes_during_shutdown(server_factory) -> None:
     result: dict[str, object] = {}
 
     def slow() -> None:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-            result["response"] = http_exchange(sock, b"GET /slow.py?s=1.5 HTTP/1.1\r\nHost: t\r\n\r\n")[0]
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            request = b"GET /slow.py?s=1.5&started=inflight HTTP/1.1\r\nHost: localhost\r\n\r\n"
+            result["response"] = http_exchange(sock, request, timeout=30)[0]
 
     thread = threading.Thread(target=slow)
     thread.start()
-    time.sleep(0.5)
+    marker = server.cwd / "inflight"
+    deadline = time.monotonic() + 20
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert marker.exists(), "the slow request never reached the app"
     server.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
-    with pytest.raises(OSError):
-        get_status(server.port)  # no longer accepting
-    thread.join(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # no longer accepting, soon after the signal
+        try:
+            get_status(server.port)
+        except OSError:
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail("the server still accepted connections 10 s after SIGTERM")
+    thread.join(30)
     assert server.proc.wait(10) == 0
     status, headers, body = result["response"]  # type: ignore[misc]
     assert status == 200 and body == b"slept 1.5"

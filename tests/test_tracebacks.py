@@ -65,7 +65,7 @@ def test_report_keeps_frames_source_locals_request_and_pickles() -> None:
 
 
 def test_500_page_starts_at_the_app_and_masks_secrets(server: LiveServer) -> None:
-    response = raw(server, b"GET /boom_locals.py?missing HTTP/1.1\r\nHost: x\r\nCookie: sid=s3cr3t\r\n"
+    response = raw(server, b"GET /boom_locals.py?missing HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: sid=s3cr3t\r\n"
                            b"X-Password: hunter2\r\nConnection: close\r\n\r\n")
     head, _, body = response.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 500 ")
@@ -81,4 +81,4 @@ def test_500_page_starts_at_the_app_and_masks_secrets(server: LiveServer) -> Non
     assert "<code>GET /boom_locals.py?missing</code>" in page
     assert 'class="cur"><code>    return {&quot;known&quot;: count}[name]</code>' in page
     # The server lives on.
-    assert raw(server, b"GET /one_k.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").startswith(b"HTTP/1.1 200")
+    assert raw(server, b"GET /one_k.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").startswith(b"HTTP/1.1 200")

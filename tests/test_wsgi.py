@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import http_exchange, raw
+from conftest import http_exchange, raw, read_all, read_responses
 
 
 def request(server, target: str, method: str = "GET", body: bytes = b"", headers: bytes = b"", close: bool = True):
-    head = f"{method} {target} HTTP/1.1\r\nHost: example.test:8080\r\n".encode() + headers
+    head = f"{method} {target} HTTP/1.1\r\nHost: localhost:8080\r\n".encode() + headers
     if body:
         head += b"Content-Length: %d\r\n" % len(body)
     if close:
@@ -33,7 +33,7 @@ def test_environ_is_complete(server) -> None:
     assert env["CONTENT_TYPE"] == "text/plain" and env["CONTENT_LENGTH"] == "3"
     assert env["SERVER_NAME"] == "127.0.0.1" and env["SERVER_PORT"] == str(server.port)
     assert env["SERVER_PROTOCOL"] == "HTTP/1.1" and env["REMOTE_ADDR"] == "127.0.0.1"
-    assert env["HTTP_HOST"] == "example.test:8080" and env["HTTP_X_TWICE"] == "1,2"
+    assert env["HTTP_HOST"] == "localhost:8080" and env["HTTP_X_TWICE"] == "1,2"
     assert "HTTP_CONTENT_TYPE" not in env and "HTTP_CONTENT_LENGTH" not in env
     assert env["wsgi.version"] == [1, 0] and env["wsgi.url_scheme"] == "http"
     assert env["wsgi.multithread"] is True and env["wsgi.multiprocess"] is False
@@ -60,7 +60,7 @@ def test_server_passes_wsgiref_validator(server, target: str, method: str, body:
 
 
 def test_chunked_upload_reaches_wsgi_input_in_full(server) -> None:
-    data = raw(server, b"POST /validated.py HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    data = raw(server, b"POST /validated.py HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
                        b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n")
     assert data.endswith(b"POST /validated.py  7")
 
@@ -68,12 +68,12 @@ def test_chunked_upload_reaches_wsgi_input_in_full(server) -> None:
 def test_close_is_always_called(server) -> None:
     before = int(request(server, "/contract.py/closed")[2])
     assert request(server, "/contract.py/close-called")[2] == b"ab"
-    raw(server, b"GET /contract.py/fail-after-headers HTTP/1.1\r\nHost: t\r\n\r\n")
+    raw(server, b"GET /contract.py/fail-after-headers HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert int(request(server, "/contract.py/closed")[2]) == before + 2
 
 
 def test_exception_after_headers_closes_the_connection(server) -> None:
-    data = raw(server, b"GET /contract.py/fail-after-headers HTTP/1.1\r\nHost: t\r\n\r\n")
+    data = raw(server, b"GET /contract.py/fail-after-headers HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 200 OK") and b"first" in data
     assert not data.endswith(b"0\r\n\r\n"), "the chunked body must not look complete"
     server.wait_for("ValueError: failed while streaming")
@@ -96,10 +96,36 @@ def test_file_wrapper_is_sent_whole(server, site: Path) -> None:
     assert headers["content-length"] == str(len(body))
 
 
+@pytest.mark.parametrize("delta", [0, 10, -10])
+def test_file_wrapper_keeps_to_the_declared_length(server, site: Path, delta: int) -> None:
+    """What the app declares is what the client is told; the bytes on the wire match it, or the connection ends.
+
+    Declared more than the file: the client gets the whole file and then the
+    close (never a wait for bytes that will not come).  Declared less: the
+    body is cut at the declared length and the connection closed, so the
+    surplus is never read as the next response.  Exact: the connection stays.
+    """
+    source = (site / "dynamic" / "contract.py").read_bytes()
+    target = f"/contract.py/file-declared/{delta}".encode()
+    with server.connect(timeout=5) as sock:
+        sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                     b"GET /contract.py/closed HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        data = read_all(sock) if delta else b""
+        if not delta:
+            [(status, headers, body), (second, _, _)] = read_responses(sock, 2)
+            assert status == 200 and body == source and second == 200  # the connection carried both
+            return
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert f"Content-Length: {len(source) + delta}".encode() in head
+    assert body == source[: len(source) + delta]  # never more than declared, and nothing after it
+    # The mismatch is logged with the request.
+    server.wait_for(rf"file-declared/{delta} 200 .*declared Content-Length {len(source) + delta}")
+
+
 def test_no_body_for_204_and_head(server) -> None:
-    data = raw(server, b"GET /contract.py/no-content HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    data = raw(server, b"GET /contract.py/no-content HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 204 ") and data.endswith(b"\r\n\r\n")
-    data = raw(server, b"HEAD /stream.py HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    data = raw(server, b"HEAD /stream.py HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
     assert data.endswith(b"\r\n\r\n") and b"part" not in data
 
 
@@ -109,7 +135,7 @@ def test_header_injection_is_refused_with_500(server) -> None:
 
 
 def test_short_body_closes_the_connection(server) -> None:
-    data = raw(server, b"GET /contract.py/short HTTP/1.1\r\nHost: t\r\n\r\n")
+    data = raw(server, b"GET /contract.py/short HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert data.endswith(b"12345")  # and the server closed: raw() returned
 
 

@@ -47,6 +47,14 @@ def application(environ, start_response):
         f = open(__file__, "rb")
         start_response("200 OK", [("Content-Type", "text/x-python")])
         return environ["wsgi.file_wrapper"](f, 8192)
+    if path.startswith("/file-declared/"):
+        # A file_wrapper body with a Content-Length the app chose: more, fewer or exactly the file's bytes.
+        f = open(__file__, "rb")
+        size = len(f.read())
+        f.seek(0)
+        declared = size + int(path.rsplit("/", 1)[1])
+        start_response("200 OK", [("Content-Type", "text/x-python"), ("Content-Length", str(declared))])
+        return environ["wsgi.file_wrapper"](f, 8192)
     if path == "/no-content":
         start_response("204 No Content", [])
         return [b""]
