@@ -55,6 +55,7 @@ class RequestEvent:
     request_body: BodyRecord | None = None  # None: bodies are not being recorded (or there was none)
     response_body: BodyRecord | None = None
     error_report: ErrorReport | None = None  # an app's exception: frames, source, locals, request
+    logs: tuple[str, ...] = ()  # lines the app printed or logged while serving this request
 
 
 @dataclass(frozen=True, slots=True)

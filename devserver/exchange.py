@@ -17,6 +17,7 @@ from typing import BinaryIO, Protocol
 
 from .capture import Capture
 from .http import Request
+from .requestlogs import LineCollector
 from .tracebacks import ErrorReport
 from .writer import BodyWriter
 
@@ -33,7 +34,7 @@ class Exchange:
 
     __slots__ = ("request", "body", "preview", "started", "status", "sent", "response_headers",
                  "traceback", "error", "continue_sent", "close", "prepared", "body_size", "writer",
-                 "capture", "report")
+                 "capture", "report", "logs")
 
     def __init__(self, request: Request) -> None:
         self.request = request
@@ -52,6 +53,7 @@ class Exchange:
         self.writer: BodyWriter | None = None  # the response's framing, once its head is out
         self.capture: Capture | None = None  # bodies recorded for the dashboard (devserver.capture)
         self.report: ErrorReport | None = None  # an app's exception in full (devserver.tracebacks)
+        self.logs: LineCollector | None = None  # what the app printed or logged while serving it
 
     def add_body(self, data: bytes) -> None:
         if self.body is None:

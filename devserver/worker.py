@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import static
+from . import requestlogs, static
 from .config import Config
 from .connection import Connection
 from .control import ControlMessage, PageChanged, Reload
@@ -272,6 +272,7 @@ class Worker:
             request_headers=tuple(request.headers), response_headers=tuple(exchange.response_headers),
             body_preview=exchange.preview, traceback=exchange.traceback, error=exchange.error,
             request_body=request_body, response_body=response_body, error_report=exchange.report,
+            logs=exchange.logs.snapshot() if exchange.logs is not None else (),
         ))
         if len(self.sink) >= 256:
             self.sink.flush()
@@ -281,6 +282,7 @@ class Worker:
     def log_line(self, text: str) -> None:
         """A line from wsgi.errors or the app's output (thread-safe)."""
         self.emit_threadsafe(LogEvent(time.time(), self.pid, text, "error"))
+        requestlogs.note(text)
 
     def emit_threadsafe(self, event: LogEvent) -> None:
         """An event from any thread (the sink's deque takes appends from any thread)."""
@@ -372,6 +374,7 @@ class _OutputToEvents:
         self._partial = lines.pop()
         for line in lines:
             self._emit(LogEvent(time.time(), os.getpid(), line, self._level))
+            requestlogs.note(line)
         return len(text)
 
     def flush(self) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, Protocol, TypeVar
 from urllib.parse import unquote_to_bytes
 
-from . import tracebacks
+from . import requestlogs, tracebacks
 from .exchange import ClientGone, Exchange, Responder
 from .tracebacks import ErrorReport
 
@@ -313,7 +313,8 @@ async def serve_wsgi(conn: Responder, exchange: Exchange, app: WSGIApp, script_n
     errors = ErrorStream(server.log_line)
     environ = build_environ(conn, exchange, script_name, path_info, errors, server)
     call = AppCall(conn, exchange, environ)
-    outcome: Outcome = await server.pool.submit(call.run, app)
+    exchange.logs = requestlogs.LineCollector()
+    outcome: Outcome = await server.pool.submit(requestlogs.call_with, exchange.logs, call.run, app)
     errors.flush()
     exchange.traceback = outcome.traceback
     exchange.report = outcome.report

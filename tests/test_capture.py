@@ -200,3 +200,20 @@ def test_store_drops_the_oldest_segment_first(tmp_path: Path) -> None:
     assert all(r.truncated and r.size == 50 * 1024 for r in records)
     store.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_app_output_is_attached_to_its_request(live: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from devserver.events import LogEvent
+
+    server = live(workers=2, tui=True)  # under the dashboard, workers' stdout/stderr become events
+    with ThreadPoolExecutor(8) as pool:
+        ports = {tag: port for tag, (_, _, port) in
+                 zip(range(16), pool.map(lambda t: server.request("GET", f"/chatty.py?t{t}"), range(16)))}
+    for tag, port in ports.items():
+        event = server.request_event(lambda e, p=port: e.client.endswith(f":{p}"))
+        assert event.logs == (f"print from t{tag}", f"logging from t{tag}", f"errors from t{tag}"), event.logs
+    # ... and the lines are still in the server log.
+    lines = {e.text for e in server.events if isinstance(e, LogEvent)}
+    assert {"print from t3", "logging from t3", "errors from t3"} <= lines

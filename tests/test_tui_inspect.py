@@ -285,3 +285,15 @@ async def test_detail_of_a_failed_request_shows_frames_source_and_locals() -> No
         assert "name = 'missing\\x1b[2J'" in text  # escaped for the terminal
         assert text.endswith("count = 1000\n\nKeyError: 'missing'")
         assert "2 app frames" in str(app.screen.query_one("#traceback-title").content)
+
+
+async def test_detail_shows_what_the_app_printed_for_this_request() -> None:
+    chatty = event(target="/chatty.py?t1", logs=("print from t1", "logging \x1b[31mfrom t1"))
+    app, _ = make_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        app.feed([chatty])
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert str(app.screen.query_one("#app-output").content) == "print from t1\nlogging \\x1b[31mfrom t1"
+        assert "2 lines" in str(app.screen.query_one("#app-output-title").content)

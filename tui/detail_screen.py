@@ -117,6 +117,9 @@ class DetailScreen(Screen[None]):
                                          classes="traceback", id="traceback")
             elif r.traceback:
                 yield from self._section("Traceback", escape_controls(r.traceback), classes="traceback", id="traceback")
+            if r.logs:
+                yield from self._section(f"App output while serving it ({len(r.logs)} lines)",
+                                         escape_controls("\n".join(r.logs)), id="app-output")
             yield from self._section("Query", query_text(r.target))
             yield from self._section("Request headers", headers_text(r.request_headers), id="request-headers")
             yield from self._body("request", r.request_headers)
