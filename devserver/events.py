@@ -56,6 +56,7 @@ class RequestEvent:
     response_body: BodyRecord | None = None
     error_report: ErrorReport | None = None  # an app's exception: frames, source, locals, request
     logs: tuple[str, ...] = ()  # lines the app printed or logged while serving this request
+    request_id: str = ""  # names the request in the LogEvents of those lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,7 @@ class LogEvent:
     worker_pid: int
     text: str
     level: str = "info"
+    request_id: str = ""  # the request being served when an app wrote the line, if any
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,8 @@ bounded copy, which the dashboard's detail screen shows.
 from __future__ import annotations
 
 import contextvars
+import itertools
+import os
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -23,11 +25,12 @@ T = TypeVar("T")
 class LineCollector:
     """The first ``MAX_LINES`` lines of one request's output, and how many more there were."""
 
-    __slots__ = ("lines", "dropped")
+    __slots__ = ("lines", "dropped", "id")
 
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.dropped = 0
+        self.id = f"{os.getpid():x}-{next(_serial)}"  # names the request in JSON log lines
 
     def add(self, text: str) -> None:
         if len(self.lines) < MAX_LINES:  # list.append is atomic: threads of one request may share it
@@ -44,6 +47,15 @@ class LineCollector:
 
 current: contextvars.ContextVar[LineCollector | None] = contextvars.ContextVar("devserver_request_lines",
                                                                                 default=None)
+
+
+_serial = itertools.count(1)
+
+
+def current_id() -> str:
+    """The id of the request the calling thread serves ("" outside one)."""
+    collector = current.get()
+    return collector.id if collector is not None else ""
 
 
 def note(text: str) -> None:

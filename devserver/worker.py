@@ -273,6 +273,7 @@ class Worker:
             body_preview=exchange.preview, traceback=exchange.traceback, error=exchange.error,
             request_body=request_body, response_body=response_body, error_report=exchange.report,
             logs=exchange.logs.snapshot() if exchange.logs is not None else (),
+            request_id=exchange.logs.id if exchange.logs is not None else "",
         ))
         if len(self.sink) >= 256:
             self.sink.flush()
@@ -281,7 +282,7 @@ class Worker:
 
     def log_line(self, text: str) -> None:
         """A line from wsgi.errors or the app's output (thread-safe)."""
-        self.emit_threadsafe(LogEvent(time.time(), self.pid, text, "error"))
+        self.emit_threadsafe(LogEvent(time.time(), self.pid, text, "error", requestlogs.current_id()))
         requestlogs.note(text)
 
     def emit_threadsafe(self, event: LogEvent) -> None:
@@ -373,7 +374,7 @@ class _OutputToEvents:
         lines = (self._partial + text).split("\n")
         self._partial = lines.pop()
         for line in lines:
-            self._emit(LogEvent(time.time(), os.getpid(), line, self._level))
+            self._emit(LogEvent(time.time(), os.getpid(), line, self._level, requestlogs.current_id()))
             requestlogs.note(line)
         return len(text)
 
@@ -401,7 +402,7 @@ def worker_main(config: Config, sock: socket.socket, event_pipe: Any, control: A
 
     async def main() -> None:
         worker = Worker(config, sock, events, control, generation)
-        if config.tui:
+        if config.tui or config.log_format == "json":  # JSON logs: app output as objects, never raw text
             _route_output_to_events(worker.emit_threadsafe)
         if config.livereload:
             from .livereload import install

@@ -7,6 +7,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -217,3 +218,19 @@ def test_app_output_is_attached_to_its_request(live: Any) -> None:
     # ... and the lines are still in the server log.
     lines = {e.text for e in server.events if isinstance(e, LogEvent)}
     assert {"print from t3", "logging from t3", "errors from t3"} <= lines
+
+
+def test_json_log_lines_of_an_app_name_their_request(server_factory: Any) -> None:
+    server = server_factory("--workers", "1", "--no-tui", "--log-format", "json")
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("GET", "/chatty.py?j1")
+    assert conn.getresponse().read() == b"ok"
+    conn.close()
+    server.wait_for(re.escape('"text": "errors from j1"'))
+    server.wait_for(re.escape('"type": "RequestEvent"'))
+    records = [json.loads(line) for line in list(server.lines) if line.startswith("{")]
+    request = next(r for r in records if r.get("type") == "RequestEvent")
+    lines = [r for r in records if r.get("type") == "LogEvent" and "j1" in r["text"]]
+    assert {r["text"] for r in lines} == {"print from j1", "logging from j1", "errors from j1"}
+    assert request["request_id"] and all(r["request_id"] == request["request_id"] for r in lines)
+    assert request["logs"] == ["print from j1", "logging from j1", "errors from j1"]
