@@ -343,8 +343,13 @@ def test_no_tui_prints_console_lines_in_a_terminal(tmux: Tmux, site: Path) -> No
     assert "devserver stopped" in tmux.screen()
 
 
-def test_replay_of_a_64k_post_is_byte_identical_and_exported_curl_gets_the_same_answer(tmux: Tmux, site: Path) -> None:
-    port = start_devserver(tmux, site)
+def test_replay_of_a_64k_post_is_byte_identical_and_exported_curl_gets_the_same_answer(
+    tmux: Tmux, site: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    tmux.start(["env", f"TMPDIR={tmp}", *devserver_argv(), "--port", str(port), "--workers", "2"], site)
     tmux.wait_screen(lambda s: "workers 2/2" in s, "both workers in the header")
     tmux.remember_processes()
     payload = os.urandom(64 * 1024)
@@ -363,6 +368,8 @@ def test_replay_of_a_64k_post_is_byte_identical_and_exported_curl_gets_the_same_
     # The app answers with the hash of what it received: an identical answer means an identical body.
     detail = tmux.wait_screen(lambda s: "Replay of POST /hash_echo.py" in s and "body: same" in s, "the diff")
     assert "status: 200 (same)" in detail and f"Request body ({len(payload)} bytes)" in detail
+    [spool] = tmp.glob("devserver-bodies-*")  # the recorded bodies: private, and gone after quitting
+    assert spool.stat().st_mode & 0o777 == 0o700 and any(spool.iterdir())
 
     tmux.keys("y")  # copy as curl: also saved in the working directory
     found = []
@@ -381,3 +388,4 @@ def test_replay_of_a_64k_post_is_byte_identical_and_exported_curl_gets_the_same_
     tmux.wait_screen(lambda s: "Requests 2" in s and "Replay of" not in s, "the main screen again")
     tmux.keys("q")
     assert tmux.wait_exit() == "status 0"
+    assert not spool.exists()

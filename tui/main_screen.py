@@ -25,6 +25,7 @@ from devserver.events import (
     WorkerStatus,
 )
 from tui.detail_screen import DetailScreen
+from tui.edit_screen import EditScreen
 from tui.export import CopyRequested
 from tui.filter import Context
 from tui.filter_bar import FilterBar
@@ -49,6 +50,7 @@ class MainScreen(Screen[None]):
         Binding("p", "pause", "Pause", tooltip="Pause / resume the request log"),
         Binding("c", "clear", "Clear", tooltip="Clear the request log"),
         Binding("r", "replay", "Replay", tooltip="Send the selected request to the server again"),
+        Binding("e", "edit", "Edit", show=False, tooltip="Edit the selected request, then send it"),
         Binding("y", "copy('curl')", "curl", tooltip="Copy the selected request as a curl command (and save it)"),
         Binding("Y", "copy('httpie')", "HTTPie", show=False, tooltip="Copy the selected request as an HTTPie command"),
         Binding("W", "har", "HAR", show=False, tooltip="Write the requests shown (filter applied) as a HAR 1.2 file"),
@@ -173,6 +175,12 @@ class MainScreen(Screen[None]):
             self.notify("No request selected.", severity="warning")
         else:
             self.post_message(CopyRequested(request, kind))
+
+    def action_edit(self) -> None:
+        if (request := self.request_log.selected) is None:
+            self.notify("No request selected.", severity="warning")
+        else:
+            self.app.push_screen(EditScreen(request, original=self.replays.original_of(request) or request))
 
     def action_har(self) -> None:
         self.app.export_har(self.request_log.rows)  # type: ignore[attr-defined]
