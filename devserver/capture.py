@@ -40,7 +40,7 @@ class BodyStore:
         self._fd = -1
         self._offset = 0
         self._serial = 0
-        self._pid = os.getpid()
+        self.pid = os.getpid()  # a store belongs to one process
 
     def write(self, chunks: list[bytes], kept: int) -> tuple[str, int]:
         """Append ``chunks`` (``kept`` bytes in all); return (segment path, offset)."""
@@ -59,7 +59,7 @@ class BodyStore:
         if self._fd >= 0:
             os.close(self._fd)
         self._serial += 1
-        path = os.path.join(self.directory, f"{self._pid}-{self._serial}.bodies")
+        path = os.path.join(self.directory, f"{self.pid}-{self._serial}.bodies")
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         self._offset = 0
         self._segments.append(path)
@@ -147,7 +147,7 @@ def begin(config: Config) -> Capture | None:
     global _store
     if not config.capture_dir or config.body_cap <= 0:
         return None
-    if _store is None or _store._pid != os.getpid():
+    if _store is None or _store.pid != os.getpid():
         _store = BodyStore(config.capture_dir, config.body_store // max(1, config.workers))
         Finalize(_store, _store.close, exitpriority=10)  # a worker's clean exit deletes its spool
     return Capture(_store, config.body_cap)

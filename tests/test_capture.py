@@ -8,7 +8,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
 import threading
@@ -123,7 +122,7 @@ def test_replay_sends_the_exact_body_and_refuses_a_cut_one(live: Any) -> None:
     result = replay_request(event, server.url)
     assert result.status == 200 and result.body == original
 
-    status, _, port = server.request("POST", "/echo.py", b"x" * 5000)
+    _, _, port = server.request("POST", "/echo.py", b"x" * 5000)
     cut = server.request_event(lambda e: e.client.endswith(f":{port}"))
     with pytest.raises(ExportError, match="cut at 4096 bytes of 5000"):
         replay_request(cut, server.url)
@@ -131,7 +130,6 @@ def test_replay_sends_the_exact_body_and_refuses_a_cut_one(live: Any) -> None:
         curl_command(cut, server.url)
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 @pytest.mark.parametrize("body", [b"", b'{"name": "caf\xc3\xa9", "quote": "it\'s"}', bytes(range(256)) * 4])
 def test_exported_curl_gets_the_same_response(live: Any, body: bytes) -> None:
     server = live()
@@ -141,7 +139,7 @@ def test_exported_curl_gets_the_same_response(live: Any, body: bytes) -> None:
     assert status == 200
     event = server.request_event(lambda e: e.client.endswith(f":{port}"))
     command = curl_command(event, server.url)
-    run = subprocess.run(["bash", "-c", command], capture_output=True, timeout=30)
+    run = subprocess.run(["bash", "-c", command], capture_output=True, timeout=30, check=False)
     assert run.returncode == 0, run.stderr
     assert hashlib.sha256(run.stdout).hexdigest() == hashlib.sha256(original).hexdigest(), (run.stdout, original)
 

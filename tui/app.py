@@ -39,13 +39,13 @@ from devserver.config import Config
 from devserver.events import Event, RequestEvent
 from devserver.safetext import escape_controls
 from tui import format as fmt
+from tui.bodies import BodyNotExact
 from tui.control import Control
 from tui.detail_screen import DetailScreen
 from tui.export import COMMANDS, CopyRequested, ExportError, har_json
 from tui.feed import EventBuffer, EventsArrived, settle_gc
 from tui.help_screen import HelpScreen
 from tui.main_screen import MainScreen
-from tui.bodies import BodyNotExact
 from tui.replay import ReplayRequested, replay_request
 from tui.request_log import RequestLog
 

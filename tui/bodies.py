@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from devserver.events import BodyRecord, RequestEvent
+from tui.format import size as fmt_size
 
 Side = Literal["request", "response"]
 
@@ -55,8 +56,6 @@ class Body:
 
 def load_body(event: RequestEvent, side: Side) -> Body:
     """Read a side's body and describe how much of it is known."""
-    from tui.format import size as fmt_size
-
     record = record_of(event, side)
     if record is not None:
         data = read_record(record)

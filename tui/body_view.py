@@ -105,9 +105,9 @@ def render_body(data: bytes, content_type: str, *, size: int | None = None, cut:
     if not data:
         return "—"
     kind, charset = media_type(content_type)
-    if kind.startswith("image/") or not kind:
-        if (image := describe_image(data, size if size is not None else len(data))) is not None:
-            return image
+    image = describe_image(data, size if size is not None else len(data)) if kind.startswith("image/") or not kind else None
+    if image is not None:
+        return image
     text = decode_text(data, charset, cut)
     if text is None:
         return hex_dump(data)

@@ -41,7 +41,7 @@ def request_as_text(event: RequestEvent) -> str:
 
 def parse_request_text(text: str, base: RequestEvent) -> tuple[RequestEvent, bytes]:
     """The request the edited ``text`` describes (a copy of ``base`` otherwise), and its body."""
-    head, sep, body = text.partition("\n\n")
+    head, _, body = text.partition("\n\n")
     lines = head.split("\n")
     parts = lines[0].split()
     if len(parts) not in (2, 3) or not parts[0].isalpha():

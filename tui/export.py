@@ -14,7 +14,7 @@ import base64
 import json
 import shlex
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
@@ -106,7 +106,7 @@ def httpie_command(event: RequestEvent, base_url: str) -> str:
 
 
 def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _pairs(headers: Iterable[tuple[str, str]]) -> list[dict[str, str]]:

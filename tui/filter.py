@@ -96,7 +96,7 @@ class Not:
 
 
 @dataclass(frozen=True, slots=True)
-class All:
+class AllOf:
     parts: tuple[Node, ...]
 
     def matches(self, event: RequestEvent, ctx: Context) -> bool:
@@ -104,7 +104,7 @@ class All:
 
 
 @dataclass(frozen=True, slots=True)
-class Any_:
+class AnyOf:
     parts: tuple[Node, ...]
 
     def matches(self, event: RequestEvent, ctx: Context) -> bool:
@@ -361,15 +361,15 @@ class _Parser:
         while self.is_op("|"):
             self.take()
             parts.append(self.parse_and())
-        return parts[0] if len(parts) == 1 else Any_(tuple(parts))
+        return parts[0] if len(parts) == 1 else AnyOf(tuple(parts))
 
     def parse_and(self) -> Node:
         parts = [self.parse_not()]
-        while (token := self.peek()) is not None and not self.is_op("|") and not self.is_op(")"):
+        while self.peek() is not None and not self.is_op("|") and not self.is_op(")"):
             if self.is_op("&"):
                 self.take()
             parts.append(self.parse_not())
-        return parts[0] if len(parts) == 1 else All(tuple(parts))
+        return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
 
     def parse_not(self) -> Node:
         if self.is_op("!"):
