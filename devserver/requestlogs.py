@@ -25,7 +25,7 @@ T = TypeVar("T")
 class LineCollector:
     """The first ``MAX_LINES`` lines of one request's output, and how many more there were."""
 
-    __slots__ = ("lines", "dropped", "id")
+    __slots__ = ("dropped", "id", "lines")
 
     def __init__(self) -> None:
         self.lines: list[str] = []

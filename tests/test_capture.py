@@ -118,6 +118,7 @@ def test_replay_sends_the_exact_body_and_refuses_a_cut_one(live: Any) -> None:
     server = live(body_cap=4096)
     small = json.dumps({"items": list(range(500))}).encode()  # ~2.4 KB: the failing replay
     status, original, port = server.request("POST", "/echo.py", small, {"Content-Type": "application/json"})
+    assert status == 200
     event = server.request_event(lambda e: e.client.endswith(f":{port}"))
     result = replay_request(event, server.url)
     assert result.status == 200 and result.body == original
