@@ -85,7 +85,7 @@ class DynamicModules:
     def is_ours(self, module: ModuleType) -> bool:
         """True if ``module`` was loaded from a file inside the folder."""
         file = getattr(module, "__file__", None)
-        return bool(file) and os.path.realpath(file).startswith(self.folder + os.sep)
+        return file is not None and os.path.realpath(file).startswith(self.folder + os.sep)
 
     def load(self, name: str) -> ModuleType:
         """Import (or reuse) module ``name`` from the folder.

@@ -83,7 +83,10 @@ class Worker:
         self._reported = (-1, -1)
         self.reporter = Repeater(self.loop, STATUS_EVERY, self._status,
                                  lambda: self._reported != (self.requests, len(self.connections)))
-        self.app_name, self.app_attr = (config.app.split(":", 1) if config.app else (None, None))
+        self.app_name: str | None = None
+        self.app_attr: str | None = None
+        if config.app:
+            self.app_name, self.app_attr = config.app.split(":", 1)
         self.hosts = HostPolicy.for_bind(config.host, config.allowed_hosts)
 
     # routing ---------------------------------------------------------------

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import IO, Any, BinaryIO, Protocol, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar
 from urllib.parse import unquote_to_bytes
 
 from . import requestlogs, tracebacks
@@ -95,7 +95,7 @@ class ErrorStream:
 
 
 def build_environ(conn: Responder, exchange: Exchange, script_name: str, path_info: str,
-                  errors: IO[str], server: WSGIServer) -> dict[str, Any]:
+                  errors: ErrorStream, server: WSGIServer) -> dict[str, Any]:
     """The WSGI environ for one request (PEP 3333 "environ Variables").
 
     ``path_info`` is still percent-encoded; it is decoded here to bytes and
