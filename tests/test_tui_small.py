@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -58,15 +59,24 @@ async def test_help_is_on_the_footer_and_lists_every_key(size: tuple[int, int]) 
         assert dialog.scroll_y == dialog.max_scroll_y
 
 
+async def settled(pilot: Any, condition: Any, timeout: float = 5.0) -> None:
+    """Let layout and redraws run until ``condition()`` holds (fail after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await pilot.pause(0.05)
+
+
 async def test_at_80x24_side_panels_do_not_wrap_or_scroll_sideways() -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         app.feed(traffic())
-        await pilot.pause(0.3)
+        workers = app.screen.query_one(WorkersPanel)
+        # Columns are fitted once the rows and the layout are in: no sideways scrollbar, ever after.
+        await settled(pilot, lambda: workers.row_count == 2 and not workers.show_horizontal_scrollbar)
         for line in app.screen.query("StatsPanel Static"):
             if line.id != "rps":
                 assert line.region.height == 1, f"#{line.id} wraps"
-        workers = app.screen.query_one(WorkersPanel)
         assert not workers.show_horizontal_scrollbar
         assert "MEM" not in workers.shown_columns and "REQS" in workers.shown_columns
 
@@ -85,7 +95,7 @@ async def test_at_160_columns_the_workers_panel_has_every_column_and_no_scrollba
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         app.feed(traffic())
-        await pilot.pause(0.3)
         workers = app.screen.query_one(WorkersPanel)
+        await settled(pilot, lambda: workers.row_count == 2 and not workers.show_horizontal_scrollbar)
         assert workers.shown_columns == WorkersPanel.COLUMNS
         assert not workers.show_horizontal_scrollbar and not workers.show_vertical_scrollbar
