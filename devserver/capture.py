@@ -49,9 +49,13 @@ class BodyStore:
         path, offset = self._segments[-1], self._offset
         data = b"".join(chunks) if len(chunks) != 1 else chunks[0]
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError:
+            self._offset = self.segment_size  # part of it may be in the file: offsets there are off, start afresh
+            raise
         self._offset += kept
         return path, offset
 

@@ -233,3 +233,31 @@ def test_json_log_lines_of_an_app_name_their_request(server_factory: Any) -> Non
     assert {r["text"] for r in lines} == {"print from j1", "logging from j1", "errors from j1"}
     assert request["request_id"] and all(r["request_id"] == request["request_id"] for r in lines)
     assert request["logs"] == ["print from j1", "logging from j1", "errors from j1"]
+
+
+def test_a_failed_write_loses_that_body_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = BodyStore(str(tmp_path), total=SEGMENTS * 64 * 1024)
+
+    def body(byte: bytes) -> BodyRecorder:
+        recorder = BodyRecorder(cap=1024)
+        recorder.feed(byte * 100)
+        return recorder
+
+    kept = body(b"a").record(store)
+    real_write = os.write
+    calls = []
+
+    def disk_fills(fd: int, data: Any) -> int:  # 10 bytes go in, then the disk is full
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, bytes(data[:10]))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", disk_fills)
+    lost = body(b"b").record(store)
+    monkeypatch.setattr(os, "write", real_write)
+    after = body(b"c").record(store)
+    assert lost is not None and lost.kept == 0 and lost.size == 100 and read_record(lost) == b""
+    assert kept is not None and read_record(kept) == b"a" * 100
+    assert after is not None and read_record(after) == b"c" * 100  # not shifted by the 10 stray bytes
+    store.close()
