@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .config import Config
 
 SEGMENTS = 8
+FLUSH_BYTES = 256 * 1024  # pending body bytes written at once even before the worker flushes its events
 
 
 class BodyStore:
@@ -38,28 +39,43 @@ class BodyStore:
         self.segment_size = max(64 * 1024, total // SEGMENTS)
         self._segments: deque[str] = deque()
         self._fd = -1
-        self._offset = 0
+        self._offset = 0  # where the next body goes in the newest segment (pending bytes included)
         self._serial = 0
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self.pid = os.getpid()  # a store belongs to one process
 
     def write(self, chunks: list[bytes], kept: int) -> tuple[str, int]:
-        """Append ``chunks`` (``kept`` bytes in all); return (segment path, offset)."""
+        """Add ``chunks`` (``kept`` bytes in all); return (segment path, offset).
+
+        The bytes are written at the next :meth:`flush` (one write for many
+        bodies), which the worker calls before it sends the events that name them.
+        """
         if self._fd < 0 or self._offset >= self.segment_size:
             self._rotate()
         path, offset = self._segments[-1], self._offset
-        data = b"".join(chunks) if len(chunks) != 1 else chunks[0]
-        view = memoryview(data)
+        self._pending.extend(chunks)
+        self._pending_bytes += kept
+        self._offset += kept
+        if self._pending_bytes >= FLUSH_BYTES:
+            self.flush()
+        return path, offset
+
+    def flush(self) -> None:
+        """Write the pending bodies.  On a failure (full disk) they are lost and a fresh segment starts."""
+        if not self._pending:
+            return
+        view = memoryview(b"".join(self._pending))
+        self._pending, self._pending_bytes = [], 0
         try:
             while view:
                 written = os.write(self._fd, view)
                 view = view[written:]
         except OSError:
             self._offset = self.segment_size  # part of it may be in the file: offsets there are off, start afresh
-            raise
-        self._offset += kept
-        return path, offset
 
     def _rotate(self) -> None:
+        self.flush()
         if self._fd >= 0:
             os.close(self._fd)
         self._serial += 1
@@ -72,6 +88,7 @@ class BodyStore:
 
     def close(self) -> None:
         """Delete this worker's segments (the dashboard also removes the folder on exit)."""
+        self._pending, self._pending_bytes = [], 0
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -144,6 +161,12 @@ class Capture:
 
 
 _store: BodyStore | None = None
+
+
+def flush() -> None:
+    """Write this process's pending bodies (before the events that name them leave the worker)."""
+    if _store is not None and _store.pid == os.getpid():
+        _store.flush()
 
 
 def begin(config: Config) -> Capture | None:

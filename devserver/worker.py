@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import requestlogs, static
+from . import capture, requestlogs, static
 from .config import Config
 from .connection import Connection
 from .control import ControlMessage, PageChanged, Reload
@@ -78,7 +78,7 @@ class Worker:
         self.server_address = (config.host, addr[1])
         self.wsgi: WSGIServer | None = None  # built in serve(), once the extensions are in
         # Periodic work, each asleep while it has nothing to do (timers.py).
-        self.flusher = Repeater(self.loop, FLUSH_EVERY, self.sink.flush, lambda: len(self.sink) > 0)
+        self.flusher = Repeater(self.loop, FLUSH_EVERY, self._flush_events, lambda: len(self.sink) > 0)
         self.sweeper = Repeater(self.loop, SWEEP_EVERY, self._sweep, lambda: bool(self.connections))
         self._reported = (-1, -1)
         self.reporter = Repeater(self.loop, STATUS_EVERY, self._status,
@@ -279,9 +279,13 @@ class Worker:
             request_id=exchange.logs.id if exchange.logs is not None else "",
         ))
         if len(self.sink) >= 256:
-            self.sink.flush()
+            self._flush_events()
         self.flusher.poke()
         self.reporter.poke()
+
+    def _flush_events(self) -> None:
+        capture.flush()  # recorded bodies reach the disk before the events that name them
+        self.sink.flush()
 
     def log_line(self, text: str) -> None:
         """A line from wsgi.errors or the app's output (thread-safe)."""
@@ -321,7 +325,7 @@ class Worker:
         self.loop.add_signal_handler(signal.SIGTERM, self.begin_shutdown)
         self.reporter.poke()  # the first status tells the dashboard this worker's figures
         await self.stopped.wait()
-        self.sink.flush()
+        self._flush_events()
 
     def begin_shutdown(self) -> None:
         """Stop accepting; finish in-flight requests (bounded); then stop."""

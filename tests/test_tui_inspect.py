@@ -72,6 +72,7 @@ def recorded(store: BodyStore, data: bytes, cap: int = 1 << 20) -> BodyRecord:
     recorder = BodyRecorder(cap)
     recorder.feed(data)
     record = recorder.record(store)
+    store.flush()  # as a worker does before sending the event
     assert record is not None
     return record
 

@@ -150,7 +150,9 @@ def body_store(tmp_path: Path) -> Iterator[BodyStore]:
 def record(store: BodyStore, data: bytes) -> BodyRecord | None:
     recorder = BodyRecorder(1 << 20)
     recorder.feed(data)
-    return recorder.record(store)
+    record = recorder.record(store)
+    store.flush()  # as a worker does before sending the event
+    return record
 
 
 def json_exchange(store: BodyStore, i: int, answer: dict[str, Any], status: int = 200) -> RequestEvent:
