@@ -7,6 +7,17 @@ from http import HTTPStatus
 
 from .tracebacks import REPORT_CSS, ErrorReport, report_html
 
+# Markup every page ends with, added once per process by a feature that must
+# be on the server's own pages too (live reload's script, so an error page
+# refreshes by itself once the error is fixed).
+_footers: list[str] = []
+
+
+def add_footer(markup: str) -> None:
+    """End every page built from now on with ``markup`` (added once)."""
+    if markup not in _footers:
+        _footers.append(markup)
+
 
 def reason(status: int) -> str:
     """The standard reason phrase for ``status`` ("Unknown" if none)."""
@@ -28,5 +39,5 @@ def error_page(status: int, message: str, detail: str | None = None, report: Err
         "<style>body{font-family:system-ui,sans-serif;margin:2em}"
         "pre{background:#f6f6f6;padding:1em;overflow:auto}</style></head>"
         f"<body><h1>{title}</h1><p>{escape(message)}</p>{pre}"
-        "<hr><address>devserver</address></body></html>\n"
+        f"<hr><address>devserver</address>{''.join(_footers)}</body></html>\n"
     ).encode("utf-8")

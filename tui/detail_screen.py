@@ -1,7 +1,8 @@
 """Everything recorded about one request.
 
-Every value shown came from a client or an app, so it goes through
-``escape_controls`` before it reaches the terminal.
+Every value shown comes from the request or the app, so every one is shown
+with its control characters escaped (``\x1b``): a query such as
+``?q=%1b%5b2J`` must not clear the screen or rename the terminal window.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ class DetailScreen(Screen[None]):
     @staticmethod
     def _section(title: str, body: str, classes: str = "", id: str | None = None) -> ComposeResult:
         yield Static(title, classes="section-title", markup=False, id=f"{id}-title" if id else None)
-        yield Static(body, classes=f"section-body {classes}".strip(), markup=False, id=id)
+        yield Static(escape_controls(body), classes=f"section-body {classes}".strip(), markup=False, id=id)
 
     def on_mount(self) -> None:
         r = self.request
