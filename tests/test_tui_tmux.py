@@ -385,7 +385,8 @@ def test_replay_of_a_64k_post_is_byte_identical_and_exported_curl_gets_the_same_
     assert run.returncode == 0, run.stderr
     assert run.stdout == original
     tmux.keys("Escape")  # then wait: Escape and q sent at once would read as Alt+q
-    tmux.wait_screen(lambda s: "Requests 2" in s and "Replay of" not in s, "the main screen again")
+    # The main screen again, with the row of the curl run too.
+    tmux.wait_screen(lambda s: "Requests 3" in s and "Replay of" not in s, "the main screen again")
     tmux.keys("q")
     assert tmux.wait_exit() == "status 0"
     assert not spool.exists()
