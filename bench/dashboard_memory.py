@@ -6,7 +6,12 @@ batches of ``--batch`` (default 1 000), the way the supervisor's event
 thread calls it (from the app's own loop here), about 10 000 at a time, and
 allowed to drain them (at most 20 000 wait, so nothing overflows).  Each request event carries
 its own strings (target, headers, body preview), like an unpickled one;
-every 50th is a 500 with a traceback.  A log line goes with every batch and
+every 50th is a 500 with a traceback and a rich error report (frames,
+source lines, locals).  Bodies are recorded as the workers record them: each
+response body (and every POST's request body) is written to a real bounded
+spool (devserver.capture.BodyStore, in a temporary folder) and the event
+carries its BodyRecord, so the figures include what recorded bodies cost the
+dashboard (the bytes stay on disk, bounded by the store).  A log line goes with every batch and
 a reload event with every tenth, so the server log and reloads panel are
 exercised too.
 
@@ -33,6 +38,7 @@ import asyncio
 import gc
 import os
 import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -40,8 +46,10 @@ from pathlib import Path
 REPO_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_DIR))  # run from a checkout without installing, too
 
+from devserver.capture import BodyRecorder, BodyStore
 from devserver.config import Config
 from devserver.events import (
+    BodyRecord,
     Event,
     LogEvent,
     ReloadEvent,
@@ -49,6 +57,7 @@ from devserver.events import (
     WorkerEvent,
     WorkerStatus,
 )
+from devserver.tracebacks import ErrorReport, Frame
 from tui.app import DashboardApp
 
 FIRST_CHECKPOINT = 10_000
@@ -72,8 +81,24 @@ def mib(count: int) -> str:
     return f"{count / 1024 / 1024:8.1f} MiB"
 
 
-def request_event(i: int, now: float) -> RequestEvent:
-    """A plausible request with strings of its own (as unpickling would give)."""
+def recorded(store: BodyStore, data: bytes) -> BodyRecord | None:
+    recorder = BodyRecorder(1024 * 1024)
+    recorder.feed(data)
+    return recorder.record(store)
+
+
+def error_report(i: int) -> ErrorReport:
+    frames = tuple(
+        Frame(f"/srv/site/dynamic/app_{n}.py", 10 + n, f"handler_{n}",
+              tuple((10 + n + k, f"    result_{k} = step_{n}(environ, {i})") for k in range(-3, 4)),
+              (("environ", f"{{'PATH_INFO': '/app/items/{i}', ...}}"), ("password", "********"), ("n", str(n))))
+        for n in range(6)
+    )
+    return ErrorReport(f"RuntimeError: failure {i}", frames, 3, "GET", f"/app/items/{i}", (("Host", "x"),))
+
+
+def request_event(i: int, now: float, store: BodyStore) -> RequestEvent:
+    """A plausible request with strings of its own (as unpickling would give) and recorded bodies."""
     failed = i % 50 == 49
     status = 500 if failed else (404 if i % 10 == 7 else 200)
     return RequestEvent(
@@ -99,13 +124,16 @@ def request_event(i: int, now: float) -> RequestEvent:
         ),
         body_preview=f'{{"item": {i}, "name": "thing {i}"}}'.encode() if i % 5 == 0 else b"",
         traceback=f"Traceback (most recent call last):\n{TRACEBACK}RuntimeError: failure {i}\n" if failed else None,
+        request_body=recorded(store, f'{{"item": {i}, "name": "thing {i}"}}'.encode()) if i % 5 == 0 else None,
+        response_body=recorded(store, f"<html><body><h1>item {i}</h1>{'x' * (i % 300)}</body></html>".encode()),
+        error_report=error_report(i) if failed else None,
     )
 
 
-def batch_of(start: int, size: int, number: int) -> list[Event]:
+def batch_of(start: int, size: int, number: int, store: BodyStore) -> list[Event]:
     """``size`` request events numbered from ``start``, and a log line (and every tenth batch a reload)."""
     now = time.time()
-    events: list[Event] = [request_event(i, now) for i in range(start, start + size)]
+    events: list[Event] = [request_event(i, now, store) for i in range(start, start + size)]
     events.append(LogEvent(now, PIDS[number % 2], f"application log line {number}: handled batch"))
     if number % 10 == 9:
         events.append(ReloadEvent(now, (f"/srv/site/dynamic/app_{number % 6}.py",), (f"app_{number % 6}",), 3.5,
@@ -119,6 +147,8 @@ async def run(total: int, batch: int, checkpoints: list[int], trace: bool) -> li
     """Feed ``total`` request events; return (fed, rss, traced, seconds) at each checkpoint."""
     app = DashboardApp(Config(workers=2), started=time.time())
     rows: list[tuple[int, int, int, float]] = []
+    spool = tempfile.TemporaryDirectory(prefix="devserver-bench-bodies-")
+    store = BodyStore(spool.name, Config().body_store)
     async with app.run_test(size=(160, 48)) as pilot:
         stats = app.main.query_one("#stats").stats  # type: ignore[attr-defined]
         now = time.time()
@@ -133,7 +163,7 @@ async def run(total: int, batch: int, checkpoints: list[int], trace: bool) -> li
                 size = min(batch, total - fed)
                 if size <= 0 or (pending and fed >= pending[0]):
                     break
-                app.feed(batch_of(fed, size, number))
+                app.feed(batch_of(fed, size, number, store))
                 fed += size
                 number += 1
             deadline = time.monotonic() + 60
@@ -154,6 +184,8 @@ async def run(total: int, batch: int, checkpoints: list[int], trace: bool) -> li
                       f"log rows {log.total_count:,}  drains {app.drain_count:,}  {seconds:6.1f} s", flush=True)
         dropped = stats.dropped
         await pilot.press("q")
+    store.close()
+    spool.cleanup()
     if dropped:
         print(f"note: the app's buffer overflowed by {dropped:,} events (counted as dropped)")
     return rows

@@ -56,7 +56,7 @@ from common import (
 )
 
 COLUMNS, ROWS = 160, 48
-SIDE_WIDTH = 46  # tui/app.tcss #side, at this width
+SIDE_WIDTH = 54  # tui/app.tcss #side, at this width (Screen.-huge: 150 columns and more)
 CASES = {"1k": f"/{ONE_K}", "hello": "/hello.py"}
 CONNECTIONS = 50
 TARGET_RATIO = 0.90

@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds a client has to send a request head before a 408 (default %(default)s)")
     parser.add_argument("--keepalive-timeout", type=_seconds, default=15.0,
                         help="seconds an idle keep-alive connection stays open (default %(default)s)")
+    parser.add_argument("--body-cap", type=_size, default="1M",
+                        help="bytes of each request/response body the dashboard keeps, 0 for none (default %(default)s)")
+    parser.add_argument("--body-store", type=_size, default="64M",
+                        help="recorded bodies kept in all, oldest dropped first (default %(default)s)")
     parser.add_argument("--log-rows", type=_positive, default=10_000, help="rows the dashboard keeps (default %(default)s)")
     parser.add_argument("--version", action="version", version=f"devserver {__version__}")
     return parser
@@ -155,6 +159,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         app_dir=project.folder if project else None, preload=project.preload if project else (),
         reload_include=tuple(args.reload_include), reload_exclude=tuple(args.reload_exclude),
         reload_strategy=args.reload_strategy,
+        body_cap=args.body_cap, body_store=args.body_store,
     ).resolved()
 
 

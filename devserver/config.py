@@ -39,6 +39,9 @@ class Config:
     queue_size: int = 10_000
     backlog: int = 1024
     log_rows: int = 10_000
+    capture_dir: str = ""  # where workers record bodies for the dashboard ("": not recorded)
+    body_cap: int = 1024 * 1024  # bytes kept of each request and response body
+    body_store: int = 64 * 1024 * 1024  # bytes of recorded bodies kept in all, oldest dropped first
     allowed_hosts: tuple[str, ...] = ()  # Host names answered besides the loopback ones ("*": any)
     notices: tuple[str, ...] = ()  # one-line notes shown with "listening" (e.g. which folders are served)
 

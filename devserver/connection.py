@@ -19,11 +19,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
+from . import capture
 from .config import Config
 from .exchange import ClientGone, Exchange
 from .http import CONTINUE, Body, End, Head, Limits, Rejected, Request, RequestParser
 from .pages import error_page
-from .writer import BodyWriter, frame
+from .tracebacks import ErrorReport
+from .writer import BodyWriter, Delimit, frame
 
 MAX_PIPELINE = 32  # queued requests before we stop reading
 # Spooling a body to disk failed: the server's storage, not the request, is at fault.
@@ -130,6 +132,7 @@ class Connection(asyncio.Protocol):
     # request bookkeeping ---------------------------------------------------
     def _on_head(self, request: Request) -> None:
         exchange = Exchange(request)
+        exchange.capture = capture.begin(self.worker.config)
         if self.worker.draining:
             exchange.close = True
         self.receiving = exchange
@@ -262,13 +265,16 @@ class Connection(asyncio.Protocol):
         if close:
             exchange.close = True
         writer = self._open(status, headers, len(body))
+        if exchange.capture is not None and writer.framing.delimit is not Delimit.NONE:
+            exchange.capture.response.feed(body)
         data = writer.data(body) + writer.end()
         exchange.sent += len(data)
         self.transport.write(writer.framing.head + data)  # type: ignore[union-attr]
 
-    def send_error(self, status: int, message: str, detail: str | None = None, *, close: bool = False) -> None:
-        """An HTML error page (``detail``: a traceback shown in dev mode)."""
-        body = error_page(status, message, detail)
+    def send_error(self, status: int, message: str, detail: str | None = None, *, close: bool = False,
+                   report: ErrorReport | None = None) -> None:
+        """An HTML error page (``detail``: a traceback shown in dev mode; ``report``: the rich one)."""
+        body = error_page(status, message, detail, report)
         self.send(status, [("Content-Type", "text/html; charset=utf-8")], body, close=close)
 
     async def send_file(self, status: int, headers: list[tuple[str, str]], file: BinaryIO, offset: int, length: int) -> None:
@@ -284,6 +290,8 @@ class Connection(asyncio.Protocol):
         try:
             self.transport.write(writer.framing.head)  # type: ignore[union-attr]
             if allowed:
+                if exchange.capture is not None:
+                    exchange.capture.response.feed_file(file.fileno(), offset, allowed)
                 sent = await self.loop.sendfile(self.transport, file, offset, allowed)  # type: ignore[arg-type]
                 exchange.sent += sent
                 writer.give_back(allowed - sent)  # the file shrank while it was sent
@@ -303,6 +311,8 @@ class Connection(asyncio.Protocol):
         exchange = self.current
         if exchange is None or exchange.writer is None or self.closing:
             return
+        if exchange.capture is not None and exchange.writer.framing.delimit is not Delimit.NONE:
+            exchange.capture.response.feed(data)
         out = exchange.writer.data(data)
         if out:
             exchange.sent += len(out)

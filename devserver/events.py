@@ -10,7 +10,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .tracebacks import ErrorReport
+
 Headers = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BodyRecord:
+    """Where a worker kept (the first ``kept`` bytes of) a body of ``size`` bytes.
+
+    The bytes live at ``offset`` in the spool file ``path`` (devserver.capture),
+    which the oldest records lose first when the store is full.
+    """
+
+    path: str
+    offset: int
+    kept: int
+    size: int
+
+    @property
+    def truncated(self) -> bool:
+        """True when the body was longer than what was kept."""
+        return self.size > self.kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +52,11 @@ class RequestEvent:
     body_preview: bytes = b""
     traceback: str | None = None
     error: str | None = None  # protocol error text for 4xx/5xx sent by the server itself
+    request_body: BodyRecord | None = None  # None: bodies are not being recorded (or there was none)
+    response_body: BodyRecord | None = None
+    error_report: ErrorReport | None = None  # an app's exception: frames, source, locals, request
+    logs: tuple[str, ...] = ()  # lines the app printed or logged while serving this request
+    request_id: str = ""  # names the request in the LogEvents of those lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +110,7 @@ class LogEvent:
     worker_pid: int
     text: str
     level: str = "info"
+    request_id: str = ""  # the request being served when an app wrote the line, if any
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,10 @@ from collections.abc import Callable
 from tempfile import SpooledTemporaryFile
 from typing import BinaryIO, Protocol
 
+from .capture import Capture
 from .http import Request
+from .requestlogs import LineCollector
+from .tracebacks import ErrorReport
 from .writer import BodyWriter
 
 PREVIEW = 1024  # bytes of request body kept for the event log
@@ -30,7 +33,8 @@ class Exchange:
     """A request, its body and what was answered, for one round trip."""
 
     __slots__ = ("request", "body", "preview", "started", "status", "sent", "response_headers",
-                 "traceback", "error", "continue_sent", "close", "prepared", "body_size", "writer")
+                 "traceback", "error", "continue_sent", "close", "prepared", "body_size", "writer",
+                 "capture", "report", "logs")
 
     def __init__(self, request: Request) -> None:
         self.request = request
@@ -47,12 +51,17 @@ class Exchange:
         self.close = not request.keep_alive
         self.prepared: object = None  # work a synchronous attempt left for the async path
         self.writer: BodyWriter | None = None  # the response's framing, once its head is out
+        self.capture: Capture | None = None  # bodies recorded for the dashboard (devserver.capture)
+        self.report: ErrorReport | None = None  # an app's exception in full (devserver.tracebacks)
+        self.logs: LineCollector | None = None  # what the app printed or logged while serving it
 
     def add_body(self, data: bytes) -> None:
         if self.body is None:
             self.body = SpooledTemporaryFile(max_size=SPOOL)
         self.body.write(data)
         self.body_size += len(data)
+        if self.capture is not None:
+            self.capture.request.feed(data)
         if len(self.preview) < PREVIEW:
             self.preview += data[: PREVIEW - len(self.preview)]
 
@@ -74,7 +83,8 @@ class Responder(Protocol):
     def begin(self, exchange: Exchange) -> None: ...
     def end(self) -> None: ...
     def send(self, status: int, headers: list[tuple[str, str]], body: bytes = b"", *, close: bool = False) -> None: ...
-    def send_error(self, status: int, message: str, detail: str | None = None, *, close: bool = False) -> None: ...
+    def send_error(self, status: int, message: str, detail: str | None = None, *, close: bool = False,
+                   report: ErrorReport | None = None) -> None: ...
     async def send_file(self, status: int, headers: list[tuple[str, str]], file: BinaryIO, offset: int,
                         length: int) -> None: ...
     def start(self, status: int, headers: list[tuple[str, str]]) -> None: ...

@@ -5,6 +5,8 @@ from __future__ import annotations
 from html import escape
 from http import HTTPStatus
 
+from .tracebacks import REPORT_CSS, ErrorReport, report_html
+
 # Markup every page ends with, added once per process by a feature that must
 # be on the server's own pages too (live reload's script, so an error page
 # refreshes by itself once the error is fixed).
@@ -25,10 +27,12 @@ def reason(status: int) -> str:
         return "Unknown"
 
 
-def error_page(status: int, message: str, detail: str | None = None) -> bytes:
-    """An HTML error page; ``detail`` (a traceback, say) is shown preformatted."""
+def error_page(status: int, message: str, detail: str | None = None, report: ErrorReport | None = None) -> bytes:
+    """An HTML error page; ``detail`` (a traceback, say) is shown preformatted, or ``report`` in full."""
     title = f"{status} {escape(reason(status))}"
     pre = f"<pre>{escape(detail)}</pre>" if detail else ""
+    if report is not None:
+        pre = f"<style>{REPORT_CSS}</style>{report_html(report)}"
     return (
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
         f"<title>{title}</title>"

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import static
+from . import capture, requestlogs, static
 from .appoutput import escape_app_output
 from .config import Config
 from .connection import Connection
@@ -82,7 +82,7 @@ class Worker:
         self.server_address = (config.host, addr[1])
         self.wsgi: WSGIServer | None = None  # built in serve(), once the extensions are in
         # Periodic work, each asleep while it has nothing to do (timers.py).
-        self.flusher = Repeater(self.loop, FLUSH_EVERY, self.sink.flush, lambda: len(self.sink) > 0)
+        self.flusher = Repeater(self.loop, FLUSH_EVERY, self._flush_events, lambda: len(self.sink) > 0)
         self.sweeper = Repeater(self.loop, SWEEP_EVERY, self._sweep, lambda: bool(self.connections))
         self._reported = (-1, -1)
         self.reporter = Repeater(self.loop, STATUS_EVERY, self._status,
@@ -273,21 +273,30 @@ class Worker:
         if request.path.startswith(INTERNAL_PREFIX):
             return
         self.requests += 1
+        request_body, response_body = exchange.capture.finish() if exchange.capture is not None else (None, None)
         self.sink.emit(RequestEvent(
             time=time.time(), worker_pid=self.pid, client=conn.client, method=request.method,
             target=request.target, http_version=request.version, status=exchange.status,
             bytes_sent=exchange.sent, duration_ms=(time.perf_counter() - exchange.started) * 1000,
             request_headers=tuple(request.headers), response_headers=tuple(exchange.response_headers),
             body_preview=exchange.preview, traceback=exchange.traceback, error=exchange.error,
+            request_body=request_body, response_body=response_body, error_report=exchange.report,
+            logs=exchange.logs.snapshot() if exchange.logs is not None else (),
+            request_id=exchange.logs.id if exchange.logs is not None else "",
         ))
         if len(self.sink) >= 256:
-            self.sink.flush()
+            self._flush_events()
         self.flusher.poke()
         self.reporter.poke()
 
+    def _flush_events(self) -> None:
+        capture.flush()  # recorded bodies reach the disk before the events that name them
+        self.sink.flush()
+
     def log_line(self, text: str) -> None:
         """A line from wsgi.errors or the app's output (thread-safe)."""
-        self.emit_threadsafe(LogEvent(time.time(), self.pid, text, "error"))
+        self.emit_threadsafe(LogEvent(time.time(), self.pid, text, "error", requestlogs.current_id()))
+        requestlogs.note(text)
 
     def emit_threadsafe(self, event: LogEvent) -> None:
         """An event from any thread (the sink's deque takes appends from any thread)."""
@@ -322,7 +331,7 @@ class Worker:
         self.loop.add_signal_handler(signal.SIGTERM, self.begin_shutdown)
         self.reporter.poke()  # the first status tells the dashboard this worker's figures
         await self.stopped.wait()
-        self.sink.flush()
+        self._flush_events()
 
     def begin_shutdown(self) -> None:
         """Stop accepting; finish in-flight requests (bounded); then stop."""
@@ -378,7 +387,8 @@ class _OutputToEvents:
         lines = (self._partial + text).split("\n")
         self._partial = lines.pop()
         for line in lines:
-            self._emit(LogEvent(time.time(), os.getpid(), line, self._level))
+            self._emit(LogEvent(time.time(), os.getpid(), line, self._level, requestlogs.current_id()))
+            requestlogs.note(line)
         return len(text)
 
     def flush(self) -> None:

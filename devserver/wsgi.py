@@ -9,6 +9,7 @@ a Content-Length.
 from __future__ import annotations
 
 import os
+import sys
 import traceback
 from collections.abc import Callable, Iterable
 from collections.abc import Awaitable
@@ -16,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol, TypeVar
 from urllib.parse import unquote_to_bytes
 
+from . import requestlogs, tracebacks
 from .exchange import ClientGone, Exchange, Responder
+from .tracebacks import ErrorReport
 
 WSGIApp = Callable[..., Iterable[bytes]]
 T = TypeVar("T")
@@ -151,6 +154,7 @@ class Outcome:
     traceback: str | None = None
     close: bool = False
     iterable: Any = None
+    report: ErrorReport | None = None
 
 
 class AppCall:
@@ -256,7 +260,8 @@ class AppCall:
 
     def _failed(self) -> Outcome:
         text = traceback.format_exc()  # travels in the RequestEvent, not wsgi.errors: shown once
-        return Outcome("aborted" if self.headers_sent else "failed", traceback=text)
+        rich = tracebacks.report(sys.exc_info()[1], self.environ)  # type: ignore[arg-type]
+        return Outcome("aborted" if self.headers_sent else "failed", traceback=text, report=rich)
 
 
 def _prime(iterable: Iterable[bytes]) -> Iterable[bytes]:
@@ -308,11 +313,13 @@ async def serve_wsgi(conn: Responder, exchange: Exchange, app: WSGIApp, script_n
     errors = ErrorStream(server.log_line)
     environ = build_environ(conn, exchange, script_name, path_info, errors, server)
     call = AppCall(conn, exchange, environ)
-    outcome: Outcome = await server.pool.submit(call.run, app)
+    exchange.logs = requestlogs.LineCollector()
+    outcome: Outcome = await server.pool.submit(requestlogs.call_with, exchange.logs, call.run, app)
     errors.flush()
     exchange.traceback = outcome.traceback
+    exchange.report = outcome.report
     if outcome.kind == "failed":
-        conn.send_error(500, "The application raised an exception.", outcome.traceback)
+        conn.send_error(500, "The application raised an exception.", outcome.traceback, report=outcome.report)
         conn.end()
     elif outcome.kind == "aborted":
         # Headers are gone: a 500 can no longer be sent, so the connection ends.

@@ -8,15 +8,19 @@ and look at the SVGs in ``tests/__snapshots__/`` before committing them.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 
+from devserver.capture import BodyRecorder, BodyStore
 from devserver.config import Config
 from devserver.events import (
+    BodyRecord,
     DroppedEvents,
     Event,
     LogEvent,
@@ -26,6 +30,7 @@ from devserver.events import (
     WorkerEvent,
     WorkerStatus,
 )
+from devserver.tracebacks import ErrorReport, Frame
 from tui.app import DashboardApp
 
 BASE = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
@@ -129,3 +134,87 @@ def test_paused_and_filtered(snap_compare: Any) -> None:
 
 def test_help_screen(snap_compare: Any) -> None:
     assert snap_compare(make_app(), terminal_size=SIZE, press=["question_mark"])
+
+
+def test_main_screen_at_80x24(snap_compare: Any) -> None:
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=fed)
+
+
+@pytest.fixture
+def body_store(tmp_path: Path) -> Iterator[BodyStore]:
+    store = BodyStore(str(tmp_path), total=1 << 20)
+    yield store
+    store.close()
+
+
+def record(store: BodyStore, data: bytes) -> BodyRecord | None:
+    recorder = BodyRecorder(1 << 20)
+    recorder.feed(data)
+    record = recorder.record(store)
+    store.flush()  # as a worker does before sending the event
+    return record
+
+
+def json_exchange(store: BodyStore, i: int, answer: dict[str, Any], status: int = 200) -> RequestEvent:
+    sent = {"name": "widget", "tags": ["blue", "small"], "price": 9.5}
+    reply = json.dumps(answer).encode()
+    return RequestEvent(
+        time=BASE + 60 + i, worker_pid=4101, client=f"127.0.0.1:6000{i}", method="POST", target="/api/items",
+        http_version="1.1", status=status, bytes_sent=120 + len(reply), duration_ms=3.5,
+        request_headers=(("Host", "127.0.0.1:8899"), ("Content-Type", "application/json")),
+        response_headers=(("Content-Type", "application/json"), ("Content-Length", str(len(reply)))),
+        request_body=record(store, json.dumps(sent).encode()), response_body=record(store, reply),
+    )
+
+
+def test_detail_screen_with_a_json_body(snap_compare: Any, body_store: BodyStore) -> None:
+    async def open_json(pilot: Pilot[Any]) -> None:
+        pilot.app.feed([json_exchange(body_store, 0, {"id": 7, "name": "widget", "created": True})])
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=open_json)
+
+
+def test_detail_screen_diff_after_replay(snap_compare: Any, body_store: BodyStore) -> None:
+    async def open_replay(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, DashboardApp)
+        original = json_exchange(body_store, 0, {"id": 7, "name": "widget", "price": 9.5})
+        replay = json_exchange(body_store, 1, {"error": "price must be an integer"}, status=400)
+        app.main.replays.expect(replay.client, original=original)
+        app.feed([original, replay])
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=open_replay)
+
+
+def test_detail_screen_of_an_error_with_frames_and_locals(snap_compare: Any) -> None:
+    report = ErrorReport(
+        exception="KeyError: 'missing'",
+        frames=(
+            Frame("/site/dynamic/shop.py", 9, "application",
+                  ((7, "    items = list(range(1000))"), (8, "    name = environ.get('QUERY_STRING', '')"),
+                   (9, "    return lookup(items, name)"), (10, "")),
+                  (("password", "********"), ("items", "[0, 1, 2, 3, 4, 5, 6, 7, ...]"), ("name", "'missing'"))),
+            Frame("/site/dynamic/shop.py", 14, "lookup",
+                  ((12, "def lookup(items, name):"), (13, "    count = len(items)"),
+                   (14, "    return {'known': count}[name]")),
+                  (("items", "[0, 1, 2, 3, 4, 5, 6, 7, ...]"), ("name", "'missing'"), ("count", "1000"))),
+        ),
+        folded=3, method="GET", target="/shop.py?missing",
+    )
+    failed = RequestEvent(time=BASE + 60, worker_pid=4101, client="127.0.0.1:50000", method="GET",
+                          target="/shop.py?missing", http_version="1.1", status=500, bytes_sent=4000, duration_ms=8.0,
+                          traceback="Traceback …", error_report=report)
+
+    async def open_failed(pilot: Pilot[Any]) -> None:
+        pilot.app.feed([failed])
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=open_failed)

@@ -13,7 +13,9 @@ outlived a test is killed by its pid (never by name).
 
 from __future__ import annotations
 
+import hashlib
 import http.client
+import json
 import os
 import re
 import shlex
@@ -339,3 +341,52 @@ def test_no_tui_prints_console_lines_in_a_terminal(tmux: Tmux, site: Path) -> No
         assert (status := tmux.wait_exit()) == "status 0", f"{status}:\n{tmux.screen()}"
         watch.wait_all_gone()
     assert "devserver stopped" in tmux.screen()
+
+
+def test_replay_of_a_64k_post_is_byte_identical_and_exported_curl_gets_the_same_answer(
+    tmux: Tmux, site: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    tmux.start(["env", f"TMPDIR={tmp}", *devserver_argv(), "--port", str(port), "--workers", "2"], site)
+    tmux.wait_screen(lambda s: "workers 2/2" in s, "both workers in the header")
+    tmux.remember_processes()
+    payload = os.urandom(64 * 1024)
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    conn.request("POST", "/hash_echo.py", body=payload, headers={"Content-Type": "application/octet-stream"})
+    original = conn.getresponse().read()
+    conn.close()
+    assert json.loads(original)["sha256"] == hashlib.sha256(payload).hexdigest()
+    tmux.wait_screen(lambda s: re.search(r"\bPOST\s+/hash_echo\.py\s+200\b", s) is not None, "the POST row")
+
+    tmux.keys("End")
+    tmux.keys("r")  # replay the selected (last) row
+    tmux.wait_screen(lambda s: "Requests 2" in s and "200 OK" in s, "the replay and its notification")
+    tmux.keys("End")
+    tmux.keys("Enter")
+    # The app answers with the hash of what it received: an identical answer means an identical body.
+    detail = tmux.wait_screen(lambda s: "Replay of POST /hash_echo.py" in s and "body: same" in s, "the diff")
+    assert "status: 200 (same)" in detail and f"Request body ({len(payload)} bytes)" in detail
+    [spool] = tmp.glob("devserver-bodies-*")  # the recorded bodies: private, and gone after quitting
+    assert spool.stat().st_mode & 0o777 == 0o700 and any(spool.iterdir())
+
+    tmux.keys("y")  # copy as curl: also saved in the working directory
+    found = []
+    deadline = time.monotonic() + 15
+    while not (found := list(site.glob("devserver-*-request.curl.sh"))):
+        assert time.monotonic() < deadline, "no curl file saved; screen:\n" + tmux.screen()
+        time.sleep(0.1)
+    deadline = time.monotonic() + 5
+    while not found[0].read_text().endswith("\n"):
+        assert time.monotonic() < deadline, "the curl file was not completed"
+        time.sleep(0.05)
+    run = subprocess.run(["bash", str(found[0])], capture_output=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == original
+    tmux.keys("Escape")  # then wait: Escape and q sent at once would read as Alt+q
+    # The main screen again, with the row of the curl run too.
+    tmux.wait_screen(lambda s: "Requests 3" in s and "Replay of" not in s, "the main screen again")
+    tmux.keys("q")
+    assert tmux.wait_exit() == "status 0"
+    assert not spool.exists()

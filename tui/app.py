@@ -22,11 +22,13 @@ stop, starting a browser) run in Textual worker threads and report back with
 from __future__ import annotations
 
 import http.client
+import os
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
+from pathlib import Path
 from typing import ClassVar
 
 from textual import on, work
@@ -39,8 +41,11 @@ from devserver.config import Config
 from devserver.events import Event, RequestEvent
 from devserver.safetext import escape_controls
 from tui import format as fmt
+from tui.bodies import BodyNotExact
 from tui.browser import find_browser, launch, local_url
 from tui.control import Control
+from tui.detail_screen import DetailScreen
+from tui.export import COMMANDS, CopyRequested, ExportError, har_json
 from tui.feed import EventBuffer, EventsArrived, settle_gc
 from tui.help_screen import HelpScreen
 from tui.main_screen import MainScreen
@@ -68,7 +73,8 @@ class DashboardApp(App[int]):
 
     CSS_PATH = "app.tcss"
     TITLE = "devserver"
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (110, "-wide")]
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-tiny"), (70, "-narrow"), (110, "-wide"), (150, "-huge")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (30, "-tall")]
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("R", "reload", "Reload", tooltip="Reload every dynamic module now"),
@@ -109,6 +115,8 @@ class DashboardApp(App[int]):
         self._drain_timer: Timer | None = None
         self._stopping = False
         self.main = MainScreen(config, clock, self.started)
+        self.export_dir = Path.cwd()
+        """Where copied commands and HAR files are saved."""
 
     def get_default_screen(self) -> Screen[None]:
         return self.main
@@ -188,25 +196,75 @@ class DashboardApp(App[int]):
 
     # ------------------------------------------------------------- actions
 
+    @on(CopyRequested)
+    def _copy_requested(self, message: CopyRequested) -> None:
+        request, kind = message.request, message.kind
+        try:
+            command = COMMANDS[kind](request, self.main.url)
+        except ExportError as exc:
+            self.notify(f"Cannot copy {request.method} {request.target} exactly: {exc}", title="Copy",
+                        severity="error", markup=False)
+            return
+        self.copy_to_clipboard(command)  # OSC 52: terminals that allow it put it on the clipboard
+        path = self._export_file(f"request.{kind}.sh", command + "\n")
+        self.notify(f"Copied as {kind} (clipboard) and saved to {path}", title="Copy", markup=False)
+
+    def export_har(self, requests: list[RequestEvent]) -> None:
+        """Write ``requests`` as a HAR file (in a thread: bodies are read from disk)."""
+        self.notify(f"Writing {len(requests)} requests as HAR …", title="HAR", timeout=2)
+        self._write_har(requests, self.main.url)
+
+    @work(thread=True, exit_on_error=False, group="export")
+    def _write_har(self, requests: list[RequestEvent], url: str) -> None:
+        try:
+            path = self._export_file("requests.har", har_json(requests, url))
+        except OSError as exc:
+            self.call_from_thread(self.notify, f"HAR not written: {exc}", title="HAR", severity="error", markup=False)
+            return
+        self.call_from_thread(self.notify, f"{len(requests)} requests written to {path}", title="HAR", markup=False)
+
+    def _export_file(self, suffix: str, text: str) -> Path:
+        """A new file in ``export_dir`` named by the time, readable by the user only (bodies may hold secrets)."""
+        self.export_dir.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for n in range(1000):
+            path = self.export_dir / f"devserver-{stamp}{'-' + str(n) if n else ''}-{suffix}"
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+            return path
+        raise FileExistsError(f"too many exports this second in {self.export_dir}")
+
     @on(ReplayRequested)
     def _replay_requested(self, message: ReplayRequested) -> None:
         request = message.request
         label = escape_controls(f"{request.method} {request.target}", multiline=False)
         self.notify(f"Replaying {label} …", title="Replay", timeout=2, markup=False)
-        self._replay(request, self.main.url)
+        self._replay(request, self.main.url, message.original or request, message.body)
 
     @work(thread=True, exit_on_error=False, group="replay")
-    def _replay(self, request: RequestEvent, url: str) -> None:
+    def _replay(self, request: RequestEvent, url: str, original: RequestEvent, body: bytes | None) -> None:
         label = escape_controls(f"{request.method} {request.target}", multiline=False)
+        # Registered before the request goes out, so the server's event for it always finds its original.
+        link = partial(self.main.replays.expect, original=original)
         try:
-            result = replay_request(request, url)
+            result = replay_request(request, url, sent=lambda client: self.call_from_thread(link, client), body=body)
+        except BodyNotExact as exc:
+            self.call_from_thread(
+                self.notify, f"{label} not replayed: {exc}", title="Replay", severity="error", markup=False
+            )
+            return
         except (OSError, http.client.HTTPException) as exc:
             self.call_from_thread(
                 self.notify, f"{label} failed: {exc}", title="Replay", severity="error", markup=False
             )
             return
         severity = "error" if result.status >= 500 else "warning" if result.status >= 400 else "information"
-        text = f"{label} → {result.status} {result.reason} in {fmt.duration(result.duration_ms)}"
+        text = (f"{label} → {result.status} {escape_controls(result.reason, multiline=False)} in "
+                f"{fmt.duration(result.duration_ms)} (open it in the log for a diff)")
         self.call_from_thread(self.notify, text, title="Replay", severity=severity, markup=False)
 
     def action_reload(self) -> None:
@@ -284,16 +342,23 @@ class DashboardApp(App[int]):
     def key_bindings(self) -> list[Binding]:
         """Every dashboard key, for the help screen."""
         enter = next(b for b in RequestLog.BINDINGS if isinstance(b, Binding) and b.key == "enter")
-        bindings = [enter, *MainScreen.BINDINGS, *self.BINDINGS]
-        return [b for b in bindings if isinstance(b, Binding) and b.show]
+        detail = [b for b in DetailScreen.BINDINGS if isinstance(b, Binding) and b.key in ("e",)]
+        bindings = [enter, *MainScreen.BINDINGS, *detail, *self.BINDINGS]
+        seen: set[str] = set()
+        keys = []
+        for b in bindings:  # footer-hidden keys with a tooltip are listed too; each key once
+            if isinstance(b, Binding) and (b.show or b.tooltip) and b.key not in seen and not b.action.startswith("app."):
+                seen.add(b.key)
+                keys.append(b)
+        return keys
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         own: list[tuple[Binding, object]] = [(b, self) for b in self.BINDINGS if isinstance(b, Binding)]
         if isinstance(screen, MainScreen):
-            own += [(b, screen) for b in screen.BINDINGS if isinstance(b, Binding)]
+            own += [(b, screen) for b in screen.BINDINGS if isinstance(b, Binding) and not b.action.startswith("app.")]
         for binding, target in own:
-            if binding.show and binding.action != "quit":  # Textual already offers Quit
+            if (binding.show or binding.tooltip) and binding.action != "quit":  # Textual already offers Quit
                 title = f"{binding.description} ({self.get_key_display(binding)})"
                 yield SystemCommand(title, binding.tooltip, partial(self.run_action, binding.action, target))
 

@@ -8,7 +8,7 @@ with its control characters escaped (``\x1b``): a query such as
 from __future__ import annotations
 
 from typing import ClassVar
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -19,84 +19,127 @@ from textual.widgets import Footer, Static
 from devserver.events import Headers, RequestEvent
 from devserver.pages import reason
 from devserver.safetext import escape_controls
+from devserver.tracebacks import report_text
 from tui import format as fmt
+from tui.bodies import Side, load_body
+from tui.body_view import render_body
+from tui.diff import response_diff
+from tui.edit_screen import EditScreen
+from tui.export import CopyRequested
 from tui.replay import ReplayRequested
 
-HEX_PREVIEW = 256
+
+def decode_header_value(value: str) -> str:
+    """A header value as the client meant it: latin-1 carriage of UTF-8 bytes decoded (raw kept if not UTF-8)."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
 
 
 def headers_text(headers: Headers) -> str:
-    """``Name: value`` lines, or a dash."""
-    return "\n".join(f"{name}: {value}" for name, value in headers) or "—"
+    """``Name: value`` lines (values decoded; the raw form follows when it differs), or a dash."""
+    lines = []
+    for name, value in headers:
+        shown = decode_header_value(value)
+        line = f"{name}: {shown}" if shown == value else f"{name}: {shown}    (raw: {value!a})"
+        lines.append(escape_controls(line, multiline=False))
+    return "\n".join(lines) or "—"
 
 
 def query_text(target: str) -> str:
     """The decoded query parameters of ``target``, one per line, or a dash."""
     pairs = parse_qsl(urlsplit(target).query, keep_blank_values=True)
-    return "\n".join(f"{name} = {value}" for name, value in pairs) or "—"
+    return "\n".join(escape_controls(f"{name} = {value}", multiline=False) for name, value in pairs) or "—"
 
 
-def body_text(body: bytes) -> str:
-    """The body preview as text, or as a hex dump when it is not UTF-8 text."""
-    if not body:
-        return "—"
+def request_line(event: RequestEvent) -> str:
+    """``METHOD target HTTP/x`` with the path percent-decoded (the raw target follows when it differs)."""
+    version = event.http_version if event.http_version.startswith("HTTP/") else f"HTTP/{event.http_version}"
+    decoded = unquote(event.target, errors="strict") if _decodes(event.target) else event.target
+    line = f"{event.method} {decoded} {version}"
+    if decoded != event.target:
+        line += f"    (raw: {event.target})"
+    return escape_controls(line, multiline=False)
+
+
+def _decodes(target: str) -> bool:
     try:
-        text = body.decode("utf-8")
+        unquote(target, errors="strict")
     except UnicodeDecodeError:
-        text = None
-    if text is not None and all(ch.isprintable() or ch in "\r\n\t" for ch in text):
-        return text
-    lines = []
-    for offset in range(0, min(len(body), HEX_PREVIEW), 16):
-        chunk = body[offset : offset + 16]
-        ascii_ = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
-        lines.append(f"{offset:04x}  {chunk.hex(' '):<47}  {ascii_}")
-    if len(body) > HEX_PREVIEW:
-        lines.append(f"… {len(body) - HEX_PREVIEW} more bytes")
-    return "\n".join(lines)
+        return False
+    return True
+
+
+def body_text(body: bytes, content_type: str = "") -> str:
+    """A body as text, JSON, form fields, image description or hex dump (escaped)."""
+    return render_body(body, content_type)
 
 
 class DetailScreen(Screen[None]):
-    """Request line, headers, query, body preview, response, timing, traceback."""
+    """Request line, response, timing, error, diff, query, headers and both bodies."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "dismiss", "Back"),
         Binding("backspace", "dismiss", "Back", show=False),
-        Binding("r", "replay", "Replay", tooltip="Send this request to the server again"),
+        Binding("r", "replay", "Replay", tooltip="Send this exact request to the server again"),
+        Binding("e", "edit", "Edit", tooltip="Edit this request, then send it"),
+        Binding("y", "copy('curl')", "curl", tooltip="Copy as a curl command (and save it to a file)"),
+        Binding("Y", "copy('httpie')", "HTTPie", tooltip="Copy as an HTTPie command (and save it to a file)"),
     ]
 
-    def __init__(self, request: RequestEvent) -> None:
+    def __init__(self, request: RequestEvent, original: RequestEvent | None = None) -> None:
         super().__init__()
         self.request = request
+        self.original = original
+        """The request this one replays, if it is a replay (a diff is shown)."""
 
     def compose(self) -> ComposeResult:
         r = self.request
         status_class = fmt.status_class(r.status)
-        # Workers report the bare version ("1.1", as the parsers give it); show a request line.
-        version = r.http_version if r.http_version.startswith("HTTP/") else f"HTTP/{r.http_version}"
-        request_line = escape_controls(f"{r.method} {r.target} {version}", multiline=False)
-        yield Static(request_line, id="request-line", markup=False)
+        yield Static(request_line(r), id="request-line", markup=False)
         with VerticalScroll(id="detail-body"):
             yield from self._section("Response", f"{r.status} {reason(r.status)}", classes=f"status-{status_class}")
             timing = (
                 f"{fmt.clock_time(r.time)}  ·  {fmt.duration(r.duration_ms)}  ·  {fmt.size(r.bytes_sent)} sent"
-                f"  ·  client {r.client}  ·  worker {r.worker_pid}"
+                f"  ·  client {escape_controls(r.client, multiline=False)}  ·  worker {r.worker_pid}"
             )
             yield from self._section("Timing", timing)
+            if self.original is not None:
+                o = self.original
+                title = f"Replay of {o.method} {o.target} at {fmt.clock_time(o.time)}: differences"
+                yield from self._section(escape_controls(title, multiline=False),
+                                         response_diff(o, r), classes="diff", id="diff")
             if r.error:
-                yield from self._section("Error", r.error, classes="error")
-            if r.traceback:
-                yield from self._section("Traceback", r.traceback, classes="traceback", id="traceback")
+                yield from self._section("Error", escape_controls(r.error), classes="error")
+            if r.error_report is not None:
+                title = f"Traceback — {len(r.error_report.frames)} app frames, newest last"
+                yield from self._section(title, escape_controls(report_text(r.error_report)),
+                                         classes="traceback", id="traceback")
+            elif r.traceback:
+                yield from self._section("Traceback", escape_controls(r.traceback), classes="traceback", id="traceback")
+            if r.logs:
+                yield from self._section(f"App output while serving it ({len(r.logs)} lines)",
+                                         escape_controls("\n".join(r.logs)), id="app-output")
             yield from self._section("Query", query_text(r.target))
             yield from self._section("Request headers", headers_text(r.request_headers), id="request-headers")
-            body_title = f"Request body (preview, {len(r.body_preview)} bytes)"
-            yield from self._section(body_title, body_text(r.body_preview), id="body-preview")
+            yield from self._body("request", r.request_headers)
             yield from self._section("Response headers", headers_text(r.response_headers), id="response-headers")
+            yield from self._body("response", r.response_headers)
         yield Footer()
+
+    def _body(self, side: Side, headers: Headers) -> ComposeResult:
+        body = load_body(self.request, side)
+        content_type = next((v for n, v in headers if n.lower() == "content-type"), "")
+        title = f"{side.capitalize()} body ({body.note})"
+        text = render_body(body.data, content_type, size=body.size, cut=not body.complete)
+        if not body.complete and body.data:
+            text += f"\n\n⚠ {body.note}: the end of this body is not shown"
+        yield from self._section(title, text, id=f"{side}-body", classes="" if body.complete else "cut")
 
     @staticmethod
     def _section(title: str, body: str, classes: str = "", id: str | None = None) -> ComposeResult:
-        yield Static(title, classes="section-title", markup=False)
+        yield Static(title, classes="section-title", markup=False, id=f"{id}-title" if id else None)
         yield Static(escape_controls(body), classes=f"section-body {classes}".strip(), markup=False, id=id)
 
     def on_mount(self) -> None:
@@ -105,4 +148,10 @@ class DetailScreen(Screen[None]):
         self.query_one("#detail-body").focus()
 
     def action_replay(self) -> None:
-        self.post_message(ReplayRequested(self.request))
+        self.post_message(ReplayRequested(self.request, self.original))
+
+    def action_edit(self) -> None:
+        self.app.push_screen(EditScreen(self.request, original=self.original or self.request))
+
+    def action_copy(self, kind: str) -> None:
+        self.post_message(CopyRequested(self.request, kind))

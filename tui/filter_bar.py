@@ -1,7 +1,12 @@
-"""The ``/`` filter input under the request log."""
+"""The ``/`` filter input under the request log.
+
+A malformed expression never reaches the log: the bar shows the error in its
+border (and turns red) while the last good filter stays applied.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from textual import on
@@ -9,7 +14,8 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import Input
 
-from tui.filter import RequestFilter, parse_filter
+from devserver.safetext import escape_controls
+from tui.filter import Context, FilterError, RequestFilter, parse_filter
 
 
 class FilterBar(Input):
@@ -25,8 +31,11 @@ class FilterBar(Input):
             self.request_filter = request_filter
             self.done = done
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(placeholder="text  5xx  404  POST  — Enter keeps, Esc clears", id=id)
+    def __init__(self, *, id: str | None = None, context: Callable[[], Context] = Context) -> None:
+        super().__init__(placeholder="~s 5xx & !~u static  ·  ~d >100ms  ·  text  — ? for syntax, Esc clears", id=id)
+        self._filter_context = context
+        self.error: FilterError | None = None
+        """The problem with the current text, if any (shown in the border)."""
 
     def open(self) -> None:
         """Show the bar and give it the keyboard."""
@@ -35,17 +44,36 @@ class FilterBar(Input):
 
     def action_close(self) -> None:
         self.value = ""
+        self._show_error(None)
         self.remove_class("-open")
         self.post_message(self.Applied(RequestFilter(), done=True))
+
+    def _parse(self, text: str) -> RequestFilter | None:
+        try:
+            request_filter = parse_filter(text, self._filter_context())
+        except FilterError as exc:
+            self._show_error(exc)
+            return None
+        self._show_error(None)
+        return request_filter
+
+    def _show_error(self, error: FilterError | None) -> None:
+        self.error = error
+        self.set_class(error is not None, "-invalid")
+        self.border_subtitle = escape_controls(str(error), multiline=False) if error else ""
 
     @on(Input.Changed)
     def _changed(self, event: Input.Changed) -> None:
         event.stop()
-        self.post_message(self.Applied(parse_filter(event.value)))
+        if (request_filter := self._parse(event.value)) is not None:
+            self.post_message(self.Applied(request_filter))
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
+        request_filter = self._parse(event.value)
+        if request_filter is None:
+            return  # stay open on the error
         if not event.value.strip():
             self.remove_class("-open")
-        self.post_message(self.Applied(parse_filter(event.value), done=True))
+        self.post_message(self.Applied(request_filter, done=True))

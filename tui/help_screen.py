@@ -8,15 +8,26 @@ from typing import ClassVar
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-FILTER_HELP = (
-    "Filter terms (after /): free text matches target, client or error;\n"
-    "5xx or 4xx: status class; 404: exact status; POST, get …: method.\n"
-    "Terms of one kind are alternatives, kinds combine: POST 5xx api"
-)
+from tui.filter import OPERATORS
+
+
+
+def filter_help() -> Table:
+    """The filter language, from the operator table itself."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    for operator, (builder, meaning) in OPERATORS.items():
+        grid.add_row(operator if builder is None else f"{operator} …", meaning)
+    grid.add_row("5xx 404 POST", "shorthands for ~s 5xx, ~c 404, ~m POST")
+    grid.add_row("word \"a b\"", "text in the request line, client or error (quotes: always text)")
+    grid.add_row("! & | ( )", "not, and (also by juxtaposition), or; e.g. ~m POST & !(~s 2xx | ~u ^/static)")
+    return grid
+
 
 
 class HelpScreen(ModalScreen[None]):
@@ -37,8 +48,9 @@ class HelpScreen(ModalScreen[None]):
         keys.add_column()
         for binding in self.bindings:
             keys.add_row(self.app.get_key_display(binding), binding.tooltip or binding.description)
-        with Vertical(id="help-dialog"):
+        with VerticalScroll(id="help-dialog"):
             yield Static("devserver dashboard — keys", id="help-title")
             yield Static(keys, id="help-keys")
-            yield Static(FILTER_HELP, id="help-filter", markup=False)
+            yield Static("Filter (after /):", id="help-filter-title")
+            yield Static(filter_help(), id="help-filter")
             yield Static("Esc closes", id="help-close")

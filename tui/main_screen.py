@@ -25,10 +25,13 @@ from devserver.events import (
     WorkerStatus,
 )
 from tui.detail_screen import DetailScreen
+from tui.edit_screen import EditScreen
+from tui.export import CopyRequested
+from tui.filter import Context
 from tui.filter_bar import FilterBar
 from tui.header import DashboardHeader
 from tui.reloads import ReloadsPanel
-from tui.replay import ReplayRequested
+from tui.replay import ReplayLinks, ReplayRequested
 from tui.request_log import RequestLog
 from tui.server_log import ServerLog
 from tui.stats import StatsPanel
@@ -41,10 +44,16 @@ class MainScreen(Screen[None]):
     AUTO_FOCUS = "#requests"
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        # Help first, so that a narrow footer still shows it (it lists every key).
+        Binding("question_mark", "app.help", "Help", tooltip="Show keys and filter syntax"),
         Binding("slash", "filter", "Filter", tooltip="Filter the request log (Esc clears)"),
         Binding("p", "pause", "Pause", tooltip="Pause / resume the request log"),
         Binding("c", "clear", "Clear", tooltip="Clear the request log"),
         Binding("r", "replay", "Replay", tooltip="Send the selected request to the server again"),
+        Binding("e", "edit", "Edit", show=False, tooltip="Edit the selected request, then send it"),
+        Binding("y", "copy('curl')", "curl", tooltip="Copy the selected request as a curl command (and save it)"),
+        Binding("Y", "copy('httpie')", "HTTPie", show=False, tooltip="Copy the selected request as an HTTPie command"),
+        Binding("W", "har", "HAR", show=False, tooltip="Write the requests shown (filter applied) as a HAR 1.2 file"),
     ]
 
     class Ready(Message):
@@ -56,6 +65,8 @@ class MainScreen(Screen[None]):
         self.clock = clock
         self.started = started
         self.url = config.url
+        self.replays = ReplayLinks()
+        """Logged requests that are replays, linked to their originals (for the diff)."""
         """Where the server listens: the configured URL until the server says otherwise (port 0)."""
         self._routes: dict[type, Callable[[list[Any]], None]] = {
             RequestEvent: self._requests,
@@ -72,7 +83,7 @@ class MainScreen(Screen[None]):
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield RequestLog(self.config.log_rows, id="requests")
-                yield FilterBar(id="filter")
+                yield FilterBar(id="filter", context=self._filter_context)
                 yield ServerLog(id="server-log")
             with Vertical(id="side"):
                 yield StatsPanel(self.clock, id="stats")
@@ -82,6 +93,9 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.post_message(self.Ready())
+
+    def _filter_context(self) -> Context:
+        return Context(slot_of=self.query_one(WorkersPanel).board.slot_of)
 
     @property
     def request_log(self) -> RequestLog:
@@ -109,6 +123,7 @@ class MainScreen(Screen[None]):
     def _requests(self, requests: list[RequestEvent]) -> None:
         # Workers flush on their own clocks; within one drain, show rows in time order.
         requests.sort(key=lambda event: event.time)
+        self.replays.observe(requests)
         self.request_log.add(requests)
         self.query_one(StatsPanel).add_requests(requests)
         workers = self.query_one(WorkersPanel)
@@ -155,6 +170,21 @@ class MainScreen(Screen[None]):
         else:
             self.post_message(ReplayRequested(request))
 
+    def action_copy(self, kind: str) -> None:
+        if (request := self.request_log.selected) is None:
+            self.notify("No request selected.", severity="warning")
+        else:
+            self.post_message(CopyRequested(request, kind))
+
+    def action_edit(self) -> None:
+        if (request := self.request_log.selected) is None:
+            self.notify("No request selected.", severity="warning")
+        else:
+            self.app.push_screen(EditScreen(request, original=self.replays.original_of(request) or request))
+
+    def action_har(self) -> None:
+        self.app.export_har(self.request_log.rows)  # type: ignore[attr-defined]
+
     @on(FilterBar.Applied)
     def _filter_applied(self, message: FilterBar.Applied) -> None:
         self.request_log.filter = message.request_filter
@@ -163,4 +193,5 @@ class MainScreen(Screen[None]):
 
     @on(RequestLog.Selected)
     def _show_details(self, message: RequestLog.Selected) -> None:
-        self.app.push_screen(DetailScreen(message.request))
+        request = message.request
+        self.app.push_screen(DetailScreen(request, original=self.replays.original_of(request)))

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import http.client
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from textual.message import Message
 
 from devserver.events import RequestEvent
+from tui.bodies import exact_request_body
 
 # RFC 9110 §7.6.1: connection-specific fields are not forwarded.  Content-Length
-# is recomputed because the recorded body is only a preview, and Expect is
-# dropped because the body is sent at once.
+# is set from the body sent (the same, as only whole bodies are replayed), and
+# Expect is dropped because the body is sent at once.
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -41,11 +43,50 @@ _CONNECTABLE = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
 class ReplayRequested(Message):
-    """A screen asks the app to replay ``request`` (bubbles up to the app)."""
+    """A screen asks the app to send ``request`` (bubbles up to the app).
 
-    def __init__(self, request: RequestEvent) -> None:
+    ``original``: the recorded request an edited copy comes from (the diff is against it).
+    """
+
+    def __init__(self, request: RequestEvent, original: RequestEvent | None = None, body: bytes | None = None) -> None:
         super().__init__()
         self.request = request
+        self.original = original
+        self.body = body  # an edited body (else the recorded one, which must be whole)
+
+
+class ReplayLinks:
+    """Which logged requests are replays, and of what (bounded; UI thread only).
+
+    A replay is announced by the local address it sends from; the server's
+    event for it carries that address as its client, which links the two.
+    """
+
+    def __init__(self, limit: int = 1000) -> None:
+        self.limit = limit
+        self._pending: dict[str, RequestEvent] = {}
+        self._links: dict[int, tuple[RequestEvent, RequestEvent]] = {}  # id(replay) -> (replay, original)
+
+    def expect(self, client: str, *, original: RequestEvent) -> None:
+        """A replay of ``original`` is about to be sent from ``client``."""
+        self._pending[client] = original
+        while len(self._pending) > self.limit:
+            del self._pending[next(iter(self._pending))]
+
+    def observe(self, requests: list[RequestEvent]) -> None:
+        """Link newly logged requests that are replays."""
+        if not self._pending:
+            return
+        for request in requests:
+            if (original := self._pending.pop(request.client, None)) is not None:
+                self._links[id(request)] = (request, original)
+                while len(self._links) > self.limit:
+                    del self._links[next(iter(self._links))]
+
+    def original_of(self, request: RequestEvent) -> RequestEvent | None:
+        """The request ``request`` replayed, if it is a replay."""
+        link = self._links.get(id(request))
+        return link[1] if link is not None and link[0] is request else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +97,9 @@ class ReplayResult:
     reason: str
     bytes_received: int
     duration_ms: float
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    client: str = ""  # "host:port" the replay came from: the server's event for it has this client
 
 
 def server_address(url: str) -> tuple[str, int]:
@@ -76,18 +120,33 @@ def replay_headers(event: RequestEvent) -> list[tuple[str, str]]:
     return [(n, v) for n, v in event.request_headers if n.lower() not in HOP_BY_HOP | named]
 
 
-def replay_request(event: RequestEvent, url: str, timeout: float = 10.0) -> ReplayResult:
-    """Send ``event``'s method, target, headers and body preview to the server at ``url``.
+def replay_request(
+    event: RequestEvent,
+    url: str,
+    timeout: float = 10.0,
+    *,
+    sent: Callable[[str], None] | None = None,
+    body: bytes | None = None,
+) -> ReplayResult:
+    """Send ``event``'s method, target, headers and exact body to the server at ``url``.
 
-    Raises ``OSError`` or ``http.client.HTTPException`` when the server
-    cannot be reached or answers garbage.
+    Raises :class:`~tui.bodies.BodyNotExact` when the body was cut (nothing
+    is sent), ``OSError`` or ``http.client.HTTPException`` when the server
+    cannot be reached or answers garbage.  ``sent`` is called with the local
+    address once connected, before the request goes out.  ``body``
+    replaces the recorded body (an edited request).
     """
+    body = exact_request_body(event) if body is None else body
     headers = replay_headers(event)
     names = {name.lower() for name, _ in headers}
-    body = event.body_preview
     conn = http.client.HTTPConnection(*server_address(url), timeout=timeout)
     started = time.perf_counter()
     try:
+        conn.connect()
+        host, port = conn.sock.getsockname()[:2]
+        client = f"{host}:{port}"
+        if sent is not None:
+            sent(client)
         conn.putrequest(
             event.method,
             event.target or "/",
@@ -106,6 +165,9 @@ def replay_request(event: RequestEvent, url: str, timeout: float = 10.0) -> Repl
             reason=response.reason,
             bytes_received=len(data),
             duration_ms=(time.perf_counter() - started) * 1000,
+            headers=tuple(response.getheaders()),
+            body=data,
+            client=client,
         )
     finally:
         conn.close()

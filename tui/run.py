@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 import time
+from dataclasses import replace
+from typing import Any
 
 from devserver.config import Config
 from tui.app import DashboardApp
@@ -21,6 +25,17 @@ def run_dashboard(config: Config) -> int:
     from devserver.watchers import attach_watchers
     from devserver.supervisor import StartError, Supervisor
 
+    # Recorded bodies live in a private folder that lasts as long as the dashboard.
+    spool = tempfile.mkdtemp(prefix="devserver-bodies-") if config.body_cap > 0 else ""
+    config = replace(config, capture_dir=spool)
+    try:
+        return _run(config, Supervisor, StartError, attach_watchers)
+    finally:
+        if spool:
+            shutil.rmtree(spool, ignore_errors=True)
+
+
+def _run(config: Config, Supervisor: Any, StartError: type[Exception], attach_watchers: Any) -> int:
     app = DashboardApp(config, started=time.time(), tune_gc=True)
     supervisor = Supervisor(config, sink=app.feed)
     attach_watchers(supervisor)

@@ -127,7 +127,7 @@ class StatsPanel(Vertical):
         self.query_one("#rps", Sparkline).data = history
         label = self.get_component_rich_style("stats--label", partial=True)
         self.query_one("#rate", Static).update(
-            Text.assemble(("req/s ", label), f"{history[-1]:.0f} now, {max(history):.0f} peak/60s, ", ("total ", label), str(stats.total))
+            Text.assemble(("req/s ", label), f"{history[-1]:.0f} now, {max(history):.0f} peak, ", ("total ", label), str(stats.total))
         )
         counts = Text()
         for name in STATUS_CLASSES:
@@ -138,7 +138,7 @@ class StatsPanel(Vertical):
         p50, p95, p99 = stats.latency_percentiles()
         self.query_one("#latency", Static).update(
             Text.assemble(
-                ("p50 ", label), fmt.duration(p50), ("  p95 ", label), fmt.duration(p95), ("  p99 ", label), fmt.duration(p99)
+                ("p50 ", label), fmt.duration(p50), (" p95 ", label), fmt.duration(p95), (" p99 ", label), fmt.duration(p99)
             )
         )
         dropped_style = self.get_component_rich_style("stats--warning", partial=True) if stats.dropped else None

@@ -64,6 +64,11 @@ class WorkerBoard:
             if (info := self._by_pid.get(request.worker_pid)) is not None:
                 info.seen += 1
 
+    def slot_of(self, pid: int) -> int | None:
+        """The slot number the panel shows for ``pid`` (None if unknown)."""
+        info = self._by_pid.get(pid)
+        return info.index if info is not None and info.index >= 0 else None
+
     @property
     def alive(self) -> int:
         """Workers currently running."""
@@ -101,29 +106,53 @@ class WorkersPanel(DataTable[str]):
     """The board as a small read-only table."""
 
     COLUMNS = ("#", "PID", "STATE", "REQS", "CONN", "RST", "MEM")
+    # Columns dropped, in turn, when the panel is too narrow for them: it never scrolls sideways.
+    LAYOUTS = (COLUMNS, ("#", "PID", "STATE", "REQS", "RST", "MEM"), ("#", "PID", "STATE", "REQS", "MEM"),
+               ("#", "PID", "STATE", "REQS"), ("#", "PID", "STATE"))
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="none", zebra_stripes=False, show_cursor=False)
         self.can_focus = False
         self.board = WorkerBoard()
+        self.shown_columns: tuple[str, ...] = self.COLUMNS
 
     def on_mount(self) -> None:
         self.border_title = "Workers"
-        self.add_columns(*self.COLUMNS)
+        self.add_columns(*self.shown_columns)
+
+    def on_resize(self) -> None:
+        self.show()
+
+    def _fit(self, rows: list[dict[str, str]]) -> tuple[str, ...]:
+        """The widest layout whose cells (with their padding) fit the panel's width."""
+        pad = 2 * self.cell_padding
+        for columns in self.LAYOUTS:
+            need = sum(max([len(c), *(len(r[c]) for r in rows)]) + pad for c in columns)
+            if need <= self.size.width:
+                return columns
+        return self.LAYOUTS[-1]
 
     def show(self) -> None:
         """Redraw the rows from the board."""
-        self.clear()
+        rows = []
         for index in sorted(self.board.slots, key=lambda i: (i < 0, abs(i))):
             info = self.board.slots[index]
             state = info.state if info.exitcode is None else f"{info.state} ({info.exitcode})"
-            self.add_row(
-                str(index) if index >= 0 else "?",
-                str(info.pid),
-                state,
-                str(info.served),
-                str(info.connections),
-                str(info.restarts),
-                fmt.size(info.rss_bytes) if info.rss_bytes else "-",
-                key=str(index),
-            )
+            rows.append({
+                "key": str(index),
+                "#": str(index) if index >= 0 else "?",
+                "PID": str(info.pid),
+                "STATE": state,
+                "REQS": str(info.served),
+                "CONN": str(info.connections),
+                "RST": str(info.restarts),
+                "MEM": fmt.size(info.rss_bytes) if info.rss_bytes else "-",
+            })
+        columns = self._fit(rows)
+        if columns != self.shown_columns:
+            self.shown_columns = columns
+            self.clear(columns=True)
+            self.add_columns(*columns)
+        self.clear()
+        for cells in rows:
+            self.add_row(*(cells[c] for c in columns), key=cells["key"])
