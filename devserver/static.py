@@ -33,6 +33,15 @@ Other decisions
   (mtime_ns, ctime_ns, size, inode, device) and only holds files whose
   timestamps are older than ``racy_ns``: two writes within one timestamp tick
   look identical, so a just-written file is never trusted (git's "racy clean").
+* :func:`resolve` (the "files win" test before an APP answers) remembers the
+  paths that name no file, so an app's routes do not cost a walk of the
+  filesystem per request.  A remembered miss is checked with one ``stat`` of
+  the deepest folder that exists along the path: creating, removing or
+  renaming anything in a folder changes its mtime/ctime, so a file that
+  appears is served at once.  Misses under a symlink are never remembered
+  (the link's target can change without its folder changing), nor those
+  whose folder changed within ``racy_ns`` (a second change in the same
+  timestamp tick would not show).
 * Error pages carry ``Cache-Control: no-cache``: a 404 is heuristically
   cacheable (RFC 9110 §15.1), which is wrong for a dev server.
 """
@@ -173,15 +182,105 @@ def _locate(root: str, raw_path: str) -> _Target | None:
     return _Target(real, segments[-1], False)
 
 
+class _FolderKey(NamedTuple):
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+    dev: int
+
+
+def _folder_key(st: os.stat_result) -> _FolderKey:
+    return _FolderKey(st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+class _Misses:
+    """URL paths known to name no file: (root, path) → the folder whose state proves it.
+
+    Bounded: when full it is emptied (misses are cheap to learn again).  Plain
+    dict operations only, so threads may share it.
+    """
+
+    def __init__(self, max_entries: int = 4096, racy_ns: int = 2_000_000_000) -> None:
+        self.max_entries = max_entries
+        self.racy_ns = racy_ns
+        self._entries: dict[tuple[str, str], tuple[str, _FolderKey]] = {}
+
+    def known(self, root: str, raw_path: str) -> bool:
+        entry = self._entries.get((root, raw_path))
+        if entry is None:
+            return False
+        folder, key = entry
+        try:
+            if _folder_key(os.stat(folder)) == key:
+                return True
+        except OSError:
+            pass
+        self._entries.pop((root, raw_path), None)
+        return False
+
+    def learn(self, root: str, raw_path: str) -> None:
+        """Remember that ``raw_path`` (already found to be a miss) names no file, if that can be checked cheaply."""
+        witness = _deepest_folder(root, raw_path)
+        if witness is None:
+            return
+        folder, st = witness
+        if max(st.st_mtime_ns, st.st_ctime_ns) >= time.time_ns() - self.racy_ns:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[(root, raw_path)] = (folder, _folder_key(st))
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def _deepest_folder(root: str, raw_path: str) -> tuple[str, os.stat_result] | None:
+    """The deepest existing folder along ``raw_path`` under ``root`` and its stat; None if a symlink is on the way.
+
+    Walks down from the root with lstat, so a link anywhere (whose target may
+    change without its folder changing) means "do not remember".
+    """
+    try:
+        segments = [_unquote(s) for s in raw_path[1:].split("/")]
+        folder = root
+        st = os.lstat(folder)
+        for segment in segments:
+            if segment == "" or _FORBIDDEN_SEGMENT.search(segment):
+                break  # never served, whatever the disk holds: the folder so far is witness enough
+            try:
+                child = os.lstat(os.path.join(folder, segment))
+            except OSError:
+                break  # the segment does not exist in ``folder``: creating it would change ``folder``
+            if stat.S_ISLNK(child.st_mode):
+                return None
+            if not stat.S_ISDIR(child.st_mode):
+                break  # a file (or FIFO...) stands where the path goes on: replacing it changes ``folder``
+            folder = os.path.join(folder, segment)
+            st = child
+    except (BadPath, OSError, ValueError):
+        return None
+    return (folder, st) if stat.S_ISDIR(st.st_mode) else None
+
+
+_misses = _Misses()
+
+
 def resolve(root: str, raw_path: str) -> str | None:
     """Map a URL path to the real path of a file inside ``root``, or None.
 
     ``raw_path`` is still percent-encoded and has no query.  A folder maps to
     its ``index.html`` (with or without the trailing slash).  Raises
     :class:`BadPath` (status 400) for bad escapes, NUL or invalid UTF-8.
+    Misses are remembered (see the module docstring), so asking again for a
+    path that names no file costs one ``stat``.
     """
+    if _misses.known(root, raw_path):
+        return None
     target = _locate(root, raw_path)
-    return target.path if target else None
+    if target is None:
+        _misses.learn(root, raw_path)
+        return None
+    return target.path
 
 
 # ---------------------------------------------------------------------- media types

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import multiprocessing
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -41,7 +42,7 @@ class _Slot:
     restarts: int = 0
 
 
-def bind(host: str, port: int, backlog: int) -> socket.socket:
+def bind(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:
     """The listening socket, or StartError with a one-line reason."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -51,6 +52,8 @@ def bind(host: str, port: int, backlog: int) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(address)
@@ -66,6 +69,42 @@ def bind(host: str, port: int, backlog: int) -> socket.socket:
         raise StartError(reasons.get(exc.errno, f"cannot listen on {where}: {exc.strerror}")) from None
     sock.setblocking(False)
     return sock
+
+
+# Linux spreads the connections of SO_REUSEPORT sockets evenly over them (by a hash of the
+# addresses); BSD and macOS give them all to one, so elsewhere the workers share one socket.
+SPREAD_BY_KERNEL = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+def bind_for_workers(host: str, port: int, backlog: int, workers: int) -> list[socket.socket]:
+    """The listening sockets: one per worker where the kernel spreads connections over them, else one shared.
+
+    With one shared socket every worker's loop wakes for a new connection and
+    the first accepts all that are waiting, so a burst of keep-alive
+    connections (a browser, a load tester) can all land on one worker for
+    their whole life.  With a socket per worker (SO_REUSEPORT) the kernel
+    deals each connection to one of them.  The supervisor keeps every socket
+    open, so connections dealt to a worker that is being restarted wait in
+    its socket's queue for the new one.
+
+    The address is first bound without SO_REUSEPORT: that fails as "already
+    in use" if anything listens there (another devserver included), which
+    SO_REUSEPORT alone would let through.
+    """
+    first = bind(host, port, backlog)
+    if workers == 1 or not SPREAD_BY_KERNEL:
+        return [first]
+    port = first.getsockname()[1]
+    first.close()
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(workers):
+            sockets.append(bind(host, port, backlog, reuse_port=True))
+    except StartError:  # the port was taken in the moment between: say so as usual
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def raise_open_files_limit(ceiling: int = 65536) -> None:
@@ -98,6 +137,7 @@ class Supervisor:
         self.sink = sink
         self.ctx = multiprocessing.get_context("spawn")
         self.sock: socket.socket | None = None
+        self.sockets: list[socket.socket] = []  # one per worker, or the one shared socket
         self.slots: list[_Slot] = []
         self.generation: Any = None
         self._retired: list[Any] = []  # event pipes of dead workers, read until empty
@@ -114,7 +154,8 @@ class Supervisor:
     def start(self) -> None:
         """Bind and start everything; raises StartError with a user-facing message."""
         raise_open_files_limit()  # before the workers start: they inherit it
-        self.sock = bind(self.config.host, self.config.port, self.config.backlog)
+        self.sockets = bind_for_workers(self.config.host, self.config.port, self.config.backlog, self.config.workers)
+        self.sock = self.sockets[0]
         self.config = replace(self.config, port=self.sock.getsockname()[1])
         self.generation = self.ctx.RawValue("Q", 0)
         for index in range(self.config.workers):
@@ -135,7 +176,7 @@ class Supervisor:
         event_reader, event_writer = self.ctx.Pipe(duplex=False)
         process = self.ctx.Process(
             target=worker_main, name=f"devserver-worker-{index}",
-            args=(self.config, self.sock, event_writer, receiver, self.generation, index),
+            args=(self.config, self.sockets[index % len(self.sockets)], event_writer, receiver, self.generation, index),
         )
         process.start()
         receiver.close()
@@ -264,8 +305,8 @@ class Supervisor:
         self._stopped.set()  # the reader now reads every pipe to its end, then returns
         for thread in self._threads:
             thread.join(5)
-        if self.sock is not None:
-            self.sock.close()
+        for sock in self.sockets:
+            sock.close()
         for slot in slots:
             slot.events.close()
         self.sink([ServerEvent(time.time(), "stopped", self.url)])
