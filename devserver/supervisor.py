@@ -2,8 +2,13 @@
 
 Threads: one reads the workers' event pipes and hands batches to the sink (console
 log or dashboard); one watches worker sentinels and replaces a worker that
-died.  Because the process has threads, workers are started with the
-``spawn`` context (forking a threaded process is unsafe).
+died.  Because the process has threads, it never forks itself (forking a
+threaded process is unsafe): workers are forked by multiprocessing's fork
+server, a single-threaded process started once that has already imported
+the worker's modules.  A worker then starts in the time of a fork instead
+of an interpreter's start and its imports, and shares those pages with the
+fork server and the other workers (less memory).  Where there is no fork
+server (Windows), workers are spawned.
 """
 
 from __future__ import annotations
@@ -22,10 +27,29 @@ from typing import Any
 from .config import Config
 from .control import ControlMessage, Reload
 from .events import Event, ServerEvent, WorkerEvent
-from .worker import worker_main
 
 Sink = Callable[[list[Event]], None]
 RESTART_BACKOFF = 1.0  # seconds; a worker that dies at once is not restarted in a tight loop
+
+
+def _worker_entry(*args: Any) -> None:
+    """A worker's entry point, importing the worker (asyncio, httptools, ...) only in the worker.
+
+    The supervisor itself never serves a request: importing all that before
+    it can start its workers would only delay the first answer.
+    """
+    from .worker import worker_main
+
+    worker_main(*args)
+
+
+def _worker_context() -> Any:
+    """The multiprocessing context that starts workers (see the module docstring)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["devserver.worker", "devserver.extensions", "devserver.livereload"])
+    return ctx
 
 
 class StartError(Exception):
@@ -135,7 +159,7 @@ class Supervisor:
     def __init__(self, config: Config, sink: Sink) -> None:
         self.config = config
         self.sink = sink
-        self.ctx = multiprocessing.get_context("spawn")
+        self.ctx = _worker_context()
         self.sock: socket.socket | None = None
         self.sockets: list[socket.socket] = []  # one per worker, or the one shared socket
         self.slots: list[_Slot] = []
@@ -175,7 +199,7 @@ class Supervisor:
         receiver, sender = self.ctx.Pipe(duplex=False)
         event_reader, event_writer = self.ctx.Pipe(duplex=False)
         process = self.ctx.Process(
-            target=worker_main, name=f"devserver-worker-{index}",
+            target=_worker_entry, name=f"devserver-worker-{index}",
             args=(self.config, self.sockets[index % len(self.sockets)], event_writer, receiver, self.generation, index),
         )
         process.start()
