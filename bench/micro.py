@@ -52,6 +52,8 @@ def steps(root: str) -> dict[str, Callable[[], object]]:
         "routing: split_script('/')": lambda: split_script("/"),
         "routing: static.resolve('/') (files win, miss)": lambda: static.resolve(root, "/"),
         "routing: static._locate('/') (the walk, uncached)": lambda: static._locate(root, "/"),
+        "static: serve('/one_k.txt') (1 KiB, in the small-file cache)":
+            lambda: static.serve(root, "GET", "/one_k.txt", {}),
         "environ: build_environ": lambda: build_environ(conn, exchange, "", "/", sys.stderr, True),  # type: ignore
         "response: response_head": lambda: response_head(200, HEADERS),
         "event: RequestEvent()": event,
@@ -65,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         root = os.path.realpath(tmp)
+        Path(root, "one_k.txt").write_bytes(b"x" * 1024)
+        os.utime(Path(root, "one_k.txt"), ns=(0, 0))
         os.utime(root, ns=(0, 0))  # mtime long ago; ctime is now, so misses are remembered after 2 s at most
         print(f"| step | µs per call (best of {opts.repeat} × {opts.number:,}) |")
         print("| --- | ---: |")

@@ -21,7 +21,7 @@ INDEX = b"<html><body>home</body></html>"
 @pytest.fixture(autouse=True)
 def fresh_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(static, "_cache", static._SmallFileCache())
-    monkeypatch.setattr(static, "_misses", static._Misses())
+    monkeypatch.setattr(static, "_lookups", static._Lookups())
 
 
 @pytest.fixture
@@ -529,7 +529,7 @@ RACY_NS = 30_000_000  # a short racy window for these tests; the default is 2 s
 @pytest.fixture
 def locates(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Misses remembered after RACY_NS; returns the list of paths _locate walked."""
-    monkeypatch.setattr(static, "_misses", static._Misses(racy_ns=RACY_NS))
+    monkeypatch.setattr(static, "_lookups", static._Lookups(racy_ns=RACY_NS))
     walked: list[str] = []
     real_locate = static._locate
 
@@ -598,7 +598,39 @@ def test_misses_below_a_symlink_are_not_remembered(root: str, locates: list[str]
 
 def test_a_folder_changed_within_the_racy_window_is_not_trusted(root: str, locates: list[str],
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(static._misses, "racy_ns", 60_000_000_000)  # the root changed less than a minute ago
+    monkeypatch.setattr(static._lookups, "racy_ns", 60_000_000_000)  # the root changed less than a minute ago
     assert resolve(root, "/missing.txt") is None
     assert resolve(root, "/missing.txt") is None
     assert locates == ["/missing.txt"] * 2
+
+
+def test_a_file_found_is_not_walked_again(root: str, locates: list[str]) -> None:
+    settle(root, os.path.join(root, "sub"))
+    for _ in range(5):
+        assert get(root, "/ten.txt").body == TEN
+        assert get(root, "/sub/").body == b"sub index"
+    assert locates == ["/ten.txt", "/sub/"]
+
+
+def test_a_file_removed_after_it_was_found_is_gone_at_once(root: str, locates: list[str]) -> None:
+    settle(root)
+    assert resolve(root, "/ten.txt") == os.path.join(root, "ten.txt")
+    os.unlink(os.path.join(root, "ten.txt"))
+    assert resolve(root, "/ten.txt") is None
+    assert get(root, "/ten.txt").status == 404
+
+
+def test_a_file_swapped_for_a_link_out_of_the_root_is_not_served(root: str, locates: list[str]) -> None:
+    settle(root)
+    assert get(root, "/ten.txt").body == TEN
+    os.unlink(os.path.join(root, "ten.txt"))
+    os.symlink(os.path.join(os.path.dirname(root), "outside", "secret.txt"), os.path.join(root, "ten.txt"))
+    response = get(root, "/ten.txt")
+    assert response.status == 404 and SECRET not in response.body
+
+
+def test_a_page_that_is_a_link_is_not_remembered(root: str, locates: list[str]) -> None:
+    settle(root, os.path.join(root, "evil"))
+    assert get(root, "/evil/").status == 404  # its index.html leads outside
+    assert get(root, "/evil/").status == 404
+    assert locates == ["/evil/", "/evil/"]
