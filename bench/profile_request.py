@@ -42,6 +42,12 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("supervisor: receive events (unpickle)", ("Supervisor._read_events", "Supervisor._receive")),
     ("supervisor: other", ("SUPERVISOR",)),
     ("app (hello world itself)", ("application (hello.py", "application (/")),
+    ("app (Flask and Jinja)", ("flask/", "jinja2/", "werkzeug/", "Flask.", "(flaskapp.py")),
+    ("live reload script added to HTML (html_transform)", ("inject (", "_plain_html")),
+    ("accept and connection setup/teardown", ("_accept_connection", "connection_made", "connection_lost",
+                                              "Connection.__init__", "_SelectorTransport.__init__",
+                                              "_call_connection_lost", "Connection.close", "_SelectorTransport.close",
+                                              "_SelectorSocketTransport.__init__")),
     ("environ", ("build_environ",)),
     ("WSGI call wrapper (AppCall, start_response)", ("AppCall.", "ErrorStream")),
     ("thread hand-off (pool submit, wake-up, deliver)", ("ThreadPool.", "call_soon_threadsafe", "_write_to_self",
@@ -98,6 +104,8 @@ def classify(raw: str, supervisor_pid: int) -> tuple[collections.Counter[str], i
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--script", action="store_true", help="serve /hello.py instead of the APP hello:application")
+    parser.add_argument("--flask", action="store_true", help="the Flask template app (APP flaskapp:app) instead")
+    parser.add_argument("--close", action="store_true", help="send Connection: close (a connection per request)")
     parser.add_argument("--seconds", type=int, default=15, help="seconds of profiling (default %(default)s)")
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second (default %(default)s)")
     parser.add_argument("--workers", type=int, default=2)
@@ -111,18 +119,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         site = make_site(base)
         logs = base / "logs"
         logs.mkdir()
-        build = servers.devserver_script if opts.script else servers.devserver_app
+        build = servers.devserver_flask if opts.flask else servers.devserver_script if opts.script \
+            else servers.devserver_app
         spec: ServerSpec = build(site, free_port(), opts.workers)
-        url = spec.url("hello")
+        url = spec.url("flask" if opts.flask else "hello")
+        headers = ("Connection: close",) if opts.close else ()
         with running(spec, logs) as server:
-            run_wrk(url, opts.conns, 2)
+            run_wrk(url, opts.conns, 2, headers=headers)
             pids = process_tree(server.proc.pid)
             before = cpu_seconds(pids)
-            plain = run_wrk(url, opts.conns, 8)
+            plain = run_wrk(url, opts.conns, 8, headers=headers)
             cpu_us = (cpu_seconds(pids) - before) * 1e6 / plain.requests
             raw_path = opts.raw or base / "pyspy.txt"
-            wrk = subprocess.Popen(["wrk", "-t2", f"-c{opts.conns}", f"-d{opts.seconds + 4}s", url],
-                                   stdout=subprocess.DEVNULL)
+            wrk = subprocess.Popen(["wrk", "-t2", f"-c{opts.conns}", f"-d{opts.seconds + 4}s",
+                                    *(arg for h in headers for arg in ("-H", h)), url], stdout=subprocess.DEVNULL)
             try:
                 time.sleep(1)  # let the load reach its steady state before sampling
                 subprocess.run(["py-spy", "record", "--native", "--subprocesses", "-p", str(server.proc.pid),
@@ -133,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             stages, busy = classify(raw_path.read_text(), server.proc.pid)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    print(f"{spec.name} ({url.replace(HOST, 'host')}), {opts.workers} workers, wrk -c{opts.conns}: "
+    print(f"{spec.name} ({url.replace(HOST, 'host')}), {opts.workers} workers, wrk -c{opts.conns}"
+          f"{' with Connection: close' if opts.close else ''}: "
           f"{plain.requests_per_sec:,.0f} req/s unprofiled, {cpu_us:.1f} µs server CPU per request "
           f"(all processes); {busy} busy samples")
     print()
