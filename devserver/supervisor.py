@@ -48,7 +48,7 @@ def _worker_context() -> Any:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["devserver.worker", "devserver.extensions", "devserver.livereload"])
+    ctx.set_forkserver_preload(["devserver.worker", "devserver.livereload"])
     return ctx
 
 
