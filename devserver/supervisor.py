@@ -2,19 +2,15 @@
 
 Threads: one reads the workers' event pipes and hands batches to the sink (console
 log or dashboard); one watches worker sentinels and replaces a worker that
-died.  Because the process has threads, it never forks itself (forking a
-threaded process is unsafe): workers are forked by multiprocessing's fork
-server, a single-threaded process started once that has already imported
-the worker's modules.  A worker then starts in the time of a fork instead
-of an interpreter's start and its imports, and shares those pages with the
-fork server and the other workers (less memory).  Where there is no fork
-server (Windows), workers are spawned.
+died.  Because the process has threads, workers are started with the
+``spawn`` context (forking a threaded process is unsafe).
 """
 
 from __future__ import annotations
 
 import errno
 import multiprocessing
+import os
 import socket
 import sys
 import threading
@@ -45,11 +41,28 @@ def _worker_entry(*args: Any) -> None:
 
 def _worker_context() -> Any:
     """The multiprocessing context that starts workers (see the module docstring)."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["devserver.worker", "devserver.livereload"])
-    return ctx
+    _without_resource_tracker()
+    return multiprocessing.get_context("spawn")
+
+
+def _without_resource_tracker() -> None:
+    """Keep multiprocessing from starting its resource tracker process (~8 MiB, and its start).
+
+    The tracker unlinks named semaphores and shared memory that crashed
+    processes leave behind; devserver makes none (pipes, and a RawValue in an
+    anonymous arena).  Spawning a worker would start one anyway and hand its
+    pipe to every worker; giving it /dev/null as the tracker's pipe (which
+    multiprocessing's liveness probe then finds writable) means none is ever
+    started.  Where multiprocessing's internals differ, the tracker runs as usual.
+    """
+    try:
+        from multiprocessing import resource_tracker
+
+        tracker = resource_tracker._resource_tracker  # type: ignore[attr-defined]
+        if getattr(tracker, "_fd", 0) is None and hasattr(tracker, "_check_alive"):
+            tracker._fd = os.open(os.devnull, os.O_WRONLY)
+    except (ImportError, AttributeError, OSError):
+        pass
 
 
 class StartError(Exception):
@@ -261,7 +274,9 @@ class Supervisor:
         slot.control.close()
         with self._lock:
             self._retired.append(slot.events)
-        quick_death = time.monotonic() - slot.started < RESTART_BACKOFF
+        # Connections dealt to this worker's socket wait for its replacement, so the first
+        # replacement starts at once; only a replacement that dies at once again waits.
+        quick_death = time.monotonic() - slot.started < RESTART_BACKOFF and slot.restarts > 0
         if quick_death and self._stopping.wait(RESTART_BACKOFF):
             return
         with self._lock:

@@ -79,7 +79,7 @@ def test_a_burst_of_keepalive_connections_is_spread_over_the_workers(server_fact
     conns = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(count)]
     try:
         for number, sock in enumerate(conns):
-            sock.sendall(f"GET /one_k.txt?burst={number} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            sock.sendall(f"GET /one_k.txt?burst={number} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
         for sock in conns:
             assert read_responses(sock, 1)[0][0] == 200
     finally:
