@@ -2,8 +2,12 @@
 
 Threads: one reads the workers' event pipes and hands batches to the sink (console
 log or dashboard); one watches worker sentinels and replaces a worker that
-died.  Because the process has threads, workers are started with the
-``spawn`` context (forking a threaded process is unsafe).
+died.  The first workers are forked before any thread starts (when the
+process has none yet, as under the console log): they start without an
+interpreter start of their own and share the imported modules' pages with
+the supervisor.  Once the process has threads, workers are started with the
+``spawn`` context (forking a threaded process is unsafe): restarts, and the
+dashboard's workers.
 """
 
 from __future__ import annotations
@@ -37,6 +41,30 @@ def _worker_entry(*args: Any) -> None:
     from .worker import worker_main
 
     worker_main(*args)
+
+
+def _forked_worker_entry(inherited: tuple[int, ...], *args: Any) -> None:
+    """A forked worker's entry point: first let go of what it inherited from the supervisor.
+
+    Other workers' control pipes, in particular: a worker learns that the
+    supervisor is gone when its control pipe's last writer closes.
+    """
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the supervisor's handler is not the worker's
+    for fd in inherited:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _worker_entry(*args)
+
+
+def _fork_context() -> Any:
+    """The ``fork`` context while forking is safe here (one thread, a platform with fork), else None."""
+    if threading.active_count() != 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    return multiprocessing.get_context("fork")
 
 
 def _worker_context() -> Any:
@@ -195,8 +223,11 @@ class Supervisor:
         self.sock = self.sockets[0]
         self.config = replace(self.config, port=self.sock.getsockname()[1])
         self.generation = self.ctx.RawValue("Q", 0)
+        fork = _fork_context()
+        if fork is not None:
+            from . import worker  # noqa: F401 - imported once here, shared by the forks
         for index in range(self.config.workers):
-            self.slots.append(self._spawn(index))
+            self.slots.append(self._spawn(index, fork=fork))
         self._thread(self._read_events, "events")
         self._thread(self._monitor, "monitor")
         for watcher in self.watchers:  # before "listening": an edit saved after it is seen
@@ -208,13 +239,19 @@ class Supervisor:
         thread.start()
         self._threads.append(thread)
 
-    def _spawn(self, index: int, restarts: int = 0) -> _Slot:
+    def _spawn(self, index: int, restarts: int = 0, fork: Any = None) -> _Slot:
         receiver, sender = self.ctx.Pipe(duplex=False)
         event_reader, event_writer = self.ctx.Pipe(duplex=False)
-        process = self.ctx.Process(
-            target=_worker_entry, name=f"devserver-worker-{index}",
-            args=(self.config, self.sockets[index % len(self.sockets)], event_writer, receiver, self.generation, index),
-        )
+        args = (self.config, self.sockets[index % len(self.sockets)], event_writer, receiver, self.generation, index)
+        if fork is not None:
+            inherited = tuple(end.fileno() for slot in self.slots for end in (slot.control, slot.events)) \
+                + (sender.fileno(), event_reader.fileno())
+            process = fork.Process(target=_forked_worker_entry, name=f"devserver-worker-{index}",
+                                   args=(inherited, *args))
+            sys.stdout.flush()  # a buffer copied into the child would be written twice
+            sys.stderr.flush()
+        else:
+            process = self.ctx.Process(target=_worker_entry, name=f"devserver-worker-{index}", args=args)
         process.start()
         receiver.close()
         event_writer.close()  # the worker holds the only writer: its death reads as EOF here
