@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import re
 import sys
+from dataclasses import dataclass
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from . import __version__
 from .config import DEFAULT_HOST, DEFAULT_PORT, Config
 
 APP_PATTERN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):([A-Za-z_][A-Za-z0-9_]*)\Z")
 DASHBOARD_GROUP = "devserver.dashboard"
+DEFAULT_ROOT = "html_page"
+DEFAULT_DYNAMIC = "dynamic"
+HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?\Z")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line gets one line saying what is wrong, not the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _positive(text: str) -> int:
@@ -52,8 +65,25 @@ def _size(text: str) -> int:
     return int(match.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2)]
 
 
+def _allowed_host(text: str) -> str:
+    """A Host name to accept: ``*``, a name or an IP address (IPv6 in brackets, as in a Host header)."""
+    name = text.strip().lower()
+    if name == "*" or HOST_NAME.match(name):
+        return name
+    bare = name[1:-1] if name.startswith("[") and name.endswith("]") else name
+    try:
+        address = ipaddress.ip_address(bare)
+    except ValueError:
+        pass
+    else:
+        return f"[{address}]" if address.version == 6 else str(address)
+    if re.search(r":\d+\Z", name):
+        raise argparse.ArgumentTypeError(f"{text!r}: give the name without a port (any port is accepted)")
+    raise argparse.ArgumentTypeError(f"{text!r} is not a host name or an IP address")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="devserver",
         description="Serve html_page/ and the WSGI apps in dynamic/, with hot reload and a live dashboard.",
         epilog="Examples:  devserver  |  devserver --no-tui --port 8000  |  devserver site:app --workers 4",
@@ -63,8 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "that is not a file under --root")
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default %(default)s; ::1 for IPv6)")
     parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port to listen on (default %(default)s)")
-    parser.add_argument("--root", default="html_page", help="folder of static files (default %(default)s)")
-    parser.add_argument("--dynamic", default="dynamic", help="folder of Python apps served as /name.py (default %(default)s)")
+    parser.add_argument("--root", help=f"folder of static files (default {DEFAULT_ROOT}; without it and without "
+                                       f"{DEFAULT_DYNAMIC}/, the current folder)")
+    parser.add_argument("--dynamic", help=f"folder of Python apps served as /name.py (default {DEFAULT_DYNAMIC}, "
+                                          "if there is one)")
+    parser.add_argument("--allowed-host", action="append", default=[], type=_allowed_host, metavar="NAME",
+                        help="also answer requests whose Host is NAME (repeatable; any port). Without it, only "
+                             "localhost, 127.0.0.1 and [::1] (plus the bound address), which keeps web pages on "
+                             "other domains from reading the site through DNS rebinding; '*' accepts any Host")
     parser.add_argument("--workers", type=_positive, default=2, help="worker processes (default %(default)s)")
     parser.add_argument("--threads", type=_positive, default=32, help="WSGI calls in flight per worker (default %(default)s)")
     parser.add_argument("--no-tui", action="store_true", help="plain console log instead of the dashboard")
@@ -76,9 +112,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds a client has to send a request head before a 408 (default %(default)s)")
     parser.add_argument("--keepalive-timeout", type=_seconds, default=15.0,
                         help="seconds an idle keep-alive connection stays open (default %(default)s)")
-    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
-                        help="also answer requests whose Host is NAME (repeatable; '*' allows any); "
-                             "by default only localhost, 127.0.0.1 and [::1] are answered")
     parser.add_argument("--log-rows", type=_positive, default=10_000, help="rows the dashboard keeps (default %(default)s)")
     parser.add_argument("--version", action="version", version=f"devserver {__version__}")
     return parser
@@ -87,17 +120,51 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Config:
     """Validate the arguments; bad ones end in parser.error (one line, exit 2)."""
     for option, folder in (("--root", args.root), ("--dynamic", args.dynamic)):
-        if not os.path.isdir(folder):
+        if folder is not None and not os.path.isdir(folder):
             parser.error(f"{option} {folder!r} is not a folder")
+    folders = choose_folders(args.root, args.dynamic)
     if args.app is not None:
-        check_app(args.app, args.dynamic, parser.error)
+        check_app(args.app, folders.dynamic, parser.error)
     use_tui = not args.no_tui and sys.stdout.isatty() and sys.stdin.isatty()
     return Config(
-        host=args.host, port=args.port, root=args.root, dynamic=args.dynamic, app=args.app,
-        workers=args.workers, threads=args.threads, tui=use_tui, reload=not args.no_reload,
+        host=args.host, port=args.port, root=folders.root, dynamic=folders.dynamic, app=args.app,
+        workers=args.workers, threads=args.threads, tui=use_tui, reload=not args.no_reload and folders.has_dynamic,
         livereload=not args.no_livereload, log_format=args.log_format, max_body=args.max_body,
-        log_rows=args.log_rows, allowed_hosts=tuple(args.allowed_host), header_timeout=args.header_timeout, keepalive_timeout=args.keepalive_timeout,
+        log_rows=args.log_rows, header_timeout=args.header_timeout, keepalive_timeout=args.keepalive_timeout,
+        allowed_hosts=tuple(dict.fromkeys(args.allowed_host)), notices=folders.notices,
     ).resolved()
+
+
+@dataclass(frozen=True)
+class Folders:
+    """What to serve: static files from ``root``, apps from ``dynamic`` (which may not exist)."""
+
+    root: str
+    dynamic: str
+    has_dynamic: bool
+    notices: tuple[str, ...] = ()
+
+
+def choose_folders(root: str | None, dynamic: str | None) -> Folders:
+    """The folders to serve, given --root and --dynamic (None: not given; given ones exist).
+
+    Run in a folder without the usual layout, devserver serves what there is;
+    with neither html_page/ nor dynamic/, the current folder's files, as
+    ``python -m http.server`` does.
+    """
+    has_root = root is not None or os.path.isdir(DEFAULT_ROOT)
+    has_dynamic = dynamic is not None or os.path.isdir(DEFAULT_DYNAMIC)
+    root = root or DEFAULT_ROOT
+    dynamic = dynamic or DEFAULT_DYNAMIC
+    if has_root and has_dynamic:
+        return Folders(root, dynamic, True)
+    if has_root:
+        return Folders(root, dynamic, False, (f"no {dynamic}/ folder here: serving the files of {root}/ only",))
+    if has_dynamic:
+        return Folders(root, dynamic, True, (f"no {root}/ folder here: serving the apps of {dynamic}/ only",))
+    return Folders(os.curdir, dynamic, False, (
+        f"no {root}/ or {dynamic}/ folder here: serving the files of this folder "
+        f"({os.path.abspath(os.curdir)}), as python -m http.server does",))
 
 
 def check_app(app: str, dynamic: str, fail: Callable[[str], object]) -> None:

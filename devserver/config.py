@@ -35,6 +35,7 @@ class Config:
     backlog: int = 1024
     log_rows: int = 10_000
     allowed_hosts: tuple[str, ...] = ()  # Host names answered besides the loopback ones ("*": any)
+    notices: tuple[str, ...] = ()  # one-line notes shown with "listening" (e.g. which folders are served)
 
     def resolved(self) -> "Config":
         """Return a copy whose folders are absolute, real paths."""

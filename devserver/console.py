@@ -1,4 +1,12 @@
-"""The plain console log: one coloured ``rich`` line per event (or JSON lines)."""
+"""The plain console log: one coloured ``rich`` line per event (or JSON lines).
+
+Text from requests and apps (targets, tracebacks, lines apps print) is shown
+with its control characters escaped (:mod:`devserver.safetext`): any web page
+can make the browser send a request here, and an escape sequence in it must
+not drive the developer's terminal.  Output goes through an
+:class:`~devserver.output.OutputWriter`, so a closed or stalled stdout never
+holds up the server or its shutdown.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +24,13 @@ from rich.style import Style
 
 from .config import Config
 from .events import DroppedEvents, Event, LogEvent, ReloadEvent, RequestEvent, ServerEvent, WorkerEvent, WorkerStatus
+from .output import OutputWriter
+from .reloadlog import ReloadFilter, reload_name
+from .safetext import escape_controls
 from .supervisor import StartError, Supervisor
 
 STATUS_STYLE = {1: "white", 2: "green", 3: "cyan", 4: "yellow", 5: "bold red"}
+REQUEST_BACKPRESSURE = 1.0  # seconds a batch of request lines may wait for a slow stdout before it is dropped
 
 
 def human_bytes(count: int) -> str:
@@ -48,10 +60,15 @@ class ConsoleLog:
     of parsing markup per line, which costs ~100 µs a line.
     """
 
-    def __init__(self, stream: TextIO | None = None, log_format: str = "text") -> None:
-        self.console = Console(file=stream or sys.stdout, highlight=False, soft_wrap=True)
+    def __init__(self, stream: TextIO | None = None, log_format: str = "text", dynamic: str | None = None) -> None:
+        stream = stream or sys.stdout
+        # Only renders (captured to strings): the writer thread does every write.
+        self.console = Console(file=stream, highlight=False, soft_wrap=True)
+        self.output = OutputWriter(stream)
         self.json = log_format == "json"
+        self.dynamic = dynamic
         self.dropped: dict[int, int] = {}
+        self.reloads = ReloadFilter()
         self._lock = threading.Lock()
         self._paint = {name: _painter(self.console, name) for name in {"dim", "bold", *STATUS_STYLE.values()}}
 
@@ -59,78 +76,100 @@ class ConsoleLog:
         with self._lock:
             lines: list[str] = []
             for event in batch:
+                if isinstance(event, ReloadEvent) and not self.reloads.admit(event):
+                    continue
                 if self.json:
-                    self._json(event)
+                    self._json(event, lines)
                 elif isinstance(event, RequestEvent) and not event.traceback:
                     lines.append(self._request_line(event))
                 else:
-                    self._flush_lines(lines)
-                    self._text(event)
-            self._flush_lines(lines)
+                    self._text(event, lines)
+        # Workers' batches may wait for a slow reader, as a blocking write did; the supervisor's own
+        # notices (a worker died, the server stops) never wait and are never dropped.
+        if any(isinstance(event, (ServerEvent, WorkerEvent)) for event in batch):  # only the supervisor's
+            self.output.put("".join(lines), keep=True)
+        else:
+            self.output.put("".join(lines), REQUEST_BACKPRESSURE)
 
-    def _flush_lines(self, lines: list[str]) -> None:
-        if lines:
-            self.console.file.write("".join(lines))
-            self.console.file.flush()
-            lines.clear()
+    def close(self, timeout: float = 2.0) -> None:
+        """Write what is queued (bounded in time)."""
+        self.output.close(timeout)
+
+    def _print(self, lines: list[str], markup: str) -> None:
+        """Render ``markup`` with rich and add it to ``lines``."""
+        with self.console.capture() as capture:
+            self.console.print(markup)
+        lines.append(capture.get())
 
     def _request_line(self, e: RequestEvent) -> str:
         paint = self._paint
         dim, bold = paint["dim"], paint["bold"]
         status = paint[STATUS_STYLE.get(e.status // 100, "white")]
         stamp = time.strftime("%H:%M:%S", time.localtime(e.time))
-        note = f" {dim[0]}{e.error}{dim[1]}" if e.error else ""
-        return (f"{dim[0]}{stamp}{dim[1]} {e.client} {bold[0]}{e.method}{bold[1]} {_printable(e.target)} "
+        note = f" {dim[0]}{escape_controls(e.error, multiline=False)}{dim[1]}" if e.error else ""
+        return (f"{dim[0]}{stamp}{dim[1]} {e.client} {bold[0]}{_one_line(e.method)}{bold[1]} {_one_line(e.target)} "
                 f"{status[0]}{e.status}{status[1]} {human_bytes(e.bytes_sent)} {e.duration_ms:.1f}ms "
                 f"{dim[0]}pid {e.worker_pid}{dim[1]}{note}\n")
 
-    def _json(self, event: Event) -> None:
+    def _json(self, event: Event, lines: list[str]) -> None:
+        """One JSON object per line; json.dumps escapes every control character (ESC is \\u001b)."""
         if isinstance(event, WorkerStatus):
             return
         record: dict[str, Any] = {"type": type(event).__name__, **asdict(event)}
         if "body_preview" in record:
             record["body_preview"] = record["body_preview"].decode("utf-8", "replace")
-        self.console.file.write(json.dumps(record) + "\n")
-        self.console.file.flush()
+        lines.append(json.dumps(record) + "\n")
 
-    def _text(self, event: Event) -> None:
+    def _text(self, event: Event, lines: list[str]) -> None:
         handler = getattr(self, "_on_" + type(event).__name__, None)
         if handler is not None:
-            handler(event)
+            handler(event, lines)
 
-    def _on_RequestEvent(self, e: RequestEvent) -> None:
-        self._flush_lines([self._request_line(e)])
+    def _on_RequestEvent(self, e: RequestEvent, lines: list[str]) -> None:
+        lines.append(self._request_line(e))
         if e.traceback:
-            self.console.print(f"[red]{escape(e.traceback.rstrip())}[/]")
+            self._print(lines, f"[red]{_markup(e.traceback.rstrip())}[/]")
 
-    def _on_ReloadEvent(self, e: ReloadEvent) -> None:
+    def _on_ReloadEvent(self, e: ReloadEvent, lines: list[str]) -> None:
+        name = _markup(reload_name(e, self.dynamic))
         if e.error:
-            self.console.print(f"[bold red]reload failed[/] {escape(', '.join(e.modules))}\n[red]{escape(e.error.rstrip())}[/]")
+            self._print(lines, f"[bold red]reload failed[/] {name}\n[red]{_markup(e.error.rstrip())}[/]")
+        elif not e.paths and not e.modules:
+            self._print(lines, f"[magenta]reloaded[/] all modules ({e.duration_ms:.1f}ms)")
         else:
-            names = ", ".join(e.modules) or "nothing loaded yet"
-            self.console.print(f"[magenta]reloaded[/] {escape(names)} ({len(e.paths)} file(s), {e.duration_ms:.1f}ms)")
+            modules = _markup(", ".join(e.modules)) or "nothing loaded yet"
+            self._print(lines, f"[magenta]reloaded[/] {modules} ({len(e.paths)} file(s), {e.duration_ms:.1f}ms)")
 
-    def _on_WorkerEvent(self, e: WorkerEvent) -> None:
+    def _on_WorkerEvent(self, e: WorkerEvent, lines: list[str]) -> None:
         code = f" (exit code {e.exitcode})" if e.exitcode not in (None, 0) else ""
-        self.console.print(f"[blue]worker {e.index}[/] pid {e.pid} {e.state}{code}")
+        self._print(lines, f"[blue]worker {e.index}[/] pid {e.pid} {e.state}{code}")
 
-    def _on_DroppedEvents(self, e: DroppedEvents) -> None:
+    def _on_DroppedEvents(self, e: DroppedEvents, lines: list[str]) -> None:
         self.dropped[e.worker_pid] = e.count
-        self.console.print(f"[yellow]events dropped[/]: {sum(self.dropped.values())} (queue full)")
+        self._print(lines, f"[yellow]events dropped[/]: {sum(self.dropped.values())} (queue full)")
 
-    def _on_LogEvent(self, e: LogEvent) -> None:
-        self.console.print(f"[dim]pid {e.worker_pid}[/] {escape(e.text)}")
+    def _on_LogEvent(self, e: LogEvent, lines: list[str]) -> None:
+        style = {"error": "red", "warning": "yellow"}.get(e.level, "default")
+        self._print(lines, f"[dim]pid {e.worker_pid}[/] [{style}]{_markup(e.text)}[/]")
 
-    def _on_ServerEvent(self, e: ServerEvent) -> None:
+    def _on_ServerEvent(self, e: ServerEvent, lines: list[str]) -> None:
         if e.state == "listening":
-            self.console.print(f"[bold green]devserver[/] listening on {e.url} with {e.workers} worker(s); Ctrl-C to stop")
+            self._print(lines, f"[bold green]devserver[/] listening on {_markup(e.url)} with {e.workers} worker(s); "
+                               "Ctrl-C to stop")
         else:
-            self.console.print(f"[bold]devserver[/] {e.state}")
+            self._print(lines, f"[bold]devserver[/] {e.state}")
+        for detail in e.details:
+            self._print(lines, f"[yellow]devserver:[/] {_markup(detail)}")
 
 
-def _printable(text: str) -> str:
-    """A request target as shown: control characters escaped so they cannot drive the terminal."""
-    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+def _one_line(text: str) -> str:
+    """Request-derived text kept to one line, its control characters escaped."""
+    return escape_controls(text, multiline=False)
+
+
+def _markup(text: str) -> str:
+    """Request- or app-derived text for rich markup: control characters and markup both escaped."""
+    return escape(escape_controls(text))
 
 
 def serve_console(config: Config) -> int:
@@ -141,13 +180,15 @@ def serve_console(config: Config) -> int:
         stop.set()  # only record: a signal handler must not do the work, the loop below acts
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    supervisor = Supervisor(config, ConsoleLog(log_format=config.log_format))
+    log = ConsoleLog(log_format=config.log_format, dynamic=config.dynamic)
+    supervisor = Supervisor(config, log)
     from .reload import attach_watchers
 
     attach_watchers(supervisor)
     try:
         supervisor.start()
     except StartError as exc:
+        log.close()
         print(f"devserver: error: {exc}", file=sys.stderr)
         return 1
     try:
@@ -155,6 +196,7 @@ def serve_console(config: Config) -> int:
             pass
     finally:
         supervisor.stop()
+        log.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0

@@ -1,41 +1,59 @@
 """Live browser reload: the worker's side.
 
-* ``html_transform`` adds ``<script src="/__devserver__/livereload.js">``
-  before ``</body>`` (or at the end) of every whole HTML document, static or
-  from an app.  A fragment (an htmx partial, a snippet fetched into a page,
-  text an app labels text/html) is left untouched: the page it lands in
-  already has the script, and a second copy would be markup the author never
-  wrote.
+* The script ``<script src="/__devserver__/livereload.js">`` goes before
+  ``</body>`` (or at the end) of every whole HTML document: static files
+  (:func:`inject`), pages from apps (:func:`inject_app`, marked
+  ``data-page="app"``) and the server's own error pages (marked
+  ``data-page="error"``).  The mark tells the script which saves concern
+  its page: a ``.py`` save reloads app pages and error pages, not static
+  ones.  A fragment (an htmx partial, a snippet fetched into a page, text
+  an app labels text/html) is left untouched: the page it lands in already
+  has the script, and a second copy would be markup the author never wrote.
 * ``/__devserver__/events`` is a Server-Sent Events stream (HTML Living
-  Standard §9.2) held open per browser page.  An open stream is an idle
+  Standard §9.2) held open per *browser*: the script runs it in a
+  SharedWorker that relays to every tab.  An open stream is an idle
   coroutine on the worker's loop: it never holds up other requests.  It
-  sends a ``retry:`` hint, a ``: ping`` comment every :data:`PING_EVERY`
-  seconds (a write is how a half-dead client gets noticed), and ends when the
-  client goes away or the worker drains.
+  starts with a ``hello`` event naming this server run (:func:`instance_id`;
+  a browser that reconnects to another run reloads its pages), then sends a
+  ``: ping`` comment every :data:`PING_EVERY` seconds (a write is how a
+  half-dead client gets noticed), and ends when the client goes away or the
+  worker drains.
 * The supervisor's watcher broadcasts ``PageChanged(kind, paths)`` to
   every worker; each worker forwards it to its own open streams as an event
   named ``kind`` ("reload" or "css") whose data is the JSON list of paths.
+  ``PageChanged("failed", paths, failure)`` (a module does not compile)
+  becomes a ``failed`` event whose data is the failure's fields plus
+  ``paths``; a browser that connects while it holds gets it too.
+* The script is served compacted (:func:`compact`): under 4 KiB.
+* Requests under ``/__devserver__/`` are the server's own plumbing: the
+  worker leaves them out of the request log and statistics.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from importlib.resources import files
-from typing import Protocol
+from typing import Any, Protocol
 
+from . import pages
 from .control import PageChanged
 from .exchange import Exchange
 from .exchange import Responder as Connection
+from .jscompact import compact
 
 
 class Pluggable(Protocol):
     """The slots of a worker that live reload fills."""
 
+    sock: Any  # the listening socket: with the supervisor's pid, it names the server run
     internal: Callable[[Connection, Exchange], Awaitable[None]] | None
-    html_transform: Callable[[bytes], bytes] | None
+    html_transform: Callable[[bytes], bytes] | None  # pages from apps
+    static_html_transform: Callable[[bytes], bytes] | None  # pages from files under --root
     page_listeners: list[Callable[[PageChanged], None]]
     shutdown_hooks: list[Callable[[], None]]
 
@@ -43,6 +61,8 @@ PREFIX = "/__devserver__/"
 SCRIPT_URL = PREFIX + "livereload.js"
 EVENTS_URL = PREFIX + "events"
 SCRIPT_TAG = f'<script src="{SCRIPT_URL}"></script>'.encode()
+APP_SCRIPT_TAG = f'<script src="{SCRIPT_URL}" data-page="app"></script>'.encode()
+ERROR_SCRIPT_TAG = f'<script src="{SCRIPT_URL}" data-page="error"></script>'
 PING_EVERY = 10.0  # seconds between keep-alive comments
 CHECK_EVERY = 0.5  # seconds between looks at a stream's connection
 RETRY_MS = 1000  # the browser's reconnection delay after the stream drops
@@ -55,8 +75,8 @@ NO_CACHE = ("Cache-Control", "no-cache")
 _DOCUMENT = re.compile(rb"<!doctype\s+html|<html[\s>/]|</body\s*>", re.IGNORECASE)
 
 
-def inject(html: bytes) -> bytes:
-    """``html`` with the live-reload script before its last ``</body>``.
+def inject(html: bytes, tag: bytes = SCRIPT_TAG) -> bytes:
+    """``html`` with the live-reload script (``tag``) before its last ``</body>``.
 
     A document without ``</body>`` gets it at the end; a fragment gets nothing.
     """
@@ -64,8 +84,30 @@ def inject(html: bytes) -> bytes:
         return html
     index = html.lower().rfind(b"</body")
     if index < 0:
-        return html + SCRIPT_TAG
-    return html[:index] + SCRIPT_TAG + html[index:]
+        return html + tag
+    return html[:index] + tag + html[index:]
+
+
+def inject_app(html: bytes) -> bytes:
+    """``inject`` for a page an app made: module saves reload it."""
+    return inject(html, APP_SCRIPT_TAG)
+
+
+def instance_id(sock: Any) -> str:
+    """Names this server run, the same in every worker: the supervisor's pid and its socket's inode.
+
+    Both change when the server is started again, also on the same port.
+    """
+    try:
+        inode = os.fstat(sock.fileno()).st_ino
+    except (OSError, AttributeError, ValueError):
+        inode = 0
+    return f"{os.getppid()}-{inode}"
+
+
+def event_frame(name: str, data: object) -> bytes:
+    """One Server-Sent Event; the data is JSON, so it holds no newline."""
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
 
 class _Stream:
@@ -79,11 +121,13 @@ class _Stream:
 class LiveReload:
     """The event streams of one worker, and the hooks that feed them."""
 
-    def __init__(self) -> None:
+    def __init__(self, instance: str) -> None:
         self.streams: set[_Stream] = set()
         self.stopping = asyncio.Event()
-        self.script = files("devserver").joinpath("livereload.js").read_bytes()
+        self.script = compact(files("devserver").joinpath("livereload.js").read_text("utf-8")).encode()
         self.routes = {EVENTS_URL: self.events, SCRIPT_URL: self.serve_script}
+        self.hello = event_frame("hello", {"instance": instance})
+        self.failed = b""  # the last "failed" event until a module save compiles: a browser that connects gets it
 
     async def internal(self, conn: Connection, exchange: Exchange) -> None:
         """Answer a request under ``/__devserver__/``."""
@@ -115,7 +159,7 @@ class LiveReload:
         stream = _Stream(conn, exchange)
         self.streams.add(stream)
         try:
-            conn.write(f"retry: {RETRY_MS}\n: devserver live reload\n\n".encode())
+            conn.write(f"retry: {RETRY_MS}\n: devserver live reload\n\n".encode() + self.hello + self.failed)
             loop = asyncio.get_running_loop()
             next_ping = loop.time() + PING_EVERY
             while not conn.closing and not self.stopping.is_set():
@@ -131,8 +175,14 @@ class LiveReload:
             conn.finish()
 
     def page_changed(self, message: PageChanged) -> None:
-        """Control message from the supervisor: tell every open page."""
-        frame = f"event: {message.kind}\ndata: {json.dumps(list(message.paths))}\n\n".encode()
+        """Control message from the supervisor: tell every open browser."""
+        paths = list(message.paths)
+        failure = message.failure
+        frame = event_frame(message.kind, paths if failure is None else {**asdict(failure), "paths": paths})
+        if message.kind == "failed":
+            self.failed = frame
+        elif any(path.endswith(".py") for path in paths):
+            self.failed = b""
         for stream in list(self.streams):
             stream.conn.write(frame)
 
@@ -145,9 +195,11 @@ class LiveReload:
 
 def install(worker: Pluggable) -> LiveReload:
     """Hook live reload into ``worker``."""
-    live = LiveReload()
+    live = LiveReload(instance_id(worker.sock))
     worker.internal = live.internal
-    worker.html_transform = inject
+    worker.html_transform = inject_app
+    worker.static_html_transform = inject
+    pages.add_footer(ERROR_SCRIPT_TAG)
     worker.page_listeners.append(live.page_changed)
     worker.shutdown_hooks.append(live.shutdown)
     return live

@@ -5,6 +5,17 @@ from __future__ import annotations
 from html import escape
 from http import HTTPStatus
 
+# Markup every page ends with, added once per process by a feature that must
+# be on the server's own pages too (live reload's script, so an error page
+# refreshes by itself once the error is fixed).
+_footers: list[str] = []
+
+
+def add_footer(markup: str) -> None:
+    """End every page built from now on with ``markup`` (added once)."""
+    if markup not in _footers:
+        _footers.append(markup)
+
 
 def reason(status: int) -> str:
     """The standard reason phrase for ``status`` ("Unknown" if none)."""
@@ -24,5 +35,5 @@ def error_page(status: int, message: str, detail: str | None = None) -> bytes:
         "<style>body{font-family:system-ui,sans-serif;margin:2em}"
         "pre{background:#f6f6f6;padding:1em;overflow:auto}</style></head>"
         f"<body><h1>{title}</h1><p>{escape(message)}</p>{pre}"
-        "<hr><address>devserver</address></body></html>\n"
+        f"<hr><address>devserver</address>{''.join(_footers)}</body></html>\n"
     ).encode("utf-8")

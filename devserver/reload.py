@@ -20,7 +20,11 @@ reload) with watchfiles' Rust notifier.  For each batch of changes:
 3. Browsers (``--root`` changes, or any module reload) get a page message:
    ``PageChanged("css", url_paths)`` when only stylesheets changed,
    else ``PageChanged("reload", paths)``, sent after the module reload
-   so the refreshed page runs the new code.
+   so the refreshed page runs the new code.  While a module of the folder
+   fails to compile, a batch that changed modules sends
+   ``PageChanged("failed", paths, CompileFailure(...))`` instead: open pages
+   show the error over themselves and reload on the next batch that leaves
+   every module compiling.
 
 The watch is set up synchronously in :meth:`Watcher.start` (the supervisor
 starts watchers before it announces that it is listening), so an edit saved
@@ -43,7 +47,7 @@ from typing import Any
 
 from watchfiles._rust_notify import RustNotify
 
-from .control import PageChanged
+from .control import CompileFailure, PageChanged
 from .events import LogEvent, ReloadEvent
 
 # The notifier returns a batch once no new change arrived for one step (so
@@ -119,8 +123,8 @@ def remove_bytecode(source: str) -> list[str]:
     return removed
 
 
-def compile_error(path: str) -> str | None:
-    """The text of the syntax error in ``path``, or None (also when it is gone).
+def compile_problem(path: str) -> tuple[str, int | None] | None:
+    """The syntax error in ``path`` as (text, line), or None (also when it is gone).
 
     ``compile()`` on the source, not ``py_compile``, which would write bytecode.
     """
@@ -130,12 +134,19 @@ def compile_error(path: str) -> str | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        return f"{type(exc).__name__}: {exc}"
+        return f"{type(exc).__name__}: {exc}", None
     try:
         compile(source, path, "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as exc:
-        return "".join(traceback.format_exception_only(type(exc), exc))
+        line = exc.lineno if isinstance(exc, SyntaxError) else None
+        return "".join(traceback.format_exception_only(type(exc), exc)), line
     return None
+
+
+def shown_path(path: str) -> str:
+    """``path`` as a browser overlay shows it: relative to the working folder when inside it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith(os.pardir) else rel
 
 
 class ImportGraph:
@@ -247,6 +258,7 @@ class Watcher:
         self._notify: Any = None
         self.supervisor: Any = None
         self.graph: ImportGraph | None = None
+        self.broken: dict[str, tuple[str, int | None]] = {}  # module file -> its syntax error, until fixed
 
     def start(self, supervisor: Any) -> None:
         """Set up the watch now (so no edit after this call is missed), then watch in a thread."""
@@ -331,8 +343,16 @@ class Watcher:
             self.reload_modules(modules)
         if not urls or not self.supervisor.config.livereload:
             return
+        if modules and self.broken:
+            self.supervisor.broadcast(PageChanged("failed", tuple(urls), self.failure()))
+            return
         only_css = not modules and all(url.endswith(".css") for url in urls)
         self.supervisor.broadcast(PageChanged("css" if only_css else "reload", tuple(urls)))
+
+    def failure(self) -> CompileFailure:
+        """What browsers show while a module is broken: the most recently broken one."""
+        path, (message, line) = next(reversed(self.broken.items()))
+        return CompileFailure(shown_path(path), line, message)
 
     def reload_modules(self, paths: list[str]) -> None:
         """Clear stale bytecode, purge the changed modules and their importers, report once."""
@@ -345,7 +365,13 @@ class Watcher:
         changed = [name for name in (module_name(folder, path) for path in paths) if name is not None]
         modules = sorted(self.graph.affected(changed))
         self.supervisor.reload(modules, paths)
-        errors = [error for error in map(compile_error, paths) if error]
+        errors = []
+        for path in paths:
+            problem = compile_problem(path)
+            self.broken.pop(path, None)  # a fresh failure moves to the end: it is the one shown
+            if problem is not None:
+                self.broken[path] = problem
+                errors.append(problem[0])
         duration = (time.perf_counter() - started) * 1000
         self._emit(ReloadEvent(time.time(), tuple(paths), tuple(modules), duration,
                                "\n".join(errors) or None, None))

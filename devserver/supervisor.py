@@ -8,6 +8,10 @@ interpreter start of their own and share the imported modules' pages with
 the supervisor.  Once the process has threads, workers are started with the
 ``spawn`` context (forking a threaded process is unsafe): restarts, and the
 dashboard's workers.
+
+The sink is called through :meth:`Supervisor._deliver`, which contains
+whatever it raises: a log whose stdout went away (``devserver | head``) must
+not stop the supervisor from stopping its workers.
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ from typing import Any
 
 from .config import Config
 from .control import ControlMessage, Reload
-from .events import Event, ServerEvent, WorkerEvent
+from .events import Event, LogEvent, ReloadEvent, ServerEvent, WorkerEvent
+from .exposure import exposure_notes
+from .inflight import describe, new_table, read_table
+from .safetext import escape_controls
 
 Sink = Callable[[list[Event]], None]
 RESTART_BACKOFF = 1.0  # seconds; a worker that dies at once is not restarted in a tight loop
@@ -105,6 +112,7 @@ class _Slot:
     events: Any  # our end of the worker's event pipe
     started: float
     restarts: int = 0
+    inflight: Any = None  # shared table of the requests the worker is serving (devserver.inflight)
 
 
 def bind(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:
@@ -232,7 +240,8 @@ class Supervisor:
         self._thread(self._monitor, "monitor")
         for watcher in self.watchers:  # before "listening": an edit saved after it is seen
             watcher.start(self)
-        self.sink([ServerEvent(time.time(), "listening", self.url, self.config.workers)])
+        notes = (*self.config.notices, *exposure_notes(self.sock.getsockname()[0], self.config.port))
+        self._deliver([ServerEvent(time.time(), "listening", self.url, self.config.workers, notes)])
 
     def _thread(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=f"devserver-{name}", daemon=True)
@@ -242,7 +251,9 @@ class Supervisor:
     def _spawn(self, index: int, restarts: int = 0, fork: Any = None) -> _Slot:
         receiver, sender = self.ctx.Pipe(duplex=False)
         event_reader, event_writer = self.ctx.Pipe(duplex=False)
-        args = (self.config, self.sockets[index % len(self.sockets)], event_writer, receiver, self.generation, index)
+        inflight = new_table(self.ctx)
+        args = (self.config, self.sockets[index % len(self.sockets)], event_writer, receiver, self.generation, index,
+                inflight)
         if fork is not None:
             inherited = tuple(end.fileno() for slot in self.slots for end in (slot.control, slot.events)) \
                 + (sender.fileno(), event_reader.fileno())
@@ -256,8 +267,8 @@ class Supervisor:
         receiver.close()
         event_writer.close()  # the worker holds the only writer: its death reads as EOF here
         state = "restarted" if restarts else "started"
-        self.sink([WorkerEvent(time.time(), process.pid, state, index)])
-        return _Slot(index, process, sender, event_reader, time.monotonic(), restarts)
+        self._deliver([WorkerEvent(time.time(), process.pid, state, index)])
+        return _Slot(index, process, sender, event_reader, time.monotonic(), restarts, inflight)
 
     # threads -----------------------------------------------------------------
     def _read_events(self) -> None:
@@ -288,10 +299,13 @@ class Supervisor:
     def _deliver(self, batch: list[Event]) -> None:
         try:
             self.sink(batch)
-        except Exception:  # noqa: BLE001 - a broken consumer must not stop serving
+        except (Exception, SystemExit):  # noqa: BLE001 - a broken consumer must not stop serving, nor stopping
             import traceback
 
-            traceback.print_exc()
+            try:
+                traceback.print_exc()
+            except (OSError, ValueError):  # stderr is gone too
+                pass
 
     def _monitor(self) -> None:
         while not self._stopping.is_set():
@@ -307,7 +321,8 @@ class Supervisor:
         # The sentinel fires when the worker's descriptors close, a moment before
         # it can be reaped: wait (bounded) so it is reaped and its exit code known.
         slot.process.join(1.0)
-        self.sink([WorkerEvent(time.time(), slot.process.pid, "exited", slot.index, slot.process.exitcode)])
+        self._deliver([WorkerEvent(time.time(), slot.process.pid, "exited", slot.index, slot.process.exitcode),
+                       *self._unfinished(slot, "died")])
         slot.control.close()
         with self._lock:
             self._retired.append(slot.events)
@@ -350,7 +365,22 @@ class Supervisor:
         return generation
 
     def reload_all(self) -> None:
+        """Reload every dynamic module now (the dashboard's ``R``); logged as a reload of all modules."""
+        started = time.perf_counter()
         self.reload(None)
+        self._deliver([ReloadEvent(time.time(), (), (), (time.perf_counter() - started) * 1000)])
+
+    def _unfinished(self, slot: _Slot, how: str) -> list[Event]:
+        """A line naming the requests ``slot``'s worker had not finished when it ended (none: no line)."""
+        if slot.inflight is None:
+            return []
+        requests, more = read_table(slot.inflight)
+        if not requests and not more:
+            return []
+        code = slot.process.exitcode
+        detail = f" (exit code {code})" if code not in (None, 0) else ""
+        text = f"worker {slot.index} (pid {slot.process.pid}) {how}{detail} while serving {describe(requests, more)}"
+        return [LogEvent(time.time(), slot.process.pid, escape_controls(text, multiline=False), "error")]
 
     # shutdown ------------------------------------------------------------------
     def stop(self) -> None:
@@ -362,21 +392,23 @@ class Supervisor:
         if self.generation is None:  # start() failed before anything ran
             self._stopped.set()
             return
-        self.sink([ServerEvent(time.time(), "stopping", self.url)])
-        for watcher in self.watchers:
-            watcher.stop()
         with self._lock:
             slots = list(self.slots)
-        for slot in slots:
+        for slot in slots:  # first of all: nothing below may keep the workers running
             if slot.process.is_alive():
                 slot.process.terminate()
+        self._deliver([ServerEvent(time.time(), "stopping", self.url)])
+        for watcher in self.watchers:
+            watcher.stop()
         deadline = time.monotonic() + self.config.shutdown_timeout + 2
         for slot in slots:
             slot.process.join(max(0.0, deadline - time.monotonic()))
-            if slot.process.is_alive():
+            killed = slot.process.is_alive()
+            if killed:  # it did not finish its drain: say what it was still doing
                 slot.process.kill()
                 slot.process.join(2)
-            self.sink([WorkerEvent(time.time(), slot.process.pid, "stopped", slot.index, slot.process.exitcode)])
+            self._deliver([WorkerEvent(time.time(), slot.process.pid, "stopped", slot.index, slot.process.exitcode),
+                           *(self._unfinished(slot, "was killed after the drain limit") if killed else ())])
             slot.control.close()
         self._stopped.set()  # the reader now reads every pipe to its end, then returns
         for thread in self._threads:
@@ -385,4 +417,4 @@ class Supervisor:
             sock.close()
         for slot in slots:
             slot.events.close()
-        self.sink([ServerEvent(time.time(), "stopped", self.url)])
+        self._deliver([ServerEvent(time.time(), "stopped", self.url)])

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import static
+from .appoutput import escape_app_output
 from .config import Config
 from .connection import Connection
 from .control import ControlMessage, PageChanged, Reload
@@ -28,6 +29,7 @@ from .events import LogEvent, ReloadEvent, RequestEvent, WorkerStatus
 from .exchange import ClientGone, Exchange, Responder
 from .hostcheck import HostPolicy
 from .http import Limits
+from .inflight import InflightTable
 from .threadpool import ThreadPool
 from .timers import Repeater
 from .wsgi import WSGIApp, WSGIServer, serve_wsgi
@@ -71,9 +73,11 @@ class Worker:
         # Filled by extensions (live reload) before serving starts.
         self.internal: Callable[[Responder, Exchange], Awaitable[None]] | None = None
         self.html_transform: Callable[[bytes], bytes] | None = None
+        self.static_html_transform: Callable[[bytes], bytes] | None = None  # files' pages, when unlike apps'
         self.page_listeners: list[Callable[[PageChanged], None]] = []
         self.shutdown_hooks: list[Callable[[], None]] = []
         self.on_message: dict[type, Callable[[Any], None]] = {Reload: self._on_reload, PageChanged: self._on_page_changed}
+        self.inflight = InflightTable(None)  # what this worker serves, for the supervisor if it dies
         addr = sock.getsockname()
         self.server_address = (config.host, addr[1])
         self.wsgi: WSGIServer | None = None  # built in serve(), once the extensions are in
@@ -133,7 +137,7 @@ class Worker:
                 return None
         headers = {name.lower(): value for name, value in request.headers}
         return static.serve(self.config.root, request.method, request.path, headers,
-                            html_transform=self.html_transform)
+                            html_transform=self.static_html_transform or self.html_transform)
 
     async def handle(self, conn: Connection, exchange: Exchange) -> None:
         """Answer the request at the head of ``conn``'s queue."""
@@ -141,6 +145,7 @@ class Worker:
         if routed is None and self._answered_by_server(conn, exchange):
             return
         conn.begin(exchange)
+        self.inflight.begin(exchange, exchange.request.method, exchange.request.target)
         path = exchange.request.path
         try:
             if path.startswith(INTERNAL_PREFIX) and self.internal is not None:
@@ -264,9 +269,12 @@ class Worker:
 
     # events ------------------------------------------------------------------
     def record(self, conn: Connection, exchange: Exchange) -> None:
-        """One RequestEvent per response."""
-        self.requests += 1
+        """One RequestEvent per response; the server's own endpoints (live reload) are not counted."""
+        self.inflight.end(exchange)
         request = exchange.request
+        if request.path.startswith(INTERNAL_PREFIX):
+            return
+        self.requests += 1
         self.sink.emit(RequestEvent(
             time=time.time(), worker_pid=self.pid, client=conn.client, method=request.method,
             target=request.target, http_version=request.version, status=exchange.status,
@@ -391,7 +399,8 @@ def _route_output_to_events(emit: Callable[[LogEvent], None]) -> None:
     sys.stderr = _OutputToEvents(emit, "error")  # type: ignore[assignment]
 
 
-def worker_main(config: Config, sock: socket.socket, event_pipe: Any, control: Any, generation: Any, index: int) -> None:
+def worker_main(config: Config, sock: socket.socket, event_pipe: Any, control: Any, generation: Any, index: int,
+                inflight: Any = None) -> None:
     """Entry point of a worker process (spawned by the supervisor)."""
     events = EventChannel(event_pipe, max(1, config.queue_size // MAX_BATCH))
     # Ctrl-C reaches the whole process group; only the supervisor decides what it means.
@@ -399,8 +408,11 @@ def worker_main(config: Config, sock: socket.socket, event_pipe: Any, control: A
 
     async def main() -> None:
         worker = Worker(config, sock, events, control, generation)
-        if config.tui:
+        worker.inflight = InflightTable(inflight)
+        if config.tui or config.log_format == "json":  # print() must not break the screen nor the JSON stream
             _route_output_to_events(worker.emit_threadsafe)
+        else:  # the plain console: what apps print reaches the terminal escaped
+            escape_app_output()
         if config.livereload:
             from .livereload import install
 

@@ -15,7 +15,7 @@ from wsgiref.validate import validator
 import pytest
 
 from devserver.frame import App, HTTPError, Request, Response, abort, escape, redirect
-from devserver.livereload import SCRIPT_TAG
+from devserver.livereload import APP_SCRIPT_TAG
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -587,7 +587,7 @@ def test_live_reload_script_only_in_whole_documents(site: Path, server_factory: 
     (site / "html_page" / "row.html").write_text("<li>static fragment</li>\n")
     server = server_factory("--workers", "1")
     status, headers, body = fetch(server, "/partials.py/page")
-    assert status == 200 and body.count(SCRIPT_TAG) == 1 and body.index(SCRIPT_TAG) < body.index(b"</body>")
+    assert status == 200 and body.count(APP_SCRIPT_TAG) == 1 and body.index(APP_SCRIPT_TAG) < body.index(b"</body>")
     assert headers["content-length"] == str(len(body))
     for path, expected in [("/partials.py/row", b"<tr><td>htmx row</td></tr>"), ("/partials.py/text", b"OK"),
                            ("/row.html", b"<li>static fragment</li>\n")]:

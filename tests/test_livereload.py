@@ -1,32 +1,36 @@
 """Live reload: the injected script, the Server-Sent Events stream, and a real browser.
 
-The browser tests drive headless Chromium over the DevTools protocol:
-Chromium starts with ``--remote-debugging-port=0``; the port it picked is read
-from ``DevToolsActivePort`` in its profile folder, and the page target is
-driven over a WebSocket (``websocket-client``) with ``Runtime.evaluate``.
-They are skipped only when no Chromium is installed.
+The browser tests drive headless Chromium over the DevTools protocol (see
+``chromium.py``); the browser-side loop (many tabs, error pages, the overlay,
+scroll, images) is tested in ``test_browser_loop.py``.
 """
 
 from __future__ import annotations
 
 import http.client
-import itertools
 import json
 import os
-import shutil
-import signal
-import subprocess
+import re
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from chromium import Page, browser_fixture, needs_chromium, page_fixture  # noqa: F401 - fixtures
+from conftest import FIXTURE_APPS, LiveServer
 
+from devserver.config import Config
+from devserver.control import PageChanged
+from devserver.jscompact import compact
 from devserver.livereload import SCRIPT_TAG, inject
+from devserver.reload import ImportGraph, Watcher
 
 EVENTS = "/__devserver__/events"
+
+
+def users_env() -> dict[str, str]:
+    """The environment of a user's machine: bytecode is written (this one sets PYTHONDONTWRITEBYTECODE)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def get(server, path: str) -> tuple[int, dict[str, str], bytes]:
@@ -108,18 +112,23 @@ def test_no_livereload_serves_pages_untouched(server_factory, site: Path) -> Non
     status, _, body = get(server, "/index.html")
     assert status == 200 and body == (site / "html_page" / "index.html").read_bytes()
     assert get(server, EVENTS)[0] == 404
+    status, _, body = get(server, "/missing.html")
+    assert status == 404 and b"<script" not in body  # error pages too
 
 
 def test_stream_sends_reload_and_css_events(server_factory, site: Path) -> None:
     root = site / "html_page"
     (root / "css").mkdir()
     (root / "css" / "style.css").write_text("h1 { color: red; }\n")
-    server = server_factory("--workers", "2")
+    server = server_factory("--workers", "2", env=users_env())
     stream = EventStream(server)
     try:
         assert stream.response.status == 200
         assert stream.response.getheader("Content-Type").startswith("text/event-stream")
         assert stream.response.getheader("Cache-Control") == "no-cache"
+
+        name, hello = stream.next_event()
+        assert name == "hello" and hello["instance"]
 
         (root / ".index.html.swp").write_text("editor noise")  # ignored: the next event is the edit
         (root / "index.html").write_text("<html><body><h1>edited</h1></body></html>\n")
@@ -133,6 +142,144 @@ def test_stream_sends_reload_and_css_events(server_factory, site: Path) -> None:
         assert stream.next_event() == ("reload", ["/newapp.py"])
     finally:
         stream.close()
+
+
+def test_every_worker_names_the_same_server_run_and_a_new_run_another(server_factory) -> None:
+    server = server_factory("--workers", "2")
+    streams = [EventStream(server) for _ in range(4)]  # spread over both workers by the kernel
+    try:
+        instances = {stream.next_event()[1]["instance"] for stream in streams}
+    finally:
+        for stream in streams:
+            stream.close()
+    assert len(instances) == 1
+    server.stop()
+    again = server_factory("--workers", "1", "--port", str(server.port))
+    stream = EventStream(again)
+    try:
+        assert stream.next_event()[1]["instance"] not in instances
+    finally:
+        stream.close()
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server for the tests that only read: an HTML app, a module that fails to import."""
+    base = tmp_path_factory.mktemp("site")
+    (base / "html_page").mkdir()
+    (base / "html_page" / "index.html").write_text("<!DOCTYPE html><html><body><h1>index</h1></body></html>\n")
+    (base / "html_page" / "one_k.txt").write_bytes(b"x" * 1024)
+    dynamic = base / "dynamic"
+    dynamic.mkdir()
+    (dynamic / "boom.py").write_text((FIXTURE_APPS / "boom.py").read_text())
+    (dynamic / "broken_import.py").write_text("import no_such_module_anywhere\n")
+    (dynamic / "htmlpage.py").write_text(
+        "def application(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/html')])\n"
+        "    return [b'<html><body><p>from an app</p></body></html>']\n")
+    server = LiveServer(["--workers", "1"], base).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_server_pages_carry_the_script_marked_as_error_pages(shared: LiveServer) -> None:
+    server = shared
+    for path, status in (("/missing.html", 404), ("/boom.py", 500), ("/broken_import.py", 500), ("/nomodule.py", 404)):
+        got, headers, body = get(server, path)
+        assert got == status and headers["content-type"].startswith("text/html")
+        assert body.count(b'<script src="/__devserver__/livereload.js" data-page="error"></script></body>') == 1, path
+
+
+def test_app_pages_are_marked_as_app_pages(shared: LiveServer) -> None:
+    server = shared
+    status, _, body = get(server, "/htmlpage.py")
+    assert status == 200 and b'<p>from an app</p><script src="/__devserver__/livereload.js" data-page="app">' in body
+    status, _, body = get(server, "/index.html")
+    assert status == 200 and SCRIPT_TAG in body and b"data-page" not in body
+
+
+def test_script_is_small_and_self_contained(shared: LiveServer) -> None:
+    server = shared
+    status, headers, script = get(server, "/__devserver__/livereload.js")
+    assert status == 200 and int(headers["content-length"]) == len(script)
+    assert len(script) < 4096, len(script)
+    text = script.decode("utf-8")
+    assert re.search(r"https?:|//[\w.]+/|importScripts|\bimport\b|\brequire\(", text) is None
+    assert text.isascii()
+    assert "/__devserver__/events" in text and "SharedWorker" in text and "BroadcastChannel" in text
+
+
+def test_compact_keeps_literals_and_drops_comments() -> None:
+    source = (
+        "// a comment line\n"
+        "const a = \"x  y // not a comment\", b = /[/\\]]+ x/g;  // trailing\n"
+        "if (a == 'q  r') return b   ;\n"
+        "f(`${a} + ${b}`,\n"
+        "  2);\n"
+        "}\n"
+    )
+    assert compact(source) == (
+        'const a="x  y // not a comment",b=/[/\\]]+ x/g;'
+        "if(a=='q  r')return b;f(`${a} + ${b}`,2);}\n"
+    )
+
+
+def test_live_reload_requests_stay_out_of_the_request_log(shared: LiveServer) -> None:
+    server = shared
+    stream = EventStream(server)
+    try:
+        stream.next_event()
+        assert get(server, "/__devserver__/livereload.js")[0] == 200
+        assert get(server, "/one_k.txt")[0] == 200
+        server.wait_for(r"GET /one_k\.txt")
+    finally:
+        stream.close()
+    assert not [line for line in server.lines if "__devserver__" in line]
+
+
+def test_a_module_that_does_not_compile_is_announced_until_fixed(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("X = 1\n")
+    supervisor = RecordingSupervisor(Config(root=str(tmp_path / "html"), dynamic=str(tmp_path)))
+    watcher = Watcher()
+    watcher.supervisor = supervisor
+    watcher.graph = ImportGraph(str(tmp_path))
+
+    (tmp_path / "app.py").write_text("X = 1\ndef broken(:\n")
+    watcher.on_changes({str(tmp_path / "app.py")})
+    message = supervisor.pages()[-1]
+    assert (message.kind, message.paths) == ("failed", ("/app.py",)) and message.failure is not None
+    failure = message.failure
+    assert failure.line == 2 and "SyntaxError" in failure.message and failure.file.endswith("app.py")
+
+    (tmp_path / "other.py").write_text("Y = 2\n")  # still broken: a good save elsewhere keeps the error
+    watcher.on_changes({str(tmp_path / "other.py")})
+    assert supervisor.pages()[-1] == PageChanged("failed", ("/other.py",), failure)
+
+    (tmp_path / "app.py").write_text("X = 2\n")
+    watcher.on_changes({str(tmp_path / "app.py")})
+    assert supervisor.pages()[-1] == PageChanged("reload", ("/app.py",))
+
+
+class RecordingSupervisor:
+    """Stands in for the supervisor: records what the watcher tells it."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.calls: list[object] = []
+
+    def reload(self, modules: list[str], paths: list[str]) -> int:
+        return 1
+
+    def broadcast(self, message: tuple[object, ...]) -> None:
+        self.calls.append(message)
+
+    def sink(self, events: list[object]) -> None:
+        pass
+
+    def pages(self) -> list[PageChanged]:
+        return [c for c in self.calls if isinstance(c, PageChanged)]
 
 
 def test_open_stream_does_not_block_other_requests(server_factory) -> None:
@@ -164,118 +311,6 @@ def test_streams_end_promptly_on_shutdown(server_factory) -> None:
 
 # -- a real browser ------------------------------------------------------------
 
-CHROME = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
-needs_chromium = pytest.mark.skipif(CHROME is None, reason="chromium is not installed")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-class Page:
-    """One browser tab over the DevTools protocol."""
-
-    def __init__(self, ws_url: str) -> None:
-        import websocket
-
-        self.ws = websocket.create_connection(ws_url, timeout=10, suppress_origin=True)
-        self.ids = itertools.count(1)
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        call_id = next(self.ids)
-        self.ws.send(json.dumps({"id": call_id, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.ws.recv())
-            if message.get("id") == call_id:  # anything else is an event we did not ask about
-                if "error" in message:
-                    raise RuntimeError(f"{method}: {message['error']}")
-                return message["result"]
-
-    def evaluate(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        if "exceptionDetails" in result:
-            return None  # e.g. the page is between two documents
-        return result["result"].get("value")
-
-    def wait_for(self, expression: str, timeout: float = 10.0) -> Any:
-        """Poll ``expression`` until it is truthy; return its value."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = self.evaluate(expression)
-            if value:
-                return value
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {expression!r}; page: {self.evaluate('document.documentElement.outerHTML')!r}")
-
-    def open(self, url: str) -> None:
-        """Navigate and wait until live reload is connected."""
-        self.call("Page.navigate", url=url)
-        self.wait_for(f"location.href === {json.dumps(url)} && document.readyState === 'complete'")
-        self.wait_for("window.devserverLiveReload && window.devserverLiveReload.readyState === 1")
-
-    def close(self) -> None:
-        self.ws.close()
-
-
-class Chromium:
-    """A headless Chromium in its own process group, with a throwaway profile."""
-
-    def __init__(self, profile: Path) -> None:
-        self.profile = profile
-        self.proc = subprocess.Popen(
-            [CHROME, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
-        self.port = self._wait_port(30.0)
-
-    def _wait_port(self, timeout: float) -> int:
-        marker = self.profile / "DevToolsActivePort"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"chromium exited with {self.proc.returncode}")
-            try:
-                return int(marker.read_text().split()[0])
-            except (OSError, ValueError, IndexError):
-                time.sleep(0.05)
-        raise RuntimeError("chromium did not open its debugging port")
-
-    def new_page(self) -> Page:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/list", timeout=10) as response:
-            targets = json.load(response)
-        target = next(t for t in targets if t["type"] == "page")
-        return Page(target["webSocketDebuggerUrl"])
-
-    def stop(self) -> None:
-        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.proc.wait(wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
-    chromium = Chromium(tmp_path_factory.mktemp("chromium-profile"))
-    try:
-        yield chromium
-    finally:
-        chromium.stop()
-
-
-@pytest.fixture
-def page(browser: Chromium) -> Iterator[Page]:
-    tab = browser.new_page()
-    try:
-        yield tab
-    finally:
-        tab.call("Page.navigate", url="about:blank")
-        tab.close()
-
-
 @needs_chromium
 def test_page_reloads_itself_after_an_html_edit(server_factory, site: Path, page: Page) -> None:
     index = site / "html_page" / "index.html"
@@ -300,8 +335,10 @@ def test_stylesheet_is_swapped_without_a_reload(server_factory, site: Path, page
     color = "getComputedStyle(document.querySelector('h1')).color"
     assert page.wait_for(color) == "rgb(255, 0, 0)"
     page.evaluate("window.marker = 42")
+    navigations = page.navigations()
 
     (root / "style.css").write_text("h1 { color: rgb(0, 0, 255); }\n")
     page.wait_for(f"{color} === 'rgb(0, 0, 255)'")
     assert page.evaluate("window.marker") == 42  # same document: no reload happened
+    assert page.navigations() == navigations
     assert page.evaluate("document.querySelectorAll('link[rel=stylesheet]').length") == 1

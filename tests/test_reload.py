@@ -16,6 +16,7 @@ from pathlib import Path
 
 
 from devserver.config import Config
+from devserver.control import PageChanged
 from devserver.events import ReloadEvent
 from devserver.reload import ImportGraph, Watcher, ignored, module_name, remove_bytecode
 
@@ -257,8 +258,8 @@ def test_batch_reloads_modules_before_telling_browsers(tmp_path: Path) -> None:
     reload_call, event, page = supervisor.calls
     assert reload_call == ("reload", ("app", "lib"))
     assert isinstance(event, ReloadEvent) and event.modules == ("app", "lib") and event.error is None
-    assert page == ("page_changed", "reload", ("/index.html", "/lib.py"))
+    assert page == PageChanged("reload", ("/index.html", "/lib.py"))
 
     supervisor.calls.clear()
     watcher.on_changes({str(tmp_path / "css" / "site.css")})
-    assert supervisor.calls == [("page_changed", "css", ("/css/site.css",))]
+    assert supervisor.calls == [PageChanged("css", ("/css/site.css",))]

@@ -50,6 +50,7 @@ def test_bad_command_lines_say_what_is_wrong_without_a_traceback(args: list[str]
     result = run_cli("--no-tui", *args)
     assert result.returncode == 2
     assert message in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr  # no usage dump
     assert "Traceback" not in result.stderr + result.stdout
 
 

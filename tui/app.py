@@ -15,12 +15,14 @@ second, a flood redraws about once a second.  A buffer half full is drained
 at once, so pacing never makes it overflow.
 
 Blocking calls (replaying a request, asking the supervisor to reload or
-stop) run in Textual worker threads and report back with ``call_from_thread``.
+stop, starting a browser) run in Textual worker threads and report back with
+``call_from_thread``.
 """
 
 from __future__ import annotations
 
 import http.client
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -35,7 +37,9 @@ from textual.timer import Timer
 
 from devserver.config import Config
 from devserver.events import Event, RequestEvent
+from devserver.safetext import escape_controls
 from tui import format as fmt
+from tui.browser import find_browser, launch, local_url
 from tui.control import Control
 from tui.feed import EventBuffer, EventsArrived, settle_gc
 from tui.help_screen import HelpScreen
@@ -48,6 +52,7 @@ MAX_DRAIN_INTERVAL = 1.0  # seconds: at least one a second while events keep com
 UI_CPU_BUDGET = 0.05  # share of one core the loop aims to stay under while events keep coming
 BUFFER_MIN = 10_000
 STOP_GRACE = 3.0  # seconds beyond config.shutdown_timeout before quitting regardless
+LAUNCH_WAIT = 5.0  # seconds a browser launcher has to fail before it counts as started
 
 
 class DashboardApp(App[int]):
@@ -186,12 +191,13 @@ class DashboardApp(App[int]):
     @on(ReplayRequested)
     def _replay_requested(self, message: ReplayRequested) -> None:
         request = message.request
-        self.notify(f"Replaying {request.method} {request.target} …", title="Replay", timeout=2, markup=False)
+        label = escape_controls(f"{request.method} {request.target}", multiline=False)
+        self.notify(f"Replaying {label} …", title="Replay", timeout=2, markup=False)
         self._replay(request, self.main.url)
 
     @work(thread=True, exit_on_error=False, group="replay")
     def _replay(self, request: RequestEvent, url: str) -> None:
-        label = f"{request.method} {request.target}"
+        label = escape_controls(f"{request.method} {request.target}", multiline=False)
         try:
             result = replay_request(request, url)
         except (OSError, http.client.HTTPException) as exc:
@@ -218,8 +224,37 @@ class DashboardApp(App[int]):
             self.call_from_thread(self.notify, f"Reload failed: {exc}", severity="error", markup=False)
 
     def action_open_site(self) -> None:
-        self.notify(f"Opening {self.main.url}", timeout=2, markup=False)
         self.open_url(self.main.url)
+
+    def open_url(self, url: str, *, new_tab: bool = True) -> None:
+        """Open ``url`` in a graphical browser (also for the header's link); without one, copy it.
+
+        Textual's own open_url uses ``webbrowser``, which may run a console
+        browser in this terminal, on this thread.
+        """
+        self._open_in_browser(local_url(url))
+
+    @work(thread=True, exit_on_error=False, group="browser")
+    def _open_in_browser(self, url: str) -> None:
+        browser = find_browser()
+        if browser is None:
+            self.call_from_thread(self._copy_instead, url, "No graphical browser found")
+            return
+        self.call_from_thread(self.notify, f"Opening {url} in {browser.name}", timeout=2, markup=False)
+        try:
+            process = launch(browser, url)
+            code = process.wait(LAUNCH_WAIT)
+        except OSError as exc:
+            self.call_from_thread(self._copy_instead, url, f"{browser.name} could not start ({exc.strerror})")
+        except subprocess.TimeoutExpired:
+            pass  # still running after a while: a browser window, most likely
+        else:
+            if code != 0:
+                self.call_from_thread(self._copy_instead, url, f"{browser.name} failed (exit status {code})")
+
+    def _copy_instead(self, url: str, reason: str) -> None:
+        self.copy_to_clipboard(url)  # OSC 52: most terminals put it on the system clipboard
+        self.notify(f"{reason}: {url} copied to the clipboard.", severity="warning", timeout=6, markup=False)
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

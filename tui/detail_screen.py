@@ -1,4 +1,9 @@
-"""Everything recorded about one request."""
+"""Everything recorded about one request.
+
+Every value shown comes from the request or the app, so every one is shown
+with its control characters escaped (``\x1b``): a query such as
+``?q=%1b%5b2J`` must not clear the screen or rename the terminal window.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from textual.widgets import Footer, Static
 
 from devserver.events import Headers, RequestEvent
 from devserver.pages import reason
+from devserver.safetext import escape_controls
 from tui import format as fmt
 from tui.replay import ReplayRequested
 
@@ -68,7 +74,8 @@ class DetailScreen(Screen[None]):
         status_class = fmt.status_class(r.status)
         # Workers report the bare version ("1.1", as the parsers give it); show a request line.
         version = r.http_version if r.http_version.startswith("HTTP/") else f"HTTP/{r.http_version}"
-        yield Static(f"{r.method} {r.target} {version}", id="request-line", markup=False)
+        request_line = escape_controls(f"{r.method} {r.target} {version}", multiline=False)
+        yield Static(request_line, id="request-line", markup=False)
         with VerticalScroll(id="detail-body"):
             yield from self._section("Response", f"{r.status} {reason(r.status)}", classes=f"status-{status_class}")
             timing = (
@@ -90,11 +97,11 @@ class DetailScreen(Screen[None]):
     @staticmethod
     def _section(title: str, body: str, classes: str = "", id: str | None = None) -> ComposeResult:
         yield Static(title, classes="section-title", markup=False)
-        yield Static(body, classes=f"section-body {classes}".strip(), markup=False, id=id)
+        yield Static(escape_controls(body), classes=f"section-body {classes}".strip(), markup=False, id=id)
 
     def on_mount(self) -> None:
         r = self.request
-        self.title = f"{r.method} {r.target} → {r.status}"
+        self.title = escape_controls(f"{r.method} {r.target} → {r.status}", multiline=False)
         self.query_one("#detail-body").focus()
 
     def action_replay(self) -> None:

@@ -33,16 +33,15 @@ def duration(ms: float) -> str:
 
 
 def uptime(seconds: float) -> str:
-    """``M:SS``, ``H:MM:SS`` or ``Nd HH:MM:SS``."""
-    total = max(0, int(seconds))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
+    """``<1m``, ``12m``, ``3h 05m`` or ``2d 03h``: minutes at most, so the header changes rarely."""
+    minutes = max(0, int(seconds)) // 60
+    days, rest = divmod(minutes, 1440)
+    hours, minutes = divmod(rest, 60)
     if days:
-        return f"{days}d {hours:02d}:{minutes:02d}:{secs:02d}"
+        return f"{days}d {hours:02d}h"
     if hours:
-        return f"{hours}:{minutes:02d}:{secs:02d}"
-    return f"{minutes}:{secs:02d}"
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m" if minutes else "<1m"
 
 
 def status_class(status: int) -> str:

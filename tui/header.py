@@ -12,9 +12,11 @@ from textual.widgets import Label, Link
 
 from tui import format as fmt
 
+UPTIME_EVERY = 30.0  # seconds between looks at the clock
+
 
 class DashboardHeader(Horizontal):
-    """``devserver  http://…/  workers 2/2  up 1:23  listening``.
+    """``devserver  http://…/  workers 2/2  up 12m  listening``.
 
     ``clock`` and ``started`` are injected so that tests and snapshots can
     freeze time.
@@ -34,6 +36,7 @@ class DashboardHeader(Horizontal):
         self.workers_total = workers
         self.clock = clock
         self.started = started
+        self._shown = ""
 
     def compose(self) -> ComposeResult:
         yield Label("devserver", id="app-name")
@@ -45,7 +48,9 @@ class DashboardHeader(Horizontal):
     def on_mount(self) -> None:
         self.tick()
         self._show()
-        self.set_interval(1.0, self.tick)
+        # Redrawing the header costs more than anything else on an idle dashboard: look twice a
+        # minute, and redraw only when the text changes (uptime is shown in minutes).
+        self.set_interval(UPTIME_EVERY, self.tick)
 
     def tick(self) -> None:
         """Recompute the uptime from the clock."""
@@ -54,7 +59,9 @@ class DashboardHeader(Horizontal):
     def _show(self) -> None:
         alive = "?" if self.workers_alive is None else str(self.workers_alive)
         info = f"workers {alive}/{self.workers_total}  ·  up {fmt.uptime(self.uptime)}  ·  {self.state}"
-        self.query_one("#header-info", Label).update(Text(info))
+        if info != self._shown:
+            self._shown = info
+            self.query_one("#header-info", Label).update(Text(info))
 
     watch_workers_alive = watch_state = watch_uptime = _show
 

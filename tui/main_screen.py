@@ -77,7 +77,7 @@ class MainScreen(Screen[None]):
             with Vertical(id="side"):
                 yield StatsPanel(self.clock, id="stats")
                 yield WorkersPanel(id="workers")
-                yield ReloadsPanel(id="reloads")
+                yield ReloadsPanel(dynamic=self.config.dynamic, id="reloads")
         yield Footer()
 
     def on_mount(self) -> None:

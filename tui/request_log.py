@@ -30,6 +30,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from devserver.events import RequestEvent
+from devserver.safetext import escape_controls
 from tui import format as fmt
 from tui.filter import RequestFilter
 
@@ -50,7 +51,7 @@ TARGET_MIN_WIDTH = 16
 COLUMNS: tuple[Column, ...] = (
     Column("TIME", 12, lambda e: fmt.clock_time(e.time), drop=3, style="request-log--dim"),
     Column("METHOD", 7, lambda e: e.method),
-    Column("TARGET", 0, lambda e: e.target),  # width 0: takes what is left
+    Column("TARGET", 0, lambda e: escape_controls(e.target, multiline=False)),  # width 0: takes what is left
     Column("ST", 3, lambda e: str(e.status), right=True),
     Column("DURATION", 8, lambda e: fmt.duration(e.duration_ms), right=True, drop=4),
     Column("SIZE", 8, lambda e: fmt.size(e.bytes_sent), right=True, drop=2),

@@ -1,4 +1,8 @@
-"""Server notices and what applications wrote to ``wsgi.errors``."""
+"""Server notices and what applications wrote to ``wsgi.errors`` (or printed, under the dashboard).
+
+Apps' text is shown with control characters escaped: an app that prints
+request data must not be able to drive the terminal.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from rich.text import Text
 from textual.widgets import RichLog
 
 from devserver.events import LogEvent, ServerEvent
+from devserver.safetext import escape_controls
 from tui import format as fmt
 
 MAX_LINES = 500
@@ -41,11 +46,13 @@ class ServerLog(RichLog):
                 detail = f" {event.url}" if event.url else ""
                 workers = f" ({event.workers} workers)" if event.workers else ""
                 line.append(f"server {event.state}{detail}{workers}", style)
-                for extra in event.details:
-                    line.append(f" · {extra}", style)
-            else:
-                level = event.level if event.level in ("warning", "error") else "info"
-                style = self.get_component_rich_style(f"server-log--{level}", partial=True)
-                line.append(f"[{event.worker_pid}] ", time_style)
-                line.append(event.text.rstrip("\n"), style)
+                self.write(line)
+                warning = self.get_component_rich_style("server-log--warning", partial=True)
+                for extra in event.details:  # notes and warnings: each on a line of its own
+                    self.write(Text(" " * 9 + escape_controls(extra, multiline=False), warning))
+                continue
+            level = event.level if event.level in ("warning", "error") else "info"
+            style = self.get_component_rich_style(f"server-log--{level}", partial=True)
+            line.append(f"[{event.worker_pid}] ", time_style)
+            line.append(escape_controls(event.text.rstrip("\n")), style)
             self.write(line)

@@ -101,6 +101,8 @@ class StatsPanel(Vertical):
         yield Static(id="latency")
         yield Static(id="dropped")
 
+    _shown: tuple[object, ...] = ()
+
     def on_mount(self) -> None:
         self.border_title = "Traffic"
         self.set_interval(1.0, self.refresh_view)
@@ -115,9 +117,13 @@ class StatsPanel(Vertical):
         self.stats.add_dropped(count)
 
     def refresh_view(self) -> None:
-        """Redraw every line from the model."""
+        """Redraw every line from the model, unless nothing it shows has changed (an idle server)."""
         stats = self.stats
         history = stats.rate_history(self.clock())
+        shown = (tuple(history), stats.total, stats.dropped, tuple(stats.by_class.values()))
+        if shown == self._shown:
+            return
+        self._shown = shown
         self.query_one("#rps", Sparkline).data = history
         label = self.get_component_rich_style("stats--label", partial=True)
         self.query_one("#rate", Static).update(
