@@ -44,6 +44,26 @@ def application(environ, start_response):
 '''
 
 
+FLASK_APP = '''\
+"""A Flask app rendering a template with a loop, for the benchmarks (compiled once, cached by Jinja)."""
+
+from flask import Flask, render_template
+from jinja2 import DictLoader
+
+app = Flask(__name__)
+app.jinja_loader = DictLoader({
+    "index.html": "<ul>{% for item in items %}<li>{{ item.name }}: {{ item.value }}</li>{% endfor %}</ul>",
+})
+ITEMS = [{"name": f"item {i}", "value": i * i} for i in range(50)]
+
+
+@app.route("/")
+def index():
+    return render_template("index.html", items=ITEMS)
+'''
+FLASK_BODY = ("<ul>" + "".join(f"<li>item {i}: {i * i}</li>" for i in range(50)) + "</ul>").encode()  # Jinja drops the trailing newline
+
+
 class BenchError(Exception):
     """A benchmark step failed (server did not start, wrk output unreadable, ...)."""
 
@@ -83,11 +103,12 @@ def make_site(base: Path) -> Site:
     (html_page / ONE_K).write_bytes(one_k)
     (html_page / ONE_M).write_bytes(one_m)
     (dynamic / "hello.py").write_text(HELLO_APP)
+    (dynamic / "flaskapp.py").write_text(FLASK_APP)
     for path in (base, html_page, dynamic):
         path.chmod(0o755)
-    for path in (html_page / ONE_K, html_page / ONE_M, dynamic / "hello.py"):
+    for path in (html_page / ONE_K, html_page / ONE_M, dynamic / "hello.py", dynamic / "flaskapp.py"):
         path.chmod(0o644)
-    return Site(base, html_page, dynamic, {ONE_K: one_k, ONE_M: one_m, "hello": HELLO_BODY})
+    return Site(base, html_page, dynamic, {ONE_K: one_k, ONE_M: one_m, "hello": HELLO_BODY, "flask": FLASK_BODY})
 
 
 def nginx_config(site: Site, port: int, workers: int) -> Path:
@@ -163,6 +184,7 @@ class ServerSpec:
     cwd: Path | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     note: str = ""
+    tty: bool = False  # run on a pseudo-terminal (160x48), as the dashboard needs
 
     def url(self, case: str) -> str:
         return f"http://{HOST}:{self.port}{self.paths[case]}"
@@ -245,6 +267,41 @@ def descendants(pid: int) -> list[tuple[int, int]]:
     return found
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every live descendant (a server's supervisor or master and its workers)."""
+    return [pid, *(child for child, _ in descendants(pid))]
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time used so far by ``pids`` (from /proc/PID/stat; gone processes count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 (proc(5))
+    return total / CLOCK_TICKS
+
+
+def pss_bytes(pids: list[int]) -> int:
+    """Proportional set size of ``pids`` together (shared pages split between sharers), from smaps_rollup."""
+    total = 0
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        match = re.search(r"^Pss:\s+(\d+) kB", text, re.M)
+        if match:
+            total += int(match.group(1)) * 1024
+    return total
+
+
 def stop_server(server: RunningServer, grace: float = 10.0) -> None:
     """SIGTERM the server's pid, SIGKILL it after ``grace`` seconds, then reap.
 
@@ -269,16 +326,56 @@ def stop_server(server: RunningServer, grace: float = 10.0) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-@contextmanager
-def running(spec: ServerSpec, log_dir: Path, timeout: float = 30.0) -> Iterator[RunningServer]:
-    """Start ``spec`` with output to ``log_dir/<name>.log``, wait until ready, stop on exit."""
+def start_server(spec: ServerSpec, log_dir: Path) -> RunningServer:
+    """Launch ``spec`` with its output going to ``log_dir/<name>.log``; do not wait for it."""
     log = log_dir / f"{spec.name}.log"
     env = dict(os.environ)
     env.update(spec.env)
+    if spec.tty:
+        return _start_on_pty(spec, env, log)
     with open(log, "wb") as out:
         proc = subprocess.Popen(list(spec.argv), cwd=spec.cwd, env=env, stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT)
-    server = RunningServer(spec, proc, log)
+    return RunningServer(spec, proc, log)
+
+
+def _start_on_pty(spec: ServerSpec, env: dict[str, str], log: Path) -> RunningServer:
+    """Run on a 160x48 pseudo-terminal; a thread copies the screen output to the log until EOF."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 48, 160, 0, 0))
+    env.setdefault("TERM", "xterm-256color")
+    try:
+        proc = subprocess.Popen(list(spec.argv), cwd=spec.cwd, env=env, stdin=slave, stdout=slave, stderr=slave,
+                                start_new_session=True)
+    finally:
+        os.close(slave)
+
+    def copy() -> None:
+        with open(log, "wb") as out:
+            while True:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: every slave end is closed
+                    break
+                if not data:
+                    break
+                out.write(data)
+        os.close(master)
+
+    threading.Thread(target=copy, name=f"pty-{spec.name}", daemon=True).start()
+    return RunningServer(spec, proc, log)
+
+
+@contextmanager
+def running(spec: ServerSpec, log_dir: Path, timeout: float = 30.0) -> Iterator[RunningServer]:
+    """Start ``spec`` with output to ``log_dir/<name>.log``, wait until ready, stop on exit."""
+    server = start_server(spec, log_dir)
     try:
         _wait_ready(server, timeout)
         yield server
@@ -345,12 +442,17 @@ def parse_wrk(output: str) -> WrkResult:
     )
 
 
-def run_wrk(url: str, conns: int, seconds: int, threads: int = 2, timeout: str = "5s") -> WrkResult:
-    """``wrk -t{threads} -c{conns} -d{seconds}s --latency --timeout {timeout} URL`` (keep-alive)."""
+def run_wrk(url: str, conns: int, seconds: int, threads: int = 2, timeout: str = "5s",
+            headers: tuple[str, ...] = ()) -> WrkResult:
+    """``wrk -t{threads} -c{conns} -d{seconds}s --latency --timeout {timeout} [-H header]... URL``.
+
+    Keep-alive unless ``headers`` holds ``Connection: close`` (wrk then opens a connection per request).
+    """
     wrk = shutil.which("wrk")
     if wrk is None:
         raise BenchError("wrk is not installed (apt-get install wrk)")
-    argv = [wrk, f"-t{min(threads, conns)}", f"-c{conns}", f"-d{seconds}s", "--latency", "--timeout", timeout, url]
+    argv = [wrk, f"-t{min(threads, conns)}", f"-c{conns}", f"-d{seconds}s", "--latency", "--timeout", timeout,
+            *(arg for header in headers for arg in ("-H", header)), url]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     except subprocess.TimeoutExpired as exc:

@@ -2,6 +2,12 @@
 
 Sections (each can be skipped with ``--skip``):
 
+  peers      interleaved rounds (rounds.py): WSGI hello as APP and as /hello.py against
+             gunicorn, granian, bjoern and waitress; Connection: close; a Flask app;
+             latency with 4 connections; the 1 KiB file against granian's static files;
+             the median of per-round ratios and the server's CPU µs per request
+  startup    cold start (launch → first 200, with and without the dashboard) and PSS of
+             all processes after 1,000 requests (startup.py)
   static     1 KiB and 1 MiB files: devserver vs gunicorn sync and gthread,
              ``python -m http.server`` and nginx (throughput.py's servers, plus nginx)
   hello      WSGI hello world, keep-alive: devserver vs gunicorn gthread, waitress,
@@ -39,18 +45,39 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import rounds
 import servers
+import startup
 import suite
 import throughput
 import wsgi_hello
 from common import BENCH_DIR, REPO_DIR
 
-SECTIONS = ("static", "hello", "reload", "realapps", "dashboard")
+SECTIONS = ("peers", "startup", "static", "hello", "reload", "realapps", "dashboard")
 CASE_NAMES = {"1k": "1 KiB", "1m": "1 MiB", "hello": "hello world"}
 RELOAD_P95_MS = 100.0
 DASHBOARD_RATIO = 0.90  # dashboard req/s >= 90% of --no-tui: overhead <= 10%
-QUICK = {"duration": 2, "warmup": 1, "rounds": 3, "dashboard_rounds": 1}
-FULL = {"duration": 10, "warmup": 2, "rounds": 30, "dashboard_rounds": 3}
+QUICK = {"duration": 2, "warmup": 1, "rounds": 3, "dashboard_rounds": 1, "peer_rounds": 1}
+FULL = {"duration": 10, "warmup": 2, "rounds": 30, "dashboard_rounds": 3, "peer_rounds": 3}
+
+# Issue 14's targets for the interleaved rounds: (workload, reference, peer, factor); latency ratios are
+# devserver p50 / peer p50 and must stay at or below the factor, the others at or above it.
+PEER_TARGETS = (
+    ("hello", "devserver-app", "devserver-script", 0.9),
+    ("hello", "devserver-app", "gunicorn-gthread", 2.0),
+    ("hello", "devserver-script", "gunicorn-gthread", 2.0),
+    ("hello", "devserver-app", "granian", 0.5),
+    ("hello", "devserver-script", "granian", 0.5),
+    ("close", "devserver-app", "gunicorn-sync", 1.2),
+    ("flask", "devserver-flask", "gunicorn-gthread-flask", 1.2),
+    ("flask", "devserver-flask", "granian-flask", 0.7),
+    ("latency", "devserver-app", "gunicorn-gthread", 1.0),
+    ("static", "devserver", "granian-static", 0.75),
+)
+CPU_US_TARGET = 40.0  # server CPU per request on the hello world, both paths
+BUSIEST_TARGET = 0.60  # no process of devserver's tree does more than 60% of its work under -c50
+START_MS_TARGET = {"devserver-app": 150.0, "devserver-dashboard": 300.0}
+PSS_MIB_TARGET = 45.0
 
 
 @dataclass(frozen=True)
@@ -140,6 +167,66 @@ def _wrk_section(key: str, title: str, builders: dict[str, suite.SpecBuilder], c
                                 **asdict(m.result)} for m in measurements],
                    "failures": [asdict(f) for f in failures],
                    "servers": [{"name": s.name, "argv": list(s.argv), "note": s.note} for s in specs]}
+    return section
+
+
+def run_peers(opts: argparse.Namespace) -> Section:
+    """rounds.py's workloads, with issue 14's targets checked on the medians of per-round ratios."""
+    section = Section("peers", "devserver against its peers, interleaved rounds")
+    args = argparse.Namespace(rounds=opts.peer_rounds, duration=opts.duration, warmup=opts.warmup,
+                              workers=opts.workers, keep_site=False)
+    outcome = rounds.run_rounds(rounds.WORKLOADS, args)
+    section.lines += rounds.markdown(rounds.WORKLOADS, outcome, args)
+    found = {(r.workload, r.reference, r.peer): r for w in rounds.WORKLOADS for r in rounds.ratios(w, outcome.runs)}
+    latency = {w.key for w in rounds.WORKLOADS if w.latency}
+    for workload, reference, peer, factor in PEER_TARGETS:
+        ratio = found.get((workload, reference, peer))
+        lower = workload in latency
+        target = f"{workload}: {reference} {'p50 ≤' if lower else '≥'} {factor:g}× {peer}"
+        if ratio is None:
+            section.checks.append(Check("peers", target, "not measured", "SKIP"))
+            continue
+        ok = ratio.median <= factor if lower else ratio.median >= factor
+        status = "PASS" if ok else "MISS"
+        per_round = ", ".join(f"{x:.2f}" for x in ratio.rounds)
+        section.checks.append(Check("peers", target, f"{ratio.median:.2f}× (rounds {per_round})", status))
+        section.bars.append(Bar("peers", f"{workload}: {reference} / {peer}"
+                                + (" (p50, lower is better)" if lower else ""), ratio.median, factor, status))
+    valid = [r for r in outcome.runs if r.valid]
+    for name in ("devserver-app", "devserver-script"):
+        mine = [r.cpu_us for r in valid if r.workload == "hello" and r.server == name]
+        if mine:
+            cpu = rounds._median(mine)
+            section.checks.append(Check("peers", f"hello: {name} server CPU ≤ {CPU_US_TARGET:g} µs/request",
+                                        f"{cpu:.1f} µs", "PASS" if cpu <= CPU_US_TARGET else "MISS"))
+        shares = [r.busiest_share for r in valid if r.workload == "hello" and r.server == name and r.busiest_share]
+        if shares:
+            section.checks.append(Check("peers", f"hello: {name}: no process does > {BUSIEST_TARGET:.0%} of the work",
+                                        f"busiest {max(shares):.0%}", "PASS" if max(shares) <= BUSIEST_TARGET
+                                        else "MISS"))
+    section.raw = rounds.raw(outcome, rounds.WORKLOADS)
+    return section
+
+
+def run_startup(opts: argparse.Namespace) -> Section:
+    section = Section("startup", "Cold start and memory")
+    args = argparse.Namespace(rounds=opts.peer_rounds, workers=opts.workers)
+    outcome = startup.run(args)
+    section.lines += startup.markdown(outcome, args)
+    for name, limit in START_MS_TARGET.items():
+        mine = [s for s in outcome.starts if s.server == name]
+        if not mine:
+            section.checks.append(Check("startup", f"{name} cold start ≤ {limit:g} ms", "not measured", "SKIP"))
+            continue
+        start_ms = startup._median([s.start_ms for s in mine])
+        section.checks.append(Check("startup", f"{name} cold start ≤ {limit:g} ms", f"{start_ms:.0f} ms",
+                                    "PASS" if start_ms <= limit else "MISS"))
+    mine = [s for s in outcome.starts if s.server == "devserver-app"]
+    if mine:
+        pss = startup._median([s.pss_mib for s in mine])
+        section.checks.append(Check("startup", f"devserver-app PSS ≤ {PSS_MIB_TARGET:g} MiB after 1,000 requests",
+                                    f"{pss:.1f} MiB", "PASS" if pss <= PSS_MIB_TARGET else "MISS"))
+    section.raw = startup.raw(outcome)
     return section
 
 
@@ -359,7 +446,8 @@ def run_dashboard(opts: argparse.Namespace) -> Section:
 
 
 RUNNERS: dict[str, Callable[[argparse.Namespace], Section]] = {
-    "static": run_static, "hello": run_hello, "reload": run_reload, "realapps": run_real_apps,
+    "peers": run_peers, "startup": run_startup, "static": run_static, "hello": run_hello, "reload": run_reload,
+    "realapps": run_real_apps,
     "dashboard": run_dashboard,
 }
 
@@ -482,6 +570,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "with --quick)")
     add("--dashboard-rounds", type=int, help=f"dashboard_overhead.py --rounds (default {FULL['dashboard_rounds']}; "
         f"{QUICK['dashboard_rounds']} with --quick)")
+    add("--peer-rounds", type=int, help=f"interleaved rounds of the peers and startup sections (default "
+        f"{FULL['peer_rounds']}; {QUICK['peer_rounds']} with --quick)")
     add("--workers", type=int, default=2, help="devserver and multi-process peer workers (default %(default)s)")
     add("--quick", action="store_true", help="short runs and few rounds, to check that everything works")
     add("--skip", action="append", default=[], metavar="SECTION",
@@ -492,7 +582,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for name, value in (QUICK if opts.quick else FULL).items():
         if getattr(opts, name) is None:
             setattr(opts, name, value)
-    for name in ("duration", "rounds", "dashboard_rounds", "workers"):
+    for name in ("duration", "rounds", "dashboard_rounds", "peer_rounds", "workers"):
         if getattr(opts, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if opts.warmup < 0:

@@ -108,3 +108,110 @@ def nginx(site: Site, port: int, workers: int) -> ServerSpec:
         port=port, paths={"1m": f"/{ONE_M}"}, ready_path=f"/{ONE_M}",
         note=f"worker_processes {workers}, sendfile on, access_log off",
     )
+
+
+# ---------------------------------------------------------------- interleaved rounds (rounds.py)
+#
+# Each builder serves every case it can under the same case names: "hello" (the hello-world app), "flask" (the
+# Flask template app), "1k" (the 1 KiB static file).  devserver runs in two ways: with the app named as APP
+# (`devserver hello:application`, which answers every path that is not a file) and as a script (`/hello.py`).
+
+
+def _devserver_argv(site: Site, port: int, workers: int, app: str | None, dashboard: bool) -> tuple[str, ...]:
+    args = ["-m", "devserver", *([app] if app else []), "--port", str(port), "--workers", str(workers),
+            "--root", str(site.html_page), "--dynamic", str(site.dynamic)]
+    return python_argv(*args, *([] if dashboard else ["--no-tui"]))
+
+
+def devserver_app(site: Site, port: int, workers: int, dashboard: bool = False) -> ServerSpec:
+    """``devserver hello:application``: the path users run most (files under --root win)."""
+    return ServerSpec(
+        name="devserver-dashboard" if dashboard else "devserver-app",
+        argv=_devserver_argv(site, port, workers, "hello:application", dashboard),
+        port=port, paths={"hello": "/", "1k": f"/{ONE_K}"}, ready_path="/", cwd=site.base, tty=dashboard,
+        note=f"APP hello:application, {workers} workers, " +
+             ("dashboard on a 160x48 pseudo-terminal" if dashboard else "console log of every request to a file"),
+    )
+
+
+def devserver_script(site: Site, port: int, workers: int) -> ServerSpec:
+    """The same app served as the script ``/hello.py`` from --dynamic."""
+    return ServerSpec(
+        name="devserver-script", argv=_devserver_argv(site, port, workers, None, False),
+        port=port, paths={"hello": "/hello.py", "1k": f"/{ONE_K}"}, ready_path="/hello.py", cwd=site.base,
+        note=f"/hello.py from --dynamic, {workers} workers, console log of every request to a file",
+    )
+
+
+def devserver_flask(site: Site, port: int, workers: int) -> ServerSpec:
+    return ServerSpec(
+        name="devserver-flask", argv=_devserver_argv(site, port, workers, "flaskapp:app", False),
+        port=port, paths={"flask": "/"}, ready_path="/", cwd=site.base,
+        note=f"APP flaskapp:app, {workers} workers; live reload adds its script to the page (the default)",
+    )
+
+
+def gunicorn_gthread_app(site: Site, port: int, workers: int) -> ServerSpec:
+    return _gunicorn("gunicorn-gthread", "gthread", "hello:application", _hello_env(site), {"hello": "/"}, "/",
+                     port, workers, f"-w {workers} --threads {GUNICORN_THREADS}")
+
+
+def gunicorn_sync_app(site: Site, port: int, workers: int) -> ServerSpec:
+    return _gunicorn("gunicorn-sync", "sync", "hello:application", _hello_env(site), {"hello": "/"}, "/",
+                     port, workers, f"-w {workers} sync worker (closes every connection)")
+
+
+def gunicorn_gthread_flask(site: Site, port: int, workers: int) -> ServerSpec:
+    return _gunicorn("gunicorn-gthread-flask", "gthread", "flaskapp:app", _hello_env(site), {"flask": "/"}, "/",
+                     port, workers, f"-w {workers} --threads {GUNICORN_THREADS}")
+
+
+def gunicorn_gthread_files(site: Site, port: int, workers: int) -> ServerSpec:
+    return _gunicorn("gunicorn-gthread-files", "gthread", "fileapp:application", _file_app_env(site),
+                     {"1k": f"/{ONE_K}"}, f"/{ONE_K}", port, workers,
+                     f"-w {workers} --threads {GUNICORN_THREADS}, fileapp")
+
+
+def _granian(name: str, app: str, env: dict[str, str], paths: dict[str, str], ready: str, port: int, workers: int,
+             extra: tuple[str, ...] = (), note: str = "") -> ServerSpec:
+    argv = python_argv("-m", "granian", "--interface", "wsgi", "--host", HOST, "--port", str(port),
+                       "--workers", str(workers), *extra, app)
+    return ServerSpec(name=name, argv=argv, port=port, paths=paths, ready_path=ready, env=env,
+                      note=note or f"--interface wsgi --workers {workers} (Rust HTTP core), no access log")
+
+
+def granian(site: Site, port: int, workers: int) -> ServerSpec:
+    return _granian("granian", "hello:application", _hello_env(site), {"hello": "/"}, "/", port, workers)
+
+
+def granian_flask(site: Site, port: int, workers: int) -> ServerSpec:
+    return _granian("granian-flask", "flaskapp:app", _hello_env(site), {"flask": "/"}, "/", port, workers)
+
+
+def granian_static(site: Site, port: int, workers: int) -> ServerSpec:
+    """granian's Rust static files (mounted at /static; the app behind it never runs for them)."""
+    return _granian("granian-static", "hello:application", _hello_env(site), {"1k": f"/static/{ONE_K}"}, "/",
+                    port, workers, ("--static-path-route", "/static", "--static-path-mount", str(site.html_page)),
+                    f"--workers {workers}, --static-path-mount (files served by Rust)")
+
+
+def bjoern(site: Site, port: int, workers: int) -> ServerSpec:
+    return ServerSpec(
+        name="bjoern", argv=python_argv(str(BENCH_DIR / "run_bjoern.py"), HOST, str(port), str(workers),
+                                        "hello:application"),
+        port=port, paths={"hello": "/"}, ready_path="/", env=_hello_env(site),
+        note=f"C server on libev; {workers} processes forked after listen (bjoern has no worker option)",
+    )
+
+
+def waitress_app(site: Site, port: int, workers: int) -> ServerSpec:
+    return waitress(site, port, workers)
+
+
+def devserver_files(site: Site, port: int, workers: int) -> ServerSpec:
+    """devserver with no APP, for the static-file case."""
+    return ServerSpec(
+        name="devserver", argv=_devserver_argv(site, port, workers, None, False),
+        port=port, paths={"1k": f"/{ONE_K}"}, ready_path=f"/{ONE_K}", cwd=site.base,
+        note=f"no APP, {workers} workers, console log of every request to a file",
+    )

@@ -259,7 +259,8 @@ def _version(command: Sequence[str]) -> str:
 def run_metadata(args: argparse.Namespace) -> dict[str, object]:
     """What a later reader needs to reproduce or judge the figures."""
     packages = {}
-    for name in ("devserver", "gunicorn", "waitress", "uvicorn", "werkzeug", "httptools"):
+    for name in ("devserver", "gunicorn", "waitress", "uvicorn", "werkzeug", "httptools", "granian", "bjoern",
+                 "flask"):
         try:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

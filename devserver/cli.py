@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import ipaddress
 import os
 import re
 import sys
 from dataclasses import dataclass
 from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
 from typing import NoReturn
 
 from . import __version__, appspec
@@ -250,6 +248,8 @@ def check_app(app: str, dynamic: str, fail: Callable[[str], object]) -> None:
     if not os.path.isfile(path):
         fail(f"no module {module_name!r} in {dynamic!r} (looked for {path})")
         return
+    import importlib.util  # here, not at the top: only an APP needs it, and every start waits for imports
+
     sys.path.insert(0, os.path.realpath(dynamic))
     try:
         spec = importlib.util.spec_from_file_location(module_name, path)
@@ -273,7 +273,11 @@ def find_dashboard() -> Callable[[Config], int] | None:
     """The dashboard runner registered by an installed package (the ``tui`` package).
 
     Looked up by entry point so that devserver never imports the UI itself.
+    importlib.metadata is imported here: scanning the installed packages
+    costs a start with ``--no-tui`` time for nothing.
     """
+    from importlib.metadata import entry_points
+
     for entry in entry_points(group=DASHBOARD_GROUP):
         try:
             return entry.load()  # type: ignore[no-any-return]

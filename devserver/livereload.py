@@ -94,15 +94,23 @@ def inject_app(html: bytes) -> bytes:
 
 
 def instance_id(sock: Any) -> str:
-    """Names this server run, the same in every worker: the supervisor's pid and its socket's inode.
+    """Names this server run, the same in every worker: the supervisor's pid and its start time.
 
-    Both change when the server is started again, also on the same port.
+    Both change when the server is started again, also on the same port.  (Not
+    the listening socket: on Linux each worker has a socket of its own.)  Where
+    /proc is missing, the socket's inode stands in for the start time.
     """
+    supervisor = os.getppid()
+    try:
+        with open(f"/proc/{supervisor}/stat") as f:
+            return f"{supervisor}-{f.read().rsplit(')', 1)[1].split()[19]}"  # field 22: start time (proc(5))
+    except (OSError, IndexError):
+        pass
     try:
         inode = os.fstat(sock.fileno()).st_ino
     except (OSError, AttributeError, ValueError):
         inode = 0
-    return f"{os.getppid()}-{inode}"
+    return f"{supervisor}-{inode}"
 
 
 def event_frame(name: str, data: object) -> bytes:

@@ -33,6 +33,15 @@ Other decisions
   (mtime_ns, ctime_ns, size, inode, device) and only holds files whose
   timestamps are older than ``racy_ns``: two writes within one timestamp tick
   look identical, so a just-written file is never trusted (git's "racy clean").
+* Where a URL path led is remembered, a file or nothing, so neither a file
+  nor an APP's route (the "files win" test) costs a walk of the filesystem
+  per request.  A remembered answer is checked with one ``stat`` of the
+  deepest folder along the path (for a file, its folder): creating,
+  removing or renaming anything in a folder changes its mtime/ctime, so a
+  file that appears or goes is seen at once.  Paths with a symlink on the
+  way are never remembered (a link's target can change without its folder
+  changing), nor those whose folder changed within ``racy_ns`` (a second
+  change in the same timestamp tick would not show).
 * Error pages carry ``Cache-Control: no-cache``: a 404 is heuristically
   cacheable (RFC 9110 §15.1), which is wrong for a dev server.
 """
@@ -173,14 +182,121 @@ def _locate(root: str, raw_path: str) -> _Target | None:
     return _Target(real, segments[-1], False)
 
 
+class _FolderKey(NamedTuple):
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+    dev: int
+
+
+def _folder_key(st: os.stat_result) -> _FolderKey:
+    return _FolderKey(st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+_UNKNOWN = object()  # what _Lookups.get answers for a path it cannot vouch for
+
+
+class _Lookups:
+    """Where URL paths led: (root, path) → (target or None, the folder whose state proves it, its key).
+
+    Bounded: when full it is emptied (lookups are cheap to learn again).  Plain
+    dict operations only, so threads may share it.
+    """
+
+    def __init__(self, max_entries: int = 4096, racy_ns: int = 2_000_000_000) -> None:
+        self.max_entries = max_entries
+        self.racy_ns = racy_ns
+        self._entries: dict[tuple[str, str], tuple[_Target | None, str, _FolderKey]] = {}
+
+    def get(self, root: str, raw_path: str) -> _Target | None | object:
+        """The remembered target (or None for a miss) if its folder is unchanged, else ``_UNKNOWN``."""
+        entry = self._entries.get((root, raw_path))
+        if entry is None:
+            return _UNKNOWN
+        target, folder, key = entry
+        try:
+            if _folder_key(os.stat(folder)) == key:
+                return target
+        except OSError:
+            pass
+        self._entries.pop((root, raw_path), None)
+        return _UNKNOWN
+
+    def learn(self, root: str, raw_path: str, target: _Target | None) -> None:
+        """Remember where ``raw_path`` led, if one ``stat`` can later prove it still does."""
+        witness = _deepest_folder(root, raw_path)
+        if witness is None:
+            return
+        folder, st = witness
+        try:  # a folder's page, found or not, depends on its index: that must not be a link either
+            if stat.S_ISLNK(os.lstat(os.path.join(folder, "index.html")).st_mode):
+                return
+        except OSError:
+            pass  # no index.html: creating one changes the folder
+        if target is not None and os.path.dirname(target.path) != folder:
+            return  # not the lexical place: some link was involved after all
+        if max(st.st_mtime_ns, st.st_ctime_ns) >= time.time_ns() - self.racy_ns:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[(root, raw_path)] = (target, folder, _folder_key(st))
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def _deepest_folder(root: str, raw_path: str) -> tuple[str, os.stat_result] | None:
+    """The deepest folder along ``raw_path`` under ``root`` and its stat; None if a symlink is on the way.
+
+    Walks down from the root with lstat, so a link anywhere (whose target may
+    change without its folder changing) means "do not remember".  For a file
+    that exists this is its folder: the entry that names it lives there.
+    """
+    try:
+        segments = [_unquote(s) for s in raw_path[1:].split("/")]
+        folder = root
+        st = os.lstat(folder)
+        for segment in segments:
+            if segment == "" or _FORBIDDEN_SEGMENT.search(segment):
+                break  # never served, whatever the disk holds: the folder so far is witness enough
+            try:
+                child = os.lstat(os.path.join(folder, segment))
+            except OSError:
+                break  # the segment does not exist in ``folder``: creating it would change ``folder``
+            if stat.S_ISLNK(child.st_mode):
+                return None
+            if not stat.S_ISDIR(child.st_mode):
+                break  # a file (or FIFO...) stands there: replacing or removing it changes ``folder``
+            folder = os.path.join(folder, segment)
+            st = child
+    except (BadPath, OSError, ValueError):
+        return None
+    return (folder, st) if stat.S_ISDIR(st.st_mode) else None
+
+
+_lookups = _Lookups()
+
+
+def _locate_remembered(root: str, raw_path: str) -> _Target | None:
+    """:func:`_locate`, through the remembered lookups (see the module docstring)."""
+    known = _lookups.get(root, raw_path)
+    if known is not _UNKNOWN:
+        return known  # type: ignore[return-value]
+    target = _locate(root, raw_path)
+    _lookups.learn(root, raw_path, target)
+    return target
+
+
 def resolve(root: str, raw_path: str) -> str | None:
     """Map a URL path to the real path of a file inside ``root``, or None.
 
     ``raw_path`` is still percent-encoded and has no query.  A folder maps to
     its ``index.html`` (with or without the trailing slash).  Raises
     :class:`BadPath` (status 400) for bad escapes, NUL or invalid UTF-8.
+    Lookups are remembered (see the module docstring), so asking again for a
+    path costs one ``stat``.
     """
-    target = _locate(root, raw_path)
+    target = _locate_remembered(root, raw_path)
     return target.path if target else None
 
 
@@ -494,7 +610,7 @@ def serve(root: str, method: str, raw_path: str, headers: Mapping[str, str], *,
     if method not in ("GET", "HEAD"):
         return _error(405, method, f"{method} is not allowed here", extra=(("Allow", ALLOW),))
     try:
-        target = _locate(root, raw_path)
+        target = _locate_remembered(root, raw_path)
     except BadPath as exc:
         return _error(exc.status, method, "Bad Request: malformed path", str(exc))
     except OSError:  # realpath/stat trouble (name too long, say): nothing to serve

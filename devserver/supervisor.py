@@ -2,8 +2,12 @@
 
 Threads: one reads the workers' event pipes and hands batches to the sink (console
 log or dashboard); one watches worker sentinels and replaces a worker that
-died.  Because the process has threads, workers are started with the
-``spawn`` context (forking a threaded process is unsafe).
+died.  The first workers are forked before any thread starts (when the
+process has none yet, as under the console log): they start without an
+interpreter start of their own and share the imported modules' pages with
+the supervisor.  Once the process has threads, workers are started with the
+``spawn`` context (forking a threaded process is unsafe): restarts, and the
+dashboard's workers.
 
 The sink is called through :meth:`Supervisor._deliver`, which contains
 whatever it raises: a log whose stdout went away (``devserver | head``) must
@@ -14,7 +18,9 @@ from __future__ import annotations
 
 import errno
 import multiprocessing
+import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -28,10 +34,70 @@ from .events import Event, LogEvent, ReloadEvent, ServerEvent, WorkerEvent
 from .exposure import exposure_notes
 from .inflight import describe, new_table, read_table
 from .safetext import escape_controls
-from .worker import worker_main
 
 Sink = Callable[[list[Event]], None]
 RESTART_BACKOFF = 1.0  # seconds; a worker that dies at once is not restarted in a tight loop
+
+
+def _worker_entry(*args: Any) -> None:
+    """A worker's entry point, importing the worker (asyncio, httptools, ...) only in the worker.
+
+    The supervisor itself never serves a request: importing all that before
+    it can start its workers would only delay the first answer.
+    """
+    from .worker import worker_main
+
+    worker_main(*args)
+
+
+def _forked_worker_entry(inherited: tuple[int, ...], *args: Any) -> None:
+    """A forked worker's entry point: first let go of what it inherited from the supervisor.
+
+    Other workers' control pipes, in particular: a worker learns that the
+    supervisor is gone when its control pipe's last writer closes.
+    """
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the supervisor's handler is not the worker's
+    for fd in inherited:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _worker_entry(*args)
+
+
+def _fork_context() -> Any:
+    """The ``fork`` context while forking is safe here (one thread, a platform with fork), else None."""
+    if threading.active_count() != 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    return multiprocessing.get_context("fork")
+
+
+def _worker_context() -> Any:
+    """The multiprocessing context that starts workers (see the module docstring)."""
+    _without_resource_tracker()
+    return multiprocessing.get_context("spawn")
+
+
+def _without_resource_tracker() -> None:
+    """Keep multiprocessing from starting its resource tracker process (~8 MiB, and its start).
+
+    The tracker unlinks named semaphores and shared memory that crashed
+    processes leave behind; devserver makes none (pipes, and a RawValue in an
+    anonymous arena).  Spawning a worker would start one anyway and hand its
+    pipe to every worker; giving it /dev/null as the tracker's pipe (which
+    multiprocessing's liveness probe then finds writable) means none is ever
+    started.  Where multiprocessing's internals differ, the tracker runs as usual.
+    """
+    try:
+        from multiprocessing import resource_tracker
+
+        tracker = resource_tracker._resource_tracker  # type: ignore[attr-defined]
+        if getattr(tracker, "_fd", 0) is None and hasattr(tracker, "_check_alive"):
+            tracker._fd = os.open(os.devnull, os.O_WRONLY)
+    except (ImportError, AttributeError, OSError):
+        pass
 
 
 class StartError(Exception):
@@ -50,7 +116,7 @@ class _Slot:
     retired: bool = False  # replaced by a warm restart (warm.py): its exit is expected
 
 
-def bind(host: str, port: int, backlog: int) -> socket.socket:
+def bind(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:
     """The listening socket, or StartError with a one-line reason."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -60,6 +126,8 @@ def bind(host: str, port: int, backlog: int) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(address)
@@ -75,6 +143,42 @@ def bind(host: str, port: int, backlog: int) -> socket.socket:
         raise StartError(reasons.get(exc.errno, f"cannot listen on {where}: {exc.strerror}")) from None
     sock.setblocking(False)
     return sock
+
+
+# Linux spreads the connections of SO_REUSEPORT sockets evenly over them (by a hash of the
+# addresses); BSD and macOS give them all to one, so elsewhere the workers share one socket.
+SPREAD_BY_KERNEL = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+def bind_for_workers(host: str, port: int, backlog: int, workers: int) -> list[socket.socket]:
+    """The listening sockets: one per worker where the kernel spreads connections over them, else one shared.
+
+    With one shared socket every worker's loop wakes for a new connection and
+    the first accepts all that are waiting, so a burst of keep-alive
+    connections (a browser, a load tester) can all land on one worker for
+    their whole life.  With a socket per worker (SO_REUSEPORT) the kernel
+    deals each connection to one of them.  The supervisor keeps every socket
+    open, so connections dealt to a worker that is being restarted wait in
+    its socket's queue for the new one.
+
+    The address is first bound without SO_REUSEPORT: that fails as "already
+    in use" if anything listens there (another devserver included), which
+    SO_REUSEPORT alone would let through.
+    """
+    first = bind(host, port, backlog)
+    if workers == 1 or not SPREAD_BY_KERNEL:
+        return [first]
+    port = first.getsockname()[1]
+    first.close()
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(workers):
+            sockets.append(bind(host, port, backlog, reuse_port=True))
+    except StartError:  # the port was taken in the moment between: say so as usual
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def raise_open_files_limit(ceiling: int = 65536) -> None:
@@ -105,8 +209,9 @@ class Supervisor:
     def __init__(self, config: Config, sink: Sink) -> None:
         self.config = config
         self.sink = sink
-        self.ctx = multiprocessing.get_context("spawn")
+        self.ctx = _worker_context()
         self.sock: socket.socket | None = None
+        self.sockets: list[socket.socket] = []  # one per worker, or the one shared socket
         self.slots: list[_Slot] = []
         self.generation: Any = None
         self._retired: list[Any] = []  # event pipes of dead workers, read until empty
@@ -123,11 +228,15 @@ class Supervisor:
     def start(self) -> None:
         """Bind and start everything; raises StartError with a user-facing message."""
         raise_open_files_limit()  # before the workers start: they inherit it
-        self.sock = bind(self.config.host, self.config.port, self.config.backlog)
+        self.sockets = bind_for_workers(self.config.host, self.config.port, self.config.backlog, self.config.workers)
+        self.sock = self.sockets[0]
         self.config = replace(self.config, port=self.sock.getsockname()[1])
         self.generation = self.ctx.RawValue("Q", 0)
+        fork = _fork_context()
+        if fork is not None:
+            from . import worker  # noqa: F401 - imported once here, shared by the forks
         for index in range(self.config.workers):
-            self.slots.append(self._spawn(index))
+            self.slots.append(self._spawn(index, fork=fork))
         self._thread(self._read_events, "events")
         self._thread(self._monitor, "monitor")
         for watcher in self.watchers:  # before "listening": an edit saved after it is seen
@@ -140,14 +249,21 @@ class Supervisor:
         thread.start()
         self._threads.append(thread)
 
-    def _spawn(self, index: int, restarts: int = 0) -> _Slot:
+    def _spawn(self, index: int, restarts: int = 0, fork: Any = None) -> _Slot:
         receiver, sender = self.ctx.Pipe(duplex=False)
         event_reader, event_writer = self.ctx.Pipe(duplex=False)
         inflight = new_table(self.ctx)
-        process = self.ctx.Process(
-            target=worker_main, name=f"devserver-worker-{index}",
-            args=(self.config, self.sock, event_writer, receiver, self.generation, index, inflight),
-        )
+        args = (self.config, self.sockets[index % len(self.sockets)], event_writer, receiver, self.generation, index,
+                inflight)
+        if fork is not None:
+            inherited = tuple(end.fileno() for slot in self.slots for end in (slot.control, slot.events)) \
+                + (sender.fileno(), event_reader.fileno())
+            process = fork.Process(target=_forked_worker_entry, name=f"devserver-worker-{index}",
+                                   args=(inherited, *args))
+            sys.stdout.flush()  # a buffer copied into the child would be written twice
+            sys.stderr.flush()
+        else:
+            process = self.ctx.Process(target=_worker_entry, name=f"devserver-worker-{index}", args=args)
         process.start()
         receiver.close()
         event_writer.close()  # the worker holds the only writer: its death reads as EOF here
@@ -213,7 +329,9 @@ class Supervisor:
         slot.control.close()
         with self._lock:
             self._retired.append(slot.events)
-        quick_death = time.monotonic() - slot.started < RESTART_BACKOFF
+        # Connections dealt to this worker's socket wait for its replacement, so the first
+        # replacement starts at once; only a replacement that dies at once again waits.
+        quick_death = time.monotonic() - slot.started < RESTART_BACKOFF and slot.restarts > 0
         if quick_death and self._stopping.wait(RESTART_BACKOFF):
             return
         with self._lock:
@@ -298,8 +416,8 @@ class Supervisor:
         self._stopped.set()  # the reader now reads every pipe to its end, then returns
         for thread in self._threads:
             thread.join(5)
-        if self.sock is not None:
-            self.sock.close()
+        for sock in self.sockets:
+            sock.close()
         for slot in slots:
             slot.events.close()
         self._deliver([ServerEvent(time.time(), "stopped", self.url)])

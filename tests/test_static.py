@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from email.utils import formatdate
 from pathlib import Path
 
@@ -20,6 +21,7 @@ INDEX = b"<html><body>home</body></html>"
 @pytest.fixture(autouse=True)
 def fresh_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(static, "_cache", static._SmallFileCache())
+    monkeypatch.setattr(static, "_lookups", static._Lookups())
 
 
 @pytest.fixture
@@ -517,3 +519,118 @@ def test_cache_is_bounded() -> None:
     assert list(cache._entries) == ["b", "c"]
     cache.put("big", st, b"x" * 11)  # over max_bytes // 8: not kept
     assert cache.get("big", st) is None and cache.get("c", st) == b"0123456789"
+
+
+# ------------------------------------------------------------ remembered misses ("files win" for an APP)
+
+RACY_NS = 30_000_000  # a short racy window for these tests; the default is 2 s
+
+
+@pytest.fixture
+def locates(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Misses remembered after RACY_NS; returns the list of paths _locate walked."""
+    monkeypatch.setattr(static, "_lookups", static._Lookups(racy_ns=RACY_NS))
+    walked: list[str] = []
+    real_locate = static._locate
+
+    def counting(root: str, raw_path: str) -> object:
+        walked.append(raw_path)
+        return real_locate(root, raw_path)
+
+    monkeypatch.setattr(static, "_locate", counting)
+    return walked
+
+
+def settle(*folders: str) -> None:
+    """Wait (bounded) until every folder's last change is older than the racy window."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        newest = max(max(os.stat(f).st_mtime_ns, os.stat(f).st_ctime_ns) for f in folders)
+        if time.time_ns() - newest > RACY_NS:
+            return
+        time.sleep(0.005)
+    raise AssertionError("folders never settled")
+
+
+def test_a_miss_is_not_walked_again(root: str, locates: list[str]) -> None:
+    settle(root)
+    for _ in range(10):
+        assert resolve(root, "/api/items/7") is None
+    assert locates == ["/api/items/7"]
+
+
+@pytest.mark.parametrize("path, create", [
+    ("/new.txt", "new.txt"),
+    ("/sub/new.txt", "sub/new.txt"),
+    ("/deep/er/new.txt", "deep/er/new.txt"),
+    ("/empty/", "empty/index.html"),
+    ("/empty", "empty/index.html"),
+])
+def test_a_file_created_after_a_miss_is_found_at_once(root: str, locates: list[str], path: str,
+                                                       create: str) -> None:
+    settle(root, os.path.join(root, "sub"), os.path.join(root, "empty"))
+    assert resolve(root, path) is None
+    assert resolve(root, path) is None
+    assert locates == [path]  # the second answer came from the remembered miss
+    target = Path(root, create)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"new")
+    assert resolve(root, path) == str(target)
+
+
+def test_a_removed_and_recreated_folder_is_seen(root: str, locates: list[str]) -> None:
+    sub = Path(root, "sub")
+    settle(root, str(sub))
+    assert resolve(root, "/sub/later.txt") is None
+    (sub / "index.html").unlink()
+    sub.rmdir()
+    sub.mkdir()
+    (sub / "later.txt").write_bytes(b"x")
+    assert resolve(root, "/sub/later.txt") == str(sub / "later.txt")
+
+
+def test_misses_below_a_symlink_are_not_remembered(root: str, locates: list[str]) -> None:
+    settle(root, os.path.join(root, "sub"))
+    assert resolve(root, "/link_dir/missing.txt") is None
+    assert resolve(root, "/link_dir/missing.txt") is None
+    assert locates == ["/link_dir/missing.txt"] * 2
+
+
+def test_a_folder_changed_within_the_racy_window_is_not_trusted(root: str, locates: list[str],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(static._lookups, "racy_ns", 60_000_000_000)  # the root changed less than a minute ago
+    assert resolve(root, "/missing.txt") is None
+    assert resolve(root, "/missing.txt") is None
+    assert locates == ["/missing.txt"] * 2
+
+
+def test_a_file_found_is_not_walked_again(root: str, locates: list[str]) -> None:
+    settle(root, os.path.join(root, "sub"))
+    for _ in range(5):
+        assert get(root, "/ten.txt").body == TEN
+        assert get(root, "/sub/").body == b"sub index"
+    assert locates == ["/ten.txt", "/sub/"]
+
+
+def test_a_file_removed_after_it_was_found_is_gone_at_once(root: str, locates: list[str]) -> None:
+    settle(root)
+    assert resolve(root, "/ten.txt") == os.path.join(root, "ten.txt")
+    os.unlink(os.path.join(root, "ten.txt"))
+    assert resolve(root, "/ten.txt") is None
+    assert get(root, "/ten.txt").status == 404
+
+
+def test_a_file_swapped_for_a_link_out_of_the_root_is_not_served(root: str, locates: list[str]) -> None:
+    settle(root)
+    assert get(root, "/ten.txt").body == TEN
+    os.unlink(os.path.join(root, "ten.txt"))
+    os.symlink(os.path.join(os.path.dirname(root), "outside", "secret.txt"), os.path.join(root, "ten.txt"))
+    response = get(root, "/ten.txt")
+    assert response.status == 404 and SECRET not in response.body
+
+
+def test_a_page_that_is_a_link_is_not_remembered(root: str, locates: list[str]) -> None:
+    settle(root, os.path.join(root, "evil"))
+    assert get(root, "/evil/").status == 404  # its index.html leads outside
+    assert get(root, "/evil/").status == 404
+    assert locates == ["/evil/", "/evil/"]

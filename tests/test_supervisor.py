@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, LiveServer, children_of, http_exchange, pid_exists
+from conftest import REPO, LiveServer, children_of, http_exchange, pid_exists, read_responses
 
 
 def run_cli(*args: str, cwd: Path = REPO, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -59,6 +59,39 @@ def test_port_in_use_is_a_one_line_error(server) -> None:
     assert result.returncode == 1
     assert result.stderr.strip() == f"devserver: error: port {server.port} is already in use on 127.0.0.1 (choose another with --port)"
     assert "Traceback" not in result.stdout
+
+
+def test_port_of_a_multi_worker_server_is_in_use_for_another(server_factory) -> None:
+    # Workers listen on sockets of their own (SO_REUSEPORT): a second server must still be refused.
+    first = server_factory("--workers", "2")
+    result = run_cli("--no-tui", "--port", str(first.port), "--workers", "2")
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"devserver: error: port {first.port} is already in use on 127.0.0.1 (choose another with --port)"
+    assert get_status(first.port) == 200
+
+
+def test_a_burst_of_keepalive_connections_is_spread_over_the_workers(server_factory) -> None:
+    # A load tester or a browser opens its connections at once and keeps them: with one shared socket the
+    # first worker to wake accepted them all, and the other idled for the whole run.
+    server = server_factory("--workers", "2")
+    pids = server.worker_pids()
+    assert len(pids) == 2
+    count = 64
+    conns = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(count)]
+    try:
+        for number, sock in enumerate(conns):
+            sock.sendall(f"GET /one_k.txt?burst={number} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        for sock in conns:
+            assert read_responses(sock, 1)[0][0] == 200
+    finally:
+        for sock in conns:
+            sock.close()
+    served = {pid: 0 for pid in pids}
+    for number in range(count):
+        line = server.wait_for(rf"/one_k\.txt\?burst={number} .* pid \d+")
+        served[int(line.rsplit("pid ", 1)[1].split()[0])] += 1
+    # Dealt by a hash of the addresses: 64 connections put fewer than 12 on a worker about once in 10^6 runs.
+    assert min(served.values()) >= 12, served
 
 
 def test_bad_host_is_a_one_line_error() -> None:

@@ -223,8 +223,18 @@ def cmdline(pid: int) -> str:
 
 
 def workers_of(processes: dict[int, int]) -> set[int]:
-    """The worker processes among ``processes`` (multiprocessing's spawn children, not its resource tracker)."""
-    return {pid for pid in processes if "spawn_main" in cmdline(pid)}
+    """The worker processes among ``processes``: spawned (multiprocessing's spawn_main) or forked from the
+    supervisor (its command line), never multiprocessing's resource tracker."""
+    ours = {pid for pid in processes if ("spawn_main" in cmdline(pid) or "devserver" in cmdline(pid))
+            and "resource_tracker" not in cmdline(pid)}
+    return {pid for pid in ours if parent_of(pid) in ours}  # the supervisor's parent is the pane's shell
+
+
+def parent_of(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 class ExitWatch:
