@@ -48,7 +48,7 @@ def application(environ: dict[str, Any], start_response: StartResponse) -> Itera
     if not path.startswith(ROOT + os.sep):
         return _not_found(start_response)
     try:
-        file = open(path, "rb")  # noqa: SIM115 - closed by the server through close()
+        file = open(path, "rb")
     except OSError:
         return _not_found(start_response)
     size = os.fstat(file.fileno()).st_size

@@ -23,12 +23,12 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's devserver, unless on PYTHONPATH
 
-from devserver import static  # noqa: E402
-from devserver.connection import Exchange  # noqa: E402
-from devserver.dynamic import split_script  # noqa: E402
-from devserver.events import RequestEvent  # noqa: E402
-from devserver.http import RequestParser, response_head  # noqa: E402
-from devserver.wsgi import build_environ  # noqa: E402
+from devserver import static
+from devserver.connection import Exchange
+from devserver.dynamic import split_script
+from devserver.events import RequestEvent
+from devserver.http import RequestParser, response_head
+from devserver.wsgi import build_environ
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8899\r\nUser-Agent: wrk\r\nAccept: */*\r\nX-Bench: 1\r\n\r\n"
 HEADERS = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "14")]

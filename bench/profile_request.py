@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import re
 import shutil
 import subprocess
 import sys
@@ -30,9 +29,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from common import HOST, ServerSpec, cpu_seconds, free_port, make_site, process_tree, run_wrk, running
-
 import servers
+from common import HOST, ServerSpec, cpu_seconds, free_port, make_site, process_tree, run_wrk, running
 
 # (stage, markers): a busy sample goes to the first stage one of whose markers appears in its stack.
 # Order matters: the supervisor's work is told apart first, then what runs inside the app call, then the

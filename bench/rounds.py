@@ -47,8 +47,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import servers
-from common import (ONE_K, BenchError, ServerSpec, Site, cpu_seconds, free_port, http_get, make_site, process_tree,
-                    run_wrk, running)
+from common import (
+    ONE_K,
+    BenchError,
+    ServerSpec,
+    Site,
+    cpu_seconds,
+    free_port,
+    http_get,
+    make_site,
+    process_tree,
+    run_wrk,
+    running,
+)
 
 Builder = Callable[[Site, int, int], ServerSpec]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 
-from common import BENCH_DIR, ONE_K, ONE_M, HOST, ServerSpec, Site, nginx_config, python_argv
+from common import BENCH_DIR, HOST, ONE_K, ONE_M, ServerSpec, Site, nginx_config, python_argv
 
 STATIC_PATHS = {"1k": f"/{ONE_K}", "1m": f"/{ONE_M}"}
 GUNICORN_THREADS = 8

@@ -36,8 +36,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import servers
-from common import HOST, BenchError, ServerSpec, Site, cpu_seconds, free_port, make_site, process_tree, pss_bytes, start_server, \
-    stop_server
+from common import (
+    HOST,
+    BenchError,
+    ServerSpec,
+    Site,
+    cpu_seconds,
+    free_port,
+    make_site,
+    process_tree,
+    pss_bytes,
+    start_server,
+    stop_server,
+)
 
 Builder = Callable[[Site, int, int], ServerSpec]
 BUILDERS: dict[str, Builder] = {

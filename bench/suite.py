@@ -25,8 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from types import FrameType
 
-from common import (REPO_DIR, BenchError, ServerSpec, Site, WrkResult, free_port, http_get, make_site, run_wrk,
-                    running)
+from common import REPO_DIR, BenchError, ServerSpec, Site, WrkResult, free_port, http_get, make_site, run_wrk, running
 
 REFERENCE = "devserver"
 

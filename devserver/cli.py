@@ -7,8 +7,8 @@ import ipaddress
 import os
 import re
 import sys
-from dataclasses import dataclass
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import NoReturn
 
 from . import __version__, appspec

@@ -45,7 +45,7 @@ class Config:
     allowed_hosts: tuple[str, ...] = ()  # Host names answered besides the loopback ones ("*": any)
     notices: tuple[str, ...] = ()  # one-line notes shown with "listening" (e.g. which folders are served)
 
-    def resolved(self) -> "Config":
+    def resolved(self) -> Config:
         """Return a copy whose folders are absolute, real paths."""
         from dataclasses import replace
 

@@ -47,7 +47,8 @@ def _painter(console: Console, style: str) -> tuple[str, str]:
     """The escape codes ``rich`` would wrap text in for ``style`` on this console."""
     if console.color_system is None:
         return "", ""
-    rendered = Style.parse(style).render("\0", color_system=console.color_system)
+    # Console.color_system is the name; Style.render takes the enum, which Console keeps privately.
+    rendered = Style.parse(style).render("\0", color_system=console._color_system)
     start, _, end = rendered.partition("\0")
     return start, end
 

@@ -117,7 +117,7 @@ class DynamicModules:
                     os.unlink(importlib.util.cache_from_source(file))
             try:
                 spec.loader.exec_module(module)
-            except BaseException:
+            except BaseException:  # noqa: BLE001 - whatever the user's module raises is its import error
                 sys.modules.pop(key, None)
                 raise ImportFailed(name, traceback.format_exc()) from None
             if stamp is not None:

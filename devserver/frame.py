@@ -354,9 +354,10 @@ def _parse_multipart(request: Request) -> tuple[MultiDict, MultiDict]:
     files: list[tuple[str, FileUpload]] = []
     for part in message.iter_parts():  # type: ignore[attr-defined]
         name = part.get_param("name", header="content-disposition")
-        if not name:
+        if not isinstance(name, str) or not name:
             continue
-        data = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
         filename = part.get_filename()
         if filename is None:
             fields.append((name, data.decode(part.get_content_charset() or "utf-8", "replace")))

@@ -16,9 +16,9 @@ from email.utils import formatdate
 import httptools
 
 from . import __version__
-from .pages import reason
 from .chunks import ChunkChecker
 from .errors import ProtocolError
+from .pages import reason
 from .target import check_host, check_method, parse_target
 
 SERVER = f"devserver/{__version__}".encode()

@@ -40,4 +40,4 @@ def error_page(status: int, message: str, detail: str | None = None, report: Err
         "pre{background:#f6f6f6;padding:1em;overflow:auto}</style></head>"
         f"<body><h1>{title}</h1><p>{escape(message)}</p>{pre}"
         f"<hr><address>devserver</address>{''.join(_footers)}</body></html>\n"
-    ).encode("utf-8")
+    ).encode()

@@ -177,7 +177,7 @@ class ProjectModules:
             if module is not None:
                 try:
                     warm(module)
-                except Exception:  # noqa: BLE001, S110 - the request that needs it shows the error
+                except Exception:  # noqa: BLE001 - the request that needs it shows the error
                     pass
 
     # DynamicModules' interface -------------------------------------------------
@@ -228,7 +228,7 @@ class ProjectModules:
 
     def project_modules(self) -> dict[str, ModuleType]:
         return {name: module for name, module in list(sys.modules.items())
-                if module is not None and getattr(module, "__file__", None) and self.files.owns(module.__file__)}
+                if module is not None and (file := getattr(module, "__file__", None)) and self.files.owns(file)}
 
     def purge(self, names: Any) -> list[str]:
         """Forget the named modules (project and dynamic) and the app; returns those purged."""

@@ -187,7 +187,7 @@ class ImportGraph:
 
     def affected(self, changed: Iterable[str]) -> set[str]:
         """``changed``, their parent packages, and all their importers, transitively."""
-        seeds = set()
+        seeds: set[str] = set()
         for name in changed:
             parts = name.split(".")
             seeds.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))

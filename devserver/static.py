@@ -60,7 +60,7 @@ import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
 from functools import lru_cache
 from typing import BinaryIO, NamedTuple
@@ -472,7 +472,7 @@ def _http_date(value: str) -> int | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if parsed.tzinfo is None:  # asctime form carries no zone; HTTP dates are GMT
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp())
 
 
@@ -531,6 +531,7 @@ def _byte_range(headers: Mapping[str, str], etag: str, mtime: int, size: int) ->
     except ValueError:  # more digits than int() will parse
         return None
     if first is None:  # suffix range "-n" (§14.1.2)
+        assert last is not None  # the pattern and the check above leave at least one number
         if last == 0:
             raise _Unsatisfiable
         return max(0, size - last), size - 1
@@ -632,7 +633,7 @@ def serve(root: str, method: str, raw_path: str, headers: Mapping[str, str], *,
     response: StaticResponse | None = None
     try:
         response = _build(target, method, headers, entity, transform)
-    except Exception:  # html_transform is caller code; its failure is a page, not a crash
+    except Exception:  # noqa: BLE001 - html_transform is caller code; its failure is a page, not a crash
         response = _error(500, method, "Could not build the response", traceback.format_exc())
     finally:
         if entity.file is not None and (response is None or response.file is None):

@@ -95,7 +95,7 @@ def _without_resource_tracker() -> None:
 
         tracker = resource_tracker._resource_tracker  # type: ignore[attr-defined]
         if getattr(tracker, "_fd", 0) is None and hasattr(tracker, "_check_alive"):
-            tracker._fd = os.open(os.devnull, os.O_WRONLY)
+            setattr(tracker, "_fd", os.open(os.devnull, os.O_WRONLY))  # noqa: B010 - a private field, looked up by name
     except (ImportError, AttributeError, OSError):
         pass
 
@@ -140,7 +140,7 @@ def bind(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket
             errno.EADDRNOTAVAIL: f"address {where} is not available on this machine",
             errno.EACCES: f"permission denied to listen on {where}",
         }
-        raise StartError(reasons.get(exc.errno, f"cannot listen on {where}: {exc.strerror}")) from None
+        raise StartError(reasons.get(exc.errno or 0, f"cannot listen on {where}: {exc.strerror}")) from None
     sock.setblocking(False)
     return sock
 

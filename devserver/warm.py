@@ -55,7 +55,7 @@ def preload(names: Iterable[str], folder: str) -> None:
         for name in names:
             try:
                 importlib.import_module(name)
-            except Exception:  # noqa: BLE001, S112 - a module that cannot load early loads later
+            except Exception:  # noqa: BLE001 - a module that cannot load early loads later
                 continue
     finally:
         sys.path[:] = saved_path
@@ -226,7 +226,7 @@ class WarmRestarter:
             slot.control.close()
 
 
-def _send(slot: _Slot, message: tuple[Any, ...]) -> None:
+def _send(slot: _Slot, message: object) -> None:
     try:
         slot.control.send(message)
     except (OSError, ValueError):

@@ -29,8 +29,8 @@ from .events import LogEvent, ReloadEvent, RequestEvent, WorkerStatus
 from .exchange import ClientGone, Exchange, Responder
 from .hostcheck import HostPolicy
 from .http import Limits
-from .project import app_key, modules_for
 from .inflight import InflightTable
+from .project import app_key, modules_for
 from .threadpool import ThreadPool
 from .timers import Repeater
 from .wsgi import WSGIApp, WSGIServer, serve_wsgi

@@ -45,7 +45,7 @@ class LiveServer:
         env["COLUMNS"] = "250"
         cmd = [sys.executable, "-m", "devserver", "--no-tui", "--port", "0", *self.args]
         self.proc = subprocess.Popen(cmd, cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, bufsize=1, preexec_fn=self.preexec)  # noqa: PLW1509 - only syscalls run in it
+                                     text=True, bufsize=1, preexec_fn=self.preexec)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         deadline = time.monotonic() + timeout

@@ -54,8 +54,8 @@ def test_event_channel_never_blocks_on_an_absent_consumer() -> None:
     channel = EventChannel(writer, maxsize=4)
     sink = EventSink(channel, 3)
     started = time.monotonic()
-    for round_ in range(50):
-        for i in range(256):
+    for _ in range(50):
+        for _ in range(256):
             sink.emit(LogEvent(time.time(), 3, "x" * 200))
         sink.flush()
     assert time.monotonic() - started < 5

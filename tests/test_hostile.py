@@ -6,10 +6,9 @@ import socket
 
 import h11
 import pytest
+from conftest import LiveServer, http_exchange, raw
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import LiveServer, http_exchange, raw
 
 VALID = [
     b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",

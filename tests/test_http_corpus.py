@@ -68,7 +68,7 @@ LIMITS = Limits()
 def parsed(expect: dict) -> tuple:
     """An expected request in the normalized shape of test_http_parser.feed_all's heads."""
     headers = tuple((n.upper(), v) for n, v in expect["headers"] if "_" not in n)
-    return (expect["method"], expect["path"], expect["query"], "%d.%d" % tuple(expect["version"]), headers,
+    return (expect["method"], expect["path"], expect["query"], "{}.{}".format(*expect["version"]), headers,
             base64.b64decode(expect["body_b64"]))
 
 

@@ -16,7 +16,10 @@ from devserver.http import Body, End, Head, Limits, Rejected, RequestParser, chu
 OWN_CORPUS = Path(__file__).resolve().parent / "requests"
 
 
-def feed_all(data: bytes, split: str, limits: Limits = Limits()) -> list:
+DEFAULT_LIMITS = Limits()
+
+
+def feed_all(data: bytes, split: str, limits: Limits = DEFAULT_LIMITS) -> list:
     parser = RequestParser(limits)
     events = []
     if split == "whole":

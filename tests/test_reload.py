@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from devserver.config import Config
 from devserver.control import PageChanged
 from devserver.events import ReloadEvent

@@ -9,7 +9,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
 from test_frame import call
 
 DYNAMIC = Path(__file__).resolve().parent.parent / "dynamic"

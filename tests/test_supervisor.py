@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, LiveServer, children_of, http_exchange, pid_exists, read_responses
 
 

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import LISTENING, LiveServer, children_of, http_exchange, pid_exists
 
 DRAIN_LIMIT = 5.0 + 2.0  # Config.shutdown_timeout, plus the supervisor's grace before SIGKILL

@@ -41,7 +41,7 @@ async def test_detail_screen_shows_control_characters_escaped() -> None:
         1, 500, "GET", "/echo.py?q=%1b%5b2J&b=%1b]0;pwned%07",
         request_headers=(("Host", "localhost"), ("X-Evil", "\x1b]52;c;cHduZWQ=\x07")),
         response_headers=(("X-Echo", "\x1b[31mred"),),
-        body_preview="name=\x1b[2J\r".encode(),
+        body_preview=b"name=\x1b[2J\r",
         traceback="Traceback (most recent call last):\nValueError: \x1b]0;pwned\x07",
         error="bad \x1b[2J thing",
     )

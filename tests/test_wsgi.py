@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import http_exchange, raw, read_all, read_responses
 
 

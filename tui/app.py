@@ -34,6 +34,7 @@ from typing import ClassVar
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.timer import Timer
 
@@ -73,8 +74,8 @@ class DashboardApp(App[int]):
 
     CSS_PATH = "app.tcss"
     TITLE = "devserver"
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-tiny"), (70, "-narrow"), (110, "-wide"), (150, "-huge")]
-    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (30, "-tall")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-tiny"), (70, "-narrow"), (110, "-wide"), (150, "-huge")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("R", "reload", "Reload", tooltip="Reload every dynamic module now"),
@@ -278,7 +279,7 @@ class DashboardApp(App[int]):
     def _reload_all(self, control: Control) -> None:
         try:
             control.reload_all()
-        except Exception as exc:  # report any failure of the supervisor, keep the UI
+        except Exception as exc:  # noqa: BLE001 - report any failure of the supervisor, keep the UI
             self.call_from_thread(self.notify, f"Reload failed: {exc}", severity="error", markup=False)
 
     def action_open_site(self) -> None:
@@ -354,7 +355,7 @@ class DashboardApp(App[int]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        own: list[tuple[Binding, object]] = [(b, self) for b in self.BINDINGS if isinstance(b, Binding)]
+        own: list[tuple[Binding, DOMNode]] = [(b, self) for b in self.BINDINGS if isinstance(b, Binding)]
         if isinstance(screen, MainScreen):
             own += [(b, screen) for b in screen.BINDINGS if isinstance(b, Binding) and not b.action.startswith("app.")]
         for binding, target in own:

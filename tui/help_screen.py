@@ -15,7 +15,6 @@ from textual.widgets import Static
 from tui.filter import OPERATORS
 
 
-
 def filter_help() -> Table:
     """The filter language, from the operator table itself."""
     grid = Table.grid(padding=(0, 2))

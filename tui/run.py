@@ -22,8 +22,8 @@ def run_dashboard(config: Config) -> int:
     the server is stopped in every case, even if the dashboard crashes.
     """
     # Imported here so that the dashboard modules load without the server.
-    from devserver.watchers import attach_watchers
     from devserver.supervisor import StartError, Supervisor
+    from devserver.watchers import attach_watchers
 
     # Recorded bodies live in a private folder that lasts as long as the dashboard.
     spool = tempfile.mkdtemp(prefix="devserver-bodies-") if config.body_cap > 0 else ""

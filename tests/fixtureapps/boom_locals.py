@@ -2,7 +2,7 @@
 
 
 def application(environ, start_response):
-    password = environ.get("HTTP_X_PASSWORD", "")
+    password = environ.get("HTTP_X_PASSWORD", "")  # noqa: F841 - a local the error page must mask
     items = list(range(1000))
     name = environ.get("QUERY_STRING", "")
     return lookup(items, name)
