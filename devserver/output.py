@@ -42,8 +42,8 @@ class OutputWriter:
         self._queue: deque[str] = deque()
         self._ready = threading.Condition()
         self._closing = False
+        # Started by the first put(): the supervisor forks its first workers only while it has one thread.
         self._thread = threading.Thread(target=self._run, name="devserver-output", daemon=True)
-        self._thread.start()
 
     @staticmethod
     def _own_fd(stream: TextIO) -> int | None:
@@ -77,13 +77,16 @@ class OutputWriter:
             self._queue.append(text)
             self._queued += len(text)
             self._ready.notify_all()
+            if not self._thread.is_alive() and self._thread.ident is None:
+                self._thread.start()
 
     def close(self, timeout: float = 2.0) -> None:
         """Write what is queued (for at most ``timeout`` seconds), then stop."""
         with self._ready:
             self._closing = True
             self._ready.notify_all()
-        self._thread.join(timeout)
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
 
     def _run(self) -> None:
         reported = 0
