@@ -116,7 +116,10 @@ class WarmRestarter:
         with self._ready:
             names = tuple(self.preload_names)
         process = sup.ctx.Process(target=standby_main, name=f"devserver-standby-{index}",
-                                  args=(sup.config, sup.sock, event_writer, receiver, sup.generation, index, names))
+                                  # The same listening socket as the worker of this slot: with a socket per
+                                  # worker, what the kernel dealt to that socket waits there for this one.
+                                  args=(sup.config, sup.sockets[index % len(sup.sockets)], event_writer, receiver,
+                                        sup.generation, index, names))
         process.start()
         receiver.close()
         event_writer.close()
