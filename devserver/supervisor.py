@@ -59,6 +59,12 @@ def _forked_worker_entry(inherited: tuple[int, ...], *args: Any) -> None:
     import signal
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the supervisor's handler is not the worker's
+    # Logging as a spawned worker has it: handlers the supervisor's process configured (a test
+    # runner's capture, an embedding program's files) would take the app's log lines away.
+    import logging
+
+    for handler in list(logging.root.handlers):
+        logging.root.removeHandler(handler)
     for fd in inherited:
         try:
             os.close(fd)

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -381,11 +382,13 @@ class _OutputToEvents:
     def __init__(self, emit: Callable[[LogEvent], None], level: str) -> None:
         self._emit = emit
         self._level = level
-        self._partial = ""
+        # print() writes the text and the newline in two calls: an unfinished line is kept per thread,
+        # or two requests printing at once would splice their lines (and give them to the wrong request).
+        self._local = threading.local()
 
     def write(self, text: str) -> int:
-        lines = (self._partial + text).split("\n")
-        self._partial = lines.pop()
+        lines = (getattr(self._local, "partial", "") + text).split("\n")
+        self._local.partial = lines.pop()
         for line in lines:
             self._emit(LogEvent(time.time(), os.getpid(), line, self._level, requestlogs.current_id()))
             requestlogs.note(line)
