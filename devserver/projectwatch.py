@@ -30,8 +30,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from watchfiles._rust_notify import RustNotify
-
 from . import appspec
 from .control import PageChanged
 from .events import Event, LogEvent, ReloadEvent
@@ -40,7 +38,6 @@ from .projectfiles import ProjectFiles
 from .reload import (
     ImportGraph,
     Watcher,
-    _inside,
     compile_problem,
     module_name,
     remove_bytecode,
@@ -148,22 +145,15 @@ class ProjectWatcher(Watcher):
             "django" in self.frameworks or self.supervisor.config.reload_strategy == "restart")
 
     # watching -----------------------------------------------------------------------
-    def start(self, supervisor: Any) -> None:
-        self.supervisor = supervisor
-        config = supervisor.config
+    def folders(self, config: Any) -> list[str]:
+        """The project folder, and ``--dynamic`` and ``--root`` where a project has them."""
         folders = [self.files.folder] if config.reload else []
         if config.reload and os.path.isdir(config.dynamic):
             folders.append(config.dynamic)
             self.graph = ImportGraph(config.dynamic)
         if config.livereload and os.path.isdir(config.root):
             folders.append(config.root)
-        roots = sorted({f for f in folders if not any(_inside(f, other) for other in folders)})
-        if not roots:
-            return
-        force_polling = os.environ.get("WATCHFILES_FORCE_POLLING", "").lower() not in ("", "0", "false", "no")
-        self._notify = RustNotify(roots, False, force_polling, 300, True, True)
-        self._thread = threading.Thread(target=self._run, name="devserver-watcher", daemon=True)
-        self._thread.start()
+        return folders
 
     def stop(self) -> None:
         super().stop()

@@ -244,16 +244,20 @@ class Watcher:
         self.graph: ImportGraph | None = None
         self.broken: dict[str, tuple[str, int | None]] = {}  # module file -> its syntax error, until fixed
 
-    def start(self, supervisor: Any) -> None:
-        """Set up the watch now (so no edit after this call is missed), then watch in a thread."""
-        self.supervisor = supervisor
-        config = supervisor.config
+    def folders(self, config: Any) -> list[str]:
+        """The trees to watch (and the import graph of ``--dynamic`` when modules reload)."""
         folders = []
         if config.reload:
             folders.append(config.dynamic)
             self.graph = ImportGraph(config.dynamic)
         if config.livereload:
             folders.append(config.root)
+        return folders
+
+    def start(self, supervisor: Any) -> None:
+        """Set up the watch now (so no edit after this call is missed), then watch in a thread."""
+        self.supervisor = supervisor
+        folders = self.folders(supervisor.config)
         # Watch each tree once: a folder inside another (or the same) is covered by it.
         roots = sorted({f for f in folders if not any(_inside(f, other) for other in folders)})
         if not roots:
