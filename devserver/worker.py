@@ -114,7 +114,10 @@ class Worker:
         if self._answered_by_server(conn, exchange):
             return True
         path = exchange.request.path
-        if path.startswith(INTERNAL_PREFIX) or split_script(path) is not None:
+        if split_script(path) is not None:
+            exchange.prepared = Routed(None)  # the server's own checks are done; handle() routes by path
+            return False
+        if path.startswith(INTERNAL_PREFIX):
             return False
         response = self._static(exchange)
         if response is None or response.file is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import signal
@@ -108,6 +109,17 @@ class LiveServer:
     def connect(self, timeout: float = 10.0) -> socket.socket:
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
         return sock
+
+
+def http_get(server: LiveServer, path: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+    """GET ``path`` on a fresh connection: status, headers (lower-case names) and body."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
 
 
 def children_of(pid: int) -> list[int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import io
 import json
 import re
@@ -13,6 +12,7 @@ from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
 
 import pytest
+from conftest import http_get
 
 from devserver.frame import App, HTTPError, Request, Response, abort, escape, redirect
 from devserver.livereload import APP_SCRIPT_TAG
@@ -572,27 +572,17 @@ application.add_route("/users/<id>", lambda id: id)
 """
 
 
-def fetch(server: Any, path: str) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        conn.close()
-
-
 def test_live_reload_script_only_in_whole_documents(site: Path, server_factory: Any) -> None:
     (site / "dynamic" / "partials.py").write_text(PARTIALS_APP)
     (site / "html_page" / "row.html").write_text("<li>static fragment</li>\n")
     server = server_factory("--workers", "1")
-    status, headers, body = fetch(server, "/partials.py/page")
+    status, headers, body = http_get(server, "/partials.py/page")
     assert status == 200 and body.count(APP_SCRIPT_TAG) == 1 and body.index(APP_SCRIPT_TAG) < body.index(b"</body>")
     assert headers["content-length"] == str(len(body))
     for path, expected in [("/partials.py/row", b"<tr><td>htmx row</td></tr>"), ("/partials.py/text", b"OK"),
                            ("/row.html", b"<li>static fragment</li>\n")]:
-        status, headers, body = fetch(server, path)
+        status, headers, body = http_get(server, path)
         assert (status, body) == (200, expected), path
         assert headers["content-type"].startswith("text/html") and headers["content-length"] == str(len(body))
-    status, headers, _ = fetch(server, "/partials.py/users/1/?q=1")
+    status, headers, _ = http_get(server, "/partials.py/users/1/?q=1")
     assert (status, headers["location"]) == (308, "/partials.py/users/1?q=1")

@@ -6,24 +6,18 @@ returns, with bytecode writing on (a user's machine writes .pyc files).
 
 from __future__ import annotations
 
-import http.client
 import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import LiveServer
+from conftest import LiveServer, http_get
 
 
 def get(server: LiveServer, path: str, timeout: float = 20) -> tuple[int, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read().decode("utf-8", "replace")
-    finally:
-        conn.close()
+    status, _, body = http_get(server, path, timeout)
+    return status, body.decode("utf-8", "replace")
 
 
 def with_bytecode() -> dict[str, str]:

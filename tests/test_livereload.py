@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from chromium import Page, browser_fixture, needs_chromium, page_fixture  # noqa: F401 - fixtures
-from conftest import FIXTURE_APPS, LiveServer
+from conftest import FIXTURE_APPS, LiveServer, http_get
 
 from devserver.config import Config
 from devserver.control import PageChanged
@@ -33,14 +33,7 @@ def users_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def get(server, path: str) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        conn.close()
+get = http_get
 
 
 class EventStream:
