@@ -43,7 +43,7 @@ class Handler(Protocol):
 
     def opened(self, conn: Connection) -> None: ...
     def closed(self, conn: Connection) -> None: ...
-    def try_sync(self, conn: Connection, exchange: Exchange) -> bool: ...
+    def try_sync(self, conn: Connection, exchange: Exchange) -> bool: ...  # True: taken (answered, or held)
     async def handle(self, conn: Connection, exchange: Exchange) -> None: ...
     def record(self, conn: Connection, exchange: Exchange) -> None: ...
 
@@ -61,6 +61,7 @@ class Connection(asyncio.Protocol):
         self.receiving: Exchange | None = None
         self.current: Exchange | None = None
         self.task: asyncio.Task[None] | None = None
+        self.held = False  # the current exchange is being answered off the loop (hold/release)
         self.closing = False
         self.eof = False
         self.reading_paused = False
@@ -191,7 +192,7 @@ class Connection(asyncio.Protocol):
         self.queue.append(exchange)
 
     def _kick(self) -> None:
-        while self.queue and self.task is None:
+        while self.queue and self.task is None and not self.held:
             exchange = self.queue[0]
             if exchange.error is not None or not self.worker.try_sync(self, exchange):
                 self.task = self.loop.create_task(self._serve())
@@ -220,6 +221,16 @@ class Connection(asyncio.Protocol):
     def begin(self, exchange: Exchange) -> None:
         """Make ``exchange`` (the head of the queue) the one being answered."""
         self.current = exchange
+
+    def hold(self) -> None:
+        """The current exchange is answered later, by a callback: answer nothing else until release()."""
+        self.held = True
+
+    def release(self) -> None:
+        """The held exchange is answered: go on with the queue."""
+        self.held = False
+        if not self.closing:
+            self._kick()
 
     def end(self) -> None:
         """The current response is complete: log it and move on."""

@@ -79,6 +79,7 @@ class Responder(Protocol):
     loop: asyncio.AbstractEventLoop
     client: str  # "host:port" of the peer
     closing: bool
+    current: Exchange | None  # the exchange being answered
 
     def begin(self, exchange: Exchange) -> None: ...
     def end(self) -> None: ...

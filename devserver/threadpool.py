@@ -21,6 +21,7 @@ from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+Done = Callable[[Any, BaseException | None], None]  # (result, error), called on the loop
 GROW_AFTER = 0.005  # seconds a call may wait for a thread before another is started
 IDLE_EXIT = 30.0  # seconds an extra thread lingers without work
 
@@ -33,8 +34,8 @@ class ThreadPool:
         self.base = max(1, min(base, maximum))
         self.maximum = maximum
         self.name = name
-        self._jobs: SimpleQueue[tuple[float, asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = SimpleQueue()
-        self._done: deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = deque()
+        self._jobs: SimpleQueue[tuple[float, Done, Callable[..., Any], tuple[Any, ...]] | None] = SimpleQueue()
+        self._done: deque[tuple[Done, Any, BaseException | None]] = deque()
         self._lock = threading.Lock()
         self._wake_pending = False
         self._threads = 0
@@ -45,18 +46,35 @@ class ThreadPool:
             self._start_thread()
 
     def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        """Run ``fn(*args)`` in a pool thread (call from the loop thread)."""
+        """Run ``fn(*args)`` in a pool thread (call from the loop thread); its result as a future."""
         future: asyncio.Future[T] = self.loop.create_future()
+
+        def settle(result: Any, error: BaseException | None) -> None:
+            if future.cancelled():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+        self.call(settle, fn, *args)
+        return future
+
+    def call(self, done: Done, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` in a pool thread (call from the loop thread), then ``done(result, error)`` on the loop.
+
+        The request path uses this form: no future, no task to wake, one
+        callback run by the batch that delivers the result.
+        """
         now = time.monotonic()
         with self._lock:
             self._waiting.append(now)
             idle = self._idle
-        self._jobs.put((now, future, fn, args))
+        self._jobs.put((now, done, fn, args))
         if idle == 0 and self._threads < self.base:
             self._start_thread()
         if self._watching is None:
             self._watching = self.loop.call_later(GROW_AFTER, self._watch)
-        return future
 
     def _watch(self) -> None:
         """While calls wait: if the oldest has waited too long, add a thread.  Idle, nothing runs."""
@@ -99,12 +117,12 @@ class ThreadPool:
                 with self._lock:
                     self._threads -= 1
                 return
-            _, future, fn, args = job
+            _, done, fn, args = job
             try:
                 result, error = fn(*args), None
-            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's callback
                 result, error = None, exc
-            self._done.append((future, result, error))
+            self._done.append((done, result, error))
             with self._lock:
                 if self._wake_pending:
                     continue  # the loop will take this one with the batch it is already coming for
@@ -118,10 +136,8 @@ class ThreadPool:
         with self._lock:
             self._wake_pending = False
         while self._done:
-            future, result, error = self._done.popleft()
-            if future.cancelled():
-                continue
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
+            done, result, error = self._done.popleft()
+            try:
+                done(result, error)
+            except Exception as exc:  # noqa: BLE001 - one broken callback must not strand the rest of the batch
+                self.loop.call_exception_handler({"message": "thread pool callback failed", "exception": exc})

@@ -34,7 +34,7 @@ from .inflight import InflightTable
 from .project import app_key, modules_for
 from .threadpool import ThreadPool
 from .timers import Repeater
-from .wsgi import WSGIApp, WSGIServer, serve_wsgi
+from .wsgi import WSGIApp, WSGIServer, serve_wsgi, start_wsgi
 
 FLUSH_EVERY = 0.05  # seconds between event batches
 SWEEP_EVERY = 0.5  # seconds between timeout sweeps
@@ -114,18 +114,43 @@ class Worker:
         if self._answered_by_server(conn, exchange):
             return True
         path = exchange.request.path
-        if split_script(path) is not None:
+        script = split_script(path)
+        if script is not None:
+            name, script_name, path_info = script
+            if self._start_loaded(conn, exchange, name, "application", script_name, path_info):
+                return True
             exchange.prepared = Routed(None)  # the server's own checks are done; handle() routes by path
             return False
         if path.startswith(INTERNAL_PREFIX):
             return False
         response = self._static(exchange)
+        if response is None and self.app_name is not None and self._start_loaded(
+                conn, exchange, self.app_name, self.app_attr, "", path):  # type: ignore[arg-type] # as in _app
+            return True
         if response is None or response.file is not None:
             exchange.prepared = Routed(response)
             return False
         conn.begin(exchange)
         conn.send(response.status, response.headers, response.body)
         conn.end()
+        return True
+
+    def _start_loaded(self, conn: Connection, exchange: Exchange, name: str, attribute: str, script_name: str,
+                      path_info: str) -> bool:
+        """Start a loaded app off the loop with no task (the connection is held until it answers).
+
+        False when the app must be imported first: handle() does that, in the pool.
+        """
+        if self.wsgi is None:
+            return False
+        self.catch_up()
+        app = self.dynamic.cached(name, attribute)
+        if app is None:
+            return False
+        conn.begin(exchange)
+        self.inflight.begin(exchange, exchange.request.method, exchange.request.target)
+        conn.hold()
+        start_wsgi(conn, exchange, app, script_name, path_info, self.wsgi, conn.release)
         return True
 
     def _static(self, exchange: Exchange) -> static.StaticResponse | None:

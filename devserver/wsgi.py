@@ -28,6 +28,7 @@ class Pool(Protocol):
     """Runs a blocking call off the event loop (threadpool.ThreadPool)."""
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]: ...
+    def call(self, done: Callable[[Any, BaseException | None], None], fn: Callable[..., Any], *args: Any) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,15 +307,57 @@ def _has_fileno(filelike: Any) -> bool:
         return False
 
 
+def start_wsgi(conn: Responder, exchange: Exchange, app: WSGIApp, script_name: str, path_info: str,
+               server: WSGIServer, finished: Callable[[], None]) -> None:
+    """Run ``app`` for the current request in the pool, answer when it returns, then call ``finished()``.
+
+    The request path most requests take: no task and no future to wake, the
+    answer is sent by the callback the pool runs on the loop with the batch
+    of results it delivers (a file body still takes a task, for sendfile).
+    """
+    errors = ErrorStream(server.log_line)
+    call = AppCall(conn, exchange, build_environ(conn, exchange, script_name, path_info, errors, server))
+    exchange.logs = requestlogs.LineCollector()
+
+    def done(outcome: Outcome | None, error: BaseException | None) -> None:
+        errors.flush()
+        if outcome is None:  # call.run() never raises; this is a server bug, answered as one
+            outcome = Outcome("failed", traceback="".join(traceback.format_exception(error)))
+        sending = _answer(conn, exchange, outcome, server)
+        if sending is None:
+            finished()
+        else:
+            conn.loop.create_task(_finish_sending(sending, conn, exchange, finished))
+
+    server.pool.call(done, requestlogs.call_with, exchange.logs, call.run, app)
+
+
+async def _finish_sending(sending: Awaitable[None], conn: Responder, exchange: Exchange, finished: Callable[[], None]) -> None:
+    try:
+        await sending
+    except ClientGone:
+        exchange.close = True
+        if conn.current is exchange:
+            conn.end()
+    finally:
+        finished()
+
+
 async def serve_wsgi(conn: Responder, exchange: Exchange, app: WSGIApp, script_name: str, path_info: str,
                      server: WSGIServer) -> None:
-    """Run ``app`` for the current request and send what it answers."""
+    """Run ``app`` for the current request and send what it answers (the path after a first import)."""
     errors = ErrorStream(server.log_line)
-    environ = build_environ(conn, exchange, script_name, path_info, errors, server)
-    call = AppCall(conn, exchange, environ)
+    call = AppCall(conn, exchange, build_environ(conn, exchange, script_name, path_info, errors, server))
     exchange.logs = requestlogs.LineCollector()
     outcome: Outcome = await server.pool.submit(requestlogs.call_with, exchange.logs, call.run, app)
     errors.flush()
+    sending = _answer(conn, exchange, outcome, server)
+    if sending is not None:
+        await sending
+
+
+def _answer(conn: Responder, exchange: Exchange, outcome: Outcome, server: WSGIServer) -> Awaitable[None] | None:
+    """Send what the app answered; a file body is sent by the awaitable returned."""
     exchange.traceback = outcome.traceback
     exchange.report = outcome.report
     if outcome.kind == "failed":
@@ -337,9 +380,10 @@ async def serve_wsgi(conn: Responder, exchange: Exchange, app: WSGIApp, script_n
         conn.send(outcome.status, headers, body, close=outcome.close)
         conn.end()
     elif outcome.kind == "file":
-        await _send_wrapped_file(conn, exchange, outcome)
+        return _send_wrapped_file(conn, exchange, outcome)
     else:
         conn.finish()
+    return None
 
 
 def _plain_html(headers: list[tuple[str, str]]) -> bool:
@@ -363,4 +407,4 @@ async def _send_wrapped_file(conn: Responder, exchange: Exchange, outcome: Outco
     conn.end()
 
 
-__all__ = ["AppError", "FileWrapper", "WSGIApp", "WSGIServer", "build_environ", "serve_wsgi"]
+__all__ = ["AppError", "FileWrapper", "WSGIApp", "WSGIServer", "build_environ", "serve_wsgi", "start_wsgi"]
