@@ -319,15 +319,23 @@ def start_wsgi(conn: Responder, exchange: Exchange, app: WSGIApp, script_name: s
     call = AppCall(conn, exchange, build_environ(conn, exchange, script_name, path_info, errors, server))
     exchange.logs = requestlogs.LineCollector()
 
-    def done(outcome: Outcome | None, error: BaseException | None) -> None:
-        errors.flush()
-        if outcome is None:  # call.run() never raises; this is a server bug, answered as one
-            outcome = Outcome("failed", traceback="".join(traceback.format_exception(error)))
+    def answer(outcome: Outcome) -> None:
         sending = _answer(conn, exchange, outcome, server)
         if sending is None:
             finished()
         else:
             conn.loop.create_task(_finish_sending(sending, conn, exchange, finished))
+
+    def done(outcome: Outcome | None, error: BaseException | None) -> None:
+        errors.flush()
+        if outcome is None:  # call.run() never raises; this is a server bug, answered as one
+            outcome = Outcome("failed", traceback="".join(traceback.format_exception(error)))
+        if call.headers_sent:
+            # The thread queued the head and body writes on the loop before its result came back, but
+            # the pool may deliver it in a batch that runs ahead of them: answer after them.
+            conn.loop.call_soon(answer, outcome)
+        else:
+            answer(outcome)
 
     server.pool.call(done, requestlogs.call_with, exchange.logs, call.run, app)
 

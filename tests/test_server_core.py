@@ -234,3 +234,39 @@ def test_a_1_gib_file_costs_the_worker_only_a_few_mib(server, site) -> None:
     assert received == 1024**3
     growth_mib = (_peak_rss_kib(pid) - before) / 1024
     assert growth_mib < 8, f"worker peak memory grew by {growth_mib:.1f} MiB"
+
+
+def test_streamed_and_whole_answers_mixed_on_many_connections(server_factory) -> None:
+    """A streamed answer is finished only after the head and body its thread queued on the loop.
+
+    With many connections, app results come back to the loop in batches; a
+    batch can be delivered ahead of a streaming thread's own writes.  Every
+    response must still arrive whole, and the worker log no loop error.
+    """
+    import http.client
+
+    server = server_factory("--workers", "1", "--threads", "8")
+    failures: list[str] = []
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            for i in range(40):
+                path = "/stream.py" if i % 2 else "/echo.py"
+                conn.request("GET", path)
+                response = conn.getresponse()
+                body = response.read()
+                if response.status != 200 or (path == "/stream.py" and not body.endswith(b"part 4\n")):
+                    failures.append(f"{path}: {response.status} {body[-40:]!r}")
+        except (OSError, http.client.HTTPException) as exc:
+            failures.append(repr(exc))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not failures, failures[:5]
+    assert not [line for line in server.lines if "Exception in callback" in line or "Traceback" in line]
