@@ -27,8 +27,13 @@ from devserver import static
 from devserver.connection import Exchange
 from devserver.dynamic import split_script
 from devserver.events import RequestEvent
+import pickle
+
+from devserver import filestamp, requestlogs
+from devserver.hostcheck import HostPolicy
 from devserver.http import RequestParser, response_head
-from devserver.wsgi import build_environ
+from devserver.wsgi import ErrorStream, WSGIServer, build_environ
+from devserver.writer import BodyWriter, frame
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8899\r\nUser-Agent: wrk\r\nAccept: */*\r\nX-Bench: 1\r\n\r\n"
 HEADERS = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "14")]
@@ -40,6 +45,16 @@ def steps(root: str) -> dict[str, Callable[[], object]]:
     exchange = Exchange(request)
     conn = SimpleNamespace(worker=SimpleNamespace(server_address=("127.0.0.1", 8899)), client="127.0.0.1:50000")
     static.resolve(root, "/")  # a miss; remembered if the folder is old enough
+    server = WSGIServer(None, ("127.0.0.1", 8899), True, lambda line: None, None)  # type: ignore[arg-type]
+    errors = ErrorStream(server.log_line)
+    hosts = HostPolicy.for_bind("127.0.0.1", ())
+    module = str(Path(root, "one_k.txt"))
+    stamp = filestamp.take(module)
+    assert stamp is not None
+
+    def respond() -> bytes:
+        writer = BodyWriter(frame(200, HEADERS, method="GET", version="1.1", close=False, body_length=14))
+        return writer.framing.head + writer.data(b"Hello, world!\n") + writer.end()
 
     def event() -> RequestEvent:
         return RequestEvent(time=0.0, worker_pid=1, client=conn.client, method=request.method, target=request.target,
@@ -54,9 +69,14 @@ def steps(root: str) -> dict[str, Callable[[], object]]:
         "routing: static._locate('/') (the walk, uncached)": lambda: static._locate(root, "/"),
         "static: serve('/one_k.txt') (1 KiB, in the small-file cache)":
             lambda: static.serve(root, "GET", "/one_k.txt", {}),
-        "environ: build_environ": lambda: build_environ(conn, exchange, "", "/", sys.stderr, True),  # type: ignore
+        "routing: Host check": lambda: hosts.allows("127.0.0.1:8899"),
+        "freshness: filestamp.check (one module)": lambda: filestamp.check(module, stamp),
+        "environ: build_environ": lambda: build_environ(conn, exchange, "", "/", errors, server),  # type: ignore[arg-type]
+        "app call: requestlogs.call_with (context)": lambda: requestlogs.call_with(requestlogs.LineCollector(), len, ()),
         "response: response_head": lambda: response_head(200, HEADERS),
+        "response: frame + BodyWriter (head and body)": respond,
         "event: RequestEvent()": event,
+        "event: pickle RequestEvent (worker) + unpickle (supervisor)": lambda: pickle.loads(pickle.dumps(event())),
     }
 
 
