@@ -133,6 +133,7 @@ class RequestParser:
     def _reset_head(self) -> None:
         self._url = bytearray()
         self._headers: list[tuple[bytes, bytes]] = []
+        self._header_bytes = 0  # the header block's size, counted as fields arrive
         self._head_bytes = 0
         self._in_head = False
 
@@ -276,6 +277,7 @@ class RequestParser:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
+        self._header_bytes += len(name) + len(value) + 4
         if len(self._headers) > self.limits.max_header_count:
             raise ProtocolError(431, "Too many header fields")
 
@@ -285,8 +287,7 @@ class RequestParser:
         version = parser.get_http_version()
         if version not in ("1.1", "1.0"):
             raise ProtocolError(505, f"HTTP version {version} not supported")
-        size = sum(len(n) + len(v) + 4 for n, v in self._headers)
-        if size > self.limits.max_header_bytes:
+        if self._header_bytes > self.limits.max_header_bytes:
             raise ProtocolError(431, "Request header block too large")
         # Leading and trailing whitespace is not part of a field value (RFC 9110 §5.5).
         headers = [(n.decode("latin-1"), v.strip(b" \t").decode("latin-1")) for n, v in self._headers]
