@@ -42,6 +42,9 @@ class WSGIServer:
     html_transform: Callable[[bytes], bytes] | None  # applied to whole text/html bodies (live reload)
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
                         "te", "trailers", "transfer-encoding", "upgrade"})
+# Header names an app sent before and that were valid tokens, with their lower-case form: apps send the
+# same few names on every response, and checking each character costs more than the rest of the check.
+_checked_names: dict[str, str] = {}
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
@@ -94,6 +97,24 @@ class ErrorStream:
             self._partial = ""
 
 
+_environ_keys: dict[str, str] = {}  # header name → environ key ("" for a dropped name), remembered
+
+
+def _environ_key(name: str) -> str:
+    """The environ key of a request header: CONTENT_TYPE, CONTENT_LENGTH, or HTTP_*; "" when dropped."""
+    if "_" in name:
+        # "X_Foo" and "X-Foo" map to one key, and "Content_Length" to CONTENT_LENGTH: a client could
+        # spoof what a proxy set, or the body's length.  Dropped, as nginx and gunicorn do.
+        key = ""
+    else:
+        key = name.upper().replace("-", "_")
+        if key != "CONTENT_TYPE" and key != "CONTENT_LENGTH":
+            key = "HTTP_" + key
+    if len(_environ_keys) < 4096:  # names come from clients: the memory is bounded
+        _environ_keys[name] = key
+    return key
+
+
 def build_environ(conn: Responder, exchange: Exchange, script_name: str, path_info: str,
                   errors: ErrorStream, server: WSGIServer) -> dict[str, Any]:
     """The WSGI environ for one request (PEP 3333 "environ Variables").
@@ -126,15 +147,12 @@ def build_environ(conn: Responder, exchange: Exchange, script_name: str, path_in
         "wsgi.input_terminated": True,
     }
     for name, value in request.headers:
-        if "_" in name:
-            # "X_Foo" and "X-Foo" map to one key, and "Content_Length" to CONTENT_LENGTH: a client could
-            # spoof what a proxy set, or the body's length.  Dropped, as nginx and gunicorn do.
+        key = _environ_keys.get(name) or _environ_key(name)
+        if not key:
             continue
-        key = name.upper().replace("-", "_")
         if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
             environ[key] = value
             continue
-        key = "HTTP_" + key
         environ[key] = f"{environ[key]},{value}" if key in environ else value
     if request.chunked:
         # The body was read whole before the app runs, so its length is known (PEP 3333 wsgi.input).
@@ -192,9 +210,15 @@ class AppCall:
         for name, value in headers:
             if not isinstance(name, str) or not isinstance(value, str):
                 raise AppError(f"header {name!r}: names and values must be str")
-            if not name or not set(name) <= _TOKEN or "\r" in value or "\n" in value:
+            lname = _checked_names.get(name)
+            if lname is None:
+                if not name or not set(name) <= _TOKEN:
+                    raise AppError(f"invalid header {name!r}: {value!r}")
+                lname = name.lower()
+                if len(_checked_names) < 4096:
+                    _checked_names[name] = lname
+            if "\r" in value or "\n" in value:
                 raise AppError(f"invalid header {name!r}: {value!r}")
-            lname = name.lower()
             if lname == "content-length" and not value.strip().isdigit():
                 raise AppError(f"invalid Content-Length {value!r}")
             if lname in HOP_BY_HOP:
