@@ -1,0 +1,163 @@
+"""Instructions per request, counted by valgrind: a figure a busy machine cannot move.
+
+CPU time per request swings by ±30% on a shared 2-core machine, so small
+changes of the request path cannot be judged by it.  This counts the
+instructions devserver's processes execute per request instead, which is
+the same for the same code and inputs whatever else runs:
+
+1. devserver runs under ``valgrind --tool=callgrind --instr-atstart=no``
+   (one worker, the hello-world app as ``/hello.py``, as ``APP``, or a 1 KiB
+   static file), so nothing is counted while it starts;
+2. after a warm-up, counting is switched on in the worker and the supervisor
+   (``callgrind_control -i on``), ``--requests`` requests are sent over
+   ``--conns`` keep-alive connections (one request in flight on each, all
+   connections at once), and the counts are dumped;
+3. instructions / requests is printed per process.
+
+Each checkout given is measured the same way, so two checkouts compare a
+change (the first is the reference).  Instructions are not time (cache
+misses and syscalls differ), but the interpreter's work is most of a
+request here.
+
+    python bench/instructions.py CHECKOUT [CHECKOUT ...] [--case script|app|static] [--requests 2000] [--conns 50]
+
+Needs valgrind (Debian package ``valgrind``).  About a minute per checkout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from common import HOST, free_port, make_site
+
+CASES = {  # case: (APP argument or None, path)
+    "script": (None, "/hello.py"),
+    "app": ("hello:application", "/"),
+    "static": (None, "/one_k.txt"),
+}
+SUMMARY = re.compile(r"^summary:\s*(\d+)", re.MULTILINE)
+
+
+def load(port: int, path: str, requests: int, conns: int) -> None:
+    """``requests`` GETs over ``conns`` keep-alive connections, one in flight on each."""
+    request = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode()
+    socks = [socket.create_connection((HOST, port), timeout=60) for _ in range(conns)]
+    try:
+        for _ in range(max(1, requests // conns)):
+            for sock in socks:
+                sock.sendall(request)
+            for sock in socks:
+                _read_response(sock)
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def _read_response(sock: socket.socket) -> None:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed before a response")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        body += sock.recv(65536)
+
+
+def wait_ready(port: int, path: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("devserver exited during start")
+        try:
+            load(port, path, 1, 1)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("devserver did not answer within the deadline")
+
+
+def measure(checkout: Path, case: str, requests: int, conns: int, work: Path) -> dict[str, float]:
+    """Instructions per request of the worker and of the supervisor, for one checkout."""
+    app, path = CASES[case]
+    base = work / f"site-{len(list(work.iterdir()))}"
+    base.mkdir()
+    site = make_site(base)
+    port = free_port()
+    out = work / f"callgrind-{checkout.name}-{case}"
+    argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=yes",
+            f"--callgrind-out-file={out}.%p", sys.executable, "-m", "devserver", *([app] if app else []),
+            "--port", str(port), "--workers", "1", "--root", str(site.html_page), "--dynamic", str(site.dynamic),
+            "--no-tui"]
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(checkout.resolve()), "HOME": str(work)}
+    proc = subprocess.Popen(argv, cwd=site.base, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_ready(port, path, proc, time.monotonic() + 180)
+        load(port, path, 500, conns)  # warm-up: modules loaded, caches filled, threads started
+        pids = [proc.pid, *_children(proc.pid)]
+        for pid in pids:
+            subprocess.run(["callgrind_control", "-i", "on", str(pid)], capture_output=True, check=False)
+        load(port, path, requests, conns)
+        for pid in pids:
+            subprocess.run(["callgrind_control", "-d", str(pid)], capture_output=True, check=False)
+            subprocess.run(["callgrind_control", "-i", "off", str(pid)], capture_output=True, check=False)
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    figures = {}
+    for pid, role in zip(pids, ["supervisor", *["worker"] * (len(pids) - 1)], strict=True):
+        dumps = glob.glob(f"{out}.{pid}.*")
+        total = sum(int(m.group(1)) for d in dumps for m in SUMMARY.finditer(Path(d).read_text(errors="replace")))
+        figures[role] = figures.get(role, 0.0) + total / requests
+    return figures
+
+
+def _children(pid: int) -> list[int]:
+    """Worker processes (the resource tracker of older checkouts is left out)."""
+    found = []
+    for task in glob.glob(f"/proc/{pid}/task/*/children"):
+        for child in Path(task).read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"resource_tracker" not in cmdline:
+                found.append(int(child))
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkouts", type=Path, nargs="+")
+    parser.add_argument("--case", choices=sorted(CASES), default="script")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--conns", type=int, default=50)
+    opts = parser.parse_args(argv)
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        print("bench/instructions.py: valgrind is not installed (apt install valgrind)")
+        return 2
+    print("| checkout | worker instructions/request | supervisor instructions/request | worker vs first |")
+    print("| --- | ---: | ---: | ---: |")
+    first = None
+    with tempfile.TemporaryDirectory(prefix="devserver-instr-") as tmp:
+        for checkout in opts.checkouts:
+            figures = measure(checkout, opts.case, opts.requests, opts.conns, Path(tmp))
+            worker = figures.get("worker", 0.0)
+            first = first or worker
+            print(f"| {checkout} | {worker:,.0f} | {figures.get('supervisor', 0.0):,.0f} | {worker / first:.2f}× |",
+                  flush=True)
+    print(f"\ncase {opts.case}: {opts.requests} requests over {opts.conns} keep-alive connections, 1 worker, "
+          "hello-world app; counted by callgrind after a 500-request warm-up")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
