@@ -370,30 +370,44 @@ class _DateCache:
     def __init__(self) -> None:
         self._second = 0
         self._value = b""
+        self._fields = b""
 
     def get(self) -> bytes:
         now = int(time.time())
         if now != self._second:
-            self._second = now
-            self._value = formatdate(now, usegmt=True).encode("ascii")
+            self._refresh(now)
         return self._value
 
+    def fields(self) -> bytes:
+        """The Date and Server fields every response starts with."""
+        now = int(time.time())
+        if now != self._second:
+            self._refresh(now)
+        return self._fields
 
-http_date = _DateCache().get
+    def _refresh(self, now: int) -> None:
+        self._value = formatdate(now, usegmt=True).encode("ascii")
+        self._fields = b"Date: " + self._value + b"\r\nServer: " + SERVER + b"\r\n"
+        self._second = now  # last: a reader that sees the new second sees its text
+
+
+_dates = _DateCache()
+http_date = _dates.get
+_STATUS_LINES: dict[tuple[str, int], bytes] = {}
+_HEAD_ENDS = {(True, "1.1"): b"Connection: close\r\n\r\n", (True, "1.0"): b"Connection: close\r\n\r\n",
+              (False, "1.1"): b"\r\n", (False, "1.0"): b"Connection: keep-alive\r\n\r\n"}
 
 
 def response_head(status: int, headers: Iterable[tuple[str, str]], *, close: bool = False, version: str = "1.1") -> bytes:
     """Serialize a status line and header block; adds Date, Server and Connection."""
-    lines = [f"HTTP/{version} {status} {reason(status)}\r\n".encode("ascii")]
-    lines.append(b"Date: " + http_date() + b"\r\nServer: " + SERVER + b"\r\n")
-    for name, value in headers:
-        lines.append(f"{name}: {value}\r\n".encode("latin-1"))
-    if close:
-        lines.append(b"Connection: close\r\n")
-    elif version == "1.0":
-        lines.append(b"Connection: keep-alive\r\n")
-    lines.append(b"\r\n")
-    return b"".join(lines)
+    line = _STATUS_LINES.get((version, status))
+    if line is None:
+        line = f"HTTP/{version} {status} {reason(status)}\r\n".encode("ascii")
+        if len(_STATUS_LINES) < 1024:
+            _STATUS_LINES[(version, status)] = line
+    fields = "".join([f"{name}: {value}\r\n" for name, value in headers]).encode("latin-1")
+    end = _HEAD_ENDS.get((close, version)) or _HEAD_ENDS[(close, "1.1")]
+    return b"".join((line, _dates.fields(), fields, end))
 
 
 def chunk(data: bytes) -> bytes:

@@ -32,12 +32,21 @@ class Framing:
     head: bytes  # status line and header block, ready to send
 
 
-def _declared_length(headers: list[tuple[str, str]]) -> int | None:
+def _without_coding(headers: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], int | None]:
+    """The headers less any Transfer-Encoding, and the first Content-Length's value (None if absent or not a number)."""
+    kept = []
+    declared: int | None = None
+    length_seen = False
     for name, value in headers:
-        if name.lower() == "content-length":
-            value = value.strip()
-            return int(value) if value.isdigit() else None
-    return None
+        lname = name.lower()
+        if lname == "transfer-encoding":
+            continue
+        if lname == "content-length" and not length_seen:
+            length_seen = True
+            value_ = value.strip()
+            declared = int(value_) if value_.isdigit() else None
+        kept.append((name, value))
+    return kept, declared
 
 
 def frame(status: int, headers: list[tuple[str, str]], *, method: str, version: str, close: bool,
@@ -51,8 +60,7 @@ def frame(status: int, headers: list[tuple[str, str]], *, method: str, version: 
     server owns the framing.
     """
     version = "1.0" if version == "1.0" else "1.1"
-    headers = [(n, v) for n, v in headers if n.lower() != "transfer-encoding"]
-    declared = _declared_length(headers)
+    headers, declared = _without_coding(headers)
     bodiless = status in (204, 304) or status < 200
     if bodiless:
         headers = [(n, v) for n, v in headers if n.lower() != "content-length" or status == 304]
