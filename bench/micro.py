@@ -23,17 +23,16 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's devserver, unless on PYTHONPATH
 
-from devserver import static
+import pickle
+
+from devserver import filestamp, requestlogs, static
 from devserver.connection import Exchange
 from devserver.dynamic import split_script
 from devserver.events import RequestEvent
-import pickle
-
-from devserver import filestamp, requestlogs
 from devserver.hostcheck import HostPolicy
 from devserver.http import RequestParser, response_head
-from devserver.wsgi import ErrorStream, WSGIServer, build_environ
 from devserver.writer import BodyWriter, frame
+from devserver.wsgi import ErrorStream, WSGIServer, build_environ
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8899\r\nUser-Agent: wrk\r\nAccept: */*\r\nX-Bench: 1\r\n\r\n"
 HEADERS = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "14")]
