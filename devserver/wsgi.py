@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol, TypeVar
 from urllib.parse import unquote_to_bytes
 
-from . import requestlogs, tracebacks
+from . import framestore, requestlogs, tracebacks
 from .exchange import ClientGone, Exchange, Responder
 from .tracebacks import ErrorReport
 
@@ -284,7 +284,9 @@ class AppCall:
 
     def _failed(self) -> Outcome:
         text = traceback.format_exc()  # travels in the RequestEvent, not wsgi.errors: shown once
-        rich = tracebacks.report(sys.exc_info()[1], self.environ)  # type: ignore[arg-type]
+        exc: BaseException = sys.exc_info()[1]  # type: ignore[assignment]
+        rich = tracebacks.report(exc, self.environ)
+        framestore.keep(requestlogs.current_id(), exc)  # for the dashboard's console, under the dashboard only
         return Outcome("aborted" if self.headers_sent else "failed", traceback=text, report=rich)
 
 
