@@ -22,6 +22,7 @@ thread (the answer says so) until it returns or the worker ends.
 
 from __future__ import annotations
 
+import ast
 import io
 import queue
 import reprlib
@@ -31,7 +32,7 @@ import traceback
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any, TextIO
 
 from .control import Evaluate, Evaluated
@@ -109,7 +110,7 @@ _value_repr.maxlevel = 4
 
 
 def run_code(source: str, namespace: dict[str, Any]) -> Evaluated:
-    """Evaluate ``source`` as an expression, else execute it as statements, in ``namespace``.
+    """Execute ``source`` in ``namespace``; a last line that is an expression is evaluated for its value.
 
     What it prints to stdout (from this thread) is captured; the answer holds
     that output, then the shortened repr of the value (none for statements
@@ -119,11 +120,10 @@ def run_code(source: str, namespace: dict[str, Any]) -> Evaluated:
     value, error = "", ""
     with _captured(output):
         try:
-            try:
-                code = compile(source, "<console>", "eval")
-            except SyntaxError:
-                code = compile(source, "<console>", "exec")
-            result = eval(code, namespace)  # the console's job; reachable from the dashboard only (control pipe)
+            statements, expression = _compiled(source)
+            if statements is not None:
+                exec(statements, namespace)  # the console's job; reachable from the dashboard only (control pipe)
+            result = eval(expression, namespace) if expression is not None else None
             if result is not None:
                 value = _shorten(_value_repr.repr(result), MAX_VALUE)
         except EvaluationTimeout:
@@ -131,6 +131,16 @@ def run_code(source: str, namespace: dict[str, Any]) -> Evaluated:
         except BaseException as exc:  # noqa: BLE001 - whatever the code raises is its answer, even SystemExit
             error = traceback.format_exception_only(type(exc), exc)[-1].strip()
     return Evaluated(0, output=_shorten(output.getvalue(), MAX_OUTPUT), value=value, error=error)
+
+
+def _compiled(source: str) -> tuple[CodeType | None, CodeType | None]:
+    """The statements of ``source``, and its last line apart when that is an expression (its value is shown,
+    as at a Python prompt: ``print(x); x`` prints, then shows x)."""
+    tree = ast.parse(source, "<console>", "exec")
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    statements = compile(tree, "<console>", "exec") if tree.body else None
+    expression = compile(ast.Expression(last.value), "<console>", "eval") if isinstance(last, ast.Expr) else None
+    return statements, expression
 
 
 def _shorten(text: str, limit: int) -> str:

@@ -65,6 +65,7 @@ class ConsoleScreen(Screen[None]):
         self.frames = request.error_report.frames
         self.frame = len(self.frames) - 1  # the frame that raised
         self.transcript: list[str] = []
+        self.pending = 0  # evaluations asked and not answered yet
 
     def compose(self) -> ComposeResult:
         r = self.request
@@ -113,7 +114,13 @@ class ConsoleScreen(Screen[None]):
         if self.control is None:
             self._append("! no server attached")
             return
+        self._waiting(+1)
         self._evaluate(self.control, self.frame, source)
+
+    def _waiting(self, change: int) -> None:
+        self.pending += change
+        scroll = self.query_one("#console-scroll", VerticalScroll)
+        scroll.border_subtitle = f"evaluating {self.pending} in the worker …" if self.pending else ""
 
     @work(thread=True, exit_on_error=False, group="console")
     def _evaluate(self, control: Control, frame: int, source: str) -> None:
@@ -124,7 +131,8 @@ class ConsoleScreen(Screen[None]):
         self.app.call_from_thread(self._answered, answer)
 
     def _answered(self, answer: Evaluated) -> None:
-        text = answer_text(answer)
+        self._waiting(-1)
+        text = answer_text(answer)  # nothing for a statement that printed nothing, as at a Python prompt
         if text:
             self._append(text)
 
