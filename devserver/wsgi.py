@@ -353,7 +353,6 @@ def start_wsgi(conn: Responder, exchange: Exchange, app: WSGIApp, script_name: s
             conn.loop.create_task(_finish_sending(sending, conn, exchange, finished))
 
     def done(outcome: Outcome | None, error: BaseException | None) -> None:
-        errors.flush()
         if outcome is None:  # call.run() never raises; this is a server bug, answered as one
             outcome = Outcome("failed", traceback="".join(traceback.format_exception(error)))
         if call.headers_sent:
@@ -363,7 +362,7 @@ def start_wsgi(conn: Responder, exchange: Exchange, app: WSGIApp, script_name: s
         else:
             answer(outcome)
 
-    server.pool.call(done, requestlogs.call_with, exchange.logs, call.run, app)
+    server.pool.call(done, requestlogs.call_with, exchange.logs, call.run, app, errors.flush)
 
 
 async def _finish_sending(sending: Awaitable[None], conn: Responder, exchange: Exchange, finished: Callable[[], None]) -> None:
@@ -383,8 +382,7 @@ async def serve_wsgi(conn: Responder, exchange: Exchange, app: WSGIApp, script_n
     errors = ErrorStream(server.log_line)
     call = AppCall(conn, exchange, build_environ(conn, exchange, script_name, path_info, errors, server))
     exchange.logs = requestlogs.LineCollector()
-    outcome: Outcome = await server.pool.submit(requestlogs.call_with, exchange.logs, call.run, app)
-    errors.flush()
+    outcome: Outcome = await server.pool.submit(requestlogs.call_with, exchange.logs, call.run, app, errors.flush)
     sending = _answer(conn, exchange, outcome, server)
     if sending is not None:
         await sending
