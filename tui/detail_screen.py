@@ -117,6 +117,8 @@ class DetailScreen(Screen[None]):
                 yield from self._section("Error", escape_controls(r.error), classes="error")
             if r.error_report is not None:
                 title = f"Traceback — {len(r.error_report.frames)} app frames, newest last"
+                if has_console(r):
+                    title += " (x: a Python console in these frames)"
                 yield from self._section(title, escape_controls(report_text(r.error_report)),
                                          classes="traceback", id="traceback")
             elif r.traceback:
