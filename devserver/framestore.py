@@ -100,7 +100,9 @@ class FrameStore:
             return Evaluated(0, error=f"this failure is no longer kept (a worker keeps its last {self.limit})")
         if not -len(failure.frames) <= index < len(failure.frames):
             return Evaluated(0, error=f"no frame {index}: this failure has {len(failure.frames)}")
-        return run_code(source, failure.namespace(index % len(failure.frames)))
+        with self._lock:  # two evaluations at once in a new frame share one namespace
+            namespace = failure.namespace(index % len(failure.frames))
+        return run_code(source, namespace)
 
 
 _value_repr = reprlib.Repr()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from devserver.answers import Answers
 from devserver.config import Config
 from devserver.control import Evaluated
 from devserver.events import Event, RequestEvent
@@ -67,6 +68,17 @@ def test_only_the_last_failures_are_kept() -> None:
     assert len(store) == 3
     assert store.evaluate("r1", -1, "tag").error == "this failure is no longer kept (a worker keeps its last 3)"
     assert store.evaluate("r2", -1, "tag").value == "'t2'"
+
+
+def test_answers_match_their_questions_and_a_late_one_finds_nobody() -> None:
+    answers = Answers()
+    first, second = answers.expect(), answers.expect()
+    answers.resolve(Evaluated(second, value="2"))  # an answer may come before its asker waits
+    assert answers.wait(second, 1.0) == Evaluated(second, value="2")
+    started = time.monotonic()
+    assert answers.wait(first, 0.05) is None and time.monotonic() - started < 1  # bounded
+    answers.resolve(Evaluated(first, value="late"))  # after its deadline: dropped, nothing waits for it
+    assert answers.wait(first, 0.0) is None
 
 
 # ------------------------------------------------------------------ real workers
@@ -189,6 +201,9 @@ def test_a_runaway_evaluation_times_out_while_the_worker_serves(served: Callable
     # Interrupted: the frame answers again, in the same worker (nothing was restarted).
     after = server.supervisor.evaluate(failure.worker_pid, failure.request_id, -1, "(label, __import__('os').getpid())")
     assert after.value == repr(("order-spin", failure.worker_pid))
+    # The supervisor's own wait is bounded too: a worker that does not answer in time is said to.
+    slow = server.supervisor.evaluate(failure.worker_pid, failure.request_id, -1, "while True: pass", timeout=0.5)
+    assert slow.error == f"no answer from worker pid {failure.worker_pid} within 0.5 s"
     # A call blocked in C cannot be interrupted: the answer says it goes on, and the worker still serves.
     blocked = server.supervisor.evaluate(failure.worker_pid, failure.request_id, -1, "__import__('time').sleep(60)")
     assert "could not be interrupted" in blocked.error
