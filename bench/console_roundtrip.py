@@ -9,8 +9,9 @@ local it reads.  Printed: median, 95th percentile and maximum round trip.
 
 Then one worker's failure runs ``while True: pass`` for its 3 s limit while
 a client keeps requesting a static file from that worker: the requests per
-second with and without the runaway are printed (the loop never stops
-serving; the runaway only takes a share of the GIL).
+second with and without the runaway are printed.  The loop never stops
+serving; console code pauses every half millisecond it runs
+(framestore._Yielder), so the runaway takes only a share of the GIL.
 
     python bench/console_roundtrip.py [--workers 4] [--evaluations 500]
 """
@@ -32,6 +33,7 @@ from devserver.config import Config
 from devserver.events import Event, RequestEvent
 from devserver.supervisor import Supervisor
 
+RUNAWAY = "while True: pass"
 APP = '''
 def application(environ, start_response):
     tag = environ.get("QUERY_STRING", "")
@@ -124,7 +126,7 @@ def main() -> None:
         quiet = rate(2.5)
         answers = []
         asking = threading.Thread(target=lambda: answers.append(
-            supervisor.evaluate(failure.worker_pid, failure.request_id, -1, "while True: pass")))
+            supervisor.evaluate(failure.worker_pid, failure.request_id, -1, RUNAWAY)))
         asking.start()
         busy = rate(2.5)
         asking.join()

@@ -28,6 +28,7 @@ import queue
 import reprlib
 import sys
 import threading
+import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable
@@ -43,6 +44,8 @@ EVAL_LIMIT = 3.0  # seconds an evaluation may run before it is interrupted
 INTERRUPT_GRACE = 0.5  # seconds an interrupted evaluation has to unwind before the answer says it runs on
 MAX_OUTPUT = 8000  # characters of printed output sent back
 MAX_VALUE = 4000  # characters of a value's repr sent back
+YIELD_EVERY = 20  # lines (instructions of the typed code itself) between two looks at the clock
+RUN_FOR, PAUSE = 0.0005, 0.0005  # seconds console code runs, then waits so that the worker's threads get the GIL
 
 
 class EvaluationTimeout(BaseException):
@@ -123,9 +126,13 @@ def run_code(source: str, namespace: dict[str, Any]) -> Evaluated:
     with _captured(output):
         try:
             statements, expression = _compiled(source)
-            if statements is not None:
-                exec(statements, namespace)  # the console's job; reachable from the dashboard only (control pipe)
-            result = eval(expression, namespace) if expression is not None else None
+            sys.settrace(_Yielder())  # this thread only
+            try:
+                if statements is not None:
+                    exec(statements, namespace)  # the console's job; reachable from the dashboard only (control pipe)
+                result = eval(expression, namespace) if expression is not None else None
+            finally:
+                sys.settrace(None)
             if result is not None:
                 value = _shorten(_value_repr.repr(result), MAX_VALUE)
         except EvaluationTimeout:
@@ -133,6 +140,33 @@ def run_code(source: str, namespace: dict[str, Any]) -> Evaluated:
         except BaseException as exc:  # noqa: BLE001 - whatever the code raises is its answer, even SystemExit
             error = traceback.format_exception_only(type(exc), exc)[-1].strip()
     return Evaluated(0, output=_shorten(output.getvalue(), MAX_OUTPUT), value=value, error=error)
+
+
+class _Yielder:
+    """A trace function that pauses console code ``PAUSE`` seconds every ``RUN_FOR`` seconds it runs.
+
+    A busy loop typed in the console would otherwise hold the GIL for whole
+    switch intervals, and the requests the worker serves meanwhile would
+    crawl.  Only the console's thread is traced.
+    """
+
+    __slots__ = ("lines", "since")
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self.since = time.monotonic()
+
+    def __call__(self, frame: FrameType, event: str, arg: object) -> _Yielder:
+        if event == "call" and frame.f_code.co_filename == "<console>":
+            frame.f_trace_opcodes = True  # `while True: pass` has no line events, only its jump
+        self.lines += 1
+        if self.lines >= YIELD_EVERY:
+            self.lines = 0
+            now = time.monotonic()
+            if now - self.since > RUN_FOR:
+                time.sleep(PAUSE)  # a real wait: sleep(0) gives the GIL back and takes it again at once
+                self.since = time.monotonic()
+        return self
 
 
 def _compiled(source: str) -> tuple[CodeType | None, CodeType | None]:
