@@ -14,10 +14,13 @@ which only the supervisor holds.  Keeping is off until :func:`serve` is
 called (the worker does so under the dashboard), so a server without a
 console keeps no frames alive.
 
-A runaway evaluation (``while True: pass``) is interrupted after
-``EVAL_LIMIT`` seconds by an exception raised in its thread; code blocked
-inside a C call cannot be interrupted that way and goes on in its daemon
-thread (the answer says so) until it returns or the worker ends.
+While it runs, console code pauses every ``RUN_FOR`` seconds (a trace
+function on its thread only), so even a busy loop leaves the GIL to the
+threads serving requests most of the time.  A runaway evaluation
+(``while True: pass``) is interrupted after ``EVAL_LIMIT`` seconds by an
+exception raised in its thread; code blocked inside a C call cannot be
+interrupted that way and goes on in its daemon thread (the answer says so)
+until it returns or the worker ends.
 """
 
 from __future__ import annotations
