@@ -66,7 +66,7 @@ def note(text: str) -> None:
         collector.add(text)
 
 
-def call_with(collector: LineCollector, fn: Callable[[A], T], arg: A, finish: Callable[[], None]) -> T:
+def call_with(collector: LineCollector, fn: Callable[[A], T], arg: A, finish: Callable[[], None] | None = None) -> T:
     """Run ``fn(arg)``, then ``finish()``, with ``collector`` as the current request's (in a fresh context:
     threads are reused).
 
@@ -78,4 +78,5 @@ def call_with(collector: LineCollector, fn: Callable[[A], T], arg: A, finish: Ca
     try:
         return context.run(fn, arg)
     finally:
-        context.run(finish)
+        if finish is not None:
+            context.run(finish)
