@@ -1,4 +1,9 @@
-"""Messages from the supervisor to its workers, over each worker's control pipe."""
+"""Messages from the supervisor to its workers, over each worker's control pipe, and the answers that come back.
+
+An answer (:class:`Evaluated`) travels on the worker's event pipe as a batch
+of its own, which the supervisor takes out of the stream before the sink sees
+it (devserver.answers).
+"""
 
 from __future__ import annotations
 
@@ -33,4 +38,25 @@ class PageChanged:
     failure: CompileFailure | None = None
 
 
-ControlMessage = Reload | PageChanged
+@dataclass(frozen=True, slots=True)
+class Evaluate:
+    """Run ``source`` (an expression, else statements) in frame ``frame`` of the failure that request
+    ``request_id`` raised in this worker (devserver.framestore); ``serial`` names the answer."""
+
+    serial: int
+    request_id: str
+    frame: int  # index in the app's frames, as in the request's ErrorReport (0: the app's first; -1: the raiser)
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluated:
+    """The answer to :class:`Evaluate` ``serial``: what the code printed, then its value or its error."""
+
+    serial: int
+    output: str = ""  # written to stdout while it ran (shortened)
+    value: str = ""  # repr of an expression's value, shortened ("" for statements and None)
+    error: str = ""  # the exception's last line, or why nothing was evaluated (a refusal, a timeout)
+
+
+ControlMessage = Reload | PageChanged | Evaluate

@@ -20,6 +20,7 @@ MAX_LINES = 200
 MAX_LINE = 2000  # characters kept of one line
 
 T = TypeVar("T")
+A = TypeVar("A")
 
 
 class LineCollector:
@@ -65,8 +66,17 @@ def note(text: str) -> None:
         collector.add(text)
 
 
-def call_with(collector: LineCollector, fn: Callable[..., T], *args: object) -> T:
-    """Run ``fn(*args)`` with ``collector`` as the current request's (in a fresh context: threads reuse)."""
+def call_with(collector: LineCollector, fn: Callable[[A], T], arg: A, finish: Callable[[], None] | None = None) -> T:
+    """Run ``fn(arg)``, then ``finish()``, with ``collector`` as the current request's (in a fresh context:
+    threads are reused).
+
+    ``finish`` writes out what the request left unfinished (a last ``wsgi.errors`` line without its
+    newline): run here, that line still names its request; run later on the loop, it would name none.
+    """
     context = contextvars.Context()
     context.run(current.set, collector)
-    return context.run(fn, *args)
+    try:
+        return context.run(fn, arg)
+    finally:
+        if finish is not None:
+            context.run(finish)

@@ -28,8 +28,9 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
 from typing import Any
 
+from .answers import Answers
 from .config import Config
-from .control import ControlMessage, Reload
+from .control import ControlMessage, Evaluate, Evaluated, Reload
 from .events import Event, LogEvent, ReloadEvent, ServerEvent, WorkerEvent
 from .exposure import exposure_notes
 from .inflight import describe, new_table, read_table
@@ -37,6 +38,7 @@ from .safetext import escape_controls
 
 Sink = Callable[[list[Event]], None]
 RESTART_BACKOFF = 1.0  # seconds; a worker that dies at once is not restarted in a tight loop
+ANSWER_WAIT = 5.0  # seconds the console waits for a worker's answer (its own limit is framestore.EVAL_LIMIT)
 
 
 def _worker_entry(*args: Any) -> None:
@@ -226,6 +228,7 @@ class Supervisor:
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
         self.watchers: list[Any] = []  # started after the workers, stopped before them
+        self.answers = Answers()  # the console's questions to workers, awaiting their answers
 
     @property
     def url(self) -> str:
@@ -300,6 +303,9 @@ class Supervisor:
         except (EOFError, OSError):
             pipe.close()
             return False
+        if batch and type(batch[0]) is Evaluated:  # a worker's answer to the console travels alone (framestore.py)
+            self.answers.resolve(batch[0])
+            return True
         self._deliver(batch)
         return True
 
@@ -378,6 +384,30 @@ class Supervisor:
         started = time.perf_counter()
         self.reload(None)
         self._deliver([ReloadEvent(time.time(), (), (), (time.perf_counter() - started) * 1000)])
+
+    def evaluate(self, worker_pid: int, request_id: str, frame: int, source: str,
+                 timeout: float = ANSWER_WAIT) -> Evaluated:
+        """Run ``source`` in frame ``frame`` of the failure of request ``request_id``, in the worker that served it.
+
+        The question goes down that worker's control pipe, never over HTTP;
+        the answer comes back on its event pipe.  Blocks at most ``timeout``
+        seconds (a worker that does not answer gets a message saying so).
+        """
+        with self._lock:
+            slot = next((s for s in self.slots if s.process.pid == worker_pid), None)
+            if slot is None:
+                return Evaluated(0, error=f"the worker that kept this failure (pid {worker_pid}) has ended; "
+                                          "its failures went with it")
+            serial = self.answers.expect()
+            try:
+                slot.control.send(Evaluate(serial, request_id, frame, source))
+            except (OSError, ValueError):
+                self.answers.forget(serial)
+                return Evaluated(0, error=f"the worker that kept this failure (pid {worker_pid}) has ended")
+        answer = self.answers.wait(serial, timeout)
+        if answer is None:
+            return Evaluated(0, error=f"no answer from worker pid {worker_pid} within {timeout:g} s")
+        return answer
 
     def _unfinished(self, slot: _Slot, how: str) -> list[Event]:
         """A line naming the requests ``slot``'s worker had not finished when it ended (none: no line)."""

@@ -22,6 +22,7 @@ import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from html import escape
+from types import FrameType
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -141,14 +142,24 @@ def _request(environ: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def report(exc: BaseException, environ: Mapping[str, Any] | None = None) -> ErrorReport:
-    """The report of ``exc`` (being handled now, or caught), for the request in ``environ``."""
+def app_frames(exc: BaseException) -> tuple[list[tuple[FrameType, int]], int]:
+    """The frames of ``exc``'s traceback from the app's first one (at most ``MAX_FRAMES``, newest last),
+    with their line numbers, and how many were left out before them.
+
+    The report's frames and the console's (devserver.framestore) come from here, so an index into the
+    report's frames names the same frame in the worker.
+    """
     walked = list(traceback.walk_tb(exc.__traceback__))
     folded = 0
     while folded < len(walked) - 1 and _is_server(walked[folded][0].f_code.co_filename):
         folded += 1
     kept = walked[folded:][-MAX_FRAMES:]
-    folded = len(walked) - len(kept)
+    return kept, len(walked) - len(kept)
+
+
+def report(exc: BaseException, environ: Mapping[str, Any] | None = None) -> ErrorReport:
+    """The report of ``exc`` (being handled now, or caught), for the request in ``environ``."""
+    kept, folded = app_frames(exc)
     chained = ""
     if exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):
         chained = "".join(traceback.format_exception(exc))

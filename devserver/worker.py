@@ -19,11 +19,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import capture, requestlogs, static
+from . import capture, framestore, requestlogs, static
 from .appoutput import escape_app_output
 from .config import Config
 from .connection import Connection
-from .control import ControlMessage, PageChanged, Reload
+from .control import ControlMessage, Evaluate, PageChanged, Reload
 from .dynamic import ImportFailed, NotFound, split_script
 from .eventqueue import MAX_BATCH, EventChannel, EventSink
 from .events import LogEvent, ReloadEvent, RequestEvent, WorkerStatus
@@ -448,6 +448,8 @@ def worker_main(config: Config, sock: socket.socket, event_pipe: Any, control: A
     async def main() -> None:
         worker = Worker(config, sock, events, control, generation)
         worker.inflight = InflightTable(inflight)
+        if config.tui:  # the dashboard's console (x) runs code in the frames of this worker's last failures
+            worker.on_message[Evaluate] = framestore.serve(events.put_nowait)
         if config.tui or config.log_format == "json":  # print() must not break the screen nor the JSON stream
             _route_output_to_events(worker.emit_threadsafe)
         else:  # the plain console: what apps print reaches the terminal escaped

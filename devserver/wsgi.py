@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol, TypeVar
 from urllib.parse import unquote_to_bytes
 
-from . import requestlogs, tracebacks
+from . import framestore, requestlogs, tracebacks
 from .exchange import ClientGone, Exchange, Responder
 from .tracebacks import ErrorReport
 
@@ -284,7 +284,9 @@ class AppCall:
 
     def _failed(self) -> Outcome:
         text = traceback.format_exc()  # travels in the RequestEvent, not wsgi.errors: shown once
-        rich = tracebacks.report(sys.exc_info()[1], self.environ)  # type: ignore[arg-type]
+        exc: BaseException = sys.exc_info()[1]  # type: ignore[assignment]
+        rich = tracebacks.report(exc, self.environ)
+        framestore.keep(requestlogs.current_id(), exc)  # for the dashboard's console, under the dashboard only
         return Outcome("aborted" if self.headers_sent else "failed", traceback=text, report=rich)
 
 
@@ -351,7 +353,6 @@ def start_wsgi(conn: Responder, exchange: Exchange, app: WSGIApp, script_name: s
             conn.loop.create_task(_finish_sending(sending, conn, exchange, finished))
 
     def done(outcome: Outcome | None, error: BaseException | None) -> None:
-        errors.flush()
         if outcome is None:  # call.run() never raises; this is a server bug, answered as one
             outcome = Outcome("failed", traceback="".join(traceback.format_exception(error)))
         if call.headers_sent:
@@ -361,7 +362,7 @@ def start_wsgi(conn: Responder, exchange: Exchange, app: WSGIApp, script_name: s
         else:
             answer(outcome)
 
-    server.pool.call(done, requestlogs.call_with, exchange.logs, call.run, app)
+    server.pool.call(done, requestlogs.call_with, exchange.logs, call.run, app, errors.flush)
 
 
 async def _finish_sending(sending: Awaitable[None], conn: Responder, exchange: Exchange, finished: Callable[[], None]) -> None:
@@ -381,8 +382,7 @@ async def serve_wsgi(conn: Responder, exchange: Exchange, app: WSGIApp, script_n
     errors = ErrorStream(server.log_line)
     call = AppCall(conn, exchange, build_environ(conn, exchange, script_name, path_info, errors, server))
     exchange.logs = requestlogs.LineCollector()
-    outcome: Outcome = await server.pool.submit(requestlogs.call_with, exchange.logs, call.run, app)
-    errors.flush()
+    outcome: Outcome = await server.pool.submit(requestlogs.call_with, exchange.logs, call.run, app, errors.flush)
     sending = _answer(conn, exchange, outcome, server)
     if sending is not None:
         await sending

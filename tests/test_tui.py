@@ -16,6 +16,7 @@ from textual.geometry import Region
 from textual.pilot import Pilot
 
 from devserver.config import Config
+from devserver.control import Evaluated
 from devserver.events import (
     DroppedEvents,
     LogEvent,
@@ -84,6 +85,9 @@ class FakeControl:
 
     def stop(self) -> None:
         self.stops += 1
+
+    def evaluate(self, worker_pid: int, request_id: str, frame: int, source: str) -> Evaluated:
+        return Evaluated(0, error="no worker here")
 
 
 def make_app(control: Control | None = None, **config: Any) -> DashboardApp:
@@ -648,6 +652,9 @@ def fake_supervisor_module(fail: bool, calls: list[str]) -> types.ModuleType:
 
         def reload_all(self) -> None:
             calls.append("reload")
+
+        def evaluate(self, worker_pid: int, request_id: str, frame: int, source: str) -> Evaluated:
+            return Evaluated(0)
 
     module.Supervisor = Supervisor  # type: ignore[attr-defined]
     module.StartError = FakeStartError  # type: ignore[attr-defined]

@@ -343,7 +343,7 @@ class DashboardApp(App[int]):
     def key_bindings(self) -> list[Binding]:
         """Every dashboard key, for the help screen."""
         enter = next(b for b in RequestLog.BINDINGS if isinstance(b, Binding) and b.key == "enter")
-        detail = [b for b in DetailScreen.BINDINGS if isinstance(b, Binding) and b.key in ("e",)]
+        detail = [b for b in DetailScreen.BINDINGS if isinstance(b, Binding) and b.key in ("e", "x")]
         bindings = [enter, *MainScreen.BINDINGS, *detail, *self.BINDINGS]
         seen: set[str] = set()
         keys = []

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from devserver.control import Evaluated
+
 
 @runtime_checkable
 class Control(Protocol):
     """The slice of :class:`devserver.supervisor.Supervisor` the dashboard drives.
 
-    Both methods may block (they talk to worker processes), so the dashboard
+    Every method may block (they talk to worker processes), so the dashboard
     calls them from a worker thread, never from its event loop.
     """
 
@@ -18,3 +20,7 @@ class Control(Protocol):
 
     def stop(self) -> None:
         """Shut the server down gracefully; bounded in time and idempotent."""
+
+    def evaluate(self, worker_pid: int, request_id: str, frame: int, source: str) -> Evaluated:
+        """Run ``source`` in frame ``frame`` (an index into the request's ErrorReport frames) of the failure
+        of request ``request_id``, in worker ``worker_pid``, which keeps it; bounded in time."""

@@ -23,6 +23,8 @@ from devserver.tracebacks import report_text
 from tui import format as fmt
 from tui.bodies import Side, load_body
 from tui.body_view import render_body
+from tui.console_screen import ConsoleScreen, has_console
+from tui.control import Control
 from tui.diff import response_diff
 from tui.edit_screen import EditScreen
 from tui.export import CopyRequested
@@ -86,6 +88,7 @@ class DetailScreen(Screen[None]):
         Binding("e", "edit", "Edit", tooltip="Edit this request, then send it"),
         Binding("y", "copy('curl')", "curl", tooltip="Copy as a curl command (and save it to a file)"),
         Binding("Y", "copy('httpie')", "HTTPie", tooltip="Copy as an HTTPie command (and save it to a file)"),
+        Binding("x", "console", "Console", tooltip="Failed request: run Python in its failing frames, in its worker"),
     ]
 
     def __init__(self, request: RequestEvent, original: RequestEvent | None = None) -> None:
@@ -114,6 +117,8 @@ class DetailScreen(Screen[None]):
                 yield from self._section("Error", escape_controls(r.error), classes="error")
             if r.error_report is not None:
                 title = f"Traceback — {len(r.error_report.frames)} app frames, newest last"
+                if has_console(r):
+                    title += " (x: a Python console in these frames)"
                 yield from self._section(title, escape_controls(report_text(r.error_report)),
                                          classes="traceback", id="traceback")
             elif r.traceback:
@@ -152,6 +157,17 @@ class DetailScreen(Screen[None]):
 
     def action_edit(self) -> None:
         self.app.push_screen(EditScreen(self.request, original=self.original or self.request))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """``x`` is offered only where there is a failure to look into."""
+        return has_console(self.request) if action == "console" else True
+
+    def action_console(self) -> None:
+        if not has_console(self.request):
+            self.notify("Only a request whose app raised has a console.", title="Console", severity="warning")
+            return
+        control = getattr(self.app, "control", None)
+        self.app.push_screen(ConsoleScreen(self.request, control if isinstance(control, Control) else None))
 
     def action_copy(self, kind: str) -> None:
         self.post_message(CopyRequested(self.request, kind))

@@ -28,6 +28,13 @@ def filter_help() -> Table:
     return grid
 
 
+CONSOLE_HELP = (
+    "Console (x in the detail of a request whose app raised): Python run in the frame that raised, inside the "
+    "worker that served it (each worker keeps its last 10 failures). Expressions show their value, statements "
+    "run (x = 1, then x); Ctrl+Up/Down or the frames list pick another frame; 3 s at most per evaluation. "
+    "It goes through the supervisor's pipes only: nothing over HTTP can reach it."
+)
+
 
 class HelpScreen(ModalScreen[None]):
     """A dialog listing ``bindings`` and the filter syntax."""
@@ -52,4 +59,5 @@ class HelpScreen(ModalScreen[None]):
             yield Static(keys, id="help-keys")
             yield Static("Filter (after /):", id="help-filter-title")
             yield Static(filter_help(), id="help-filter")
+            yield Static(CONSOLE_HELP, id="help-console", markup=False)
             yield Static("Esc closes", id="help-close")
