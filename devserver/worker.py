@@ -423,7 +423,12 @@ class _OutputToEvents:
         return len(text)
 
     def flush(self) -> None:
-        pass
+        """Write out this thread's unfinished line (a request's end flushes, so its last line is its own)."""
+        partial = getattr(self._local, "partial", "")
+        if partial:
+            self._local.partial = ""
+            self._emit(LogEvent(time.time(), os.getpid(), partial, self._level, requestlogs.current_id()))
+            requestlogs.note(partial)
 
     def isatty(self) -> bool:
         return False

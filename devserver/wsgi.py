@@ -96,6 +96,15 @@ class ErrorStream:
             self._emit(self._partial)
             self._partial = ""
 
+    def end_request(self) -> None:
+        """Write out what the request left unfinished, here and in the app's own output (a print with end="")."""
+        self.flush()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed or broken stream is the app's business, not this request's
+                pass
+
 
 _environ_keys: dict[str, str] = {}  # header name → environ key ("" for a dropped name), remembered
 
@@ -362,7 +371,7 @@ def start_wsgi(conn: Responder, exchange: Exchange, app: WSGIApp, script_name: s
         else:
             answer(outcome)
 
-    server.pool.call(done, requestlogs.call_with, exchange.logs, call.run, app, errors.flush)
+    server.pool.call(done, requestlogs.call_with, exchange.logs, call.run, app, errors.end_request)
 
 
 async def _finish_sending(sending: Awaitable[None], conn: Responder, exchange: Exchange, finished: Callable[[], None]) -> None:
@@ -382,7 +391,7 @@ async def serve_wsgi(conn: Responder, exchange: Exchange, app: WSGIApp, script_n
     errors = ErrorStream(server.log_line)
     call = AppCall(conn, exchange, build_environ(conn, exchange, script_name, path_info, errors, server))
     exchange.logs = requestlogs.LineCollector()
-    outcome: Outcome = await server.pool.submit(requestlogs.call_with, exchange.logs, call.run, app, errors.flush)
+    outcome: Outcome = await server.pool.submit(requestlogs.call_with, exchange.logs, call.run, app, errors.end_request)
     sending = _answer(conn, exchange, outcome, server)
     if sending is not None:
         await sending

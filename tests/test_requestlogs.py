@@ -29,7 +29,7 @@ def test_json_lines_name_their_request_whatever_the_body_cap(server_factory: Any
     requests = {r["target"].split("?")[1]: r for r in records if r["type"] == "RequestEvent"}
     for tag in tags:
         request = requests[tag]
-        expected = {f"print from {tag}", f"logging from {tag}", f"errors from {tag}"}
+        expected = {f"print from {tag}", f"logging from {tag}", f"errors from {tag}", f"unfinished print from {tag}"}
         logged = [r for r in records if r["type"] == "LogEvent" and r["text"].endswith(f" from {tag}")]
         assert {r["text"] for r in logged} == expected, logged
         assert request["request_id"] and all(r["request_id"] == request["request_id"] for r in logged), logged

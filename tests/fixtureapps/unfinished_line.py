@@ -1,4 +1,4 @@
-"""Writes to wsgi.errors a last line without its newline (and prints and logs): each belongs to its request."""
+"""Writes to wsgi.errors and prints a last line without its newline (and prints and logs): each belongs to its request."""
 
 import logging
 import time
@@ -12,5 +12,6 @@ def application(environ, start_response):
     time.sleep(0.01)  # let requests overlap in the worker's threads
     log.warning("logging from %s", tag)
     environ["wsgi.errors"].write(f"errors from {tag}")  # no newline: written out when the request ends
+    print(f"unfinished print from {tag}", end="")  # the same for the app's own output
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
     return [b"ok"]
