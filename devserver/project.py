@@ -10,6 +10,14 @@ in a worker (same methods) and adds the APP:
   old submodules set), and the app object, so the next request imports
   afresh and calls the factory again; caches third-party libraries keep
   outside the project (Bottle's templates) are cleared too;
+* before each request, ``cached()`` compares the project files the app was
+  built from with the disk (:class:`Freshness`: a stat per file): a change
+  is applied before answering, so the request right after a save runs the
+  new code even before the watcher's message arrives (which then finds
+  nothing left to do).  A change that needs a warm restart (Django, a
+  settings module) cannot be applied here: the worker tells the supervisor
+  at once (``ProjectUsage.stale``), which starts the restart without
+  waiting for the watcher;
 * what the app uses is reported to the supervisor's watcher in
   :class:`ProjectUsage` events: the project's module files, the
   third-party modules (the warm template preloads them), the files it
@@ -30,10 +38,13 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from . import appspec
+from . import appspec, filestamp
 from .config import Config
+from .control import Reload
 from .dynamic import DynamicModules, ImportFailed, NotFound
 from .projectfiles import ProjectFiles
+from .reload import ImportGraph, module_name, remove_bytecode
+from .reloadrules import Change, restart_reason
 
 WSGIApp = Callable[..., Iterable[bytes]]
 SOURCE_SUFFIXES = (".py", ".pyc", ".pyo", ".so", ".pyd")
@@ -57,6 +68,66 @@ class ProjectUsage:
     written: tuple[str, ...] = ()  # project files the app wrote: never triggers
     frameworks: tuple[str, ...] = ()  # loaded frameworks that matter to the reload strategy
     ready: bool = False  # the app is loaded (or failed to): the worker is taking requests
+    stale: tuple[str, ...] = ()  # files found changed before a request, needing a warm restart: start it now
+    template_files: tuple[str, ...] = ()  # project files a warm template loaded (warm.py): its changes rebuild it
+
+
+class ProjectGraph(ImportGraph):
+    """The import graph over the project modules the workers reported."""
+
+    def __init__(self, folder: str, files: set[str]) -> None:
+        super().__init__(folder)
+        self.files = files
+
+    def modules(self) -> dict[str, str]:
+        found = {}
+        for path in list(self.files):
+            name = module_name(self.folder, path)
+            if name is not None:
+                found[name] = path
+        return found
+
+
+class Freshness:
+    """Stamps of the project files the app was built from: which changed on disk since (a stat each)."""
+
+    def __init__(self) -> None:
+        self.stamps: dict[str, filestamp.Stamp] = {}
+        self.written: set[str] = set()  # files the app writes: not a reason to rebuild it (nor for the watcher)
+
+    def never(self, file: str) -> None:
+        self.written.add(file)
+        self.stamps.pop(file, None)
+
+    def stamp_one(self, file: str) -> None:
+        self.stamp((file,))
+
+    def stamp(self, files: Iterable[str]) -> None:
+        """Stamp ``files`` not stamped yet (before they are read, so a save meanwhile shows as a change)."""
+        for file in files:
+            if file not in self.stamps and file not in self.written:
+                stamp = filestamp.take(file)
+                if stamp is not None:
+                    self.stamps[file] = stamp
+
+    def changed(self) -> list[str]:
+        found = []
+        for file, stamp in list(self.stamps.items()):
+            now = filestamp.check(file, stamp)
+            if now is None:
+                found.append(file)
+            elif now is not stamp:
+                self.stamps[file] = now  # calmer: no more hashing
+        return found
+
+    def forget(self, files: Iterable[str]) -> None:
+        for file in files:
+            self.stamps.pop(file, None)
+
+    def current(self, files: Iterable[str]) -> bool:
+        """True if every file is stamped and unchanged: what is loaded was read from them as they are."""
+        stamps = self.stamps
+        return all(file in stamps and filestamp.check(file, stamps[file]) is not None for file in files)
 
 
 def _clear_bottle(module: ModuleType) -> None:
@@ -79,9 +150,13 @@ WARMERS: dict[str, Callable[[ModuleType], None]] = {"django.urls": _warm_django_
 class UsageReporter:
     """Collects what the app uses and emits it as ProjectUsage events (any thread)."""
 
-    def __init__(self, files: ProjectFiles, emit: Callable[[Any], None]) -> None:
+    def __init__(self, files: ProjectFiles, emit: Callable[[Any], None],
+                 on_file: Callable[[str], None] = lambda path: None,
+                 on_written: Callable[[str], None] = lambda path: None) -> None:
         self.files = files
         self.emit = emit
+        self.on_file = on_file  # a project file the app reads: called before an opened file is read
+        self.on_written = on_written  # a project file the app writes: its changes are the app's own
         self.pid = os.getpid()
         self.modules_seen = 0
         self.module_files: set[str] = set()
@@ -109,6 +184,10 @@ class UsageReporter:
             return
         known.add(absolute)
         known.add(path)
+        if writes:
+            self.on_written(absolute)
+        elif not self.files.excluded(absolute):
+            self.on_file(absolute)
         self.emit(ProjectUsage(time.time(), self.pid, written=(absolute,)) if writes
                   else ProjectUsage(time.time(), self.pid, opened=(absolute,)))
 
@@ -127,6 +206,7 @@ class UsageReporter:
                     if file not in self.module_files:
                         self.module_files.add(file)
                         files.append(file)
+                        self.on_file(file)
                 elif name not in self.third_party and not name.startswith(("devserver", "__")):
                     self.third_party.add(name)
                     third.append(name)
@@ -135,6 +215,10 @@ class UsageReporter:
         if files or third or found or ready:
             self.emit(ProjectUsage(time.time(), self.pid, tuple(files), tuple(third), frameworks=tuple(found),
                                    ready=ready))
+
+    def known_files(self) -> list[str]:
+        with self._lock:
+            return list(self.module_files)
 
     def watching(self, app: WSGIApp) -> WSGIApp:
         """``app`` that reports modules it imported while answering (lazy imports, first template...)."""
@@ -154,14 +238,21 @@ class ProjectModules:
     def __init__(self, config: Config, worker: Any) -> None:
         assert config.app is not None and config.app_dir is not None
         emit = worker.emit_threadsafe
+        self.worker = worker
         worker.on_message[Pause] = lambda message: pause(worker)
+        worker.on_message[Reload] = self._on_reload
         self.dynamic = DynamicModules(config.dynamic, follow_saves=config.reload)
         self.files = ProjectFiles(config.app_dir, config.reload_include, config.reload_exclude)
         appspec.put_on_path(config.app_dir)
         self.key = config.app
         self.spec = appspec.parse(config.app, config.app_dir)
         self.livereload = config.livereload
-        self.reporter = UsageReporter(self.files, emit)
+        self.follow_saves = config.reload
+        self.strategy = config.reload_strategy
+        self.fresh = Freshness()
+        self.graph: ProjectGraph | None = None  # built at the first change seen before a request
+        self.reporter = UsageReporter(self.files, emit, self.fresh.stamp_one, self.fresh.never) if config.reload \
+            else UsageReporter(self.files, emit)
         self._lock = threading.RLock()
         self._app: WSGIApp | None = None
         try:
@@ -182,10 +273,45 @@ class ProjectModules:
 
     # DynamicModules' interface -------------------------------------------------
     def cached(self, name: str, attribute: str | None = "application") -> WSGIApp | None:
-        """The loaded app, if any (the watcher's reload message is what purges it)."""
+        """The loaded app, unless a project file it was built from changed on disk (then None: rebuild it)."""
         if name != self.key:
             return self.dynamic.cached(name, attribute or "application")
-        return self._app
+        app = self._app
+        if app is not None and self.follow_saves:
+            changed = self.fresh.changed()
+            if changed and self._apply(changed):
+                return None
+        return app
+
+    def _apply(self, changed: list[str]) -> bool:
+        """Purge what ``changed`` affects, as the watcher would (True), or ask for a warm restart (False)."""
+        folder = self.files.folder
+        names = tuple(name for name in (module_name(folder, p) for p in changed if p.endswith(".py")) if name)
+        frameworks = frozenset(name for name in STRATEGY_FRAMEWORKS if name in sys.modules)
+        self.fresh.forget(changed)  # seen: stamped afresh when read again
+        if restart_reason(Change(self.strategy, frameworks, names, False)) is not None:
+            self.reporter.emit(ProjectUsage(time.time(), self.reporter.pid, stale=tuple(changed)))
+            return False
+        for path in changed:
+            if path.endswith(".py"):
+                remove_bytecode(path)  # a same-size save in the same second would pass Python's .pyc check
+        if self.graph is None:
+            self.graph = ProjectGraph(folder, self.reporter.module_files)
+        self.graph.forget(changed)
+        seeds = list(names) + ([self.spec.module] if len(names) < len(changed) else [])
+        self.purge(sorted(self.graph.affected(seeds)))
+        return True
+
+    def _on_reload(self, message: Reload) -> None:
+        """The watcher's reload: nothing to do when the request path already applied it (the files are as read)."""
+        if message.modules is None:
+            self.purge(self.loaded())
+        elif not (message.paths and self.follow_saves and self.fresh.current(message.paths)):
+            for path in message.paths:
+                if path.endswith(".py") and self.files.owns(path):
+                    remove_bytecode(path)
+            self.purge(message.modules)
+        self.worker.applied_generation = max(self.worker.applied_generation, message.generation)
 
     def app(self, name: str, attribute: str | None = "application") -> WSGIApp:
         if name != self.key:
@@ -199,6 +325,8 @@ class ProjectModules:
             return self._app
 
     def _load(self) -> WSGIApp:
+        if self.follow_saves:
+            self.fresh.stamp(self.reporter.known_files())  # before the import reads them
         try:
             target = appspec.load(self.spec)
         except appspec.AppLoadError as exc:
@@ -207,6 +335,8 @@ class ProjectModules:
             raise NotFound(str(exc)) from None
         finally:
             self.reporter.scan_modules()
+            if self.follow_saves:
+                self.fresh.stamp(self.reporter.known_files())  # the modules imported for the first time
         if self.livereload:
             from .inject import with_livereload
 

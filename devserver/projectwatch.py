@@ -27,13 +27,12 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from . import appspec
 from .control import PageChanged
 from .events import Event, LogEvent, ReloadEvent
-from .project import ProjectUsage
+from .project import ProjectGraph, ProjectUsage
 from .projectfiles import ProjectFiles
 from .reload import (
     ImportGraph,
@@ -42,51 +41,8 @@ from .reload import (
     module_name,
     remove_bytecode,
 )
+from .reloadrules import Change, restart_reason
 from .warm import WarmRestarter
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One batch of project changes, as the strategy table sees it."""
-
-    strategy: str  # --reload
-    frameworks: frozenset[str]
-    modules: tuple[str, ...]
-    import_failed: bool
-
-
-def _is_settings(module: str) -> bool:
-    return any(part == "settings" or part.startswith("settings_") for part in module.split(".")) \
-        or module == os.environ.get("DJANGO_SETTINGS_MODULE")
-
-
-RESTART_REASONS: tuple[tuple[Callable[[Change], bool], str], ...] = (
-    (lambda c: c.strategy == "restart", "--reload=restart"),
-    (lambda c: "django" in c.frameworks, "Django keeps URLs, settings and apps in the process"),
-    (lambda c: any(map(_is_settings, c.modules)), "a settings module changed"),
-    (lambda c: c.import_failed, "an import failed part-way: a fresh process drops its half-made state"),
-)
-
-
-def restart_reason(change: Change) -> str | None:
-    """Why ``change`` needs a warm restart, or None to reload in place."""
-    return next((reason for test, reason in RESTART_REASONS if test(change)), None)
-
-
-class ProjectGraph(ImportGraph):
-    """The import graph over the project modules the workers reported."""
-
-    def __init__(self, folder: str, files: set[str]) -> None:
-        super().__init__(folder)
-        self.files = files
-
-    def modules(self) -> dict[str, str]:
-        found = {}
-        for path in list(self.files):
-            name = module_name(self.folder, path)
-            if name is not None:
-                found[name] = path
-        return found
 
 
 class ProjectWatcher(Watcher):
@@ -201,8 +157,6 @@ class ProjectWatcher(Watcher):
 
     def reload_project(self, code: list[str], data: list[str]) -> None:
         started = time.perf_counter()
-        for path in code:
-            remove_bytecode(path)
         self.project_graph.forget(code)
         changed = tuple(name for name in (module_name(self.files.folder, p) for p in code) if name is not None)
         paths = tuple(code + data)
@@ -222,6 +176,8 @@ class ProjectWatcher(Watcher):
             if self.supervisor.config.livereload:
                 self.supervisor.broadcast(PageChanged("reload", urls))
         else:
+            for path in code:  # in place, each worker does it before importing again (project.py)
+                remove_bytecode(path)
             self.import_failed = False
             modules = list(changed)
             self.restarter.restart(reason, urls)
