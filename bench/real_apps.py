@@ -119,6 +119,8 @@ class Result:
     missed: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     stale: int = 0
+    stale_after_ms: list[float] = field(default_factory=list)  # how long after its save each stale request was sent
+    failures: Counter[str] = field(default_factory=Counter)
     note: str = ""
 
     def summary(self) -> dict[str, object]:
@@ -128,7 +130,8 @@ class Result:
         return {"app": self.app, "server": self.server, "edits": len(lat) + self.missed, "missed": self.missed,
                 "p50_ms": round(statistics.median(lat), 1) if lat else None, "p95_ms": pick(0.95),
                 "max_ms": round(lat[-1], 1) if lat else None, "requests": sum(self.outcomes.values()),
-                "failed": failed, "refused": self.outcomes["refused"], "stale": self.stale, "note": self.note}
+                "failed": failed, "refused": self.outcomes["refused"], "stale": self.stale,
+                "stale_after_ms": sorted(self.stale_after_ms)[-10:], "failures": dict(self.failures), "note": self.note}
 
 
 def _free_port() -> int:
@@ -203,11 +206,17 @@ class Load:
         self.stop.set()
         seen = self._receiver.recv() if self._receiver.poll(60) else []
         self.process.join(30)
+        order = {token: i for i, (_, token) in enumerate(saves)}
         for sent, outcome, token in seen:
             result.outcomes[outcome] += 1
-            current = next((t for saved, t in reversed(saves) if saved <= sent), None)
-            if outcome == "200" and current is not None and token != current:
+            current = next((i for i, (saved, _) in reversed(list(enumerate(saves))) if saved <= sent), None)
+            # Older than the last save that ended before the request was sent (a request sent while the
+            # next save was being written may already get that newer token: not stale).
+            if outcome == "200" and current is not None and order.get(token or "", -1) < current:
                 result.stale += 1
+                result.stale_after_ms.append(round((sent - saves[current][0]) * 1000, 1))
+            elif outcome not in ("200", "refused"):
+                result.failures[outcome] += 1
 
 
 def _start(argv: list[str], cwd: Path, port: int, path: str, log: Path) -> subprocess.Popen[bytes]:

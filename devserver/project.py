@@ -69,7 +69,11 @@ class ProjectUsage:
     frameworks: tuple[str, ...] = ()  # loaded frameworks that matter to the reload strategy
     ready: bool = False  # the app is loaded (or failed to): the worker is taking requests
     stale: tuple[str, ...] = ()  # files found changed before a request, needing a warm restart: start it now
-    template_files: tuple[str, ...] = ()  # project files a warm template loaded (warm.py): its changes rebuild it
+    marks: tuple[tuple[str, float], ...] = ()  # with ready: when each step of the worker's start ended (warm.py logs)
+
+
+# Steps of this process's start, (what, time.time()): a standby adds its own (warm.py); sent with "ready".
+START_MARKS: list[tuple[str, float]] = []
 
 
 class ProjectGraph(ImportGraph):
@@ -214,7 +218,7 @@ class UsageReporter:
             self.frameworks |= found
         if files or third or found or ready:
             self.emit(ProjectUsage(time.time(), self.pid, tuple(files), tuple(third), frameworks=tuple(found),
-                                   ready=ready))
+                                   ready=ready, marks=tuple(START_MARKS) if ready else ()))
 
     def known_files(self) -> list[str]:
         with self._lock:
@@ -237,6 +241,7 @@ class ProjectModules:
 
     def __init__(self, config: Config, worker: Any) -> None:
         assert config.app is not None and config.app_dir is not None
+        START_MARKS.append(("worker set up", time.time()))
         emit = worker.emit_threadsafe
         self.worker = worker
         worker.on_message[Pause] = lambda message: pause(worker)
@@ -255,9 +260,12 @@ class ProjectModules:
             else UsageReporter(self.files, emit)
         self._lock = threading.RLock()
         self._app: WSGIApp | None = None
+        START_MARKS.append(("loader ready", time.time()))
         try:
             self.app(self.key)
+            START_MARKS.append(("app imported", time.time()))
             self._warm()
+            START_MARKS.append(("URLs imported", time.time()))
         except (NotFound, ImportFailed):
             pass  # the first request answers 500 with the reason
         self.reporter.scan_modules(ready=True)

@@ -61,6 +61,7 @@ class ProjectWatcher(Watcher):
         self.project_graph = ProjectGraph(self.files.folder, self.module_files)
         self.restarter = WarmRestarter(supervisor)
         self._usage_lock = threading.Lock()
+        self._changes_lock = threading.Lock()
         supervisor.sink = self._filtered(supervisor.sink)
         self._reload_all = supervisor.reload_all
         supervisor.reload_all = self.reload_all  # the dashboard's R: a restart where in place cannot be right
@@ -91,10 +92,14 @@ class ProjectWatcher(Watcher):
             self.written.update(usage.written)
             self.frameworks.update(usage.frameworks)
         self.restarter.add_preload(usage.third_party)
+        if "django" in usage.frameworks:  # its setup goes in the warm template: a restart only imports the URLs
+            self.restarter.setup_module = self.spec.module
         if usage.ready:
-            self.restarter.note_ready(usage.worker_pid)
+            self.restarter.note_ready(usage.worker_pid, usage.marks)
             if self._warm_wanted() and self.restarter.restarts == 0:
                 self.restarter.prepare()
+        if usage.stale:  # a worker found these changed before a request and cannot apply them: restart now
+            self.on_changes(set(usage.stale))
 
     def _warm_wanted(self) -> bool:
         return self.supervisor is not None and (
@@ -128,6 +133,10 @@ class ProjectWatcher(Watcher):
         return None
 
     def on_changes(self, paths: set[str]) -> None:
+        with self._changes_lock:  # the watcher thread, and the event thread for a worker's notice
+            self._on_changes(paths)
+
+    def _on_changes(self, paths: set[str]) -> None:
         code: list[str] = []
         data: list[str] = []
         rest = set()
@@ -152,8 +161,7 @@ class ProjectWatcher(Watcher):
         if reason is None:
             self._reload_all()
             return
-        threading.Thread(target=self.restarter.restart, args=(f"reload of everything asked; {reason}", ()),
-                         name="devserver-restart", daemon=True).start()
+        self.restarter.request(f"reload of everything asked; {reason}", report=False)
 
     def reload_project(self, code: list[str], data: list[str]) -> None:
         started = time.perf_counter()
@@ -175,14 +183,14 @@ class ProjectWatcher(Watcher):
                                                            "the app is rebuilt on the next request", "info"))
             if self.supervisor.config.livereload:
                 self.supervisor.broadcast(PageChanged("reload", urls))
+            duration = (time.perf_counter() - started) * 1000
+            self._emit(ReloadEvent(time.time(), paths, tuple(modules), duration, errors, None))
         else:
-            for path in code:  # in place, each worker does it before importing again (project.py)
+            for path in code:  # the new workers import afresh: no .pyc of a same-second same-size save may pass
                 remove_bytecode(path)
             self.import_failed = False
-            modules = list(changed)
-            self.restarter.restart(reason, urls)
-        duration = (time.perf_counter() - started) * 1000
-        self._emit(ReloadEvent(time.time(), paths, tuple(modules), duration, errors, None))
+            # Reported (ReloadEvent) by the restarter once the new workers answer.
+            self.restarter.request(reason, urls, paths, changed, errors)
 
 
 def _is_syntax_error(text: str) -> bool:

@@ -23,16 +23,20 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from . import filestamp, forktemplate
 from .control import PageChanged
-from .events import LogEvent, WorkerEvent
-from .project import Pause
+from .events import LogEvent, ReloadEvent, WorkerEvent
+from .project import START_MARKS, Pause
 from .projectfiles import ProjectFiles
 from .supervisor import Supervisor, _Slot
 from .worker import worker_main
@@ -71,29 +75,66 @@ def preload(names: Iterable[str], folder: str) -> None:
 def standby_main(config: Any, sock: Any, event_pipe: Any, control: Any, generation: Any, index: int,
                  names: tuple[str, ...]) -> None:
     """A standby worker: preload, wait for "go", then serve as any worker."""
+    START_MARKS.append(("standby started", time.time()))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    preload(names, config.app_dir)
+    if names:  # spawned: a standby forked from the template has them already
+        preload(names, config.app_dir)
+        START_MARKS.append(("preloaded", time.time()))
     try:
         message = control.recv()
     except (EOFError, OSError):
         return  # the supervisor went away
+    START_MARKS.append(("go received", time.time()))
     if message == ("go",):
         worker_main(config, sock, event_pipe, control, generation, index)
 
 
+@dataclass
+class _Job:
+    """A restart asked for, with every change that came in before it started (they coalesce)."""
+
+    reasons: list[str]
+    pages: set[str]
+    paths: set[str]
+    modules: set[str]
+    errors: list[str]
+    seen: float  # time.time() of the first change
+    report: bool  # emit a ReloadEvent once done (False for the dashboard's R)
+
+
 class WarmRestarter:
-    """Standbys and the restart sequence, for one supervisor."""
+    """Standbys, the warm template they are forked from, and the restart sequence, for one supervisor.
+
+    Restarts run one at a time in their own thread (:meth:`request` returns at
+    once); the changes that arrive meanwhile make one more restart, which
+    loads the newest code once.
+    """
 
     def __init__(self, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
-        self.preload_names: list[str] = list(supervisor.config.preload)
+        config = supervisor.config
+        self.preload_names: list[str] = list(config.preload)
         self._known = set(self.preload_names)
         self._standbys: list[_Slot] = []
         self._standby_names: set[str] = set()
         self._lock = threading.Lock()  # one restart (or standby refill) at a time
         self._ready = threading.Condition()
         self._ready_pids: set[int] = set()
+        self._marks: dict[int, tuple[tuple[str, float], ...]] = {}
+        self._jobs = threading.Condition()
+        self._pending: _Job | None = None
+        self._runner: threading.Thread | None = None
+        self._go_stamps: dict[str, filestamp.Stamp] = {}  # changed files as they were when a restart's "go" went
+        self._gate = threading.Lock()  # orders pausing the workers and a restart's "go"
+        self._paused_since_go = False  # the current workers were told to stop accepting: they must be replaced
+        self.uses_template = forktemplate.available() and os.environ.get("DEVSERVER_WARM_TEMPLATE_OFF") is None
+        self.setup_module: str | None = None  # imported in the template: set for Django (the WSGI module)
+        self.template: forktemplate.Template | None = None
+        self._retired_templates: list[forktemplate.Template] = []
+        self._reports = tempfile.mkdtemp(prefix="devserver-template-")
+        self._template_count = 0
         self.restarts = 0
+        self.timeline = os.environ.get("DEVSERVER_RESTART_TIMELINE") is not None  # a line per step, for bench/
 
     # what the workers report -----------------------------------------------------
     def add_preload(self, names: Iterable[str]) -> None:
@@ -103,75 +144,198 @@ class WarmRestarter:
                     self._known.add(name)
                     self.preload_names.append(name)
 
-    def note_ready(self, pid: int) -> None:
+    def note_ready(self, pid: int, marks: tuple[tuple[str, float], ...] = ()) -> None:
         with self._ready:
             self._ready_pids.add(pid)
+            self._marks[pid] = marks
             self._ready.notify_all()
 
     # standbys ---------------------------------------------------------------------
-    def _spawn_standby(self, index: int) -> _Slot:
+    def _standby_args(self, index: int, names: tuple[str, ...]) -> tuple[_Slot, tuple[Any, ...]]:
         sup = self.supervisor
         receiver, sender = sup.ctx.Pipe(duplex=False)
         event_reader, event_writer = sup.ctx.Pipe(duplex=False)
+        # The same listening socket as the worker of this slot: with a socket per worker, what the
+        # kernel dealt to that socket waits there for this one.
+        args = (sup.config, sup.sockets[index % len(sup.sockets)], event_writer, receiver, sup.generation, index, names)
+        return _Slot(index, None, sender, event_reader, time.monotonic()), args
+
+    def _spawn_standby(self, index: int, template: forktemplate.Template | None) -> _Slot:
         with self._ready:
             names = tuple(self.preload_names)
-        process = sup.ctx.Process(target=standby_main, name=f"devserver-standby-{index}",
-                                  # The same listening socket as the worker of this slot: with a socket per
-                                  # worker, what the kernel dealt to that socket waits there for this one.
-                                  args=(sup.config, sup.sockets[index % len(sup.sockets)], event_writer, receiver,
-                                        sup.generation, index, names))
-        process.start()
-        receiver.close()
-        event_writer.close()
-        return _Slot(index, process, sender, event_reader, time.monotonic())
+        slot, args = self._standby_args(index, () if template is not None else names)
+        name = f"devserver-standby-{index}"
+        try:
+            if template is None:
+                slot.process = self.supervisor.ctx.Process(target=standby_main, name=name, args=args)
+                slot.process.start()
+            else:
+                slot.process = template.start(standby_main, name, args)
+        finally:
+            args[3].close()  # the standby's ends of its pipes: its own copies are what count now
+            args[2].close()
+        return slot
+
+    def _template(self) -> forktemplate.Template | None:
+        """The template to fork standbys from (a new one if the last went stale), or None: spawn them."""
+        if not self.uses_template:
+            return None
+        current = self.template
+        if current is not None and current.alive() and current.current():
+            return current
+        if current is not None and current.failed and current.current():
+            return None  # its setup failed and nothing it read changed: it would fail again
+        self._retire_template()
+        with self._ready:
+            names = tuple(self.preload_names)
+        self._template_count += 1
+        report = os.path.join(self._reports, f"template-{self._template_count}.json")
+        self.template = forktemplate.Template(names, self.supervisor.config.app_dir or ".", self.setup_module, report)
+        return self.template
+
+    def _retire_template(self) -> None:
+        if self.template is not None:
+            self.template.retire()
+            self._retired_templates.append(self.template)
+            self.template = None
+        self._retired_templates = [t for t in self._retired_templates if not t.reap()]
+
+    def _standbys_usable(self) -> bool:
+        if len(self._standbys) != self.supervisor.config.workers \
+                or not all(s.process.is_alive() for s in self._standbys):
+            return False
+        if self.template is not None and self._standbys_template is self.template:
+            return self.template.current()
+        with self._ready:
+            current = set(self.preload_names)
+        return self._standbys_template is None and not self.uses_template and self._standby_names >= current
+
+    _standbys_template: forktemplate.Template | None = None
+
+    def _ensure_standbys(self) -> None:
+        """Standbys for every slot, forked from a current template where there is one (under self._lock)."""
+        if self._standbys_usable():
+            return
+        self._discard_standbys()
+        template = self._template()
+        standbys: list[_Slot] = []
+        if template is not None:
+            try:
+                standbys = [self._spawn_standby(i, template) for i in range(self.supervisor.config.workers)]
+                if template.failed or not template.current():  # it failed, or read a file being saved: no use
+                    raise RuntimeError("template unusable")
+            except (OSError, EOFError, RuntimeError, ValueError):
+                self._stop_standbys(standbys)
+                standbys = []
+                if not template.failed:
+                    self._retire_template()
+                template = None
+        if not standbys:
+            standbys = [self._spawn_standby(i, None) for i in range(self.supervisor.config.workers)]
+        self._standbys = standbys
+        self._standbys_template = template
+        with self._ready:
+            self._standby_names = set(self.preload_names)
 
     def prepare(self) -> None:
-        """Start standbys with the current preload list, in the background."""
+        """Start standbys (and the template) in the background."""
         threading.Thread(target=self._refill, name="devserver-standby", daemon=True).start()
 
     def _refill(self) -> None:
         with self._lock:
             if self.supervisor._stopping.is_set():
                 return
-            with self._ready:
-                current = set(self.preload_names)
-            if len(self._standbys) == self.supervisor.config.workers and self._standby_names >= current \
-                    and all(s.process.is_alive() for s in self._standbys):
-                return
-            self._discard_standbys()
-            self._standbys = [self._spawn_standby(i) for i in range(self.supervisor.config.workers)]
-            self._standby_names = current
+            self._ensure_standbys()
 
     def _discard_standbys(self) -> None:
-        for standby in self._standbys:
+        self._stop_standbys(self._standbys)
+        self._standbys = []
+
+    @staticmethod
+    def _stop_standbys(standbys: list[_Slot]) -> None:
+        for standby in standbys:
             standby.control.close()  # EOF: the standby ends
             standby.events.close()
-        for standby in self._standbys:
+        for standby in standbys:
             standby.process.join(2)
             if standby.process.is_alive():
                 standby.process.kill()
                 standby.process.join(1)
-        self._standbys = []
 
     def stop(self) -> None:
+        with self._jobs:
+            self._pending = None
+            self._jobs.notify_all()
         with self._lock:
             self._discard_standbys()
+            self._retire_template()
+        shutil.rmtree(self._reports, ignore_errors=True)
 
     # the restart ------------------------------------------------------------------
-    def restart(self, reason: str, page_paths: tuple[str, ...]) -> float | None:
+    def request(self, reason: str, pages: Iterable[str] = (), paths: Iterable[str] = (), modules: Iterable[str] = (),
+                errors: str | None = None, report: bool = True) -> None:
+        """Ask for a restart; returns at once.  The current workers stop accepting now (the new ones will)."""
+        paths = set(paths)
+        with self._gate:
+            if self._covered(paths) and not self._paused_since_go:
+                return  # a worker's notice and the watcher's event for one save: its restart has loaded it
+            self._pause_current()
+            self._paused_since_go = True
+        with self._jobs:
+            job = self._pending
+            if job is None:
+                job = self._pending = _Job([], set(), set(), set(), [], time.time(), report)
+            if reason not in job.reasons:
+                job.reasons.append(reason)
+            job.pages.update(pages)
+            job.paths.update(paths)
+            job.modules.update(modules)
+            if errors:
+                job.errors.append(errors)
+            job.report = job.report or report
+            self._jobs.notify_all()
+            if self._runner is None:
+                self._runner = threading.Thread(target=self._run, name="devserver-restart", daemon=True)
+                self._runner.start()
+
+    def restart(self, reason: str, page_paths: tuple[str, ...] = ()) -> float | None:
+        """One restart now, in this thread (tests); returns ms until the new workers were ready."""
+        return self._restart(_Job([reason], set(page_paths), set(), set(), [], time.time(), False))
+
+    def _run(self) -> None:
+        stopping = self.supervisor._stopping
+        while not stopping.is_set():
+            with self._jobs:
+                while self._pending is None and not stopping.is_set():
+                    self._jobs.wait(0.5)
+                job, self._pending = self._pending, None
+            if job is not None:
+                self._restart(job)
+
+    def _covered(self, paths: set[str]) -> bool:
+        """True if every changed file is as it was when the last restart's new workers started loading."""
+        return bool(paths) and all(
+            path in self._go_stamps and filestamp.check(path, self._go_stamps[path]) is not None for path in paths)
+
+    def _restart(self, job: _Job) -> float | None:
         """Replace every worker (see the module docstring); returns ms until the new ones were ready."""
         sup = self.supervisor
-        started = time.perf_counter()
-        self._pause_current()  # from now on new connections wait in the backlog for the new workers
+        marks = [("change seen", job.seen)]
         with self._lock:
             if sup._stopping.is_set():
                 return None
-            self._pause_current()  # again: a restart that ran meanwhile started workers that accept
-            if len(self._standbys) != sup.config.workers or not all(s.process.is_alive() for s in self._standbys):
-                self._discard_standbys()
-                self._standbys = [self._spawn_standby(i) for i in range(sup.config.workers)]
+            with self._gate:
+                if self._covered(job.paths) and not self._paused_since_go:
+                    return None  # loaded by the restart that ran meanwhile, and its workers still accept
+                self._pause_current()  # again: a restart that ran meanwhile started workers that accept
+            self._ensure_standbys()
+            marks.append(("standbys ready", time.time()))
             new, self._standbys = self._standbys, []
-            with sup._lock:
+            template = self._standbys_template
+            with self._gate, sup._lock:
+                self._go_stamps.update((path, stamp) for path in job.paths if (stamp := filestamp.take(path)))
+                self._paused_since_go = False
+                go = time.time()
                 old = list(sup.slots)  # as they are now: a crashed worker may have been replaced meanwhile
                 for slot in old:
                     _send(slot, Pause())
@@ -182,21 +346,37 @@ class WarmRestarter:
                     slot.retired = True
                 sup.slots = new
                 sup._retired.extend(slot.events for slot in old)  # read to their end by the event thread
+            marks.append(("go sent", go))
             sup.sink([WorkerEvent(time.time(), slot.process.pid, "started", slot.index) for slot in new])
             ready = self._wait_ready([slot.process for slot in new])
-            elapsed = (time.perf_counter() - started) * 1000
+            marks.append(("all new workers ready", time.time()))
+            elapsed = (time.time() - go) * 1000
             for slot in old:
                 if sup.config.livereload:  # the pages these workers stream to reload onto the new ones
-                    _send(slot, PageChanged("reload", page_paths))
+                    _send(slot, PageChanged("reload", tuple(sorted(job.pages))))
             for slot in old:
                 slot.process.terminate()  # SIGTERM: finish what is in flight, then exit
             self.restarts += 1
-        threading.Thread(target=self._reap, args=(old,), name="devserver-reap", daemon=True).start()
+        threading.Thread(target=self._reap, args=(old, marks), name="devserver-reap", daemon=True).start()
         state = "ready" if ready else "not all ready (see their errors)"
+        how = "forked from the warm template" if template is not None else "started"
+        total = (time.time() - job.seen) * 1000
         sup.sink([LogEvent(time.time(), os.getpid(),
-                           f"warm restart ({reason}): {len(new)} new worker(s) {state} in {elapsed:.0f} ms", "info")])
+                           f"warm restart ({'; '.join(job.reasons)}): {len(new)} new worker(s) {how}, {state} in "
+                           f"{elapsed:.0f} ms ({total:.0f} ms after the change)", "info")])
+        if self.timeline:
+            with self._ready:
+                worker_marks = self._marks.get(new[0].process.pid, ())
+            self._log_timeline(marks + [(f"worker: {what}", when) for what, when in worker_marks], job.seen)
+        if job.report:
+            sup.sink([ReloadEvent(time.time(), tuple(sorted(job.paths)), tuple(sorted(job.modules)), total,
+                                  "\n".join(job.errors) or None, None)])
         self.prepare()
         return elapsed
+
+    def _log_timeline(self, marks: list[tuple[str, float]], start: float) -> None:
+        steps = ", ".join(f"{what} +{(when - start) * 1000:.0f}" for what, when in sorted(marks, key=lambda m: m[1]))
+        self.supervisor.sink([LogEvent(time.time(), os.getpid(), f"restart timeline (ms): {steps}", "info")])
 
     def _pause_current(self) -> list[_Slot]:
         with self.supervisor._lock:
@@ -217,7 +397,7 @@ class WarmRestarter:
                     return False
                 self._ready.wait(min(remaining, 0.1))
 
-    def _reap(self, old: list[_Slot]) -> None:
+    def _reap(self, old: list[_Slot], marks: list[tuple[str, float]]) -> None:
         sup = self.supervisor
         deadline = time.monotonic() + sup.config.shutdown_timeout + 2
         for slot in old:
@@ -227,6 +407,8 @@ class WarmRestarter:
                 slot.process.join(2)
             sup.sink([WorkerEvent(time.time(), slot.process.pid, "stopped", slot.index, slot.process.exitcode)])
             slot.control.close()
+        if self.timeline:
+            self._log_timeline([("old workers drained", time.time())], marks[0][1])
 
 
 def _send(slot: _Slot, message: object) -> None:
