@@ -298,7 +298,12 @@ class ProjectModules:
         frameworks = frozenset(name for name in STRATEGY_FRAMEWORKS if name in sys.modules)
         self.fresh.forget(changed)  # seen: stamped afresh when read again
         if restart_reason(Change(self.strategy, frameworks, names, False)) is not None:
+            # This request is answered by the code loaded (it was accepted before anyone knew); later
+            # connections wait in the socket's queue for the restarted workers, which the notice starts
+            # now (sent at once, not with the next batch of events).
+            pause(self.worker)
             self.reporter.emit(ProjectUsage(time.time(), self.reporter.pid, stale=tuple(changed)))
+            self.worker._flush_events()
             return False
         for path in changed:
             if path.endswith(".py"):

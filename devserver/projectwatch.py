@@ -98,8 +98,13 @@ class ProjectWatcher(Watcher):
             self.restarter.note_ready(usage.worker_pid, usage.marks)
             if self._warm_wanted() and self.restarter.restarts == 0:
                 self.restarter.prepare()
-        if usage.stale:  # a worker found these changed before a request and cannot apply them: restart now
-            self.on_changes(set(usage.stale))
+        if usage.stale:  # a worker found these changed before a request: it stopped accepting, restart now
+            with self._changes_lock:
+                if not any(self.project_change(path) for path in usage.stale):  # not ours to reload: still restart
+                    self.restarter.request("files the app read changed", (), usage.stale,
+                                           from_worker=usage.worker_pid)
+                else:
+                    self._on_changes(set(usage.stale), usage.worker_pid)
 
     def _warm_wanted(self) -> bool:
         return self.supervisor is not None and (
@@ -136,7 +141,7 @@ class ProjectWatcher(Watcher):
         with self._changes_lock:  # the watcher thread, and the event thread for a worker's notice
             self._on_changes(paths)
 
-    def _on_changes(self, paths: set[str]) -> None:
+    def _on_changes(self, paths: set[str], from_worker: int | None = None) -> None:
         code: list[str] = []
         data: list[str] = []
         rest = set()
@@ -149,7 +154,7 @@ class ProjectWatcher(Watcher):
             else:
                 rest.add(path)
         if code or data:
-            self.reload_project(code, data)
+            self.reload_project(code, data, from_worker)
         if rest:
             super().on_changes(rest)
 
@@ -163,7 +168,7 @@ class ProjectWatcher(Watcher):
             return
         self.restarter.request(f"reload of everything asked; {reason}", report=False)
 
-    def reload_project(self, code: list[str], data: list[str]) -> None:
+    def reload_project(self, code: list[str], data: list[str], from_worker: int | None = None) -> None:
         started = time.perf_counter()
         self.project_graph.forget(code)
         changed = tuple(name for name in (module_name(self.files.folder, p) for p in code) if name is not None)
@@ -190,7 +195,7 @@ class ProjectWatcher(Watcher):
                 remove_bytecode(path)
             self.import_failed = False
             # Reported (ReloadEvent) by the restarter once the new workers answer.
-            self.restarter.request(reason, urls, paths, changed, errors)
+            self.restarter.request(reason, urls, paths, changed, errors, from_worker=from_worker)
 
 
 def _is_syntax_error(text: str) -> bool:

@@ -273,11 +273,21 @@ class WarmRestarter:
 
     # the restart ------------------------------------------------------------------
     def request(self, reason: str, pages: Iterable[str] = (), paths: Iterable[str] = (), modules: Iterable[str] = (),
-                errors: str | None = None, report: bool = True) -> None:
-        """Ask for a restart; returns at once.  The current workers stop accepting now (the new ones will)."""
+                errors: str | None = None, report: bool = True, from_worker: int | None = None) -> None:
+        """Ask for a restart; returns at once.  The current workers stop accepting now (the new ones will).
+
+        ``from_worker``: the pid of a worker that found the change before a
+        request and stopped accepting; unless it was replaced already, the
+        restart must happen even if the change looks loaded.
+        """
         paths = set(paths)
         with self._gate:
-            if self._covered(paths) and not self._paused_since_go:
+            if from_worker is not None:
+                with self.supervisor._lock:
+                    current = {slot.process.pid for slot in self.supervisor.slots}
+                if from_worker not in current:
+                    return  # a worker a restart replaced already: its successor has the change
+            elif self._covered(paths) and not self._paused_since_go:
                 return  # a worker's notice and the watcher's event for one save: its restart has loaded it
             self._pause_current()
             self._paused_since_go = True
