@@ -323,8 +323,20 @@ class ProjectModules:
             for path in message.paths:
                 if path.endswith(".py") and self.files.owns(path):
                     remove_bytecode(path)
+            had_app = self._app is not None
+            self.fresh.forget(message.paths)  # stamped afresh when read again
             self.purge(message.modules)
+            if had_app:
+                # Rebuilt now rather than by the next request: that request is not slowed down, and
+                # the bytecode just removed is written again even if no request comes.
+                self.worker.pool.submit(self._rebuild)
         self.worker.applied_generation = max(self.worker.applied_generation, message.generation)
+
+    def _rebuild(self) -> None:
+        try:
+            self.app(self.key)
+        except (NotFound, ImportFailed):
+            pass  # the next request answers with the reason
 
     def app(self, name: str, attribute: str | None = "application") -> WSGIApp:
         if name != self.key:
