@@ -178,7 +178,6 @@ def serve_console(config: Config) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
-        import traceback; print("SIGNAL", signum, flush=True); traceback.print_stack(frame)
         stop.set()  # only record: a signal handler must not do the work, the loop below acts
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -29,6 +29,8 @@ in a worker (same methods) and adds the APP:
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 import sys
 import threading
@@ -41,7 +43,7 @@ from typing import Any
 from . import appspec, filestamp
 from .config import Config
 from .control import Reload
-from .dynamic import DynamicModules, ImportFailed, NotFound
+from .dynamic import PYC_RACY_NS, DynamicModules, ImportFailed, NotFound
 from .projectfiles import ProjectFiles
 from .reload import ImportGraph, module_name, remove_bytecode
 from .reloadrules import Change, restart_reason
@@ -156,11 +158,13 @@ class UsageReporter:
 
     def __init__(self, files: ProjectFiles, emit: Callable[[Any], None],
                  on_file: Callable[[str], None] = lambda path: None,
-                 on_written: Callable[[str], None] = lambda path: None) -> None:
+                 on_written: Callable[[str], None] = lambda path: None,
+                 on_source: Callable[[str], None] = lambda path: None) -> None:
         self.files = files
         self.emit = emit
         self.on_file = on_file  # a project file the app reads: called before an opened file is read
         self.on_written = on_written  # a project file the app writes: its changes are the app's own
+        self.on_source = on_source  # a .py or .pyc about to be read by an import
         self.pid = os.getpid()
         self.modules_seen = 0
         self.module_files: set[str] = set()
@@ -169,17 +173,28 @@ class UsageReporter:
         self.written: set[str] = set()
         self.frameworks: set[str] = set()
         self._lock = threading.Lock()
+        self._inside = threading.local()
         sys.addaudithook(self._audit)
 
     def _audit(self, event: str, args: tuple[Any, ...]) -> None:
-        if event != "open":
-            return
-        path, mode, flags = args
+        if event != "open" or getattr(self._inside, "hook", False):
+            return  # the hook's own reads (a stamp hashing a file) are not the app's
+        self._inside.hook = True
+        try:
+            self._opened(*args)
+        finally:
+            self._inside.hook = False
+
+    def _opened(self, path: Any, mode: Any, flags: Any) -> None:
         if isinstance(path, bytes):
             path = os.fsdecode(path)
-        if not isinstance(path, str) or path.endswith(SOURCE_SUFFIXES):
+        if not isinstance(path, str):
             return
         writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool((flags or 0) & WRITE_FLAGS)
+        if path.endswith(SOURCE_SUFFIXES):
+            if path.endswith((".py", ".pyc")) and not writes:
+                self.on_source(path)  # an import reading a module (or its bytecode)
+            return
         known = self.written if writes else self.opened
         if path in known:
             return
@@ -210,7 +225,8 @@ class UsageReporter:
                     if file not in self.module_files:
                         self.module_files.add(file)
                         files.append(file)
-                        self.on_file(file)
+                        if not self.files.excluded(file):
+                            self.on_file(file)
                 elif name not in self.third_party and not name.startswith(("devserver", "__")):
                     self.third_party.add(name)
                     third.append(name)
@@ -256,8 +272,8 @@ class ProjectModules:
         self.strategy = config.reload_strategy
         self.fresh = Freshness()
         self.graph: ProjectGraph | None = None  # built at the first change seen before a request
-        self.reporter = UsageReporter(self.files, emit, self.fresh.stamp_one, self.fresh.never) if config.reload \
-            else UsageReporter(self.files, emit)
+        self.reporter = UsageReporter(self.files, emit, self.fresh.stamp_one, self.fresh.never, self._source_read) \
+            if config.reload else UsageReporter(self.files, emit)
         self._lock = threading.RLock()
         self._app: WSGIApp | None = None
         START_MARKS.append(("loader ready", time.time()))
@@ -351,7 +367,7 @@ class ProjectModules:
 
     def _load(self) -> WSGIApp:
         if self.follow_saves:
-            self.fresh.stamp(self.reporter.known_files())  # before the import reads them
+            self.fresh.stamp(self._watched(self.reporter.known_files()))  # before the import reads them
         try:
             target = appspec.load(self.spec)
         except appspec.AppLoadError as exc:
@@ -361,12 +377,44 @@ class ProjectModules:
         finally:
             self.reporter.scan_modules()
             if self.follow_saves:
-                self.fresh.stamp(self.reporter.known_files())  # the modules imported for the first time
+                self.fresh.stamp(self._watched(self.reporter.known_files()))  # the modules imported for the first time
         if self.livereload:
             from .inject import with_livereload
 
             target = with_livereload(target)
         return self.reporter.watching(target)
+
+    def _source_read(self, path: str) -> None:
+        """An import is about to read ``path``: stamp the module's source first, and keep a doubtful .pyc out.
+
+        Stamped before the read, a save that lands during the import shows
+        as a change at the next request.  A ``.pyc`` records its source's
+        mtime in whole seconds (and its size): one written in the same
+        second as a same-size save (by the command line's check of APP, by
+        another worker) would pass Python's check; while the source is that
+        young, the ``.pyc`` is removed and the source compiled.
+        """
+        bytecode = path.endswith(".pyc")
+        if bytecode:
+            if "__pycache__" not in path:
+                return
+            try:
+                source = importlib.util.source_from_cache(path)
+            except ValueError:
+                return
+        else:
+            source = path
+        if not self.files.owns(source) or self.files.excluded(source):
+            return
+        self.fresh.stamp((source,))
+        stamp = self.fresh.stamps.get(source)
+        if bytecode and stamp is not None and time.time_ns() - stamp.mtime_ns < PYC_RACY_NS:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+    def _watched(self, files: list[str]) -> list[str]:
+        """``files`` but those --reload-exclude leaves out (the watcher ignores their changes too)."""
+        return [file for file in files if not self.files.excluded(file)]
 
     def changed_within(self, name: str, seconds: float) -> bool:
         """True if a project module file changed less than ``seconds`` ago (a save may be landing)."""

@@ -58,6 +58,13 @@ class _Reads:
     def _audit(self, event: str, args: tuple[Any, ...]) -> None:
         if not self.active or event != "open":
             return
+        self.active = False  # a stamp hashing a young file opens it too
+        try:
+            self._opened(args)
+        finally:
+            self.active = True
+
+    def _opened(self, args: tuple[Any, ...]) -> None:
         path = args[0]
         if isinstance(path, bytes):
             path = os.fsdecode(path)
