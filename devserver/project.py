@@ -76,6 +76,9 @@ class ProjectUsage:
 
 # Steps of this process's start, (what, time.time()): a standby adds its own (warm.py); sent with "ready".
 START_MARKS: list[tuple[str, float]] = []
+# Set in a warm restart's new worker (warm.py): once loaded it waits for "serve" before accepting, so that
+# a restart overtaken by newer edits while it loaded never serves its (already old) code.
+TAKEOVER_WAIT = False
 
 
 class ProjectGraph(ImportGraph):
@@ -285,6 +288,9 @@ class ProjectModules:
         except (NotFound, ImportFailed):
             pass  # the first request answers 500 with the reason
         self.reporter.scan_modules(ready=True)
+        if TAKEOVER_WAIT:
+            worker._flush_events()  # "ready" now, not with the next batch
+            await_takeover(worker.control)
 
     def _warm(self) -> None:
         for name, warm in WARMERS.items():
@@ -454,6 +460,17 @@ class ProjectModules:
 
     def loaded(self) -> list[str]:
         return [*self.project_modules(), *self.dynamic.loaded()]
+
+
+def await_takeover(control: Any) -> None:
+    """Block until the supervisor says "serve"; end the process if it lets this worker go instead."""
+    while True:
+        try:
+            message = control.recv()
+        except (EOFError, OSError):
+            raise SystemExit(0) from None
+        if message == ("serve",):
+            return
 
 
 def modules_for(config: Config, worker: Any) -> DynamicModules | ProjectModules:

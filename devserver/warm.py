@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from . import filestamp, forktemplate
+from . import filestamp, forktemplate, project
 from .control import PageChanged
 from .events import LogEvent, ReloadEvent, WorkerEvent
 from .project import START_MARKS, Pause
@@ -86,6 +86,7 @@ def standby_main(config: Any, sock: Any, event_pipe: Any, control: Any, generati
         return  # the supervisor went away
     START_MARKS.append(("go received", time.time()))
     if message == ("go",):
+        project.TAKEOVER_WAIT = True  # load, say "ready", then wait for "serve" before accepting
         worker_main(config, sock, event_pipe, control, generation, index)
 
 
@@ -342,24 +343,36 @@ class WarmRestarter:
             marks.append(("standbys ready", time.time()))
             new, self._standbys = self._standbys, []
             template = self._standbys_template
-            with self._gate, sup._lock:
+            with self._gate:
                 self._go_stamps.update((path, stamp) for path in job.paths if (stamp := filestamp.take(path)))
-                self._paused_since_go = False
                 go = time.time()
-                old = list(sup.slots)  # as they are now: a crashed worker may have been replaced meanwhile
-                for slot in old:
-                    _send(slot, Pause())
-                for slot in new:
-                    _send(slot, ("go",))
-                    slot.started = time.monotonic()
-                for slot in old:
-                    slot.retired = True
-                sup.slots = new
-                sup._retired.extend(slot.events for slot in old)  # read to their end by the event thread
+                with sup._lock:
+                    for slot in new:
+                        _send(slot, ("go",))
+                        slot.started = time.monotonic()
+                    sup._retired.extend(slot.events for slot in new)  # read meanwhile: they report "ready"
             marks.append(("go sent", go))
-            sup.sink([WorkerEvent(time.time(), slot.process.pid, "started", slot.index) for slot in new])
             ready = self._wait_ready([slot.process for slot in new])
             marks.append(("all new workers ready", time.time()))
+            with self._gate:
+                if self._superseded():  # edits came in while these loaded: the next restart loads them all
+                    self._drop(new)
+                    sup.sink([LogEvent(time.time(), os.getpid(), "warm restart: newer changes came in while the "
+                                                                 "new workers loaded; restarting again", "info")])
+                    return None
+                with sup._lock:
+                    old = list(sup.slots)  # as they are now: a crashed worker may have been replaced meanwhile
+                    for slot in old:
+                        _send(slot, Pause())
+                        slot.retired = True
+                    sup._retired = [pipe for pipe in sup._retired if all(pipe is not s.events for s in new)]
+                    sup._retired.extend(slot.events for slot in old)  # read to their end by the event thread
+                    sup.slots = new
+                    for slot in new:
+                        _send(slot, ("serve",))  # the new workers start accepting: the socket is theirs
+                self._paused_since_go = False
+            marks.append(("new workers accept", time.time()))
+            sup.sink([WorkerEvent(time.time(), slot.process.pid, "started", slot.index) for slot in new])
             elapsed = (time.time() - go) * 1000
             for slot in old:
                 if sup.config.livereload:  # the pages these workers stream to reload onto the new ones
@@ -383,6 +396,21 @@ class WarmRestarter:
                                   "\n".join(job.errors) or None, None)])
         self.prepare()
         return elapsed
+
+    def _superseded(self) -> bool:
+        """True if a restart is pending for files that changed after this one's workers started loading."""
+        with self._jobs:
+            job = self._pending
+        return job is not None and not self._covered(job.paths)
+
+    def _drop(self, slots: list[_Slot]) -> None:
+        """End loaded workers that will never serve (their events are read to the end meanwhile)."""
+        for slot in slots:
+            slot.control.close()  # EOF: a worker waiting for "serve" exits
+        for slot in slots:
+            if slot.process.is_alive():
+                slot.process.terminate()
+        threading.Thread(target=self._stop_standbys, args=(slots,), name="devserver-reap", daemon=True).start()
 
     def _log_timeline(self, marks: list[tuple[str, float]], start: float) -> None:
         steps = ", ".join(f"{what} +{(when - start) * 1000:.0f}" for what, when in sorted(marks, key=lambda m: m[1]))

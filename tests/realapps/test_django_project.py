@@ -7,19 +7,22 @@ answers and that no request fails or is refused meanwhile.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import LiveServer
 from realapp import (
+    DEADLINE,
     LiveReloadStream,
     SteadyLoad,
     assert_all_fresh,
     edit,
     get,
-    start,
     user_env,
     wait_for_body,
 )
@@ -71,7 +74,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(project: Path) -> Iterator:
-    live = start(project, "mysite.wsgi:application")
+    env = user_env()
+    env["SLOW_MARKER"] = str(project.parent / f"{project.name}-slow-import")  # see the last test
+    live = LiveServer(["--workers", "2", "mysite.wsgi:application"], project, env).start(timeout=DEADLINE)
     yield live
     live.stop()
 
@@ -116,3 +121,46 @@ def test_urls_edit_adds_a_route(server, project: Path) -> None:
     edit(project / "polls/urls.py", 'path("", views.index),', 'path("", views.index),\n    path("about/", views.about),', server)
     wait_for_body(server, "/polls/about/", "about polls")
     assert_all_fresh(server, "/polls/about/", "about polls")
+
+
+SLOW_VIEWS = '''
+import os
+import time
+
+from django.http import HttpResponse
+
+TEXT = "slow page 0"
+# Takes a while to import (after saying so): the edits below land while restarted workers load it.
+open(os.environ["SLOW_MARKER"] + "-" + TEXT.split()[-1], "w").close()
+time.sleep(1.0)
+
+
+def page(request):
+    return HttpResponse(TEXT)
+'''
+
+
+def test_edits_arriving_while_a_restart_loads_are_applied_once_with_the_last_one(server, project: Path) -> None:
+    """Edits made while restarted workers load supersede them: one more restart loads the last edit; nothing fails."""
+    slow = project / "polls/slowviews.py"
+    slow.write_text(SLOW_VIEWS.lstrip())
+    edit(project / "polls/urls.py", "from . import views", "from . import slowviews, views", server)
+    edit(project / "polls/urls.py", 'path("", views.index),', 'path("", views.index),\n    path("slow/", slowviews.page),',
+         server)
+    wait_for_body(server, "/polls/slow/", "slow page 0")
+    marker = Path(server.env["SLOW_MARKER"] + "-1")
+    with SteadyLoad(server, "/polls/slow/") as load:
+        mark = len(server.lines)
+        edit(slow, "slow page 0", "slow page 1")
+        deadline = time.monotonic() + DEADLINE
+        while not marker.exists():  # a restarted worker is importing edit 1
+            assert time.monotonic() < deadline, "no worker imported edit 1"
+            time.sleep(0.01)
+        for n in range(2, 6):
+            edit(slow, f"slow page {n - 1}", f"slow page {n}")
+        wait_for_body(server, "/polls/slow/", "slow page 5")
+        assert_all_fresh(server, "/polls/slow/", "slow page 5")
+    load.assert_clean()
+    server.wait_for(r"newer changes came in while the new workers loaded", start=mark)
+    served = [line for line in server.lines[mark:] if re.search(r"warm restart \(.*ready in", line)]
+    assert len(served) == 1, "the workers that loaded edit 1 served, or edits 2-5 took several restarts:\n" + "\n".join(served)
