@@ -300,6 +300,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     rows = []
+    print(f"load average at start: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores", flush=True)
     for name in args.apps.split(","):
         case = CASES[name]
         for server in args.servers.split(","):
@@ -309,14 +310,16 @@ def main() -> int:
             except RuntimeError as exc:
                 row = Result(case.name, label, note=str(exc).splitlines()[0]).summary()
             row["server"] = label
+            row["load_avg"] = round(os.getloadavg()[0], 2)  # the 1-minute load average once this row was measured
             rows.append(row)
             print(json.dumps(row), flush=True)
     print()
     print(f"{'app':8} {'server':22} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'missed':>6} {'requests':>8} "
-          f"{'failed':>6} {'refused':>7} {'stale':>6}")
+          f"{'failed':>6} {'refused':>7} {'stale':>6} {'load':>5}")
     for r in rows:
         print(f"{r['app']:8} {r['server']:22} {r['p50_ms']!s:>8} {r['p95_ms']!s:>8} {r['max_ms']!s:>8} "
-              f"{r['missed']:>6} {r['requests']:>8} {r['failed']:>6} {r['refused']:>7} {r['stale']:>6}")
+              f"{r['missed']:>6} {r['requests']:>8} {r['failed']:>6} {r['refused']:>7} {r['stale']:>6} "
+              f"{r['load_avg']:>5}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0
