@@ -50,6 +50,7 @@ from .reloadrules import Change, restart_reason
 
 WSGIApp = Callable[..., Iterable[bytes]]
 SOURCE_SUFFIXES = (".py", ".pyc", ".pyo", ".so", ".pyd")
+SAVE_PATIENCE = 2.0  # seconds an emptied module may stay empty before it counts as meant to be
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
@@ -79,6 +80,14 @@ START_MARKS: list[tuple[str, float]] = []
 # Set in a warm restart's new worker (warm.py): once loaded it waits for "serve" before accepting, so that
 # a restart overtaken by newer edits while it loaded never serves its (already old) code.
 TAKEOVER_WAIT = False
+
+
+def _emptied(file: str) -> bool:
+    """True if ``file`` is empty now (an editor that truncates, then writes, may be between the two)."""
+    try:
+        return os.stat(file).st_size == 0
+    except OSError:
+        return False
 
 
 class ProjectGraph(ImportGraph):
@@ -124,6 +133,8 @@ class Freshness:
         for file, stamp in list(self.stamps.items()):
             now = filestamp.check(file, stamp)
             if now is None:
+                if stamp.size and _emptied(file):
+                    continue  # truncated by a save still being written: the write is what to load
                 found.append(file)
             elif now is not stamp:
                 self.stamps[file] = now  # calmer: no more hashing
@@ -377,6 +388,9 @@ class ProjectModules:
         try:
             target = appspec.load(self.spec)
         except appspec.AppLoadError as exc:
+            # A module imported without the app in it (caught half written, say) must not stay cached:
+            # the next attempt imports it again.
+            sys.modules.pop(self.spec.module, None)
             if exc.kind == "failed":
                 raise ImportFailed(exc.module or self.spec.module, exc.traceback or str(exc)) from None
             raise NotFound(str(exc)) from None
@@ -427,12 +441,15 @@ class ProjectModules:
         if name != self.key:
             return self.dynamic.changed_within(name, seconds)
         now = time.time()
-        for file in list(self.reporter.module_files):
+        for file in self.reporter.known_files():
             try:
-                if now - os.stat(file).st_mtime < seconds:
-                    return True
+                st = os.stat(file)
             except OSError:
                 continue
+            # An empty module just emptied is a save between its truncation and its write, which a busy
+            # machine can hold apart for longer than ``seconds``.
+            if now - st.st_mtime < (SAVE_PATIENCE if st.st_size == 0 else seconds):
+                return True
         return False
 
     def project_modules(self) -> dict[str, ModuleType]:
