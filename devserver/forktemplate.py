@@ -46,7 +46,9 @@ class Template:
         with _STARTING:
             saved = mp_forkserver.connect_to_new_process
             mp_forkserver.connect_to_new_process = self.server.connect_to_new_process  # what popen_forkserver calls
-            os.environ[ENV] = self._spec  # read by the template when it starts (the forkserver inherits it)
+            starting = self.server._forkserver_pid is None  # type: ignore[attr-defined]
+            if starting:  # read by the template when it starts (the forkserver inherits the environment)
+                os.environ[ENV] = self._spec
             try:
                 process.start()
             finally:

@@ -4,28 +4,32 @@ Some changes cannot be applied in place (Django caches its URL resolver,
 app registry and settings in the process; a settings module; an import that
 failed half-way).  Then the workers are replaced:
 
-1. Standby processes were started ahead of time, one per worker, with the
-   third-party modules the app uses already imported (the warm template:
-   :func:`standby_main`).  They wait for "go" and hold no project module.
-2. The old workers are told to stop accepting ("pause"); in-flight requests,
-   keep-alive connections and live-reload streams carry on.  The listening
-   socket stays open in the supervisor, so new connections wait in its
-   backlog: none is refused.
-3. The standbys get "go": each imports the project and loads the app, then
-   accepts.  Once all say they are ready (a ``ProjectUsage(ready=True)``
-   event), the old workers tell their browsers to reload and get SIGTERM:
-   they finish what is in flight and exit.
-4. Fresh standbys are started in the background, with the modules seen so
-   far (the preload list grows as the app imports more).
+1. Standby processes wait, one per worker, forked from the warm template
+   (:mod:`devserver.forktemplate`: a forkserver that imported the app's
+   third-party modules and, for Django, ran ``django.setup()``), or spawned
+   where there is no forkserver.  A change to a file the template read (a
+   model, the settings) builds a new template first.
+2. On a change (from the watcher, or from a worker that found it before a
+   request: :meth:`WarmRestarter.request`), the current workers stop
+   accepting at once; in-flight requests, keep-alive connections and
+   live-reload streams carry on.  The listening sockets stay open in the
+   supervisor, so new connections wait in their backlog: none is refused.
+3. The standbys get "go": each imports the project and loads the app, says
+   it is ready, and waits.  If newer changes came in meanwhile, they are
+   dropped unused and the next restart loads everything at once (edits
+   coalesce rather than queue).  Otherwise they get "serve" and accept; the
+   old workers tell their browsers to reload and get SIGTERM: they finish
+   what is in flight and exit.
+4. Fresh standbys are forked in the background.
+
+``DEVSERVER_RESTART_TIMELINE=1`` logs when each step ended (bench/real_apps.py).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -37,39 +41,11 @@ from . import filestamp, forktemplate, project
 from .control import PageChanged
 from .events import LogEvent, ReloadEvent, WorkerEvent
 from .project import START_MARKS, Pause
-from .projectfiles import ProjectFiles
 from .supervisor import Supervisor, _Slot
+from .warmtemplate import preload
 from .worker import worker_main
 
 READY_TIMEOUT = 60.0  # seconds new workers get to load the app before the old ones stop anyway
-
-
-def preload(names: Iterable[str], folder: str) -> None:
-    """Import third-party ``names`` without letting any project module in.
-
-    The project folder leaves sys.path and DJANGO_SETTINGS_MODULE the
-    environment meanwhile: a module that needs the project's settings fails
-    here (and is imported later, by the worker, after them).  Failures are
-    expected and ignored; whatever project module slipped in is forgotten.
-    """
-    saved_path = list(sys.path)
-    sys.path[:] = [entry for entry in sys.path if os.path.realpath(entry or ".") != folder]
-    settings = os.environ.pop("DJANGO_SETTINGS_MODULE", None)
-    try:
-        for name in names:
-            try:
-                importlib.import_module(name)
-            except Exception:  # noqa: BLE001 - a module that cannot load early loads later
-                continue
-    finally:
-        sys.path[:] = saved_path
-        if settings is not None:
-            os.environ["DJANGO_SETTINGS_MODULE"] = settings
-    rules = ProjectFiles(folder)
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if file and rules.owns(file):
-            del sys.modules[name]
 
 
 def standby_main(config: Any, sock: Any, event_pipe: Any, control: Any, generation: Any, index: int,

@@ -27,6 +27,7 @@ import importlib.util
 import json
 import os
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from . import appspec, filestamp
@@ -84,9 +85,35 @@ class _Reads:
                 self.stamps[path] = stamp
 
 
-def build(spec: dict[str, Any]) -> None:
-    from .warm import preload
+def preload(names: Iterable[str], folder: str) -> None:
+    """Import third-party ``names`` without letting any project module in.
 
+    The project folder leaves sys.path and DJANGO_SETTINGS_MODULE the
+    environment meanwhile: a module that needs the project's settings fails
+    here (and is imported later, by the worker, after them).  Failures are
+    expected and ignored; whatever project module slipped in is forgotten.
+    """
+    saved_path = list(sys.path)
+    sys.path[:] = [entry for entry in sys.path if os.path.realpath(entry or ".") != folder]
+    settings = os.environ.pop("DJANGO_SETTINGS_MODULE", None)
+    try:
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - a module that cannot load early loads later
+                continue
+    finally:
+        sys.path[:] = saved_path
+        if settings is not None:
+            os.environ["DJANGO_SETTINGS_MODULE"] = settings
+    rules = ProjectFiles(folder)
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file and rules.owns(file):
+            del sys.modules[name]
+
+
+def build(spec: dict[str, Any]) -> None:
     folder = spec["folder"]
     preload([*spec["names"], *DEVSERVER_MODULES], folder)
     failed = False
