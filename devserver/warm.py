@@ -380,13 +380,18 @@ class WarmRestarter:
         return job is not None and not self._covered(job.paths)
 
     def _drop(self, slots: list[_Slot]) -> None:
-        """End loaded workers that will never serve (their events are read to the end meanwhile)."""
+        """End loaded workers that will never serve (the event thread reads their pipes to the end)."""
         for slot in slots:
             slot.control.close()  # EOF: a worker waiting for "serve" exits
-        for slot in slots:
-            if slot.process.is_alive():
-                slot.process.terminate()
-        threading.Thread(target=self._stop_standbys, args=(slots,), name="devserver-reap", daemon=True).start()
+
+        def reap() -> None:
+            for slot in slots:
+                slot.process.join(2)
+                if slot.process.is_alive():
+                    slot.process.kill()
+                    slot.process.join(1)
+
+        threading.Thread(target=reap, name="devserver-reap", daemon=True).start()
 
     def _log_timeline(self, marks: list[tuple[str, float]], start: float) -> None:
         steps = ", ".join(f"{what} +{(when - start) * 1000:.0f}" for what, when in sorted(marks, key=lambda m: m[1]))
