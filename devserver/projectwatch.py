@@ -131,7 +131,8 @@ class ProjectWatcher(Watcher):
             return None
         with self._usage_lock:
             if path.endswith(".py"):
-                used = path in self.module_files or self.import_failed or not self.module_files
+                used = path in self.module_files or self.import_failed or not self.module_files \
+                    or path in self.restarter.template_files()  # Django's models, settings, admin...
                 return "code" if used or self.files.included(path) else None
             if (path in self.opened and path not in self.written) or self.files.included(path):
                 return "data"

@@ -127,6 +127,13 @@ class WarmRestarter:
             self._marks[pid] = marks
             self._ready.notify_all()
 
+    def template_files(self) -> frozenset[str]:
+        """The project files the current warm template read (workers forked from the supervisor may not report
+        them: a Django set up before the fork never imports its models again)."""
+        template = self.template
+        report = template.report() if template is not None else None
+        return frozenset(report["files"]) if report else frozenset()
+
     # standbys ---------------------------------------------------------------------
     def _standby_args(self, index: int, names: tuple[str, ...]) -> tuple[_Slot, tuple[Any, ...]]:
         sup = self.supervisor
@@ -181,11 +188,15 @@ class WarmRestarter:
         if len(self._standbys) != self.supervisor.config.workers \
                 or not all(s.process.is_alive() for s in self._standbys):
             return False
-        if self.template is not None and self._standbys_template is self.template:
-            return self.template.current()
+        if self._standbys_template is not None:
+            return self._standbys_template is self.template and self.template.current()
+        # Spawned: right where there is no template to fork from (none, or one whose setup fails as things are).
+        template = self.template
+        if self.uses_template and not (template is not None and template.failed and template.current()):
+            return False
         with self._ready:
             current = set(self.preload_names)
-        return self._standbys_template is None and not self.uses_template and self._standby_names >= current
+        return self._standby_names >= current
 
     _standbys_template: forktemplate.Template | None = None
 
@@ -284,10 +295,6 @@ class WarmRestarter:
             if self._runner is None:
                 self._runner = threading.Thread(target=self._run, name="devserver-restart", daemon=True)
                 self._runner.start()
-
-    def restart(self, reason: str, page_paths: tuple[str, ...] = ()) -> float | None:
-        """One restart now, in this thread (tests); returns ms until the new workers were ready."""
-        return self._restart(_Job([reason], set(page_paths), set(), set(), [], time.time(), False))
 
     def _run(self) -> None:
         stopping = self.supervisor._stopping
