@@ -123,6 +123,24 @@ def test_urls_edit_adds_a_route(server, project: Path) -> None:
     assert_all_fresh(server, "/polls/about/", "about polls")
 
 
+def test_a_model_edit_rebuilds_the_warm_template_and_is_served(server, project: Path) -> None:
+    """models.py is read by django.setup(), which the warm template ran: its change needs a new template."""
+    (project / "polls/models.py").write_text(
+        (project / "polls/models.py").read_text() + '\nLABEL = "model label one"\n')
+    edit(project / "polls/views.py", "def detail(",
+         "def label(request):\n    from .models import LABEL\n    return HttpResponse(LABEL)\n\n\ndef detail(")
+    edit(project / "polls/urls.py", 'path("", views.index),', 'path("", views.index),\n    path("label/", views.label),',
+         server)
+    wait_for_body(server, "/polls/label/", "model label one")
+    mark = len(server.lines)
+    with SteadyLoad(server, "/polls/label/") as load:
+        edit(project / "polls/models.py", "model label one", "model label two", server)
+        wait_for_body(server, "/polls/label/", "model label two")
+    assert_all_fresh(server, "/polls/label/", "model label two")
+    load.assert_clean()
+    server.wait_for(r"reloaded polls\.models", start=mark)
+
+
 SLOW_VIEWS = '''
 import os
 import time
