@@ -40,6 +40,9 @@ def _is_venv(directory: str) -> bool:
     return os.path.isfile(os.path.join(directory, "pyvenv.cfg"))
 
 
+_OWNED: dict[str, dict[str, bool]] = {}  # folder -> path -> owned
+
+
 class ProjectFiles:
     """The rules for one project folder (an absolute, real path)."""
 
@@ -47,7 +50,9 @@ class ProjectFiles:
         self.folder = os.path.realpath(folder)
         self.include = include
         self.exclude = exclude + WRITTEN_BY_APPS
-        self._owned: dict[str, bool] = {}
+        # Shared by every instance for this folder: filled once in a process (the command line's check,
+        # the warm template), a forked worker inherits the answers for the ~1000 modules it scans.
+        self._owned = _OWNED.setdefault(self.folder, {})
 
     def owns(self, path: str) -> bool:
         """True if ``path`` (absolute) is one of the project's own files (cached: asked per module, often)."""

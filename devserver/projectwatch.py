@@ -106,6 +106,17 @@ class ProjectWatcher(Watcher):
                 else:
                     self._on_changes(set(usage.stale), usage.worker_pid)
 
+    def start(self, supervisor: Any) -> None:
+        super().start(supervisor)
+        if any(name.partition(".")[0] == "django" for name in supervisor.config.preload):
+            # Known from the command line's check of APP: the warm template (with django.setup()) starts
+            # now, alongside the first workers, so that it is ready for the first edit.
+            with self._usage_lock:
+                self.frameworks.add("django")
+            self.restarter.setup_module = self.spec.module
+        if self._warm_wanted():
+            self.restarter.prepare()
+
     def _warm_wanted(self) -> bool:
         return self.supervisor is not None and (
             "django" in self.frameworks or self.supervisor.config.reload_strategy == "restart")

@@ -169,6 +169,10 @@ class WarmRestarter:
             return current
         if current is not None and current.failed and current.current():
             return None  # its setup failed and nothing it read changed: it would fail again
+        if current is not None:
+            why = "a file it read changed" if not current.current() else "its process ended"
+            self.supervisor.sink([LogEvent(time.time(), os.getpid(), f"warm template: a new one starts ({why})",
+                                           "info")])
         self._retire_template()
         with self._ready:
             names = tuple(self.preload_names)
@@ -315,6 +319,9 @@ class WarmRestarter:
         """Replace every worker (see the module docstring); returns ms until the new ones were ready."""
         sup = self.supervisor
         marks = [("change seen", job.seen)]
+        saved = [os.stat(path).st_mtime for path in job.paths if os.path.exists(path)]
+        if saved:
+            marks.append(("file saved", max(saved)))
         with self._lock:
             if sup._stopping.is_set():
                 return None
