@@ -3,11 +3,11 @@
 Threads: one reads the workers' event pipes and hands batches to the sink (console
 log or dashboard); one watches worker sentinels and replaces a worker that
 died.  The first workers are forked before any thread starts (when the
-process has none yet, as under the console log): they start without an
-interpreter start of their own and share the imported modules' pages with
-the supervisor.  Once the process has threads, workers are started with the
-``spawn`` context (forking a threaded process is unsafe): restarts, and the
-dashboard's workers.
+process has none yet, as under the console log and the dashboard): they
+start without an interpreter start of their own and share the imported
+modules' pages with the supervisor.  Once the process has threads, workers
+are started with the ``spawn`` context (forking a threaded process is
+unsafe): restarts.
 
 The sink is called through :meth:`Supervisor._deliver`, which contains
 whatever it raises: a log whose stdout went away (``devserver | head``) must
@@ -17,6 +17,7 @@ not stop the supervisor from stopping its workers.
 from __future__ import annotations
 
 import errno
+import gc
 import multiprocessing
 import os
 import socket
@@ -80,6 +81,22 @@ def _fork_context() -> Any:
     if threading.active_count() != 1 or "fork" not in multiprocessing.get_all_start_methods():
         return None
     return multiprocessing.get_context("fork")
+
+
+def _prepare_forks(config: Config) -> None:
+    """Import what every worker needs, once, and keep it out of the garbage collector's reach.
+
+    The forks share these modules' pages with the supervisor for as long as
+    nobody writes to them.  A collection writes to the header of every object
+    it examines, which would copy most of those pages into each process;
+    frozen objects are never examined again, in the supervisor or in the
+    workers (gc.freeze is inherited).
+    """
+    from . import worker  # noqa: F401 - imported here to be shared by the forks
+
+    if config.livereload:
+        from . import livereload  # noqa: F401 - every worker installs it
+    gc.freeze()
 
 
 def _worker_context() -> Any:
@@ -235,7 +252,14 @@ class Supervisor:
         return self.config.url
 
     def start(self) -> None:
-        """Bind and start everything; raises StartError with a user-facing message."""
+        """Bind and start everything; raises StartError with a user-facing message.
+
+        In the order that gets the first answer out soonest: the sockets first
+        (from then on a request waits in a backlog, it is never refused), then
+        what the workers need and the workers; what only the supervisor uses
+        (the sink's first lines, the watchers and what they import) follows,
+        while the workers start.
+        """
         raise_open_files_limit()  # before the workers start: they inherit it
         self.sockets = bind_for_workers(self.config.host, self.config.port, self.config.backlog, self.config.workers)
         self.sock = self.sockets[0]
@@ -243,13 +267,14 @@ class Supervisor:
         self.generation = self.ctx.RawValue("Q", 0)
         fork = _fork_context()
         if fork is not None:
-            from . import worker  # noqa: F401 - imported once here, shared by the forks
+            _prepare_forks(self.config)
         for index in range(self.config.workers):
-            self.slots.append(self._spawn(index, fork=fork))
-        self._thread(self._read_events, "events")
-        self._thread(self._monitor, "monitor")
+            self.slots.append(self._spawn(index, fork=fork, announce=False))
+        self._deliver([WorkerEvent(time.time(), slot.process.pid, "started", slot.index) for slot in self.slots])
         for watcher in self.watchers:  # before "listening": an edit saved after it is seen
             watcher.start(self)
+        self._thread(self._read_events, "events")
+        self._thread(self._monitor, "monitor")
         notes = (*self.config.notices, *exposure_notes(self.sock.getsockname()[0], self.config.port))
         self._deliver([ServerEvent(time.time(), "listening", self.url, self.config.workers, notes)])
 
@@ -258,7 +283,7 @@ class Supervisor:
         thread.start()
         self._threads.append(thread)
 
-    def _spawn(self, index: int, restarts: int = 0, fork: Any = None) -> _Slot:
+    def _spawn(self, index: int, restarts: int = 0, fork: Any = None, announce: bool = True) -> _Slot:
         receiver, sender = self.ctx.Pipe(duplex=False)
         event_reader, event_writer = self.ctx.Pipe(duplex=False)
         inflight = new_table(self.ctx)
@@ -276,8 +301,8 @@ class Supervisor:
         process.start()
         receiver.close()
         event_writer.close()  # the worker holds the only writer: its death reads as EOF here
-        state = "restarted" if restarts else "started"
-        self._deliver([WorkerEvent(time.time(), process.pid, state, index)])
+        if announce:
+            self._deliver([WorkerEvent(time.time(), process.pid, "restarted" if restarts else "started", index)])
         return _Slot(index, process, sender, event_reader, time.monotonic(), restarts, inflight)
 
     # threads -----------------------------------------------------------------
