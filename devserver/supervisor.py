@@ -206,6 +206,55 @@ def bind_for_workers(host: str, port: int, backlog: int, workers: int) -> list[s
     return sockets
 
 
+_bound_early: list[socket.socket] = []  # see bind_early
+
+
+def bind_early(host: str, port: int, backlog: int, workers: int) -> None:
+    """Bind the listening sockets now, before the slow parts of a start (importing APP to check it).
+
+    From then on a request waits in a backlog for the workers instead of
+    being refused.  The next :meth:`Supervisor.start` on this address takes
+    these sockets; where binding fails here, that start binds again and says
+    why, after the command line's own errors.
+    """
+    release_early()
+    try:
+        _bound_early[:] = bind_for_workers(host, port, backlog, workers)
+    except StartError:
+        pass
+
+
+def release_early() -> None:
+    """Close sockets bound by :func:`bind_early` that no supervisor took."""
+    while _bound_early:
+        _bound_early.pop().close()
+
+
+def _take_early(host: str, port: int, workers: int) -> list[socket.socket]:
+    """The sockets :func:`bind_early` bound for this address and number of workers, else none."""
+    sockets, _bound_early[:] = list(_bound_early), []
+    expected = 1 if workers == 1 or not SPREAD_BY_KERNEL else workers
+    try:
+        address = sockets[0].getsockname() if sockets else None
+    except OSError:
+        address = None
+    wanted = address is not None and len(sockets) == expected and port in (0, address[1]) \
+        and _same_host(host, address[0])
+    if not wanted:
+        for sock in sockets:
+            sock.close()
+        return []
+    return sockets
+
+
+def _same_host(host: str, bound: str) -> bool:
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError):
+        return False
+    return bool(infos) and infos[0][4][0] == bound
+
+
 def raise_open_files_limit(ceiling: int = 65536) -> None:
     """Raise the soft open-files limit to the hard limit (at most ``ceiling``).
 
@@ -261,7 +310,8 @@ class Supervisor:
         while the workers start.
         """
         raise_open_files_limit()  # before the workers start: they inherit it
-        self.sockets = bind_for_workers(self.config.host, self.config.port, self.config.backlog, self.config.workers)
+        self.sockets = _take_early(self.config.host, self.config.port, self.config.workers) or \
+            bind_for_workers(self.config.host, self.config.port, self.config.backlog, self.config.workers)
         self.sock = self.sockets[0]
         self.config = replace(self.config, port=self.sock.getsockname()[1])
         self.generation = self.ctx.RawValue("Q", 0)
