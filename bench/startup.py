@@ -17,8 +17,11 @@ files written and the files in the page cache.
 
 devserver runs with its app as APP (``devserver hello:application``), once
 with ``--no-tui`` and once with its dashboard on a 160x48 pseudo-terminal.
+``--before DIR`` adds both runs of another checkout of devserver (DIR first
+on PYTHONPATH) to the same interleaved rounds, as ``before-app`` and
+``before-dashboard``: a change is judged on the same minutes of a busy machine.
 
-    python bench/startup.py [--rounds 3] [--workers 2] [--json PATH]
+    python bench/startup.py [--rounds 3] [--workers 2] [--only NAMES] [--before DIR] [--json PATH]
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import servers
@@ -218,13 +221,33 @@ def raw(outcome: Outcome) -> dict[str, object]:
             "failures": outcome.failures}
 
 
+def _checkout_builders(folder: Path) -> dict[str, Builder]:
+    """devserver-app and devserver-dashboard, run from the checkout in ``folder``."""
+
+    def build(name: str, base: Builder) -> Builder:
+        def builder(site: Site, port: int, workers: int) -> ServerSpec:
+            spec = base(site, port, workers)
+            return replace(spec, name=name, env={**spec.env, "PYTHONPATH": str(folder)})
+
+        return builder
+
+    return {"before-app": build("before-app", BUILDERS["devserver-app"]),
+            "before-dashboard": build("before-dashboard", BUILDERS["devserver-dashboard"])}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="workers (default %(default)s)")
     parser.add_argument("--only", default="", help="comma-separated servers: " + ",".join(BUILDERS))
     parser.add_argument("--json", metavar="PATH", help="write every start to PATH")
+    parser.add_argument("--before", metavar="DIR", type=Path,
+                        help="also run the devserver checkout in DIR (before-app, before-dashboard)")
     opts = parser.parse_args(argv)
+    if opts.before is not None:
+        if not (opts.before / "devserver" / "__init__.py").is_file():
+            parser.error(f"--before {opts.before}: no devserver package there")
+        BUILDERS.update(_checkout_builders(opts.before.resolve()))
     if opts.rounds < 1 or opts.workers < 1:
         parser.error("--rounds and --workers must be at least 1")
     names = [n.strip() for n in opts.only.split(",") if n.strip()] or list(BUILDERS)
