@@ -295,7 +295,7 @@ def find_dashboard() -> Callable[[Config], int] | None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .supervisor import bind_early, release_early
+    from .listen import bind_early, release_early
 
     # The socket before anything slow (checking APP imports it, a framework's import takes a while): a
     # request that arrives meanwhile waits for the workers, it is not refused.
