@@ -60,7 +60,6 @@ class DynamicModules:
         self._lock = threading.RLock()
         self._apps: dict[str, WSGIApp] = {}
         self._stamps: dict[str, filestamp.Stamp] = {}  # the file of each imported module, as it was imported
-        self._real_dirs: dict[str, str] = {}  # folder of a module file -> its realpath (see is_ours)
         if self.folder not in sys.path:
             # Apps import their sibling modules by plain name, as a script's folder allows.
             sys.path.insert(0, self.folder)
@@ -86,20 +85,7 @@ class DynamicModules:
     def is_ours(self, module: ModuleType) -> bool:
         """True if ``module`` was loaded from a file inside the folder."""
         file = getattr(module, "__file__", None)
-        if file is None:
-            return False
-        # Every load asks this of all the process's modules (hundreds, in a few dozen folders): the folders'
-        # realpaths are remembered, so a module costs one lstat here, not one per path component (12 ms a load).
-        head, tail = os.path.split(file)
-        if not os.path.isabs(head):
-            return os.path.realpath(file).startswith(self.folder + os.sep)
-        real_head = self._real_dirs.get(head)
-        if real_head is None:
-            real_head = self._real_dirs[head] = os.path.realpath(head)
-        real = os.path.join(real_head, tail)
-        if os.path.islink(real):
-            real = os.path.realpath(real)
-        return real.startswith(self.folder + os.sep)
+        return file is not None and os.path.realpath(file).startswith(self.folder + os.sep)
 
     def load(self, name: str) -> ModuleType:
         """Import (or reuse) module ``name`` from the folder.
