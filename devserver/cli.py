@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from . import __version__, appspec
-from .config import DEFAULT_HOST, DEFAULT_PORT, Config
+from .config import DEFAULT_BACKLOG, DEFAULT_HOST, DEFAULT_PORT, Config
 from .projectfiles import ProjectCheck, ProjectFiles
 
 APP_PATTERN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):([A-Za-z_][A-Za-z0-9_]*)\Z")
@@ -272,15 +272,21 @@ def check_app(app: str, dynamic: str, fail: Callable[[str], object]) -> None:
 def find_dashboard() -> Callable[[Config], int] | None:
     """The dashboard runner registered by an installed package (the ``tui`` package).
 
-    Looked up by entry point so that devserver never imports the UI itself.
-    importlib.metadata is imported here: scanning the installed packages
-    costs a start with ``--no-tui`` time for nothing.
+    Looked up by entry point so that devserver never imports the UI itself;
+    read by :mod:`devserver.entrypoints` (about a millisecond), with
+    importlib.metadata (tens of milliseconds on every start in a terminal)
+    only when that finds none.
     """
-    from importlib.metadata import entry_points
+    from . import entrypoints
 
-    for entry in entry_points(group=DASHBOARD_GROUP):
+    found = entrypoints.values(DASHBOARD_GROUP)
+    if not found:
+        from importlib.metadata import entry_points
+
+        found = [entry.value for entry in entry_points(group=DASHBOARD_GROUP)]
+    for value in found:
         try:
-            return entry.load()  # type: ignore[no-any-return]
+            return entrypoints.load(value)  # type: ignore[no-any-return]
         except ImportError:
             continue
     return None
@@ -289,14 +295,22 @@ def find_dashboard() -> Callable[[Config], int] | None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    config = config_from_args(args, parser)
-    if config.tui:
-        dashboard = find_dashboard()
-        if dashboard is not None:
-            return dashboard(config)
-    from .console import serve_console
+    from .listen import bind_early, release_early
 
-    return serve_console(config)
+    # The socket before anything slow (checking APP imports it, a framework's import takes a while): a
+    # request that arrives meanwhile waits for the workers, it is not refused.
+    bind_early(args.host, args.port, DEFAULT_BACKLOG, args.workers)
+    try:
+        config = config_from_args(args, parser)
+        if config.tui:
+            dashboard = find_dashboard()
+            if dashboard is not None:
+                return dashboard(config)
+        from .console import serve_console
+
+        return serve_console(config)
+    finally:
+        release_early()
 
 
 if __name__ == "__main__":

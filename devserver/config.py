@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8899
+DEFAULT_BACKLOG = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,7 @@ class Config:
     keepalive_timeout: float = 15.0
     shutdown_timeout: float = 5.0
     queue_size: int = 10_000
-    backlog: int = 1024
+    backlog: int = DEFAULT_BACKLOG
     log_rows: int = 10_000
     capture_dir: str = ""  # where workers record bodies for the dashboard ("": not recorded)
     body_cap: int = 1024 * 1024  # bytes kept of each request and response body

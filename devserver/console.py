@@ -16,11 +16,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict
-from typing import Any, TextIO
-
-from rich.console import Console
-from rich.markup import escape
-from rich.style import Style
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .config import Config
 from .events import DroppedEvents, Event, LogEvent, ReloadEvent, RequestEvent, ServerEvent, WorkerEvent, WorkerStatus
@@ -28,6 +24,9 @@ from .output import OutputWriter
 from .reloadlog import ReloadFilter, reload_name
 from .safetext import escape_controls
 from .supervisor import StartError, Supervisor
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 STATUS_STYLE = {1: "white", 2: "green", 3: "cyan", 4: "yellow", 5: "bold red"}
 REQUEST_BACKPRESSURE = 1.0  # seconds a batch of request lines may wait for a slow stdout before it is dropped
@@ -45,6 +44,8 @@ def human_bytes(count: int) -> str:
 
 def _painter(console: Console, style: str) -> tuple[str, str]:
     """The escape codes ``rich`` would wrap text in for ``style`` on this console."""
+    from rich.style import Style
+
     if console.color_system is None:
         return "", ""
     # Console.color_system is the name; Style.render takes the enum, which Console keeps privately.
@@ -59,22 +60,36 @@ class ConsoleLog:
     Request lines are the hot path (thousands a second under load): they are
     written with escape codes that ``rich`` computed once per style, instead
     of parsing markup per line, which costs ~100 µs a line.
+
+    ``rich`` is imported with the first batch, not before: the supervisor
+    constructs its log before it starts the workers, and they need none of it.
     """
 
     def __init__(self, stream: TextIO | None = None, log_format: str = "text", dynamic: str | None = None) -> None:
-        stream = stream or sys.stdout
-        # Only renders (captured to strings): the writer thread does every write.
-        self.console = Console(file=stream, highlight=False, soft_wrap=True)
-        self.output = OutputWriter(stream)
+        self.stream = stream or sys.stdout
+        self.output = OutputWriter(self.stream)
         self.json = log_format == "json"
         self.dynamic = dynamic
         self.dropped: dict[int, int] = {}
         self.reloads = ReloadFilter()
         self._lock = threading.Lock()
-        self._paint = {name: _painter(self.console, name) for name in {"dim", "bold", *STATUS_STYLE.values()}}
+        self._console: Console | None = None
+        self._paint: dict[str, tuple[str, str]] = {}
+
+    @property
+    def console(self) -> Console:
+        """The ``rich`` console that renders lines (captured to strings: the writer thread does every write)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(file=self.stream, highlight=False, soft_wrap=True)
+            self._paint = {name: _painter(self._console, name) for name in {"dim", "bold", *STATUS_STYLE.values()}}
+        return self._console
 
     def __call__(self, batch: list[Event]) -> None:
         with self._lock:
+            if not self.json:
+                self.console  # noqa: B018 - built here, once, under the lock
             lines: list[str] = []
             for event in batch:
                 if isinstance(event, ReloadEvent) and not self.reloads.admit(event):
@@ -170,6 +185,8 @@ def _one_line(text: str) -> str:
 
 def _markup(text: str) -> str:
     """Request- or app-derived text for rich markup: control characters and markup both escaped."""
+    from rich.markup import escape
+
     return escape(escape_controls(text))
 
 

@@ -174,6 +174,9 @@ class DynamicModules:
             module = self.load(name)
             target = getattr(module, attribute, None)
             if target is None:
+                # Perhaps imported mid-save (the file cut short): not kept, or it would answer this until the
+                # next reload message, and none comes when that save was the last.
+                self.purge([name])
                 raise NotFound(f"Module {name!r} has no {attribute!r}")
             if not callable(target):
                 raise NotFound(f"{name}.{attribute} is not callable")

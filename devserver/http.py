@@ -11,13 +11,13 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from email.utils import formatdate
 
 import httptools
 
 from . import __version__
 from .chunks import ChunkChecker
 from .errors import ProtocolError
+from .httpdate import imf_fixdate
 from .pages import reason
 from .target import check_host, check_method, parse_target
 
@@ -386,7 +386,7 @@ class _DateCache:
         return self._fields
 
     def _refresh(self, now: int) -> None:
-        self._value = formatdate(now, usegmt=True).encode("ascii")
+        self._value = imf_fixdate(now).encode("ascii")
         self._fields = b"Date: " + self._value + b"\r\nServer: " + SERVER + b"\r\n"
         self._second = now  # last: a reader that sees the new second sees its text
 

@@ -61,11 +61,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
-from email.utils import formatdate, parsedate_to_datetime
 from functools import lru_cache
 from typing import BinaryIO, NamedTuple
 from urllib.parse import quote
 
+from devserver.httpdate import imf_fixdate
 from devserver.pages import error_page
 
 __all__ = ["BadPath", "StaticResponse", "content_type", "resolve", "serve"]
@@ -462,11 +462,14 @@ def _match(value: str, etag: str, *, weak: bool) -> bool:
 @lru_cache(maxsize=1024)
 def _imf_date(seconds: int) -> str:
     """IMF-fixdate (RFC 9110 §5.6.7); files keep their mtime, so this repeats."""
-    return formatdate(seconds, usegmt=True)
+    return imf_fixdate(seconds)
 
 
 def _http_date(value: str) -> int | None:
     """Seconds since the epoch for an HTTP-date (RFC 9110 §5.6.7), None if invalid."""
+    # Here, not at the top: only conditional requests need the email package, and every start would wait for it.
+    from email.utils import parsedate_to_datetime
+
     try:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):

@@ -3,11 +3,11 @@
 Threads: one reads the workers' event pipes and hands batches to the sink (console
 log or dashboard); one watches worker sentinels and replaces a worker that
 died.  The first workers are forked before any thread starts (when the
-process has none yet, as under the console log): they start without an
-interpreter start of their own and share the imported modules' pages with
-the supervisor.  Once the process has threads, workers are started with the
-``spawn`` context (forking a threaded process is unsafe): restarts, and the
-dashboard's workers.
+process has none yet, as under the console log and the dashboard): they
+start without an interpreter start of their own and share the imported
+modules' pages with the supervisor.  Once the process has threads, workers
+are started with the ``spawn`` context (forking a threaded process is
+unsafe): restarts.
 
 The sink is called through :meth:`Supervisor._deliver`, which contains
 whatever it raises: a log whose stdout went away (``devserver | head``) must
@@ -16,7 +16,7 @@ not stop the supervisor from stopping its workers.
 
 from __future__ import annotations
 
-import errno
+import gc
 import multiprocessing
 import os
 import socket
@@ -34,6 +34,8 @@ from .control import ControlMessage, Evaluate, Evaluated, Reload
 from .events import Event, LogEvent, ReloadEvent, ServerEvent, WorkerEvent
 from .exposure import exposure_notes
 from .inflight import describe, new_table, read_table
+from .listen import StartError as StartError  # re-exported: the console and the dashboard catch it from here
+from .listen import bind_for_workers, take_early
 from .safetext import escape_controls
 
 Sink = Callable[[list[Event]], None]
@@ -82,6 +84,22 @@ def _fork_context() -> Any:
     return multiprocessing.get_context("fork")
 
 
+def _prepare_forks(config: Config) -> None:
+    """Import what every worker needs, once, and keep it out of the garbage collector's reach.
+
+    The forks share these modules' pages with the supervisor for as long as
+    nobody writes to them.  A collection writes to the header of every object
+    it examines, which would copy most of those pages into each process;
+    frozen objects are never examined again, in the supervisor or in the
+    workers (gc.freeze is inherited).
+    """
+    from . import worker  # noqa: F401 - imported here to be shared by the forks
+
+    if config.livereload:
+        from . import livereload  # noqa: F401 - every worker installs it
+    gc.freeze()
+
+
 def _worker_context() -> Any:
     """The multiprocessing context that starts workers (see the module docstring)."""
     _without_resource_tracker()
@@ -108,10 +126,6 @@ def _without_resource_tracker() -> None:
         pass
 
 
-class StartError(Exception):
-    """The server cannot start; the message is meant for the user as is."""
-
-
 @dataclass
 class _Slot:
     index: int
@@ -122,71 +136,6 @@ class _Slot:
     restarts: int = 0
     inflight: Any = None  # shared table of the requests the worker is serving (devserver.inflight)
     retired: bool = False  # replaced by a warm restart (warm.py): its exit is expected
-
-
-def bind(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:
-    """The listening socket, or StartError with a one-line reason."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise StartError(f"cannot listen on host {host!r}: {getattr(exc, 'strerror', None) or exc}") from None
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(address)
-        sock.listen(backlog)
-    except OSError as exc:
-        sock.close()
-        where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
-        reasons = {
-            errno.EADDRINUSE: f"port {port} is already in use on {host} (choose another with --port)",
-            errno.EADDRNOTAVAIL: f"address {where} is not available on this machine",
-            errno.EACCES: f"permission denied to listen on {where}",
-        }
-        raise StartError(reasons.get(exc.errno or 0, f"cannot listen on {where}: {exc.strerror}")) from None
-    sock.setblocking(False)
-    return sock
-
-
-# Linux spreads the connections of SO_REUSEPORT sockets evenly over them (by a hash of the
-# addresses); BSD and macOS give them all to one, so elsewhere the workers share one socket.
-SPREAD_BY_KERNEL = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
-
-
-def bind_for_workers(host: str, port: int, backlog: int, workers: int) -> list[socket.socket]:
-    """The listening sockets: one per worker where the kernel spreads connections over them, else one shared.
-
-    With one shared socket every worker's loop wakes for a new connection and
-    the first accepts all that are waiting, so a burst of keep-alive
-    connections (a browser, a load tester) can all land on one worker for
-    their whole life.  With a socket per worker (SO_REUSEPORT) the kernel
-    deals each connection to one of them.  The supervisor keeps every socket
-    open, so connections dealt to a worker that is being restarted wait in
-    its socket's queue for the new one.
-
-    The address is first bound without SO_REUSEPORT: that fails as "already
-    in use" if anything listens there (another devserver included), which
-    SO_REUSEPORT alone would let through.
-    """
-    first = bind(host, port, backlog)
-    if workers == 1 or not SPREAD_BY_KERNEL:
-        return [first]
-    port = first.getsockname()[1]
-    first.close()
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(workers):
-            sockets.append(bind(host, port, backlog, reuse_port=True))
-    except StartError:  # the port was taken in the moment between: say so as usual
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
 
 
 def raise_open_files_limit(ceiling: int = 65536) -> None:
@@ -235,21 +184,30 @@ class Supervisor:
         return self.config.url
 
     def start(self) -> None:
-        """Bind and start everything; raises StartError with a user-facing message."""
+        """Bind and start everything; raises StartError with a user-facing message.
+
+        In the order that gets the first answer out soonest: the sockets first
+        (from then on a request waits in a backlog, it is never refused), then
+        what the workers need and the workers; what only the supervisor uses
+        (the sink's first lines, the watchers and what they import) follows,
+        while the workers start.
+        """
         raise_open_files_limit()  # before the workers start: they inherit it
-        self.sockets = bind_for_workers(self.config.host, self.config.port, self.config.backlog, self.config.workers)
+        self.sockets = take_early(self.config.host, self.config.port, self.config.workers) or \
+            bind_for_workers(self.config.host, self.config.port, self.config.backlog, self.config.workers)
         self.sock = self.sockets[0]
         self.config = replace(self.config, port=self.sock.getsockname()[1])
         self.generation = self.ctx.RawValue("Q", 0)
         fork = _fork_context()
         if fork is not None:
-            from . import worker  # noqa: F401 - imported once here, shared by the forks
+            _prepare_forks(self.config)
         for index in range(self.config.workers):
-            self.slots.append(self._spawn(index, fork=fork))
-        self._thread(self._read_events, "events")
-        self._thread(self._monitor, "monitor")
+            self.slots.append(self._spawn(index, fork=fork, announce=False))
+        self._deliver([WorkerEvent(time.time(), slot.process.pid, "started", slot.index) for slot in self.slots])
         for watcher in self.watchers:  # before "listening": an edit saved after it is seen
             watcher.start(self)
+        self._thread(self._read_events, "events")
+        self._thread(self._monitor, "monitor")
         notes = (*self.config.notices, *exposure_notes(self.sock.getsockname()[0], self.config.port))
         self._deliver([ServerEvent(time.time(), "listening", self.url, self.config.workers, notes)])
 
@@ -258,7 +216,7 @@ class Supervisor:
         thread.start()
         self._threads.append(thread)
 
-    def _spawn(self, index: int, restarts: int = 0, fork: Any = None) -> _Slot:
+    def _spawn(self, index: int, restarts: int = 0, fork: Any = None, announce: bool = True) -> _Slot:
         receiver, sender = self.ctx.Pipe(duplex=False)
         event_reader, event_writer = self.ctx.Pipe(duplex=False)
         inflight = new_table(self.ctx)
@@ -276,8 +234,8 @@ class Supervisor:
         process.start()
         receiver.close()
         event_writer.close()  # the worker holds the only writer: its death reads as EOF here
-        state = "restarted" if restarts else "started"
-        self._deliver([WorkerEvent(time.time(), process.pid, state, index)])
+        if announce:
+            self._deliver([WorkerEvent(time.time(), process.pid, "restarted" if restarts else "started", index)])
         return _Slot(index, process, sender, event_reader, time.monotonic(), restarts, inflight)
 
     # threads -----------------------------------------------------------------

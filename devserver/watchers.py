@@ -2,10 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from .projectwatch import ProjectWatcher
-from .reload import Watcher
+
+class _BuiltOnStart:
+    """A watcher made when the supervisor starts it, after the workers are forked.
+
+    Its modules (watchfiles, the project rules, the warm restarter) serve the
+    supervisor alone: imported after the fork, they delay no worker and no
+    worker carries them.
+    """
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self.watcher: Any = None
+
+    def start(self, supervisor: Any) -> None:
+        self.watcher = self._build()
+        self.watcher.start(supervisor)
+
+    def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+
+
+def _project_watcher(supervisor: Any) -> Any:
+    from .projectwatch import ProjectWatcher
+
+    return ProjectWatcher(supervisor)
+
+
+def _watcher() -> Any:
+    from .reload import Watcher
+
+    return Watcher()
 
 
 def attach_watchers(supervisor: Any) -> None:
@@ -16,6 +47,6 @@ def attach_watchers(supervisor: Any) -> None:
     """
     config = supervisor.config
     if config.app_dir is not None:  # a project APP: its own watcher (which also reads the workers' reports)
-        supervisor.watchers.append(ProjectWatcher(supervisor))
+        supervisor.watchers.append(_BuiltOnStart(lambda: _project_watcher(supervisor)))
     elif config.reload or config.livereload:
-        supervisor.watchers.append(Watcher())
+        supervisor.watchers.append(_BuiltOnStart(_watcher))

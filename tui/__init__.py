@@ -8,8 +8,23 @@ its thread-safe :meth:`~tui.app.DashboardApp.feed`.
 
 from __future__ import annotations
 
-from tui.app import DashboardApp
-from tui.control import Control
-from tui.run import run_dashboard
+from typing import Any
 
 __all__ = ["Control", "DashboardApp", "run_dashboard"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: the entry point imports tui.run, which starts the server before it imports Textual.
+    if name == "DashboardApp":
+        from tui.app import DashboardApp
+
+        return DashboardApp
+    if name == "Control":
+        from tui.control import Control
+
+        return Control
+    if name == "run_dashboard":
+        from tui.run import run_dashboard
+
+        return run_dashboard
+    raise AttributeError(name)

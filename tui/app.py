@@ -45,7 +45,6 @@ from tui import format as fmt
 from tui.bodies import BodyNotExact
 from tui.browser import find_browser, launch, local_url
 from tui.control import Control
-from tui.detail_screen import DetailScreen
 from tui.export import COMMANDS, CopyRequested, ExportError, har_json
 from tui.feed import EventBuffer, EventsArrived, settle_gc
 from tui.help_screen import HelpScreen
@@ -58,6 +57,7 @@ MAX_DRAIN_INTERVAL = 1.0  # seconds: at least one a second while events keep com
 UI_CPU_BUDGET = 0.05  # share of one core the loop aims to stay under while events keep coming
 BUFFER_MIN = 10_000
 STOP_GRACE = 3.0  # seconds beyond config.shutdown_timeout before quitting regardless
+PRELOAD_DELAY = 0.5  # seconds after the first paint before the request screens are imported
 LAUNCH_WAIT = 5.0  # seconds a browser launcher has to fail before it counts as started
 
 
@@ -148,6 +148,16 @@ class DashboardApp(App[int]):
             settle_gc()
         self._accepting.set()
         self._drain()
+        self.set_timer(PRELOAD_DELAY, self.preload_screens)
+
+    def preload_screens(self) -> None:
+        """Import the screens a selected request opens, once the dashboard is on screen.
+
+        They are a tenth of the dashboard's imports and no part of its first
+        paint; loaded now, the first Enter does not wait for them.
+        """
+        import tui.detail_screen
+        import tui.edit_screen  # noqa: F401
 
     def on_unmount(self) -> None:
         self._finished.set()
@@ -343,6 +353,8 @@ class DashboardApp(App[int]):
     def key_bindings(self) -> list[Binding]:
         """Every dashboard key, for the help screen."""
         enter = next(b for b in RequestLog.BINDINGS if isinstance(b, Binding) and b.key == "enter")
+        from tui.detail_screen import DetailScreen
+
         detail = [b for b in DetailScreen.BINDINGS if isinstance(b, Binding) and b.key in ("e", "x")]
         bindings = [enter, *MainScreen.BINDINGS, *detail, *self.BINDINGS]
         seen: set[str] = set()

@@ -24,8 +24,6 @@ from devserver.events import (
     WorkerEvent,
     WorkerStatus,
 )
-from tui.detail_screen import DetailScreen
-from tui.edit_screen import EditScreen
 from tui.export import CopyRequested
 from tui.filter import Context
 from tui.filter_bar import FilterBar
@@ -180,6 +178,8 @@ class MainScreen(Screen[None]):
         if (request := self.request_log.selected) is None:
             self.notify("No request selected.", severity="warning")
         else:
+            from tui.edit_screen import EditScreen  # loaded after the first paint (DashboardApp.preload_screens)
+
             self.app.push_screen(EditScreen(request, original=self.replays.original_of(request) or request))
 
     def action_har(self) -> None:
@@ -194,4 +194,6 @@ class MainScreen(Screen[None]):
     @on(RequestLog.Selected)
     def _show_details(self, message: RequestLog.Selected) -> None:
         request = message.request
+        from tui.detail_screen import DetailScreen  # loaded after the first paint (DashboardApp.preload_screens)
+
         self.app.push_screen(DetailScreen(request, original=self.replays.original_of(request)))

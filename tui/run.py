@@ -5,12 +5,14 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from devserver.config import Config
-from tui.app import DashboardApp
+from devserver.events import Event
 
 
 def run_dashboard(config: Config) -> int:
@@ -35,20 +37,54 @@ def run_dashboard(config: Config) -> int:
             shutil.rmtree(spool, ignore_errors=True)
 
 
+class Backlog:
+    """The supervisor's sink until the dashboard exists: keeps what arrives, then hands it over.
+
+    The server starts before Textual is imported (its workers need none of
+    it, and forked from a supervisor without it they neither wait for it nor
+    carry it), so its first events arrive before there is an app to feed.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: list[Event] = []
+        self._target: Callable[[list[Event]], None] | None = None
+
+    def __call__(self, batch: list[Event]) -> None:
+        with self._lock:
+            if self._target is None:
+                self._waiting += batch
+                return
+        self._target(batch)
+
+    def attach(self, target: Callable[[list[Event]], None]) -> None:
+        """From now on events go to ``target``, starting with those that waited (in order)."""
+        with self._lock:
+            if self._waiting:
+                target(self._waiting)
+            self._waiting = []
+            self._target = target
+
+
 def _run(config: Config, Supervisor: Any, StartError: type[Exception], attach_watchers: Any) -> int:
-    app = DashboardApp(config, started=time.time(), tune_gc=True)
-    supervisor = Supervisor(config, sink=app.feed)
+    started = time.time()
+    backlog = Backlog()
+    supervisor = Supervisor(config, sink=backlog)
     attach_watchers(supervisor)
-    app.control = supervisor
     try:
         supervisor.start()
     except StartError as exc:  # raised by the bind, before anything was started
         print(f"devserver: error: {exc}", file=sys.stderr)
         return 1
-    except BaseException:  # a partial start (Ctrl-C while spawning workers, say)
+    except BaseException:  # a partial start (Ctrl-C while starting workers, say)
         supervisor.stop()
         raise
     try:
+        from tui.app import DashboardApp
+
+        app = DashboardApp(config, started=started, tune_gc=True)
+        app.control = supervisor
+        backlog.attach(app.feed)
         app.run()
         return app.return_code or 0
     finally:
