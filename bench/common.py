@@ -330,6 +330,10 @@ def start_server(spec: ServerSpec, log_dir: Path) -> RunningServer:
     """Launch ``spec`` with its output going to ``log_dir/<name>.log``; do not wait for it."""
     log = log_dir / f"{spec.name}.log"
     env = dict(os.environ)
+    if "devserver" in spec.argv and "PYTHONPATH" not in spec.env:
+        # This checkout's devserver, not a copy pip installed earlier: servers start in the site's folder,
+        # where only site-packages would be found.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(BENCH_DIR.parent), env.get("PYTHONPATH", "")) if p)
     env.update(spec.env)
     if spec.tty:
         return _start_on_pty(spec, env, log)
