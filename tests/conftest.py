@@ -13,8 +13,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from textual.pilot import Pilot
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE_APPS = Path(__file__).resolve().parent / "fixtureapps"
@@ -249,3 +253,11 @@ def raw(server: LiveServer, data: bytes, timeout: float = 10.0, half_close: bool
         except (BrokenPipeError, ConnectionResetError):
             pass
         return read_all(sock)
+
+
+async def until(pilot: Pilot[Any], condition: Callable[[], object], timeout: float = 10.0) -> None:
+    """Let a dashboard under Pilot run until ``condition()`` holds (or fail after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await pilot.pause(0.02)

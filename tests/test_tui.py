@@ -5,15 +5,14 @@ from __future__ import annotations
 import http.server
 import sys
 import threading
-import time
 import types
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
+from conftest import until
 from textual.geometry import Region
-from textual.pilot import Pilot
 
 from devserver.config import Config
 from devserver.control import Evaluated
@@ -96,14 +95,6 @@ def make_app(control: Control | None = None, **config: Any) -> DashboardApp:
 
 def main_log(app: DashboardApp) -> RequestLog:
     return app.main.request_log
-
-
-async def until(pilot: Pilot[Any], condition: Any, timeout: float = 5.0) -> None:
-    """Let the app run until ``condition()`` holds (or fail after ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await pilot.pause(0.02)
 
 
 def screen_text(widget: Any) -> str:

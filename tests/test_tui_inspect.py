@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.pilot import Pilot
+from conftest import until
 from textual.widgets import TextArea
 
 from devserver.capture import BodyRecorder, BodyStore
@@ -50,13 +50,6 @@ def make_app(**config: Any) -> tuple[DashboardApp, list[str]]:
     original = app.notify
     app.notify = lambda message, *a, **k: (notes.append(message), original(message, *a, **k))[1]  # type: ignore
     return app, notes
-
-
-async def until(pilot: Pilot[Any], condition: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await pilot.pause(0.02)
 
 
 @pytest.fixture
