@@ -365,37 +365,23 @@ class RequestParser:
 
 
 class _DateCache:
-    """IMF-fixdate for the Date header (RFC 9110 §6.6.1), formatted once a second."""
+    """The Date (RFC 9110 §6.6.1, IMF-fixdate) and Server fields every response starts with, formatted once a second."""
 
     def __init__(self) -> None:
         self._second = 0
-        self._value = b""
         self._fields = b""
 
-    def get(self) -> bytes:
-        now = int(time.time())
-        if now != self._second:
-            self._refresh(now)
-        return self._value
-
     def fields(self) -> bytes:
-        """The Date and Server fields every response starts with."""
         now = int(time.time())
         if now != self._second:
-            self._refresh(now)
+            self._fields = b"Date: " + imf_fixdate(now).encode("ascii") + b"\r\nServer: " + SERVER + b"\r\n"
+            self._second = now  # last: a reader that sees the new second sees its text
         return self._fields
-
-    def _refresh(self, now: int) -> None:
-        self._value = imf_fixdate(now).encode("ascii")
-        self._fields = b"Date: " + self._value + b"\r\nServer: " + SERVER + b"\r\n"
-        self._second = now  # last: a reader that sees the new second sees its text
 
 
 _dates = _DateCache()
-http_date = _dates.get
 _STATUS_LINES: dict[tuple[str, int], bytes] = {}
-_HEAD_ENDS = {(True, "1.1"): b"Connection: close\r\n\r\n", (True, "1.0"): b"Connection: close\r\n\r\n",
-              (False, "1.1"): b"\r\n", (False, "1.0"): b"Connection: keep-alive\r\n\r\n"}
+_KEEP_ALIVE_ENDS = {"1.0": b"Connection: keep-alive\r\n\r\n"}  # HTTP/1.1 keeps alive unless told otherwise
 
 
 def response_head(status: int, headers: Iterable[tuple[str, str]], *, close: bool = False, version: str = "1.1") -> bytes:
@@ -406,7 +392,7 @@ def response_head(status: int, headers: Iterable[tuple[str, str]], *, close: boo
         if len(_STATUS_LINES) < 1024:
             _STATUS_LINES[(version, status)] = line
     fields = "".join([f"{name}: {value}\r\n" for name, value in headers]).encode("latin-1")
-    end = _HEAD_ENDS.get((close, version)) or _HEAD_ENDS[(close, "1.1")]
+    end = b"Connection: close\r\n\r\n" if close else _KEEP_ALIVE_ENDS.get(version, b"\r\n")
     return b"".join((line, _dates.fields(), fields, end))
 
 

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 Done = Callable[[Any, BaseException | None], None]  # (result, error), called on the loop
+Job = tuple[float, Done, Callable[..., Any], tuple[Any, ...]]  # (submitted at, done, fn, args)
 GROW_AFTER = 0.005  # seconds a call may wait for a thread before another is started
 IDLE_EXIT = 30.0  # seconds an extra thread lingers without work
 
@@ -34,7 +35,7 @@ class ThreadPool:
         self.base = max(1, min(base, maximum))
         self.maximum = maximum
         self.name = name
-        self._jobs: SimpleQueue[tuple[float, Done, Callable[..., Any], tuple[Any, ...]] | None] = SimpleQueue()
+        self._jobs: SimpleQueue[Job | None] = SimpleQueue()
         self._done: deque[tuple[Done, Any, BaseException | None]] = deque()
         self._lock = threading.Lock()
         self._wake_pending = False
@@ -42,7 +43,7 @@ class ThreadPool:
         self._idle = 0
         self._waiting: deque[float] = deque()  # submit times of calls no thread has taken yet
         self._watching: asyncio.TimerHandle | None = None
-        self._pending: list[tuple[float, Done, Callable[..., Any], tuple[Any, ...]]] = []  # not yet handed over
+        self._pending: list[Job] = []  # not yet handed over
         for _ in range(self.base):
             self._start_thread()
 

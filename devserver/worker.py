@@ -143,8 +143,7 @@ class Worker:
         """
         if self.wsgi is None:
             return False
-        self.catch_up()
-        app = self.dynamic.cached(name, attribute)
+        app = self._loaded(name, attribute)
         if app is None:
             return False
         conn.begin(exchange)
@@ -197,6 +196,11 @@ class Worker:
                 conn.end()
             raise
 
+    def _loaded(self, name: str, attribute: str) -> WSGIApp | None:
+        """The app if it is loaded and fresh, after the reloads announced so far; None if it must be imported."""
+        self.catch_up()
+        return self.dynamic.cached(name, attribute)
+
     async def _load(self, name: str, attribute: str = "application") -> WSGIApp:
         """The app, after pending reloads; a module caught mid-save is tried once more.
 
@@ -208,8 +212,7 @@ class Worker:
         last moment, wait for the save to settle and import again before
         answering an error.
         """
-        self.catch_up()
-        app = self.dynamic.cached(name, attribute)
+        app = self._loaded(name, attribute)
         if app is not None:
             return app
         deadline = time.monotonic() + SAVE_PATIENCE

@@ -8,6 +8,7 @@ a Content-Length.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import traceback
@@ -387,14 +388,15 @@ async def _finish_sending(sending: Awaitable[None], conn: Responder, exchange: E
 
 async def serve_wsgi(conn: Responder, exchange: Exchange, app: WSGIApp, script_name: str, path_info: str,
                      server: WSGIServer) -> None:
-    """Run ``app`` for the current request and send what it answers (the path after a first import)."""
-    errors = ErrorStream(server.log_line)
-    call = AppCall(conn, exchange, build_environ(conn, exchange, script_name, path_info, errors, server))
-    exchange.logs = requestlogs.LineCollector()
-    outcome: Outcome = await server.pool.submit(requestlogs.call_with, exchange.logs, call.run, app, errors.end_request)
-    sending = _answer(conn, exchange, outcome, server)
-    if sending is not None:
-        await sending
+    """``start_wsgi`` for a handler running in a task (the path after a first import): returns once answered."""
+    answered: asyncio.Future[None] = conn.loop.create_future()
+
+    def finished() -> None:
+        if not answered.cancelled():  # cancelled: the worker is stopping
+            answered.set_result(None)
+
+    start_wsgi(conn, exchange, app, script_name, path_info, server, finished)
+    await answered
 
 
 def _answer(conn: Responder, exchange: Exchange, outcome: Outcome, server: WSGIServer) -> Awaitable[None] | None:
