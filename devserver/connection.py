@@ -312,22 +312,27 @@ class Connection(asyncio.Protocol):
         finally:
             file.close()
 
-    def start(self, status: int, headers: list[tuple[str, str]]) -> None:
-        """Send a head now; the body follows through write()/finish()."""
+    def start(self, status: int, headers: list[tuple[str, str]], data: bytes = b"") -> None:
+        """Send a head now, with the body's first bytes if given (one write); the rest follows through write()/finish()."""
         writer = self._open(status, headers)
-        self.transport.write(writer.framing.head)  # type: ignore[union-attr]
+        self.transport.write(writer.framing.head + self._body_bytes(data) if data else writer.framing.head)  # type: ignore[union-attr]
 
     def write(self, data: bytes) -> None:
         """Body bytes of a response begun with start()."""
+        out = self._body_bytes(data)
+        if out:
+            self.transport.write(out)  # type: ignore[union-attr]
+
+    def _body_bytes(self, data: bytes) -> bytes:
+        """``data`` framed for the wire (and recorded), or b"" when nothing may be sent."""
         exchange = self.current
         if exchange is None or exchange.writer is None or self.closing:
-            return
+            return b""
         if exchange.capture is not None and exchange.writer.framing.delimit is not Delimit.NONE:
             exchange.capture.response.feed(data)
         out = exchange.writer.data(data)
-        if out:
-            exchange.sent += len(out)
-            self.transport.write(out)  # type: ignore[union-attr]
+        exchange.sent += len(out)
+        return out
 
     def finish(self) -> None:
         """End a response begun with start()."""
@@ -340,8 +345,8 @@ class Connection(asyncio.Protocol):
                 self.transport.write(tail)  # type: ignore[union-attr]
         self.end()
 
-    def thread_writer(self) -> Callable[[bytes], None]:
-        """A write() usable from a WSGI thread: hands bytes to the loop, with backpressure."""
+    def thread_writer(self, post: Callable[..., object]) -> Callable[[bytes], None]:
+        """A write() usable from a WSGI thread: ``post`` hands bytes to the loop, with backpressure."""
 
         def write(data: bytes) -> None:
             while not self.can_write.wait(1.0):
@@ -349,7 +354,7 @@ class Connection(asyncio.Protocol):
                     break
             if self.closing:
                 raise ClientGone("client disconnected")
-            self.loop.call_soon_threadsafe(self.write, data)
+            post(self.write, data)
 
         return write
 

@@ -36,7 +36,8 @@ class ThreadPool:
         self.maximum = maximum
         self.name = name
         self._jobs: SimpleQueue[Job | None] = SimpleQueue()
-        self._done: deque[tuple[Done, Any, BaseException | None]] = deque()
+        # Loop callbacks from the threads, run in the order posted: results and the writes of streamed bodies.
+        self._done: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
         self._lock = threading.Lock()
         self._wake_pending = False
         self._threads = 0
@@ -138,22 +139,34 @@ class ThreadPool:
                 result, error = fn(*args), None
             except BaseException as exc:  # noqa: BLE001 - handed to the caller's callback
                 result, error = None, exc
-            self._done.append((done, result, error))
-            with self._lock:
-                if self._wake_pending:
-                    continue  # the loop will take this one with the batch it is already coming for
-                self._wake_pending = True
-            try:
-                self.loop.call_soon_threadsafe(self._deliver)
-            except RuntimeError:
+            if not self.post(done, result, error):
                 return  # the loop is closed: the worker is exiting
+
+    def post(self, fn: Callable[..., None], *args: Any) -> bool:
+        """Run ``fn(*args)`` on the loop, after what this pool posted before (call from any thread).
+
+        A thread that streams a body posts its writes here rather than by
+        ``call_soon_threadsafe``: they share the one wake-up of the batch
+        they fall in, and run in order with the results.  False when the
+        loop is closed.
+        """
+        self._done.append((fn, args))
+        with self._lock:
+            if self._wake_pending:
+                return True  # the loop will take this one with the batch it is already coming for
+            self._wake_pending = True
+        try:
+            self.loop.call_soon_threadsafe(self._deliver)
+        except RuntimeError:
+            return False
+        return True
 
     def _deliver(self) -> None:
         with self._lock:
             self._wake_pending = False
         while self._done:
-            done, result, error = self._done.popleft()
+            fn, args = self._done.popleft()
             try:
-                done(result, error)
+                fn(*args)
             except Exception as exc:  # noqa: BLE001 - one broken callback must not strand the rest of the batch
                 self.loop.call_exception_handler({"message": "thread pool callback failed", "exception": exc})

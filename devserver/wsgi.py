@@ -30,6 +30,7 @@ class Pool(Protocol):
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]: ...
     def call(self, done: Callable[[Any, BaseException | None], None], fn: Callable[..., Any], *args: Any) -> None: ...
+    def post(self, fn: Callable[..., None], *args: Any) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +189,7 @@ class Outcome:
 class AppCall:
     """One call of a WSGI app, run in a thread."""
 
-    def __init__(self, conn: Responder, exchange: Exchange, environ: dict[str, Any]) -> None:
+    def __init__(self, conn: Responder, exchange: Exchange, environ: dict[str, Any], pool: Pool) -> None:
         self.conn = conn
         self.exchange = exchange
         self.environ = environ
@@ -196,7 +197,8 @@ class AppCall:
         self.headers: list[tuple[str, str]] | None = None
         self.close = False
         self.headers_sent = False
-        self._write = conn.thread_writer()
+        self._post = pool.post
+        self._write = conn.thread_writer(pool.post)
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
         if exc_info is not None:
@@ -243,21 +245,21 @@ class AppCall:
             raise AssertionError("write() before start_response()")
         if not isinstance(data, bytes):
             raise AppError(f"the app must send bytes, not {type(data).__name__}")
-        if not self.headers_sent:
-            self.headers_sent = True
-            self._call_loop(self._start_on_loop)
-        if data:
-            self._write(data)
-
-    def _start_on_loop(self) -> None:
-        if self.close:
-            self.exchange.close = True
-        self.conn.start(self.status, self.headers or [])
-
-    def _call_loop(self, fn: Callable[[], None]) -> None:
+        if self.headers_sent:
+            if data:
+                self._write(data)
+            return
         if self.conn.closing:
             raise ClientGone("client disconnected")
-        self.conn.loop.call_soon_threadsafe(fn)
+        self.headers_sent = True
+        # The head and the first bytes go out in one write, through the pool's ordered channel: a Flask or
+        # Django body (an iterable, not a list) costs one send and no wake-up of its own.
+        self._post(self._start_on_loop, data)
+
+    def _start_on_loop(self, data: bytes) -> None:
+        if self.close:
+            self.exchange.close = True
+        self.conn.start(self.status, self.headers or [], data)
 
     def run(self, app: WSGIApp) -> Outcome:
         """Call the app and consume its body; never raises."""
@@ -352,25 +354,18 @@ def start_wsgi(conn: Responder, exchange: Exchange, app: WSGIApp, script_name: s
     of results it delivers (a file body still takes a task, for sendfile).
     """
     errors = ErrorStream(server.log_line)
-    call = AppCall(conn, exchange, build_environ(conn, exchange, script_name, path_info, errors, server))
+    call = AppCall(conn, exchange, build_environ(conn, exchange, script_name, path_info, errors, server), server.pool)
     exchange.logs = requestlogs.LineCollector()
 
-    def answer(outcome: Outcome) -> None:
+    def done(outcome: Outcome | None, error: BaseException | None) -> None:
+        # Run after the writes the thread posted, if it streamed: the pool delivers in order.
+        if outcome is None:  # call.run() never raises; this is a server bug, answered as one
+            outcome = Outcome("failed", traceback="".join(traceback.format_exception(error)))
         sending = _answer(conn, exchange, outcome, server)
         if sending is None:
             finished()
         else:
             conn.loop.create_task(_finish_sending(sending, conn, exchange, finished))
-
-    def done(outcome: Outcome | None, error: BaseException | None) -> None:
-        if outcome is None:  # call.run() never raises; this is a server bug, answered as one
-            outcome = Outcome("failed", traceback="".join(traceback.format_exception(error)))
-        if call.headers_sent:
-            # The thread queued the head and body writes on the loop before its result came back, but
-            # the pool may deliver it in a batch that runs ahead of them: answer after them.
-            conn.loop.call_soon(answer, outcome)
-        else:
-            answer(outcome)
 
     server.pool.call(done, requestlogs.call_with, exchange.logs, call.run, app, errors.end_request)
 
