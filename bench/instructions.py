@@ -19,7 +19,7 @@ change (the first is the reference).  Instructions are not time (cache
 misses and syscalls differ), but the interpreter's work is most of a
 request here.
 
-    python bench/instructions.py CHECKOUT [CHECKOUT ...] [--case script|app|static] [--requests 2000] [--conns 50]
+    python bench/instructions.py CHECKOUT [CHECKOUT ...] [--case script|app|static|flask] [--requests 2000] [--conns 50]
 
 Needs valgrind (Debian package ``valgrind``).  About a minute per checkout.
 """
@@ -44,6 +44,7 @@ CASES = {  # case: (APP argument or None, path)
     "script": (None, "/hello.py"),
     "app": ("hello:application", "/"),
     "static": (None, "/one_k.txt"),
+    "flask": ("flaskapp:app", "/"),  # the Flask app of the peers' workload (a template loop)
 }
 SUMMARY = re.compile(r"^summary:\s*(\d+)", re.MULTILINE)
 

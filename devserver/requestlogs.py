@@ -31,7 +31,7 @@ class LineCollector:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.dropped = 0
-        self.id = f"{os.getpid():x}-{next(_serial)}"  # names the request in JSON log lines
+        self.id = f"{_pid_prefix}{next(_serial)}"  # names the request in JSON log lines
 
     def add(self, text: str) -> None:
         if len(self.lines) < MAX_LINES:  # list.append is atomic: threads of one request may share it
@@ -51,6 +51,15 @@ current: contextvars.ContextVar[LineCollector | None] = contextvars.ContextVar("
 
 
 _serial = itertools.count(1)
+_pid_prefix = f"{os.getpid():x}-"  # an id names its process: a getpid() call per request cost a system call
+
+
+def _forked() -> None:
+    global _pid_prefix
+    _pid_prefix = f"{os.getpid():x}-"
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def current_id() -> str:
