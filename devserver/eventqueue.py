@@ -8,7 +8,7 @@ import time
 from collections import deque
 from typing import Any
 
-from .events import DroppedEvents, Event
+from .events import DroppedEvents, Event, Wire
 
 MAX_BATCH = 256
 
@@ -24,19 +24,23 @@ class EventSink:
     def __init__(self, target: Any, pid: int) -> None:
         self._queue = target
         self._pid = pid
-        self._pending: deque[Event] = deque()
+        self._pending: deque[Event | Wire] = deque()
         self.dropped = 0
         self._dropped_reported = 0
 
     def emit(self, event: Event) -> None:
         self._pending.append(event)
 
+    def emit_values(self, cls: type[Event], values: tuple[Any, ...]) -> None:
+        """An event as its class and field values (events.Wire): the supervisor builds it (events.received)."""
+        self._pending.append((cls, values))
+
     def __len__(self) -> int:
         return len(self._pending)
 
     def flush(self) -> None:
         while self._pending:
-            batch: list[Event] = []
+            batch: list[Event | Wire] = []
             while self._pending and len(batch) < MAX_BATCH:
                 batch.append(self._pending.popleft())
             if self.dropped != self._dropped_reported:

@@ -31,7 +31,7 @@ from typing import Any
 from .answers import Answers
 from .config import Config
 from .control import ControlMessage, Evaluate, Evaluated, Reload
-from .events import Event, LogEvent, ReloadEvent, ServerEvent, WorkerEvent
+from .events import Event, LogEvent, ReloadEvent, ServerEvent, WorkerEvent, received
 from .exposure import exposure_notes
 from .inflight import describe, new_table, read_table
 from .listen import StartError as StartError  # re-exported: the console and the dashboard catch it from here
@@ -264,7 +264,7 @@ class Supervisor:
         if batch and type(batch[0]) is Evaluated:  # a worker's answer to the console travels alone (framestore.py)
             self.answers.resolve(batch[0])
             return True
-        self._deliver(batch)
+        self._deliver(received(batch))
         return True
 
     def _deliver(self, batch: list[Event]) -> None:

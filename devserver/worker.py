@@ -306,15 +306,13 @@ class Worker:
             return
         self.requests += 1
         request_body, response_body = exchange.capture.finish() if exchange.capture is not None else (None, None)
-        self.sink.emit(RequestEvent(
-            time=time.time(), worker_pid=self.pid, client=conn.client, method=request.method,
-            target=request.target, http_version=request.version, status=exchange.status,
-            bytes_sent=exchange.sent, duration_ms=(time.perf_counter() - exchange.started) * 1000,
-            request_headers=tuple(request.headers), response_headers=tuple(exchange.response_headers),
-            body_preview=exchange.preview, traceback=exchange.traceback, error=exchange.error,
-            request_body=request_body, response_body=response_body, error_report=exchange.report,
-            logs=exchange.logs.snapshot() if exchange.logs is not None else (),
-            request_id=exchange.logs.id if exchange.logs is not None else "",
+        logs = exchange.logs
+        self.sink.emit_values(RequestEvent, (  # RequestEvent's fields, in order
+            time.time(), self.pid, conn.client, request.method, request.target, request.version, exchange.status,
+            exchange.sent, (time.perf_counter() - exchange.started) * 1000,
+            tuple(request.headers), tuple(exchange.response_headers), exchange.preview, exchange.traceback,
+            exchange.error, request_body, response_body, exchange.report,
+            logs.snapshot() if logs is not None else (), logs.id if logs is not None else "",
         ))
         if len(self.sink) >= 256:
             self._flush_events()
