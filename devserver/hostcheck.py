@@ -10,7 +10,7 @@ A name that is not the server's own is refused (webpack-dev-server's
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
@@ -47,6 +47,7 @@ class HostPolicy:
     allowed: frozenset[str]
     any_host: bool
     network: bool  # bound beyond loopback: an IP literal in Host cannot be a rebinding attack
+    _judged: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)  # Host value → allowed
 
     @classmethod
     def for_bind(cls, bound: str, extra: tuple[str, ...]) -> HostPolicy:
@@ -60,6 +61,14 @@ class HostPolicy:
         """``host`` is a Host header value (None: the request had none, as HTTP/1.0 may)."""
         if host is None or self.any_host:
             return True
+        allowed = self._judged.get(host)
+        if allowed is None:
+            allowed = self._judge(host)
+            if len(self._judged) < 256:  # values come from clients: the memory is bounded
+                self._judged[host] = allowed
+        return allowed
+
+    def _judge(self, host: str) -> bool:
         name = _name_of(host)
         if name in self.allowed or name.endswith(".localhost"):  # *.localhost always resolves to loopback
             return True

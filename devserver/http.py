@@ -49,6 +49,7 @@ class Request:
     content_length: int | None = None
     chunked: bool = False
     expect_continue: bool = False
+    host: str | None = None  # the Host value the parser checked (an absolute target's authority); None: none
     path: str = field(init=False)
     query: str = field(init=False)
 
@@ -317,11 +318,12 @@ class RequestParser:
     @staticmethod
     def _interpret(request: Request) -> None:
         """Host, target form and method (target.py); an absolute target's authority becomes the Host."""
-        check_host(request.headers, request.version)
+        request.host = check_host(request.headers, request.version)
         target = parse_target(request.method, request.target)
         check_method(request.method)
         request.path, request.query = target.path, target.query
         if target.authority is not None:
+            request.host = target.authority
             request.headers = [(n, target.authority if n.lower() == "host" else v) for n, v in request.headers]
             if not any(n.lower() == "host" for n, _ in request.headers):
                 request.headers.append(("Host", target.authority))

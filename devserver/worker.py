@@ -96,7 +96,7 @@ class Worker:
     def _answered_by_server(self, conn: Connection, exchange: Exchange) -> bool:
         """Requests the server answers itself, before any file or app: foreign Hosts, ``OPTIONS *``."""
         request = exchange.request
-        host = next((v for n, v in request.headers if n.lower() == "host"), None)
+        host = request.host
         if not self.hosts.allows(host):
             conn.begin(exchange)
             conn.send_error(403, HostPolicy.refusal(host or ""))

@@ -426,8 +426,14 @@ def _answer(conn: Responder, exchange: Exchange, outcome: Outcome, server: WSGIS
 
 def _plain_html(headers: list[tuple[str, str]]) -> bool:
     """An uncompressed HTML body, which a script can be added to."""
-    names = {n.lower(): v for n, v in headers}
-    return names.get("content-type", "").lower().startswith("text/html") and "content-encoding" not in names
+    html = False
+    for name, value in headers:
+        lname = name.lower()
+        if lname == "content-encoding":
+            return False
+        if lname == "content-type":
+            html = value.lower().startswith("text/html")
+    return html
 
 
 async def _send_wrapped_file(conn: Responder, exchange: Exchange, outcome: Outcome) -> None:
