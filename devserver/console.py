@@ -75,6 +75,7 @@ class ConsoleLog:
         self._lock = threading.Lock()
         self._console: Console | None = None
         self._paint: dict[str, tuple[str, str]] = {}
+        self._stamp_second, self._stamp_text = -1, ""
 
     @property
     def console(self) -> Console:
@@ -121,11 +122,18 @@ class ConsoleLog:
         paint = self._paint
         dim, bold = paint["dim"], paint["bold"]
         status = paint[STATUS_STYLE.get(e.status // 100, "white")]
-        stamp = time.strftime("%H:%M:%S", time.localtime(e.time))
+        stamp = self._stamp(e.time)
         note = f" {dim[0]}{escape_controls(e.error, multiline=False)}{dim[1]}" if e.error else ""
         return (f"{dim[0]}{stamp}{dim[1]} {e.client} {bold[0]}{_one_line(e.method)}{bold[1]} {_one_line(e.target)} "
                 f"{status[0]}{e.status}{status[1]} {human_bytes(e.bytes_sent)} {e.duration_ms:.1f}ms "
                 f"{dim[0]}pid {e.worker_pid}{dim[1]}{note}\n")
+
+    def _stamp(self, when: float) -> str:
+        """HH:MM:SS of ``when``, formatted once a second (every request line has one)."""
+        second = int(when)
+        if second != self._stamp_second:
+            self._stamp_second, self._stamp_text = second, time.strftime("%H:%M:%S", time.localtime(second))
+        return self._stamp_text
 
     def _json(self, event: Event, lines: list[str]) -> None:
         """One JSON object per line; json.dumps escapes every control character (ESC is \\u001b)."""

@@ -25,5 +25,7 @@ def escape_controls(text: str, *, multiline: bool = True) -> str:
     ``multiline`` keeps newlines and tabs (tracebacks, bodies); without it a
     value is kept to one line (targets, header values, log lines).
     """
+    if text.isprintable():  # every character escaped here is unprintable: the usual text is seen once, in C
+        return text
     pattern = _CONTROL if multiline else _CONTROL_ONE_LINE
     return pattern.sub(_escape, text)
