@@ -138,7 +138,8 @@ def build_environ(conn: Responder, exchange: Exchange, script_name: str, path_in
     environ: dict[str, Any] = {
         "REQUEST_METHOD": request.method,
         "SCRIPT_NAME": script_name,
-        "PATH_INFO": unquote_to_bytes(path_info).decode("latin-1"),
+        # Without a %, the text already is its bytes as latin-1 (the parser decoded the target so).
+        "PATH_INFO": unquote_to_bytes(path_info.encode("latin-1")).decode("latin-1") if "%" in path_info else path_info,
         "QUERY_STRING": request.query,
         "SERVER_NAME": host,
         "SERVER_PORT": str(port),
