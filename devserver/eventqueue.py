@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import queue
 import threading
 import time
@@ -79,7 +80,9 @@ class EventChannel:
             if batch is None:
                 return
             try:
-                self._connection.send(batch)
+                # Plain pickle: events hold no handles for ForkingPickler's reducers, whose Pickler costs
+                # a copy of its dispatch table per batch.  The supervisor's recv() unpickles it as usual.
+                self._connection.send_bytes(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL))
             except (OSError, ValueError):
                 return  # the supervisor is gone: nothing left to tell
 

@@ -96,3 +96,26 @@ def test_every_event_is_either_delivered_or_counted_across_many_batches() -> Non
     reported = max([reported, *(e.count for e in last if isinstance(e, DroppedEvents))])
     assert sink.dropped > 0 and delivered + sink.dropped == emitted
     assert reported == sink.dropped
+
+
+def test_an_event_sent_as_values_arrives_built_and_equal() -> None:
+    """emit_values: the worker sends (class, field values) down the real pipe; events.received builds the event."""
+    from dataclasses import fields
+
+    from devserver.eventqueue import EventChannel
+    from devserver.events import RequestEvent, received
+
+    sent = RequestEvent(time=1.5, worker_pid=7, client="127.0.0.1:4000", method="POST", target="/a?b=1",
+                        http_version="1.1", status=201, bytes_sent=99, duration_ms=2.5,
+                        request_headers=(("Host", "x"),), response_headers=(("Content-Length", "3"),),
+                        body_preview=b"abc", logs=("line",), request_id="7-1")
+    reader, writer = multiprocessing.get_context("spawn").Pipe(duplex=False)
+    channel = EventChannel(writer, maxsize=4)
+    sink = EventSink(channel, 7)
+    sink.emit_values(RequestEvent, tuple(getattr(sent, f.name) for f in fields(RequestEvent)))
+    sink.emit(LogEvent(2.0, 7, "after"))
+    sink.flush()
+    assert reader.poll(5)
+    assert received(reader.recv()) == [sent, LogEvent(2.0, 7, "after")]
+    channel.close(timeout=1)
+    reader.close()
