@@ -290,18 +290,16 @@ class RequestParser:
             raise ProtocolError(505, f"HTTP version {version} not supported")
         if self._header_bytes > self.limits.max_header_bytes:
             raise ProtocolError(431, "Request header block too large")
-        # Leading and trailing whitespace is not part of a field value (RFC 9110 §5.5).
-        headers = [(n.decode("latin-1"), v.strip(b" \t").decode("latin-1")) for n, v in self._headers]
         method, self._method = self._method or parser.get_method().decode("ascii"), None
         request = Request(
             method=method,
             target=self._url.decode("latin-1"),
             version=version,
-            headers=headers,
+            headers=[],
             keep_alive=parser.should_keep_alive(),
         )
-        self._check_framing(request)
-        self._interpret(request)
+        hosts = self._take_fields(request)
+        self._interpret(request, hosts)
         if request.chunked:
             self._start_chunk_check()
         self._events.append(Head(request))
@@ -316,9 +314,12 @@ class RequestParser:
         self._chunks.feed(message[head_end + 4 :])
 
     @staticmethod
-    def _interpret(request: Request) -> None:
+    def _interpret(request: Request, hosts: list[str]) -> None:
         """Host, target form and method (target.py); an absolute target's authority becomes the Host."""
-        request.host = check_host(request.headers, request.version)
+        request.host = check_host(hosts, request.version)
+        if request.target.startswith("/") and request.method != "CONNECT":
+            check_method(request.method)
+            return  # the origin form: Request split path and query already
         target = parse_target(request.method, request.target)
         check_method(request.method)
         request.path, request.query = target.path, target.query
@@ -328,12 +329,24 @@ class RequestParser:
             if not any(n.lower() == "host" for n, _ in request.headers):
                 request.headers.append(("Host", target.authority))
 
-    def _check_framing(self, request: Request) -> None:
-        """RFC 9112 §6: message body framing."""
+    def _take_fields(self, request: Request) -> list[str]:
+        """The header fields as text into ``request``, checked for framing (RFC 9112 §6) in the same pass;
+        the Host values, for _interpret."""
+        headers = request.headers
+        hosts = []
         content_types = 0
-        for name, value in request.headers:
-            lname = name.lower()
-            if lname == "content-type":
+        for raw_name, raw_value in self._headers:
+            known = _field_names.get(raw_name)
+            if known is None:
+                known = _field_name(raw_name)
+            name, lname = known
+            value = raw_value.strip(b" \t").decode("latin-1")  # the whitespace around a value is not part of it (RFC 9110 §5.5)
+            headers.append((name, value))
+            if lname not in _FRAMING_FIELDS:
+                continue
+            if lname == "host":
+                hosts.append(value)
+            elif lname == "content-type":
                 content_types += 1
             elif lname == "content-length":
                 request.content_length = int(value)
@@ -342,14 +355,15 @@ class RequestParser:
                 if coding is not None:
                     raise coding
                 request.chunked = True
-            elif lname == "expect":
-                if value.strip().lower() != "100-continue":
-                    raise ProtocolError(417, "Unsupported expectation")
+            elif value.strip().lower() != "100-continue":  # expect
+                raise ProtocolError(417, "Unsupported expectation")
+            else:
                 request.expect_continue = request.version == "1.1"
         if content_types > 1:
             raise ProtocolError(400, "More than one Content-Type")  # which one the app reads is a guess
         if request.content_length is not None and request.content_length > self.limits.max_body:
             raise ProtocolError(413, "Request body too large")
+        return hosts
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
@@ -364,6 +378,18 @@ class RequestParser:
         self._events.append(END)
         if not self._parser.should_keep_alive():
             self.done = True
+
+
+_FRAMING_FIELDS = frozenset({"host", "content-type", "content-length", "transfer-encoding", "expect"})
+_field_names: dict[bytes, tuple[str, str]] = {}  # a field name's bytes → (its text, lower-case): clients repeat them
+
+
+def _field_name(raw: bytes) -> tuple[str, str]:
+    name = raw.decode("latin-1")
+    known = (name, name.lower())
+    if len(_field_names) < 1024:  # names come from clients: the memory is bounded
+        _field_names[raw] = known
+    return known
 
 
 class _DateCache:

@@ -106,9 +106,9 @@ def check_method(method: str) -> None:
         raise ProtocolError(501, f"Method {method} not implemented")
 
 
-def check_host(headers: list[tuple[str, str]], version: str) -> str | None:
-    """The one Host value (None on HTTP/1.0 without one); ProtocolError otherwise (RFC 9112 §3.2)."""
-    hosts = [value for name, value in headers if name.lower() == "host"]
+def check_host(hosts: list[str], version: str) -> str | None:
+    """The one Host value of ``hosts`` (the head's Host values; None on HTTP/1.0 without one), or ProtocolError
+    (RFC 9112 §3.2)."""
     if len(hosts) > 1 or (not hosts and version == "1.1"):
         raise ProtocolError(400, "Exactly one Host header is required")
     if hosts and not valid_host(hosts[0].strip()):
