@@ -11,6 +11,10 @@ import errno
 import socket
 import sys
 
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8899
+DEFAULT_BACKLOG = 1024
+
 
 class StartError(Exception):
     """The server cannot start; the message is meant for the user as is."""

@@ -32,7 +32,6 @@ from .answers import Answers
 from .config import Config
 from .control import ControlMessage, Evaluate, Evaluated, Reload
 from .events import Event, LogEvent, ReloadEvent, ServerEvent, WorkerEvent, received
-from .exposure import exposure_notes
 from .inflight import describe, new_table, read_table
 from .listen import StartError as StartError  # re-exported: the console and the dashboard catch it from here
 from .listen import bind_for_workers, take_early
@@ -208,6 +207,8 @@ class Supervisor:
             watcher.start(self)
         self._thread(self._read_events, "events")
         self._thread(self._monitor, "monitor")
+        from .exposure import exposure_notes  # here: the workers are forked and start meanwhile
+
         notes = (*self.config.notices, *exposure_notes(self.sock.getsockname()[0], self.config.port))
         self._deliver([ServerEvent(time.time(), "listening", self.url, self.config.workers, notes)])
 
