@@ -94,6 +94,8 @@ def _prepare_forks(config: Config) -> None:
     """
     from . import worker  # noqa: F401 - imported here to be shared by the forks
 
+    if config.app_dir is not None:
+        from . import project  # noqa: F401 - a project APP's loader (apploader.py)
     if config.livereload:
         from . import livereload  # noqa: F401 - every worker installs it
     gc.freeze()
