@@ -115,7 +115,10 @@ def milestones(procs: dict[int, Process], answered: float, screen: dict[str, flo
         "supervisor imports textual": first_import(supervisor, "textual"),
         "supervisor imports tui.app": first_import(supervisor, "tui.app"),
         "socket bound": supervisor.binds[0] if supervisor.binds else None,
+        "supervisor imports devserver.worker": first_import(supervisor, "devserver.worker"),
         "supervisor imports asyncio": first_import(supervisor, "asyncio"),
+        "supervisor forks worker 0": supervisor.forks[0] if supervisor.forks else None,
+        "supervisor imports watchfiles (the watcher)": first_import(supervisor, "watchfiles"),
     }
     for index, worker in enumerate(workers):
         how = "forked" if worker.forked else "spawned, interpreter up"
