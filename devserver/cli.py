@@ -261,7 +261,8 @@ def check_app(app: str, dynamic: str, fail: Callable[[str], object]) -> None:
         return
     import importlib.util  # here, not at the top: only an APP needs it, and every start waits for imports
 
-    sys.path.insert(0, os.path.realpath(dynamic))
+    folder = os.path.realpath(dynamic)  # once: a realpath is a few lstat calls, and every module is checked below
+    sys.path.insert(0, folder)
     try:
         spec = importlib.util.spec_from_file_location(module_name, path)
         assert spec is not None and spec.loader is not None
@@ -271,10 +272,10 @@ def check_app(app: str, dynamic: str, fail: Callable[[str], object]) -> None:
         fail(f"cannot import {module_name!r} from {path}: {type(exc).__name__}: {exc}")
         return
     finally:
-        sys.path.remove(os.path.realpath(dynamic))
+        sys.path.remove(folder)
         # Forget what the check imported: workers import it themselves, freshly.
         for name, loaded in list(sys.modules.items()):
-            if (getattr(loaded, "__file__", "") or "").startswith(os.path.realpath(dynamic) + os.sep):
+            if (getattr(loaded, "__file__", "") or "").startswith(folder + os.sep):
                 del sys.modules[name]
     if not callable(getattr(module, attribute, None)):
         fail(f"module {module_name!r} has no callable {attribute!r}")
