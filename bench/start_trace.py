@@ -13,7 +13,12 @@ imported after it was forked (what it does not share with the supervisor).
 
 The hook costs a little per audited event, so the absolute figures are a few
 per cent above bench/startup.py's; this script says where the time goes, that
-one says how long it takes.
+one says how long it takes.  Each line also carries the CPU time its process
+had used: the supervisor's by its first fork is the serial part of a start,
+and unlike the times after launch it barely moves on a busy machine.
+
+The devserver that runs is the one first on PYTHONPATH (this checkout's when
+none is set), so two checkouts can be traced one after the other.
 
     python bench/start_trace.py [--dashboard] [--rounds 3] [--workers 2]
 """
@@ -31,10 +36,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import servers
-from common import BenchError, Site, free_port, make_site, start_server, stop_server
+from common import REPO_DIR, BenchError, Site, free_port, make_site, start_server, stop_server
 from startup import START_TIMEOUT, _first_200
 
-# Installed in every process of the server; writes "pid ns event detail" lines with O_APPEND (atomic per line).
+# Installed in every process of the server; writes "pid ns cpu_ns event detail" lines with O_APPEND (atomic per
+# line).  cpu_ns is the CPU time the process has used (a forked one counts from its fork).
 SITECUSTOMIZE = '''\
 import os, sys, time
 _path = os.environ.get("DEVSERVER_START_TRACE")
@@ -42,7 +48,7 @@ if _path:
     _fd = os.open(_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     def _log(event, detail=""):
-        os.write(_fd, f"{os.getpid()} {time.monotonic_ns()} {event} {detail}\\n".encode())
+        os.write(_fd, f"{os.getpid()} {time.monotonic_ns()} {time.process_time_ns()} {event} {detail}\\n".encode())
 
     def _hook(event, args):
         if event == "import":
@@ -74,16 +80,19 @@ class Process:
     binds: list[float] = field(default_factory=list)
     forks: list[float] = field(default_factory=list)
     app: float | None = None
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU ms used by its first up/bind/fork/app
 
 
 def parse(trace: Path, launched: int) -> dict[int, Process]:
     procs: dict[int, Process] = {}
     for line in trace.read_text().splitlines():
-        pid_s, ns, event, *rest = line.split(" ", 3)
+        pid_s, ns, cpu_ns, event, *rest = line.split(" ", 4)
         detail = rest[0] if rest else ""
         pid = int(pid_s)
         at = (int(ns) - launched) / 1e6
         proc = procs.setdefault(pid, Process(pid))
+        if event in ("up", "bind", "fork", "app"):
+            proc.cpu.setdefault(event, int(cpu_ns) / 1e6)
         if event == "up" and proc.up is None:
             proc.up = at
         elif event == "forked":
@@ -115,7 +124,10 @@ def milestones(procs: dict[int, Process], answered: float, screen: dict[str, flo
         "supervisor imports textual": first_import(supervisor, "textual"),
         "supervisor imports tui.app": first_import(supervisor, "tui.app"),
         "socket bound": supervisor.binds[0] if supervisor.binds else None,
+        "supervisor imports devserver.worker": first_import(supervisor, "devserver.worker"),
         "supervisor imports asyncio": first_import(supervisor, "asyncio"),
+        "supervisor forks worker 0": supervisor.forks[0] if supervisor.forks else None,
+        "supervisor imports watchfiles (the watcher)": first_import(supervisor, "watchfiles"),
     }
     for index, worker in enumerate(workers):
         how = "forked" if worker.forked else "spawned, interpreter up"
@@ -126,6 +138,25 @@ def milestones(procs: dict[int, Process], answered: float, screen: dict[str, flo
             (at for at, _ in worker.imports if worker.app is None or at <= worker.app + 50), default=None)
     out["first 200"] = answered
     out.update(screen)
+    return out
+
+
+def cpu_used(procs: dict[int, Process]) -> dict[str, float | None]:
+    """CPU ms each process had used by its milestones: robust to a busy machine, unlike the times after launch.
+
+    The supervisor's figure at its first fork is the serial part of a start (it runs one thread until then);
+    a forked worker's counts from its fork.
+    """
+    ordered = sorted(procs.values(), key=lambda p: p.up if p.up is not None else 1e9)
+    supervisor = ordered[0]
+    workers = [p for p in ordered[1:] if p.forked or p.app is not None]
+    out: dict[str, float | None] = {
+        "supervisor, interpreter up": supervisor.cpu.get("up"),
+        "supervisor, socket bound": supervisor.cpu.get("bind"),
+        "supervisor, forking worker 0": supervisor.cpu.get("fork"),
+    }
+    for index, worker in enumerate(workers):
+        out[f"worker {index}, running the app module"] = worker.cpu.get("app")
     return out
 
 
@@ -147,7 +178,7 @@ def one_start(site: Site, workers: int, dashboard: bool, base: Path) -> tuple[di
     (hook_dir / "sitecustomize.py").write_text(SITECUSTOMIZE)
     spec = servers.devserver_app(site, free_port(), workers, dashboard=dashboard)
     env = {"DEVSERVER_START_TRACE": str(trace),
-           "PYTHONPATH": os.pathsep.join(p for p in (str(hook_dir), os.environ.get("PYTHONPATH", "")) if p)}
+           "PYTHONPATH": os.pathsep.join((str(hook_dir), os.environ.get("PYTHONPATH") or str(REPO_DIR)))}
     spec = replace(spec, env={**spec.env, **env})
     logs = base / "logs"
     logs.mkdir(exist_ok=True)
@@ -163,7 +194,8 @@ def one_start(site: Site, workers: int, dashboard: bool, base: Path) -> tuple[di
     finally:
         stop_server(server)
     procs = parse(trace, launched)
-    return milestones(procs, answered, screen), worker_imports(procs)
+    cpu = {f"CPU: {name}": value for name, value in cpu_used(procs).items()}
+    return {**milestones(procs, answered, screen), **cpu}, worker_imports(procs)
 
 
 def _screen_times(log: Path, launched: int) -> dict[str, float]:
@@ -207,10 +239,14 @@ def main(argv: list[str] | None = None) -> int:
     order: dict[str, None] = {}
     for run in runs:
         order.update(dict.fromkeys(run))
-    rows = sorted(order, key=_median_of(runs))
+    rows = sorted((name for name in order if not name.startswith("CPU: ")), key=_median_of(runs))
     for name in rows:
         value = _median_of(runs)(name)
         print(f"  {value:8.1f}  {name}" if value < 1e9 else f"         -  {name}")
+    print("CPU ms the process had used by then, median")
+    for name in (name for name in order if name.startswith("CPU: ")):
+        value = _median_of(runs)(name)
+        print(f"  {value:8.1f}  {name[5:]}" if value < 1e9 else f"         -  {name[5:]}")
     if opts.imports:
         for pid, tops in imports.items():
             print(f"\nimported by worker {pid}: {', '.join(tops) or 'nothing'}")

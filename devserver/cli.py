@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import NoReturn
+from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
-from . import __version__, appspec
-from .config import DEFAULT_BACKLOG, DEFAULT_HOST, DEFAULT_PORT, Config
-from .projectfiles import ProjectCheck, ProjectFiles
+from . import __version__
+from .listen import DEFAULT_BACKLOG, DEFAULT_HOST, DEFAULT_PORT
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from .config import Config
+    from .projectfiles import ProjectCheck
+
+# Only what parsing the command line needs is imported before the socket is bound (main); the rest (the
+# config's dataclass, the project rules, APP's checks) is imported once the socket waits for requests.
 
 APP_PATTERN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):([A-Za-z_][A-Za-z0-9_]*)\Z")
 DASHBOARD_GROUP = "devserver.dashboard"
@@ -72,6 +77,8 @@ def _allowed_host(text: str) -> str:
     if name == "*" or HOST_NAME.match(name):
         return name
     bare = name[1:-1] if name.startswith("[") and name.endswith("]") else name
+    import ipaddress  # here: only --allowed-host needs it
+
     try:
         address = ipaddress.ip_address(bare)
     except ValueError:
@@ -134,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Config:
     """Validate the arguments; bad ones end in parser.error (one line, exit 2)."""
+    from .config import Config
+
     for option, folder in (("--root", args.root), ("--dynamic", args.dynamic)):
         if folder is not None and not os.path.isdir(folder):
             parser.error(f"{option} {folder!r} is not a folder")
@@ -161,8 +170,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     ).resolved()
 
 
-@dataclass(frozen=True)
-class Folders:
+class Folders(NamedTuple):
     """What to serve: static files from ``root``, apps from ``dynamic`` (which may not exist)."""
 
     root: str
@@ -191,6 +199,8 @@ def choose_folders(root: str | None, dynamic: str | None) -> Folders:
     return Folders(os.curdir, dynamic, False, (
         f"no {root}/ or {dynamic}/ folder here: serving the files of this folder "
         f"({os.path.abspath(os.curdir)}), as python -m http.server does",))
+
+
 def _one_line_error(message: str) -> NoReturn:
     """What is wrong with APP, on one line (no usage: the options were fine)."""
     print(f"devserver: error: {message}", file=sys.stderr)
@@ -212,6 +222,9 @@ def check_project_app(app: str, app_dir: str, fail: Callable[[str], NoReturn]) -
     themselves); the third-party ones it pulled in become the warm
     template's preload list.
     """
+    from . import appspec
+    from .projectfiles import ProjectCheck, ProjectFiles
+
     if not os.path.isdir(app_dir):
         fail(f"--app-dir {app_dir!r} is not a folder")
     folder = os.path.realpath(app_dir)
@@ -235,8 +248,6 @@ def check_project_app(app: str, app_dir: str, fail: Callable[[str], NoReturn]) -
     return ProjectCheck(folder, tuple(preload))
 
 
-
-
 def check_app(app: str, dynamic: str, fail: Callable[[str], object]) -> None:
     """Fail with one line unless ``app`` names a callable in a module of ``dynamic``."""
     match = APP_PATTERN.match(app)
@@ -250,7 +261,8 @@ def check_app(app: str, dynamic: str, fail: Callable[[str], object]) -> None:
         return
     import importlib.util  # here, not at the top: only an APP needs it, and every start waits for imports
 
-    sys.path.insert(0, os.path.realpath(dynamic))
+    folder = os.path.realpath(dynamic)  # once: a realpath is a few lstat calls, and every module is checked below
+    sys.path.insert(0, folder)
     try:
         spec = importlib.util.spec_from_file_location(module_name, path)
         assert spec is not None and spec.loader is not None
@@ -260,10 +272,10 @@ def check_app(app: str, dynamic: str, fail: Callable[[str], object]) -> None:
         fail(f"cannot import {module_name!r} from {path}: {type(exc).__name__}: {exc}")
         return
     finally:
-        sys.path.remove(os.path.realpath(dynamic))
+        sys.path.remove(folder)
         # Forget what the check imported: workers import it themselves, freshly.
         for name, loaded in list(sys.modules.items()):
-            if (getattr(loaded, "__file__", "") or "").startswith(os.path.realpath(dynamic) + os.sep):
+            if (getattr(loaded, "__file__", "") or "").startswith(folder + os.sep):
                 del sys.modules[name]
     if not callable(getattr(module, attribute, None)):
         fail(f"module {module_name!r} has no callable {attribute!r}")

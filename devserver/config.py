@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8899
-DEFAULT_BACKLOG = 1024
+from .listen import DEFAULT_BACKLOG, DEFAULT_HOST, DEFAULT_PORT
 
 
 @dataclass(frozen=True, slots=True)

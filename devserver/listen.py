@@ -11,6 +11,16 @@ import errno
 import socket
 import sys
 
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8899
+DEFAULT_BACKLOG = 1024
+
+
+def _resolvable(host: str) -> str | bytes:
+    """``host`` for getaddrinfo: an ASCII name or address as bytes, which skips the IDNA codec (and
+    unicodedata, stringprep) that a str host loads: milliseconds before the bind, for 127.0.0.1."""
+    return host.encode("ascii") if host.isascii() else host
+
 
 class StartError(Exception):
     """The server cannot start; the message is meant for the user as is."""
@@ -19,7 +29,7 @@ class StartError(Exception):
 def bind(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:
     """The listening socket, or StartError with a one-line reason."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(_resolvable(host), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as exc:
         raise StartError(f"cannot listen on host {host!r}: {getattr(exc, 'strerror', None) or exc}") from None
     family, kind, proto, _, address = infos[0]
@@ -124,7 +134,7 @@ def take_early(host: str, port: int, workers: int) -> list[socket.socket]:
 
 def _same_host(host: str, bound: str) -> bool:
     try:
-        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(_resolvable(host), None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError):
         return False
     return bool(infos) and infos[0][4][0] == bound

@@ -32,12 +32,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from importlib.resources import files
 from typing import Any, Protocol
 
 from . import pages
@@ -126,13 +126,20 @@ class _Stream:
         self.exchange = exchange
 
 
+@functools.cache
+def _script() -> bytes:
+    """The client script, compacted once, when a page first asks for it (not at every worker's start)."""
+    from importlib.resources import files  # here: importlib.resources takes milliseconds to import (pathlib)
+
+    return compact(files("devserver").joinpath("livereload.js").read_text("utf-8")).encode()
+
+
 class LiveReload:
     """The event streams of one worker, and the hooks that feed them."""
 
     def __init__(self, instance: str) -> None:
         self.streams: set[_Stream] = set()
         self.stopping = asyncio.Event()
-        self.script = compact(files("devserver").joinpath("livereload.js").read_text("utf-8")).encode()
         self.routes = {EVENTS_URL: self.events, SCRIPT_URL: self.serve_script}
         self.hello = event_frame("hello", {"instance": instance})
         self.failed = b""  # the last "failed" event until a module save compiles: a browser that connects gets it
@@ -152,7 +159,7 @@ class LiveReload:
         await handler(conn, exchange)
 
     async def serve_script(self, conn: Connection, exchange: Exchange) -> None:
-        conn.send(200, [("Content-Type", "text/javascript; charset=utf-8"), NO_CACHE], self.script)
+        conn.send(200, [("Content-Type", "text/javascript; charset=utf-8"), NO_CACHE], _script())
         conn.end()
 
     async def events(self, conn: Connection, exchange: Exchange) -> None:

@@ -490,13 +490,6 @@ def await_takeover(control: Any) -> None:
             return
 
 
-def modules_for(config: Config, worker: Any) -> DynamicModules | ProjectModules:
-    """The worker's module loader: the project's when APP is a project app."""
-    if config.app_dir is None:
-        return DynamicModules(config.dynamic, follow_saves=config.reload)
-    return ProjectModules(config, worker)
-
-
 def pause(worker: Any) -> None:
     """Stop accepting connections: a warm restart's new workers take them from the supervisor's socket.
 
@@ -506,13 +499,3 @@ def pause(worker: Any) -> None:
     # Only the reader goes, not the server: asyncio's Server.close() drops (resets) connections that
     # were accepted in the same loop iteration but not yet given a transport.
     worker.loop.remove_reader(worker.sock.fileno())
-
-
-def app_key(config: Config) -> tuple[str | None, str | None]:
-    """(name, attribute) the worker asks its loader for: a project APP is named whole."""
-    if config.app is None:
-        return None, None
-    if config.app_dir is not None:
-        return config.app, None
-    name, attribute = config.app.split(":", 1)
-    return name, attribute

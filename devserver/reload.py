@@ -44,8 +44,6 @@ import traceback
 from collections.abc import Iterable
 from typing import Any
 
-from watchfiles._rust_notify import RustNotify
-
 from .control import CompileFailure, PageChanged
 from .events import LogEvent, ReloadEvent
 from .noise import IGNORED_DIRS, IGNORED_NAME
@@ -263,6 +261,8 @@ class Watcher:
         if not roots:
             return
         force_polling = os.environ.get("WATCHFILES_FORCE_POLLING", "").lower() not in ("", "0", "false", "no")
+        from watchfiles._rust_notify import RustNotify  # here: workers import this module, and never watch
+
         self._notify = RustNotify(roots, False, force_polling, 300, True, True)
         self._thread = threading.Thread(target=self._run, name="devserver-watcher", daemon=True)
         self._thread.start()

@@ -302,7 +302,11 @@ def resolve(root: str, raw_path: str) -> str | None:
 
 # ---------------------------------------------------------------------- media types
 
-_TYPES = mimetypes.MimeTypes()  # built-in table only: same answer on every machine
+# Built-in table only: same answer on every machine.  A MimeTypes() reads the system's mime.types files into the
+# module's global tables first (mimetypes.init(): milliseconds of every start) unless mimetypes.inited says done.
+_inited, mimetypes.inited = mimetypes.inited, True
+_TYPES = mimetypes.MimeTypes()
+mimetypes.inited = _inited
 for _ext, _type in {
     ".js": "text/javascript",  # RFC 9239 §6: application/javascript is obsolete
     ".mjs": "text/javascript",

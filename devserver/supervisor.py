@@ -32,7 +32,6 @@ from .answers import Answers
 from .config import Config
 from .control import ControlMessage, Evaluate, Evaluated, Reload
 from .events import Event, LogEvent, ReloadEvent, ServerEvent, WorkerEvent, received
-from .exposure import exposure_notes
 from .inflight import describe, new_table, read_table
 from .listen import StartError as StartError  # re-exported: the console and the dashboard catch it from here
 from .listen import bind_for_workers, take_early
@@ -95,6 +94,8 @@ def _prepare_forks(config: Config) -> None:
     """
     from . import worker  # noqa: F401 - imported here to be shared by the forks
 
+    if config.app_dir is not None:
+        from . import project  # noqa: F401 - a project APP's loader (apploader.py)
     if config.livereload:
         from . import livereload  # noqa: F401 - every worker installs it
     gc.freeze()
@@ -208,6 +209,8 @@ class Supervisor:
             watcher.start(self)
         self._thread(self._read_events, "events")
         self._thread(self._monitor, "monitor")
+        from .exposure import exposure_notes  # here: the workers are forked and start meanwhile
+
         notes = (*self.config.notices, *exposure_notes(self.sock.getsockname()[0], self.config.port))
         self._deliver([ServerEvent(time.time(), "listening", self.url, self.config.workers, notes)])
 

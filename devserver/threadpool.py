@@ -45,8 +45,8 @@ class ThreadPool:
         self._waiting: deque[float] = deque()  # submit times of calls no thread has taken yet
         self._watching: asyncio.TimerHandle | None = None
         self._pending: list[Job] = []  # not yet handed over
-        for _ in range(self.base):
-            self._start_thread()
+        # No thread yet: _hand_over starts them as calls come (up to base at once), so a worker's start
+        # does not wait for four threads to be scheduled before it can accept.
 
     def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run ``fn(*args)`` in a pool thread (call from the loop thread); its result as a future."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import capture, framestore, requestlogs, static
+from .apploader import app_key, modules_for
 from .appoutput import escape_app_output
 from .config import Config
 from .connection import Connection
@@ -31,7 +32,6 @@ from .exchange import ClientGone, Exchange, Responder
 from .hostcheck import HostPolicy
 from .http import Limits
 from .inflight import InflightTable
-from .project import app_key, modules_for
 from .threadpool import ThreadPool
 from .timers import Repeater
 from .wsgi import WSGIApp, WSGIServer, serve_wsgi, start_wsgi

@@ -21,7 +21,6 @@ stop, starting a browser) run in Textual worker threads and report back with
 
 from __future__ import annotations
 
-import http.client
 import os
 import subprocess
 import threading
@@ -144,8 +143,8 @@ class DashboardApp(App[int]):
 
     @on(MainScreen.Ready)
     def _start_feed(self) -> None:
-        if self.tune_gc:
-            settle_gc()
+        if self.tune_gc:  # after the first paint, which a full collection (tens of ms) would otherwise delay
+            self.call_after_refresh(settle_gc)
         self._accepting.set()
         self._drain()
         self.set_timer(PRELOAD_DELAY, self.preload_screens)
@@ -258,6 +257,8 @@ class DashboardApp(App[int]):
 
     @work(thread=True, exit_on_error=False, group="replay")
     def _replay(self, request: RequestEvent, url: str, original: RequestEvent, body: bytes | None) -> None:
+        import http.client  # here: http.client (and the email package under it) would delay the first paint
+
         label = escape_controls(f"{request.method} {request.target}", multiline=False)
         # Registered before the request goes out, so the server's event for it always finds its original.
         link = partial(self.main.replays.expect, original=original)

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import http.client
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -139,6 +138,8 @@ def replay_request(
     body = exact_request_body(event) if body is None else body
     headers = replay_headers(event)
     names = {name.lower() for name, _ in headers}
+    import http.client  # here: the dashboard's first paint does not wait for it (nor for the email package)
+
     conn = http.client.HTTPConnection(*server_address(url), timeout=timeout)
     started = time.perf_counter()
     try:
