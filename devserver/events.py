@@ -157,4 +157,28 @@ Wire = tuple[type[Event], tuple[Any, ...]]
 
 def received(batch: list[Event | Wire]) -> list[Event]:
     """A batch as a worker sent it, with the events that travelled as values built."""
-    return [item[0](*item[1]) if type(item) is tuple else item for item in batch]  # type: ignore[misc]
+    return [_BUILDERS.get(item[0], _by_init)(*item) if type(item) is tuple else item  # type: ignore[misc]
+            for item in batch]
+
+
+def _by_init(cls: type[E], values: tuple[Any, ...]) -> E:
+    return cls(*values)
+
+
+def _builder(cls: type[E]) -> Callable[[type[E], tuple[Any, ...]], E]:
+    """Build ``cls`` from its field values in order, as its frozen ``__init__`` would, at a third of the cost.
+
+    The frozen ``__init__`` sets each field through a global ``object.__setattr__``; this sets each
+    through its slot's own setter, bound once.  The code is made from the class's field names, as
+    dataclasses makes ``__init__``: nothing from the values is ever compiled.
+    """
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    lines = ["def build(cls, values):", f"    ({', '.join(names)},) = values", "    obj = new(cls)"]
+    lines += [f"    set_{name}(obj, {name})" for name in names]
+    lines.append("    return obj")
+    scope: dict[str, Any] = {"new": object.__new__, **{f"set_{n}": getattr(cls, n).__set__ for n in names}}
+    exec("\n".join(lines), scope)  # field names of our own class, compiled once at import
+    return scope["build"]  # type: ignore[no-any-return]
+
+
+_BUILDERS: dict[type, Callable[[Any, tuple[Any, ...]], Any]] = {RequestEvent: _builder(RequestEvent)}  # one per request

@@ -6,6 +6,8 @@ import multiprocessing
 import queue
 import time
 
+import pytest
+
 from devserver.eventqueue import EventSink
 from devserver.events import DroppedEvents, LogEvent
 
@@ -100,7 +102,7 @@ def test_every_event_is_either_delivered_or_counted_across_many_batches() -> Non
 
 def test_an_event_sent_as_values_arrives_built_and_equal() -> None:
     """emit_values: the worker sends (class, field values) down the real pipe; events.received builds the event."""
-    from dataclasses import fields
+    from dataclasses import FrozenInstanceError, fields
 
     from devserver.eventqueue import EventChannel
     from devserver.events import RequestEvent, received
@@ -116,6 +118,10 @@ def test_an_event_sent_as_values_arrives_built_and_equal() -> None:
     sink.emit(LogEvent(2.0, 7, "after"))
     sink.flush()
     assert reader.poll(5)
-    assert received(reader.recv()) == [sent, LogEvent(2.0, 7, "after")]
+    built = received(reader.recv())
+    assert built == [sent, LogEvent(2.0, 7, "after")]
+    assert [f.name for f in fields(RequestEvent) if getattr(built[0], f.name) != getattr(sent, f.name)] == []
+    with pytest.raises(FrozenInstanceError):  # built by events._builder, still frozen
+        built[0].status = 500  # type: ignore[misc]
     channel.close(timeout=1)
     reader.close()
