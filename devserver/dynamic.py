@@ -145,7 +145,7 @@ class DynamicModules:
         if not self.follow_saves:
             return self._apps.get(f"{name}:{attribute}")
         changed = []
-        for file, stamp in self._stamps.items():  # only values change in the loop: no copy needed
+        for file, stamp in list(self._stamps.items()):  # a copy: a pool thread importing a module adds to it
             now = filestamp.check(file, stamp)
             if now is None:
                 changed.append(file)
