@@ -20,7 +20,7 @@ INDEX = b"<html><body>home</body></html>"
 
 @pytest.fixture(autouse=True)
 def fresh_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(static, "_cache", static._SmallFileCache())
+    monkeypatch.setattr(static, "_responses", static._Responses())
     monkeypatch.setattr(static, "_lookups", static._Lookups())
 
 
