@@ -80,12 +80,14 @@ class BadPath(ValueError):
     status = 400
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class StaticResponse:
     """What to send: ``body`` bytes, or ``length`` bytes of ``file`` from ``offset``.
 
     ``headers`` include Content-Length (except on 304) but no Date, Server or
     Connection.  When ``file`` is set the caller owns it and must close it.
+    The plain 200 of a cached file is the same object for every request:
+    never change ``headers``.
     """
 
     status: int
@@ -589,9 +591,11 @@ _FileKey = tuple[int, int, int, int, int]
 class _Ready:
     """A representation kept in memory, with what proves it is still what the path names."""
 
-    witnesses: _Witnesses  # the folders from the root to the file: the path still leads here
-    key: _FileKey  # the file itself: its bytes are still these
+    witnesses: _Witnesses  # the folders above the file's: the path still leads to its folder
+    key: _FileKey  # the file itself: its entry and its bytes are still these
     rep: _Representation
+    get: StaticResponse  # the answer to a GET without conditions or range, ready made
+    head: StaticResponse  # and to such a HEAD
 
 
 class _Responses:
@@ -618,7 +622,7 @@ class _Responses:
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, root: str, raw_path: str, transform: object) -> _Representation | None:
+    def get(self, root: str, raw_path: str, transform: object) -> _Ready | None:
         ready = self._entries.get((root, raw_path, transform))
         if ready is None:
             return None
@@ -629,24 +633,24 @@ class _Responses:
                 pass
             else:
                 if (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev) == ready.key:
-                    return ready.rep
+                    return ready
         self._drop((root, raw_path, transform))
         return None
 
-    def put(self, root: str, raw_path: str, transform: object, name: str, witnesses: _Witnesses,
+    def put(self, root: str, raw_path: str, transform: object, witnesses: _Witnesses,
             st: os.stat_result, rep: _Representation) -> None:
-        """Keep ``rep``, read from the file ``st`` describes, which ``raw_path`` names as ``name``."""
+        """Keep ``rep``, read from the file ``st`` describes, which ``raw_path`` names with no link on the way."""
         data = rep.data
         if data is None or len(data) > self.max_file:
             return
         if max(st.st_mtime_ns, st.st_ctime_ns) >= time.time_ns() - self.racy_ns:
             return  # too fresh to be told apart from the next write
         key = (root, raw_path, transform)
-        if os.path.basename(rep.path) == name:
-            # The file's own folder needs no witness: the file's identity (inode, device) says its entry is
-            # unchanged.  Not so if a link in that folder led here: retargeting it changes only the folder.
-            witnesses = witnesses[:-1]
-        ready = _Ready(witnesses, (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev), rep)
+        # The file's own folder needs no witness: no link led here (see _witnesses), so the file's identity
+        # (inode, device, ctime) says the entry that names it is unchanged.
+        ready = _Ready(witnesses[:-1], (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev), rep,
+                       StaticResponse(200, list(rep.whole), data, path=rep.path),
+                       StaticResponse(200, list(rep.whole), path=rep.path))
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
@@ -674,6 +678,7 @@ _responses = _Responses()
 # Request headers serve() reads: the conditions of §13 and Range (§14).
 CONDITIONAL_HEADERS = frozenset({"if-match", "if-none-match", "if-modified-since", "if-unmodified-since",
                                  "range", "if-range"})
+_CONDITIONAL_INITIALS = frozenset("iIrR")
 
 
 def request_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -684,9 +689,10 @@ def request_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     """
     found = {}
     for name, value in pairs:
-        lname = name.lower()
-        if lname in CONDITIONAL_HEADERS and lname not in found:
-            found[lname] = value
+        if name[:1] in _CONDITIONAL_INITIALS:  # cheaper than lower-casing every name
+            lname = name.lower()
+            if lname in CONDITIONAL_HEADERS and lname not in found:
+                found[lname] = value
     return found
 
 
@@ -705,12 +711,11 @@ def serve(root: str, method: str, raw_path: str, headers: Mapping[str, str], *,
     """
     if method != "GET" and method != "HEAD":
         return _error(405, method, f"{method} is not allowed here", extra=(("Allow", ALLOW),))
-    rep = _responses.get(root, raw_path, html_transform)
-    if rep is not None:
+    ready = _responses.get(root, raw_path, html_transform)
+    if ready is not None:
         if not headers:  # the usual request: no condition, no range
-            return StaticResponse(200, list(rep.whole), rep.data if method == "GET" else b"",  # type: ignore[arg-type]
-                                  path=rep.path)
-        return _respond(rep, method, headers)
+            return ready.get if method == "GET" else ready.head
+        return _respond(ready.rep, method, headers)
     try:
         target, witnesses = _locate_remembered(root, raw_path)
     except BadPath as exc:
@@ -735,7 +740,7 @@ def serve(root: str, method: str, raw_path: str, headers: Mapping[str, str], *,
     try:
         rep = _representation(target, entity, transform)
         if witnesses is not None and entity.complete:
-            _responses.put(root, raw_path, html_transform, target.name, witnesses, entity.st, rep)
+            _responses.put(root, raw_path, html_transform, witnesses, entity.st, rep)
         response = _respond(rep, method, headers)
     except Exception:  # noqa: BLE001 - html_transform is caller code; its failure is a page, not a crash
         response = _error(500, method, "Could not build the response", traceback.format_exc())
