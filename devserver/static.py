@@ -29,19 +29,27 @@ Other decisions
 * ``html_transform`` output *is* the representation: its ETag gets a hash
   suffix, Content-Length is its length and Range slices it, so a 206 never
   mixes two representations under one validator.  Such HTML is read whole.
-* The small-file cache is checked against a fresh stat on every request
-  (mtime_ns, ctime_ns, size, inode, device) and only holds files whose
-  timestamps are older than ``racy_ns``: two writes within one timestamp tick
-  look identical, so a just-written file is never trusted (git's "racy clean").
 * Where a URL path led is remembered, a file or nothing, so neither a file
   nor an APP's route (the "files win" test) costs a walk of the filesystem
-  per request.  A remembered answer is checked with one ``stat`` of the
-  deepest folder along the path (for a file, its folder): creating,
-  removing or renaming anything in a folder changes its mtime/ctime, so a
-  file that appears or goes is seen at once.  Paths with a symlink on the
-  way are never remembered (a link's target can change without its folder
-  changing), nor those whose folder changed within ``racy_ns`` (a second
-  change in the same timestamp tick would not show).
+  per request.  A remembered answer is checked with a ``stat`` of every
+  folder from the root down to the deepest one along the path (for a file,
+  its folder): creating, removing or renaming anything in a folder changes
+  its mtime/ctime, so a file that appears or goes is seen at once, and so is
+  a folder moved out of the root and linked back (only its parent changes).
+  Paths with a symlink on the way are never remembered (a link's target can
+  change without its folder changing), nor those whose folders changed
+  within ``racy_ns`` (a second change in the same timestamp tick would not
+  show).
+* Small files' whole responses are kept (bytes after ``html_transform``,
+  validators, headers) per (root, URL path, transform) when the path was
+  remembered as above and the file's timestamps are older than ``racy_ns``
+  (two writes within one timestamp tick look identical: git's "racy clean").
+  Every use checks an ``lstat`` of the file (mtime_ns, ctime_ns, size,
+  inode, device), which any save changes, also a same-size save within the
+  same second, and a ``stat`` of each folder above the file's own (the
+  file's inode says its own entry is unchanged).  A GET or HEAD with no
+  condition and no Range gets a ready-made response; the rest are decided
+  per request from the kept validators and bytes.
 * Error pages carry ``Cache-Control: no-cache``: a 404 is heuristically
   cacheable (RFC 9110 §15.1), which is wrong for a dev server.
 """
@@ -612,7 +620,7 @@ class _Responses:
     takes no lock: plain dict reads are safe across threads.
     """
 
-    def __init__(self, max_bytes: int = 8 << 20, max_file: int = 256 * 1024, max_entries: int = 1024,
+    def __init__(self, max_bytes: int = 4 << 20, max_file: int = 256 * 1024, max_entries: int = 1024,
                  racy_ns: int = 2_000_000_000) -> None:
         self.max_bytes = max_bytes
         self.max_file = max_file
