@@ -699,8 +699,8 @@ def request_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     for name, value in pairs:
         if name[:1] in _CONDITIONAL_INITIALS:  # cheaper than lower-casing every name
             lname = name.lower()
-            if lname in CONDITIONAL_HEADERS and lname not in found:
-                found[lname] = value
+            if lname in CONDITIONAL_HEADERS:
+                found[lname] = value  # a repeated field: the last one counts, as in a dict of all headers
     return found
 
 

@@ -354,6 +354,17 @@ def test_conditional_requests(root: str, conditions: dict[str, str], status: int
         assert resp.body == (TEN if method == "GET" else b"")
 
 
+def test_request_headers_keeps_what_serve_reads() -> None:
+    pairs = [("Host", "x"), ("IF-None-Match", '"a"'), ("Range", "bytes=0-1"), ("Referer", "/r"),
+             ("If-None-Match", '"b"'), ("if-modified-since", EARLY), ("Accept", "*/*"), ("If-Range", '"c"'),
+             ("If-Match", "*"), ("If-Unmodified-Since", LATE), ("I", "short"), ("", "empty")]
+    assert static.request_headers(pairs) == {
+        "if-none-match": '"b"', "range": "bytes=0-1", "if-modified-since": EARLY, "if-range": '"c"',
+        "if-match": "*", "if-unmodified-since": LATE,
+    }
+    assert static.request_headers([("Host", "x"), ("User-Agent", "wrk")]) == {}
+
+
 # -------------------------------------------------------------------------- ranges
 
 @pytest.mark.parametrize("spec, status, body, crange", [
