@@ -88,14 +88,14 @@ class BadPath(ValueError):
     status = 400
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs four times as much to build
 class StaticResponse:
     """What to send: ``body`` bytes, or ``length`` bytes of ``file`` from ``offset``.
 
     ``headers`` include Content-Length (except on 304) but no Date, Server or
     Connection.  When ``file`` is set the caller owns it and must close it.
     The plain 200 of a cached file is the same object for every request:
-    never change ``headers``.
+    never change it, nor its ``headers``.
     """
 
     status: int
@@ -562,11 +562,15 @@ def _representation(target: _Target, entity: _Entity,
                            (*fields, ("Content-Length", str(size))))
 
 
-def _respond(rep: _Representation, method: str, headers: Mapping[str, str]) -> StaticResponse:
-    """The response to a GET or HEAD of ``rep``: conditions (§13) and range (§14) applied."""
+def _respond(rep: _Representation, method: str, headers: Mapping[str, str],
+             not_modified: StaticResponse | None = None) -> StaticResponse:
+    """The response to a GET or HEAD of ``rep``: conditions (§13) and range (§14) applied.
+
+    ``not_modified``: the 304 to answer, ready made.
+    """
     status = _precondition(method, headers, rep.etag, rep.mtime) if headers else None
     if status == 304:  # §15.4.5: validators and Cache-Control, no Content-Length
-        return StaticResponse(304, list(rep.validators), path=rep.path)
+        return not_modified or StaticResponse(304, list(rep.validators), path=rep.path)
     if status == 412:
         return _error(412, method, "Precondition Failed")
     size = rep.size
@@ -604,6 +608,7 @@ class _Ready:
     rep: _Representation
     get: StaticResponse  # the answer to a GET without conditions or range, ready made
     head: StaticResponse  # and to such a HEAD
+    not_modified: StaticResponse  # the 304 to a browser revalidating its copy
 
 
 class _Responses:
@@ -658,7 +663,8 @@ class _Responses:
         # (inode, device, ctime) says the entry that names it is unchanged.
         ready = _Ready(witnesses[:-1], (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev), rep,
                        StaticResponse(200, list(rep.whole), data, path=rep.path),
-                       StaticResponse(200, list(rep.whole), path=rep.path))
+                       StaticResponse(200, list(rep.whole), path=rep.path),
+                       StaticResponse(304, list(rep.validators), path=rep.path))
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
@@ -723,7 +729,7 @@ def serve(root: str, method: str, raw_path: str, headers: Mapping[str, str], *,
     if ready is not None:
         if not headers:  # the usual request: no condition, no range
             return ready.get if method == "GET" else ready.head
-        return _respond(ready.rep, method, headers)
+        return _respond(ready.rep, method, headers, ready.not_modified)
     try:
         target, witnesses = _locate_remembered(root, raw_path)
     except BadPath as exc:
