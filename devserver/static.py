@@ -320,7 +320,7 @@ def resolve(root: str, raw_path: str) -> str | None:
     its ``index.html`` (with or without the trailing slash).  Raises
     :class:`BadPath` (status 400) for bad escapes, NUL or invalid UTF-8.
     Lookups are remembered (see the module docstring), so asking again for a
-    path costs one ``stat``.
+    path costs a ``stat`` per folder from the root down to its deepest one.
     """
     target, _ = _locate_remembered(root, raw_path)
     return target.path if target else None
