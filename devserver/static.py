@@ -29,19 +29,27 @@ Other decisions
 * ``html_transform`` output *is* the representation: its ETag gets a hash
   suffix, Content-Length is its length and Range slices it, so a 206 never
   mixes two representations under one validator.  Such HTML is read whole.
-* The small-file cache is checked against a fresh stat on every request
-  (mtime_ns, ctime_ns, size, inode, device) and only holds files whose
-  timestamps are older than ``racy_ns``: two writes within one timestamp tick
-  look identical, so a just-written file is never trusted (git's "racy clean").
 * Where a URL path led is remembered, a file or nothing, so neither a file
   nor an APP's route (the "files win" test) costs a walk of the filesystem
-  per request.  A remembered answer is checked with one ``stat`` of the
-  deepest folder along the path (for a file, its folder): creating,
-  removing or renaming anything in a folder changes its mtime/ctime, so a
-  file that appears or goes is seen at once.  Paths with a symlink on the
-  way are never remembered (a link's target can change without its folder
-  changing), nor those whose folder changed within ``racy_ns`` (a second
-  change in the same timestamp tick would not show).
+  per request.  A remembered answer is checked with a ``stat`` of every
+  folder from the root down to the deepest one along the path (for a file,
+  its folder): creating, removing or renaming anything in a folder changes
+  its mtime/ctime, so a file that appears or goes is seen at once, and so is
+  a folder moved out of the root and linked back (only its parent changes).
+  Paths with a symlink on the way are never remembered (a link's target can
+  change without its folder changing), nor those whose folders changed
+  within ``racy_ns`` (a second change in the same timestamp tick would not
+  show).
+* Small files' whole responses are kept (bytes after ``html_transform``,
+  validators, headers) per (root, URL path, transform) when the path was
+  remembered as above and the file's timestamps are older than ``racy_ns``
+  (two writes within one timestamp tick look identical: git's "racy clean").
+  Every use checks an ``lstat`` of the file (mtime_ns, ctime_ns, size,
+  inode, device), which any save changes, also a same-size save within the
+  same second, and a ``stat`` of each folder above the file's own (the
+  file's inode says its own entry is unchanged).  A GET or HEAD with no
+  condition and no Range gets a ready-made response; the rest are decided
+  per request from the kept validators and bytes.
 * Error pages carry ``Cache-Control: no-cache``: a 404 is heuristically
   cacheable (RFC 9110 §15.1), which is wrong for a dev server.
 """
@@ -57,8 +65,7 @@ import stat
 import threading
 import time
 import traceback
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from functools import lru_cache
@@ -68,7 +75,7 @@ from urllib.parse import quote
 from devserver.httpdate import imf_fixdate
 from devserver.pages import error_page
 
-__all__ = ["BadPath", "StaticResponse", "content_type", "resolve", "serve"]
+__all__ = ["CONDITIONAL_HEADERS", "BadPath", "StaticResponse", "content_type", "request_headers", "resolve", "serve"]
 
 HTML = "text/html; charset=utf-8"
 ALLOW = "GET, HEAD"
@@ -81,12 +88,14 @@ class BadPath(ValueError):
     status = 400
 
 
-@dataclass(slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs four times as much to build
 class StaticResponse:
     """What to send: ``body`` bytes, or ``length`` bytes of ``file`` from ``offset``.
 
     ``headers`` include Content-Length (except on 304) but no Date, Server or
     Connection.  When ``file`` is set the caller owns it and must close it.
+    The plain 200 of a cached file is the same object for every request:
+    never change it, nor its ``headers``.
     """
 
     status: int
@@ -182,22 +191,30 @@ def _locate(root: str, raw_path: str) -> _Target | None:
     return _Target(real, segments[-1], False)
 
 
-class _FolderKey(NamedTuple):
-    mtime_ns: int
-    ctime_ns: int
-    ino: int
-    dev: int
+# A folder's state as one tuple (mtime_ns, ctime_ns, ino, dev): creating, removing or renaming an entry changes it.
+_FolderKey = tuple[int, int, int, int]
+# Folders from the root down to where a path's answer lies, each with its state when the answer was learned.
+_Witnesses = tuple[tuple[str, _FolderKey], ...]
 
 
 def _folder_key(st: os.stat_result) -> _FolderKey:
-    return _FolderKey(st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
 
 
-_UNKNOWN = object()  # what _Lookups.get answers for a path it cannot vouch for
+def _unchanged(witnesses: _Witnesses) -> bool:
+    """Is every folder still as it was?  One ``stat`` each, stopping at the first change."""
+    try:
+        for folder, key in witnesses:
+            st = os.stat(folder)
+            if (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev) != key:
+                return False
+    except OSError:
+        return False
+    return True
 
 
 class _Lookups:
-    """Where URL paths led: (root, path) → (target or None, the folder whose state proves it, its key).
+    """Where URL paths led: (root, path) → (target or None, the folders whose state proves it).
 
     Bounded: when full it is emptied (lookups are cheap to learn again).  Plain
     dict operations only, so threads may share it.
@@ -206,59 +223,65 @@ class _Lookups:
     def __init__(self, max_entries: int = 4096, racy_ns: int = 2_000_000_000) -> None:
         self.max_entries = max_entries
         self.racy_ns = racy_ns
-        self._entries: dict[tuple[str, str], tuple[_Target | None, str, _FolderKey]] = {}
+        self._entries: dict[tuple[str, str], tuple[_Target | None, _Witnesses]] = {}
 
-    def get(self, root: str, raw_path: str) -> _Target | None | object:
-        """The remembered target (or None for a miss) if its folder is unchanged, else ``_UNKNOWN``."""
+    def get(self, root: str, raw_path: str) -> tuple[_Target | None, _Witnesses] | None:
+        """What ``raw_path`` led to (a target, or None for a miss) and its witnesses, if they are unchanged."""
         entry = self._entries.get((root, raw_path))
         if entry is None:
-            return _UNKNOWN
-        target, folder, key = entry
-        try:
-            if _folder_key(os.stat(folder)) == key:
-                return target
-        except OSError:
-            pass
+            return None
+        if _unchanged(entry[1]):
+            return entry
         self._entries.pop((root, raw_path), None)
-        return _UNKNOWN
+        return None
 
-    def learn(self, root: str, raw_path: str, target: _Target | None) -> None:
-        """Remember where ``raw_path`` led, if one ``stat`` can later prove it still does."""
-        witness = _deepest_folder(root, raw_path)
-        if witness is None:
-            return
-        folder, st = witness
+    def learn(self, root: str, raw_path: str, target: _Target | None) -> _Witnesses | None:
+        """Remember where ``raw_path`` led, if ``stat``s of its folders can later prove it still does.
+
+        Returns the witnesses (None when the answer cannot be vouched for).
+        """
+        witnesses = _witnesses(root, raw_path)
+        if witnesses is None:
+            return None
+        folder = witnesses[-1][0]
         try:  # a folder's page, found or not, depends on its index: that must not be a link either
             if stat.S_ISLNK(os.lstat(os.path.join(folder, "index.html")).st_mode):
-                return
+                return None
         except OSError:
             pass  # no index.html: creating one changes the folder
         if target is not None and os.path.dirname(target.path) != folder:
-            return  # not the lexical place: some link was involved after all
-        if max(st.st_mtime_ns, st.st_ctime_ns) >= time.time_ns() - self.racy_ns:
-            return
+            return None  # not the lexical place: some link was involved after all
+        recent = time.time_ns() - self.racy_ns
+        if any(key[0] >= recent or key[1] >= recent for _, key in witnesses):
+            return None
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
-        self._entries[(root, raw_path)] = (target, folder, _folder_key(st))
+        self._entries[(root, raw_path)] = (target, witnesses)
+        return witnesses
 
     def clear(self) -> None:
         self._entries.clear()
 
 
-def _deepest_folder(root: str, raw_path: str) -> tuple[str, os.stat_result] | None:
-    """The deepest folder along ``raw_path`` under ``root`` and its stat; None if a symlink is on the way.
+def _witnesses(root: str, raw_path: str) -> _Witnesses | None:
+    """Every folder from ``root`` down to the deepest one along ``raw_path``, with its state; None if a link is on the way.
 
     Walks down from the root with lstat, so a link anywhere (whose target may
     change without its folder changing) means "do not remember".  For a file
-    that exists this is its folder: the entry that names it lives there.
+    that exists the last folder is its own: the entry that names it lives there.
+    Every folder on the way is a witness, not only the last: moving a folder
+    out of the root and linking it back changes only its parent.
     """
     try:
         segments = [_unquote(s) for s in raw_path[1:].split("/")]
         folder = root
         st = os.lstat(folder)
+        if not stat.S_ISDIR(st.st_mode):
+            return None
+        chain = [(folder, _folder_key(st))]
         for segment in segments:
             if segment == "" or _FORBIDDEN_SEGMENT.search(segment):
-                break  # never served, whatever the disk holds: the folder so far is witness enough
+                break  # never served, whatever the disk holds: the folders so far are witness enough
             try:
                 child = os.lstat(os.path.join(folder, segment))
             except OSError:
@@ -268,23 +291,26 @@ def _deepest_folder(root: str, raw_path: str) -> tuple[str, os.stat_result] | No
             if not stat.S_ISDIR(child.st_mode):
                 break  # a file (or FIFO...) stands there: replacing or removing it changes ``folder``
             folder = os.path.join(folder, segment)
-            st = child
+            chain.append((folder, _folder_key(child)))
     except (BadPath, OSError, ValueError):
         return None
-    return (folder, st) if stat.S_ISDIR(st.st_mode) else None
+    return tuple(chain)
 
 
 _lookups = _Lookups()
 
 
-def _locate_remembered(root: str, raw_path: str) -> _Target | None:
-    """:func:`_locate`, through the remembered lookups (see the module docstring)."""
+def _locate_remembered(root: str, raw_path: str) -> tuple[_Target | None, _Witnesses | None]:
+    """:func:`_locate`, through the remembered lookups (see the module docstring).
+
+    Also returns the folders that vouch for the answer (None when nothing
+    does), for the response cache to keep beside a response.
+    """
     known = _lookups.get(root, raw_path)
-    if known is not _UNKNOWN:
-        return known  # type: ignore[return-value]
+    if known is not None:
+        return known
     target = _locate(root, raw_path)
-    _lookups.learn(root, raw_path, target)
-    return target
+    return target, _lookups.learn(root, raw_path, target)
 
 
 def resolve(root: str, raw_path: str) -> str | None:
@@ -294,9 +320,9 @@ def resolve(root: str, raw_path: str) -> str | None:
     its ``index.html`` (with or without the trailing slash).  Raises
     :class:`BadPath` (status 400) for bad escapes, NUL or invalid UTF-8.
     Lookups are remembered (see the module docstring), so asking again for a
-    path costs one ``stat``.
+    path costs a ``stat`` per folder from the root down to its deepest one.
     """
-    target = _locate_remembered(root, raw_path)
+    target, _ = _locate_remembered(root, raw_path)
     return target.path if target else None
 
 
@@ -345,76 +371,17 @@ def content_type(name: str) -> str:
     return ctype
 
 
-# -------------------------------------------------------------------- small-file cache
-
-class _CacheKey(NamedTuple):
-    mtime_ns: int
-    ctime_ns: int
-    size: int
-    ino: int
-    dev: int
-
-
-def _cache_key(st: os.stat_result) -> _CacheKey:
-    return _CacheKey(st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev)
-
-
-class _SmallFileCache:
-    """A thread-safe LRU of small file contents, bounded in bytes and entries."""
-
-    def __init__(self, max_bytes: int = 32 << 20, max_entries: int = 1024,
-                 racy_ns: int = 2_000_000_000) -> None:
-        self.max_bytes = max_bytes
-        self.max_entries = max_entries
-        self.racy_ns = racy_ns  # at least the coarsest timestamp tick we expect (FAT: 2 s)
-        self._entries: OrderedDict[str, tuple[_CacheKey, bytes]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def get(self, path: str, st: os.stat_result) -> bytes | None:
-        with self._lock:
-            entry = self._entries.get(path)
-            if entry is None or entry[0] != _cache_key(st):
-                return None
-            self._entries.move_to_end(path)
-            return entry[1]
-
-    def put(self, path: str, st: os.stat_result, data: bytes) -> None:
-        newest = max(st.st_mtime_ns, st.st_ctime_ns)
-        if len(data) > self.max_bytes // 8 or newest >= time.time_ns() - self.racy_ns:
-            return  # too big to be worth it, or too fresh to be told apart from the next write
-        with self._lock:
-            old = self._entries.pop(path, None)
-            if old is not None:
-                self._bytes -= len(old[1])
-            self._entries[path] = (_cache_key(st), data)
-            self._bytes += len(data)
-            while self._bytes > self.max_bytes or len(self._entries) > self.max_entries:
-                _, (_, dropped) = self._entries.popitem(last=False)
-                self._bytes -= len(dropped)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._bytes = 0
-
-
-_cache = _SmallFileCache()
-
+# ------------------------------------------------------------------------- reading
 
 class _Entity(NamedTuple):
-    st: os.stat_result
+    st: os.stat_result  # of the file read (fstat of the descriptor)
     data: bytes | None  # the whole file, or None when ``file`` is to be sent
     file: BinaryIO | None
+    complete: bool  # ``data`` has the size the stat announced (a short read means it is being rewritten)
 
 
 def _open_entity(path: str, inline_limit: int, whole: bool) -> _Entity:
-    """Stat, then read ``path`` (small, or ``whole``) or leave it open (large)."""
-    st = os.stat(path)
-    if stat.S_ISREG(st.st_mode) and (whole or st.st_size <= inline_limit):
-        cached = _cache.get(path, st)
-        if cached is not None:
-            return _Entity(st, cached, None)
+    """Read ``path`` (small, or ``whole``) or leave it open (large)."""
     # O_NONBLOCK: if a FIFO was swapped in since resolve(), opening must not hang.
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     fd = os.open(path, flags)
@@ -425,15 +392,13 @@ def _open_entity(path: str, inline_limit: int, whole: bool) -> _Entity:
             raise FileNotFoundError(errno.ENOENT, "not a regular file", path)
         os.set_blocking(fd, True)
         if not whole and st.st_size > inline_limit:
-            return _Entity(st, None, f)
+            return _Entity(st, None, f, False)
         data = f.read(st.st_size)
         f.close()
     except BaseException:
         f.close()
         raise
-    if len(data) == st.st_size:  # a short read means it is being rewritten: don't keep it
-        _cache.put(path, st, data)
-    return _Entity(st, data, None)
+    return _Entity(st, data, None, len(data) == st.st_size)
 
 
 # ----------------------------------------------------------------- validators (§8.8)
@@ -457,7 +422,7 @@ def _tags(value: str) -> list[tuple[bool, str]]:
 
 def _match(value: str, etag: str, *, weak: bool) -> bool:
     """Does a header list of tags (or ``*``) match ``etag`` (RFC 9110 §8.8.3.2)?"""
-    if value.strip() == "*":
+    if value == etag or value.strip() == "*":  # the first: a browser revalidating what we sent
         return True
     _, ours = _tags(etag)[0]
     return any(tag == ours and (weak or not is_weak) for is_weak, tag in _tags(value))
@@ -566,11 +531,24 @@ _OSERROR_STATUS = {
 _MESSAGES = {404: "File Not found", 403: "Forbidden: the file is not readable", 500: "Could not read the file"}
 
 
-def _build(target: _Target, method: str, headers: Mapping[str, str], entity: _Entity,
-           html_transform: Callable[[bytes], bytes] | None) -> StaticResponse:
-    """The response for a file that exists and could be opened."""
-    ctype = content_type(target.name)
-    st, data, _ = entity
+@dataclass(frozen=True, slots=True)
+class _Representation:
+    """A file as it is sent (HTML after ``html_transform``), its validators and its headers."""
+
+    path: str  # the real path of the file
+    etag: str
+    mtime: int  # Last-Modified, seconds since the epoch
+    size: int
+    data: bytes | None  # the whole representation, or None when ``file`` is sent
+    file: BinaryIO | None
+    validators: tuple[tuple[str, str], ...]  # ETag, Last-Modified, Cache-Control: what a 304 carries
+    fields: tuple[tuple[str, str], ...]  # Content-Type, Accept-Ranges and the validators
+    whole: tuple[tuple[str, str], ...]  # ``fields`` and the Content-Length of the whole representation
+
+
+def _representation(target: _Target, entity: _Entity,
+                    html_transform: Callable[[bytes], bytes] | None) -> _Representation:
+    st, data, file, _ = entity
     etag = _etag(st)
     if html_transform is not None and data is not None:
         data = html_transform(data)
@@ -578,30 +556,158 @@ def _build(target: _Target, method: str, headers: Mapping[str, str], entity: _En
     size = st.st_size if data is None else len(data)
     # §8.8.2.1: never claim a modification time later than now.
     mtime = min(int(st.st_mtime), int(time.time()))
-    validators = [("ETag", etag), ("Last-Modified", _imf_date(mtime)), NO_CACHE]
+    validators = (("ETag", etag), ("Last-Modified", _imf_date(mtime)), NO_CACHE)
+    fields = (("Content-Type", content_type(target.name)), ("Accept-Ranges", "bytes"), *validators)
+    return _Representation(target.path, etag, mtime, size, data, file, validators, fields,
+                           (*fields, ("Content-Length", str(size))))
 
-    status = _precondition(method, headers, etag, mtime)
+
+def _respond(rep: _Representation, method: str, headers: Mapping[str, str],
+             not_modified: StaticResponse | None = None) -> StaticResponse:
+    """The response to a GET or HEAD of ``rep``: conditions (§13) and range (§14) applied.
+
+    ``not_modified``: the 304 to answer, ready made.
+    """
+    status = _precondition(method, headers, rep.etag, rep.mtime) if headers else None
     if status == 304:  # §15.4.5: validators and Cache-Control, no Content-Length
-        return StaticResponse(304, validators, path=target.path)
+        return not_modified or StaticResponse(304, list(rep.validators), path=rep.path)
     if status == 412:
         return _error(412, method, "Precondition Failed")
+    size = rep.size
     try:
-        span = _byte_range(headers, etag, mtime, size) if method == "GET" else None
+        span = _byte_range(headers, rep.etag, rep.mtime, size) if method == "GET" and headers else None
     except _Unsatisfiable:
         return _error(416, method, "Range Not Satisfiable", extra=(("Content-Range", f"bytes */{size}"),))
-
-    out = [("Content-Type", ctype), ("Accept-Ranges", "bytes"), *validators]
-    start, end = span if span else (0, size - 1)
-    length = end - start + 1
-    if span:
-        out.append(("Content-Range", f"bytes {start}-{end}/{size}"))  # §14.4
-    out.append(("Content-Length", str(length)))
-    status = 206 if span else 200
+    if span is None:
+        start, length, out = 0, size, list(rep.whole)
+        status = 200
+    else:
+        start, end = span
+        length = end - start + 1
+        out = [*rep.fields, ("Content-Range", f"bytes {start}-{end}/{size}"), ("Content-Length", str(length))]  # §14.4
+        status = 206
     if method == "HEAD":
-        return StaticResponse(status, out, path=target.path)
-    if data is not None:
-        return StaticResponse(status, out, data[start:end + 1], path=target.path)
-    return StaticResponse(status, out, file=entity.file, offset=start, length=length, path=target.path)
+        return StaticResponse(status, out, path=rep.path)
+    if rep.data is not None:
+        return StaticResponse(status, out, rep.data if span is None else rep.data[start:start + length], path=rep.path)
+    return StaticResponse(status, out, file=rep.file, offset=start, length=length, path=rep.path)
+
+
+# ------------------------------------------------------------------ response cache
+
+# The state of a file that changes when it is written, replaced or touched: (mtime_ns, ctime_ns, size, ino, dev).
+_FileKey = tuple[int, int, int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    """A representation kept in memory, with what proves it is still what the path names."""
+
+    witnesses: _Witnesses  # the folders above the file's: the path still leads to its folder
+    key: _FileKey  # the file itself: its entry and its bytes are still these
+    rep: _Representation
+    get: StaticResponse  # the answer to a GET without conditions or range, ready made
+    head: StaticResponse  # and to such a HEAD
+    not_modified: StaticResponse  # the 304 to a browser revalidating its copy
+
+
+class _Responses:
+    """Small files' representations by (root, URL path, html_transform), each checked on use.
+
+    A hit costs a ``stat`` of every folder from the root down to the file and
+    an ``lstat`` of the file: any save, rename, removal or link swap changes
+    one of them, so an edited file is served at once.  Only files whose
+    timestamps are older than ``racy_ns`` are kept: two writes within one
+    timestamp tick look identical (git's "racy clean").  ``html_transform``
+    is part of the key and is taken to be a pure function of its input.
+
+    Bounded in bytes and entries; when full the oldest entries go.  A hit
+    takes no lock: plain dict reads are safe across threads.
+    """
+
+    def __init__(self, max_bytes: int = 4 << 20, max_file: int = 256 * 1024, max_entries: int = 1024,
+                 racy_ns: int = 2_000_000_000) -> None:
+        self.max_bytes = max_bytes
+        self.max_file = max_file
+        self.max_entries = max_entries
+        self.racy_ns = racy_ns  # at least the coarsest timestamp tick we expect (FAT: 2 s)
+        self._entries: dict[tuple[str, str, object], _Ready] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, root: str, raw_path: str, transform: object) -> _Ready | None:
+        ready = self._entries.get((root, raw_path, transform))
+        if ready is None:
+            return None
+        if not ready.witnesses or _unchanged(ready.witnesses):
+            try:
+                st = os.lstat(ready.rep.path)
+            except OSError:
+                pass
+            else:
+                if (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev) == ready.key:
+                    return ready
+        self._drop((root, raw_path, transform))
+        return None
+
+    def put(self, root: str, raw_path: str, transform: object, witnesses: _Witnesses,
+            st: os.stat_result, rep: _Representation) -> None:
+        """Keep ``rep``, read from the file ``st`` describes, which ``raw_path`` names with no link on the way."""
+        data = rep.data
+        if data is None or len(data) > self.max_file:
+            return
+        if max(st.st_mtime_ns, st.st_ctime_ns) >= time.time_ns() - self.racy_ns:
+            return  # too fresh to be told apart from the next write
+        key = (root, raw_path, transform)
+        # The file's own folder needs no witness: no link led here (see _witnesses), so the file's identity
+        # (inode, device, ctime) says the entry that names it is unchanged.
+        ready = _Ready(witnesses[:-1], (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev), rep,
+                       StaticResponse(200, list(rep.whole), data, path=rep.path),
+                       StaticResponse(200, list(rep.whole), path=rep.path),
+                       StaticResponse(304, list(rep.validators), path=rep.path))
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old.rep.data or b"")
+            self._entries[key] = ready
+            self._bytes += len(data)
+            while self._bytes > self.max_bytes or len(self._entries) > self.max_entries:
+                oldest = next(iter(self._entries))
+                self._bytes -= len(self._entries.pop(oldest).rep.data or b"")
+
+    def _drop(self, key: tuple[str, str, object]) -> None:
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old.rep.data or b"")
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+
+_responses = _Responses()
+
+# Request headers serve() reads: the conditions of §13 and Range (§14).
+CONDITIONAL_HEADERS = frozenset({"if-match", "if-none-match", "if-modified-since", "if-unmodified-since",
+                                 "range", "if-range"})
+_CONDITIONAL_INITIALS = frozenset("iIrR")
+
+
+def request_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The headers :func:`serve` reads, by lower-cased name, from a request's (name, value) pairs.
+
+    Most requests carry none of them, and serve() answers those without
+    evaluating any condition; the rest of the request's headers need no dict.
+    """
+    found = {}
+    for name, value in pairs:
+        if name[:1] in _CONDITIONAL_INITIALS:  # cheaper than lower-casing every name
+            lname = name.lower()
+            if lname in CONDITIONAL_HEADERS:
+                found[lname] = value  # a repeated field: the last one counts, as in a dict of all headers
+    return found
 
 
 def serve(root: str, method: str, raw_path: str, headers: Mapping[str, str], *,
@@ -610,19 +716,26 @@ def serve(root: str, method: str, raw_path: str, headers: Mapping[str, str], *,
     """Answer a GET or HEAD for a static file under ``root``; never raises.
 
     ``headers`` maps lower-cased request header names to latin-1 decoded
-    values.  Files up to ``inline_limit`` bytes come back in ``body``; larger
-    ones as an open ``file`` plus ``offset``/``length`` the caller sends (with
-    ``os.sendfile``) and closes.  ``html_transform`` rewrites text/html files
-    (e.g. to inject the live-reload script).
+    values (only those in ``CONDITIONAL_HEADERS`` are read: see
+    :func:`request_headers`).  Files up to ``inline_limit`` bytes come back in
+    ``body``; larger ones as an open ``file`` plus ``offset``/``length`` the
+    caller sends (with ``os.sendfile``) and closes.  ``html_transform``
+    rewrites text/html files (e.g. to inject the live-reload script); it must
+    be a pure function of its input, as its output is kept for the next request.
     """
-    if method not in ("GET", "HEAD"):
+    if method != "GET" and method != "HEAD":
         return _error(405, method, f"{method} is not allowed here", extra=(("Allow", ALLOW),))
+    ready = _responses.get(root, raw_path, html_transform)
+    if ready is not None:
+        if not headers:  # the usual request: no condition, no range
+            return ready.get if method == "GET" else ready.head
+        return _respond(ready.rep, method, headers, ready.not_modified)
     try:
-        target = _locate_remembered(root, raw_path)
+        target, witnesses = _locate_remembered(root, raw_path)
     except BadPath as exc:
         return _error(exc.status, method, "Bad Request: malformed path", str(exc))
     except OSError:  # realpath/stat trouble (name too long, say): nothing to serve
-        target = None
+        target, witnesses = None, None
     if target is None:
         return _error(404, method, f"File Not found: {raw_path}")
     if target.redirect:
@@ -639,7 +752,10 @@ def serve(root: str, method: str, raw_path: str, headers: Mapping[str, str], *,
                       None if status == 404 else f"{type(exc).__name__}: {exc}")
     response: StaticResponse | None = None
     try:
-        response = _build(target, method, headers, entity, transform)
+        rep = _representation(target, entity, transform)
+        if witnesses is not None and entity.complete:
+            _responses.put(root, raw_path, html_transform, witnesses, entity.st, rep)
+        response = _respond(rep, method, headers)
     except Exception:  # noqa: BLE001 - html_transform is caller code; its failure is a page, not a crash
         response = _error(500, method, "Could not build the response", traceback.format_exc())
     finally:

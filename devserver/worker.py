@@ -161,8 +161,7 @@ class Worker:
                     return None
             except ValueError:
                 return None
-        headers = {name.lower(): value for name, value in request.headers}
-        return static.serve(self.config.root, request.method, request.path, headers,
+        return static.serve(self.config.root, request.method, request.path, static.request_headers(request.headers),
                             html_transform=self.static_html_transform or self.html_transform)
 
     async def handle(self, conn: Connection, exchange: Exchange) -> None:

@@ -7,6 +7,7 @@ import os
 import time
 from email.utils import formatdate
 from pathlib import Path
+from urllib.parse import unquote_to_bytes
 
 import pytest
 
@@ -14,13 +15,14 @@ from devserver import static
 from devserver.static import BadPath, StaticResponse, resolve, serve
 
 SECRET = b"TOP SECRET"
+TRUST_ALL = -(10**18)  # a racy window that trusts every file and folder, however fresh
 TEN = b"0123456789"
 INDEX = b"<html><body>home</body></html>"
 
 
 @pytest.fixture(autouse=True)
 def fresh_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(static, "_cache", static._SmallFileCache())
+    monkeypatch.setattr(static, "_responses", static._Responses())
     monkeypatch.setattr(static, "_lookups", static._Lookups())
 
 
@@ -57,10 +59,36 @@ def root(tmp_path: Path) -> str:
     return os.path.realpath(site)
 
 
+@pytest.fixture(params=["first request", "from the cache"])
+def either_way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run a test twice: each get() is the file's first request, or is answered from the response cache."""
+    if request.param == "from the cache":
+        monkeypatch.setattr(static, "_responses", static._Responses(racy_ns=TRUST_ALL))
+        monkeypatch.setattr(static, "_lookups", static._Lookups(racy_ns=TRUST_ALL))
+        monkeypatch.setitem(PRIME, "on", True)
+
+
+PRIME = {"on": False}  # get() first asks for the file plainly, so that the response cache holds it
+
+
 def get(root: str, path: str, method: str = "GET", **kw: object) -> StaticResponse:
     headers = {k.replace("_", "-"): str(v) for k, v in kw.items() if k not in ("html_transform", "inline_limit")}
     opts = {k: v for k, v in kw.items() if k in ("html_transform", "inline_limit")}
+    if PRIME["on"]:
+        plain = serve(root, "GET", path, {}, **opts)  # type: ignore[arg-type]
+        if plain.file is not None:
+            plain.file.close()
+        elif plain.status == 200 and plain.path == lexical(root, path) and os.stat(plain.path).st_mtime < time.time():
+            # No link on the way and no mtime in the future: the cache must hold it now.
+            assert static._responses.get(root, path, opts.get("html_transform")) is not None, "not cached"
     return serve(root, method, path, headers, **opts)  # type: ignore[arg-type]
+
+
+def lexical(root: str, path: str) -> str:
+    """The file a URL path names under ``root`` if no link is followed (a folder: its index.html)."""
+    name = unquote_to_bytes(path.encode("latin-1")).decode()
+    full = os.path.join(root, name.lstrip("/"))
+    return os.path.join(full, "index.html") if name.endswith("/") else full
 
 
 def header(resp: StaticResponse, name: str) -> str | None:
@@ -97,6 +125,7 @@ def open_fds() -> int:
     ("/link_dir/index.html", b"sub index"),
     ("/zero.txt", b""),
 ])
+@pytest.mark.usefixtures("either_way")
 def test_serves_files(root: str, path: str, body: bytes) -> None:
     resp = get(root, path)
     assert resp.status == 200
@@ -111,6 +140,7 @@ def test_serves_files(root: str, path: str, body: bytes) -> None:
     ("/link_dir", "/link_dir/"),
     ("/\u00c3\u00a9x", None),  # not a folder: 404, no redirect
 ])
+@pytest.mark.usefixtures("either_way")
 def test_folder_redirect(root: str, path: str, location: str | None) -> None:
     resp = get(root, path)
     assert resp.status == (301 if location else 404)
@@ -126,6 +156,7 @@ def test_redirect_location_is_encoded(root: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.usefixtures("either_way")
 def test_not_found_page(root: str, method: str) -> None:
     resp = get(root, "/nope.html", method)
     assert resp.status == 404
@@ -177,6 +208,7 @@ def test_not_found_page(root: str, method: str) -> None:
     ("/%ED%A0%80", 400),  # an encoded surrogate is not UTF-8
     ("/\u0100", 400),  # cannot come from a latin-1 decoded request line
 ])
+@pytest.mark.usefixtures("either_way")
 def test_nothing_escapes_the_root(root: str, path: str, status: int) -> None:
     for method in ("GET", "HEAD"):
         resp = get(root, path, method)
@@ -213,6 +245,7 @@ def test_method_not_allowed(root: str, method: str) -> None:
 
 
 @pytest.mark.parametrize("inline_limit", [256 * 1024, 4])
+@pytest.mark.usefixtures("either_way")
 def test_head_has_get_headers_and_no_body(root: str, inline_limit: int) -> None:
     got = get(root, "/ten.txt", inline_limit=inline_limit)
     head = get(root, "/ten.txt", "HEAD", inline_limit=inline_limit)
@@ -239,11 +272,13 @@ def test_head_has_get_headers_and_no_body(root: str, inline_limit: int) -> None:
     ("README", "application/octet-stream"),
     ("a.unknownext", "application/octet-stream"),
 ])
+@pytest.mark.usefixtures("either_way")
 def test_content_type(root: str, name: str, ctype: str) -> None:
     (Path(root) / name).write_bytes(b"x")
     assert header(get(root, "/" + name), "Content-Type") == ctype
 
 
+@pytest.mark.usefixtures("either_way")
 def test_content_type_follows_the_requested_name(root: str) -> None:
     (Path(root) / "data.json").symlink_to("ten.txt")
     assert header(get(root, "/data.json"), "Content-Type") == "application/json; charset=utf-8"
@@ -251,6 +286,7 @@ def test_content_type_follows_the_requested_name(root: str) -> None:
 
 # ---------------------------------------------------------------------- validators
 
+@pytest.mark.usefixtures("either_way")
 def test_validator_headers(root: str) -> None:
     path = Path(root) / "ten.txt"
     os.utime(path, ns=(1_600_000_000_123_456_789,) * 2)
@@ -265,6 +301,7 @@ def test_validator_headers(root: str) -> None:
     assert header(get(root, "/ten.txt"), "ETag") != header(resp, "ETag")
 
 
+@pytest.mark.usefixtures("either_way")
 def test_last_modified_never_in_the_future(root: str) -> None:
     path = Path(root) / "ten.txt"
     os.utime(path, (4_000_000_000, 4_000_000_000))
@@ -300,6 +337,7 @@ LATE = "Fri, 01 Jan 2100 00:00:00 GMT"
     ({"if-unmodified-since": "bogus"}, 200),
 ])
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.usefixtures("either_way")
 def test_conditional_requests(root: str, conditions: dict[str, str], status: int, method: str) -> None:
     first = get(root, "/ten.txt")
     etag, lm = header(first, "ETag"), header(first, "Last-Modified")
@@ -314,6 +352,17 @@ def test_conditional_requests(root: str, conditions: dict[str, str], status: int
         assert header(resp, "Cache-Control") == "no-cache"
     elif status == 200:
         assert resp.body == (TEN if method == "GET" else b"")
+
+
+def test_request_headers_keeps_what_serve_reads() -> None:
+    pairs = [("Host", "x"), ("IF-None-Match", '"a"'), ("Range", "bytes=0-1"), ("Referer", "/r"),
+             ("If-None-Match", '"b"'), ("if-modified-since", EARLY), ("Accept", "*/*"), ("If-Range", '"c"'),
+             ("If-Match", "*"), ("If-Unmodified-Since", LATE), ("I", "short"), ("", "empty")]
+    assert static.request_headers(pairs) == {
+        "if-none-match": '"b"', "range": "bytes=0-1", "if-modified-since": EARLY, "if-range": '"c"',
+        "if-match": "*", "if-unmodified-since": LATE,
+    }
+    assert static.request_headers([("Host", "x"), ("User-Agent", "wrk")]) == {}
 
 
 # -------------------------------------------------------------------------- ranges
@@ -338,6 +387,7 @@ def test_conditional_requests(root: str, conditions: dict[str, str], status: int
     ("bytes=0-" + "9" * 5000, 200, TEN, None),
 ])
 @pytest.mark.parametrize("inline_limit", [256 * 1024, 4])
+@pytest.mark.usefixtures("either_way")
 def test_ranges(root: str, spec: str, status: int, body: bytes | None, crange: str | None,
                 inline_limit: int) -> None:
     resp = get(root, "/ten.txt", range=spec, inline_limit=inline_limit)
@@ -350,6 +400,7 @@ def test_ranges(root: str, spec: str, status: int, body: bytes | None, crange: s
         assert header(resp, "Content-Type") == "text/html; charset=utf-8"
 
 
+@pytest.mark.usefixtures("either_way")
 def test_range_ignored_on_head_and_empty_file(root: str) -> None:
     assert get(root, "/ten.txt", "HEAD", range="bytes=0-1").status == 200
     assert get(root, "/zero.txt", range="bytes=0-").status == 200
@@ -363,6 +414,7 @@ def test_range_ignored_on_head_and_empty_file(root: str) -> None:
     (EARLY, 200),
     ("nonsense", 200),
 ])
+@pytest.mark.usefixtures("either_way")
 def test_if_range(root: str, if_range: str, status: int) -> None:
     first = get(root, "/ten.txt")
     value = if_range.replace("{etag}", header(first, "ETag") or "").replace("{lm}", header(first, "Last-Modified") or "")
@@ -410,6 +462,7 @@ def inject(data: bytes) -> bytes:
     return data.replace(b"</body>", b"<script>reload()</script></body>")
 
 
+@pytest.mark.usefixtures("either_way")
 def test_html_transform(root: str) -> None:
     plain = get(root, "/")
     resp = get(root, "/", html_transform=inject)
@@ -425,6 +478,7 @@ def test_html_transform(root: str) -> None:
     assert head.headers == resp.headers and head.body == b""
 
 
+@pytest.mark.usefixtures("either_way")
 def test_html_transform_only_for_html_and_ranges_use_transformed_bytes(root: str) -> None:
     assert get(root, "/style.css", html_transform=inject).body == b"body{}"
     resp = get(root, "/", html_transform=inject, range="bytes=-16")
@@ -487,11 +541,14 @@ def test_rewrite_same_size_same_mtime_is_never_stale(root: str) -> None:
 def test_fresh_files_are_not_cached(root: str) -> None:
     (Path(root) / "new.txt").write_bytes(b"new")
     get(root, "/new.txt")
-    assert static._cache._entries == {}
+    assert static._responses._entries == {}
 
 
-def test_cache_hit_skips_open_and_change_invalidates(root: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(static, "_cache", static._SmallFileCache(racy_ns=-(10**18)))  # trust every file
+@pytest.fixture
+def trusted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every file and folder old enough to be kept (no racy window); returns the paths os.open opened."""
+    monkeypatch.setattr(static, "_responses", static._Responses(racy_ns=TRUST_ALL))
+    monkeypatch.setattr(static, "_lookups", static._Lookups(racy_ns=TRUST_ALL))
     opens: list[str] = []
     real_open = os.open
 
@@ -500,25 +557,111 @@ def test_cache_hit_skips_open_and_change_invalidates(root: str, monkeypatch: pyt
         return real_open(path, flags, *args)
 
     monkeypatch.setattr(static.os, "open", counting_open)
+    return opens
+
+
+def test_cache_hit_skips_open_and_change_invalidates(root: str, trusted: list[str]) -> None:
     path = Path(root) / "hot.txt"
     path.write_bytes(b"one")
     assert get(root, "/hot.txt").body == b"one"
     assert get(root, "/hot.txt").body == b"one"
-    assert len(opens) == 1
+    assert len(trusted) == 1
     path.write_bytes(b"two")
     os.utime(path, ns=(1, 1))
     assert get(root, "/hot.txt").body == b"two"
-    assert len(opens) == 2
+    assert len(trusted) == 2
 
 
-def test_cache_is_bounded() -> None:
-    cache = static._SmallFileCache(max_bytes=80, max_entries=2, racy_ns=-(10**18))
-    st = os.stat(__file__)
-    for name in "abc":
-        cache.put(name, st, b"0123456789")
-    assert list(cache._entries) == ["b", "c"]
-    cache.put("big", st, b"x" * 11)  # over max_bytes // 8: not kept
-    assert cache.get("big", st) is None and cache.get("c", st) == b"0123456789"
+def test_a_cached_file_saved_again_in_the_same_second_is_served_at_once(root: str, trusted: list[str]) -> None:
+    """Same size, same second: only mtime_ns (and ctime) tell the two saves apart."""
+    path = Path(root) / "hot.txt"
+    second = 1_700_000_000 * 10**9
+    path.write_bytes(b"v1")
+    os.utime(path, ns=(second + 1, second + 1))
+    assert get(root, "/hot.txt").body == b"v1"
+    assert get(root, "/hot.txt").body == b"v1" and len(trusted) == 1  # from the cache
+    path.write_bytes(b"v2")
+    os.utime(path, ns=(second + 2, second + 2))
+    resp = get(root, "/hot.txt")
+    assert resp.body == b"v2" and len(trusted) == 2
+    assert header(resp, "Last-Modified") == formatdate(1_700_000_000, usegmt=True)
+
+
+def test_a_cached_file_deleted_is_404(root: str, trusted: list[str]) -> None:
+    assert get(root, "/sub/index.html").body == b"sub index"
+    assert get(root, "/sub/").body == b"sub index"
+    os.unlink(os.path.join(root, "sub", "index.html"))
+    assert get(root, "/sub/index.html").status == 404
+    assert get(root, "/sub/").status == 404
+
+
+def test_a_cached_file_swapped_for_a_link_out_of_the_root_is_refused(root: str, trusted: list[str]) -> None:
+    assert get(root, "/ten.txt").body == TEN
+    assert get(root, "/ten.txt").body == TEN and len(trusted) == 1
+    os.unlink(os.path.join(root, "ten.txt"))
+    os.symlink(os.path.join(os.path.dirname(root), "outside", "secret.txt"), os.path.join(root, "ten.txt"))
+    resp = get(root, "/ten.txt")
+    assert resp.status == 404 and SECRET not in resp.body
+
+
+def test_a_folder_moved_out_and_linked_back_is_refused(root: str, trusted: list[str]) -> None:
+    """The file keeps its inode and times, and so does its folder: only the folder above changes."""
+    deep = Path(root, "a", "b")
+    deep.mkdir(parents=True)
+    (deep / "c.txt").write_bytes(b"was inside")
+    assert get(root, "/a/b/c.txt").body == b"was inside"
+    assert resolve(root, "/a/b/c.txt") == str(deep / "c.txt")
+    outside = os.path.join(os.path.dirname(root), "outside")
+    os.rename(os.path.join(root, "a"), os.path.join(outside, "a"))
+    os.symlink(os.path.join(outside, "a"), os.path.join(root, "a"))
+    assert resolve(root, "/a/b/c.txt") is None
+    resp = get(root, "/a/b/c.txt")
+    assert resp.status == 404 and b"was inside" not in resp.body
+
+
+def test_a_file_reached_by_a_link_is_not_cached(root: str, trusted: list[str]) -> None:
+    """Retargeting a link changes only its folder, which a cached file's check does not look at."""
+    assert get(root, "/link_in.txt").body == b"body{}"
+    assert get(root, "/link_in.txt").body == b"body{}" and len(trusted) == 2
+    os.unlink(os.path.join(root, "link_in.txt"))
+    os.symlink("ten.txt", os.path.join(root, "link_in.txt"))
+    assert get(root, "/link_in.txt").body == TEN
+
+
+def test_cached_html_is_kept_per_transform(root: str, trusted: list[str]) -> None:
+    calls: list[bytes] = []
+
+    def counting(data: bytes) -> bytes:
+        calls.append(data)
+        return inject(data)
+
+    for _ in range(3):
+        assert get(root, "/", html_transform=counting).body == inject(INDEX)
+    assert len(calls) == 1  # transformed once, then served from the cache
+    assert get(root, "/").body == INDEX  # the untransformed page is another entry
+    assert get(root, "/", html_transform=lambda b: b + b"<!-- v2 -->").body == INDEX + b"<!-- v2 -->"
+    (Path(root) / "index.html").write_bytes(b"<html><body>new</body></html>")
+    assert get(root, "/", html_transform=counting).body == inject(b"<html><body>new</body></html>")
+    assert len(calls) == 2
+
+
+def test_cache_is_bounded(root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = static._Responses(max_bytes=20, max_file=10, max_entries=3, racy_ns=TRUST_ALL)
+    monkeypatch.setattr(static, "_responses", cache)
+    monkeypatch.setattr(static, "_lookups", static._Lookups(racy_ns=TRUST_ALL))
+    for name in "abcd":
+        (Path(root) / f"{name}.txt").write_bytes(name.encode() * 8)
+        assert get(root, f"/{name}.txt").body == name.encode() * 8
+    assert [key[1] for key in cache._entries] == ["/c.txt", "/d.txt"]  # 8 + 8 bytes: a third would pass 20
+    assert cache._bytes == 16
+    for name in "ef":
+        (Path(root) / f"{name}.txt").write_bytes(b"e")
+        get(root, f"/{name}.txt")
+    assert [key[1] for key in cache._entries] == ["/d.txt", "/e.txt", "/f.txt"]  # at most 3 entries
+    (Path(root) / "big.txt").write_bytes(b"x" * 11)  # over max_file: never kept
+    assert get(root, "/big.txt").body == b"x" * 11
+    assert "/big.txt" not in [key[1] for key in cache._entries]
+    assert cache._bytes == sum(len(e.rep.data or b"") for e in cache._entries.values()) == 10
 
 
 # ------------------------------------------------------------ remembered misses ("files win" for an APP)

@@ -1,0 +1,80 @@
+"""Static files through a real server whose response cache is warm: a save is served by the next request.
+
+The worker keeps a small file's response once the file and its folders are
+older than the racy window (2 s); these tests wait for that, ask twice (the
+second answer comes from the cache), then change the file and ask again at
+once, on the same keep-alive connection.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from conftest import http_exchange
+
+RACY_S = 2.0  # devserver.static's default racy window
+SECRET = b"outside the root"
+
+
+def settled(*paths: Path) -> None:
+    """Wait (bounded) until every path's last change is older than the server's racy window."""
+    deadline = time.monotonic() + RACY_S + 10
+    while time.monotonic() < deadline:
+        newest = max(max(p.lstat().st_mtime_ns, p.lstat().st_ctime_ns) for p in paths)
+        if time.time_ns() - newest > (RACY_S + 0.2) * 1e9:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the files never got older than the racy window")
+
+
+def ask(sock, path: str, extra: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+    request = b"GET " + path.encode() + b" HTTP/1.1\r\nHost: localhost\r\n" + extra + b"\r\n"
+    [answer] = http_exchange(sock, request)
+    return answer
+
+
+@pytest.fixture
+def hot(site: Path) -> Path:
+    """html_page/ with a text file and a page in a subfolder, written before the server starts."""
+    root = site / "html_page"
+    (root / "hot.txt").write_bytes(b"version 1")
+    (root / "pages").mkdir()
+    (root / "pages" / "index.html").write_bytes(b"<html><body>page 1</body></html>")
+    (site / "outside.txt").write_bytes(SECRET)
+    return root
+
+
+def test_a_cached_file_saved_again_is_served_by_the_next_request(server_factory, hot: Path) -> None:
+    server = server_factory("--workers", "1")
+    settled(hot, hot / "hot.txt")
+    with server.connect() as sock:
+        first = ask(sock, "/hot.txt")
+        again = ask(sock, "/hot.txt")
+        assert first[2] == again[2] == b"version 1" and first[1]["etag"] == again[1]["etag"]
+        stamp = (hot / "hot.txt").stat().st_mtime_ns
+        (hot / "hot.txt").write_bytes(b"version 2")  # same size, same second
+        os.utime(hot / "hot.txt", ns=(stamp + 1, stamp + 1))
+        status, headers, body = ask(sock, "/hot.txt")
+        assert (status, body) == (200, b"version 2") and headers["etag"] != first[1]["etag"]
+        assert ask(sock, "/hot.txt", b"If-None-Match: " + headers["etag"].encode() + b"\r\n")[0] == 304
+        assert ask(sock, "/hot.txt", b"Range: bytes=8-\r\n")[2] == b"2"
+        os.unlink(hot / "hot.txt")
+        assert ask(sock, "/hot.txt")[0] == 404
+        os.symlink(hot.parent / "outside.txt", hot / "hot.txt")
+        status, _, body = ask(sock, "/hot.txt")
+        assert status == 404 and SECRET not in body
+
+
+def test_a_cached_page_edited_is_served_at_once_with_the_live_reload_script(server_factory, hot: Path) -> None:
+    server = server_factory("--workers", "1")
+    settled(hot, hot / "pages", hot / "pages" / "index.html")
+    with server.connect() as sock:
+        status, _, first = ask(sock, "/pages/")
+        assert status == 200 and b"page 1" in first and b"<script" in first
+        assert ask(sock, "/pages/")[2] == first
+        (hot / "pages" / "index.html").write_bytes(b"<html><body>page 2</body></html>")
+        status, _, body = ask(sock, "/pages/")
+        assert status == 200 and b"page 2" in body and b"<script" in body
