@@ -11,7 +11,8 @@ the same for the same code and inputs whatever else runs:
 2. after a warm-up, counting is switched on in the worker and the supervisor
    (``callgrind_control -i on``), ``--requests`` requests are sent over
    ``--conns`` keep-alive connections (one request in flight on each, all
-   connections at once), and the counts are dumped;
+   connections at once; case ``close``: ``--conns`` fresh connections at a
+   time, one ``Connection: close`` request on each), and the counts are dumped;
 3. instructions / requests is printed per process.
 
 Each checkout given is measured the same way, so two checkouts compare a
@@ -19,7 +20,7 @@ change (the first is the reference).  Instructions are not time (cache
 misses and syscalls differ), but the interpreter's work is most of a
 request here.
 
-    python bench/instructions.py CHECKOUT [CHECKOUT ...] [--case script|app|static|flask] [--requests 2000] [--conns 50]
+    python bench/instructions.py CHECKOUT [CHECKOUT ...] [--case script|app|static|flask|close] [--requests 2000] [--conns 50]
 
 Needs valgrind (Debian package ``valgrind``).  About a minute per checkout.
 """
@@ -40,17 +41,21 @@ from pathlib import Path
 
 from common import HOST, free_port, make_site
 
-CASES = {  # case: (APP argument or None, path)
-    "script": (None, "/hello.py"),
-    "app": ("hello:application", "/"),
-    "static": (None, "/one_k.txt"),
-    "flask": ("flaskapp:app", "/"),  # the Flask app of the peers' workload (a template loop)
+CASES = {  # case: (APP argument or None, path, a fresh connection per request)
+    "script": (None, "/hello.py", False),
+    "app": ("hello:application", "/", False),
+    "static": (None, "/one_k.txt", False),
+    "flask": ("flaskapp:app", "/", False),  # the Flask app of the peers' workload (a template loop)
+    "close": ("hello:application", "/", True),  # the APP with `Connection: close`: the accept path
 }
 SUMMARY = re.compile(r"^summary:\s*(\d+)", re.MULTILINE)
 
 
-def load(port: int, path: str, requests: int, conns: int) -> None:
-    """``requests`` GETs over ``conns`` keep-alive connections, one in flight on each."""
+def load(port: int, path: str, requests: int, conns: int, close: bool = False) -> None:
+    """``requests`` GETs over ``conns`` keep-alive connections, one in flight on each (``close``: a new one each)."""
+    if close:
+        load_closing(port, path, requests, conns)
+        return
     request = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode()
     socks = [socket.create_connection((HOST, port), timeout=60) for _ in range(conns)]
     try:
@@ -62,6 +67,23 @@ def load(port: int, path: str, requests: int, conns: int) -> None:
     finally:
         for sock in socks:
             sock.close()
+
+
+def load_closing(port: int, path: str, requests: int, conns: int) -> None:
+    """``requests`` GETs with ``Connection: close``, ``conns`` connections open at once, each for one request."""
+    request = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n".encode()
+    for _ in range(max(1, requests // conns)):
+        socks = [socket.create_connection((HOST, port), timeout=60) for _ in range(conns)]
+        try:
+            for sock in socks:
+                sock.sendall(request)
+            for sock in socks:
+                _read_response(sock)
+                if sock.recv(1):  # the server closes after the response
+                    raise ConnectionError("bytes after a Connection: close response")
+        finally:
+            for sock in socks:
+                sock.close()
 
 
 def _read_response(sock: socket.socket) -> None:
@@ -91,7 +113,7 @@ def wait_ready(port: int, path: str, proc: subprocess.Popen[bytes], deadline: fl
 
 def measure(checkout: Path, case: str, requests: int, conns: int, work: Path) -> dict[str, float]:
     """Instructions per request of the worker and of the supervisor, for one checkout."""
-    app, path = CASES[case]
+    app, path, close = CASES[case]
     base = work / f"site-{len(list(work.iterdir()))}"
     base.mkdir()
     site = make_site(base)
@@ -105,11 +127,11 @@ def measure(checkout: Path, case: str, requests: int, conns: int, work: Path) ->
     proc = subprocess.Popen(argv, cwd=site.base, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(port, path, proc, time.monotonic() + 180)
-        load(port, path, 500, conns)  # warm-up: modules loaded, caches filled, threads started
+        load(port, path, 500, conns, close)  # warm-up: modules loaded, caches filled, threads started
         pids = [proc.pid, *_children(proc.pid)]
         for pid in pids:
             subprocess.run(["callgrind_control", "-i", "on", str(pid)], capture_output=True, check=False)
-        load(port, path, requests, conns)
+        load(port, path, requests, conns, close)
         for pid in pids:
             subprocess.run(["callgrind_control", "-d", str(pid)], capture_output=True, check=False)
             subprocess.run(["callgrind_control", "-i", "off", str(pid)], capture_output=True, check=False)
@@ -155,7 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             first = first or worker
             print(f"| {checkout} | {worker:,.0f} | {figures.get('supervisor', 0.0):,.0f} | {worker / first:.2f}× |",
                   flush=True)
-    print(f"\ncase {opts.case}: {opts.requests} requests over {opts.conns} keep-alive connections, 1 worker, "
+    how = (f"a new connection per request (Connection: close), {opts.conns} at once" if CASES[opts.case][2]
+           else f"over {opts.conns} keep-alive connections")
+    print(f"\ncase {opts.case}: {opts.requests} requests {how}, 1 worker, "
           "hello-world app; counted by callgrind after a 500-request warm-up")
     return 0
 

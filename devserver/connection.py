@@ -49,7 +49,14 @@ class Handler(Protocol):
 
 
 class Connection(asyncio.Protocol):
-    """Reads requests, queues them, and runs their handlers one at a time."""
+    """Reads requests, queues them, and runs their handlers one at a time.
+
+    With ``Connection: close`` one is made per request, so making one is kept
+    cheap: slots, and no thread primitive until a writer thread must wait.
+    """
+
+    __slots__ = ("worker", "loop", "parser", "transport", "client", "queue", "receiving", "current", "task", "held",
+                 "closing", "eof", "reading_paused", "write_gate", "deadline", "deadline_status")
 
     def __init__(self, worker: Handler) -> None:
         self.worker = worker
@@ -65,8 +72,8 @@ class Connection(asyncio.Protocol):
         self.closing = False
         self.eof = False
         self.reading_paused = False
-        self.can_write = threading.Event()
-        self.can_write.set()
+        # Set while the transport takes more bytes; made by the first pause_writing (None: never paused).
+        self.write_gate: threading.Event | None = None
         self.deadline = 0.0  # monotonic time after which the sweep acts
         self.deadline_status = 0  # 0: close silently; 408: answer then close
 
@@ -81,7 +88,8 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self.worker.closed(self)
-        self.can_write.set()  # wake a writer thread so it sees the loss
+        if self.write_gate is not None:
+            self.write_gate.set()  # wake a writer thread so it sees the loss
         if self.task is not None and not self.task.done() and self.current is None:
             self.task.cancel()
         for exchange in (*self.queue, self.receiving):
@@ -103,10 +111,14 @@ class Connection(asyncio.Protocol):
         return True  # keep our side open for the responses still owed
 
     def pause_writing(self) -> None:
-        self.can_write.clear()
+        if self.write_gate is None:
+            self.write_gate = threading.Event()  # made clear: writer threads wait from now on
+        else:
+            self.write_gate.clear()
 
     def resume_writing(self) -> None:
-        self.can_write.set()
+        if self.write_gate is not None:
+            self.write_gate.set()
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -349,7 +361,8 @@ class Connection(asyncio.Protocol):
         """A write() usable from a WSGI thread: ``post`` hands bytes to the loop, with backpressure."""
 
         def write(data: bytes) -> None:
-            while not self.can_write.wait(1.0):
+            gate = self.write_gate  # None: the transport never pushed back, nothing to wait for
+            while gate is not None and not gate.wait(1.0):
                 if self.closing:
                     break
             if self.closing:

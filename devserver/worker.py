@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import capture, framestore, requestlogs, static
+from .accept import Acceptor
 from .apploader import app_key, modules_for
 from .appoutput import escape_app_output
 from .config import Config
@@ -69,7 +70,7 @@ class Worker:
         self.connections: set[Connection] = set()
         self.requests = 0
         self.draining = False
-        self.server: asyncio.AbstractServer | None = None
+        self.acceptor: Acceptor | None = None
         self.stopped = asyncio.Event()
         # Filled by extensions (live reload) before serving starts.
         self.internal: Callable[[Responder, Exchange], Awaitable[None]] | None = None
@@ -354,7 +355,8 @@ class Worker:
     async def serve(self) -> None:
         self.wsgi = WSGIServer(self.pool, self.server_address, self.config.workers > 1, self.log_line,
                                self.html_transform)
-        self.server = await self.loop.create_server(lambda: Connection(self), sock=self.sock, backlog=self.config.backlog)
+        self.acceptor = Acceptor(self.loop, self.sock, lambda: Connection(self), self.config.backlog)
+        self.acceptor.start()
         if self.control is not None:
             self.loop.add_reader(self.control.fileno(), self.on_control_ready)
         self.loop.add_signal_handler(signal.SIGTERM, self.begin_shutdown)
@@ -367,8 +369,8 @@ class Worker:
         if self.draining:
             return
         self.draining = True
-        if self.server is not None:
-            self.server.close()
+        if self.acceptor is not None:
+            self.acceptor.stop()
         for hook in self.shutdown_hooks:
             hook()
         for conn in list(self.connections):
