@@ -8,6 +8,7 @@ no UI library.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -40,6 +41,11 @@ from .wsgi import WSGIApp, WSGIServer, serve_wsgi, start_wsgi
 FLUSH_EVERY = 0.05  # seconds between event batches
 SWEEP_EVERY = 0.5  # seconds between timeout sweeps
 STATUS_EVERY = 1.0
+# Allocations between young-generation collections (CPython's default is 700).  Each request leaves a few
+# reference cycles behind (asyncio's transport refers to itself), so collections come every few dozen
+# requests, and each one walks every object of the connections in flight: a tenth as many collections
+# cost ~3% fewer instructions per request with `Connection: close`; the garbage waits a little longer.
+GC_YOUNG_THRESHOLD = 7000
 INTERNAL_PREFIX = "/__devserver__/"
 ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"  # what OPTIONS * says the server takes
 SAVE_SETTLE = 0.1  # seconds: a module file younger than this may still be being written
@@ -356,6 +362,7 @@ class Worker:
         self.wsgi = WSGIServer(self.pool, self.server_address, self.config.workers > 1, self.log_line,
                                self.html_transform)
         self.acceptor = Acceptor(self.loop, self.sock, lambda: Connection(self), self.config.backlog)
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         self.acceptor.start()
         if self.control is not None:
             self.loop.add_reader(self.control.fileno(), self.on_control_ready)
