@@ -98,6 +98,7 @@ class Connection(asyncio.Protocol):
                 exchange.body.close()
         self.queue.clear()
         self.receiving = None
+        self.parser.close()
 
     def eof_received(self) -> bool:
         """The client half-closed: answer what it sent in full, then close."""

@@ -138,6 +138,17 @@ class RequestParser:
         self._head_bytes = 0
         self._in_head = False
 
+    def close(self) -> None:
+        """Nothing more will be fed (the connection is gone).
+
+        llhttp's parser holds this object's callbacks, and this object holds
+        it: a reference cycle that only the garbage collector would free, one
+        per connection.
+        """
+        self.done = True  # feed() reads nothing from now on, so the parser is never needed again
+        if hasattr(self, "_parser"):
+            del self._parser
+
     @property
     def in_head(self) -> bool:
         """True while a request head has begun but is not complete."""

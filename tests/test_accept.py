@@ -8,14 +8,18 @@ for.
 
 from __future__ import annotations
 
+import gc
 import selectors
 import socket
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import pytest
 from conftest import LiveServer
+
+from devserver.http import End, RequestParser
 
 resource = pytest.importorskip("resource")  # POSIX only
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="rlimits and /proc: Linux only")
@@ -102,3 +106,26 @@ def test_a_worker_out_of_descriptors_pauses_accepting_then_serves_every_waiting_
         assert server.worker_pids() == [worker], "the worker died or was replaced"
     finally:
         server.stop()
+
+
+def test_a_closed_parser_is_freed_without_the_garbage_collector() -> None:
+    """llhttp's parser and ours refer to each other; close() (at connection_lost) breaks that cycle.
+
+    With ``Connection: close`` a parser is made per request: left to the
+    garbage collector, each one would make the young generation's
+    collections come sooner.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        parser = RequestParser()
+        events = parser.feed(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert isinstance(events[-1], End)
+        parser.close()
+        assert parser.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") == []  # nothing is read after close
+        ref = weakref.ref(parser)
+        del parser
+        assert ref() is None, "the parser outlived its last reference: a cycle is left for the GC"
+    finally:
+        if was_enabled:
+            gc.enable()
