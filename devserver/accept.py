@@ -8,9 +8,9 @@ accepts every connection waiting (up to ``batch``) and gives each its
 transport at once; the transport calls ``connection_made`` on the next turn
 of the loop as it would under a server.
 
-The reader is the listening socket's only state: removing it
-(``loop.remove_reader(sock.fileno())``, as a warm restart's pause does)
-stops accepting, and ``start()`` resumes.
+The reader is the listening socket's only state while it accepts: removing
+it (``loop.remove_reader(sock.fileno())``, as a warm restart's pause does)
+stops accepting.
 """
 
 from __future__ import annotations
@@ -47,9 +47,16 @@ class Acceptor:
         self._loop.add_reader(self._fd, self._ready)
 
     def stop(self) -> None:
-        """Accept no more: the connections already accepted carry on."""
+        """Accept no more: the connections already accepted carry on.
+
+        This process's descriptor of the socket is closed (the supervisor
+        keeps its own, so what waits in the queue goes to the next worker).
+        """
+        if self._sock.fileno() == -1:
+            return  # stopped already: the number may belong to another file by now
         self._stopped = True
         self._loop.remove_reader(self._fd)
+        self._sock.close()
 
     def _ready(self) -> None:
         accept = self._sock.accept
