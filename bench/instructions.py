@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from common import HOST, free_port, make_site
@@ -102,13 +102,13 @@ def _read_response(sock: socket.socket) -> None:
 def wait_ready(port: int, path: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError("devserver exited during start")
+            raise RuntimeError("the server exited during start")
         try:
             load(port, path, 1, 1)
             return
         except OSError:
             time.sleep(0.2)
-    raise RuntimeError("devserver did not answer within the deadline")
+    raise RuntimeError("the server did not answer within the deadline")
 
 
 def measure(checkout: Path, case: str, requests: int, conns: int, work: Path) -> dict[str, float]:
@@ -118,17 +118,32 @@ def measure(checkout: Path, case: str, requests: int, conns: int, work: Path) ->
     base.mkdir()
     site = make_site(base)
     port = free_port()
-    out = work / f"callgrind-{checkout.name}-{case}"
-    argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=yes",
-            f"--callgrind-out-file={out}.%p", sys.executable, "-m", "devserver", *([app] if app else []),
-            "--port", str(port), "--workers", "1", "--root", str(site.html_page), "--dynamic", str(site.dynamic),
-            "--no-tui"]
+    argv = [sys.executable, "-m", "devserver", *([app] if app else []), "--port", str(port), "--workers", "1",
+            "--root", str(site.html_page), "--dynamic", str(site.dynamic), "--no-tui"]
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(checkout.resolve()), "HOME": str(work)}
-    proc = subprocess.Popen(argv, cwd=site.base, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    counts = count_during_load(argv, env, site.base, port, path, requests, conns, close,
+                               work / f"callgrind-{checkout.name}-{case}", lambda pid: [pid, *_children(pid)])
+    figures: dict[str, float] = {}
+    for number, total in enumerate(counts.values()):
+        role = "worker" if number else "supervisor"
+        figures[role] = figures.get(role, 0.0) + total / requests
+    return figures
+
+
+def count_during_load(argv: list[str], env: dict[str, str], cwd: Path, port: int, path: str, requests: int,
+                      conns: int, close: bool, out: Path, processes: Callable[[int], list[int]]) -> dict[int, int]:
+    """Run ``argv`` under callgrind and count, per process, only while ``requests`` GETs of ``path`` are served.
+
+    Counting starts after a 500-request warm-up (modules loaded, caches filled, threads started) in the
+    processes ``processes(pid of argv)`` names, in that order; the figures are their dumps' totals.
+    """
+    command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=yes",
+               f"--callgrind-out-file={out}.%p", *argv]
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(port, path, proc, time.monotonic() + 180)
-        load(port, path, 500, conns, close)  # warm-up: modules loaded, caches filled, threads started
-        pids = [proc.pid, *_children(proc.pid)]
+        load(port, path, 500, conns, close)
+        pids = processes(proc.pid)
         for pid in pids:
             subprocess.run(["callgrind_control", "-i", "on", str(pid)], capture_output=True, check=False)
         load(port, path, requests, conns, close)
@@ -138,12 +153,12 @@ def measure(checkout: Path, case: str, requests: int, conns: int, work: Path) ->
     finally:
         proc.terminate()
         proc.wait(60)
-    figures = {}
-    for pid, role in zip(pids, ["supervisor", *["worker"] * (len(pids) - 1)], strict=True):
-        dumps = glob.glob(f"{out}.{pid}.*")
-        total = sum(int(m.group(1)) for d in dumps for m in SUMMARY.finditer(Path(d).read_text(errors="replace")))
-        figures[role] = figures.get(role, 0.0) + total / requests
-    return figures
+    return {pid: instructions(glob.glob(f"{out}.{pid}.*")) for pid in pids}  # the dumps, not the final file
+
+
+def instructions(files: list[str]) -> int:
+    """The instructions callgrind counted in ``files``."""
+    return sum(int(m.group(1)) for f in files for m in SUMMARY.finditer(Path(f).read_text(errors="replace")))
 
 
 def _children(pid: int) -> list[int]:

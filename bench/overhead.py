@@ -30,12 +30,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from common import HOST, free_port, make_site
-from instructions import SUMMARY, load, wait_ready
+from instructions import count_during_load, instructions
 
 CASES = {"hello": ("hello", "application"), "flask": ("flaskapp", "app")}  # case: (module, callable)
 GUNICORN_THREADS = 8
@@ -64,11 +63,6 @@ def _callgrind(argv: list[str], out: Path) -> list[str]:
     return ["valgrind", "--tool=callgrind", "--trace-children=yes", f"--callgrind-out-file={out}.%p", *argv]
 
 
-def _total(out: Path, pids: Sequence[int] | None = None) -> int:
-    files = glob.glob(f"{out}.*") if pids is None else [f for p in pids for f in glob.glob(f"{out}.{p}.*")]  # the dumps
-    return sum(int(m.group(1)) for f in files for m in SUMMARY.finditer(Path(f).read_text(errors="replace")))
-
-
 def app_alone(site_dynamic: Path, case: str, requests: int, work: Path) -> float:
     """Instructions per call of the app by itself: (N + requests calls) − (N calls), N a warm-up."""
     module, attribute = CASES[case]
@@ -80,7 +74,7 @@ def app_alone(site_dynamic: Path, case: str, requests: int, work: Path) -> float
         out = work / f"alone-{calls}"
         subprocess.run(_callgrind([sys.executable, str(script), str(calls)], out), env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
-        totals.append(_total(out))
+        totals.append(instructions(glob.glob(f"{out}.*")))
     return (totals[1] - totals[0]) / requests
 
 
@@ -106,26 +100,10 @@ def server_total(server: str, case: str, requests: int, conns: int, checkout: Pa
     base.mkdir()
     site = make_site(base)
     port = free_port()
-    out = work / f"cg-{server}"
-    argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=yes",
-            f"--callgrind-out-file={out}.%p",
-            *_server_argv(server, case, port, site.html_page, site.dynamic)]
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{checkout.resolve()}:{site.dynamic}", "HOME": str(work)}
-    proc = subprocess.Popen(argv, cwd=site.base, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_ready(port, "/", proc, time.monotonic() + 180)
-        load(port, "/", 500, conns)
-        pids = _tree(proc.pid)
-        for pid in pids:
-            subprocess.run(["callgrind_control", "-i", "on", str(pid)], capture_output=True, check=False)
-        load(port, "/", requests, conns)
-        for pid in pids:
-            subprocess.run(["callgrind_control", "-d", str(pid)], capture_output=True, check=False)
-            subprocess.run(["callgrind_control", "-i", "off", str(pid)], capture_output=True, check=False)
-    finally:
-        proc.terminate()
-        proc.wait(60)
-    return _total(out, pids) / requests
+    counts = count_during_load(_server_argv(server, case, port, site.html_page, site.dynamic), env, site.base, port,
+                               "/", requests, conns, False, work / f"cg-{server}", _tree)
+    return sum(counts.values()) / requests
 
 
 def _tree(pid: int) -> list[int]:
