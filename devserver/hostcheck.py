@@ -12,6 +12,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from .memo import Remembered
+
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
@@ -47,7 +49,10 @@ class HostPolicy:
     allowed: frozenset[str]
     any_host: bool
     network: bool  # bound beyond loopback: an IP literal in Host cannot be a rebinding attack
-    _judged: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)  # Host value → allowed
+    _judged: Remembered[str, bool] = field(init=False, compare=False, repr=False)  # Host value → allowed
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_judged", Remembered(self._judge, 256))  # frozen: set once, here
 
     @classmethod
     def for_bind(cls, bound: str, extra: tuple[str, ...]) -> HostPolicy:
@@ -61,12 +66,7 @@ class HostPolicy:
         """``host`` is a Host header value (None: the request had none, as HTTP/1.0 may)."""
         if host is None or self.any_host:
             return True
-        allowed = self._judged.get(host)
-        if allowed is None:
-            allowed = self._judge(host)
-            if len(self._judged) < 256:  # values come from clients: the memory is bounded
-                self._judged[host] = allowed
-        return allowed
+        return self._judged[host]
 
     def _judge(self, host: str) -> bool:
         name = _name_of(host)

@@ -18,6 +18,7 @@ from . import __version__
 from .chunks import ChunkChecker
 from .errors import ProtocolError
 from .httpdate import imf_fixdate
+from .memo import Remembered
 from .pages import reason
 from .target import check_host, check_method, parse_target
 
@@ -347,10 +348,7 @@ class RequestParser:
         hosts = []
         content_types = 0
         for raw_name, raw_value in self._headers:
-            known = _field_names.get(raw_name)
-            if known is None:
-                known = _field_name(raw_name)
-            name, lname = known
+            name, lname = _field_names[raw_name]
             value = raw_value.strip(b" \t").decode("latin-1")  # the whitespace around a value is not part of it (RFC 9110 §5.5)
             headers.append((name, value))
             if lname not in _FRAMING_FIELDS:
@@ -392,15 +390,14 @@ class RequestParser:
 
 
 _FRAMING_FIELDS = frozenset({"host", "content-type", "content-length", "transfer-encoding", "expect"})
-_field_names: dict[bytes, tuple[str, str]] = {}  # a field name's bytes → (its text, lower-case): clients repeat them
 
 
 def _field_name(raw: bytes) -> tuple[str, str]:
     name = raw.decode("latin-1")
-    known = (name, name.lower())
-    if len(_field_names) < 1024:  # names come from clients: the memory is bounded
-        _field_names[raw] = known
-    return known
+    return name, name.lower()
+
+
+_field_names = Remembered(_field_name, 1024)  # a field name's bytes → (its text, lower-case)
 
 
 class _DateCache:
@@ -419,17 +416,20 @@ class _DateCache:
 
 
 _dates = _DateCache()
-_STATUS_LINES: dict[tuple[str, int], bytes] = {}
+
+
+def _status_line(key: tuple[str, int]) -> bytes:
+    version, status = key
+    return f"HTTP/{version} {status} {reason(status)}\r\n".encode("ascii")
+
+
+_STATUS_LINES = Remembered(_status_line, 1024)  # (version, status) → the status line
 _KEEP_ALIVE_ENDS = {"1.0": b"Connection: keep-alive\r\n\r\n"}  # HTTP/1.1 keeps alive unless told otherwise
 
 
 def response_head(status: int, headers: Iterable[tuple[str, str]], *, close: bool = False, version: str = "1.1") -> bytes:
     """Serialize a status line and header block; adds Date, Server and Connection."""
-    line = _STATUS_LINES.get((version, status))
-    if line is None:
-        line = f"HTTP/{version} {status} {reason(status)}\r\n".encode("ascii")
-        if len(_STATUS_LINES) < 1024:
-            _STATUS_LINES[(version, status)] = line
+    line = _STATUS_LINES[version, status]
     fields = "".join([f"{name}: {value}\r\n" for name, value in headers]).encode("latin-1")
     end = b"Connection: close\r\n\r\n" if close else _KEEP_ALIVE_ENDS.get(version, b"\r\n")
     return b"".join((line, _dates.fields(), fields, end))

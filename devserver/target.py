@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .errors import ProtocolError
+from .memo import Remembered
 
 
 class Form(Enum):
@@ -48,15 +49,10 @@ _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)(.*)", re.DOTALL)
 
 def valid_host(value: str) -> bool:
     """A Host field value (or an authority) as RFC 9112 §3.2 allows it; empty is allowed."""
-    known = _valid_hosts.get(value)
-    if known is None:
-        known = _HOST.fullmatch(value) is not None
-        if len(_valid_hosts) < 256:  # values come from clients: the memory is bounded
-            _valid_hosts[value] = known
-    return known
+    return _valid_hosts[value]
 
 
-_valid_hosts: dict[str, bool] = {}  # a client sends the same Host on every request: judged once
+_valid_hosts: Remembered[str, bool] = Remembered(lambda value: _HOST.fullmatch(value) is not None, 256)  # a client repeats its Host
 
 
 def _split_path(rest: str) -> tuple[str, str]:

@@ -19,6 +19,7 @@ from urllib.parse import unquote_to_bytes
 
 from . import framestore, requestlogs, tracebacks
 from .exchange import ClientGone, Exchange, Responder
+from .memo import Remembered
 from .tracebacks import ErrorReport
 
 WSGIApp = Callable[..., Iterable[bytes]]
@@ -108,9 +109,6 @@ class ErrorStream:
                 pass
 
 
-_environ_keys: dict[str, str] = {}  # header name → environ key ("" for a dropped name), remembered
-
-
 def _environ_key(name: str) -> str:
     """The environ key of a request header: CONTENT_TYPE, CONTENT_LENGTH, or HTTP_*; "" when dropped."""
     if "_" in name:
@@ -121,9 +119,10 @@ def _environ_key(name: str) -> str:
         key = name.upper().replace("-", "_")
         if key != "CONTENT_TYPE" and key != "CONTENT_LENGTH":
             key = "HTTP_" + key
-    if len(_environ_keys) < 4096:  # names come from clients: the memory is bounded
-        _environ_keys[name] = key
     return key
+
+
+_environ_keys = Remembered(_environ_key, 4096)  # header name → environ key ("" for a dropped name)
 
 
 def build_environ(conn: Responder, exchange: Exchange, script_name: str, path_info: str,
@@ -159,7 +158,7 @@ def build_environ(conn: Responder, exchange: Exchange, script_name: str, path_in
         "wsgi.input_terminated": True,
     }
     for name, value in request.headers:
-        key = _environ_keys.get(name) or _environ_key(name)
+        key = _environ_keys[name]
         if not key:
             continue
         if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
