@@ -8,6 +8,10 @@ fighting the loop thread for the GIL.  Here completions are handed back in
 batches with one wake-up, and the pool starts small and adds a thread only
 when a call has waited in line (a slow app, ``time.sleep(5)``, then gets its
 own thread while fast calls keep flowing), up to the configured maximum.
+A call also waits in line when the threads are busy computing (a CPU-bound
+app under load): a thread added then only fights the others for the GIL, so
+one is added only when no thread took a call for a while, that is when the
+threads are blocked, not busy.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ class ThreadPool:
         self._waiting: deque[float] = deque()  # submit times of calls no thread has taken yet
         self._watching: asyncio.TimerHandle | None = None
         self._pending: list[Job] = []  # not yet handed over
+        self._taken = 0  # calls the threads have taken so far: _watch tells stuck threads from busy ones
+        self._taken_at_watch = -1
         # No thread yet: _hand_over starts them as calls come (up to base at once), so a worker's start
         # does not wait for four threads to be scheduled before it can accept.
 
@@ -94,13 +100,19 @@ class ThreadPool:
             self._watching = self.loop.call_later(GROW_AFTER, self._watch)
 
     def _watch(self) -> None:
-        """While calls wait: if the oldest has waited too long, add a thread.  Idle, nothing runs."""
+        """While calls wait: if the oldest has waited too long and no thread took one since the last look, add a thread.
+
+        Idle, nothing runs.
+        """
         self._watching = None
         with self._lock:
             oldest = self._waiting[0] if self._waiting else None
+            taken = self._taken
         if oldest is None:
             return
-        if time.monotonic() - oldest > GROW_AFTER and self._threads < self.maximum:
+        stuck = taken == self._taken_at_watch
+        self._taken_at_watch = taken
+        if stuck and time.monotonic() - oldest > GROW_AFTER and self._threads < self.maximum:
             self._start_thread()
         self._watching = self.loop.call_later(GROW_AFTER, self._watch)
 
@@ -130,6 +142,7 @@ class ThreadPool:
                 self._idle -= 1
                 if job is not None and self._waiting:
                     self._waiting.popleft()
+                    self._taken += 1
             if job is None:
                 with self._lock:
                     self._threads -= 1
