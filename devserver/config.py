@@ -25,6 +25,9 @@ class Config:
     workers: int = 2
     threads: int = 32  # WSGI calls in flight per worker
     tui: bool = True
+    # Request events carry the request's and response's headers and the lines the app wrote while serving it:
+    # the dashboard and JSON lines show them; the text console shows neither and turns this off.
+    request_detail: bool = True
     reload: bool = True
     livereload: bool = True
     log_format: str = "text"

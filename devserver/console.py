@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .config import Config
@@ -107,6 +107,11 @@ class ConsoleLog:
             self.output.put("".join(lines), keep=True)
         else:
             self.output.put("".join(lines), REQUEST_BACKPRESSURE)
+
+    @property
+    def shows_request_detail(self) -> bool:
+        """JSON lines show a request's headers and the app's lines with it; a text line shows neither."""
+        return self.json
 
     def close(self, timeout: float = 2.0) -> None:
         """Write what is queued (bounded in time)."""
@@ -207,7 +212,8 @@ def serve_console(config: Config) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     log = ConsoleLog(log_format=config.log_format, dynamic=config.dynamic)
-    supervisor = Supervisor(config, log)
+    # Workers then leave out of their events what the log would not show (Config.request_detail).
+    supervisor = Supervisor(replace(config, request_detail=log.shows_request_detail), log)
     from .watchers import attach_watchers
 
     attach_watchers(supervisor)

@@ -75,13 +75,21 @@ def note(text: str) -> None:
         collector.add(text)
 
 
-def call_with(collector: LineCollector, fn: Callable[[A], T], arg: A, finish: Callable[[], None] | None = None) -> T:
+def call_with(collector: LineCollector | None, fn: Callable[[A], T], arg: A,
+              finish: Callable[[], None] | None = None) -> T:
     """Run ``fn(arg)``, then ``finish()``, with ``collector`` as the current request's (in a fresh context:
     threads are reused).
 
     ``finish`` writes out what the request left unfinished (a last ``wsgi.errors`` line without its
     newline): run here, that line still names its request; run later on the loop, it would name none.
+    Without a collector (no one shows a request's lines: the text console) no context is made.
     """
+    if collector is None:
+        try:
+            return fn(arg)
+        finally:
+            if finish is not None:
+                finish()
     context = contextvars.Context()
     context.run(current.set, collector)
     try:

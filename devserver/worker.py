@@ -313,10 +313,12 @@ class Worker:
         self.requests += 1
         request_body, response_body = exchange.capture.finish() if exchange.capture is not None else (None, None)
         logs = exchange.logs
+        detail = self.config.request_detail
         self.sink.emit_values(RequestEvent, (  # RequestEvent's fields, in order
             time.time(), self.pid, conn.client, request.method, request.target, request.version, exchange.status,
             exchange.sent, (time.perf_counter() - exchange.started) * 1000,
-            tuple(request.headers), tuple(exchange.response_headers), exchange.preview, exchange.traceback,
+            tuple(request.headers) if detail else (), tuple(exchange.response_headers) if detail else (),
+            exchange.preview, exchange.traceback,
             exchange.error, request_body, response_body, exchange.report,
             logs.snapshot() if logs is not None else (), logs.id if logs is not None else "",
         ))
@@ -360,7 +362,7 @@ class Worker:
     # lifecycle ---------------------------------------------------------------
     async def serve(self) -> None:
         self.wsgi = WSGIServer(self.pool, self.server_address, self.config.workers > 1, self.log_line,
-                               self.html_transform)
+                               self.html_transform, self.config.request_detail)
         self.acceptor = Acceptor(self.loop, self.sock, lambda: Connection(self), self.config.backlog)
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         self.acceptor.start()

@@ -43,6 +43,7 @@ class WSGIServer:
     multiprocess: bool
     log_line: Callable[[str], None]  # a line written to wsgi.errors
     html_transform: Callable[[bytes], bytes] | None  # applied to whole text/html bodies (live reload)
+    request_detail: bool = True  # collect the lines the app writes per request (Config.request_detail)
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
                         "te", "trailers", "transfer-encoding", "upgrade"})
 # Header names an app sent before and that were valid tokens, with their lower-case form: apps send the
@@ -355,7 +356,7 @@ def start_wsgi(conn: Responder, exchange: Exchange, app: WSGIApp, script_name: s
     """
     errors = ErrorStream(server.log_line)
     call = AppCall(conn, exchange, build_environ(conn, exchange, script_name, path_info, errors, server), server.pool)
-    exchange.logs = requestlogs.LineCollector()
+    exchange.logs = requestlogs.LineCollector() if server.request_detail else None
 
     def done(outcome: Outcome | None, error: BaseException | None) -> None:
         # Run after the writes the thread posted, if it streamed: the pool delivers in order.

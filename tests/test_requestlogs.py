@@ -3,13 +3,22 @@ recorded bodies, and a last wsgi.errors line without its newline too."""
 
 from __future__ import annotations
 
+import http.client
+import io
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import http_get
+
+from devserver.config import Config
+from devserver.console import ConsoleLog
+from devserver.events import Event, LogEvent, RequestEvent
+from devserver.supervisor import Supervisor
 
 
 @pytest.mark.parametrize("cap", ["0", "1M"])
@@ -34,3 +43,51 @@ def test_json_lines_name_their_request_whatever_the_body_cap(server_factory: Any
         assert {r["text"] for r in logged} == expected, logged
         assert request["request_id"] and all(r["request_id"] == request["request_id"] for r in logged), logged
         assert set(request["logs"]) == expected
+
+
+@pytest.mark.parametrize("detail", [True, False])
+def test_request_detail_is_sent_only_where_it_is_shown(site: Path, detail: bool) -> None:
+    """The dashboard and JSON lines show a request's headers and lines (detail on); the text console does not,
+    and its workers leave them out of the request events, while the app's lines still reach the log."""
+    events: list[Event] = []
+    arrived = threading.Condition()
+
+    def sink(batch: list[Event]) -> None:
+        with arrived:
+            events.extend(batch)
+            arrived.notify_all()
+
+    config = Config(host="127.0.0.1", port=0, root=str(site / "html_page"), dynamic=str(site / "dynamic"),
+                    workers=1, tui=False, reload=False, livereload=False, request_detail=detail).resolved()
+    supervisor = Supervisor(config, sink=sink)
+    supervisor.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", supervisor.config.port, timeout=10)
+        conn.request("GET", "/unfinished_line.py?d1", headers={"X-Probe": "seen"})
+        assert conn.getresponse().read() == b"ok"
+        conn.close()
+        deadline = time.monotonic() + 10
+        with arrived:
+            while not any(isinstance(e, RequestEvent) for e in events) or \
+                    not any(isinstance(e, LogEvent) and e.text == "errors from d1" for e in events):
+                assert arrived.wait(deadline - time.monotonic()), f"events missing: {events}"
+        request = next(e for e in events if isinstance(e, RequestEvent))
+        lines = {e.text: e.request_id for e in events if isinstance(e, LogEvent)}
+    finally:
+        supervisor.stop()
+    expected = {"errors from d1"}  # its wsgi.errors line (print and logging reach the log as the CLI sets it up)
+    assert expected <= set(lines)
+    if detail:
+        assert ("X-Probe", "seen") in request.request_headers
+        assert ("Content-Length", "2") in request.response_headers
+        assert set(request.logs) == expected and request.request_id
+        assert all(lines[text] == request.request_id for text in expected)
+    else:
+        assert request.request_headers == () and request.response_headers == ()
+        assert request.logs == () and request.request_id == ""
+        assert all(lines[text] == "" for text in expected)
+
+
+def test_only_json_lines_ask_for_request_detail() -> None:
+    assert ConsoleLog(io.StringIO(), "json").shows_request_detail
+    assert not ConsoleLog(io.StringIO(), "text").shows_request_detail
