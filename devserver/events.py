@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
+from .frozen import maker
 from .tracebacks import ErrorReport
 
 E = TypeVar("E")
@@ -165,20 +166,4 @@ def _by_init(cls: type[E], values: tuple[Any, ...]) -> E:
     return cls(*values)
 
 
-def _builder(cls: type[E]) -> Callable[[type[E], tuple[Any, ...]], E]:
-    """Build ``cls`` from its field values in order, as its frozen ``__init__`` would, at a third of the cost.
-
-    The frozen ``__init__`` sets each field through a global ``object.__setattr__``; this sets each
-    through its slot's own setter, bound once.  The code is made from the class's field names, as
-    dataclasses makes ``__init__``: nothing from the values is ever compiled.
-    """
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    lines = ["def build(cls, values):", f"    ({', '.join(names)},) = values", "    obj = new(cls)"]
-    lines += [f"    set_{name}(obj, {name})" for name in names]
-    lines.append("    return obj")
-    scope: dict[str, Any] = {"new": object.__new__, **{f"set_{n}": getattr(cls, n).__set__ for n in names}}
-    exec("\n".join(lines), scope)  # field names of our own class, compiled once at import
-    return scope["build"]  # type: ignore[no-any-return]
-
-
-_BUILDERS: dict[type, Callable[[Any, tuple[Any, ...]], Any]] = {RequestEvent: _builder(RequestEvent)}  # one per request
+_BUILDERS: dict[type, Callable[[Any, tuple[Any, ...]], Any]] = {RequestEvent: maker(RequestEvent)}  # one per request

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from .frozen import maker
 from .http import LAST_CHUNK, chunk, response_head
 
 
@@ -80,7 +81,10 @@ def frame(status: int, headers: list[tuple[str, str]], *, method: str, version: 
     if method == "HEAD":
         # The headers describe the body a GET would get; none is sent (RFC 9110 §9.3.2).
         delimit, length = Delimit.NONE, None
-    return Framing(delimit, length, close, response_head(status, headers, close=close, version=version))
+    return _make_framing(Framing, (delimit, length, close, response_head(status, headers, close=close, version=version)))
+
+
+_make_framing = maker(Framing)  # one per response
 
 
 class BodyWriter:
