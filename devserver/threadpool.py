@@ -100,7 +100,7 @@ class ThreadPool:
             self._watching = self.loop.call_later(GROW_AFTER, self._watch)
 
     def _watch(self) -> None:
-        """While calls wait: if the oldest has waited too long and no thread took one since the last look, add a thread.
+        """While calls wait: add a thread if the oldest waited too long and no thread took a call since the last look.
 
         Idle, nothing runs.
         """

@@ -81,7 +81,8 @@ def frame(status: int, headers: list[tuple[str, str]], *, method: str, version: 
     if method == "HEAD":
         # The headers describe the body a GET would get; none is sent (RFC 9110 §9.3.2).
         delimit, length = Delimit.NONE, None
-    return _make_framing(Framing, (delimit, length, close, response_head(status, headers, close=close, version=version)))
+    head = response_head(status, headers, close=close, version=version)
+    return _make_framing(Framing, (delimit, length, close, head))
 
 
 _make_framing = maker(Framing)  # one per response

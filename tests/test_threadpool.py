@@ -37,7 +37,7 @@ def test_busy_threads_are_not_joined_by_more() -> None:
 
 
 def test_blocked_threads_get_company() -> None:
-    """Calls that block (a slow upstream, ``time.sleep``) each get a thread, up to the maximum, so none waits for them."""
+    """Calls that block (a slow upstream, ``time.sleep``) each get a thread, up to the maximum: none waits on them."""
     release = threading.Event()
     started = threading.Semaphore(0)
 
