@@ -41,7 +41,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("supervisor: other", ("SUPERVISOR",)),
     ("app (hello world itself)", ("application (hello.py", "application (/")),
     ("app (Flask and Jinja)", ("flask/", "jinja2/", "werkzeug/", "Flask.", "(flaskapp.py")),
-    ("live reload script added to HTML (html_transform)", ("inject (", "_plain_html")),
+    ("live reload script added to HTML (html_transform)", ("inject (", "plain_html (")),
     ("accept and connection setup/teardown", ("_accept_connection", "connection_made", "connection_lost",
                                               "Connection.__init__", "_SelectorTransport.__init__",
                                               "_call_connection_lost", "Connection.close", "_SelectorTransport.close",

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .livereload import SCRIPT_TAG, inject
+from .wsgi import plain_html
 
 LIMIT = 1024 * 1024  # bytes of HTML held to add the script; beyond, pass through
 NO_BODY_STATUSES = frozenset({"204", "304"})
@@ -44,12 +45,10 @@ def add_script(body: bytes) -> bytes:
 
 
 def _wants_script(status: str, headers: list[tuple[str, str]]) -> bool:
-    if status[:3] in NO_BODY_STATUSES or status[:1] == "1":
+    if status[:3] in NO_BODY_STATUSES or status[:1] == "1" or not plain_html(headers):
         return False
-    fields = {name.lower(): value for name, value in headers}
-    if not fields.get("content-type", "").lower().startswith("text/html") or "content-encoding" in fields:
-        return False
-    length = fields.get("content-length", "").strip()
+    lengths = [value for name, value in headers if name.lower() == "content-length"]
+    length = lengths[-1].strip() if lengths else ""  # the last one, as a dict of the headers would keep
     return not (length.isdigit() and int(length) > LIMIT)
 
 

@@ -413,7 +413,7 @@ def _answer(conn: Responder, exchange: Exchange, outcome: Outcome, server: WSGIS
         body = outcome.body
         headers = outcome.headers or []
         transform = server.html_transform
-        if transform is not None and outcome.status == 200 and _plain_html(headers):
+        if transform is not None and outcome.status == 200 and plain_html(headers):
             body = transform(body)  # apps' pages refresh on save too (live reload)
             headers = [(n, str(len(body)) if n.lower() == "content-length" else v) for n, v in headers]
         conn.send(outcome.status, headers, body, close=outcome.close)
@@ -425,8 +425,8 @@ def _answer(conn: Responder, exchange: Exchange, outcome: Outcome, server: WSGIS
     return None
 
 
-def _plain_html(headers: list[tuple[str, str]]) -> bool:
-    """An uncompressed HTML body, which a script can be added to."""
+def plain_html(headers: list[tuple[str, str]]) -> bool:
+    """An uncompressed HTML body, which a script can be added to (whole bodies here, held ones in inject.py)."""
     html = False
     for name, value in headers:
         lname = name.lower()
