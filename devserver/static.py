@@ -206,7 +206,7 @@ def _unchanged(witnesses: _Witnesses) -> bool:
     try:
         for folder, key in witnesses:
             st = os.stat(folder)
-            if (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev) != key:
+            if _folder_key(st) != key:
                 return False
     except OSError:
         return False
@@ -599,6 +599,11 @@ def _respond(rep: _Representation, method: str, headers: Mapping[str, str],
 _FileKey = tuple[int, int, int, int, int]
 
 
+def _file_key(st: os.stat_result) -> _FileKey:
+    """What any save, rename or link swap of a file changes (a same-size save in the same second too)."""
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev)
+
+
 @dataclass(frozen=True, slots=True)
 class _Ready:
     """A representation kept in memory, with what proves it is still what the path names."""
@@ -645,7 +650,7 @@ class _Responses:
             except OSError:
                 pass
             else:
-                if (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev) == ready.key:
+                if _file_key(st) == ready.key:
                     return ready
         self._drop((root, raw_path, transform))
         return None
@@ -661,25 +666,26 @@ class _Responses:
         key = (root, raw_path, transform)
         # The file's own folder needs no witness: no link led here (see _witnesses), so the file's identity
         # (inode, device, ctime) says the entry that names it is unchanged.
-        ready = _Ready(witnesses[:-1], (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev), rep,
+        ready = _Ready(witnesses[:-1], _file_key(st), rep,
                        StaticResponse(200, list(rep.whole), data, path=rep.path),
                        StaticResponse(200, list(rep.whole), path=rep.path),
                        StaticResponse(304, list(rep.validators), path=rep.path))
         with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._bytes -= len(old.rep.data or b"")
+            self._forget(key)
             self._entries[key] = ready
             self._bytes += len(data)
             while self._bytes > self.max_bytes or len(self._entries) > self.max_entries:
-                oldest = next(iter(self._entries))
-                self._bytes -= len(self._entries.pop(oldest).rep.data or b"")
+                self._forget(next(iter(self._entries)))  # the oldest
 
     def _drop(self, key: tuple[str, str, object]) -> None:
         with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._bytes -= len(old.rep.data or b"")
+            self._forget(key)
+
+    def _forget(self, key: tuple[str, str, object]) -> None:
+        """Remove ``key``'s entry and its bytes from the count (the caller holds the lock)."""
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= len(old.rep.data or b"")
 
     def clear(self) -> None:
         with self._lock:
