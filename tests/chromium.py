@@ -31,6 +31,24 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-backgrounding-occluded-windows"]
 
 
+# Chromium's answers to a call that was in flight while the tab changed documents
+# (a live reload): the call is lost, the tab is fine.
+DOCUMENT_GONE = ("Inspected target navigated or closed", "Execution context was destroyed",
+                 "Cannot find default execution context")
+
+
+class ProtocolError(RuntimeError):
+    """A DevTools call answered with an error."""
+
+    def __init__(self, method: str, error: dict[str, Any]) -> None:
+        super().__init__(f"{method}: {error}")
+        self.message = str(error.get("message", ""))
+
+    @property
+    def document_gone(self) -> bool:
+        return self.message.startswith(DOCUMENT_GONE)
+
+
 class Page:
     """One browser tab over the DevTools protocol."""
 
@@ -50,15 +68,21 @@ class Page:
             message = json.loads(self.ws.recv())
             if message.get("id") == call_id:
                 if "error" in message:
-                    raise RuntimeError(f"{method}: {message['error']}")
+                    raise ProtocolError(method, message["error"])
                 return message["result"]
             if "method" in message:
                 self.events.append(message)
 
     def evaluate(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        """The expression's value, or None when the page is between two documents."""
+        try:
+            result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        except ProtocolError as error:
+            if error.document_gone:
+                return None
+            raise
         if "exceptionDetails" in result:
-            return None  # e.g. the page is between two documents
+            return None
         return result["result"].get("value")
 
     def wait_for(self, expression: str, timeout: float = 10.0) -> Any:
