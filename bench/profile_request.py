@@ -34,7 +34,8 @@ from common import HOST, ServerSpec, cpu_seconds, free_port, make_site, process_
 
 # (stage, markers): a busy sample goes to the first stage one of whose markers appears in its stack.
 # Order matters: the supervisor's work is told apart first, then what runs inside the app call, then the
-# steps of the request cycle from the outside in.
+# steps of the request cycle from the outside in; the thread hand-off last, since the response, the
+# event and routing run under ThreadPool._deliver and belong to their own stages.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("supervisor: console log", ("ConsoleLog",)),
     ("supervisor: receive events (unpickle)", ("Supervisor._read_events", "Supervisor._receive")),
@@ -48,9 +49,6 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
                                               "_SelectorSocketTransport.__init__")),
     ("environ", ("build_environ",)),
     ("WSGI call wrapper (AppCall, start_response)", ("AppCall.", "ErrorStream")),
-    ("thread hand-off (pool submit, wake-up, deliver)", ("ThreadPool.", "call_soon_threadsafe", "_write_to_self",
-                                                         "_read_from_self", "_process_self_data",
-                                                         "SimpleQueue")),
     ("event recording (RequestEvent, batch, pipe)", ("Worker.record", "EventSink", "EventChannel",
                                                      "RequestEvent", "_ForkingPickler", "_send_bytes")),
     ("routing (files-win lookup, script split, load)", ("Worker._static", "Worker.try_sync", "resolve (",
@@ -58,6 +56,9 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
                                                         "Worker.catch_up")),
     ("response (head, framing, socket send)", ("Connection.send", "response_head", "Connection.end",
                                                "_SelectorSocketTransport.write", "Connection.begin")),
+    ("thread hand-off (pool submit, wake-up, deliver)", ("ThreadPool.", "call_soon_threadsafe", "_write_to_self",
+                                                         "_read_from_self", "_process_self_data",
+                                                         "SimpleQueue")),
     ("tasks and coroutines (create_task, _serve, handle)", ("create_task", "task_step", "Connection._serve",
                                                             "Worker.handle", "serve_wsgi", "Connection._kick")),
     ("parse (httptools, Request, Exchange)", ("RequestParser", "Connection._on_", "Exchange.__init__")),
