@@ -32,10 +32,11 @@ from pathlib import Path
 import servers
 from common import HOST, ServerSpec, cpu_seconds, free_port, make_site, process_tree, run_wrk, running
 
-# (stage, markers): a busy sample goes to the first stage one of whose markers appears in its stack.
-# Order matters: the supervisor's work is told apart first, then what runs inside the app call, then the
-# steps of the request cycle from the outside in; the thread hand-off last, since the response, the
-# event and routing run under ThreadPool._deliver and belong to their own stages.
+# (stage, markers).  A supervisor sample, or one inside the app call, goes to the first of those stages
+# one of whose markers appears anywhere in its stack: the supervisor's work is told apart first, then
+# what runs inside the app call.  Any other worker sample goes to the stage of the innermost frame that
+# carries a marker: the response's send() runs under ThreadPool._deliver, and the pool submit under
+# Worker.try_sync, and each belongs to its own stage, not to the frame that called it.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("supervisor: console log", ("ConsoleLog",)),
     ("supervisor: receive events (unpickle)", ("Supervisor._read_events", "Supervisor._receive")),
@@ -66,6 +67,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("timers (sweep, flush tick, pool watch, status)", ("_tick_", "_watch", "TimerHandle", "call_later")),
     ("event loop (select, scheduling)", ("_run_once", "run_forever")),
 )
+OUTER = ("supervisor", "app ", "live reload")  # stages matched anywhere in a stack, outermost first
 IDLE_LEAVES = ("epoll_wait", "poll (libc", "clock_nanosleep", "pthread_cond_wait", "pthread_cond_timedwait",
                "sem_wait", "sem_timedwait", "PyThread_acquire_lock_timed", "select (libc", "accept4 (libc",
                "nanosleep", "futex")
@@ -91,13 +93,25 @@ def classify(raw: str, supervisor_pid: int) -> tuple[collections.Counter[str], i
         busy += n
         in_worker = any(f.startswith("process ") for f in frames[1:3])
         text = stack if in_worker else stack + ";SUPERVISOR"
-        for stage, markers in STAGES:
-            if stage.startswith("supervisor") == (not in_worker) and any(m in text for m in markers):
-                stages[stage] += n
-                break
-        else:
-            stages["other (worker)" if in_worker else "supervisor: other"] += n
+        stage = _outer_stage(text, in_worker) or (_inner_stage(frames) if in_worker else None)
+        stages[stage or ("other (worker)" if in_worker else "supervisor: other")] += n
     return stages, busy
+
+
+def _outer_stage(stack: str, in_worker: bool) -> str | None:
+    for stage, markers in STAGES:
+        if stage.startswith(OUTER) and stage.startswith("supervisor") == (not in_worker) \
+                and any(m in stack for m in markers):
+            return stage
+    return None
+
+
+def _inner_stage(frames: Sequence[str]) -> str | None:
+    for frame in reversed(frames):
+        for stage, markers in STAGES:
+            if not stage.startswith(OUTER) and any(m in frame for m in markers):
+                return stage
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
