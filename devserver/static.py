@@ -191,6 +191,8 @@ def _locate(root: str, raw_path: str) -> _Target | None:
     return _Target(real, segments[-1], False)
 
 
+# Changes closer together than this may share a timestamp: at least the coarsest tick we expect (FAT: 2 s).
+RACY_NS = 2_000_000_000
 # A folder's state as one tuple (mtime_ns, ctime_ns, ino, dev): creating, removing or renaming an entry changes it.
 _FolderKey = tuple[int, int, int, int]
 # Folders from the root down to where a path's answer lies, each with its state when the answer was learned.
@@ -220,7 +222,7 @@ class _Lookups:
     dict operations only, so threads may share it.
     """
 
-    def __init__(self, max_entries: int = 4096, racy_ns: int = 2_000_000_000) -> None:
+    def __init__(self, max_entries: int = 4096, racy_ns: int = RACY_NS) -> None:
         self.max_entries = max_entries
         self.racy_ns = racy_ns
         self._entries: dict[tuple[str, str], tuple[_Target | None, _Witnesses]] = {}
@@ -631,11 +633,11 @@ class _Responses:
     """
 
     def __init__(self, max_bytes: int = 4 << 20, max_file: int = 256 * 1024, max_entries: int = 1024,
-                 racy_ns: int = 2_000_000_000) -> None:
+                 racy_ns: int = RACY_NS) -> None:
         self.max_bytes = max_bytes
         self.max_file = max_file
         self.max_entries = max_entries
-        self.racy_ns = racy_ns  # at least the coarsest timestamp tick we expect (FAT: 2 s)
+        self.racy_ns = racy_ns
         self._entries: dict[tuple[str, str, object], _Ready] = {}
         self._bytes = 0
         self._lock = threading.Lock()
