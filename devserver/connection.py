@@ -25,7 +25,7 @@ from .exchange import ClientGone, Exchange
 from .http import CONTINUE, Body, End, Head, Limits, Rejected, Request, RequestParser
 from .pages import error_page
 from .tracebacks import ErrorReport
-from .writer import BodyWriter, Delimit, frame
+from .writer import BodyWriter, frame
 
 MAX_PIPELINE = 32  # queued requests before we stop reading
 # Spooling a body to disk failed: the server's storage, not the request, is at fault.
@@ -255,8 +255,9 @@ class Connection(asyncio.Protocol):
         if exchange.body is not None:
             exchange.body.close()
         writer = exchange.writer
-        if writer is not None and writer.must_close:
-            exchange.close = True
+        if writer is not None:
+            if writer.must_close:
+                exchange.close = True
             exchange.error = exchange.error or writer.mismatch()
         self.worker.record(self, exchange)
         if exchange.close or self.closing or (self.eof and not self.queue):
@@ -289,9 +290,10 @@ class Connection(asyncio.Protocol):
         if close:
             exchange.close = True
         writer = self._open(status, headers, len(body))
-        if exchange.capture is not None and writer.framing.delimit is not Delimit.NONE:
-            exchange.capture.response.feed(body)
-        data = writer.data(body) + writer.end()
+        body = writer.take(body)
+        if exchange.capture is not None and body:
+            exchange.capture.response.feed(body)  # what was sent: a body cut at its Content-Length is recorded cut
+        data = writer.wire(body) + writer.end()
         exchange.sent += len(data)
         self.transport.write(writer.framing.head + data)  # type: ignore[union-attr]
 
@@ -341,9 +343,10 @@ class Connection(asyncio.Protocol):
         exchange = self.current
         if exchange is None or exchange.writer is None or self.closing:
             return b""
-        if exchange.capture is not None and exchange.writer.framing.delimit is not Delimit.NONE:
-            exchange.capture.response.feed(data)
-        out = exchange.writer.data(data)
+        body = exchange.writer.take(data)
+        if exchange.capture is not None and body:
+            exchange.capture.response.feed(body)
+        out = exchange.writer.wire(body)
         exchange.sent += len(out)
         return out
 

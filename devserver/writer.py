@@ -5,8 +5,11 @@ responses, with no sockets: ``frame()`` reads status, method, version and
 the handler's headers and decides how the body is delimited (RFC 9112 §6.3),
 and a ``BodyWriter`` then turns the handler's body bytes into wire bytes that
 always match that decision.  A handler that sends more than it declared is
-cut at the declared length; one that sends less leaves the connection
-unusable; either way the connection is closed and the mismatch is reported.
+cut at the declared length: the message on the wire is whole and exactly as
+long as announced (RFC 9112 §6.3), so the connection carries on, as
+waitress's does.  One that sends less leaves an incomplete message (§8) that
+only the end of the connection can signal, so the connection is closed.
+Either way the mismatch is reported with the request.
 """
 
 from __future__ import annotations
@@ -101,6 +104,10 @@ class BodyWriter:
 
     def data(self, data: bytes) -> bytes:
         """What goes on the wire for ``data`` (possibly nothing)."""
+        return self.wire(self.take(data))
+
+    def take(self, data: bytes) -> bytes:
+        """The part of ``data`` that is body on the wire: all of it, up to the length still owed, or none (HEAD...)."""
         self.body_bytes += len(data)
         delimit = self.framing.delimit
         if delimit is Delimit.LENGTH:
@@ -110,11 +117,13 @@ class BodyWriter:
                 data = data[: self.remaining]
             self.remaining -= len(data)
             return data
-        if delimit is Delimit.CHUNKED:
-            return chunk(data) if data else b""
-        if delimit is Delimit.CLOSE:
-            return data
-        return b""
+        return b"" if delimit is Delimit.NONE else data
+
+    def wire(self, body: bytes) -> bytes:
+        """``body`` (from take()) framed for the wire: a chunk when chunked, as it is otherwise."""
+        if self.framing.delimit is Delimit.CHUNKED:
+            return chunk(body) if body else b""
+        return body
 
     def allowance(self, offered: int) -> int:
         """How many of ``offered`` bytes sent by sendfile may go out (counted as sent)."""
@@ -146,14 +155,19 @@ class BodyWriter:
 
     @property
     def must_close(self) -> bool:
-        """After this response the connection cannot carry another one."""
-        return self.framing.close or self.overrun > 0 or self.short > 0
+        """After this response the connection cannot carry another one.
+
+        A body cut at its Content-Length does not close it: what went out is
+        a whole message of the announced length, and the bytes cut off never
+        reached the wire, so the next response cannot be mistaken for them.
+        """
+        return self.framing.close or self.short > 0
 
     def mismatch(self) -> str | None:
         """A one-line account of a body that did not match its Content-Length."""
         if self.overrun:
             return (f"The response declared Content-Length {self.framing.length} but offered "
-                    f"{self.body_bytes} bytes; cut at {self.framing.length} and the connection closed")
+                    f"{self.body_bytes} bytes; cut at {self.framing.length}")
         if self.short:
             return (f"The response declared Content-Length {self.framing.length} but ended after "
                     f"{self.body_bytes} bytes; the connection closed")

@@ -101,24 +101,41 @@ def test_file_wrapper_keeps_to_the_declared_length(server, site: Path, delta: in
 
     Declared more than the file: the client gets the whole file and then the
     close (never a wait for bytes that will not come).  Declared less: the
-    body is cut at the declared length and the connection closed, so the
-    surplus is never read as the next response.  Exact: the connection stays.
+    body is cut at the declared length and the connection carries the next
+    response (the surplus never reached the wire).  Exact: the connection stays.
     """
     source = (site / "dynamic" / "contract.py").read_bytes()
     target = f"/contract.py/file-declared/{delta}".encode()
     with server.connect(timeout=5) as sock:
         sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\n\r\n"
                      b"GET /contract.py/closed HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        data = read_all(sock) if delta else b""
-        if not delta:
+        if delta <= 0:
             [(status, headers, body), (second, _, _)] = read_responses(sock, 2)
-            assert status == 200 and body == source and second == 200  # the connection carried both
-            return
-    head, _, body = data.partition(b"\r\n\r\n")
-    assert f"Content-Length: {len(source) + delta}".encode() in head
-    assert body == source[: len(source) + delta]  # never more than declared, and nothing after it
+            assert status == 200 and second == 200  # the connection carried both
+            assert headers["content-length"] == str(len(source) + delta) and body == source[: len(source) + delta]
+            if delta == 0:
+                return
+        else:
+            data = read_all(sock)
+            head, _, body = data.partition(b"\r\n\r\n")
+            assert f"Content-Length: {len(source) + delta}".encode() in head
+            assert body == source  # the whole file, then the close: nothing after it
     # The mismatch is logged with the request.
     server.wait_for(rf"file-declared/{delta} 200 .*declared Content-Length {len(source) + delta}")
+
+
+@pytest.mark.parametrize("how", ["list", "write", "stream"])
+def test_body_longer_than_its_content_length_is_cut_and_the_connection_kept(server, how: str) -> None:
+    """The waitress reading: the message sent is whole at its declared length, so the next request is answered."""
+    with server.connect(timeout=5) as sock:
+        sock.sendall(f"GET /contract.py/long/{how} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+        [(status, headers, body)] = read_responses(sock, 1)
+        assert (status, headers["content-length"], body) == (200, "5", b"12345")
+        sock.sendall(b"GET /contract.py/closed HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        rest = read_all(sock)  # exactly the second response: the cut bytes never reached the wire
+    head, _, count = rest.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and count.isdigit()
+    server.wait_for(rf"long/{how} 200 .*declared Content-Length 5 but offered 10 bytes; cut at 5")
 
 
 def test_no_body_for_204_and_head(server) -> None:

@@ -73,5 +73,16 @@ def application(environ, start_response):
     if path == "/short":
         start_response("200 OK", [("Content-Length", "10")])
         return [b"12345"]
+    if path.startswith("/long/"):
+        # A body longer than its Content-Length of 5, as a list, through write() or as a generator.
+        how = path.rsplit("/", 1)[1]
+        write = start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+        if how == "write":
+            write(b"12345")
+            write(b"67890")
+            return []
+        if how == "stream":
+            return (part for part in (b"123", b"4567", b"890"))
+        return [b"1234567890"]
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"no such case"]
