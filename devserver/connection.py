@@ -191,15 +191,20 @@ class Connection(asyncio.Protocol):
             self.transport.pause_reading()  # type: ignore[union-attr]
 
     def _on_rejected(self, event: Rejected) -> None:
-        self._refuse(event.error.status, event.error.message)
+        self._refuse(event.error.status, event.error.message, event.line)
 
-    def _refuse(self, status: int, message: str) -> None:
-        """Queue an error answer from the server itself; nothing more is read."""
+    def _refuse(self, status: int, message: str, line: bytes) -> None:
+        """Queue an error answer from the server itself; nothing more is read.
+
+        ``line`` is the refused request's first line as received: all that is
+        known of it, shown in the log in place of a method and target.
+        """
         if self.receiving is not None and self.receiving.body is not None:
             self.receiving.body.close()
         self.receiving = None
         self.parser.rejected = True
-        exchange = Exchange(Request(method="-", target="-", version="1.1", headers=[], keep_alive=False))
+        exchange = Exchange(Request(method="-", target="-", version="1.1", headers=[], keep_alive=False,
+                                    request_line=line.decode("latin-1")))
         exchange.error = message
         exchange.status = status
         self.queue.append(exchange)
@@ -399,7 +404,7 @@ class Connection(asyncio.Protocol):
             return
         self.deadline = 0.0
         if self.deadline_status == 408:
-            self._refuse(408, "Request not received in time")
+            self._refuse(408, "Request not received in time", self.parser.request_line())
             self._kick()
         else:
             self.close()

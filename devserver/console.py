@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 STATUS_STYLE = {1: "white", 2: "green", 3: "cyan", 4: "yellow", 5: "bold red"}
+SHOWN_LINE = 100  # characters of a refused request's raw first line shown on its log line
 REQUEST_BACKPRESSURE = 1.0  # seconds a batch of request lines may wait for a slow stdout before it is dropped
 
 
@@ -129,7 +130,8 @@ class ConsoleLog:
         status = paint[STATUS_STYLE.get(e.status // 100, "white")]
         stamp = self._stamp(e.time)
         note = f" {dim[0]}{escape_controls(e.error, multiline=False)}{dim[1]}" if e.error else ""
-        return (f"{dim[0]}{stamp}{dim[1]} {e.client} {bold[0]}{_one_line(e.method)}{bold[1]} {_one_line(e.target)} "
+        method, target = e.shown_request(SHOWN_LINE)
+        return (f"{dim[0]}{stamp}{dim[1]} {e.client} {bold[0]}{method}{bold[1]} {target} "
                 f"{status[0]}{e.status}{status[1]} {human_bytes(e.bytes_sent)} {e.duration_ms:.1f}ms "
                 f"{dim[0]}pid {e.worker_pid}{dim[1]}{note}\n")
 
@@ -189,11 +191,6 @@ class ConsoleLog:
             self._print(lines, f"[bold]devserver[/] {e.state}")
         for detail in e.details:
             self._print(lines, f"[yellow]devserver:[/] {_markup(detail)}")
-
-
-def _one_line(text: str) -> str:
-    """Request-derived text kept to one line, its control characters escaped."""
-    return escape_controls(text, multiline=False)
 
 
 def _markup(text: str) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
 from .frozen import maker
+from .safetext import escape_controls
 from .tracebacks import ErrorReport
 
 E = TypeVar("E")
@@ -77,6 +78,24 @@ class RequestEvent:
     error_report: ErrorReport | None = None  # an app's exception: frames, source, locals, request
     logs: tuple[str, ...] = ()  # lines the app printed or logged while serving this request
     request_id: str = ""  # names the request in the LogEvents of those lines
+    # A request the server refused before it was parsed (method and target "-"): its first line as received,
+    # up to 1 KiB, latin-1, unescaped (shown_request() escapes it).  "" when parsed, or when nothing came.
+    request_line: str = ""
+
+    def shown_request(self, limit: int = 0) -> tuple[str, str]:
+        """Method and target as a log shows them, control characters escaped.
+
+        A refused request has no method or target of its own: its raw first
+        line stands in their place, quoted (as in the common log format) and,
+        with ``limit``, shortened to that many characters with an ellipsis.
+        """
+        if not self.request_line:
+            return escape_controls(self.method, multiline=False), escape_controls(self.target, multiline=False)
+        # Bytes past ASCII have no place in a request line (RFC 9112 §3): shown as \xNN like the controls.
+        line = escape_controls(self.request_line.encode("latin-1").decode("ascii", "backslashreplace"), multiline=False)
+        if limit and len(line) > limit:
+            line = line[: limit - 1] + "…"
+        return "-", f'"{line}"'
 
 
 @_pickled_by_values

@@ -51,6 +51,7 @@ class Request:
     chunked: bool = False
     expect_continue: bool = False
     host: str | None = None  # the Host value the parser checked (an absolute target's authority); None: none
+    request_line: str = ""  # a refused request's first line as received (latin-1, up to LINE_KEPT bytes); "" otherwise
     path: str = field(init=False)
     query: str = field(init=False)
 
@@ -83,6 +84,7 @@ class Rejected:
     """The stream broke the protocol here; answer ``error`` and close."""
 
     error: ProtocolError
+    line: bytes = b""  # the refused message's first line as received, as far as it came (RequestParser.request_line)
 
 
 END = End()
@@ -91,6 +93,7 @@ ParserEvent = Head | Body | End | Rejected
 VERSION_LINE = re.compile(rb"[!-~]+ [!-~]+ HTTP/([0-9])\.([0-9])")
 SEEN_MAX = 128 * 1024  # bytes kept to find where a message began (more than the largest head)
 METHOD_MAX = 32  # longest method token waited for before it is refused
+LINE_KEPT = 1024  # bytes of a refused request's first line kept to show it (the limit on a line is 8 KiB)
 STAND_IN = b"GET"  # what llhttp is fed in place of a method token it does not know
 
 
@@ -165,12 +168,13 @@ class RequestParser:
             return []
         try:
             if self._pending:
-                self._restart(self._pending + data)
+                self._pending += data  # kept whole until judged, so a refusal can show it
+                self._restart(self._pending)
             else:
                 self._feed(data)
         except ProtocolError as exc:
             self.rejected = True
-            self._events.append(Rejected(exc))
+            self._events.append(Rejected(exc, self.request_line()))
         events, self._events = self._events, []
         return events
 
@@ -207,6 +211,18 @@ class RequestParser:
                 raise ProtocolError(414, "Request line too long")
             if self._head_bytes > self.limits.max_request_line + self.limits.max_header_bytes:
                 raise ProtocolError(431, "Request header block too large")
+
+    def request_line(self) -> bytes:
+        """The first line of the message being parsed, as received so far (up to LINE_KEPT bytes; b"": unknown).
+
+        Only read when a request is refused or times out: the parser keeps no
+        copy of its own on the way of an accepted request.
+        """
+        message = self._pending or self._message_start()
+        line = message[: LINE_KEPT + 2].split(b"\n", 1)[0].removesuffix(b"\r")
+        if self._method is not None and line.startswith(STAND_IN + b" "):
+            line = self._method.encode("ascii") + line[len(STAND_IN) :]  # llhttp was fed the stand-in
+        return line[:LINE_KEPT]
 
     def _message_start(self) -> bytes:
         """The bytes of the message being parsed, from its first byte (empty if unknown)."""
@@ -302,7 +318,7 @@ class RequestParser:
             raise ProtocolError(505, f"HTTP version {version} not supported")
         if self._header_bytes > self.limits.max_header_bytes:
             raise ProtocolError(431, "Request header block too large")
-        method, self._method = self._method or parser.get_method().decode("ascii"), None
+        method = self._method or parser.get_method().decode("ascii")
         request = Request(
             method=method,
             target=self._url.decode("latin-1"),
@@ -312,6 +328,7 @@ class RequestParser:
         )
         hosts = self._take_fields(request)
         self._interpret(request, hosts)
+        self._method = None  # only now: a head refused above still shows its own method (request_line)
         if request.chunked:
             self._start_chunk_check()
         self._events.append(Head(request))

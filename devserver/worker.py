@@ -36,6 +36,7 @@ from .http import Limits
 from .inflight import InflightTable
 from .threadpool import ThreadPool
 from .timers import Repeater
+from .writer import sent_headers
 from .wsgi import WSGIApp, WSGIServer, serve_wsgi, start_wsgi
 
 FLUSH_EVERY = 0.05  # seconds between event batches
@@ -317,10 +318,11 @@ class Worker:
         self.sink.emit_values(RequestEvent, (  # RequestEvent's fields, in order
             time.time(), self.pid, conn.client, request.method, request.target, request.version, exchange.status,
             exchange.sent, (time.perf_counter() - exchange.started) * 1000,
-            tuple(request.headers) if detail else (), tuple(exchange.response_headers) if detail else (),
+            tuple(request.headers) if detail else (),
+            sent_headers(exchange.writer) if detail else (),  # as on the wire
             exchange.preview, exchange.traceback,
             exchange.error, request_body, response_body, exchange.report,
-            logs.snapshot() if logs is not None else (), logs.id if logs is not None else "",
+            logs.snapshot() if logs is not None else (), logs.id if logs is not None else "", request.request_line,
         ))
         if len(self.sink) >= 256:
             self._flush_events()

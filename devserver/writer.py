@@ -172,3 +172,12 @@ class BodyWriter:
             return (f"The response declared Content-Length {self.framing.length} but ended after "
                     f"{self.body_bytes} bytes; the connection closed")
         return None
+
+
+def sent_headers(writer: BodyWriter | None) -> tuple[tuple[str, str], ...]:
+    """The header fields of the head ``writer`` framed as they went out: the handler's and the server's
+    (Date, Server, Content-Length or Transfer-Encoding, Connection), in wire order.  () before any head."""
+    if writer is None:
+        return ()
+    lines = writer.framing.head.decode("latin-1").split("\r\n")[1:-2]  # less the status line and the blank line
+    return tuple((name, value) for name, _, value in (line.partition(": ") for line in lines))

@@ -109,3 +109,20 @@ def test_allowed_host_option(server_factory) -> None:
     anything = server_factory("--workers", "1", "--allowed-host", "*")
     assert raw(anything, b"GET /index.html HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n").startswith(
         b"HTTP/1.1 200 ")
+
+
+def test_refused_requests_are_logged_with_the_line_they_sent(app_server) -> None:
+    """What is known of a request refused before it was parsed, its first line, is on its log line (issue 20)."""
+    raw(app_server, b"CONNECT localhost:443 HTTP/1.1\r\nHost: localhost:443\r\n\r\n")
+    line = app_server.wait_for(r" 501 ")
+    assert ' - "CONNECT localhost:443 HTTP/1.1" 501 ' in line
+    # Control characters arrive escaped; a long line is shortened.
+    raw(app_server, b"GET /\x1b[2J\x07 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    line = app_server.wait_for(r"GET /\\x1b")
+    assert ' - "GET /\\x1b[2J\\x07 HTTP/1.1" 400 ' in line and "\x1b" not in line
+    raw(app_server, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # TLS spoken to plain HTTP: bytes past ASCII too
+    line = app_server.wait_for(r"x16")
+    assert r' - "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" 400 ' in line
+    raw(app_server, b"GET /" + b"a" * 500 + b" HTTP/1.1\r\nFoo\r\n\r\n")
+    line = app_server.wait_for(r"GET /aaaa")
+    assert ' - "GET /' + "a" * 94 + '…" 400 ' in line

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from devserver.http import Body, End, Head, Limits, Rejected, RequestParser, chunk, response_head
+from devserver.http import LINE_KEPT, Body, End, Head, Limits, Rejected, RequestParser, chunk, response_head
 
 OWN_CORPUS = Path(__file__).resolve().parent / "requests"
 
@@ -143,6 +143,38 @@ def test_bad_requests_are_rejected_with_status(name: str, split: str) -> None:
     events = feed_all(data, split, Limits(max_body=1024))
     assert events[-1] == ("rejected", status), events
     assert not any(e[0] == "end" for e in events), "a rejected request must never be dispatched"
+
+
+def rejected_line(data: bytes, split: str, limits: Limits = DEFAULT_LIMITS) -> bytes:
+    """The raw line the Rejected event carries, fed as ``split`` says."""
+    parser = RequestParser(limits)
+    step = 1 if split == "bytewise" else (7 if split == "random" else len(data))
+    events = [e for i in range(0, len(data), step) for e in parser.feed(data[i : i + step])]
+    [rejected] = [e for e in events if isinstance(e, Rejected)]
+    return rejected.line
+
+
+@pytest.mark.parametrize("split", SPLITS)
+@pytest.mark.parametrize("name", list(BAD))
+def test_a_refusal_carries_the_request_line_as_received(name: str, split: str) -> None:
+    """What the log shows of a refused request: its own first line, whatever llhttp was fed (a stand-in method).
+
+    Bytes after the refusal are never read: fed in pieces, the line is what
+    had arrived when the request was refused.
+    """
+    data, _ = BAD[name]
+    expected = data.split(b"\n", 1)[0].removesuffix(b"\r")[:LINE_KEPT]
+    line = rejected_line(data, split, Limits(max_body=1024))
+    assert line == expected if split == "whole" else (line and expected.startswith(line))
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_a_refused_pipelined_request_shows_its_own_line(split: str) -> None:
+    data = (b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\n"
+            b"FROB /second HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert rejected_line(data, split) == b"FROB /second HTTP/1.1"
+    data = b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\nGE\x01T /x HTTP/1.1\r\n\r\n"
+    assert b"GE\x01T /x HTTP/1.1".startswith(rejected_line(data, split)) and rejected_line(data, split).startswith(b"GE")
 
 
 def test_a_bad_chunk_extension_after_a_good_pipelined_request() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import stat
 import time
 from collections.abc import Iterator
@@ -13,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import until
+from conftest import read_all, until
+from textual.geometry import Region
 from textual.widgets import TextArea
 
 from devserver.capture import BodyRecorder, BodyStore
@@ -290,3 +292,65 @@ async def test_detail_shows_what_the_app_printed_for_this_request() -> None:
         await pilot.pause()
         assert str(app.screen.query_one("#app-output").content) == "print from t1\nlogging \\x1b[31mfrom t1"
         assert "2 lines" in str(app.screen.query_one("#app-output-title").content)
+
+
+# ------------------------------------------- what went on the wire, live (issue 20)
+
+
+def raw_exchange(port: int, data: bytes) -> tuple[int, bytes]:
+    """Send ``data`` on a fresh connection; our local port and all the server answered until it closed."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        local = sock.getsockname()[1]
+        sock.sendall(data)
+        return local, read_all(sock)
+
+
+def log_lines(app: DashboardApp) -> list[str]:
+    log = app.main.request_log
+    region = Region(0, 0, log.size.width, log.size.height)
+    return ["".join(seg.text for seg in strip) for strip in log.render_lines(region)]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (140, 40)])
+async def test_refused_requests_show_the_line_they_sent_in_the_row_and_the_details(supervised: Any, size: tuple[int, int]) -> None:
+    app, _, port = supervised
+    async with app.run_test(size=size) as pilot:
+        log = app.main.request_log
+        local, answer = raw_exchange(port, b"CONNECT localhost:443 HTTP/1.1\r\nHost: localhost:443\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 501 ")
+        await until(pilot, lambda: any(r.client.endswith(f":{local}") for r in log.rows))
+        local, answer = raw_exchange(port, b"GET /\x1b[2J HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 400 ")
+        await until(pilot, lambda: any(r.client.endswith(f":{local}") for r in log.rows))
+        await pilot.pause()
+        connect_row, bad_row = [line for line in log_lines(app) if '"' in line]
+        assert " - " in connect_row and " 501 " in connect_row and " 400 " in bad_row and "\x1b" not in bad_row
+        if size[0] > 100:
+            assert '"CONNECT localhost:443 HTTP/1.1"' in connect_row and '"GET /\\x1b[2J HTTP/1.1"' in bad_row
+        else:  # the target column is narrow: the line is shortened there, whole in the details
+            assert '"CONNECT localhost:' in connect_row and "…" in connect_row and '"GET /\\x1b' in bad_row
+        await pilot.press("up", "enter")  # the CONNECT row's details
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        line = str(app.screen.query_one("#request-line").content)
+        assert line == '"CONNECT localhost:443 HTTP/1.1"    (as received: refused before it was parsed)'
+        assert app.screen.title == '- "CONNECT localhost:443 HTTP/1.1" → 501'
+        await pilot.press("escape", "end", "enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.request is log.rows[-1])
+        assert str(app.screen.query_one("#request-line").content).startswith('"GET /\\x1b[2J HTTP/1.1"    (as received')
+        assert "Malformed request" in str(app.screen.query_one(".error").content)
+
+
+async def test_details_show_the_response_headers_exactly_as_sent(supervised: Any) -> None:
+    """Date, Server, Content-Length and Connection that the server added are shown, in wire order."""
+    app, _, port = supervised
+    async with app.run_test(size=(120, 40)) as pilot:
+        log = app.main.request_log
+        local, answer = raw_exchange(port, b"GET /echo.py HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        wire_head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
+        assert wire_head[0].startswith("Date: ") and wire_head[1].startswith("Server: devserver/")
+        await until(pilot, lambda: any(r.client.endswith(f":{local}") for r in log.rows))
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        shown = str(app.screen.query_one("#response-headers").content).split("\n")
+        assert shown == wire_head  # every field, in the order it went out
+        assert any(f == "Connection: close" for f in shown) and any(f.startswith("Content-Length: ") for f in shown)

@@ -17,6 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from devserver.events import Headers, RequestEvent
+from devserver.http import LINE_KEPT
 from devserver.pages import reason
 from devserver.safetext import escape_controls
 from devserver.tracebacks import report_text
@@ -55,8 +56,19 @@ def query_text(target: str) -> str:
     return "\n".join(escape_controls(f"{name} = {value}", multiline=False) for name, value in pairs) or "—"
 
 
+TITLE_LINE = 60  # characters of a refused request's raw line in the screen's title
+REFUSED_NOTE = "as received: refused before it was parsed"
+
+
 def request_line(event: RequestEvent) -> str:
-    """``METHOD target HTTP/x`` with the path percent-decoded (the raw target follows when it differs)."""
+    """``METHOD target HTTP/x`` with the path percent-decoded (the raw target follows when it differs).
+
+    A request refused before it was parsed shows the first line it sent, as
+    received (escaped, the first 1 KiB), since it has no method or target.
+    """
+    if event.request_line:
+        cut = ", first 1 KiB" if len(event.request_line) >= LINE_KEPT else ""
+        return f"{event.shown_request()[1]}    ({REFUSED_NOTE}{cut})"
     version = event.http_version if event.http_version.startswith("HTTP/") else f"HTTP/{event.http_version}"
     decoded = unquote(event.target, errors="strict") if _decodes(event.target) else event.target
     line = f"{event.method} {decoded} {version}"
@@ -149,7 +161,8 @@ class DetailScreen(Screen[None]):
 
     def on_mount(self) -> None:
         r = self.request
-        self.title = escape_controls(f"{r.method} {r.target} → {r.status}", multiline=False)
+        method, target = r.shown_request(TITLE_LINE)
+        self.title = f"{method} {target} → {r.status}"
         self.query_one("#detail-body").focus()
 
     def action_replay(self) -> None:

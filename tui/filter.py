@@ -122,6 +122,7 @@ class Text:
             or self.needle in unquote(target)
             or self.needle in event.client
             or self.needle in (event.error or "").lower()
+            or self.needle in event.request_line.lower()  # a refused request's raw line
         )
 
 
@@ -168,6 +169,8 @@ class Failed:
 def _target_texts(event: RequestEvent) -> Iterator[str]:
     yield event.target
     yield unquote(event.target)
+    if event.request_line:
+        yield event.request_line  # a refused request has no target of its own, only the line it sent
 
 
 def _header_lines(which: str) -> Callable[[RequestEvent], Iterator[str]]:

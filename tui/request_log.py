@@ -30,7 +30,6 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from devserver.events import RequestEvent
-from devserver.safetext import escape_controls
 from tui import format as fmt
 from tui.filter import RequestFilter
 
@@ -50,8 +49,9 @@ TARGET_MIN_WIDTH = 16
 
 COLUMNS: tuple[Column, ...] = (
     Column("TIME", 12, lambda e: fmt.clock_time(e.time), drop=3, style="request-log--dim"),
-    Column("METHOD", 7, lambda e: e.method),
-    Column("TARGET", 0, lambda e: escape_controls(e.target, multiline=False)),  # width 0: takes what is left
+    Column("METHOD", 7, lambda e: e.shown_request()[0]),
+    # Width 0: takes what is left.  A refused request shows its raw first line here, quoted (events.py).
+    Column("TARGET", 0, lambda e: e.shown_request()[1]),
     Column("ST", 3, lambda e: str(e.status), right=True),
     Column("DURATION", 8, lambda e: fmt.duration(e.duration_ms), right=True, drop=4),
     Column("SIZE", 8, lambda e: fmt.size(e.bytes_sent), right=True, drop=2),
