@@ -34,14 +34,27 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+class _Count:
+    """A whole number option from ``low`` to ``high``; a bad one is told the range, whatever was wrong."""
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low, self.high = low, high
+        self.__name__ = "count"  # argparse names the type in its own messages
+
+    def __call__(self, text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not self.low <= value <= self.high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {self.low} to {self.high}, not {text.strip()!r}")
+        return value
+
+
+# The bounds of the counting options: beyond these a start fails later and less clearly (a million workers
+# run out of file descriptors while binding), or the dashboard holds more rows than it can draw.
+COUNTS = {"workers": _Count(1, 128), "threads": _Count(1, 1024), "log_rows": _Count(1, 1_000_000)}
+MAX_SECONDS = 3600
 
 
 def _port(text: str) -> int:
@@ -55,12 +68,13 @@ def _port(text: str) -> int:
 
 
 def _seconds(text: str) -> float:
+    """A timeout: more than 0 (a deadline already passed would refuse every request) and at most an hour."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"{value} is out of range (0-3600 seconds)")
+        value = float("nan")
+    if not 0 < value <= MAX_SECONDS:  # nan fails this too
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most {MAX_SECONDS} seconds, not {text.strip()!r}")
     return value
 
 
@@ -119,22 +133,24 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also answer requests whose Host is NAME (repeatable; any port). Without it, only "
                              "localhost, 127.0.0.1 and [::1] (plus the bound address), which keeps web pages on "
                              "other domains from reading the site through DNS rebinding; '*' accepts any Host")
-    parser.add_argument("--workers", type=_positive, default=2, help="worker processes (default %(default)s)")
-    parser.add_argument("--threads", type=_positive, default=32, help="WSGI calls in flight per worker (default %(default)s)")
+    parser.add_argument("--workers", type=COUNTS["workers"], default=2, help="worker processes, 1 to 128 (default %(default)s)")
+    parser.add_argument("--threads", type=COUNTS["threads"], default=32, help="WSGI calls in flight per worker, 1 to 1024 (default %(default)s)")
     parser.add_argument("--no-tui", action="store_true", help="plain console log instead of the dashboard")
     parser.add_argument("--no-reload", action="store_true", help="do not reload dynamic modules when they change")
     parser.add_argument("--no-livereload", action="store_true", help="do not refresh open browser pages on change")
     parser.add_argument("--log-format", choices=("text", "json"), default="text", help="console log format (default %(default)s)")
     parser.add_argument("--max-body", type=_size, default="100M", help="largest request body accepted (default %(default)s)")
     parser.add_argument("--header-timeout", type=_seconds, default=10.0,
-                        help="seconds a client has to send a request head before a 408 (default %(default)s)")
+                        help="seconds a client has to send a request head before a 408, more than 0 and at most 3600 "
+                             "(default %(default)s)")
     parser.add_argument("--keepalive-timeout", type=_seconds, default=15.0,
-                        help="seconds an idle keep-alive connection stays open (default %(default)s)")
+                        help="seconds an idle keep-alive connection stays open, more than 0 and at most 3600 "
+                             "(default %(default)s)")
     parser.add_argument("--body-cap", type=_size, default="1M",
                         help="bytes of each request/response body the dashboard keeps, 0 for none (default %(default)s)")
     parser.add_argument("--body-store", type=_size, default="64M",
                         help="recorded bodies kept in all, oldest dropped first (default %(default)s)")
-    parser.add_argument("--log-rows", type=_positive, default=10_000, help="rows the dashboard keeps (default %(default)s)")
+    parser.add_argument("--log-rows", type=COUNTS["log_rows"], default=10_000, help="rows the dashboard keeps, 1 to 1000000 (default %(default)s)")
     parser.add_argument("--version", action="version", version=f"devserver {__version__}")
     return parser
 

@@ -37,7 +37,7 @@ def test_help_documents_every_option() -> None:
 @pytest.mark.parametrize("args,message", [
     (["--port", "http"], "is not a port number"),
     (["--port", "70000"], "is not a port number"),
-    (["--workers", "0"], "must be at least 1"),
+    (["--workers", "0"], "must be a whole number from 1 to 128, not '0'"),
     (["--log-format", "xml"], "invalid choice"),
     (["--root", "no/such/folder"], "is not a folder"),
     (["--max-body", "lots"], "is not a size"),
