@@ -111,6 +111,18 @@ def make_site(base: Path) -> Site:
     return Site(base, html_page, dynamic, {ONE_K: one_k, ONE_M: one_m, "hello": HELLO_BODY, "flask": FLASK_BODY})
 
 
+def make_project(base: Path, html_page: bool) -> Path:
+    """A project folder for ``devserver hello:application`` as a project APP: ``hello.py`` at its top and, with
+    ``html_page``, an ``html_page/`` holding the 1 KiB file (files win there); no ``dynamic/``.  Returns it."""
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "hello.py").write_text(HELLO_APP)
+    if html_page:
+        (base / "html_page").mkdir()
+        line = b"devserver benchmark fixture: 1 KiB of plain text for the small-file case.\n"
+        (base / "html_page" / ONE_K).write_bytes((line * (1024 // len(line) + 1))[:1023] + b"\n")
+    return base
+
+
 def nginx_config(site: Site, port: int, workers: int) -> Path:
     """Write a minimal nginx.conf serving ``site.html_page`` on ``port``; return its path.
 

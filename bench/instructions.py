@@ -7,7 +7,9 @@ the same for the same code and inputs whatever else runs:
 
 1. devserver runs under ``valgrind --tool=callgrind --instr-atstart=no``
    (one worker, the hello-world app as ``/hello.py``, as ``APP``, or a 1 KiB
-   static file), so nothing is counted while it starts;
+   static file), so nothing is counted while it starts; ``app-project`` and
+   ``app-project-html`` run the APP as a project app in a folder of its own
+   (``hello.py``, and an ``html_page/`` for the second), with no options;
 2. after a warm-up, counting is switched on in the worker and the supervisor
    (``callgrind_control -i on``), ``--requests`` requests are sent over
    ``--conns`` keep-alive connections (one request in flight on each, all
@@ -20,7 +22,8 @@ change (the first is the reference).  Instructions are not time (cache
 misses and syscalls differ), but the interpreter's work is most of a
 request here.
 
-    python bench/instructions.py CHECKOUT [CHECKOUT ...] [--case script|app|static|flask|close] [--requests 2000] [--conns 50]
+    python bench/instructions.py CHECKOUT [CHECKOUT ...] [--case script|app|static|flask|close|app-project|app-project-html]
+        [--requests 2000] [--conns 50]
 
 Needs valgrind (Debian package ``valgrind``).  About a minute per checkout.
 """
@@ -39,14 +42,17 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from common import HOST, free_port, make_site
+from common import HOST, free_port, make_project, make_site
 
-CASES = {  # case: (APP argument or None, path, a fresh connection per request)
-    "script": (None, "/hello.py", False),
-    "app": ("hello:application", "/", False),
-    "static": (None, "/one_k.txt", False),
-    "flask": ("flaskapp:app", "/", False),  # the Flask app of the peers' workload (a template loop)
-    "close": ("hello:application", "/", True),  # the APP with `Connection: close`: the accept path
+CASES = {  # case: (APP argument or None, path, a fresh connection per request, the folder it runs in)
+    "script": (None, "/hello.py", False, "site"),
+    "app": ("hello:application", "/", False, "site"),
+    "static": (None, "/one_k.txt", False, "site"),
+    "flask": ("flaskapp:app", "/", False, "site"),  # the Flask app of the peers' workload (a template loop)
+    "close": ("hello:application", "/", True, "site"),  # the APP with `Connection: close`: the accept path
+    # The APP as a project app, run in its own folder with no options: without html_page/ and with it.
+    "app-project": ("hello:application", "/", False, "project"),
+    "app-project-html": ("hello:application", "/", False, "project+html"),
 }
 SUMMARY = re.compile(r"^summary:\s*(\d+)", re.MULTILINE)
 
@@ -113,15 +119,19 @@ def wait_ready(port: int, path: str, proc: subprocess.Popen[bytes], deadline: fl
 
 def measure(checkout: Path, case: str, requests: int, conns: int, work: Path) -> dict[str, float]:
     """Instructions per request of the worker and of the supervisor, for one checkout."""
-    app, path, close = CASES[case]
+    app, path, close, layout = CASES[case]
     base = work / f"site-{len(list(work.iterdir()))}"
-    base.mkdir()
-    site = make_site(base)
     port = free_port()
     argv = [sys.executable, "-m", "devserver", *([app] if app else []), "--port", str(port), "--workers", "1",
-            "--root", str(site.html_page), "--dynamic", str(site.dynamic), "--no-tui"]
+            "--no-tui"]
+    if layout == "site":
+        base.mkdir()
+        site = make_site(base)
+        argv += ["--root", str(site.html_page), "--dynamic", str(site.dynamic)]
+    else:
+        make_project(base, html_page=layout == "project+html")
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(checkout.resolve()), "HOME": str(work)}
-    counts = count_during_load(argv, env, site.base, port, path, requests, conns, close,
+    counts = count_during_load(argv, env, base, port, path, requests, conns, close,
                                work / f"callgrind-{checkout.name}-{case}", lambda pid: [pid, *_children(pid)])
     figures: dict[str, float] = {}
     for number, total in enumerate(counts.values()):

@@ -1,15 +1,21 @@
 """Reload latency: how soon after a save does a dev server serve the new code?
 
-For each server, ``--rounds`` times: rewrite a WSGI module so it returns a new
-token, then poll with a fresh connection every ~2 ms until a response carries
-that token.  Latency runs from the end of the write (file closed) to the end
-of that response.  Counted in the window: stale responses (the old token),
-failed requests (errors, resets, timeouts, non-200) and refused connections.
+Every server is started (each in a folder of its own), then ``--rounds``
+times, one server after the other (each round from another one): rewrite a
+WSGI module so it returns a new token, then poll with a fresh connection every
+~2 ms until a response carries that token.  Latency runs from the end of the
+write (file closed) to the end of that response.  Counted in the window: stale
+responses (the old token), failed requests (errors, resets, timeouts, non-200)
+and refused connections.  Beside it, the median time of the fresh-connection
+requests made between edits: the floor under any reload on the machine as it
+is (on a busy one, a reload's figure minus its floor is what the reload cost).
 
 Servers, each on its default reload settings:
-  devserver   python -m devserver --no-tui            (in-process module purge)
-  uvicorn     uvicorn --interface wsgi --reload       (restarts its worker process)
-  werkzeug    run_simple(use_reloader=True)           (restarts its child process)
+  devserver       python -m devserver --no-tui        (/tokenapp.py from dynamic/: in-process module purge)
+  devserver-app   python -m devserver tokenapp:application --no-tui
+                                                      (the module as a project APP, in a folder of its own)
+  uvicorn         uvicorn --interface wsgi --reload   (restarts its worker process)
+  werkzeug        run_simple(use_reloader=True)       (restarts its child process)
 
 Consecutive tokens differ in length, so a server that restarts and trusts
 ``.pyc`` files is not fooled by Python's mtime-in-seconds check; ``--same-size``
@@ -17,12 +23,13 @@ keeps the length fixed to show that trap (rounds that never see the new token
 within ``--timeout`` are counted as "missed").  Bytecode writing is on, as on
 a user's machine (PYTHONDONTWRITEBYTECODE is removed from the servers' env).
 
-    python bench/reload_latency.py [--rounds N] [--servers devserver,uvicorn,werkzeug] [--json PATH]
+    python bench/reload_latency.py [--rounds N] [--servers devserver,devserver-app,uvicorn,werkzeug] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -59,6 +66,7 @@ run_simple("127.0.0.1", {port}, application, use_reloader=True)
 class Result:
     server: str
     latencies: list[float] = field(default_factory=list)  # ms
+    requests: list[float] = field(default_factory=list)  # ms, fresh-connection requests between edits (the floor)
     stale: int = 0
     failed: int = 0
     refused: int = 0
@@ -94,6 +102,7 @@ class Server:
 
     name = ""
     path = "/"
+    folders = ("html_page", "dynamic")  # made in the server's folder before it starts
 
     def __init__(self, folder: Path, port: int) -> None:
         self.folder = folder
@@ -152,6 +161,18 @@ class DevServer(Server):
                 "--root", "html_page", "--dynamic", "dynamic"]
 
 
+class DevServerApp(Server):
+    """The same module named as a project APP (``devserver tokenapp:application``), from a folder with no
+    html_page/ or dynamic/: the app's own freshness check and purge (project.py), not dynamic.py's."""
+
+    name = "devserver APP"
+    path = "/"
+    folders = ()
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "devserver", "tokenapp:application", "--no-tui", "--port", str(self.port)]
+
+
 class Uvicorn(Server):
     name = "uvicorn --reload"
 
@@ -170,7 +191,7 @@ class Werkzeug(Server):
         return [sys.executable, str(runner)]
 
 
-SERVERS = {"devserver": DevServer, "uvicorn": Uvicorn, "werkzeug": Werkzeug}
+SERVERS = {"devserver": DevServer, "devserver-app": DevServerApp, "uvicorn": Uvicorn, "werkzeug": Werkzeug}
 REQUIRES = {"uvicorn": "uvicorn", "werkzeug": "werkzeug"}
 
 
@@ -179,68 +200,93 @@ def token_for(round_: int, same_size: bool) -> str:
     return token if same_size else token + "+" * (round_ % 2)
 
 
-def measure(server: Server, rounds: int, same_size: bool, timeout: float) -> Result:
-    result = Result(server.name)
-    for round_ in range(1, rounds + 1):
-        token = token_for(round_, same_size)
-        expected = token.encode()
-        written = write(server.module, token)
-        deadline = written + timeout
-        while True:
-            now = time.perf_counter()
-            if now > deadline:
-                result.missed += 1
+def edit_once(server: Server, result: Result, round_: int, same_size: bool, timeout: float) -> None:
+    """One edit: write the next token, poll until it is served, then keep the server warm (into ``result``)."""
+    token = token_for(round_, same_size)
+    expected = token.encode()
+    written = write(server.module, token)
+    deadline = written + timeout
+    while True:
+        now = time.perf_counter()
+        if now > deadline:
+            result.missed += 1
+            break
+        try:
+            status, body = fetch(server.port, server.path)
+        except ConnectionRefusedError:
+            result.refused += 1
+        except (OSError, http.client.HTTPException):
+            result.failed += 1
+        else:
+            if status == 200 and body == expected:
+                result.latencies.append((time.perf_counter() - written) * 1000)
                 break
-            try:
-                status, body = fetch(server.port, server.path)
-            except ConnectionRefusedError:
-                result.refused += 1
-            except (OSError, http.client.HTTPException):
-                result.failed += 1
+            if status == 200:
+                result.stale += 1
             else:
-                if status == 200 and body == expected:
-                    result.latencies.append((time.perf_counter() - written) * 1000)
-                    break
-                if status == 200:
-                    result.stale += 1
-                else:
-                    result.failed += 1
-            time.sleep(POLL_EVERY)
-        warm(server, SETTLE)
-    return result
+                result.failed += 1
+        time.sleep(POLL_EVERY)
+    result.requests.extend(warm(server, SETTLE))
 
 
-def warm(server: Server, seconds: float) -> None:
+def warm(server: Server, seconds: float) -> list[float]:
     """Keep requesting for a while, so every worker has the module loaded before the next edit.
 
     Otherwise a worker whose module was purged but not yet re-imported would
     answer with the new code at once, and the watcher's path would go unmeasured.
+    Returns how long each of those requests took (ms), the half settled after
+    the edit: what a request costs without a reload, on the machine as it is.
     """
-    until = time.perf_counter() + seconds
-    while time.perf_counter() < until:
+    started = time.perf_counter()
+    until = started + seconds
+    timed = []
+    while (now := time.perf_counter()) < until:
         try:
             fetch(server.port, server.path)
         except (OSError, http.client.HTTPException):
             pass
+        else:
+            if now - started > seconds / 2:
+                timed.append((time.perf_counter() - now) * 1000)
         time.sleep(0.005)
+    return timed
 
 
-def run(name: str, rounds: int, same_size: bool, timeout: float) -> Result:
-    with tempfile.TemporaryDirectory(prefix="reload-bench-") as tmp:
-        folder = Path(tmp)
-        (folder / "html_page").mkdir()
-        (folder / "html_page" / "index.html").write_text("<html><body>bench</body></html>\n")
-        (folder / "dynamic").mkdir()
-        server = SERVERS[name](folder, free_port())
-        write(server.module, token_for(0, same_size))
-        try:
-            server.start()
-            warm(server, WARMUP)
-            return measure(server, rounds, same_size, timeout)
-        except RuntimeError as exc:
-            return Result(server.name, note=str(exc))
-        finally:
-            server.stop()
+def run(names: list[str], rounds: int, same_size: bool, timeout: float) -> list[Result]:
+    """Every server started at once (each in a folder of its own), then edited in turn, round after round.
+
+    The servers' rounds are interleaved, each round starting from another
+    server, so a busy minute of the machine falls on all of them alike.
+    """
+    with contextlib.ExitStack() as stack:
+        servers, results = [], []
+        for name in names:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="reload-bench-")))
+            server = SERVERS[name](folder, free_port())
+            for sub in server.folders:
+                (folder / sub).mkdir()
+            if "html_page" in server.folders:
+                (folder / "html_page" / "index.html").write_text("<html><body>bench</body></html>\n")
+            write(server.module, token_for(0, same_size))
+            stack.callback(server.stop)
+            result = Result(server.name)
+            try:
+                server.start()
+                warm(server, WARMUP)
+            except RuntimeError as exc:
+                result.note = str(exc)
+            else:
+                servers.append((server, result))
+            results.append(result)
+        for round_ in range(1, rounds + 1):
+            shift = round_ % max(1, len(servers))
+            for server, result in servers[shift:] + servers[:shift]:
+                edit_once(server, result, round_, same_size, timeout)
+        return results
+
+
+def load_average() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg()) + f" (1, 5, 15 min; {os.cpu_count()} cores)"
 
 
 def p95(values: list[float]) -> float:
@@ -258,6 +304,7 @@ def write_json(path: Path, names: list[str], results: list[Result], args: argpar
             "p50_ms": statistics.median(values) if values else None, "p95_ms": p95(values) if values else None,
             "max_ms": values[-1] if values else None, "stale": r.stale, "failed": r.failed, "refused": r.refused,
             "missed": r.missed, "note": r.note,
+            "request_p50_ms": statistics.median(r.requests) if r.requests else None,
         })
     payload = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv, "rounds": args.rounds,
                "same_size": args.same_size, "timeout_s": args.timeout, "results": entries}
@@ -266,24 +313,27 @@ def write_json(path: Path, names: list[str], results: list[Result], args: argpar
 
 
 def table(results: list[Result], rounds: int) -> str:
-    header = f"{'server':<22}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'stale':>8}{'failed':>8}{'refused':>9}{'missed':>8}"
+    header = (f"{'server':<22}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'request ms':>12}"
+              f"{'stale':>8}{'failed':>8}{'refused':>9}{'missed':>8}")
     lines = [header, "-" * len(header)]
     for r in results:
         if not r.latencies:
             lines.append(f"{r.server:<22}  {r.note or 'no round completed'}")
             continue
         values = sorted(r.latencies)
+        floor = statistics.median(r.requests) if r.requests else float("nan")
         lines.append(f"{r.server:<22}{statistics.median(values):>9.1f}{p95(values):>9.1f}{values[-1]:>9.1f}"
-                     f"{r.stale:>8}{r.failed:>8}{r.refused:>9}{r.missed:>8}")
-    lines.append(f"({rounds} rounds each; stale/failed/refused: requests during the reload windows; "
-                 "missed: rounds without the new token in time)")
+                     f"{floor:>12.1f}{r.stale:>8}{r.failed:>8}{r.refused:>9}{r.missed:>8}")
+    lines.append(f"({rounds} rounds each, interleaved; request ms: median of the fresh-connection requests "
+                 "between edits, the floor under any reload; stale/failed/refused: requests during the reload "
+                 "windows; missed: rounds without the new token in time)")
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=30, help="edits per server (default %(default)s)")
-    parser.add_argument("--servers", default="devserver,uvicorn,werkzeug",
+    parser.add_argument("--servers", default="devserver,devserver-app,uvicorn,werkzeug",
                         help="comma-separated, from: " + ", ".join(SERVERS))
     parser.add_argument("--same-size", action="store_true",
                         help="keep every token the same length (the stale-bytecode trap)")
@@ -291,7 +341,7 @@ def main() -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the results (every latency) to PATH as JSON")
     args = parser.parse_args()
     names = [name.strip() for name in args.servers.split(",") if name.strip()]
-    results = []
+    missing: dict[str, Result] = {}
     for name in names:
         if name not in SERVERS:
             parser.error(f"unknown server {name!r}")
@@ -300,11 +350,12 @@ def main() -> int:
             try:
                 __import__(module)
             except ImportError:
-                results.append(Result(name, note=f"{module} is not installed (pip install -e '.[bench]')"))
-                continue
-        print(f"measuring {name} ...", file=sys.stderr, flush=True)
-        results.append(run(name, args.rounds, args.same_size, args.timeout))
+                missing[name] = Result(name, note=f"{module} is not installed (pip install -e '.[bench]')")
+    print(f"load average before: {load_average()}", flush=True)
+    measured = iter(run([name for name in names if name not in missing], args.rounds, args.same_size, args.timeout))
+    results = [missing[name] if name in missing else next(measured) for name in names]
     print(table(results, args.rounds))
+    print(f"load average after: {load_average()}")
     if args.json:
         write_json(Path(args.json), names, results, args)
     return 0

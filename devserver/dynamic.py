@@ -22,10 +22,12 @@ from types import ModuleType
 from typing import Any
 
 from . import filestamp
+from .ownmodules import OwnModules
 from .wsgi import WSGIApp
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 PRIVATE_PREFIX = "__devserver_dynamic__."
+EMPTIED_PATIENCE = 2.0  # seconds an emptied module may stay empty before it counts as meant to be
 PYC_RACY_NS = 2_000_000_000  # a source younger than this may share its mtime second with a stale .pyc
 _SCRIPT = re.compile(r"/([A-Za-z_][A-Za-z0-9_]*)\.py(?=/|\Z)")
 
@@ -41,6 +43,17 @@ class ImportFailed(Exception):
         super().__init__(f"{name} failed to import")
         self.name = name
         self.traceback = text
+
+
+def saving(st: os.stat_result, seconds: float, now: float) -> bool:
+    """True if a module file in state ``st`` may still be being saved: modified less than ``seconds`` ago.
+
+    An empty file counts for EMPTIED_PATIENCE: an editor that truncates, then
+    writes, leaves it empty in between, and a busy machine can hold the two
+    apart for longer than ``seconds`` (a request that caught it then answered
+    404 "no application", tests/test_reload_under_load.py).
+    """
+    return now - st.st_mtime < (EMPTIED_PATIENCE if st.st_size == 0 else seconds)
 
 
 def split_script(path: str) -> tuple[str, str, str] | None:
@@ -60,6 +73,7 @@ class DynamicModules:
         self._lock = threading.RLock()
         self._apps: dict[str, WSGIApp] = {}
         self._stamps: dict[str, filestamp.Stamp] = {}  # the file of each imported module, as it was imported
+        self._own = OwnModules(self._holds)  # which of sys.modules are the folder's (asked at every load)
         if self.folder not in sys.path:
             # Apps import their sibling modules by plain name, as a script's folder allows.
             sys.path.insert(0, self.folder)
@@ -75,17 +89,16 @@ class DynamicModules:
         return real if os.path.isfile(real) else None
 
     def changed_within(self, name: str, seconds: float) -> bool:
-        """True if module ``name``'s file was modified less than ``seconds`` ago."""
+        """True if module ``name``'s file may still be being saved (see :func:`saving`)."""
         file = self.file_of(name)
         try:
-            return file is not None and time.time() - os.stat(file).st_mtime < seconds
+            return file is not None and saving(os.stat(file), seconds, time.time())
         except OSError:
             return False
 
-    def is_ours(self, module: ModuleType) -> bool:
-        """True if ``module`` was loaded from a file inside the folder."""
-        file = getattr(module, "__file__", None)
-        return file is not None and os.path.realpath(file).startswith(self.folder + os.sep)
+    def _holds(self, file: str) -> bool:
+        """True if ``file`` (a module's) lies inside the folder."""
+        return os.path.realpath(file).startswith(self.folder + os.sep)
 
     def load(self, name: str) -> ModuleType:
         """Import (or reuse) module ``name`` from the folder.
@@ -100,7 +113,7 @@ class DynamicModules:
         with self._lock:
             key = name
             module = sys.modules.get(name)
-            if module is not None and not self.is_ours(module):
+            if module is not None and not self._own.owned(name, module):
                 key = PRIVATE_PREFIX + name
                 module = sys.modules.get(key)
             if module is not None:
@@ -127,9 +140,9 @@ class DynamicModules:
 
     def _stamp_siblings(self) -> None:
         """Stamp the folder's modules that an app imported by plain name."""
-        for loaded in list(sys.modules.values()):
-            file = getattr(loaded, "__file__", None)
-            if file and file not in self._stamps and self.is_ours(loaded):
+        for _, module in self._own.items():
+            file = module.__file__
+            if file and file not in self._stamps:
                 stamp = filestamp.take(file)
                 if stamp is not None:
                     self._stamps[file] = stamp
@@ -190,8 +203,7 @@ class DynamicModules:
         with self._lock:
             for name in names:
                 for key in (name, PRIVATE_PREFIX + name):
-                    module = sys.modules.get(key)
-                    if module is not None and self.is_ours(module):
+                    if self._own.owned(key, sys.modules.get(key)):
                         del sys.modules[key]
                         purged.append(name)
             self._apps.clear()
@@ -202,8 +214,7 @@ class DynamicModules:
 
     def loaded(self) -> list[str]:
         """Names of the dynamic modules currently imported."""
-        return [name.removeprefix(PRIVATE_PREFIX) for name, module in list(sys.modules.items())
-                if module is not None and self.is_ours(module)]
+        return [key.removeprefix(PRIVATE_PREFIX) for key, _ in self._own.items()]
 
 
 def seed_app(function: Callable[[], Any]) -> WSGIApp:

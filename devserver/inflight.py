@@ -52,20 +52,22 @@ class InflightTable:
     def __init__(self, shared: Any) -> None:
         self._view = memoryview(shared).cast("B") if shared is not None else None
         self._free = list(range(SLOTS - 1, -1, -1))
-        self._slots: dict[int, int] = {}  # id(request key) → slot
-        self._untracked: set[int] = set()  # in flight while every slot was taken
+        # Keyed by the request's own object (hashed by identity), not id(): id() is an audited call, and a
+        # project APP's audit hook (project.UsageReporter) made each of the three per request a Python call.
+        self._slots: dict[object, int] = {}  # request key → slot
+        self._untracked: set[object] = set()  # in flight while every slot was taken
 
     def begin(self, key: object, method: str, target: str) -> None:
         view = self._view
         if view is None:
             return
         if not self._free:
-            self._untracked.add(id(key))
+            self._untracked.add(key)
             _HEADER.pack_into(view, 0, len(self._untracked))
             return
-        slot = self._slots.get(id(key))
+        slot = self._slots.get(key)
         if slot is None:
-            slot = self._slots[id(key)] = self._free.pop()
+            slot = self._slots[key] = self._free.pop()
         text = f"{method} {target}".encode("utf-8", "replace")[:TEXT_BYTES]
         offset = _offset(slot)
         start = offset + _SLOT.size
@@ -73,12 +75,12 @@ class InflightTable:
         _SLOT.pack_into(view, offset, len(text), time.time())  # the length last: the text is complete when set
 
     def end(self, key: object) -> None:
-        slot = self._slots.pop(id(key), None)
+        slot = self._slots.pop(key, None)
         if slot is not None:
             _SLOT.pack_into(self._view, _offset(slot), 0, 0.0)  # type: ignore[arg-type]
             self._free.append(slot)
         elif self._untracked:
-            self._untracked.discard(id(key))
+            self._untracked.discard(key)
             _HEADER.pack_into(self._view, 0, len(self._untracked))  # type: ignore[arg-type]
 
 

@@ -43,14 +43,14 @@ from typing import Any
 from . import appspec, filestamp
 from .config import Config
 from .control import Reload
-from .dynamic import PYC_RACY_NS, DynamicModules, ImportFailed, NotFound
+from .dynamic import PYC_RACY_NS, DynamicModules, ImportFailed, NotFound, saving
+from .ownmodules import OwnModules
 from .projectfiles import ProjectFiles
 from .reload import ImportGraph, module_name, remove_bytecode
 from .reloadrules import Change, restart_reason
 
 WSGIApp = Callable[..., Iterable[bytes]]
 SOURCE_SUFFIXES = (".py", ".pyc", ".pyo", ".so", ".pyd")
-SAVE_PATIENCE = 2.0  # seconds an emptied module may stay empty before it counts as meant to be
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
@@ -278,6 +278,7 @@ class ProjectModules:
         worker.on_message[Reload] = self._on_reload
         self.dynamic = DynamicModules(config.dynamic, follow_saves=config.reload)
         self.files = ProjectFiles(config.app_dir, config.reload_include, config.reload_exclude)
+        self._own = OwnModules(self.files.owns)  # which of sys.modules are the project's (asked at every purge)
         appspec.put_on_path(config.app_dir)
         self.key = config.app
         self.spec = appspec.parse(config.app, config.app_dir)
@@ -446,15 +447,12 @@ class ProjectModules:
                 st = os.stat(file)
             except OSError:
                 continue
-            # An empty module just emptied is a save between its truncation and its write, which a busy
-            # machine can hold apart for longer than ``seconds``.
-            if now - st.st_mtime < (SAVE_PATIENCE if st.st_size == 0 else seconds):
+            if saving(st, seconds, now):
                 return True
         return False
 
     def project_modules(self) -> dict[str, ModuleType]:
-        return {name: module for name, module in list(sys.modules.items())
-                if module is not None and (file := getattr(module, "__file__", None)) and self.files.owns(file)}
+        return dict(self._own.items())
 
     def purge(self, names: Any) -> list[str]:
         """Forget the named modules (project and dynamic) and the app; returns those purged."""

@@ -91,3 +91,21 @@ def _wait_for(condition: Callable[[], bool], seconds: float) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+def test_a_save_held_apart_between_truncation_and_write_is_waited_for(server_factory, site: Path) -> None:
+    # An editor truncates, then writes; a busy machine can hold the two apart for longer than the worker's
+    # 0.1 s settle time.  A request that imports the empty file meanwhile waits for the write (within 2 s)
+    # instead of answering 404 "no application" (what tests/test_reload_under_load.py caught).
+    module = site / "dynamic" / "held.py"
+    module.write_text(source("v000"))
+    server = server_factory("--workers", "1", env=with_bytecode())
+    assert get(server, "/held.py") == (200, "v000")
+    answers: list[tuple[int, str]] = []
+    with open(module, "w") as f:  # truncated: empty until the write below
+        asker = threading.Thread(target=lambda: answers.append(get(server, "/held.py")))
+        asker.start()
+        time.sleep(0.4)  # the scenario itself: the file stays empty for four settle times
+        f.write(source("v001"))
+    asker.join(20)
+    assert answers == [(200, "v001")]

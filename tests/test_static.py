@@ -747,6 +747,27 @@ def test_a_folder_changed_within_the_racy_window_is_not_trusted(root: str, locat
     assert locates == ["/missing.txt"] * 2
 
 
+def test_a_root_that_does_not_exist_answers_without_a_walk_until_it_is_made(tmp_path: Path,
+                                                                           locates: list[str]) -> None:
+    # An APP run in a project folder with no html_page/: its "files win" lookup is one check of the root.
+    root = str(tmp_path / "html_page")
+    for _ in range(3):
+        assert resolve(root, "/") is None
+        assert resolve(root, "/api/items/7") is None
+        assert get(root, "/api/items/7").status == 404
+    assert locates == []
+    with pytest.raises(BadPath):
+        resolve(root, "/bad%zz")  # refused as under a root that exists
+    assert get(root, "/bad%zz").status == 400
+    os.mkdir(root)
+    Path(root, "api").mkdir()
+    Path(root, "api", "items").write_bytes(b"a file now")  # files win: the next request serves it
+    assert resolve(root, "/api/items") == os.path.join(root, "api", "items")
+    assert get(root, "/api/items").body == b"a file now"
+    Path(root, "index.html").write_bytes(b"<p>home</p>")
+    assert resolve(root, "/") == os.path.join(root, "index.html")
+
+
 def test_a_file_found_is_not_walked_again(root: str, locates: list[str]) -> None:
     settle(root, os.path.join(root, "sub"))
     for _ in range(5):

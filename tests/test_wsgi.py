@@ -184,6 +184,26 @@ def test_module_callable_app_answers_paths_that_are_not_files(server_factory) ->
     assert request(server, "/echo.py")[0] == 200  # /name.py still runs dynamic modules
 
 
+def test_a_project_app_without_html_page_serves_a_file_made_under_it_at_once(server_factory, tmp_path: Path) -> None:
+    # Run in a project folder that has no html_page/: every path is the APP's, until the root and a file in
+    # it are made; the next request (on either worker) is the file's.
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "notes.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [b'app ' + environ['PATH_INFO'].encode()]\n")
+    server = server_factory("notes:app", "--workers", "2", cwd=project)
+    for _ in range(4):
+        assert request(server, "/todo.txt")[2] == b"app /todo.txt"
+        assert request(server, "/")[2] == b"app /"
+    (project / "html_page").mkdir()
+    (project / "html_page" / "todo.txt").write_bytes(b"a file now")
+    for _ in range(4):  # fresh connections: both workers answer
+        assert request(server, "/todo.txt")[2] == b"a file now"
+        assert request(server, "/other")[2] == b"app /other"
+
+
 def test_a_slow_app_does_not_hold_up_another_app_on_the_same_worker(server) -> None:
     import threading
     import time
