@@ -318,8 +318,15 @@ class ProjectModules:
                     warm(module)
                 except Exception as exc:  # noqa: BLE001 - whatever the project raises is its import error
                     report = tracebacks.import_report(exc)
-                    failed = module_name(self.files.folder, report.frames[-1].filename) if report.frames else None
-                    raise ImportFailed(failed or self.spec.module, traceback.format_exc(), report) from None
+                    raise ImportFailed(self._failed_module(report), traceback.format_exc(), report) from None
+
+    def _failed_module(self, report: tracebacks.ErrorReport | None) -> str:
+        """The project module whose file the import error came from (the innermost one), else the APP's."""
+        for frame in reversed(report.frames if report is not None else ()):
+            name = module_name(self.files.folder, frame.filename) if self.files.owns(frame.filename) else None
+            if name is not None:
+                return name
+        return self.spec.module
 
     # DynamicModules' interface -------------------------------------------------
     def cached(self, name: str, attribute: str | None = "application") -> WSGIApp | None:
@@ -402,7 +409,7 @@ class ProjectModules:
             # the next attempt imports it again.
             sys.modules.pop(self.spec.module, None)
             if exc.kind == "failed":
-                raise ImportFailed(exc.module or self.spec.module, exc.traceback or str(exc), exc.report) from None
+                raise ImportFailed(self._failed_module(exc.report), exc.traceback or str(exc), exc.report) from None
             raise NotFound(str(exc)) from None
         finally:
             self.reporter.scan_modules()
