@@ -18,6 +18,7 @@ the figures of two commits can be put side by side.
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import statistics
 import subprocess
@@ -53,6 +54,7 @@ GOOD, BAD = "def index(request):", "def index(request:"
 
 
 def make_project(base: Path) -> Path:
+    base.mkdir()
     env = {**os.environ}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     subprocess.run([sys.executable, "-m", "django", "startproject", "mysite", str(base)], check=True, env=env)
@@ -70,7 +72,10 @@ def make_project(base: Path) -> Path:
 def wait_until(port: int, path: str, status: int, text: bytes, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        got, _, body = http_get(port, path, timeout=30)
+        try:
+            got, _, body = http_get(port, path, timeout=30)
+        except (OSError, http.client.HTTPException):
+            continue  # a request that old workers were still answering when the restart stopped them
         if got == status and text in body:
             return
         time.sleep(0.05)
@@ -79,8 +84,7 @@ def wait_until(port: int, path: str, status: int, text: bytes, timeout: float = 
 
 def timed(port: int, pid: int, path: str, count: int, text: bytes) -> tuple[float, float]:
     """(median seconds per request, server CPU seconds per request) over ``count`` requests."""
-    pids = process_tree(pid)
-    cpu_before = cpu_seconds(pids)
+    before = {p: cpu_seconds([p]) for p in process_tree(pid)}
     times = []
     for _ in range(count):
         started = time.perf_counter()
@@ -88,7 +92,10 @@ def timed(port: int, pid: int, path: str, count: int, text: bytes) -> tuple[floa
         times.append(time.perf_counter() - started)
         if status != 500 or text not in body:
             raise BenchError(f"{path} answered {status} without {text!r}")
-    return statistics.median(times), (cpu_seconds(process_tree(pid)) - cpu_before) / count
+    # Workers a restart just replaced may exit meanwhile: only the processes alive at both ends count.
+    after = {p: cpu_seconds([p]) for p in process_tree(pid)}
+    used = sum(after[p] - before[p] for p in before.keys() & after.keys())
+    return statistics.median(times), used / count
 
 
 def main() -> int:
