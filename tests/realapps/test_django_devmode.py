@@ -137,3 +137,4 @@ def test_requests_during_a_view_syntax_error_keep_answering_the_error(server: Li
         assert "dynamic.py" not in body and "project.py" not in body and "&lt;frozen importlib" not in body
     edit(views, "def index(request:", "def index(request):")
     wait_for_body(server, "/catalog/", "catalog index one")
+    assert not [line for line in server.lines if "already registered" in line]  # restarted workers neither
