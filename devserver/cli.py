@@ -226,7 +226,7 @@ def check_project_app(app: str, app_dir: str, fail: Callable[[str], NoReturn]) -
     set-up modules instead, as the forks of a warm template do (warmtemplate.py).
     The third-party ones it pulled in become the warm template's preload list.
     """
-    from . import appspec
+    from . import appspec, devmode
     from .projectfiles import ProjectCheck, ProjectFiles
 
     if not os.path.isdir(app_dir):
@@ -240,7 +240,7 @@ def check_project_app(app: str, app_dir: str, fail: Callable[[str], NoReturn]) -
     except appspec.AppLoadError as exc:
         fail(str(exc))
     rules = ProjectFiles(folder)
-    keep_project = _django_set_up()
+    keep_project = devmode.django_set_up()
     preload = []
     for name, module in list(sys.modules.items()):
         if name in before:
@@ -252,12 +252,6 @@ def check_project_app(app: str, app_dir: str, fail: Callable[[str], NoReturn]) -
         elif name != "__main__" and not name.startswith("devserver"):
             preload.append(name)
     return ProjectCheck(folder, tuple(preload))
-
-
-def _django_set_up() -> bool:
-    """True if Django's app registry is populated (django.setup() ran): it holds the project's models."""
-    registry = getattr(sys.modules.get("django.apps"), "apps", None)
-    return bool(getattr(registry, "ready", False))
 
 
 def check_app(app: str, dynamic: str, fail: Callable[[str], object]) -> None:

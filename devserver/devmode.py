@@ -81,6 +81,12 @@ FRAMEWORKS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+def django_set_up() -> bool:
+    """True if Django's app registry is populated (``django.setup()`` ran here): the project is Django's."""
+    registry = getattr(sys.modules.get("django.apps"), "apps", None)
+    return bool(getattr(registry, "ready", False))
+
+
 def framework_of(app: Any) -> Callable[[Any], Any] | None:
     for cls in type(app).__mro__:
         develop_app = FRAMEWORKS.get(f"{cls.__module__}.{cls.__qualname__}")

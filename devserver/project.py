@@ -161,7 +161,8 @@ STRATEGY_FRAMEWORKS = ("django",)
 
 
 def _warm_django_urls(module: ModuleType) -> None:
-    module.get_resolver().url_patterns  # noqa: B018 - imports the URLconf and its views now
+    if devmode.django_set_up():  # not a library that imported django.urls into an app of another framework
+        module.get_resolver().url_patterns  # noqa: B018 - imports the URLconf and its views now
 
 
 # Work a framework would do on the first request, done before a (re)started worker says it is ready.
