@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from .tracebacks import ErrorReport, import_report
+
 DISCOVERED_ATTRIBUTES = ("app", "application")
 DISCOVERED_FACTORIES = ("create_app", "make_app")
 
@@ -37,11 +39,13 @@ class AppLoadError(Exception):
     raised: ``traceback`` holds the whole story).
     """
 
-    def __init__(self, message: str, kind: str, traceback_text: str | None = None, module: str = "") -> None:
+    def __init__(self, message: str, kind: str, traceback_text: str | None = None, module: str = "",
+                 report: ErrorReport | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.traceback = traceback_text
         self.module = module
+        self.report = report  # "failed": the user's frames, for the 500 page (tracebacks.import_report)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,12 +126,12 @@ def import_module(name: str) -> ModuleType:
             raise AppLoadError(f"no module named {exc.name!r} (looked in {os.getcwd()} and sys.path)", "missing",
                                traceback.format_exc(), name) from None
         raise AppLoadError(f"importing {name!r} failed: {_last_line(exc)}", "failed",
-                           traceback.format_exc(), name) from None
+                           traceback.format_exc(), name, import_report(exc)) from None
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise AppLoadError(f"importing {name!r} failed: {_last_line(exc)}", "failed",
-                           traceback.format_exc(), name) from None
+                           traceback.format_exc(), name, import_report(exc)) from None
 
 
 def _call(spec: AppSpec, factory: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -137,7 +141,8 @@ def _call(spec: AppSpec, factory: Callable[..., Any], args: tuple[Any, ...], kwa
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise AppLoadError(f"calling {spec.module}:{getattr(factory, '__name__', 'factory')}() failed: "
-                           f"{_last_line(exc)}", "failed", traceback.format_exc(), spec.module) from None
+                           f"{_last_line(exc)}", "failed", traceback.format_exc(), spec.module,
+                           import_report(exc)) from None
 
 
 def resolve(spec: AppSpec, module: ModuleType) -> Callable[..., Any]:

@@ -235,10 +235,14 @@ def check_project_app(app: str, app_dir: str, fail: Callable[[str], NoReturn]) -
     """Import APP from ``app_dir`` once, here, so that a mistake is one line before anything starts.
 
     The project's own modules are forgotten afterwards (workers import them
-    themselves); the third-party ones it pulled in become the warm
-    template's preload list.
+    themselves), unless the import set Django up: its app registry (in the
+    supervisor, and so in every worker forked from it) then holds the
+    project's models, and a worker importing them again would register each
+    model twice ("Model ... was already registered").  The workers share the
+    set-up modules instead, as the forks of a warm template do (warmtemplate.py).
+    The third-party ones it pulled in become the warm template's preload list.
     """
-    from . import appspec
+    from . import appspec, devmode
     from .projectfiles import ProjectCheck, ProjectFiles
 
     if not os.path.isdir(app_dir):
@@ -252,13 +256,15 @@ def check_project_app(app: str, app_dir: str, fail: Callable[[str], NoReturn]) -
     except appspec.AppLoadError as exc:
         fail(str(exc))
     rules = ProjectFiles(folder)
+    keep_project = devmode.django_set_up()
     preload = []
     for name, module in list(sys.modules.items()):
         if name in before:
             continue
         file = getattr(module, "__file__", None)
         if file and rules.owns(file):
-            del sys.modules[name]
+            if not keep_project:
+                del sys.modules[name]
         elif name != "__main__" and not name.startswith("devserver"):
             preload.append(name)
     return ProjectCheck(folder, tuple(preload))

@@ -21,8 +21,9 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from . import filestamp
+from . import devmode, filestamp
 from .ownmodules import OwnModules
+from .tracebacks import ErrorReport, import_report
 from .wsgi import WSGIApp
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -39,10 +40,11 @@ class NotFound(Exception):
 class ImportFailed(Exception):
     """The module exists but raised while importing; carries the traceback text."""
 
-    def __init__(self, name: str, text: str) -> None:
+    def __init__(self, name: str, text: str, report: ErrorReport | None = None) -> None:
         super().__init__(f"{name} failed to import")
         self.name = name
         self.traceback = text
+        self.report = report  # the user's frames (tracebacks.import_report), for the 500 page and the dashboard
 
 
 def saving(st: os.stat_result, seconds: float, now: float) -> bool:
@@ -130,9 +132,9 @@ class DynamicModules:
                     os.unlink(importlib.util.cache_from_source(file))
             try:
                 spec.loader.exec_module(module)
-            except BaseException:  # noqa: BLE001 - whatever the user's module raises is its import error
+            except BaseException as exc:  # noqa: BLE001 - whatever the user's module raises is its import error
                 sys.modules.pop(key, None)
-                raise ImportFailed(name, traceback.format_exc()) from None
+                raise ImportFailed(name, traceback.format_exc(), import_report(exc)) from None
             if stamp is not None:
                 self._stamps[file] = stamp
             self._stamp_siblings()
@@ -193,7 +195,7 @@ class DynamicModules:
                 raise NotFound(f"Module {name!r} has no {attribute!r}")
             if not callable(target):
                 raise NotFound(f"{name}.{attribute} is not callable")
-            app = seed_app(target) if _takes_no_arguments(target) else target
+            app = seed_app(target) if _takes_no_arguments(target) else devmode.develop(target)
             self._apps[key] = app
             return app
 

@@ -35,12 +35,13 @@ import os
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from . import appspec, filestamp
+from . import appspec, devmode, filestamp, tracebacks
 from .config import Config
 from .control import Reload
 from .dynamic import PYC_RACY_NS, DynamicModules, ImportFailed, NotFound, saving
@@ -160,7 +161,8 @@ STRATEGY_FRAMEWORKS = ("django",)
 
 
 def _warm_django_urls(module: ModuleType) -> None:
-    module.get_resolver().url_patterns  # noqa: B018 - imports the URLconf and its views now
+    if devmode.django_set_up():  # not a library that imported django.urls into an app of another framework
+        module.get_resolver().url_patterns  # noqa: B018 - imports the URLconf and its views now
 
 
 # Work a framework would do on the first request, done before a (re)started worker says it is ready.
@@ -294,9 +296,7 @@ class ProjectModules:
         START_MARKS.append(("loader ready", time.time()))
         try:
             self.app(self.key)
-            START_MARKS.append(("app imported", time.time()))
-            self._warm()
-            START_MARKS.append(("URLs imported", time.time()))
+            START_MARKS.append(("app loaded", time.time()))
         except (NotFound, ImportFailed):
             pass  # the first request answers 500 with the reason
         self.reporter.scan_modules(ready=True)
@@ -305,13 +305,30 @@ class ProjectModules:
             await_takeover(worker.control)
 
     def _warm(self) -> None:
+        """The framework's first-request work, now; what fails there is the app's import error.
+
+        A Django URLconf that does not import (a view with a syntax error)
+        would fail every request, each one slowly (Django retries the import
+        while building each of its error pages, one per middleware): the
+        worker answers the import error page instead, importing it again at
+        each request until the save that fixes it.
+        """
         for name, warm in WARMERS.items():
             module = sys.modules.get(name)
             if module is not None:
                 try:
                     warm(module)
-                except Exception:  # noqa: BLE001 - the request that needs it shows the error
-                    pass
+                except Exception as exc:  # noqa: BLE001 - whatever the project raises is its import error
+                    report = tracebacks.import_report(exc)
+                    raise ImportFailed(self._failed_module(report), traceback.format_exc(), report) from None
+
+    def _failed_module(self, report: tracebacks.ErrorReport | None) -> str:
+        """The project module whose file the import error came from (the innermost one), else the APP's."""
+        for frame in reversed(report.frames if report is not None else ()):
+            name = module_name(self.files.folder, frame.filename) if self.files.owns(frame.filename) else None
+            if name is not None:
+                return name
+        return self.spec.module
 
     # DynamicModules' interface -------------------------------------------------
     def cached(self, name: str, attribute: str | None = "application") -> WSGIApp | None:
@@ -387,13 +404,14 @@ class ProjectModules:
         if self.follow_saves:
             self.fresh.stamp(self._watched(self.reporter.known_files()))  # before the import reads them
         try:
-            target = appspec.load(self.spec)
+            target = devmode.develop(appspec.load(self.spec))
+            self._warm()
         except appspec.AppLoadError as exc:
             # A module imported without the app in it (caught half written, say) must not stay cached:
             # the next attempt imports it again.
             sys.modules.pop(self.spec.module, None)
             if exc.kind == "failed":
-                raise ImportFailed(exc.module or self.spec.module, exc.traceback or str(exc)) from None
+                raise ImportFailed(self._failed_module(exc.report), exc.traceback or str(exc), exc.report) from None
             raise NotFound(str(exc)) from None
         finally:
             self.reporter.scan_modules()

@@ -106,12 +106,7 @@ def _is_server(filename: str) -> bool:
 
 def _frame(frame: Any, lineno: int) -> Frame:
     filename = frame.f_code.co_filename
-    linecache.checkcache(filename)
-    source = tuple(
-        (n, linecache.getline(filename, n, frame.f_globals).rstrip("\n"))
-        for n in range(max(1, lineno - CONTEXT), lineno + CONTEXT + 1)
-        if linecache.getline(filename, n, frame.f_globals)
-    )
+    source = _source_around(filename, lineno, frame.f_globals)
     # A module's "locals" are its globals: imports and dunders, noise rather than state.
     names = [] if frame.f_code.co_name == "<module>" else list(frame.f_locals.items())[:MAX_LOCALS]
     return Frame(filename, lineno, frame.f_code.co_name, source, tuple((k, short_repr(k, v)) for k, v in names))
@@ -142,33 +137,74 @@ def _request(environ: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def app_frames(exc: BaseException) -> tuple[list[tuple[FrameType, int]], int]:
-    """The frames of ``exc``'s traceback from the app's first one (at most ``MAX_FRAMES``, newest last),
-    with their line numbers, and how many were left out before them.
+def _is_importlib(filename: str) -> bool:
+    """The import machinery's own frames, which sit between an importing module and the one it imports."""
+    return filename.startswith("<frozen importlib") or filename.replace("\\", "/").endswith("/importlib/__init__.py")
 
+
+def app_frames(exc: BaseException, *, server_frames: bool = True) -> tuple[list[tuple[FrameType, int]], int]:
+    """The frames of ``exc``'s traceback from the app's first one (at most ``MAX_FRAMES``, newest last),
+    with their line numbers, and how many were left out.
+
+    The import machinery's frames are left out wherever they are.  The raising frame is kept even if it
+    is the server's, unless ``server_frames`` is False (an import error: a SyntaxError is raised by the
+    import machinery, and its place is the line that does not compile, see :func:`import_report`).
     The report's frames and the console's (devserver.framestore) come from here, so an index into the
     report's frames names the same frame in the worker.
     """
     walked = list(traceback.walk_tb(exc.__traceback__))
     folded = 0
-    while folded < len(walked) - 1 and _is_server(walked[folded][0].f_code.co_filename):
+    while folded < len(walked) - (1 if server_frames else 0) and _is_server(walked[folded][0].f_code.co_filename):
         folded += 1
-    kept = walked[folded:][-MAX_FRAMES:]
+    kept = [(frame, lineno) for frame, lineno in walked[folded:] if not _is_importlib(frame.f_code.co_filename)]
+    if not kept and server_frames and walked:
+        kept = walked[-1:]
+    kept = kept[-MAX_FRAMES:]
     return kept, len(walked) - len(kept)
+
+
+def _chain(exc: BaseException) -> str:
+    if exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):
+        return "".join(traceback.format_exception(exc))
+    return ""
 
 
 def report(exc: BaseException, environ: Mapping[str, Any] | None = None) -> ErrorReport:
     """The report of ``exc`` (being handled now, or caught), for the request in ``environ``."""
     kept, folded = app_frames(exc)
-    chained = ""
-    if exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):
-        chained = "".join(traceback.format_exception(exc))
     return ErrorReport(
         exception="".join(traceback.format_exception_only(type(exc), exc)).strip(),
         frames=tuple(_frame(frame, lineno) for frame, lineno in kept),
         folded=folded,
-        chained=chained,
+        chained=_chain(exc),
         **(_request(environ) if environ is not None else {}),
+    )
+
+
+def _source_around(filename: str, lineno: int, module_globals: Any = None) -> tuple[tuple[int, str], ...]:
+    linecache.checkcache(filename)
+    return tuple(
+        (n, linecache.getline(filename, n, module_globals).rstrip("\n"))
+        for n in range(max(1, lineno - CONTEXT), lineno + CONTEXT + 1)
+        if linecache.getline(filename, n, module_globals)
+    )
+
+
+def import_report(exc: BaseException) -> ErrorReport:
+    """The report of a module that failed to import: the user's frames only, none of the server's or importlib's.
+
+    A SyntaxError has no frame of its own (the import machinery raised it): its
+    file and line come last, as Python's own traceback shows them.
+    """
+    kept, folded = app_frames(exc, server_frames=False)
+    frames = [_frame(frame, lineno) for frame, lineno in kept]
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        frames.append(Frame(exc.filename, exc.lineno, "<module>", _source_around(exc.filename, exc.lineno), ()))
+    return ErrorReport(
+        exception=traceback.format_exception_only(type(exc), exc)[-1].strip(),
+        frames=tuple(frames),
+        folded=folded,
+        chained=_chain(exc),
     )
 
 

@@ -262,10 +262,10 @@ class Worker:
         await serve_wsgi(conn, exchange, app, "", exchange.request.path, self.wsgi)
 
     def _import_failed(self, conn: Connection, exchange: Exchange, exc: ImportFailed) -> None:
-        exchange.traceback = exc.traceback
+        exchange.traceback = exc.traceback  # the dashboard's text: no report, whose frames the console would ask for
         self.sink.emit(ReloadEvent(time.time(), (), (exc.name,), 0.0, exc.traceback, self.pid))
         self.flusher.poke()
-        conn.send_error(500, f"Module {exc.name!r} failed to import.", exc.traceback)
+        conn.send_error(500, f"Module {exc.name!r} failed to import.", exc.traceback, report=exc.report)
         conn.end()
 
     # reloads ---------------------------------------------------------------

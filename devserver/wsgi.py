@@ -18,6 +18,7 @@ from typing import Any, BinaryIO, Protocol, TypeVar
 from urllib.parse import unquote_to_bytes
 
 from . import framestore, requestlogs, tracebacks
+from .devmode import CAUGHT
 from .exchange import ClientGone, Exchange, Responder
 from .memo import Remembered
 from .tracebacks import ErrorReport
@@ -264,6 +265,12 @@ class AppCall:
 
     def run(self, app: WSGIApp) -> Outcome:
         """Call the app and consume its body; never raises."""
+        outcome = self._run(app)
+        if self.status >= 500 and CAUGHT in self.environ:
+            self._caught(outcome, self.environ[CAUGHT])
+        return outcome
+
+    def _run(self, app: WSGIApp) -> Outcome:
         try:
             iterable = app(self.environ, self.start_response)
         except BaseException:  # noqa: BLE001 - any app failure becomes a 500 page
@@ -294,6 +301,13 @@ class AppCall:
                 _close(iterable, self)
             elif isinstance(iterable, FileWrapper) and self.headers_sent:
                 iterable.close()
+
+    def _caught(self, outcome: Outcome, exc: Any) -> None:
+        """The exception a framework caught and answered its own 500 page for (devmode.py): in the event too."""
+        if isinstance(exc, BaseException):
+            outcome.traceback = "".join(traceback.format_exception(exc))
+            outcome.report = tracebacks.report(exc, self.environ)
+            framestore.keep(requestlogs.current_id(), exc)
 
     def _failed(self) -> Outcome:
         text = traceback.format_exc()  # travels in the RequestEvent, not wsgi.errors: shown once

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from devserver.tracebacks import MASK, report, report_html, report_text, short_repr
+from devserver.dynamic import DynamicModules, ImportFailed
+from devserver.tracebacks import MASK, ErrorReport, report, report_html, report_text, short_repr
 from tests.conftest import LiveServer, raw
 
 
@@ -82,3 +83,40 @@ def test_500_page_starts_at_the_app_and_masks_secrets(server: LiveServer) -> Non
     assert 'class="cur"><code>    return {&quot;known&quot;: count}[name]</code>' in page
     # The server lives on.
     assert raw(server, b"GET /one_k.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").startswith(b"HTTP/1.1 200")
+
+
+
+def _import_report(tmp_path: Any, sources: dict[str, str], name: str) -> ErrorReport:
+    """The report of importing ``name`` from a dynamic folder holding ``sources`` (DynamicModules.load)."""
+    import sys
+
+    for module, text in sources.items():
+        (tmp_path / f"{module}.py").write_text(text)
+    modules = DynamicModules(str(tmp_path))
+    try:
+        modules.load(name)
+    except ImportFailed as exc:
+        assert exc.report is not None
+        return exc.report
+    finally:
+        sys.path.remove(modules.folder)
+        for module in sources:
+            sys.modules.pop(module, None)
+    raise AssertionError(f"{name} imported")
+
+
+def test_an_import_report_holds_the_users_frames_only(tmp_path: Any) -> None:
+    r = _import_report(tmp_path, {"outer_mod": "import inner_mod\n", "inner_mod": "X = 1\nraise KeyError('inner')\n"},
+                       "outer_mod")
+    assert [(f.filename.rsplit("/", 1)[-1], f.lineno) for f in r.frames] == [("outer_mod.py", 1), ("inner_mod.py", 2)]
+    assert r.exception == "KeyError: 'inner'" and r.folded > 0  # dynamic.py's frame and importlib's, folded
+    assert r.frames[-1].source == ((1, "X = 1"), (2, "raise KeyError('inner')"))
+
+
+def test_an_import_report_of_a_syntax_error_ends_at_the_line_that_does_not_compile(tmp_path: Any) -> None:
+    r = _import_report(tmp_path, {"uses_typo": "import typo_mod\n", "typo_mod": "A = 1\ndef f(:\n    pass\n"},
+                       "uses_typo")
+    assert [(f.filename.rsplit("/", 1)[-1], f.lineno, f.function) for f in r.frames] == [
+        ("uses_typo.py", 1, "<module>"), ("typo_mod.py", 2, "<module>")]
+    assert r.exception == "SyntaxError: invalid syntax" and (2, "def f(:") in r.frames[-1].source
+    assert "importlib" not in report_text(r) and "dynamic.py" not in report_text(r)

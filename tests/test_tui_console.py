@@ -101,3 +101,48 @@ async def test_x_runs_python_in_the_failing_frames_of_the_worker(dashboard: Any)
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
         assert any(b.key == "x" and "failing frames" in (b.tooltip or "") for b in app.screen.bindings)
         assert "nothing over HTTP can reach it" in str(app.screen.query_one("#help-console").content)
+
+
+FLASK_APP = '''
+from flask import Flask
+
+app = Flask(__name__)
+
+
+@app.route("/order/<tag>")
+def order(tag):
+    weight = len(tag) * 3
+    raise ValueError(f"order {tag} refused ({weight})")
+'''
+
+
+@pytest.fixture
+def flask_dashboard(tmp_path: Path) -> Iterator[tuple[DashboardApp, int]]:
+    """A dashboard over a Flask APP: Flask, left to itself, answers its own 500 and keeps the exception."""
+    (tmp_path / "html_page").mkdir()
+    (tmp_path / "flaskorders.py").write_text(FLASK_APP.lstrip())
+    config = Config(host="127.0.0.1", port=0, root=str(tmp_path / "html_page"), dynamic=str(tmp_path / "dynamic"),
+                    app="flaskorders:app", app_dir=str(tmp_path), workers=1, reload=False,
+                    livereload=False).resolved()
+    app = DashboardApp(config, None, drain_interval=0.0)
+    supervisor = Supervisor(config, sink=app.feed)
+    app.control = supervisor
+    supervisor.start()
+    app.feed([ServerEvent(time.time(), "listening", url=supervisor.config.url)])
+    yield app, supervisor.config.port
+    supervisor.stop()
+
+
+async def test_x_reaches_the_frame_of_a_flask_view_that_raised(flask_dashboard: Any) -> None:
+    app, port = flask_dashboard
+    async with app.run_test(size=(120, 40)) as pilot:
+        get(port, "/order/abcd")
+        log = app.main.request_log
+        await until(pilot, lambda: len(log.rows) == 1, timeout=30)
+        assert log.rows[0].status == 500 and log.rows[0].error_report is not None
+        await pilot.press("end", "enter", "x")
+        await until(pilot, lambda: isinstance(app.screen, ConsoleScreen))
+        frames = app.screen.query_one("#console-frames", OptionList)
+        assert frames.highlighted == frames.option_count - 1  # the view's frame, which raised
+        await run(pilot, app, "(tag, weight)")
+        assert transcript(app).endswith(repr(("abcd", 12)))
