@@ -169,6 +169,8 @@ class RequestLog(ScrollView, can_focus=True):
         self._store: deque[RequestEvent] = deque()
         self._view: deque[RequestEvent] = self._store  # a separate deque only while filtered
         self._held: deque[RequestEvent] = deque(maxlen=self.max_rows)
+        self._columns: list[tuple[Column, int]] = []
+        self._columns_width = -1
 
     # ----------------------------------------------------------------- data
 
@@ -369,7 +371,9 @@ class RequestLog(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         base = self.rich_style
-        columns = layout_columns(width)
+        if width != self._columns_width:
+            self._columns, self._columns_width = layout_columns(width), width
+        columns = self._columns
         if y == 0:
             header = base + self.get_component_rich_style("request-log--header", partial=True)
             text = " ".join(fit(c.label, w, c.right) for c, w in columns)
@@ -378,6 +382,10 @@ class RequestLog(ScrollView, can_focus=True):
         if not 0 <= index < len(self._view):
             return Strip.blank(width, base)
         request = self._view[index]
+        return self._render_row(request, index, columns, width, base)
+
+    def _render_row(self, request: RequestEvent, index: int, columns: list[tuple[Column, int]], width: int,
+                    base: Style) -> Strip:
         row_style = base
         if index == self.cursor:
             row_style += self.get_component_rich_style("request-log--cursor", partial=True)
@@ -387,7 +395,8 @@ class RequestLog(ScrollView, can_focus=True):
                 segments.append(Segment(" ", row_style))
             style = row_style + self._column_style(column, request)
             segments.append(Segment(fit(column.text(request), col_width, column.right), style))
-        return Strip(segments).crop_extend(0, width, row_style)
+        strip = Strip(segments)
+        return strip if strip.cell_length == width else strip.crop_extend(0, width, row_style)  # exact but when tiny
 
     def _column_style(self, column: Column, request: RequestEvent) -> Style:
         if column.label == "ST":
