@@ -2,11 +2,17 @@
 
 The same devserver (``--workers 2``) is loaded with the same ``wrk -t2 -c50``
 on a 1 KiB static file and on a hello-world ``/hello.py``, once with
-``--no-tui`` (console log to a file) and once with the Textual dashboard in a
-real terminal (a private tmux server, 160x48).  Rounds alternate the order
-of the two modes (ABBA...) so that a drift of the machine's load hits both;
-the median of the rounds is reported.  Target: the dashboard slows the server
-by at most 10% (req/s ratio >= 0.90).
+``--no-tui`` and once with the Textual dashboard, both in the same kind of
+real terminal (a private tmux server, 160x48: the console log is written to
+it, as a user would see it).  Rounds alternate the order of the two modes
+(ABBA...) so that a drift of the machine's load hits both; the median of the
+rounds is reported.  Targets: the dashboard slows the server by at most 10%
+(req/s ratio >= 0.90), and its p99 latency is at most 1.5x that of
+``--no-tui`` (the median of the per-round p99 ratios).
+
+Beside each run: the server's CPU time per request (the supervisor and its
+workers, from /proc), the terminal's (the tmux server, which parses what the
+console log writes), and the load average.
 
 The supervisor's CPU time (utime + stime from /proc/<pid>/stat) is read
 before each wrk run and one second after it (so events still being drawn
@@ -35,7 +41,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -50,6 +56,7 @@ from common import (
     free_port,
     http_get,
     make_site,
+    process_tree,
     python_argv,
     run_wrk,
     running,
@@ -60,6 +67,7 @@ SIDE_WIDTH = 54  # tui/app.tcss #side, at this width (Screen.-huge: 150 columns 
 CASES = {"1k": f"/{ONE_K}", "hello": "/hello.py"}
 CONNECTIONS = 50
 TARGET_RATIO = 0.90
+TARGET_P99_RATIO = 1.5
 TICKS = os.sysconf("SC_CLK_TCK")
 MODES = ("no-tui", "dashboard")
 
@@ -99,6 +107,9 @@ class Server:
 
     def shown(self) -> str:
         """What the dashboard shows of its counters (or the console log's drop notices)."""
+        if self.screen is not None and self.mode == "no-tui":
+            drops = re.findall(r"events dropped: (\d+)", self.screen.capture())
+            return f"console dropped events {drops[-1] if drops else 0} (on screen)"
         if self.screen is not None:
             # The side panels are the last SIDE_WIDTH columns; a long line wraps inside them.
             side = "\n".join(line[-SIDE_WIDTH:] for line in self.screen.capture().splitlines())
@@ -139,6 +150,11 @@ class Tmux:
     def capture(self) -> str:
         return self.run("capture-pane", "-p", check=False)
 
+    def server_pid(self) -> int | None:
+        """The tmux server's pid (it draws the terminal: its CPU is the terminal's)."""
+        text = self.run("display-message", "-p", "#{pid}", check=False).strip()
+        return int(text) if text.isdigit() else None
+
     def exited(self) -> bool:
         dead, status, signum, server = (self.run("display-message", "-p",
                                                  "#{pane_dead} #{pane_dead_status} #{pane_dead_signal} #{pid}")
@@ -173,8 +189,8 @@ def _wait_ready(port: int, pid: int, timeout: float = 30.0) -> None:
 
 
 @contextmanager
-def console_server(site: Site, workers: int, logs: Path) -> Iterator[Server]:
-    """``devserver --no-tui``, its console log written to a file."""
+def console_to_file(site: Site, workers: int, logs: Path) -> Iterator[Server]:
+    """``devserver --no-tui``, its console log written to a file (``--console-to-file``)."""
     port = free_port()
     argv = devserver_argv(site, port, workers, "--no-tui")
     spec = ServerSpec(name="no-tui", argv=argv, port=port, paths=CASES, ready_path=f"/{ONE_K}", cwd=site.base)
@@ -182,18 +198,27 @@ def console_server(site: Site, workers: int, logs: Path) -> Iterator[Server]:
         yield Server("no-tui", server.proc.pid, port, log=server.log)
 
 
-@contextmanager
-def dashboard_server(site: Site, workers: int, workdir: Path) -> Iterator[Server]:
+def console_server(site: Site, workers: int, workdir: Path) -> AbstractContextManager[Server]:
+    """``devserver --no-tui`` in tmux, its console log written to the terminal; stopped with Ctrl-C."""
+    return in_terminal("no-tui", site, workers, workdir)
+
+
+def dashboard_server(site: Site, workers: int, workdir: Path) -> AbstractContextManager[Server]:
     """``devserver`` with its dashboard, in tmux; quit with ``q`` at the end."""
+    return in_terminal("dashboard", site, workers, workdir)
+
+
+@contextmanager
+def in_terminal(mode: str, site: Site, workers: int, workdir: Path) -> Iterator[Server]:
     port = free_port()
     tmux = Tmux(workdir)
-    pid = tmux.start(devserver_argv(site, port, workers), site.base)
+    pid = tmux.start(devserver_argv(site, port, workers, *(("--no-tui",) if mode == "no-tui" else ())), site.base)
     started: list[tuple[int, int]] = []
     try:
         _wait_ready(port, pid)
         started = [(pid, start_time(pid) or 0), *descendants(pid)]
-        yield Server("dashboard", pid, port, screen=tmux)
-        tmux.run("send-keys", "q")
+        yield Server(mode, pid, port, screen=tmux)
+        tmux.run("send-keys", "q" if mode == "dashboard" else "C-c")
         deadline = time.monotonic() + 20
         while not tmux.exited() and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -217,11 +242,18 @@ class Run:
     result: WrkResult
     cpu: float  # supervisor CPU seconds over the run plus one second
     shown: str = ""
+    server_cpu: float = 0.0  # the supervisor's and every worker's, over the run plus one second
+    terminal_cpu: float = 0.0  # the tmux server's, likewise
+    load: float = 0.0  # one-minute load average at the end of the run
+    round: int = 0
 
     @property
     def cpu_per_1k(self) -> float:
         """Supervisor CPU seconds per 1000 requests served."""
         return 1000 * self.cpu / self.result.requests if self.result.requests else 0.0
+
+    def per_request_us(self, seconds: float) -> float:
+        return 1e6 * seconds / self.result.requests if self.result.requests else 0.0
 
 
 @dataclass
@@ -232,7 +264,18 @@ class Results:
         return [r for r in self.runs if r.mode == mode and r.case == case]
 
 
-def measure(server: Server, case: str, args: argparse.Namespace, profile: Path | None) -> Run:
+def tree_cpu(pids: list[int]) -> float:
+    """CPU seconds of ``pids`` together (a process that ended counts 0)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            total += cpu_seconds(pid)
+        except OSError:
+            pass
+    return total
+
+
+def measure(server: Server, case: str, args: argparse.Namespace, profile: Path | None, round_: int = 0) -> Run:
     url = f"http://127.0.0.1:{server.port}{CASES[case]}"
     if args.warmup > 0:
         run_wrk(url, CONNECTIONS, args.warmup, 2)
@@ -243,10 +286,13 @@ def measure(server: Server, case: str, args: argparse.Namespace, profile: Path |
         spy = subprocess.Popen(["py-spy", "record", "--pid", str(server.pid), "--duration", str(args.duration),
                                 "--format", "raw", "--rate", "200", "--output", str(out), "--nonblocking"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    before = cpu_seconds(server.pid)
+    tree = process_tree(server.pid)
+    terminal = [pid for pid in (server.screen.server_pid() if server.screen else None,) if pid is not None]
+    before, tree_before, terminal_before = cpu_seconds(server.pid), tree_cpu(tree), tree_cpu(terminal)
     result = run_wrk(url, CONNECTIONS, args.duration, 2)
     time.sleep(1.0)
     cpu = cpu_seconds(server.pid) - before
+    server_cpu, terminal_cpu = tree_cpu(tree) - tree_before, tree_cpu(terminal) - terminal_before
     if spy is not None:
         try:
             spy.wait(30)
@@ -254,10 +300,12 @@ def measure(server: Server, case: str, args: argparse.Namespace, profile: Path |
             spy.kill()
             spy.wait()
         print_profile(profile / f"supervisor-{server.mode}-{case}.txt")  # type: ignore[operator]
-    run = Run(server.mode, case, result, cpu, server.shown())
+    run = Run(server.mode, case, result, cpu, server.shown(), server_cpu, terminal_cpu, os.getloadavg()[0], round_)
     errors = result.socket_errors + result.non_2xx
-    print(f"   {server.mode:9} {case:5} {result.requests_per_sec:>9,.0f} req/s  p99 {result.p99_ms:6.2f} ms  "
-          f"supervisor CPU {cpu:5.2f} s ({run.cpu_per_1k * 1000:4.1f} ms/1k req)  {run.shown}" + (f"  [{errors} errors]" if errors else ""), flush=True)
+    print(f"   {server.mode:9} {case:5} {result.requests_per_sec:>9,.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
+          f"p99 {result.p99_ms:6.2f} ms  supervisor CPU {cpu:5.2f} s ({run.cpu_per_1k * 1000:4.1f} ms/1k req)  "
+          f"server {run.per_request_us(server_cpu):5.1f} us/req  terminal {run.per_request_us(terminal_cpu):4.1f} us/req  "
+          f"load {run.load:.2f}  {run.shown}" + (f"  [{errors} errors]" if errors else ""), flush=True)
     return run
 
 
@@ -314,6 +362,33 @@ def summarize(results: Results) -> bool:
                   if p.result.requests_per_sec]
         print(f"  {'':6} ratio within each round: {' '.join(f'{r:.2f}' for r in paired)}"
               f" (median {statistics.median(paired):.2f})")
+    return summarize_latency(results) and ok
+
+
+def summarize_latency(results: Results) -> bool:
+    """p50/p99 of both modes per round, the per-round p99 ratios and their median; CPU per request."""
+    ok = True
+    print("\nlatency per round (ms), dashboard/no-tui p99 ratio; server and terminal CPU per request (us):")
+    for case in CASES:
+        plain, dash = results.of("no-tui", case), results.of("dashboard", case)
+        if not plain or not dash:
+            continue
+        ratios = []
+        for p, d in zip(plain, dash):
+            ratio = d.result.p99_ms / p.result.p99_ms if p.result.p99_ms else 0.0
+            ratios.append(ratio)
+            print(f"  {case:6} round {p.round + 1}: no-tui p50 {p.result.p50_ms:6.2f} p99 {p.result.p99_ms:6.2f}  "
+                  f"dashboard p50 {d.result.p50_ms:6.2f} p99 {d.result.p99_ms:6.2f}  p99 ratio {ratio:5.2f}  "
+                  f"load {p.load:.2f}/{d.load:.2f}")
+        median = statistics.median(ratios)
+        verdict = "PASS" if median <= TARGET_P99_RATIO else "MISS"
+        ok = ok and verdict == "PASS"
+        cpu = {mode: (statistics.median(r.per_request_us(r.server_cpu) for r in runs),
+                      statistics.median(r.per_request_us(r.terminal_cpu) for r in runs))
+               for mode, runs in (("no-tui", plain), ("dashboard", dash))}
+        print(f"  {case:6} median p99 ratio {median:.2f}   {verdict} (target: dashboard p99 <= {TARGET_P99_RATIO}x no-tui)"
+              f"   CPU/request: no-tui server {cpu['no-tui'][0]:.1f} + terminal {cpu['no-tui'][1]:.1f} us, "
+              f"dashboard server {cpu['dashboard'][0]:.1f} + terminal {cpu['dashboard'][1]:.1f} us")
     return ok
 
 
@@ -330,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default=",".join(CASES), help="cases to run (default %(default)s)")
     parser.add_argument("--profile", type=Path, help="py-spy the supervisor in the first round, raw stacks to DIR")
     parser.add_argument("--keep-site", action="store_true", help="keep the temp folder (site, logs, profiles)")
+    parser.add_argument("--console-to-file", action="store_true",
+                        help="write the --no-tui console log to a file instead of the terminal")
     args = parser.parse_args(argv)
     for tool in ("wrk", "tmux", *(("py-spy",) if args.profile else ())):
         if shutil.which(tool) is None:
@@ -356,12 +433,15 @@ def main(argv: list[str] | None = None) -> int:
             order = MODES if round_ % 2 == 0 else MODES[::-1]
             for mode in order:
                 print(f"-- round {round_ + 1}, {mode}", flush=True)
-                start = console_server(site, args.workers, logs) if mode == "no-tui" else \
-                    dashboard_server(site, args.workers, base)
+                if mode == "dashboard":
+                    start = dashboard_server(site, args.workers, base)
+                else:
+                    start = console_to_file(site, args.workers, logs) if args.console_to_file else \
+                        console_server(site, args.workers, base)
                 with start as server:
                     for case in cases:
                         profile = args.profile if round_ == 0 else None
-                        results.runs.append(measure(server, case, args, profile))
+                        results.runs.append(measure(server, case, args, profile, round_))
     except BenchError as exc:
         print(f"FAILED: {exc}")
         return 1

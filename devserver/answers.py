@@ -5,12 +5,17 @@ A thread asking a worker something (the dashboard's console, through
 the question, and waits with a deadline; the supervisor's event reader
 hands each answer to :meth:`Answers.resolve`.  An answer that comes after its
 deadline finds nobody waiting and is dropped.
+
+:class:`Heard` is the same for a word every worker sends unasked: the
+supervisor's stop waits (bounded) until each worker it signalled has said
+:class:`~devserver.control.StopSeen`, or ended, before it logs "stopping".
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Hashable, Iterable
 
 from .control import Evaluated
 
@@ -50,3 +55,27 @@ class Answers:
         waiter[0].wait(timeout)
         self.forget(serial)
         return waiter[1][0] if waiter[1] else None
+
+
+class Heard:
+    """Which of the expected event pipes have spoken (or ended); thread-safe."""
+
+    def __init__(self) -> None:
+        self._waiting: set[Hashable] = set()
+        self._changed = threading.Condition()
+
+    def expect(self, pipes: Iterable[Hashable]) -> None:
+        with self._changed:
+            self._waiting = set(pipes)
+
+    def heard(self, pipe: Hashable) -> None:
+        """``pipe`` spoke or reached its end (a pipe nobody waits for changes nothing)."""
+        with self._changed:
+            self._waiting.discard(pipe)
+            if not self._waiting:
+                self._changed.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        """Whether every expected pipe was heard within ``timeout`` seconds."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._waiting, timeout)

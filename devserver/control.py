@@ -1,8 +1,8 @@
 """Messages from the supervisor to its workers, over each worker's control pipe, and the answers that come back.
 
-An answer (:class:`Evaluated`) travels on the worker's event pipe as a batch
-of its own, which the supervisor takes out of the stream before the sink sees
-it (devserver.answers).
+An answer (:class:`Evaluated`, :class:`StopSeen`) travels on the worker's
+event pipe as a batch of its own, which the supervisor takes out of the
+stream before the sink sees it (devserver.answers).
 """
 
 from __future__ import annotations
@@ -57,6 +57,12 @@ class Evaluated:
     output: str = ""  # written to stdout while it ran (shortened)
     value: str = ""  # repr of an expression's value, shortened ("" for statements and None)
     error: str = ""  # the exception's last line, or why nothing was evaluated (a refusal, a timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class StopSeen:
+    """A worker's word when the supervisor's SIGTERM reaches it: the events of everything it finished before are
+    ahead of this one on its event pipe, so the log can say "stopping" after them."""
 
 
 ControlMessage = Reload | PageChanged | Evaluate

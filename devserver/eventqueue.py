@@ -39,6 +39,14 @@ class EventSink:
     def __len__(self) -> int:
         return len(self._pending)
 
+    def mark(self, message: Any) -> None:
+        """Send what is pending, then ``message`` as a batch of its own behind it (lost, uncounted, when full)."""
+        self.flush()
+        try:
+            self._queue.put_nowait([message])
+        except queue.Full:
+            pass  # whoever waits for it waits with a deadline
+
     def flush(self) -> None:
         while self._pending:
             batch: list[Event | Wire] = []

@@ -28,9 +28,9 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
 from typing import Any
 
-from .answers import Answers
+from .answers import Answers, Heard
 from .config import Config
-from .control import ControlMessage, Evaluate, Evaluated, Reload
+from .control import ControlMessage, Evaluate, Evaluated, Reload, StopSeen
 from .events import Event, LogEvent, ReloadEvent, ServerEvent, WorkerEvent, received
 from .inflight import describe, new_table, read_table
 from .listen import StartError as StartError  # re-exported: the console and the dashboard catch it from here
@@ -40,6 +40,7 @@ from .safetext import escape_controls
 Sink = Callable[[list[Event]], None]
 RESTART_BACKOFF = 1.0  # seconds; a worker that dies at once is not restarted in a tight loop
 ANSWER_WAIT = 5.0  # seconds the console waits for a worker's answer (its own limit is framestore.EVAL_LIMIT)
+STOP_SEEN_WAIT = 1.0  # seconds "stopping" waits for the events of requests finished before the stop
 
 
 def _worker_entry(*args: Any) -> None:
@@ -179,6 +180,8 @@ class Supervisor:
         self._threads: list[threading.Thread] = []
         self.watchers: list[Any] = []  # started after the workers, stopped before them
         self.answers = Answers()  # the console's questions to workers, awaiting their answers
+        self._stop_seen = Heard()  # workers signalled to stop that have not yet sent what they had finished
+        self._relaying = False  # the event reader runs (from just after "listening")
 
     @property
     def url(self) -> str:
@@ -207,12 +210,13 @@ class Supervisor:
         self._deliver([WorkerEvent(time.time(), slot.process.pid, "started", slot.index) for slot in self.slots])
         for watcher in self.watchers:  # before "listening": an edit saved after it is seen
             watcher.start(self)
-        self._thread(self._read_events, "events")
         self._thread(self._monitor, "monitor")
         from .exposure import exposure_notes  # here: the workers are forked and start meanwhile
 
         notes = (*self.config.notices, *exposure_notes(self.sock.getsockname()[0], self.config.port))
         self._deliver([ServerEvent(time.time(), "listening", self.url, self.config.workers, notes)])
+        self._thread(self._read_events, "events")  # after "listening": no request is logged before it
+        self._relaying = True
 
     def _thread(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=f"devserver-{name}", daemon=True)
@@ -263,11 +267,15 @@ class Supervisor:
             batch = pipe.recv()
         except (EOFError, OSError):
             pipe.close()
+            self._stop_seen.heard(pipe)  # all it sent has been delivered
             return False
-        if batch and type(batch[0]) is Evaluated:  # a worker's answer to the console travels alone (framestore.py)
+        kind = type(batch[0]) if batch else None
+        if kind is Evaluated:  # a worker's answer to the console travels alone (framestore.py)
             self.answers.resolve(batch[0])
-            return True
-        self._deliver(received(batch))
+        elif kind is StopSeen:  # so does its word that what it finished before the stop was delivered
+            self._stop_seen.heard(pipe)
+        else:
+            self._deliver(received(batch))
         return True
 
     def _deliver(self, batch: list[Event]) -> None:
@@ -394,9 +402,12 @@ class Supervisor:
             return
         with self._lock:
             slots = list(self.slots)
+        self._stop_seen.expect(slot.events for slot in slots if self._relaying and not slot.events.closed)
         for slot in slots:  # first of all: nothing below may keep the workers running
             if slot.process.is_alive():
                 slot.process.terminate()
+        # Requests answered before the stop are logged before it: each worker sends their events, then StopSeen.
+        self._stop_seen.wait(STOP_SEEN_WAIT)
         self._deliver([ServerEvent(time.time(), "stopping", self.url)])
         for watcher in self.watchers:
             watcher.stop()

@@ -26,7 +26,7 @@ from .apploader import app_key, modules_for
 from .appoutput import escape_app_output
 from .config import Config
 from .connection import Connection
-from .control import ControlMessage, Evaluate, PageChanged, Reload
+from .control import ControlMessage, Evaluate, PageChanged, Reload, StopSeen
 from .dynamic import ImportFailed, NotFound, split_script
 from .eventqueue import MAX_BATCH, EventChannel, EventSink
 from .events import LogEvent, ReloadEvent, RequestEvent, WorkerStatus
@@ -380,6 +380,8 @@ class Worker:
         if self.draining:
             return
         self.draining = True
+        self._flush_events()  # what finished before the stop goes now, and StopSeen right behind it
+        self.sink.mark(StopSeen())
         if self.acceptor is not None:
             self.acceptor.stop()
         for hook in self.shutdown_hooks:

@@ -119,9 +119,7 @@ class MainScreen(Screen[None]):
         stats.refresh_view()
 
     def _requests(self, requests: list[RequestEvent]) -> None:
-        # Workers flush on their own clocks; within one drain, show rows in time order.
-        requests.sort(key=lambda event: event.time)
-        self.replays.observe(requests)
+        self.replays.observe(requests)  # the log puts them in time order (workers flush on their own clocks)
         self.request_log.add(requests)
         self.query_one(StatsPanel).add_requests(requests)
         workers = self.query_one(WorkersPanel)

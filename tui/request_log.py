@@ -6,6 +6,13 @@ row and dropping the oldest are O(1) however long the log is, and only the
 visible lines are ever rendered.  (``DataTable.remove_row`` is O(rows), which
 at the default 10 000 rows would make a busy server freeze the dashboard.)
 
+Order: rows are sorted by the time they show (when the request finished).
+Each worker sends its events in batches on its own clock, so a batch from
+one worker can arrive after rows of another that finished later; it is put
+in place (:func:`insert_in_time_order`, looking back at most
+``REORDER_WINDOW`` rows, so the cost stays bounded) instead of appended out
+of order.
+
 Following: while the cursor sits on the last row, new rows move it along and
 the view scrolls with them.  Moving the cursor up, clicking an older row or
 scrolling up with the wheel stops following; ``End`` (or moving back to the
@@ -14,8 +21,10 @@ last row) resumes it.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import islice
 from typing import ClassVar, NamedTuple
 
 from rich.cells import cell_len, set_cell_size
@@ -46,6 +55,7 @@ class Column(NamedTuple):
 
 
 TARGET_MIN_WIDTH = 16
+REORDER_WINDOW = 4096  # rows a late batch may go back past (a few workers' batches of 256, with room)
 
 COLUMNS: tuple[Column, ...] = (
     Column("TIME", 12, lambda e: fmt.clock_time(e.time), drop=3, style="request-log--dim"),
@@ -57,6 +67,36 @@ COLUMNS: tuple[Column, ...] = (
     Column("SIZE", 8, lambda e: fmt.size(e.bytes_sent), right=True, drop=2),
     Column("PID", 7, lambda e: str(e.worker_pid), right=True, drop=1, style="request-log--dim"),
 )
+
+
+def _finished(request: RequestEvent) -> float:
+    return request.time
+
+
+def insert_in_time_order(rows: deque[RequestEvent], batch: Sequence[RequestEvent], window: int) -> int:
+    """Add ``batch`` (in time order) to ``rows`` (in time order) so that ``rows`` stays in time order.
+
+    Only the last ``window`` rows are looked at: a row older than all of them
+    goes right before them (out of order, but the cost is bounded).  Rows of
+    equal time keep their arrival order.  Returns the index of the first row
+    that is new or moved (``len(rows)`` before the call when the batch was
+    simply appended).
+    """
+    if not batch:
+        return len(rows)
+    if not rows or rows[-1].time <= batch[0].time:
+        start = len(rows)
+        rows.extend(batch)
+        return start
+    # How many of the last rows finished after the batch's first: those are taken off and merged with it.
+    tail = list(islice(reversed(rows), min(window, len(rows))))
+    tail.reverse()
+    keep = bisect_right(tail, batch[0].time, key=_finished)
+    for _ in range(len(tail) - keep):
+        rows.pop()
+    start = len(rows)
+    rows.extend(sorted([*tail[keep:], *batch], key=_finished))  # stable: earlier arrivals first on equal times
+    return start
 
 
 def layout_columns(width: int) -> list[tuple[Column, int]]:
@@ -121,12 +161,16 @@ class RequestLog(ScrollView, can_focus=True):
             super().__init__()
             self.request = request
 
-    def __init__(self, max_rows: int, *, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(self, max_rows: int, *, id: str | None = None, classes: str | None = None,
+                 reorder_window: int = REORDER_WINDOW) -> None:
         super().__init__(id=id, classes=classes)
         self.max_rows = max(1, max_rows)
+        self.reorder_window = reorder_window
         self._store: deque[RequestEvent] = deque()
         self._view: deque[RequestEvent] = self._store  # a separate deque only while filtered
         self._held: deque[RequestEvent] = deque(maxlen=self.max_rows)
+        self._columns: list[tuple[Column, int]] = []
+        self._columns_width = -1
 
     # ----------------------------------------------------------------- data
 
@@ -172,10 +216,11 @@ class RequestLog(ScrollView, can_focus=True):
     def _append(self, requests: Sequence[RequestEvent]) -> None:
         store, view, flt = self._store, self._view, self.filter
         filtered = view is not store
-        batch = requests[-self.max_rows :]  # anything earlier would be dropped at once
-        store.extend(batch)
+        batch = sorted(requests[-self.max_rows :], key=_finished)  # anything earlier would be dropped at once
+        keep = self.selected
+        changed = insert_in_time_order(store, batch, self.reorder_window)
         if filtered:
-            view.extend(r for r in batch if flt.matches(r))
+            changed = insert_in_time_order(view, [r for r in batch if flt.matches(r)], self.reorder_window)
         dropped = 0  # rows that left the front of the view
         for _ in range(len(store) - self.max_rows):
             oldest = store.popleft()
@@ -184,18 +229,33 @@ class RequestLog(ScrollView, can_focus=True):
             elif view and view[0] is oldest:
                 view.popleft()
                 dropped += 1
-        self._sync(dropped)
+        self._sync(dropped, keep, changed - dropped)
 
-    def _sync(self, dropped: int) -> None:
-        """Bring size, cursor and scroll position up to date after the rows changed."""
+    def _sync(self, dropped: int, keep: RequestEvent | None = None, changed: int | None = None) -> None:
+        """Bring size, cursor and scroll position up to date after the rows changed.
+
+        ``keep`` is the request that was under the cursor, ``changed`` the
+        first index (after ``dropped`` rows left the front) where rows were
+        inserted: a row put in place above the cursor moves the cursor and
+        the view with the request it was on.
+        """
         self.virtual_size = Size(0, len(self._view) + 1)  # +1: the header line
         if self.follow or not self._view:
             self.cursor = len(self._view) - 1
             self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
-        elif dropped:
+            self._update_titles()
+            self.refresh()
+            return
+        shift = dropped
+        if keep is not None and changed is not None and changed <= self.cursor - dropped:
+            # Rows went in above the cursor (a late batch): find its request again, among the moved rows.
+            old = self.cursor - dropped
+            new = next((i for i in range(max(0, changed), len(self._view)) if self._view[i] is keep), old)
+            shift = dropped - (new - old)
+        if shift:
             # Keep the same requests under the cursor and on screen.
-            self.cursor = max(0, self.cursor - dropped)
-            self.scroll_to(y=max(0, self.scroll_offset.y - dropped), animate=False, immediate=True)
+            self.cursor = max(0, self.cursor - shift)
+            self.scroll_to(y=max(0, self.scroll_offset.y - shift), animate=False, immediate=True)
         self._update_titles()
         self.refresh()
 
@@ -311,7 +371,9 @@ class RequestLog(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         base = self.rich_style
-        columns = layout_columns(width)
+        if width != self._columns_width:
+            self._columns, self._columns_width = layout_columns(width), width
+        columns = self._columns
         if y == 0:
             header = base + self.get_component_rich_style("request-log--header", partial=True)
             text = " ".join(fit(c.label, w, c.right) for c, w in columns)
@@ -320,6 +382,10 @@ class RequestLog(ScrollView, can_focus=True):
         if not 0 <= index < len(self._view):
             return Strip.blank(width, base)
         request = self._view[index]
+        return self._render_row(request, index, columns, width, base)
+
+    def _render_row(self, request: RequestEvent, index: int, columns: list[tuple[Column, int]], width: int,
+                    base: Style) -> Strip:
         row_style = base
         if index == self.cursor:
             row_style += self.get_component_rich_style("request-log--cursor", partial=True)
@@ -329,7 +395,8 @@ class RequestLog(ScrollView, can_focus=True):
                 segments.append(Segment(" ", row_style))
             style = row_style + self._column_style(column, request)
             segments.append(Segment(fit(column.text(request), col_width, column.right), style))
-        return Strip(segments).crop_extend(0, width, row_style)
+        strip = Strip(segments)
+        return strip if strip.cell_length == width else strip.crop_extend(0, width, row_style)  # exact but when tiny
 
     def _column_style(self, column: Column, request: RequestEvent) -> Style:
         if column.label == "ST":

@@ -9,7 +9,7 @@ counts cover the last ``HISTORY_SECONDS``, latencies the last
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from rich.text import Text
@@ -44,16 +44,18 @@ class RequestStats:
         self._per_second: dict[int, int] = {}
         self._latencies: deque[float] = deque(maxlen=window)
 
-    def add(self, requests: Iterable[RequestEvent], now: float) -> None:
+    def add(self, requests: Sequence[RequestEvent], now: float) -> None:
         """Count ``requests``; ``now`` (wall clock) decides which seconds are still kept."""
         horizon = int(now) - self.history
-        for request in requests:
-            self.total += 1
-            self.by_class[fmt.status_class(request.status)] += 1
-            self._latencies.append(request.duration_ms)
-            second = int(request.time)
+        self.total += len(requests)
+        self._latencies.extend([request.duration_ms for request in requests])
+        # Thousands of rows a drain under load: count by status and by second first, then by class.
+        for status, count in Counter([request.status for request in requests]).items():
+            self.by_class[fmt.status_class(status)] += count
+        per_second = self._per_second
+        for second, count in Counter([int(request.time) for request in requests]).items():
             if second > horizon:
-                self._per_second[second] = self._per_second.get(second, 0) + 1
+                per_second[second] = per_second.get(second, 0) + count
         self._prune(horizon)
 
     def add_dropped(self, count: int) -> None:
@@ -93,6 +95,8 @@ class StatsPanel(Vertical):
         super().__init__(id=id)
         self.clock = clock
         self.stats = RequestStats()
+        self._lines: dict[str, Text] = {}  # what each line shows
+        self._fitted: dict[str, bool] = {}  # whether it fits on one line (its height is then 1)
 
     def compose(self) -> ComposeResult:
         yield Sparkline([], id="rps")
@@ -102,6 +106,9 @@ class StatsPanel(Vertical):
         yield Static(id="dropped")
 
     _shown: tuple[object, ...] = ()
+
+    def on_resize(self) -> None:
+        self._fitted.clear()  # the next update of each line lays it out at the new width
 
     def on_mount(self) -> None:
         self.border_title = "Traffic"
@@ -126,7 +133,7 @@ class StatsPanel(Vertical):
         self._shown = shown
         self.query_one("#rps", Sparkline).data = history
         label = self.get_component_rich_style("stats--label", partial=True)
-        self.query_one("#rate", Static).update(
+        self._show("#rate",
             Text.assemble(("req/s ", label), f"{history[-1]:.0f} now, {max(history):.0f} peak, ", ("total ", label), str(stats.total))
         )
         counts = Text()
@@ -134,14 +141,27 @@ class StatsPanel(Vertical):
             style = self.get_component_rich_style(f"status--{name}", partial=True)
             counts.append(f"{name} ", style)
             counts.append(f"{stats.by_class[name]}  ")
-        self.query_one("#status-counts", Static).update(counts)
+        self._show("#status-counts", counts)
         p50, p95, p99 = stats.latency_percentiles()
-        self.query_one("#latency", Static).update(
+        self._show("#latency",
             Text.assemble(
                 ("p50 ", label), fmt.duration(p50), (" p95 ", label), fmt.duration(p95), (" p99 ", label), fmt.duration(p99)
             )
         )
         dropped_style = self.get_component_rich_style("stats--warning", partial=True) if stats.dropped else None
-        self.query_one("#dropped", Static).update(
-            Text.assemble(("dropped events ", label), (str(stats.dropped), dropped_style or ""))
-        )
+        self._show("#dropped", Text.assemble(("dropped events ", label), (str(stats.dropped), dropped_style or "")))
+
+    def _show(self, selector: str, text: Text) -> None:
+        """Put ``text`` on a line of the panel; only a change of its height lays the screen out again.
+
+        Under load the panel changes with every drain, and a layout pass
+        (``Static.update``'s default) re-renders the whole screen: a line
+        that fitted and still fits is only repainted.
+        """
+        line = self.query_one(selector, Static)
+        if self._lines.get(selector) == text:
+            return
+        width = line.content_size.width
+        fits = 0 < text.cell_len <= width and "\n" not in text.plain
+        line.update(text, layout=not (fits and self._fitted.get(selector, False)))
+        self._lines[selector], self._fitted[selector] = text, fits
