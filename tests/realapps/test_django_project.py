@@ -18,6 +18,7 @@ import pytest
 from conftest import LiveServer
 from realapp import (
     DEADLINE,
+    KeepAliveLoad,
     LiveReloadStream,
     SteadyLoad,
     assert_all_fresh,
@@ -103,6 +104,57 @@ def test_template_edit(server, project: Path) -> None:
     edit(project / "polls/templates/polls/detail.html", "detail template one", "detail template two", server)
     wait_for_body(server, "/polls/3/", "detail template two")
     assert_all_fresh(server, "/polls/3/", "detail template two")
+
+
+def test_keepalive_clients_lose_no_request_across_warm_restarts_of_each_kind(server, project: Path) -> None:
+    """Clients reusing their connections (as requests and browsers do) while views, templates and models are saved.
+
+    Each warm restart retires the workers those connections are open on; a
+    retired worker hands them to the new workers rather than close them, so
+    no request meets a close without an answer, and the same connection is
+    then answered by the new code.
+    """
+    views, detail = project / "polls/views.py", project / "polls/templates/polls/detail.html"
+    models = project / "polls/models.py"
+    with KeepAliveLoad(server, "/polls/") as index, KeepAliveLoad(server, "/polls/4/", pause=0.02) as page, \
+            SteadyLoad(server, "/polls/") as fresh:
+        for n in range(1, 4):
+            edit(views, f"polls index {'two' if n == 1 else f'ka{n - 1}'}", f"polls index ka{n}", server)
+            wait_for_body(server, "/polls/", f"polls index ka{n}")
+            edit(detail, f"detail template {'two' if n == 1 else f'ka{n - 1}'}", f"detail template ka{n}", server)
+            wait_for_body(server, "/polls/4/", f"detail template ka{n}")
+        for n in range(1, 3):  # models.py was read by django.setup(): a new warm template each time
+            mark = len(server.lines)
+            models.write_text(models.read_text() + f"\n# model edit {n}\n")
+            server.wait_for(r"reloaded polls\.models", timeout=DEADLINE, start=mark)
+        mark = len(server.lines)
+        edit(views, "polls index ka3", "polls index ka4", server)  # and one more restart after the model's
+        wait_for_body(server, "/polls/", "polls index ka4")
+    index.assert_clean()
+    page.assert_clean()
+    fresh.assert_clean()
+    assert index.crossed("polls index ka3", "polls index ka4") or index.crossed("polls index ka1", "polls index ka2"), \
+        f"no connection of the keep-alive client outlived a restart: {index.answers[-5:]}"
+    assert sum(reused for _, reused, _ in page.answers) > len(page.answers) // 2, "the client did not keep its connection"
+    server.wait_for(r"warm restart", start=mark)
+
+
+def test_one_connection_making_gets_across_saves_gets_every_answer(server, project: Path) -> None:
+    """One http.client connection, requests spaced out, six saves: every request answered, on the same connection."""
+    views = project / "polls/views.py"
+    text = "polls index ka4"
+    with KeepAliveLoad(server, "/polls/", pause=0.05) as client:
+        for n in range(1, 7):
+            edit(views, text, f"polls index one-conn {n}", server)
+            text = f"polls index one-conn {n}"
+            wait_for_body(server, "/polls/", text)
+            seen = len(client.answers)
+            deadline = time.monotonic() + DEADLINE
+            while not any(text in body for _, _, body in client.answers[seen:]):  # the client has had the new code
+                assert time.monotonic() < deadline, f"the client never got {text!r}: {dict(client.outcomes)}"
+                time.sleep(0.02)
+    client.assert_clean()
+    assert {number for number, _, _ in client.answers} == {1}, "the connection was closed by the server"
 
 
 def test_browser_is_told_to_reload_only_once_the_restarted_workers_answer(server, project: Path) -> None:
