@@ -191,3 +191,20 @@ class KeepAliveLoad:
             if number == then and reused and old in before and new in after:
                 count += 1
         return count
+
+
+def live_in_group(pgid: int) -> list[str]:
+    """The processes of group ``pgid`` still running (zombies, already ended, are left out), as "pid name"."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                head, rest = f.read().rsplit(")", 1)
+        except OSError:
+            continue
+        fields = rest.split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(f"{entry} {head.split('(', 1)[1]}")
+    return found

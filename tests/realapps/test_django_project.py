@@ -7,7 +7,10 @@ answers and that no request fails or is refused meanwhile.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +27,7 @@ from realapp import (
     assert_all_fresh,
     edit,
     get,
+    live_in_group,
     user_env,
     wait_for_body,
 )
@@ -57,13 +61,11 @@ TEMPLATE = '''<!DOCTYPE html>
 '''
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("djangoproject")
+def make_project(root: Path, views: str = VIEWS) -> Path:
     env = user_env()
     subprocess.run([sys.executable, "-m", "django", "startproject", "mysite", str(root)], check=True, env=env)
     subprocess.run([sys.executable, "manage.py", "startapp", "polls"], cwd=root, check=True, env=env)
-    (root / "polls/views.py").write_text(VIEWS.lstrip())
+    (root / "polls/views.py").write_text(views.lstrip())
     (root / "polls/urls.py").write_text(URLS.lstrip())
     (root / "polls/templates/polls").mkdir(parents=True)
     (root / "polls/templates/polls/detail.html").write_text(TEMPLATE)
@@ -71,6 +73,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     edit(root / "mysite/urls.py", "from django.urls import path", "from django.urls import include, path")
     edit(root / "mysite/urls.py", "urlpatterns = [", "urlpatterns = [\n    path('polls/', include('polls.urls')),")
     return root
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_project(tmp_path_factory.mktemp("djangoproject"))
 
 
 @pytest.fixture(scope="module")
@@ -234,3 +241,68 @@ def test_edits_arriving_while_a_restart_loads_are_applied_once_with_the_last_one
     server.wait_for(r"newer changes came in while the new workers loaded", start=mark)
     served = [line for line in server.lines[mark:] if re.search(r"warm restart \(.*ready in", line)]
     assert len(served) == 1, "the workers that loaded edit 1 served, or edits 2-5 took several restarts:\n" + "\n".join(served)
+
+
+# Each import of the views says so (a file named by the importing pid), then takes a while: a stop
+# can be sent while a restart's new workers load them.
+SLOW_IMPORT_VIEWS = VIEWS + '''
+import os as _os
+import time as _time
+
+open(_os.path.join(_os.environ["IMPORT_MARKS"], str(_os.getpid())), "w").close()
+_time.sleep(1.0)
+'''
+
+
+@pytest.fixture(scope="module")
+def slow_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_project(tmp_path_factory.mktemp("djangoslow"), SLOW_IMPORT_VIEWS)
+
+
+@pytest.mark.parametrize(("when", "how"), [
+    ("loading", "SIGINT"), ("loading", "SIGINT to the group"), ("loading", "SIGTERM"),
+    (0.05, "SIGINT"), (0.15, "SIGINT"), (0.3, "SIGINT"), (0.15, "SIGINT to the group"),
+])
+def test_stopping_right_after_a_save_leaves_no_process_and_nothing_listening(slow_project: Path, tmp_path: Path,
+                                                                            when: float | str, how: str) -> None:
+    """Ctrl-C while a save's warm restart is under way: once devserver has exited, none of its processes remains.
+
+    The restart's new workers (loading, or about to take the socket), its
+    standbys and warm templates, and old workers still draining all end
+    before the supervisor does, and the port refuses connections.
+    ``when``: "loading" stops once a new worker has begun importing the saved
+    views (they take a second); a number is the seconds after the save (a
+    stimulus: the restart is at a different step each time).
+    """
+    env = user_env()
+    env["IMPORT_MARKS"] = str(tmp_path)
+    live = LiveServer(["--workers", "2", "mysite.wsgi:application"], slow_project, env, preexec=os.setsid)
+    live.start(timeout=DEADLINE)
+    pgid = live.proc.pid
+    try:
+        assert get(live, "/polls/")[0] == 200
+        imported = len(list(tmp_path.iterdir()))
+        views = slow_project / "polls/views.py"
+        views.write_text(views.read_text() + f"\n# saved before {how} at {when}\n")
+        if when == "loading":
+            deadline = time.monotonic() + DEADLINE
+            while len(list(tmp_path.iterdir())) <= imported:
+                assert time.monotonic() < deadline, "no new worker imported the saved views"
+                time.sleep(0.01)
+        else:
+            time.sleep(float(when))
+        if how == "SIGINT to the group":
+            os.killpg(pgid, signal.SIGINT)
+        else:
+            live.proc.send_signal(signal.SIGTERM if how == "SIGTERM" else signal.SIGINT)
+        live.proc.wait(DEADLINE)
+        deadline = time.monotonic() + 10  # processes that are exiting as the supervisor returns
+        while live_in_group(pgid):
+            assert time.monotonic() < deadline, f"left running after devserver exited: {live_in_group(pgid)}\n" \
+                + "\n".join(live.lines[-30:])
+            time.sleep(0.05)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", live.port), timeout=5).close()
+    finally:
+        if live_in_group(pgid):
+            os.killpg(pgid, signal.SIGKILL)  # the group this test started, whatever is left of it
