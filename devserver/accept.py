@@ -8,17 +8,21 @@ accepts every connection waiting (up to ``batch``) and gives each its
 transport at once; the transport calls ``connection_made`` on the next turn
 of the loop as it would under a server.
 
-The reader is the listening socket's only state while it accepts: removing
-it (``loop.remove_reader(sock.fileno())``, as a warm restart's pause does)
-stops accepting.
+While it accepts, a worker also takes the keep-alive connections that the
+workers a warm restart retires pass on (:mod:`devserver.handoff`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from .handoff import Handoff
 
 # Running out of descriptors or memory leaves the listening socket readable: accepting is paused this long
 # rather than spinning on it (as asyncio's servers do).
@@ -26,16 +30,15 @@ RETRY_DELAY = 1.0
 OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 # A connection that went away while it waited in the backlog: nothing to serve, go on with the next.
 GONE = (BlockingIOError, InterruptedError)
-
-
 class Acceptor:
     """Accepts on ``sock`` (non-blocking, listening) and gives each connection a transport for a new protocol."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
-                 protocol_factory: Callable[[], asyncio.Protocol], batch: int) -> None:
+                 protocol_factory: Callable[[], asyncio.Protocol], batch: int, handoff: Handoff | None = None) -> None:
         self._loop = loop
         self._sock = sock
         self._fd = sock.fileno()
+        self._handoff = handoff
         self._factory = protocol_factory
         self._batch = max(1, batch)
         self._stopped = True
@@ -45,18 +48,40 @@ class Acceptor:
         self._sock.setblocking(False)
         self._stopped = False
         self._loop.add_reader(self._fd, self._ready)
+        if self._handoff is not None:
+            self._loop.add_reader(self._handoff.take_end.fileno(), self._adopt)
 
     def stop(self) -> None:
         """Accept no more: the connections already accepted carry on.
 
         This process's descriptor of the socket is closed (the supervisor
         keeps its own, so what waits in the queue goes to the next worker).
+        Connections handed over wait for the next worker too.
         """
         if self._sock.fileno() == -1:
             return  # stopped already: the number may belong to another file by now
         self._stopped = True
         self._loop.remove_reader(self._fd)
         self._sock.close()
+        if self._handoff is not None:
+            self._loop.remove_reader(self._handoff.take_end.fileno())
+
+    def _adopt(self) -> None:
+        """Serve the connections a retiring worker handed over, as if just accepted."""
+        assert self._handoff is not None
+        for _ in range(self._batch):
+            conn = self._handoff.take()
+            if conn is None:
+                return
+            try:
+                peer = conn.getpeername()
+                conn.setblocking(False)
+                self._transport_for(conn, self._factory(), peer)
+            except OSError:
+                conn.close()  # the client went away meanwhile
+            except Exception as exc:  # noqa: BLE001 - as in _ready
+                conn.close()
+                self._loop.call_exception_handler({"message": "could not take over a connection", "exception": exc})
 
     def _ready(self) -> None:
         accept = self._sock.accept

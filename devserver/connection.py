@@ -40,12 +40,14 @@ class Handler(Protocol):
     limits: Limits
     config: Config
     draining: bool
+    retiring: bool  # a warm restart replaces the worker: its idle connections go to the new workers
 
     def opened(self, conn: Connection) -> None: ...
     def closed(self, conn: Connection) -> None: ...
     def try_sync(self, conn: Connection, exchange: Exchange) -> bool: ...  # True: taken (answered, or held)
     async def handle(self, conn: Connection, exchange: Exchange) -> None: ...
     def record(self, conn: Connection, exchange: Exchange) -> None: ...
+    def park(self, conn: Connection) -> bool: ...  # True: taken for the new workers (see Connection.park)
 
 
 class Connection(asyncio.Protocol):
@@ -56,7 +58,7 @@ class Connection(asyncio.Protocol):
     """
 
     __slots__ = ("worker", "loop", "parser", "transport", "client", "queue", "receiving", "current", "task", "held",
-                 "closing", "eof", "reading_paused", "write_gate", "deadline", "deadline_status")
+                 "closing", "eof", "reading_paused", "write_gate", "deadline", "deadline_status", "parked")
 
     def __init__(self, worker: Handler) -> None:
         self.worker = worker
@@ -76,6 +78,7 @@ class Connection(asyncio.Protocol):
         self.write_gate: threading.Event | None = None
         self.deadline = 0.0  # monotonic time after which the sweep acts
         self.deadline_status = 0  # 0: close silently; 408: answer then close
+        self.parked = False  # not read, kept for the worker a warm restart hands it to (park)
 
     # asyncio callbacks ---------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -272,6 +275,8 @@ class Connection(asyncio.Protocol):
             self.reading_paused = False
             self.transport.resume_reading()  # type: ignore[union-attr]
         if not self.queue and not self.parser.in_head and self.receiving is None:
+            if self.worker.retiring and self.worker.park(self):
+                return
             self._set_idle(self.worker.config.keepalive_timeout)
 
     def _open(self, status: int, headers: list[tuple[str, str]], body_length: int | None = None) -> BodyWriter:
@@ -390,6 +395,48 @@ class Connection(asyncio.Protocol):
         self.closing = True
         self.transport.abort()  # type: ignore[union-attr]
 
+    # a warm restart's handover ------------------------------------------------
+    def idle(self) -> bool:
+        """Nothing is owed to the client and no byte of a next request has been read."""
+        return self.current is None and not self.queue and self.receiving is None and not self.parser.in_head \
+            and not self.closing
+
+    def park(self) -> None:
+        """Read no more: the next request waits, unread, in the kernel for the worker this connection goes to.
+
+        Closing an idle keep-alive connection races the client's next request
+        (sent as the close lands, it gets no answer: ``RemoteDisconnected``);
+        a request whose bytes were never read can be passed on whole.
+        """
+        if not self.parked:
+            self.parked = True
+            self.transport.pause_reading()  # type: ignore[union-attr]
+
+    def unpark(self) -> None:
+        """Read again (nobody could take the connection): the next request is answered here."""
+        if self.parked:
+            self.parked = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
+            self._set_idle(self.worker.config.keepalive_timeout)
+
+    def flushed(self) -> bool:
+        """Every byte of the responses has left for the kernel (a handover must not drop the end of one)."""
+        return self.transport is not None and self.transport.get_write_buffer_size() == 0
+
+    def hand_over(self, give: Callable[[int], bool]) -> bool:
+        """Pass the socket to ``give`` (accept.Handoff.give) and let go of this process's descriptor.
+
+        Only an idle, flushed connection: what the kernel holds for it (a
+        request sent meanwhile) travels with it.  False: ``give`` refused it.
+        """
+        transport = self.transport
+        assert transport is not None and self.idle() and self.flushed()
+        if not give(transport.get_extra_info("socket").fileno()):
+            return False
+        self.closing = True
+        transport.abort()  # closes this descriptor only: the connection lives on in the receiver's
+        return True
+
     # helpers -----------------------------------------------------------------
     def _set_idle(self, timeout: float) -> None:
         self._set_deadline(timeout, 0)
@@ -400,8 +447,8 @@ class Connection(asyncio.Protocol):
 
     def expire(self, now: float) -> None:
         """Called by the worker's sweep: act on a passed deadline."""
-        if not self.deadline or now < self.deadline or self.current is not None or self.queue:
-            return
+        if not self.deadline or now < self.deadline or self.current is not None or self.queue or self.parked:
+            return  # a parked connection may hold an unread request: it is handed over, never closed
         self.deadline = 0.0
         if self.deadline_status == 408:
             self._refuse(408, "Request not received in time", self.parser.request_line())

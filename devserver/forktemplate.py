@@ -13,7 +13,9 @@ import contextlib
 import json
 import multiprocessing
 import os
+import signal
 import threading
+import time
 from multiprocessing import forkserver as mp_forkserver
 from typing import Any
 
@@ -102,6 +104,17 @@ class Template:
             self.server._forkserver_alive_fd = None  # type: ignore[attr-defined]
         with contextlib.suppress(OSError):
             os.unlink(self.report_path)
+
+    def end(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for a retired template to exit, then kill it."""
+        deadline = time.monotonic() + timeout
+        while not self.reap():
+            if time.monotonic() >= deadline:
+                with contextlib.suppress(OSError):
+                    os.kill(self.server._forkserver_pid, signal.SIGKILL)  # type: ignore[attr-defined]
+                self.reap()
+                return
+            time.sleep(0.02)  # a forkserver is not our multiprocessing child: it has no sentinel to wait on
 
     def reap(self) -> bool:
         """True once a retired template's process has exited (and is reaped)."""

@@ -509,9 +509,8 @@ def await_takeover(control: Any) -> None:
 def pause(worker: Any) -> None:
     """Stop accepting connections: a warm restart's new workers take them from the supervisor's socket.
 
-    Requests in flight, open keep-alive connections and live-reload streams
-    carry on until the SIGTERM that follows once the new workers are ready.
+    Requests in flight and live-reload streams carry on until the SIGTERM
+    that follows once the new workers are ready; idle keep-alive connections
+    are no longer read, and go to the new workers then (``Worker.retire``).
     """
-    # Only the reader goes, not the server: asyncio's Server.close() drops (resets) connections that
-    # were accepted in the same loop iteration but not yet given a transport.
-    worker.loop.remove_reader(worker.sock.fileno())
+    worker.retire()

@@ -32,6 +32,7 @@ from .answers import Answers, Heard
 from .config import Config
 from .control import ControlMessage, Evaluate, Evaluated, Reload, StopSeen
 from .events import Event, LogEvent, ReloadEvent, ServerEvent, WorkerEvent, received
+from .handoff import Handoff
 from .inflight import describe, new_table, read_table
 from .listen import StartError as StartError  # re-exported: the console and the dashboard catch it from here
 from .listen import bind_for_workers, take_early
@@ -173,6 +174,7 @@ class Supervisor:
         self.sockets: list[socket.socket] = []  # one per worker, or the one shared socket
         self.slots: list[_Slot] = []
         self.generation: Any = None
+        self.handoff: Handoff | None = None  # connections a warm restart's old workers pass to the new ones
         self._retired: list[Any] = []  # event pipes of dead workers, read until empty
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -202,6 +204,7 @@ class Supervisor:
         self.sock = self.sockets[0]
         self.config = replace(self.config, port=self.sock.getsockname()[1])
         self.generation = self.ctx.RawValue("Q", 0)
+        self.handoff = Handoff.create()
         fork = _fork_context()
         if fork is not None:
             _prepare_forks(self.config)
@@ -228,7 +231,7 @@ class Supervisor:
         event_reader, event_writer = self.ctx.Pipe(duplex=False)
         inflight = new_table(self.ctx)
         args = (self.config, self.sockets[index % len(self.sockets)], event_writer, receiver, self.generation, index,
-                inflight)
+                inflight, self.handoff)
         if fork is not None:
             inherited = tuple(end.fileno() for slot in self.slots for end in (slot.control, slot.events)) \
                 + (sender.fileno(), event_reader.fileno())
@@ -426,6 +429,8 @@ class Supervisor:
             thread.join(5)
         for sock in self.sockets:
             sock.close()
+        if self.handoff is not None:
+            self.handoff.close()  # connections still in it (no worker took them) close with it
         for slot in slots:
             slot.events.close()
         self._deliver([ServerEvent(time.time(), "stopped", self.url)])

@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from multiprocessing.connection import wait
 from typing import Any
 
 from . import filestamp, forktemplate, project
@@ -49,7 +50,7 @@ READY_TIMEOUT = 60.0  # seconds new workers get to load the app before the old o
 
 
 def standby_main(config: Any, sock: Any, event_pipe: Any, control: Any, generation: Any, index: int,
-                 names: tuple[str, ...]) -> None:
+                 names: tuple[str, ...], handoff: Any = None) -> None:
     """A standby worker: preload, wait for "go", then serve as any worker."""
     START_MARKS.append(("standby started", time.time()))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -63,7 +64,7 @@ def standby_main(config: Any, sock: Any, event_pipe: Any, control: Any, generati
     START_MARKS.append(("go received", time.time()))
     if message == ("go",):
         project.TAKEOVER_WAIT = True  # load, say "ready", then wait for "serve" before accepting
-        worker_main(config, sock, event_pipe, control, generation, index)
+        worker_main(config, sock, event_pipe, control, generation, index, handoff=handoff)
 
 
 @dataclass
@@ -108,6 +109,7 @@ class WarmRestarter:
         self.setup_module: str | None = None  # imported in the template: set for Django (the WSGI module)
         self.template: forktemplate.Template | None = None
         self._retired_templates: list[forktemplate.Template] = []
+        self._ending: list[Any] = []  # processes told to end (old workers draining, dropped new ones): stop() waits
         self._reports = tempfile.mkdtemp(prefix="devserver-template-")
         self._template_count = 0
         self.restarts = 0
@@ -141,7 +143,8 @@ class WarmRestarter:
         event_reader, event_writer = sup.ctx.Pipe(duplex=False)
         # The same listening socket as the worker of this slot: with a socket per worker, what the
         # kernel dealt to that socket waits there for this one.
-        args = (sup.config, sup.sockets[index % len(sup.sockets)], event_writer, receiver, sup.generation, index, names)
+        args = (sup.config, sup.sockets[index % len(sup.sockets)], event_writer, receiver, sup.generation, index, names,
+                sup.handoff)
         return _Slot(index, None, sender, event_reader, time.monotonic()), args
 
     def _spawn_standby(self, index: int, template: forktemplate.Template | None) -> _Slot:
@@ -255,12 +258,24 @@ class WarmRestarter:
                 standby.process.join(1)
 
     def stop(self) -> None:
+        """End every process a restart started (called once the supervisor is stopping), within the drain limit.
+
+        A restart under way gives up at once (it sees the supervisor stopping
+        before its new workers would take the socket) and ends them; old
+        workers still draining, standbys and templates end too: none is left
+        listening or answering after the server said it stopped.
+        """
+        deadline = time.monotonic() + self.supervisor.config.shutdown_timeout + 2
         with self._jobs:
             self._pending = None
             self._jobs.notify_all()
         with self._lock:
             self._discard_standbys()
             self._retire_template()
+            templates, self._retired_templates = self._retired_templates, []
+        _end_by(self._ending, deadline)
+        for template in templates:
+            template.end(max(0.0, deadline - time.monotonic()))
         shutil.rmtree(self._reports, ignore_errors=True)
 
     # the restart ------------------------------------------------------------------
@@ -345,21 +360,25 @@ class WarmRestarter:
             ready = self._wait_ready([slot.process for slot in new])
             marks.append(("all new workers ready", time.time()))
             with self._gate:
-                if self._superseded():  # edits came in while these loaded: the next restart loads them all
+                superseded = self._superseded()  # edits came in while these loaded: the next restart loads them all
+                with sup._lock:  # stop() takes the workers it ends under this lock: after it, these must not serve
+                    stopping = sup._stopping.is_set()
+                    if not (superseded or stopping):
+                        old = list(sup.slots)  # as they are now: a crashed worker may have been replaced meanwhile
+                        for slot in old:
+                            _send(slot, Pause())
+                            slot.retired = True
+                        sup._retired = [pipe for pipe in sup._retired if all(pipe is not s.events for s in new)]
+                        sup._retired.extend(slot.events for slot in old)  # read to their end by the event thread
+                        sup.slots = new
+                        for slot in new:
+                            _send(slot, ("serve",))  # the new workers start accepting: the socket is theirs
+                if superseded or stopping:
                     self._drop(new)
-                    sup.sink([LogEvent(time.time(), os.getpid(), "warm restart: newer changes came in while the "
-                                                                 "new workers loaded; restarting again", "info")])
+                    if not stopping:
+                        sup.sink([LogEvent(time.time(), os.getpid(), "warm restart: newer changes came in while the "
+                                                                     "new workers loaded; restarting again", "info")])
                     return None
-                with sup._lock:
-                    old = list(sup.slots)  # as they are now: a crashed worker may have been replaced meanwhile
-                    for slot in old:
-                        _send(slot, Pause())
-                        slot.retired = True
-                    sup._retired = [pipe for pipe in sup._retired if all(pipe is not s.events for s in new)]
-                    sup._retired.extend(slot.events for slot in old)  # read to their end by the event thread
-                    sup.slots = new
-                    for slot in new:
-                        _send(slot, ("serve",))  # the new workers start accepting: the socket is theirs
                 self._paused_since_go = False
             marks.append(("new workers accept", time.time()))
             sup.sink([WorkerEvent(time.time(), slot.process.pid, "started", slot.index) for slot in new])
@@ -369,6 +388,7 @@ class WarmRestarter:
                     _send(slot, PageChanged("reload", tuple(sorted(job.pages))))
             for slot in old:
                 slot.process.terminate()  # SIGTERM: finish what is in flight, then exit
+            self._ending.extend(slot.process for slot in old)
             self.restarts += 1
         threading.Thread(target=self._reap, args=(old, marks), name="devserver-reap", daemon=True).start()
         state = "ready" if ready else "not all ready (see their errors)"
@@ -397,6 +417,9 @@ class WarmRestarter:
         """End loaded workers that will never serve (the event thread reads their pipes to the end)."""
         for slot in slots:
             slot.control.close()  # EOF: a worker waiting for "serve" exits
+            if self.supervisor._stopping.is_set():
+                slot.process.terminate()  # one still loading the app would only end once loaded
+        self._ending.extend(slot.process for slot in slots)
 
         def reap() -> None:
             for slot in slots:
@@ -442,6 +465,23 @@ class WarmRestarter:
             slot.control.close()
         if self.timeline:
             self._log_timeline([("old workers drained", time.time())], marks[0][1])
+
+
+def _end_by(processes: list[Any], deadline: float) -> None:
+    """Wait until ``deadline`` for processes told to end, then kill what is left.
+
+    Their exit is waited for on their sentinels, not by join(): the reaping
+    threads may be joining them at the same time.
+    """
+    waiting = {process.sentinel: process for process in processes}
+    while waiting:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        for sentinel in wait(list(waiting), timeout=remaining):
+            del waiting[sentinel]
+    for process in waiting.values():
+        process.kill()
 
 
 def _send(slot: _Slot, message: object) -> None:

@@ -31,6 +31,7 @@ from .dynamic import ImportFailed, NotFound, split_script
 from .eventqueue import MAX_BATCH, EventChannel, EventSink
 from .events import LogEvent, ReloadEvent, RequestEvent, WorkerStatus
 from .exchange import ClientGone, Exchange, Responder
+from .handoff import Handoff
 from .hostcheck import HostPolicy
 from .http import Limits
 from .inflight import InflightTable
@@ -63,7 +64,8 @@ class Routed:
 class Worker:
     """State shared by the connections of one worker process."""
 
-    def __init__(self, config: Config, sock: socket.socket, events: Any, control: Any, generation: Any) -> None:
+    def __init__(self, config: Config, sock: socket.socket, events: Any, control: Any, generation: Any,
+                 handoff: Handoff | None = None) -> None:
         self.config = config
         self.sock = sock
         self.loop = asyncio.get_running_loop()
@@ -77,6 +79,8 @@ class Worker:
         self.connections: set[Connection] = set()
         self.requests = 0
         self.draining = False
+        self.retiring = False  # a warm restart replaces this worker (retire)
+        self.handoff = handoff  # where a retiring worker's idle connections go, and this one takes others'
         self.acceptor: Acceptor | None = None
         self.stopped = asyncio.Event()
         # Filled by extensions (live reload) before serving starts.
@@ -365,7 +369,7 @@ class Worker:
     async def serve(self) -> None:
         self.wsgi = WSGIServer(self.pool, self.server_address, self.config.workers > 1, self.log_line,
                                self.html_transform, self.config.request_detail)
-        self.acceptor = Acceptor(self.loop, self.sock, lambda: Connection(self), self.config.backlog)
+        self.acceptor = Acceptor(self.loop, self.sock, lambda: Connection(self), self.config.backlog, self.handoff)
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         self.acceptor.start()
         if self.control is not None:
@@ -374,6 +378,52 @@ class Worker:
         self.reporter.poke()  # the first status tells the dashboard this worker's figures
         await self.stopped.wait()
         self._flush_events()
+
+    def retire(self) -> None:
+        """A warm restart replaces this worker: accept no more, and read no more of the idle connections.
+
+        Their next requests wait unread in the kernel, as new connections wait
+        in the backlog, until the new workers accept; then begin_shutdown
+        hands the connections over and those requests run the new code.  What
+        is in flight is answered here, and its connection parked after it.
+        """
+        if self.retiring:
+            return
+        self.retiring = True
+        if self.acceptor is not None:
+            self.acceptor.stop()
+        for conn in list(self.connections):
+            if conn.idle():
+                self.park(conn)
+
+    def park(self, conn: Connection) -> bool:
+        """Keep an idle connection of a retiring worker for the new workers (False: no channel to pass it on)."""
+        if self.handoff is None:
+            return False
+        conn.park()
+        if self.draining:
+            self._let_go(conn)
+        return True
+
+    @property
+    def handing_over(self) -> bool:
+        """Draining for a warm restart, with a channel: idle connections go to the new workers, not closed."""
+        return self.retiring and self.handoff is not None
+
+    def _let_go(self, conn: Connection) -> None:
+        """An idle connection of a draining worker: hand it over, or close it when the server stops.
+
+        Closing one races the client's next request (it may be on its way: no
+        answer, ``RemoteDisconnected``), which only a server that stops has to
+        accept.  A connection the channel refuses is read again: its next
+        request is answered here, with ``Connection: close``.
+        """
+        if not self.handing_over:
+            conn.close()
+        elif conn.flushed():  # else its last response is still being written: the next round
+            assert self.handoff is not None
+            if not conn.hand_over(self.handoff.give):
+                conn.unpark()
 
     def begin_shutdown(self) -> None:
         """Stop accepting; finish in-flight requests (bounded); then stop."""
@@ -387,19 +437,20 @@ class Worker:
         for hook in self.shutdown_hooks:
             hook()
         for conn in list(self.connections):
-            if conn.current is None and not conn.queue:
-                conn.close()
-            for exchange in (*conn.queue, conn.current, conn.receiving):
-                if exchange is not None:
-                    exchange.close = True  # tell the client not to send more on this connection
+            if conn.idle():
+                self._let_go(conn)
+            elif not self.handing_over:  # when handing over, its connection goes on after the response
+                for exchange in (*conn.queue, conn.current, conn.receiving):
+                    if exchange is not None:
+                        exchange.close = True  # tell the client not to send more on this connection
         self.loop.create_task(self._wait_drained())
 
     async def _wait_drained(self) -> None:
         deadline = time.monotonic() + self.config.shutdown_timeout
         while self.connections and time.monotonic() < deadline:
             for conn in list(self.connections):
-                if conn.current is None and not conn.queue:
-                    conn.close()
+                if conn.idle():
+                    self._let_go(conn)
             await asyncio.sleep(0.05)
         for conn in list(self.connections):
             conn.abort()
@@ -459,14 +510,14 @@ def _route_output_to_events(emit: Callable[[LogEvent], None]) -> None:
 
 
 def worker_main(config: Config, sock: socket.socket, event_pipe: Any, control: Any, generation: Any, index: int,
-                inflight: Any = None) -> None:
+                inflight: Any = None, handoff: Handoff | None = None) -> None:
     """Entry point of a worker process (spawned by the supervisor)."""
     events = EventChannel(event_pipe, max(1, config.queue_size // MAX_BATCH))
     # Ctrl-C reaches the whole process group; only the supervisor decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     async def main() -> None:
-        worker = Worker(config, sock, events, control, generation)
+        worker = Worker(config, sock, events, control, generation, handoff)
         worker.inflight = InflightTable(inflight)
         if config.tui:  # the dashboard's console (x) runs code in the frames of this worker's last failures
             worker.on_message[Evaluate] = framestore.serve(events.put_nowait)

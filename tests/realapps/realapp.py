@@ -132,3 +132,79 @@ class LiveReloadStream:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class KeepAliveLoad:
+    """One client thread reusing one ``http.client`` connection, as ``requests`` and browsers do.
+
+    The connection is reused while the server allows it (a response with
+    ``Connection: close`` makes http.client open the next one itself); a
+    failure is counted and the next request goes on a new connection.  Each
+    answer is kept as (connection number, reused, body), so a test can tell
+    that one connection was answered by the old code and then by the new.
+    """
+
+    def __init__(self, server: LiveServer, path: str, pause: float = 0.0) -> None:
+        self.server = server
+        self.path = path
+        self.pause = pause  # seconds between requests (0: back to back)
+        self.outcomes: Counter[str] = Counter()
+        self.answers: list[tuple[int, bool, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> KeepAliveLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(DEADLINE)
+
+    def _run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=30)
+        number = 0
+        while not self._stop.is_set():
+            reused = conn.sock is not None
+            if not reused:
+                number += 1
+            try:
+                conn.request("GET", self.path)
+                response = conn.getresponse()
+                body = response.read().decode("utf-8", "replace")
+                self.outcomes[str(response.status)] += 1
+                self.answers.append((number, reused, body))
+            except (OSError, http.client.HTTPException) as exc:
+                self.outcomes[f"failed: {type(exc).__name__}{' (reused)' if reused else ''}"] += 1
+                conn.close()
+            self._stop.wait(self.pause)
+        conn.close()
+
+    def assert_clean(self) -> None:
+        bad = {k: v for k, v in self.outcomes.items() if k != "200"}
+        assert self.outcomes["200"] > 0 and not bad, f"keep-alive client: {dict(self.outcomes)}"
+
+    def crossed(self, old: str, new: str) -> int:
+        """How many times one connection answered ``old`` and then, reused, ``new``: it outlived a restart."""
+        count = 0
+        for (number, _, before), (then, reused, after) in zip(self.answers, self.answers[1:]):
+            if number == then and reused and old in before and new in after:
+                count += 1
+        return count
+
+
+def live_in_group(pgid: int) -> list[str]:
+    """The processes of group ``pgid`` still running (zombies, already ended, are left out), as "pid name"."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                head, rest = f.read().rsplit(")", 1)
+        except OSError:
+            continue
+        fields = rest.split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(f"{entry} {head.split('(', 1)[1]}")
+    return found

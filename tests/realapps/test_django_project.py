@@ -7,7 +7,10 @@ answers and that no request fails or is refused meanwhile.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,11 +21,13 @@ import pytest
 from conftest import LiveServer
 from realapp import (
     DEADLINE,
+    KeepAliveLoad,
     LiveReloadStream,
     SteadyLoad,
     assert_all_fresh,
     edit,
     get,
+    live_in_group,
     user_env,
     wait_for_body,
 )
@@ -56,13 +61,11 @@ TEMPLATE = '''<!DOCTYPE html>
 '''
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("djangoproject")
+def make_project(root: Path, views: str = VIEWS) -> Path:
     env = user_env()
     subprocess.run([sys.executable, "-m", "django", "startproject", "mysite", str(root)], check=True, env=env)
     subprocess.run([sys.executable, "manage.py", "startapp", "polls"], cwd=root, check=True, env=env)
-    (root / "polls/views.py").write_text(VIEWS.lstrip())
+    (root / "polls/views.py").write_text(views.lstrip())
     (root / "polls/urls.py").write_text(URLS.lstrip())
     (root / "polls/templates/polls").mkdir(parents=True)
     (root / "polls/templates/polls/detail.html").write_text(TEMPLATE)
@@ -70,6 +73,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     edit(root / "mysite/urls.py", "from django.urls import path", "from django.urls import include, path")
     edit(root / "mysite/urls.py", "urlpatterns = [", "urlpatterns = [\n    path('polls/', include('polls.urls')),")
     return root
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_project(tmp_path_factory.mktemp("djangoproject"))
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +111,57 @@ def test_template_edit(server, project: Path) -> None:
     edit(project / "polls/templates/polls/detail.html", "detail template one", "detail template two", server)
     wait_for_body(server, "/polls/3/", "detail template two")
     assert_all_fresh(server, "/polls/3/", "detail template two")
+
+
+def test_keepalive_clients_lose_no_request_across_warm_restarts_of_each_kind(server, project: Path) -> None:
+    """Clients reusing their connections (as requests and browsers do) while views, templates and models are saved.
+
+    Each warm restart retires the workers those connections are open on; a
+    retired worker hands them to the new workers rather than close them, so
+    no request meets a close without an answer, and the same connection is
+    then answered by the new code.
+    """
+    views, detail = project / "polls/views.py", project / "polls/templates/polls/detail.html"
+    models = project / "polls/models.py"
+    with KeepAliveLoad(server, "/polls/") as index, KeepAliveLoad(server, "/polls/4/", pause=0.02) as page, \
+            SteadyLoad(server, "/polls/") as fresh:
+        for n in range(1, 4):
+            edit(views, f"polls index {'two' if n == 1 else f'ka{n - 1}'}", f"polls index ka{n}", server)
+            wait_for_body(server, "/polls/", f"polls index ka{n}")
+            edit(detail, f"detail template {'two' if n == 1 else f'ka{n - 1}'}", f"detail template ka{n}", server)
+            wait_for_body(server, "/polls/4/", f"detail template ka{n}")
+        for n in range(1, 3):  # models.py was read by django.setup(): a new warm template each time
+            mark = len(server.lines)
+            models.write_text(models.read_text() + f"\n# model edit {n}\n")
+            server.wait_for(r"reloaded polls\.models", timeout=DEADLINE, start=mark)
+        mark = len(server.lines)
+        edit(views, "polls index ka3", "polls index ka4", server)  # and one more restart after the model's
+        wait_for_body(server, "/polls/", "polls index ka4")
+    index.assert_clean()
+    page.assert_clean()
+    fresh.assert_clean()
+    assert index.crossed("polls index ka3", "polls index ka4") or index.crossed("polls index ka1", "polls index ka2"), \
+        f"no connection of the keep-alive client outlived a restart: {index.answers[-5:]}"
+    assert sum(reused for _, reused, _ in page.answers) > len(page.answers) // 2, "the client did not keep its connection"
+    server.wait_for(r"warm restart", start=mark)
+
+
+def test_one_connection_making_gets_across_saves_gets_every_answer(server, project: Path) -> None:
+    """One http.client connection, requests spaced out, six saves: every request answered, on the same connection."""
+    views = project / "polls/views.py"
+    text = "polls index ka4"
+    with KeepAliveLoad(server, "/polls/", pause=0.05) as client:
+        for n in range(1, 7):
+            edit(views, text, f"polls index one-conn {n}", server)
+            text = f"polls index one-conn {n}"
+            wait_for_body(server, "/polls/", text)
+            seen = len(client.answers)
+            deadline = time.monotonic() + DEADLINE
+            while not any(text in body for _, _, body in client.answers[seen:]):  # the client has had the new code
+                assert time.monotonic() < deadline, f"the client never got {text!r}: {dict(client.outcomes)}"
+                time.sleep(0.02)
+    client.assert_clean()
+    assert {number for number, _, _ in client.answers} == {1}, "the connection was closed by the server"
 
 
 def test_browser_is_told_to_reload_only_once_the_restarted_workers_answer(server, project: Path) -> None:
@@ -182,3 +241,68 @@ def test_edits_arriving_while_a_restart_loads_are_applied_once_with_the_last_one
     server.wait_for(r"newer changes came in while the new workers loaded", start=mark)
     served = [line for line in server.lines[mark:] if re.search(r"warm restart \(.*ready in", line)]
     assert len(served) == 1, "the workers that loaded edit 1 served, or edits 2-5 took several restarts:\n" + "\n".join(served)
+
+
+# Each import of the views says so (a file named by the importing pid), then takes a while: a stop
+# can be sent while a restart's new workers load them.
+SLOW_IMPORT_VIEWS = VIEWS + '''
+import os as _os
+import time as _time
+
+open(_os.path.join(_os.environ["IMPORT_MARKS"], str(_os.getpid())), "w").close()
+_time.sleep(1.0)
+'''
+
+
+@pytest.fixture(scope="module")
+def slow_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_project(tmp_path_factory.mktemp("djangoslow"), SLOW_IMPORT_VIEWS)
+
+
+@pytest.mark.parametrize(("when", "how"), [
+    ("loading", "SIGINT"), ("loading", "SIGINT to the group"), ("loading", "SIGTERM"),
+    (0.05, "SIGINT"), (0.15, "SIGINT"), (0.3, "SIGINT"), (0.15, "SIGINT to the group"),
+])
+def test_stopping_right_after_a_save_leaves_no_process_and_nothing_listening(slow_project: Path, tmp_path: Path,
+                                                                            when: float | str, how: str) -> None:
+    """Ctrl-C while a save's warm restart is under way: once devserver has exited, none of its processes remains.
+
+    The restart's new workers (loading, or about to take the socket), its
+    standbys and warm templates, and old workers still draining all end
+    before the supervisor does, and the port refuses connections.
+    ``when``: "loading" stops once a new worker has begun importing the saved
+    views (they take a second); a number is the seconds after the save (a
+    stimulus: the restart is at a different step each time).
+    """
+    env = user_env()
+    env["IMPORT_MARKS"] = str(tmp_path)
+    live = LiveServer(["--workers", "2", "mysite.wsgi:application"], slow_project, env, preexec=os.setsid)
+    live.start(timeout=DEADLINE)
+    pgid = live.proc.pid
+    try:
+        assert get(live, "/polls/")[0] == 200
+        imported = len(list(tmp_path.iterdir()))
+        views = slow_project / "polls/views.py"
+        views.write_text(views.read_text() + f"\n# saved before {how} at {when}\n")
+        if when == "loading":
+            deadline = time.monotonic() + DEADLINE
+            while len(list(tmp_path.iterdir())) <= imported:
+                assert time.monotonic() < deadline, "no new worker imported the saved views"
+                time.sleep(0.01)
+        else:
+            time.sleep(float(when))
+        if how == "SIGINT to the group":
+            os.killpg(pgid, signal.SIGINT)
+        else:
+            live.proc.send_signal(signal.SIGTERM if how == "SIGTERM" else signal.SIGINT)
+        live.proc.wait(DEADLINE)
+        deadline = time.monotonic() + 10  # processes that are exiting as the supervisor returns
+        while live_in_group(pgid):
+            assert time.monotonic() < deadline, f"left running after devserver exited: {live_in_group(pgid)}\n" \
+                + "\n".join(live.lines[-30:])
+            time.sleep(0.05)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", live.port), timeout=5).close()
+    finally:
+        if live_in_group(pgid):
+            os.killpg(pgid, signal.SIGKILL)  # the group this test started, whatever is left of it

@@ -6,13 +6,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import LiveServer
 from realapp import (
+    DEADLINE,
+    KeepAliveLoad,
     LiveReloadStream,
     SteadyLoad,
     assert_all_fresh,
     edit,
     get,
     start,
+    user_env,
     wait_for_body,
 )
 
@@ -146,3 +150,29 @@ def test_settings_change_is_applied_by_a_warm_restart(server, project: Path) -> 
     load.assert_clean()
     server.wait_for(r"warm restart \(a settings module changed\): 2 new worker\(s\) (forked from the warm template|started), ready",
                     start=mark)
+
+
+def test_keepalive_clients_lose_no_request_across_restarts_with_one_worker(tmp_path: Path) -> None:
+    """``--reload restart --workers 1``: each save replaces the only worker; its keep-alive connections go on."""
+    for name, text in FILES.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text.lstrip("\n"))
+    live = LiveServer(["--workers", "1", "--reload", "restart", "shop:create_app('Real Shop')"], tmp_path,
+                      user_env()).start(timeout=DEADLINE)
+    try:
+        with KeepAliveLoad(live, "/") as busy, KeepAliveLoad(live, "/", pause=0.05) as spaced, \
+                SteadyLoad(live, "/") as fresh:
+            text = "view one"
+            for n in range(1, 5):
+                mark = len(live.lines)
+                edit(tmp_path / "shop/views.py", text, f"view ka{n}", live)
+                text = f"view ka{n}"
+                wait_for_body(live, "/", text)
+                live.wait_for(r"warm restart \(--reload=restart\)", start=mark)
+        for client in (busy, spaced, fresh):
+            client.assert_clean()
+        assert sum(busy.crossed(f"view ka{n - 1}" if n > 1 else "view one", f"view ka{n}") for n in range(1, 5)), \
+            "no keep-alive connection outlived a restart"
+        assert len({number for number, _, _ in spaced.answers}) == 1, "the server closed a keep-alive connection"
+    finally:
+        live.stop()
