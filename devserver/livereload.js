@@ -2,10 +2,10 @@
 // it must stay under 4 KiB (so: keep every string, regex and comment on one line).
 // One event stream per browser: a SharedWorker running this file holds it for all tabs
 // (else the tab holding a Web Lock, over a BroadcastChannel). Events: hello {instance},
-// reload|css [paths], failed {file, line, message}.
+// reload|css|app [paths], failed {file, line, message}.
 (g => {
   "use strict";
-  const NAME = "devserver", KEY = "devserver-scroll", py = p => /\.py$/.test(p);
+  const NAME = "devserver", KEY = NAME + "-scroll", py = p => /\.py$/.test(p);
 
   // The stream, reopened with back-off; another server run reloads every tab.
   const stream = send => {
@@ -18,7 +18,7 @@
         setTimeout(open, delay);
         delay = Math.min(delay*2, 4e3);
       };
-      for (const type of ["hello", "reload", "css", "failed"]) s.addEventListener(type, e => {
+      for (const type of ["hello", "reload", "css", "app", "failed"]) s.addEventListener(type, e => {
         const data = JSON.parse(e.data);
         if (type == "hello") {
           if (id && id != data.instance) send(["restart"]);
@@ -38,7 +38,7 @@
       const [t, data] = m;
       if (t == "hello" || t == "down") state[0] = m;
       if (t == "failed") state[1] = m;
-      if (t == "restart" || t == "reload" && data.some(py)) state.length = 1;
+      if (t == "restart" || t == "app" || t == "reload" && data.some(py)) state.length = 1;
       post(m);
     });
     return to => state.forEach(to);
@@ -56,7 +56,7 @@
   }
   if (g.devserverLiveReload || !g.EventSource) return;
   const doc = document, me = doc.currentScript, page = me.dataset.page || "static", loc = location, here = loc.href;
-  const api = g.devserverLiveReload = {connected: false, page}, ss = sessionStorage;
+  const api = g.devserverLiveReload = {page}, ss = sessionStorage;
   let box;
 
   // Scroll: saved before our reloads, put back once the page (not an error page) is back. An
@@ -76,24 +76,26 @@
     if (type == "hello" || type == "down") api.connected = type == "hello";
     else if (type == "restart") reload();
     else if (type == "failed") show(data);  // also on an error page: a reload would get this again, and again
-    else changed(data);
+    else changed(data, type == "app");
   };
 
   // .css: swapped; images: loaded again; .py: app pages reload; .html: pages at that path; else all.
-  const changed = paths => {
+  // An "app" event (the APP answers with new code or templates) counts as a .py save, whatever its files.
+  const changed = (paths, app) => {
     const css = paths.filter(p => /\.css$/i.test(p)), img = paths.filter(p => /\.(png|jpe?g|gif|svg|webp|avif|ico)$/i.test(p));
     const path = decodeURIComponent(loc.pathname).replace(/\/$/, "/index.html");
-    if (box && paths.some(py)) box = box.remove();
-    if (page == "error" || paths.some(p => py(p) ? page == "app" : /\.html?$/i.test(p) ? p == path : !css.includes(p) && !img.includes(p))) return reload();
+    if (box && (app || paths.some(py))) box = box.remove();
+    if (page == "error" || paths.some(p => app || py(p) ? page == "app" : /\.html?$/i.test(p) ? p == path : !css.includes(p) && !img.includes(p))) return reload();
     if (css.length && !swap(css)) swap();
     if (img.length) images(img);
   };
 
   const url = (u, base = here) => new URL(u, base);
-  const ours = (u, paths, base) => (u = url(u, base)).origin == loc.origin && (!paths || paths.includes(decodeURIComponent(u.pathname)));
+  // A project's file is served under a shorter URL (/static/site.css for /shop/static/site.css): a suffix matches.
+  const ours = (u, paths, base) => (u = url(u, base)).origin == loc.origin && (!paths || paths.some(p => p.endsWith(decodeURIComponent(u.pathname))));
   const bust = (u, base) => {
     u = url(u, base);
-    u.searchParams.set("devserver", Date.now());
+    u.searchParams.set(NAME, Date.now());
     return u.href;
   };
 

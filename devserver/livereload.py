@@ -20,7 +20,7 @@
   worker drains.
 * The supervisor's watcher broadcasts ``PageChanged(kind, paths)`` to
   every worker; each worker forwards it to its own open streams as an event
-  named ``kind`` ("reload" or "css") whose data is the JSON list of paths.
+  named ``kind`` ("reload", "css" or "app") whose data is the JSON list of paths.
   ``PageChanged("failed", paths, failure)`` (a module does not compile)
   becomes a ``failed`` event whose data is the failure's fields plus
   ``paths``; a browser that connects while it holds gets it too.
@@ -196,8 +196,8 @@ class LiveReload:
         frame = event_frame(message.kind, paths if failure is None else {**asdict(failure), "paths": paths})
         if message.kind == "failed":
             self.failed = frame
-        elif any(path.endswith(".py") for path in paths):
-            self.failed = b""
+        elif message.kind == "app" or any(path.endswith(".py") for path in paths):
+            self.failed = b""  # the modules compile again
         for stream in list(self.streams):
             stream.conn.write(frame)
 

@@ -33,7 +33,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,6 +112,8 @@ class WarmRestarter:
         self._template_count = 0
         self.restarts = 0
         self.timeline = os.environ.get("DEVSERVER_RESTART_TIMELINE") is not None  # a line per step, for bench/
+        # What the old workers' pages hear once the new workers answer (the project watcher's choice).
+        self.page_message: Callable[[tuple[str, ...]], PageChanged] = lambda pages: PageChanged("reload", pages)
 
     # what the workers report -----------------------------------------------------
     def add_preload(self, names: Iterable[str]) -> None:
@@ -366,7 +368,7 @@ class WarmRestarter:
             elapsed = (time.time() - go) * 1000
             for slot in old:
                 if sup.config.livereload:  # the pages these workers stream to reload onto the new ones
-                    _send(slot, PageChanged("reload", tuple(sorted(job.pages))))
+                    _send(slot, self.page_message(tuple(sorted(job.pages))))
             for slot in old:
                 slot.process.terminate()  # SIGTERM: finish what is in flight, then exit
             self.restarts += 1
