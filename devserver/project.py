@@ -297,6 +297,7 @@ class ProjectModules:
         emit = worker.emit_threadsafe
         self.worker = worker
         worker.on_message[Pause] = lambda message: pause(worker)
+        worker.page_listeners.insert(0, lambda message: release_keepalive(worker))  # before the pages hear it
         worker.on_message[Reload] = self._on_reload
         self.dynamic = DynamicModules(config.dynamic, follow_saves=config.reload)
         self.files = ProjectFiles(config.app_dir, config.reload_include, config.reload_exclude)
@@ -528,3 +529,18 @@ def pause(worker: Any) -> None:
     # Only the reader goes, not the server: asyncio's Server.close() drops (resets) connections that
     # were accepted in the same loop iteration but not yet given a transport.
     worker.loop.remove_reader(worker.sock.fileno())
+    worker.paused = True
+
+
+def release_keepalive(worker: Any) -> None:
+    """A paused worker's pages are about to reload (the new workers answer): close its idle keep-alive
+    connections first, and the others after their response, so that the reload reaches the new code
+    rather than this worker, which answers a request on an open connection until its SIGTERM."""
+    if not getattr(worker, "paused", False):
+        return
+    for conn in list(worker.connections):
+        if conn.current is None and not conn.queue:
+            conn.close()
+        for exchange in (*conn.queue, conn.current, conn.receiving):
+            if exchange is not None:
+                exchange.close = True

@@ -366,9 +366,11 @@ class WarmRestarter:
             marks.append(("new workers accept", time.time()))
             sup.sink([WorkerEvent(time.time(), slot.process.pid, "started", slot.index) for slot in new])
             elapsed = (time.time() - go) * 1000
-            for slot in old:
-                if sup.config.livereload:  # the pages these workers stream to reload onto the new ones
-                    _send(slot, self.page_message(tuple(sorted(job.pages))))
+            if sup.config.livereload:  # the pages these workers stream to reload onto the new ones
+                message = self.page_message(tuple(sorted(job.pages)))
+                # A failure also goes to the new workers: a browser that reconnects to them keeps showing it.
+                for slot in old + new if message.kind == "failed" else old:
+                    _send(slot, message)
             for slot in old:
                 slot.process.terminate()  # SIGTERM: finish what is in flight, then exit
             self.restarts += 1
