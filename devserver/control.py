@@ -30,8 +30,10 @@ class CompileFailure:
 
 @dataclass(frozen=True, slots=True)
 class PageChanged:
-    """Files that open browser pages show changed: ``kind`` is "css" (swap in place), "reload",
-    or "failed" (modules changed but one does not compile: ``failure`` says which and why)."""
+    """Files that open browser pages show changed: ``kind`` is "css" (swap in place), "reload" (by path:
+    a module reloads app pages, an HTML file the pages at its path), "app" (a project APP answers with new
+    code or templates: its pages reload, static ones do not), or "failed" (modules changed but one does
+    not compile: ``failure`` says which and why)."""
 
     kind: str
     paths: tuple[str, ...]

@@ -15,12 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .livereload import SCRIPT_TAG, inject
+from .livereload import SCRIPT_URL, inject_app
 from .wsgi import plain_html
 
 LIMIT = 1024 * 1024  # bytes of HTML held to add the script; beyond, pass through
 NO_BODY_STATUSES = frozenset({"204", "304"})
 DOCUMENT_STARTS = (b"<!doctype html", b"<html")
+SCRIPT_SRC = f'src="{SCRIPT_URL}"'.encode()  # the script is there already, however it is marked
 
 WSGIApp = Callable[..., Iterable[bytes]]
 StartResponse = Callable[..., Callable[[bytes], Any]]
@@ -38,10 +39,10 @@ def is_document(body: bytes) -> bool:
 
 
 def add_script(body: bytes) -> bytes:
-    """``body`` with the live-reload script if it is a full document without one."""
-    if not is_document(body) or SCRIPT_TAG in body:
+    """``body`` with the live-reload script, marked as an app's page, if it is a full document without one."""
+    if not is_document(body) or SCRIPT_SRC in body:
         return body
-    return inject(body)
+    return inject_app(body)
 
 
 def _wants_script(status: str, headers: list[tuple[str, str]]) -> bool:

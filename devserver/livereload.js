@@ -1,11 +1,10 @@
 // devserver live reload, compact on purpose: served without comments and indentation,
 // it must stay under 4 KiB (so: keep every string, regex and comment on one line).
 // One event stream per browser: a SharedWorker running this file holds it for all tabs
-// (else the tab holding a Web Lock, over a BroadcastChannel). Events: hello {instance},
-// reload|css [paths], failed {file, line, message}.
+// (else the tab holding a Web Lock, over a BroadcastChannel). Events: hello {instance, failing},
+// reload|css|app [urls], failed {file, line, message}.
 (g => {
-  "use strict";
-  const NAME = "devserver", KEY = "devserver-scroll", py = p => /\.py$/.test(p);
+  const NAME = "devserver", KEY = NAME + "-scroll", py = p => /\.py$/.test(p);
 
   // The stream, reopened with back-off; another server run reloads every tab.
   const stream = send => {
@@ -18,7 +17,7 @@
         setTimeout(open, delay);
         delay = Math.min(delay*2, 4e3);
       };
-      for (const type of ["hello", "reload", "css", "failed"]) s.addEventListener(type, e => {
+      for (const type of ["hello", "reload", "css", "app", "failed"]) s.addEventListener(type, e => {
         const data = JSON.parse(e.data);
         if (type == "hello") {
           if (id && id != data.instance) send(["restart"]);
@@ -37,8 +36,9 @@
     stream(m => {
       const [t, data] = m;
       if (t == "hello" || t == "down") state[0] = m;
+      if (t == "hello" && state[1] && !data.failing) state.length = 1, post(["app", []]);  // fixed while away
       if (t == "failed") state[1] = m;
-      if (t == "restart" || t == "reload" && data.some(py)) state.length = 1;
+      if (t == "restart" || t == "app" || t == "reload" && data.some(py)) state.length = 1;
       post(m);
     });
     return to => state.forEach(to);
@@ -56,18 +56,18 @@
   }
   if (g.devserverLiveReload || !g.EventSource) return;
   const doc = document, me = doc.currentScript, page = me.dataset.page || "static", loc = location, here = loc.href;
-  const api = g.devserverLiveReload = {connected: false, page}, ss = sessionStorage;
+  const api = g.devserverLiveReload = {page}, ss = sessionStorage, scrolls = page != "error";  // error pages: see below
   let box;
 
   // Scroll: saved before our reloads, put back once the page (not an error page) is back. An
   // error page loads its URL again rather than reload: the browser would restore *its* scroll.
   const reload = () => {
-    if (page != "error") ss[KEY] = JSON.stringify([here, scrollX, scrollY]);
-    page != "error" || loc.hash ? loc.reload() : loc.replace(here);
+    if (scrolls) ss[KEY] = JSON.stringify([here, scrollX, scrollY]);
+    scrolls || loc.hash ? loc.reload() : loc.replace(here);
   };
-  if (page != "error") {
+  if (scrolls) {
     const saved = JSON.parse(ss[KEY] || "[]"), back = () => saved[0] == here && scrollTo(saved[1], saved[2]);
-    ss.removeItem(KEY);
+    delete ss[KEY];
     back();
     addEventListener("load", back);
   }
@@ -76,31 +76,29 @@
     if (type == "hello" || type == "down") api.connected = type == "hello";
     else if (type == "restart") reload();
     else if (type == "failed") show(data);  // also on an error page: a reload would get this again, and again
-    else changed(data);
+    else changed(data, type == "app");
   };
 
   // .css: swapped; images: loaded again; .py: app pages reload; .html: pages at that path; else all.
-  const changed = paths => {
-    const css = paths.filter(p => /\.css$/i.test(p)), img = paths.filter(p => /\.(png|jpe?g|gif|svg|webp|avif|ico)$/i.test(p));
-    const path = decodeURIComponent(loc.pathname).replace(/\/$/, "/index.html");
-    if (box && paths.some(py)) box = box.remove();
-    if (page == "error" || paths.some(p => py(p) ? page == "app" : /\.html?$/i.test(p) ? p == path : !css.includes(p) && !img.includes(p))) return reload();
+  // An "app" event (the APP answers with new code or templates) counts as a .py save, whatever its files.
+  const changed = (urls, app) => {
+    const css = urls.filter(p => /\.css$/i.test(p)), img = urls.filter(p => /\.(png|jpe?g|gif|svg|webp|avif|ico)$/i.test(p)),
+      path = decodeURIComponent(loc.pathname).replace(/\/$/, "/index.html");
+    if (box && (app || urls.some(py))) box = box.remove();
+    if (page == "error" || urls.some(p => app || py(p) ? page == "app" : /\.html?$/i.test(p) ? p == path : ![...css, ...img].includes(p))) return reload();
     if (css.length && !swap(css)) swap();
-    if (img.length) images(img);
+    img.length && images(img);
   };
 
   const url = (u, base = here) => new URL(u, base);
-  const ours = (u, paths, base) => (u = url(u, base)).origin == loc.origin && (!paths || paths.includes(decodeURIComponent(u.pathname)));
-  const bust = (u, base) => {
-    u = url(u, base);
-    u.searchParams.set("devserver", Date.now());
-    return u.href;
-  };
+  // A project's file is served under a shorter URL (/static/site.css for /shop/static/site.css): a suffix matches.
+  const ours = (u, urls, base) => (u = url(u, base)).origin == loc.origin && (!urls || urls.some(p => p.endsWith(decodeURIComponent(u.pathname))));
+  const bust = (u, base) => (u = url(u, base), u.searchParams.set(NAME, Date.now()), u.href);
 
   // The old <link> leaves once its fresh copy has loaded: nothing flashes.
-  const swap = paths => {
+  const swap = urls => {
     let n = 0;
-    for (const link of doc.querySelectorAll("link[rel~=stylesheet]:not([data-stale])")) if (ours(link.href, paths)) {
+    for (const link of doc.querySelectorAll("link[rel~=stylesheet]:not([data-stale])")) if (ours(link.href, urls)) {
       const fresh = link.cloneNode();
       fresh.href = bust(link.href);
       link.dataset.stale = n++;
@@ -111,11 +109,10 @@
   };
 
   // <img> and CSS backgrounds (inline, or in same-origin sheets) load the image again.
-  const images = paths => {
-    for (const i of doc.images) if (ours(i.src, paths)) i.src = bust(i.src);
+  const images = urls => {
+    for (const i of doc.images) if (ours(i.src, urls)) i.src = bust(i.src);
     const fix = (style, base) => {
-      const v = style.backgroundImage || "";
-      const w = v.replace(/url\(["']?([^"')]+)["']?\)/g, (all, u) => ours(u, paths, base) ? `url("${bust(u, base)}")` : all);
+      const v = style.backgroundImage || "", w = v.replace(/url\(["']?([^"')]+)["']?\)/g, (all, u) => ours(u, urls, base) ? `url("${bust(u, base)}")` : all);
       if (w != v) style.backgroundImage = w;
     };
     for (const e of doc.querySelectorAll("[style]")) fix(e.style);
@@ -128,7 +125,7 @@
   const show = d => {
     box = box || doc.body.appendChild(doc.createElement("pre"));
     box.id = "devserver-overlay";
-    box.style.cssText = "position:fixed;inset:0;margin:0;z-index:99999;overflow:auto;padding:2em;background:#300e;color:#fdd;white-space:pre-wrap";
+    box.style.cssText = "position:fixed;inset:0;z-index:99999;overflow:auto;padding:2em;background:#300e;color:#fdd;white-space:pre-wrap";
     box.textContent = d.file + (d.line ? ":" + d.line : "") + "\n\n" + d.message;
     box.onclick = () => box = box.remove();
   };
@@ -138,7 +135,7 @@
       const worker = new SharedWorker(me.src, NAME), port = worker.port;
       worker.onerror = fallback;  // its script could not run (a Content-Security-Policy, say)
       port.onmessage = e => on(e.data);
-      addEventListener("pagehide", () => port.postMessage(0), {once: true});
+      addEventListener("pagehide", () => port.postMessage(0));  // a tab back from the bfcache has a new port
     } catch (e) {  // no SharedWorker, or none allowed here
       fallback();
     }

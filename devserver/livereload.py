@@ -14,13 +14,15 @@
   SharedWorker that relays to every tab.  An open stream is an idle
   coroutine on the worker's loop: it never holds up other requests.  It
   starts with a ``hello`` event naming this server run (:func:`instance_id`;
-  a browser that reconnects to another run reloads its pages), then sends a
+  a browser that reconnects to another run reloads its pages) and saying
+  whether a module fails to compile (a browser showing an error that was
+  fixed while it was away reloads its pages), then sends a
   ``: ping`` comment every :data:`PING_EVERY` seconds (a write is how a
   half-dead client gets noticed), and ends when the client goes away or the
   worker drains.
 * The supervisor's watcher broadcasts ``PageChanged(kind, paths)`` to
   every worker; each worker forwards it to its own open streams as an event
-  named ``kind`` ("reload" or "css") whose data is the JSON list of paths.
+  named ``kind`` ("reload", "css" or "app") whose data is the JSON list of paths.
   ``PageChanged("failed", paths, failure)`` (a module does not compile)
   becomes a ``failed`` event whose data is the failure's fields plus
   ``paths``; a browser that connects while it holds gets it too.
@@ -141,7 +143,7 @@ class LiveReload:
         self.streams: set[_Stream] = set()
         self.stopping = asyncio.Event()
         self.routes = {EVENTS_URL: self.events, SCRIPT_URL: self.serve_script}
-        self.hello = event_frame("hello", {"instance": instance})
+        self.instance = instance
         self.failed = b""  # the last "failed" event until a module save compiles: a browser that connects gets it
 
     async def internal(self, conn: Connection, exchange: Exchange) -> None:
@@ -174,7 +176,10 @@ class LiveReload:
         stream = _Stream(conn, exchange)
         self.streams.add(stream)
         try:
-            conn.write(f"retry: {RETRY_MS}\n: devserver live reload\n\n".encode() + self.hello + self.failed)
+            # "failing" lets a browser that was away (its worker replaced by a warm restart) know whether
+            # the error it shows was fixed meanwhile: then it reloads, as it would have on the fix's event.
+            hello = event_frame("hello", {"instance": self.instance, "failing": bool(self.failed)})
+            conn.write(f"retry: {RETRY_MS}\n: devserver live reload\n\n".encode() + hello + self.failed)
             loop = asyncio.get_running_loop()
             next_ping = loop.time() + PING_EVERY
             while not conn.closing and not self.stopping.is_set():
@@ -196,8 +201,8 @@ class LiveReload:
         frame = event_frame(message.kind, paths if failure is None else {**asdict(failure), "paths": paths})
         if message.kind == "failed":
             self.failed = frame
-        elif any(path.endswith(".py") for path in paths):
-            self.failed = b""
+        elif message.kind == "app" or any(path.endswith(".py") for path in paths):
+            self.failed = b""  # the modules compile again
         for stream in list(self.streams):
             stream.conn.write(frame)
 

@@ -38,7 +38,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import Any
 
 from . import appspec, devmode, filestamp, tracebacks
@@ -48,7 +48,8 @@ from .dynamic import PYC_RACY_NS, DynamicModules, ImportFailed, NotFound, saving
 from .ownmodules import OwnModules
 from .projectfiles import ProjectFiles
 from .reload import ImportGraph, module_name, remove_bytecode
-from .reloadrules import Change, restart_reason
+from .reloadrules import Change, is_asset, restart_reason
+from .templatecache import TemplateCaches
 
 WSGIApp = Callable[..., Iterable[bytes]]
 SOURCE_SUFFIXES = (".py", ".pyc", ".pyo", ".so", ".pyd")
@@ -69,6 +70,7 @@ class ProjectUsage:
     module_files: tuple[str, ...] = ()
     third_party: tuple[str, ...] = ()
     opened: tuple[str, ...] = ()  # project files the app read
+    templates: tuple[str, ...] = ()  # of those, the ones a template engine read (its cache is cleared in place)
     written: tuple[str, ...] = ()  # project files the app wrote: never triggers
     frameworks: tuple[str, ...] = ()  # loaded frameworks that matter to the reload strategy
     ready: bool = False  # the app is loaded (or failed to): the worker is taking requests
@@ -185,8 +187,11 @@ class UsageReporter:
         self.modules_seen = 0
         self.module_files: set[str] = set()
         self.third_party: set[str] = set()
-        self.opened: set[str] = set()
+        self.opened: set[str] = set()  # absolute paths of the project files the app read
+        self._read: dict[str, str] = {}  # a path as the app opened it -> its absolute path ("": not the project's)
         self.written: set[str] = set()
+        self.templates = TemplateCaches()
+        self.reported_templates: set[str] = set()
         self.frameworks: set[str] = set()
         self._lock = threading.Lock()
         self._inside = threading.local()
@@ -197,11 +202,11 @@ class UsageReporter:
             return  # the hook's own reads (a stamp hashing a file) are not the app's
         self._inside.hook = True
         try:
-            self._opened(*args)
+            self._opened(sys._getframe(1), *args)
         finally:
             self._inside.hook = False
 
-    def _opened(self, path: Any, mode: Any, flags: Any) -> None:
+    def _opened(self, frame: FrameType, path: Any, mode: Any, flags: Any) -> None:
         if isinstance(path, bytes):
             path = os.fsdecode(path)
         if not isinstance(path, str):
@@ -211,20 +216,37 @@ class UsageReporter:
             if path.endswith((".py", ".pyc")) and not writes:
                 self.on_source(path)  # an import reading a module (or its bytecode)
             return
-        known = self.written if writes else self.opened
-        if path in known:
-            return
-        absolute = os.path.abspath(path)
-        if not self.files.owns(absolute) or absolute in known:
-            return
-        known.add(absolute)
-        known.add(path)
+        if is_asset(path):
+            return  # served to browsers as it is (Flask's static/): its save never rebuilds the app
         if writes:
-            self.on_written(absolute)
-        elif not self.files.excluded(absolute):
-            self.on_file(absolute)
-        self.emit(ProjectUsage(time.time(), self.pid, written=(absolute,)) if writes
-                  else ProjectUsage(time.time(), self.pid, opened=(absolute,)))
+            if path in self.written:
+                return
+            target = os.path.abspath(path)
+            if not self.files.owns(target) or target in self.written:
+                return
+            self.written.update((path, target))
+            self.on_written(target)
+            self.emit(ProjectUsage(time.time(), self.pid, written=(target,)))
+            return
+        absolute = self._read.get(path)
+        if absolute is None:
+            absolute = os.path.abspath(path)
+            if not self.files.owns(absolute) or self.files.excluded(absolute):
+                absolute = ""
+            if len(self._read) > 100_000:  # an app reading ever new files (uploads) stays bounded
+                self._read.clear()
+            self._read[path] = absolute
+        if not absolute:
+            return  # not the project's, or left out by --reload-exclude
+        # Every read, not only the first: a file read again after a rebuild (a new Jinja environment,
+        # templates loaded afresh) is stamped again, and the engine that read it is the new one.
+        self.on_file(absolute)
+        template = self.templates.opened(absolute, frame)
+        if absolute not in self.opened or (template and absolute not in self.reported_templates):
+            self.opened.add(absolute)
+            if template:
+                self.reported_templates.add(absolute)
+            self.emit(ProjectUsage(time.time(), self.pid, opened=(absolute,), templates=(absolute,) if template else ()))
 
     def scan_modules(self, ready: bool = False) -> None:
         """Report modules imported since the last scan (cheap when none were)."""
@@ -343,11 +365,16 @@ class ProjectModules:
         return app
 
     def _apply(self, changed: list[str]) -> bool:
-        """Purge what ``changed`` affects, as the watcher would (True), or ask for a warm restart (False)."""
+        """Apply ``changed`` as the watcher would: clear template caches (False: the app stays), purge what the
+        rest affects (True: rebuild the app), or ask for a warm restart (False: this request gets the old app)."""
         folder = self.files.folder
+        self.fresh.forget(changed)  # seen: stamped afresh when read again
+        templates = self.reporter.templates.templates(changed)
+        if len(templates) == len(changed) and self.strategy != "restart":
+            self.reporter.templates.clear(templates)
+            return False
         names = tuple(name for name in (module_name(folder, p) for p in changed if p.endswith(".py")) if name)
         frameworks = frozenset(name for name in STRATEGY_FRAMEWORKS if name in sys.modules)
-        self.fresh.forget(changed)  # seen: stamped afresh when read again
         if restart_reason(Change(self.strategy, frameworks, names, False)) is not None:
             # This request is answered by the code loaded (it was accepted before anyone knew); later
             # connections wait in the socket's queue for the restarted workers, which the notice starts
@@ -362,7 +389,7 @@ class ProjectModules:
         if self.graph is None:
             self.graph = ProjectGraph(folder, self.reporter.module_files)
         self.graph.forget(changed)
-        seeds = list(names) + ([self.spec.module] if len(names) < len(changed) else [])
+        seeds = list(names) + ([self.spec.module] if len(names) < len(changed) - len(templates) else [])
         self.purge(sorted(self.graph.affected(seeds)))
         return True
 
@@ -374,13 +401,15 @@ class ProjectModules:
             for path in message.paths:
                 if path.endswith(".py") and self.files.owns(path):
                     remove_bytecode(path)
-            had_app = self._app is not None
             self.fresh.forget(message.paths)  # stamped afresh when read again
-            self.purge(message.modules)
-            if had_app:
-                # Rebuilt now rather than by the next request: that request is not slowed down, and
-                # the bytecode just removed is written again even if no request comes.
-                self.worker.pool.submit(self._rebuild)
+            self.reporter.templates.clear(message.paths)
+            if message.modules:
+                had_app = self._app is not None
+                self.purge(message.modules)
+                if had_app:
+                    # Rebuilt now rather than by the next request: that request is not slowed down, and
+                    # the bytecode just removed is written again even if no request comes.
+                    self.worker.pool.submit(self._rebuild)
         self.worker.applied_generation = max(self.worker.applied_generation, message.generation)
 
     def _rebuild(self) -> None:

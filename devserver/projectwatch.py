@@ -6,19 +6,26 @@ matters when it is
 * a module the app imported (reported by the workers: ``ProjectUsage``),
 * a file the app read at run time (templates, YAML, ``.env``: the workers'
   audit hook on ``open`` reports them), or one matching ``--reload-include``,
+* an asset (a stylesheet, script, image or font: :func:`is_asset`),
 
 and not one matching ``--reload-exclude`` nor in a virtualenv or
-``site-packages``.  Each batch of changes is applied in one of two ways:
+``site-packages``.  Each batch of changes is applied in one of these ways:
 
+* an asset only tells the browsers (stylesheets swapped, images fetched
+  again): no worker rebuilds or restarts;
+* templates only (files a template engine read, :mod:`devserver.templatecache`):
+  every worker clears that engine's caches, whatever the framework (Django
+  too, as runserver does); the app is not rebuilt;
 * in place: the changed modules, their importers and the app's own module
   are purged in every worker; the next request imports them again and calls
-  the factory again (a new Flask app has a new Jinja cache, Bottle's
-  template cache is cleared);
+  the factory again;
 * warm restart (:mod:`devserver.warm`) when in place cannot be correct; the
   first matching row of :data:`RESTART_REASONS` says why, in the log.
 
-Browsers are told to reload once the new code answers: after the purge
-message in each worker's pipe, or when the restarted workers are ready.
+Browsers are told once the new code answers (after the message in each
+worker's pipe, or when the restarted workers are ready): app pages reload
+(``PageChanged("app")``), or, while a changed module does not compile, show
+the error over themselves (``PageChanged("failed")``) until a save fixes it.
 """
 
 from __future__ import annotations
@@ -37,11 +44,10 @@ from .projectfiles import ProjectFiles
 from .reload import (
     ImportGraph,
     Watcher,
-    compile_problem,
     module_name,
     remove_bytecode,
 )
-from .reloadrules import Change, restart_reason
+from .reloadrules import Change, is_asset, restart_reason
 from .warm import WarmRestarter
 
 
@@ -55,11 +61,13 @@ class ProjectWatcher(Watcher):
         self.spec = appspec.parse(config.app, config.app_dir)
         self.module_files: set[str] = set()
         self.opened: set[str] = set()
+        self.templates: set[str] = set()  # files a template engine read: cleared in place
         self.written: set[str] = set()
         self.frameworks: set[str] = set()
         self.import_failed = False
         self.project_graph = ProjectGraph(self.files.folder, self.module_files)
         self.restarter = WarmRestarter(supervisor)
+        self.restarter.page_message = self.page_message  # what open pages hear once restarted workers answer
         self._usage_lock = threading.Lock()
         self._changes_lock = threading.Lock()
         supervisor.sink = self._filtered(supervisor.sink)
@@ -89,6 +97,7 @@ class ProjectWatcher(Watcher):
         with self._usage_lock:
             self.module_files.update(usage.module_files)
             self.opened.update(usage.opened)
+            self.templates.update(usage.templates)
             self.written.update(usage.written)
             self.frameworks.update(usage.frameworks)
         self.restarter.add_preload(usage.third_party)
@@ -137,10 +146,18 @@ class ProjectWatcher(Watcher):
         self.restarter.stop()
 
     def project_change(self, path: str) -> str | None:
-        """"code", "data" or None (not a change the app can see)."""
-        if not self.supervisor.config.reload or not self.files.owns(path) or self.files.excluded(path):
+        """"code", "template", "data", "asset" or None (not a change the app or its pages can see)."""
+        config = self.supervisor.config
+        if not self.files.owns(path) or self.files.excluded(path):
+            return None
+        if is_asset(path):
+            # Under --root or --dynamic the base watcher tells the pages, with the path as served there.
+            return "asset" if config.livereload and self.classify(path) is None else None
+        if not config.reload:
             return None
         with self._usage_lock:
+            if path in self.templates and path not in self.written and not self.files.included(path):
+                return "template"
             if path.endswith(".py"):
                 used = path in self.module_files or self.import_failed or not self.module_files \
                     or path in self.restarter.template_files()  # Django's models, settings, admin...
@@ -154,21 +171,17 @@ class ProjectWatcher(Watcher):
             self._on_changes(paths)
 
     def _on_changes(self, paths: set[str], from_worker: int | None = None) -> None:
-        code: list[str] = []
-        data: list[str] = []
-        rest = set()
+        kinds: dict[str | None, list[str]] = {"code": [], "template": [], "data": [], "asset": [], None: []}
         for path in sorted(paths):
-            kind = self.project_change(path)
-            if kind == "code":
-                code.append(path)
-            elif kind == "data":
-                data.append(path)
-            else:
-                rest.add(path)
-        if code or data:
-            self.reload_project(code, data, from_worker)
-        if rest:
-            super().on_changes(rest)
+            kinds[self.project_change(path)].append(path)
+        if kinds["code"] or kinds["data"] or kinds["template"]:
+            self.reload_project(kinds["code"], kinds["data"], from_worker, tuple(kinds["template"]))
+        if kinds["asset"]:
+            urls = tuple("/" + self.files.relative(p) for p in kinds["asset"])
+            only_css = all(url.endswith(".css") for url in urls)
+            self.supervisor.broadcast(PageChanged("css" if only_css else "reload", urls))
+        if kinds[None]:
+            super().on_changes(set(kinds[None]))
 
     def reload_all(self) -> None:
         """Reload everything now: in place, or a warm restart (in a thread: the caller is the UI)."""
@@ -180,34 +193,46 @@ class ProjectWatcher(Watcher):
             return
         self.restarter.request(f"reload of everything asked; {reason}", report=False)
 
-    def reload_project(self, code: list[str], data: list[str], from_worker: int | None = None) -> None:
+    def reload_project(self, code: list[str], data: list[str], from_worker: int | None = None,
+                       templates: tuple[str, ...] = ()) -> None:
         started = time.perf_counter()
         self.project_graph.forget(code)
         changed = tuple(name for name in (module_name(self.files.folder, p) for p in code) if name is not None)
-        paths = tuple(code + data)
+        paths = (*code, *data, *templates)
         urls = tuple("/" + self.files.relative(p) for p in paths)
-        errors = "\n".join(problem[0] for problem in map(compile_problem, code) if problem) or None
+        errors = self.note_compile_problems(code)
         with self._usage_lock:
             change = Change(self.supervisor.config.reload_strategy, frozenset(self.frameworks), changed,
-                            self.import_failed)
+                            self.import_failed, only_templates=not (code or data))
         reason = restart_reason(change)
         if reason is None:
             seeds = list(changed) + ([self.spec.module] if data else [])
-            modules = sorted(self.project_graph.affected(seeds))
+            modules = sorted(self.project_graph.affected(seeds)) if seeds else []
             self.supervisor.reload(modules, paths)
-            what = ", ".join(changed) or ", ".join(urls)
-            self._emit(LogEvent(time.time(), os.getpid(), f"reload in place ({what} changed): modules purged, "
-                                                           "the app is rebuilt on the next request", "info"))
+            if modules:
+                what = ", ".join(changed) or ", ".join(urls)
+                line = f"reload in place ({what} changed): modules purged, the app is rebuilt on the next request"
+            else:
+                line = f"reload in place ({', '.join(urls)} changed): template caches cleared, the app stays"
+            self._emit(LogEvent(time.time(), os.getpid(), line, "info"))
             if self.supervisor.config.livereload:
-                self.supervisor.broadcast(PageChanged("reload", urls))
+                self.supervisor.broadcast(self.page_message(urls))
             duration = (time.perf_counter() - started) * 1000
             self._emit(ReloadEvent(time.time(), paths, tuple(modules), duration, errors, None))
         else:
             for path in code:  # the new workers import afresh: no .pyc of a same-second same-size save may pass
                 remove_bytecode(path)
             self.import_failed = False
+            if self.broken and self.supervisor.config.livereload:  # shown now: the restart cannot fix it
+                self.supervisor.broadcast(self.page_message(urls))
             # Reported (ReloadEvent) by the restarter once the new workers answer.
             self.restarter.request(reason, urls, paths, changed, errors, from_worker=from_worker)
+
+    def page_message(self, urls: tuple[str, ...]) -> PageChanged:
+        """What open pages are told once the app answers with the changes: reload, or show what does not compile."""
+        if self.broken:
+            return PageChanged("failed", urls, self.failure())
+        return PageChanged("app", urls)
 
 
 def _is_syntax_error(text: str) -> bool:

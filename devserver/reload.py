@@ -353,6 +353,12 @@ class Watcher:
         changed = [name for name in (module_name(folder, path) for path in paths) if name is not None]
         modules = sorted(self.graph.affected(changed))
         self.supervisor.reload(modules, paths)
+        errors = self.note_compile_problems(paths)
+        duration = (time.perf_counter() - started) * 1000
+        self._emit(ReloadEvent(time.time(), tuple(paths), tuple(modules), duration, errors, None))
+
+    def note_compile_problems(self, paths: Iterable[str]) -> str | None:
+        """Remember which saved modules do not compile (until a save fixes them); their errors, or None."""
         errors = []
         for path in paths:
             problem = compile_problem(path)
@@ -360,9 +366,7 @@ class Watcher:
             if problem is not None:
                 self.broken[path] = problem
                 errors.append(problem[0])
-        duration = (time.perf_counter() - started) * 1000
-        self._emit(ReloadEvent(time.time(), tuple(paths), tuple(modules), duration,
-                               "\n".join(errors) or None, None))
+        return "\n".join(errors) or None
 
 
 def _inside(path: str, folder: str) -> bool:

@@ -1,7 +1,12 @@
 """Which reload strategy a change of a project gets: in place, or a warm restart (and why).
 
 Shared by the supervisor's watcher and the workers' per-request freshness
-check, so both take the same decision for the same change.
+check, so both take the same decision for the same change.  Two kinds of
+project files never need the app rebuilt: assets (stylesheets, scripts,
+images, fonts: the browser fetches them again, no Python process is
+touched), and templates read by a template engine devserver knows
+(:mod:`devserver.templatecache`: their caches are cleared in place, also
+under Django, as its own runserver does).
 """
 
 from __future__ import annotations
@@ -19,6 +24,17 @@ class Change:
     frameworks: frozenset[str]
     modules: tuple[str, ...]
     import_failed: bool
+    only_templates: bool = False  # nothing but template files changed: their engines' caches are cleared
+
+
+# Files an app serves to browsers as they are: a save reaches open pages (swapped, fetched again or reloaded)
+# and never rebuilds the app or restarts a worker, even when the app itself serves them (Flask's static/).
+ASSET_SUFFIXES = (".css", ".js", ".mjs", ".map", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".avif", ".ico",
+                  ".woff", ".woff2", ".ttf", ".otf", ".eot", ".mp4", ".webm", ".mp3", ".ogg", ".wav")
+
+
+def is_asset(path: str) -> bool:
+    return path.lower().endswith(ASSET_SUFFIXES)
 
 
 def is_settings(module: str) -> bool:
@@ -28,7 +44,7 @@ def is_settings(module: str) -> bool:
 
 RESTART_REASONS: tuple[tuple[Callable[[Change], bool], str], ...] = (
     (lambda c: c.strategy == "restart", "--reload=restart"),
-    (lambda c: "django" in c.frameworks, "Django keeps URLs, settings and apps in the process"),
+    (lambda c: "django" in c.frameworks and not c.only_templates, "Django keeps URLs, settings and apps in the process"),
     (lambda c: any(map(is_settings, c.modules)), "a settings module changed"),
     (lambda c: c.import_failed, "an import failed part-way: a fresh process drops its half-made state"),
 )

@@ -33,7 +33,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any
@@ -114,6 +114,8 @@ class WarmRestarter:
         self._template_count = 0
         self.restarts = 0
         self.timeline = os.environ.get("DEVSERVER_RESTART_TIMELINE") is not None  # a line per step, for bench/
+        # What the old workers' pages hear once the new workers answer (the project watcher's choice).
+        self.page_message: Callable[[tuple[str, ...]], PageChanged] = lambda pages: PageChanged("reload", pages)
 
     # what the workers report -----------------------------------------------------
     def add_preload(self, names: Iterable[str]) -> None:
@@ -383,9 +385,11 @@ class WarmRestarter:
             marks.append(("new workers accept", time.time()))
             sup.sink([WorkerEvent(time.time(), slot.process.pid, "started", slot.index) for slot in new])
             elapsed = (time.time() - go) * 1000
-            for slot in old:
-                if sup.config.livereload:  # the pages these workers stream to reload onto the new ones
-                    _send(slot, PageChanged("reload", tuple(sorted(job.pages))))
+            if sup.config.livereload:  # the pages these workers stream to reload onto the new ones
+                message = self.page_message(tuple(sorted(job.pages)))
+                # A failure also goes to the new workers: a browser that reconnects to them keeps showing it.
+                for slot in old + new if message.kind == "failed" else old:
+                    _send(slot, message)
             for slot in old:
                 slot.process.terminate()  # SIGTERM: finish what is in flight, then exit
             self._ending.extend(slot.process for slot in old)

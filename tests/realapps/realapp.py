@@ -108,7 +108,8 @@ class SteadyLoad:
 
 
 class LiveReloadStream:
-    """A browser's live-reload event stream: ``wait_reload()`` returns once the server says "reload"."""
+    """A browser's live-reload event stream: ``wait_app_changed()`` returns once the server says the app's pages
+    are to reload (an "app" event)."""
 
     def __init__(self, server: LiveServer) -> None:
         import socket
@@ -127,8 +128,8 @@ class LiveReloadStream:
             assert chunk, f"stream closed before {marker!r}: {self.buffer[-500:]!r}"
             self.buffer += chunk
 
-    def wait_reload(self) -> None:
-        self._read_until(b"event: reload")
+    def wait_app_changed(self) -> None:
+        self._read_until(b"event: app")
 
     def close(self) -> None:
         self.sock.close()

@@ -107,10 +107,18 @@ def test_view_edit_warm_restarts_with_no_failed_or_refused_request(server, proje
     assert list((project / "polls/__pycache__").glob("views.*.pyc")), "bytecode writing was off"
 
 
-def test_template_edit(server, project: Path) -> None:
-    edit(project / "polls/templates/polls/detail.html", "detail template one", "detail template two", server)
-    wait_for_body(server, "/polls/3/", "detail template two")
+def test_template_edit_is_served_in_place_with_no_restart(server, project: Path) -> None:
+    """A template Django's loaders read: their caches are reset in every worker (as runserver does), no restart."""
+    assert "detail template one" in get(server, "/polls/3/")[2]  # read by the loaders of this run's workers
+    mark = len(server.lines)
+    with SteadyLoad(server, "/polls/3/") as load:
+        edit(project / "polls/templates/polls/detail.html", "detail template one", "detail template two", server)
+        wait_for_body(server, "/polls/3/", "detail template two")
     assert_all_fresh(server, "/polls/3/", "detail template two")
+    load.assert_clean()
+    server.wait_for(r"reload in place \(/polls/templates/polls/detail\.html changed\): template caches cleared",
+                    start=mark)
+    assert not [line for line in server.lines[mark:] if "warm restart" in line]
 
 
 def test_keepalive_clients_lose_no_request_across_warm_restarts_of_each_kind(server, project: Path) -> None:
@@ -167,9 +175,9 @@ def test_one_connection_making_gets_across_saves_gets_every_answer(server, proje
 def test_browser_is_told_to_reload_only_once_the_restarted_workers_answer(server, project: Path) -> None:
     stream = LiveReloadStream(server)
     try:
-        edit(project / "polls/templates/polls/detail.html", "<p>detail", "<p>refreshed detail", server)
-        stream.wait_reload()
-        assert "refreshed detail" in get(server, "/polls/5/")[2]
+        edit(project / "polls/views.py", "polls index two", "polls index refreshed", server)
+        stream.wait_app_changed()
+        assert "polls index refreshed" in get(server, "/polls/")[2]
     finally:
         stream.close()
 

@@ -99,7 +99,7 @@ def server(project: Path) -> Iterator:
 def test_serves_the_factory_app_with_blueprints_and_live_reload_in_full_pages(server) -> None:
     status, headers, body = get(server, "/")
     assert status == 200 and "<title>Real Shop</title>" in body and "view one" in body
-    assert body.index('<script src="/__devserver__/livereload.js"></script>') < body.index("</body>")
+    assert body.index('<script src="/__devserver__/livereload.js" data-page="app"></script>') < body.index("</body>")
     assert int(headers["content-length"]) == len(body.encode())
     assert get(server, "/fragment")[2] == "<li>a fragment</li>"  # a fragment gets no script
     status, headers, body = get(server, "/api/items")
@@ -135,7 +135,7 @@ def test_browser_is_told_to_reload_only_once_the_new_template_answers(server, pr
     stream = LiveReloadStream(server)
     try:
         edit(project / "shop/templates/index.html", "<p>template", "<p>refreshed template", server)
-        stream.wait_reload()
+        stream.wait_app_changed()
         assert "refreshed template" in get(server, "/")[2]  # the page the browser now loads is the new one
     finally:
         stream.close()

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from devserver.inject import LIMIT, with_livereload
-from devserver.livereload import SCRIPT_TAG
+from devserver.livereload import APP_SCRIPT_TAG, SCRIPT_TAG
 
 PAGE = b"<!DOCTYPE html><html><body><h1>hi</h1></body></html>"
 
@@ -47,7 +47,7 @@ def html_app(body_parts: Iterable[bytes], content_type: str = "text/html; charse
 
 def test_generator_body_gets_script_and_right_length() -> None:
     _, headers, body, _ = call(html_app([PAGE[:20], PAGE[20:]]))
-    assert body == PAGE.replace(b"</body>", SCRIPT_TAG + b"</body>")
+    assert body == PAGE.replace(b"</body>", APP_SCRIPT_TAG + b"</body>")  # marked: module saves reload it
     assert headers["Content-Length"] == str(len(body))
 
 
@@ -68,7 +68,7 @@ def test_lazy_start_response_and_close_are_kept() -> None:
         return body
 
     _, headers, body, _ = call(app)
-    assert SCRIPT_TAG in body and headers["Content-Length"] == str(len(body)) and closed == [True]
+    assert APP_SCRIPT_TAG in body and headers["Content-Length"] == str(len(body)) and closed == [True]
 
 
 def test_fragments_json_compressed_and_head_pass_untouched() -> None:
@@ -100,4 +100,4 @@ def test_list_bodies_that_are_not_html_keep_the_fast_path() -> None:
 
 def test_a_page_that_already_has_the_script_gets_no_second_one() -> None:
     page = PAGE.replace(b"</body>", SCRIPT_TAG + b"</body>")
-    assert call(html_app([page]))[2].count(SCRIPT_TAG) == 1
+    assert call(html_app([page]))[2].count(b"/__devserver__/livereload.js") == 1
