@@ -25,6 +25,23 @@ LATENCY_WINDOW = 10_000
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx")
 
 
+def fit(items: Sequence[Text], width: int, gap: str = " ") -> Text:
+    """``items`` on as few lines as ``width`` allows, each item whole (a value is never cut from its label)."""
+    out = Text()
+    used = 0
+    for item in items:
+        length = item.cell_len
+        if used and used + len(gap) + length > width:
+            out.append("\n")
+            used = 0
+        elif used:
+            out.append(gap)
+            used += len(gap)
+        out.append_text(item)
+        used += length
+    return out
+
+
 def percentile(ordered: Sequence[float], p: float) -> float:
     """Nearest-rank percentile ``p`` (0–100) of an ascending sequence (0 when empty)."""
     if not ordered:
@@ -108,6 +125,10 @@ class StatsPanel(Vertical):
         self.set_interval(1.0, self.refresh_view)
         self.refresh_view()
 
+    def on_resize(self) -> None:
+        self._shown = ()  # lines are fitted to the width: fit them again
+        self.refresh_view()
+
     def add_requests(self, requests: Sequence[RequestEvent]) -> None:
         """Count new requests (call :meth:`refresh_view` afterwards)."""
         self.stats.add(requests, self.clock())
@@ -126,21 +147,19 @@ class StatsPanel(Vertical):
         self._shown = shown
         self.query_one("#rps", Sparkline).data = history
         label = self.get_component_rich_style("stats--label", partial=True)
-        self.query_one("#rate", Static).update(
-            Text.assemble(("req/s ", label), f"{history[-1]:.0f} now, {max(history):.0f} peak, ", ("total ", label), str(stats.total))
-        )
-        counts = Text()
-        for name in STATUS_CLASSES:
-            style = self.get_component_rich_style(f"status--{name}", partial=True)
-            counts.append(f"{name} ", style)
-            counts.append(f"{stats.by_class[name]}  ")
-        self.query_one("#status-counts", Static).update(counts)
+        width = self.content_region.width or 1_000  # before the first layout: one line each
+        self.query_one("#rate", Static).update(fit([
+            Text.assemble(("req/s ", label), f"{history[-1]:.0f} now,"), Text(f"{max(history):.0f} peak,"),
+            Text.assemble(("total ", label), str(stats.total)),
+        ], width))
+        counts = [Text.assemble((f"{name} ", self.get_component_rich_style(f"status--{name}", partial=True)),
+                                str(stats.by_class[name])) for name in STATUS_CLASSES]
+        self.query_one("#status-counts", Static).update(fit(counts, width, gap="  "))
         p50, p95, p99 = stats.latency_percentiles()
-        self.query_one("#latency", Static).update(
-            Text.assemble(
-                ("p50 ", label), fmt.duration(p50), (" p95 ", label), fmt.duration(p95), (" p99 ", label), fmt.duration(p99)
-            )
-        )
+        self.query_one("#latency", Static).update(fit([
+            Text.assemble((f"{name} ", label), fmt.duration(value))
+            for name, value in (("p50", p50), ("p95", p95), ("p99", p99))
+        ], width))
         dropped_style = self.get_component_rich_style("stats--warning", partial=True) if stats.dropped else None
         self.query_one("#dropped", Static).update(
             Text.assemble(("dropped events ", label), (str(stats.dropped), dropped_style or ""))
