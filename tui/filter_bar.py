@@ -17,7 +17,6 @@ from textual.widgets import Input
 from devserver.safetext import escape_controls
 from tui.filter import Context, FilterError, RequestFilter, parse_filter
 
-
 # The longest that fits is shown (a cut hint would hide how to get help or out).  Not "?": typed here, it is text.
 PLACEHOLDERS = (
     "~s 5xx & !~u static  ·  ~d >100ms  ·  text  — F1 syntax, Enter keeps, Esc clears",

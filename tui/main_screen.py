@@ -35,7 +35,6 @@ from tui.server_log import ServerLog
 from tui.stats import StatsPanel
 from tui.workers import WorkersPanel
 
-
 EXPORT = Binding.Group("Save", compact=True)
 
 
