@@ -151,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--body-store", type=_size, default="64M",
                         help="recorded bodies kept in all, oldest dropped first (default %(default)s)")
     parser.add_argument("--log-rows", type=COUNTS["log_rows"], default=10_000, help="rows the dashboard keeps, 1 to 1000000 (default %(default)s)")
+    parser.add_argument("--export-dir", metavar="DIR",
+                        help="folder where the dashboard saves copied requests (y, Y) and HAR files (W); created "
+                             "if missing (default: $XDG_DATA_HOME/devserver/exports, else "
+                             "~/.local/share/devserver/exports)")
     parser.add_argument("--version", action="version", version=f"devserver {__version__}")
     return parser
 
@@ -162,6 +166,9 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     for option, folder in (("--root", args.root), ("--dynamic", args.dynamic)):
         if folder is not None and not os.path.isdir(folder):
             parser.error(f"{option} {folder!r} is not a folder")
+    if args.export_dir is not None and (args.export_dir == "" or os.path.lexists(args.export_dir)
+                                        and not os.path.isdir(args.export_dir)):
+        parser.error(f"--export-dir {args.export_dir!r} is not a folder")
     folders = choose_folders(args.root, args.dynamic)
     project = None
     if args.app is not None:
@@ -183,6 +190,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         reload_include=tuple(args.reload_include), reload_exclude=tuple(args.reload_exclude),
         reload_strategy=args.reload_strategy,
         body_cap=args.body_cap, body_store=args.body_store,
+        export_dir=os.path.abspath(args.export_dir) if args.export_dir else "",
     ).resolved()
 
 

@@ -41,6 +41,7 @@ class Config:
     queue_size: int = 10_000
     backlog: int = DEFAULT_BACKLOG
     log_rows: int = 10_000
+    export_dir: str = ""  # where the dashboard saves copied commands and HAR files ("": the user's data folder)
     capture_dir: str = ""  # where workers record bodies for the dashboard ("": not recorded)
     body_cap: int = 1024 * 1024  # bytes kept of each request and response body
     body_store: int = 64 * 1024 * 1024  # bytes of recorded bodies kept in all, oldest dropped first

@@ -22,8 +22,21 @@ def _resolvable(host: str) -> str | bytes:
     return host.encode("ascii") if host.isascii() else host
 
 
-class StartError(Exception):
-    """The server cannot start; the message is meant for the user as is."""
+class StartError(OSError):
+    """The server cannot start: ``reason`` says why, ``hint`` (may be empty) what to do on the command line.
+
+    ``str()`` is both, meant for the user as is.  An OSError (with the bind's
+    ``errno``), so that code driving the server from Python catches it as the
+    socket error it is; the Python API raises it without the command-line hint.
+    """
+
+    def __init__(self, reason: str, errno: int | None = None, hint: str = "") -> None:
+        super().__init__(errno, reason)
+        self.reason = reason
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.reason} ({self.hint})" if self.hint else self.reason
 
 
 def bind(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:
@@ -46,11 +59,12 @@ def bind(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket
         sock.close()
         where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
         reasons = {
-            errno.EADDRINUSE: f"port {port} is already in use on {host} (choose another with --port)",
-            errno.EADDRNOTAVAIL: f"address {where} is not available on this machine",
-            errno.EACCES: f"permission denied to listen on {where}",
+            errno.EADDRINUSE: (f"port {port} is already in use on {host}", "choose another with --port"),
+            errno.EADDRNOTAVAIL: (f"address {where} is not available on this machine", ""),
+            errno.EACCES: (f"permission denied to listen on {where}", ""),
         }
-        raise StartError(reasons.get(exc.errno or 0, f"cannot listen on {where}: {exc.strerror}")) from None
+        reason, hint = reasons.get(exc.errno or 0, (f"cannot listen on {where}: {exc.strerror}", ""))
+        raise StartError(reason, exc.errno, hint) from None
     sock.setblocking(False)
     return sock
 
@@ -94,19 +108,21 @@ def bind_for_workers(host: str, port: int, backlog: int, workers: int) -> list[s
 _bound_early: list[socket.socket] = []  # see bind_early
 
 
-def bind_early(host: str, port: int, backlog: int, workers: int) -> None:
+def bind_early(host: str, port: int, backlog: int, workers: int) -> StartError | None:
     """Bind the listening sockets now, before the slow parts of a start (importing APP to check it).
 
     From then on a request waits in a backlog for the workers instead of
     being refused.  The next :meth:`Supervisor.start` on this address takes
-    these sockets; where binding fails here, that start binds again and says
-    why, after the command line's own errors.
+    these sockets.  Where binding fails, the error is returned: the command
+    line lets that start bind again and say why, after its own errors; the
+    Python API raises it.
     """
     release_early()
     try:
         _bound_early[:] = bind_for_workers(host, port, backlog, workers)
-    except StartError:
-        pass
+    except StartError as exc:
+        return exc
+    return None
 
 
 def release_early() -> None:

@@ -18,7 +18,10 @@ the root.  The *real* path (symlinks resolved) must be inside ``root`` with no
 hidden segment below it: a symlink that stays inside is served, one that leads
 out is a 404.  Only regular files are served (a FIFO is a 404).  A folder
 serves its ``index.html``; named without the trailing slash it gets a 301 to
-the slash form (so relative links resolve); without ``index.html`` it is 404.
+the slash form (so relative links resolve); without ``index.html`` it is
+listed (:mod:`devserver.listing`: what a request could fetch, no hidden
+name, no link that leads out), unless an APP is given: then only files win
+(:func:`resolve` maps such a folder to nothing) and the APP answers.
 
 Other decisions
 ---------------
@@ -73,6 +76,7 @@ from functools import lru_cache
 from typing import BinaryIO, NamedTuple
 from urllib.parse import quote
 
+from devserver import listing
 from devserver.httpdate import imf_fixdate
 from devserver.pages import error_page
 
@@ -165,8 +169,14 @@ def _regular_file(root: str, path: str) -> str | None:
         return None
 
 
-def _locate(root: str, raw_path: str) -> _Target | None:
-    """Find what ``raw_path`` names under ``root``; raises BadPath if malformed."""
+class _Place(NamedTuple):
+    real: str  # the real path ``raw_path`` leads to, inside the root
+    segments: list[str]  # the decoded segments
+    slash: bool  # the path ends with "/"
+
+
+def _place(root: str, raw_path: str) -> _Place | None:
+    """Where ``raw_path`` leads under ``root`` (existing or not), None if never served; raises BadPath if malformed."""
     if not raw_path.startswith("/"):
         return None
     # Split before decoding so that %2F stays inside its segment.
@@ -177,8 +187,15 @@ def _locate(root: str, raw_path: str) -> _Target | None:
     if any(s == "" or _FORBIDDEN_SEGMENT.search(s) for s in segments):
         return None
     real = os.path.realpath(os.path.join(root, *segments))
-    if not _inside(root, real):
+    return _Place(real, segments, slash) if _inside(root, real) else None
+
+
+def _locate(root: str, raw_path: str) -> _Target | None:
+    """Find what ``raw_path`` names under ``root``; raises BadPath if malformed."""
+    place = _place(root, raw_path)
+    if place is None:
         return None
+    real, segments, slash = place
     try:
         mode = os.stat(real).st_mode
     except OSError:
@@ -613,6 +630,50 @@ def _respond(rep: _Representation, method: str, headers: Mapping[str, str],
     return StaticResponse(status, out, file=rep.file, offset=start, length=length, path=rep.path)
 
 
+def _to_folder(method: str, raw_path: str) -> StaticResponse:
+    """The 301 from a folder named without its trailing slash to the slash form (so relative links resolve)."""
+    # The raw path has no empty segment, so this cannot become "//host".
+    location = quote(raw_path.encode("latin-1"), safe="/%:@!$&'()*+,;=-._~") + "/"
+    return _error(301, method, f"Moved to {location}", extra=(("Location", location),))
+
+
+def _servable(root: str, name: str, real: str) -> bool:
+    """Would a request for ``name`` in a listed folder be served (``real``: where it leads)?"""
+    if _FORBIDDEN_SEGMENT.search(name) or not _inside(root, real):
+        return False
+    try:
+        name.encode("utf-8")  # a name that is not UTF-8 (surrogate-escaped) has no URL the server takes
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _folder_listing(root: str, method: str, raw_path: str,
+                    html_transform: Callable[[bytes], bytes] | None) -> StaticResponse | None:
+    """The page of a folder without ``index.html`` (see :mod:`devserver.listing`), None if not a folder.
+
+    Built on every request, never kept: it is a page for people, not a hot path.
+    """
+    try:
+        place = _place(root, raw_path)
+        if place is None or not os.path.isdir(place.real):
+            return None
+        if os.path.lexists(os.path.join(place.real, "index.html")):
+            return None  # a page that is not served (a link out of the root): a 404, not the folder laid bare
+    except (BadPath, OSError, ValueError):
+        return None
+    if not place.slash and place.segments:
+        return _to_folder(method, raw_path)
+    listed = listing.entries(place.real, lambda name, real: _servable(root, name, real))
+    page = listing.folder_page("/" + "".join(s + "/" for s in place.segments), listed, at_root=not place.segments)
+    try:
+        page = html_transform(page) if html_transform is not None else page
+    except Exception:  # noqa: BLE001 - caller code, as in serve()
+        return _error(500, method, "Could not build the response", traceback.format_exc())
+    headers = [("Content-Type", HTML), ("Content-Length", str(len(page))), NO_CACHE]
+    return StaticResponse(200, headers, b"" if method == "HEAD" else page)
+
+
 # ------------------------------------------------------------------ response cache
 
 # The state of a file that changes when it is written, replaced or touched: (mtime_ns, ctime_ns, size, ino, dev).
@@ -763,11 +824,10 @@ def serve(root: str, method: str, raw_path: str, headers: Mapping[str, str], *,
     except OSError:  # realpath/stat trouble (name too long, say): nothing to serve
         target, witnesses = None, None
     if target is None:
-        return _error(404, method, f"File Not found: {raw_path}")
+        return _folder_listing(root, method, raw_path, html_transform) or \
+            _error(404, method, f"File Not found: {raw_path}")
     if target.redirect:
-        # The raw path has no empty segment, so this cannot become "//host".
-        location = quote(raw_path.encode("latin-1"), safe="/%:@!$&'()*+,;=-._~") + "/"
-        return _error(301, method, f"Moved to {location}", extra=(("Location", location),))
+        return _to_folder(method, raw_path)
 
     transform = html_transform if content_type(target.name).startswith("text/html") else None
     try:

@@ -148,7 +148,7 @@ async def test_y_Y_copy_commands_and_W_writes_the_filtered_view_as_har(tmp_path:
         saved = sorted(app.export_dir.iterdir())
         assert [p.name.rsplit("-", 1)[-1] for p in saved] == ["request.curl.sh", "request.httpie.sh"]
         assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in saved)
-        assert any(str(saved[0]) in n for n in notes)
+        assert any(f"{saved[0].name}\nin {app.export_dir}/" in n for n in notes)
         await pilot.press("slash", *"~s >=400", "enter", "W")  # the filtered view only
         await until(pilot, lambda: any(p.suffix == ".har" for p in app.export_dir.iterdir()))
         await app.workers.wait_for_complete()

@@ -359,7 +359,9 @@ def test_replay_of_a_64k_post_is_byte_identical_and_exported_curl_gets_the_same_
     port = free_port()
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    tmux.start(["env", f"TMPDIR={tmp}", *devserver_argv(), "--port", str(port), "--workers", "2"], site)
+    data = tmp_path / "data"  # the user's data folder: exports go there, not into the project
+    tmux.start(["env", f"TMPDIR={tmp}", f"XDG_DATA_HOME={data}", *devserver_argv(), "--port", str(port),
+                "--workers", "2"], site)
     tmux.wait_screen(lambda s: "workers 2/2" in s, "both workers in the header")
     tmux.remember_processes()
     payload = os.urandom(64 * 1024)
@@ -381,10 +383,10 @@ def test_replay_of_a_64k_post_is_byte_identical_and_exported_curl_gets_the_same_
     [spool] = tmp.glob("devserver-bodies-*")  # the recorded bodies: private, and gone after quitting
     assert spool.stat().st_mode & 0o777 == 0o700 and any(spool.iterdir())
 
-    tmux.keys("y")  # copy as curl: also saved in the working directory
+    tmux.keys("y")  # copy as curl: also saved in the export folder
     found = []
     deadline = time.monotonic() + 15
-    while not (found := list(site.glob("devserver-*-request.curl.sh"))):
+    while not (found := list((data / "devserver" / "exports").glob("*-request.curl.sh"))):
         assert time.monotonic() < deadline, "no curl file saved; screen:\n" + tmux.screen()
         time.sleep(0.1)
     deadline = time.monotonic() + 5
@@ -400,3 +402,4 @@ def test_replay_of_a_64k_post_is_byte_identical_and_exported_curl_gets_the_same_
     tmux.keys("q")
     assert tmux.wait_exit() == "status 0"
     assert not spool.exists()
+    assert not list(site.glob("*.sh")) and not list(site.glob("*.har"))  # the project holds no export

@@ -21,13 +21,11 @@ stop, starting a browser) run in Textual worker threads and report back with
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
-from pathlib import Path
 from typing import ClassVar
 
 from textual import on, work
@@ -44,7 +42,7 @@ from tui import format as fmt
 from tui.bodies import BodyNotExact
 from tui.browser import find_browser, launch, local_url
 from tui.control import Control
-from tui.export import COMMANDS, CopyRequested, ExportError, har_json
+from tui.export import COMMANDS, CopyRequested, ExportError, export_folder, har_json, saved_where, write_export
 from tui.feed import EventBuffer, EventsArrived, settle_gc
 from tui.help_screen import HelpScreen
 from tui.main_screen import MainScreen
@@ -115,8 +113,8 @@ class DashboardApp(App[int]):
         self._drain_timer: Timer | None = None
         self._stopping = False
         self.main = MainScreen(config, clock, self.started)
-        self.export_dir = Path.cwd()
-        """Where copied commands and HAR files are saved."""
+        self.export_dir = export_folder(config.export_dir)
+        """Where copied commands and HAR files are saved (never the project: see export_folder)."""
 
     def get_default_screen(self) -> Screen[None]:
         return self.main
@@ -216,8 +214,13 @@ class DashboardApp(App[int]):
                         severity="error", markup=False)
             return
         self.copy_to_clipboard(command)  # OSC 52: terminals that allow it put it on the clipboard
-        path = self._export_file(f"request.{kind}.sh", command + "\n")
-        self.notify(f"Copied as {kind} (clipboard) and saved to {path}", title="Copy", markup=False)
+        try:
+            path = write_export(self.export_dir, f"request.{kind}.sh", command + "\n")
+        except OSError as exc:
+            self.notify(f"Copied as {kind} (clipboard), not saved: {exc}", title="Copy", severity="warning",
+                        markup=False)
+            return
+        self.notify(f"Copied as {kind} (clipboard), saved as\n{saved_where(path)}", title="Copy", markup=False)
 
     def export_har(self, requests: list[RequestEvent]) -> None:
         """Write ``requests`` as a HAR file (in a thread: bodies are read from disk)."""
@@ -227,26 +230,12 @@ class DashboardApp(App[int]):
     @work(thread=True, exit_on_error=False, group="export")
     def _write_har(self, requests: list[RequestEvent], url: str) -> None:
         try:
-            path = self._export_file("requests.har", har_json(requests, url))
+            path = write_export(self.export_dir, "requests.har", har_json(requests, url))
         except OSError as exc:
             self.call_from_thread(self.notify, f"HAR not written: {exc}", title="HAR", severity="error", markup=False)
             return
-        self.call_from_thread(self.notify, f"{len(requests)} requests written to {path}", title="HAR", markup=False)
-
-    def _export_file(self, suffix: str, text: str) -> Path:
-        """A new file in ``export_dir`` named by the time, readable by the user only (bodies may hold secrets)."""
-        self.export_dir.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        for n in range(1000):
-            path = self.export_dir / f"devserver-{stamp}{'-' + str(n) if n else ''}-{suffix}"
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                continue
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(text)
-            return path
-        raise FileExistsError(f"too many exports this second in {self.export_dir}")
+        self.call_from_thread(self.notify, f"{len(requests)} requests written as\n{saved_where(path)}", title="HAR",
+                              markup=False)
 
     @on(ReplayRequested)
     def _replay_requested(self, message: ReplayRequested) -> None:

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shlex
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
@@ -25,6 +28,49 @@ from devserver.events import RequestEvent
 from devserver.pages import reason
 from tui.bodies import Body, BodyNotExact, exact_request_body, load_body
 from tui.replay import replay_headers, server_address
+
+
+def export_folder(chosen: str = "", env: Mapping[str, str] = os.environ) -> Path:
+    """Where ``y``/``Y`` and ``W`` save: ``chosen`` (``--export-dir``), else the user's data folder.
+
+    ``$XDG_DATA_HOME/devserver/exports``, or ``~/.local/share/devserver/exports``
+    (a relative XDG_DATA_HOME is ignored, as the XDG spec says): never the
+    project, whose ``git status`` would list every export.
+    """
+    if chosen:
+        return Path(chosen)
+    data = env.get("XDG_DATA_HOME", "")
+    base = Path(data) if os.path.isabs(data) else Path.home() / ".local" / "share"
+    return base / "devserver" / "exports"
+
+
+def write_export(folder: Path, suffix: str, text: str) -> Path:
+    """A new file in ``folder`` named by the time, readable by the user only (bodies may hold secrets)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1000):
+        path = folder / f"{stamp}{'-' + str(n) if n else ''}-{suffix}"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        return path
+    raise FileExistsError(f"too many exports this second in {folder}")
+
+
+def saved_where(path: Path, home: Path | None = None) -> str:
+    """Where an export went, for a toast: the file's name and its folder on lines of their own.
+
+    A toast wraps long lines wherever the width ends; a path has no spaces,
+    so it would be cut mid-name.  The home folder is shown as ``~``.
+    """
+    home = Path.home() if home is None else home
+    folder = str(path.parent)
+    if path.parent == home or home in path.parent.parents:
+        folder = "~" + folder[len(str(home)):]
+    return f"{path.name}\nin {folder}{os.sep}"
 
 
 class CopyRequested(Message):

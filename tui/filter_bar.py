@@ -17,11 +17,27 @@ from textual.widgets import Input
 from devserver.safetext import escape_controls
 from tui.filter import Context, FilterError, RequestFilter, parse_filter
 
+# The longest that fits is shown (a cut hint would hide how to get help or out).  Not "?": typed here, it is text.
+PLACEHOLDERS = (
+    "~s 5xx & !~u static  ·  ~d >100ms  ·  text  — F1 syntax, Enter keeps, Esc clears",
+    "~s 5xx · ~d >100ms · text — F1 syntax, Esc clears",
+    "~s 5xx · text — F1 syntax, Esc clears",
+    "F1 syntax, Esc clears",
+)
+
+
+def placeholder_for(width: int) -> str:
+    """The hint for an input ``width`` cells wide (one is the cursor's)."""
+    return next((text for text in PLACEHOLDERS if len(text) < width), PLACEHOLDERS[-1])
+
 
 class FilterBar(Input):
     """Live filter query; Enter keeps it and returns to the log, Escape clears and closes."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Clear filter")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Clear filter"),
+        Binding("f1", "app.help", "Syntax", tooltip="The filter syntax and every key"),
+    ]
 
     class Applied(Message):
         """The filter changed; ``done``: hand the keyboard back to the log."""
@@ -32,10 +48,13 @@ class FilterBar(Input):
             self.done = done
 
     def __init__(self, *, id: str | None = None, context: Callable[[], Context] = Context) -> None:
-        super().__init__(placeholder="~s 5xx & !~u static  ·  ~d >100ms  ·  text  — ? for syntax, Esc clears", id=id)
+        super().__init__(placeholder=PLACEHOLDERS[0], id=id)
         self._filter_context = context
         self.error: FilterError | None = None
         """The problem with the current text, if any (shown in the border)."""
+
+    def on_resize(self) -> None:
+        self.placeholder = placeholder_for(self.content_region.width)
 
     def open(self) -> None:
         """Show the bar and give it the keyboard."""

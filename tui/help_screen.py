@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tui.filter import OPERATORS
+from tui.footer import DashboardFooter
 
 
 def filter_help() -> Table:
@@ -40,8 +41,9 @@ class HelpScreen(ModalScreen[None]):
     """A dialog listing ``bindings`` and the filter syntax."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "dismiss", "Close"),
+        Binding("escape", "dismiss", "Close", tooltip="Close this help"),
         Binding("question_mark", "dismiss", "Close", show=False),
+        Binding("f1", "dismiss", "Close", show=False),  # F1 opens it from the filter bar
     ]
 
     def __init__(self, bindings: Iterable[Binding]) -> None:
@@ -54,10 +56,12 @@ class HelpScreen(ModalScreen[None]):
         keys.add_column()
         for binding in self.bindings:
             keys.add_row(self.app.get_key_display(binding), binding.tooltip or binding.description)
+        keys.add_row("^p", "Command palette: every action by name (not in the footer below 100 columns)")
         with VerticalScroll(id="help-dialog"):
-            yield Static("devserver dashboard — keys", id="help-title")
+            yield Static("devserver dashboard — keys  (Esc or ? closes)", id="help-title")
             yield Static(keys, id="help-keys")
             yield Static("Filter (after /):", id="help-filter-title")
             yield Static(filter_help(), id="help-filter")
             yield Static(CONSOLE_HELP, id="help-console", markup=False)
             yield Static("Esc closes", id="help-close")
+        yield DashboardFooter()  # "esc Close" stays on screen, however far the list is scrolled

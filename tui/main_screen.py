@@ -11,7 +11,6 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from devserver.config import Config
 from devserver.events import (
@@ -27,6 +26,7 @@ from devserver.events import (
 from tui.export import CopyRequested
 from tui.filter import Context
 from tui.filter_bar import FilterBar
+from tui.footer import DashboardFooter
 from tui.header import DashboardHeader
 from tui.reloads import ReloadsPanel
 from tui.replay import ReplayLinks, ReplayRequested
@@ -34,6 +34,8 @@ from tui.request_log import RequestLog
 from tui.server_log import ServerLog
 from tui.stats import StatsPanel
 from tui.workers import WorkersPanel
+
+EXPORT = Binding.Group("Save", compact=True)
 
 
 class MainScreen(Screen[None]):
@@ -49,9 +51,12 @@ class MainScreen(Screen[None]):
         Binding("c", "clear", "Clear", tooltip="Clear the request log"),
         Binding("r", "replay", "Replay", tooltip="Send the selected request to the server again"),
         Binding("e", "edit", "Edit", show=False, tooltip="Edit the selected request, then send it"),
-        Binding("y", "copy('curl')", "curl", tooltip="Copy the selected request as a curl command (and save it)"),
-        Binding("Y", "copy('httpie')", "HTTPie", show=False, tooltip="Copy the selected request as an HTTPie command"),
-        Binding("W", "har", "HAR", show=False, tooltip="Write the requests shown (filter applied) as a HAR 1.2 file"),
+        # One footer entry for the three exports ("yYW Save"): at 80 columns every key fits.
+        Binding("y", "copy('curl')", "curl", group=EXPORT,
+                tooltip="Copy the selected request as a curl command (and save it)"),
+        Binding("Y", "copy('httpie')", "HTTPie", group=EXPORT,
+                tooltip="Copy the selected request as an HTTPie command (and save it)"),
+        Binding("W", "har", "HAR", group=EXPORT, tooltip="Write the requests shown (filter applied) as a HAR 1.2 file"),
     ]
 
     class Ready(Message):
@@ -87,7 +92,7 @@ class MainScreen(Screen[None]):
                 yield StatsPanel(self.clock, id="stats")
                 yield WorkersPanel(id="workers")
                 yield ReloadsPanel(dynamic=self.config.dynamic, id="reloads")
-        yield Footer()
+        yield DashboardFooter()
 
     def on_mount(self) -> None:
         self.post_message(self.Ready())

@@ -134,7 +134,7 @@ class RequestLog(ScrollView, can_focus=True):
     }
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "select", "Details"),
+        Binding("enter", "select", "View", tooltip="View the details of the selected request"),
         Binding("up", "cursor_up", "Up", show=False),
         Binding("down", "cursor_down", "Down", show=False),
         Binding("pageup", "page_cursor(-1)", "Page up", show=False),

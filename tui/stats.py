@@ -25,6 +25,23 @@ LATENCY_WINDOW = 10_000
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx")
 
 
+def fit(items: Sequence[Text], width: int, gap: str = " ") -> Text:
+    """``items`` on as few lines as ``width`` allows, each item whole (a value is never cut from its label)."""
+    out = Text()
+    used = 0
+    for item in items:
+        length = item.cell_len
+        if used and used + len(gap) + length > width:
+            out.append("\n")
+            used = 0
+        elif used:
+            out.append(gap)
+            used += len(gap)
+        out.append_text(item)
+        used += length
+    return out
+
+
 def percentile(ordered: Sequence[float], p: float) -> float:
     """Nearest-rank percentile ``p`` (0–100) of an ascending sequence (0 when empty)."""
     if not ordered:
@@ -107,12 +124,14 @@ class StatsPanel(Vertical):
 
     _shown: tuple[object, ...] = ()
 
-    def on_resize(self) -> None:
-        self._fitted.clear()  # the next update of each line lays it out at the new width
-
     def on_mount(self) -> None:
         self.border_title = "Traffic"
         self.set_interval(1.0, self.refresh_view)
+        self.refresh_view()
+
+    def on_resize(self) -> None:
+        self._fitted.clear()  # the next update of each line lays it out at the new width
+        self._shown = ()  # lines are fitted to the width: fit them again
         self.refresh_view()
 
     def add_requests(self, requests: Sequence[RequestEvent]) -> None:
@@ -133,21 +152,19 @@ class StatsPanel(Vertical):
         self._shown = shown
         self.query_one("#rps", Sparkline).data = history
         label = self.get_component_rich_style("stats--label", partial=True)
-        self._show("#rate",
-            Text.assemble(("req/s ", label), f"{history[-1]:.0f} now, {max(history):.0f} peak, ", ("total ", label), str(stats.total))
-        )
-        counts = Text()
-        for name in STATUS_CLASSES:
-            style = self.get_component_rich_style(f"status--{name}", partial=True)
-            counts.append(f"{name} ", style)
-            counts.append(f"{stats.by_class[name]}  ")
-        self._show("#status-counts", counts)
+        width = self.content_region.width or 1_000  # before the first layout: one line each
+        self._show("#rate", fit([
+            Text.assemble(("req/s ", label), f"{history[-1]:.0f} now,"), Text(f"{max(history):.0f} peak,"),
+            Text.assemble(("total ", label), str(stats.total)),
+        ], width))
+        counts = [Text.assemble((f"{name} ", self.get_component_rich_style(f"status--{name}", partial=True)),
+                                str(stats.by_class[name])) for name in STATUS_CLASSES]
+        self._show("#status-counts", fit(counts, width, gap="  "))
         p50, p95, p99 = stats.latency_percentiles()
-        self._show("#latency",
-            Text.assemble(
-                ("p50 ", label), fmt.duration(p50), (" p95 ", label), fmt.duration(p95), (" p99 ", label), fmt.duration(p99)
-            )
-        )
+        self._show("#latency", fit([
+            Text.assemble((f"{name} ", label), fmt.duration(value))
+            for name, value in (("p50", p50), ("p95", p95), ("p99", p99))
+        ], width))
         dropped_style = self.get_component_rich_style("stats--warning", partial=True) if stats.dropped else None
         self._show("#dropped", Text.assemble(("dropped events ", label), (str(stats.dropped), dropped_style or "")))
 
