@@ -7,7 +7,9 @@ times: a view's token is rewritten (its length varies, as real edits do) and
 a prober polls with fresh connections until the new token is served.
 Meanwhile ``--clients`` clients (4) in another process request the page
 ``--rate`` times a second each (25: a light, steady 100 requests a second),
-a new connection each time.  Reported per app and server:
+a new connection each time, except ``--keepalive`` of them (2) that reuse one
+``http.client`` connection while the server allows it, as ``requests`` and
+browsers do.  Reported per app and server:
 
 * save-to-fresh latency (end of the write → end of the first fresh response):
   p50, p95, max;
@@ -20,7 +22,7 @@ reloader), ``manage.py runserver`` (Django's autoreloader) and
 ``uvicorn --interface wsgi --reload`` (Bottle, Falcon).  Bytecode writing is
 on (PYTHONDONTWRITEBYTECODE removed), as on a user's machine.
 
-    python bench/real_apps.py [--edits 20] [--apps flask,django,bottle,falcon] [--json PATH]
+    python bench/real_apps.py [--edits 20] [--keepalive 2] [--apps flask,django,bottle,falcon] [--json PATH]
 """
 
 from __future__ import annotations
@@ -142,19 +144,29 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _get(port: int, path: str, timeout: float = 30.0) -> tuple[str, str]:
-    """(outcome, body): outcome is the status, "refused" or "failed: <error>"."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def _get(port: int, path: str, timeout: float = 30.0, conn: http.client.HTTPConnection | None = None
+         ) -> tuple[str, str]:
+    """(outcome, body): outcome is the status, "refused" or "failed: <error>".
+
+    With ``conn``, the request goes on that connection (reused, kept open
+    unless it failed); else on a new one.
+    """
+    keep = conn is not None
+    if conn is None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("GET", path)
         response = conn.getresponse()
         return str(response.status), response.read().decode("utf-8", "replace")
     except ConnectionRefusedError:
+        keep = False
         return "refused", ""
     except (OSError, http.client.HTTPException) as exc:
+        keep = False
         return f"failed: {type(exc).__name__}", ""
     finally:
-        conn.close()
+        if not keep:
+            conn.close()
 
 
 def _token(body: str) -> str | None:
@@ -162,22 +174,23 @@ def _token(body: str) -> str | None:
     return body[start + 1:body.find("]", start)] if start >= 0 else None
 
 
-def _load_main(port: int, path: str, clients: int, rate: float, stop: Any, out: Any) -> None:
+def _load_main(port: int, path: str, clients: int, rate: float, keepalive: int, stop: Any, out: Any) -> None:
     """The load, in its own process (so its threads do not slow the prober): (send time, outcome, token)s."""
     seen: list[tuple[float, str, str | None]] = []
     lock = threading.Lock()
 
-    def client() -> None:
+    def client(reuse: bool) -> None:
         interval = 1 / rate if rate > 0 else 0.0
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30) if reuse else None
         while True:
             sent = time.monotonic()  # CLOCK_MONOTONIC: the same clock in every process on Linux
-            outcome, body = _get(port, path)
+            outcome, body = _get(port, path, conn=conn)
             with lock:
                 seen.append((sent, outcome, _token(body)))
             if stop.wait(max(0.0, sent + interval - time.monotonic())):  # pacing, not synchronisation
                 return
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
+    threads = [threading.Thread(target=client, args=(i < keepalive,)) for i in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -188,11 +201,11 @@ def _load_main(port: int, path: str, clients: int, rate: float, stop: Any, out: 
 class Load:
     """Client threads in a child process requesting ``path`` in a loop, a new connection each time."""
 
-    def __init__(self, port: int, path: str, clients: int, rate: float) -> None:
+    def __init__(self, port: int, path: str, clients: int, rate: float, keepalive: int = 0) -> None:
         ctx = multiprocessing.get_context("fork")
         self.stop = ctx.Event()
         self._receiver, sender = ctx.Pipe(duplex=False)
-        self.process = ctx.Process(target=_load_main, args=(port, path, clients, rate, self.stop, sender), daemon=True)
+        self.process = ctx.Process(target=_load_main, args=(port, path, clients, rate, keepalive, self.stop, sender), daemon=True)
 
     def __enter__(self) -> Load:
         self.process.start()
@@ -247,7 +260,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def measure(case: AppCase, server: str, edits: int, clients: int, rate: float, timeout: float,
-            settle: float = SETTLE) -> Result:
+            settle: float = SETTLE, keepalive: int = 0) -> Result:
     result = Result(case.name, server)
     with tempfile.TemporaryDirectory(prefix=f"realapp-{case.name}-") as tmp:
         root = Path(tmp)
@@ -257,7 +270,7 @@ def measure(case: AppCase, server: str, edits: int, clients: int, rate: float, t
                 if server == "devserver" else case.peer_argv(port))
         proc = _start(argv, root, port, case.path, root.parent / f"{root.name}.log")
         time.sleep(1.0)  # let every reloader finish setting up its watch (uvicorn's starts after it answers)
-        load = Load(port, case.path, clients, rate)
+        load = Load(port, case.path, clients, rate, keepalive)
         saves: list[tuple[float, str]] = []
         view = root / case.view
         try:
@@ -291,6 +304,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--edits", type=int, default=20)
     parser.add_argument("--clients", type=int, default=4, help="load clients (new connection per request)")
+    parser.add_argument("--keepalive", type=int, default=2, help="of the clients, how many reuse one connection")
     parser.add_argument("--rate", type=float, default=25.0, help="requests a second per client (0: flat out)")
     parser.add_argument("--apps", default="flask,django,bottle,falcon")
     parser.add_argument("--servers", default="devserver,peer")
@@ -306,7 +320,8 @@ def main() -> int:
         for server in args.servers.split(","):
             label = "devserver" if server == "devserver" else case.peer
             try:
-                row = measure(case, server, args.edits, args.clients, args.rate, args.timeout, args.settle).summary()
+                row = measure(case, server, args.edits, args.clients, args.rate, args.timeout, args.settle,
+                              args.keepalive).summary()
             except RuntimeError as exc:
                 row = Result(case.name, label, note=str(exc).splitlines()[0]).summary()
             row["server"] = label
