@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Self
 
 from conftest import REPO, LiveServer
 
@@ -84,7 +85,7 @@ class SteadyLoad:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> SteadyLoad:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -135,7 +136,7 @@ class LiveReloadStream:
         self.sock.close()
 
 
-class KeepAliveLoad:
+class KeepAliveLoad(SteadyLoad):
     """One client thread reusing one ``http.client`` connection, as ``requests`` and browsers do.
 
     The connection is reused while the server allows it (a response with
@@ -146,21 +147,9 @@ class KeepAliveLoad:
     """
 
     def __init__(self, server: LiveServer, path: str, pause: float = 0.0) -> None:
-        self.server = server
-        self.path = path
+        super().__init__(server, path)
         self.pause = pause  # seconds between requests (0: back to back)
-        self.outcomes: Counter[str] = Counter()
         self.answers: list[tuple[int, bool, str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> KeepAliveLoad:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(DEADLINE)
 
     def _run(self) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=30)

@@ -175,7 +175,10 @@ def test_one_connection_making_gets_across_saves_gets_every_answer(server, proje
 def test_browser_is_told_to_reload_only_once_the_restarted_workers_answer(server, project: Path) -> None:
     stream = LiveReloadStream(server)
     try:
-        edit(project / "polls/views.py", "polls index two", "polls index refreshed", server)
+        views = project / "polls/views.py"
+        shown = re.search(r'"(polls index [^"]*)"', views.read_text())
+        assert shown is not None
+        edit(views, shown.group(1), "polls index refreshed", server)  # whatever the tests before it left
         stream.wait_app_changed()
         assert "polls index refreshed" in get(server, "/polls/")[2]
     finally:
