@@ -4,7 +4,7 @@
 // (else the tab holding a Web Lock, over a BroadcastChannel). Events: hello {instance, failing},
 // reload|css|app [urls], failed {file, line, message}.
 (g => {
-  const NAME = "devserver", KEY = NAME + "-scroll", py = p => /\.py$/.test(p);
+  const NAME = "devserver", KEY = NAME + "-scroll", py = p => /\.py$/.test(p), dec = decodeURIComponent;
 
   // The stream, reopened with back-off; another server run reloads every tab.
   const stream = send => {
@@ -80,19 +80,20 @@
   };
 
   // .css: swapped; images: loaded again; .py: app pages reload; .html: pages at that path; else all.
-  // An "app" event (the APP answers with new code or templates) counts as a .py save, whatever its files.
+  // An "app" event (the APP answers with new code or templates) reloads app and error pages, whatever its files,
+  // even none: a fix made while the stream was away (see hub), a restart of everything (the dashboard's R).
   const changed = (urls, app) => {
     const css = urls.filter(p => /\.css$/i.test(p)), img = urls.filter(p => /\.(png|jpe?g|gif|svg|webp|avif|ico)$/i.test(p)),
-      path = decodeURIComponent(loc.pathname).replace(/\/$/, "/index.html");
+      path = dec(loc.pathname).replace(/\/$/, "/index.html");
     if (box && (app || urls.some(py))) box = box.remove();
-    if (page == "error" || urls.some(p => app || py(p) ? page == "app" : /\.html?$/i.test(p) ? p == path : ![...css, ...img].includes(p))) return reload();
+    if (app ? page != "static" : page == "error" || urls.some(p => py(p) ? page == "app" : /\.html?$/i.test(p) ? p == path : ![...css, ...img].includes(p))) return reload();
     if (css.length && !swap(css)) swap();
     img.length && images(img);
   };
 
   const url = (u, base = here) => new URL(u, base);
   // A project's file is served under a shorter URL (/static/site.css for /shop/static/site.css): a suffix matches.
-  const ours = (u, urls, base) => (u = url(u, base)).origin == loc.origin && (!urls || urls.some(p => p.endsWith(decodeURIComponent(u.pathname))));
+  const ours = (u, urls, base) => (u = url(u, base)).origin == loc.origin && (!urls || urls.some(p => p.endsWith(dec(u.pathname))));
   const bust = (u, base) => (u = url(u, base), u.searchParams.set(NAME, Date.now()), u.href);
 
   // The old <link> leaves once its fresh copy has loaded: nothing flashes.
@@ -124,7 +125,7 @@
   // The overlay, as in Vite: the error over the page, which stays; the next good save clears it.
   const show = d => {
     box = box || doc.body.appendChild(doc.createElement("pre"));
-    box.id = "devserver-overlay";
+    box.id = NAME + "-overlay";
     box.style.cssText = "position:fixed;inset:0;z-index:99999;overflow:auto;padding:2em;background:#300e;color:#fdd;white-space:pre-wrap";
     box.textContent = d.file + (d.line ? ":" + d.line : "") + "\n\n" + d.message;
     box.onclick = () => box = box.remove();

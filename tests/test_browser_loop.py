@@ -7,12 +7,20 @@ The servers run with PYTHONDONTWRITEBYTECODE removed, as on users' machines.
 from __future__ import annotations
 
 import os
+import queue
 import struct
+import threading
 import zlib
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
 from chromium import Chromium, Page, browser_fixture, needs_chromium, page_fixture  # noqa: F401 - fixtures
+
+from devserver.jscompact import compact
+from devserver.livereload import EVENTS_URL, SCRIPT_URL, event_frame
 
 pytestmark = needs_chromium
 
@@ -226,3 +234,119 @@ def test_without_shared_worker_one_tab_leads_and_another_takes_over(start, site:
     finally:
         for tab in tabs:
             browser.close_page(tab)
+
+
+class ScriptedEvents:
+    """A stand-in for the server's live-reload side whose event streams the test writes and ends.
+
+    It serves an app page (its title counts the times it was served), the
+    real script, and streams that say hello with ``failing`` as set here,
+    then send what :meth:`send` is given, until :meth:`drop` ends them: the
+    browser then reconnects, as to the new workers of a warm restart.
+    """
+
+    def __init__(self) -> None:
+        self.failing = False
+        self.served = 0
+        self.streams: list[queue.Queue[bytes | None]] = []
+        self.connected = threading.Condition()
+        script = compact(files("devserver").joinpath("livereload.js").read_text("utf-8")).encode()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == EVENTS_URL:
+                    return owner._stream(self)
+                if self.path == SCRIPT_URL:
+                    return self._send("text/javascript", script)
+                if self.path != "/":
+                    return self.send_error(404)  # the browser's /favicon.ico
+                owner.served += 1
+                page = (f"<!DOCTYPE html><html><body><h1 id=title>served {owner.served}</h1>"
+                        f'<script src="{SCRIPT_URL}" data-page="app"></script></body></html>')
+                return self._send("text/html; charset=utf-8", page.encode())
+
+            def _send(self, kind: str, body: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-cache")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _stream(self, handler: BaseHTTPRequestHandler) -> None:
+        frames: queue.Queue[bytes | None] = queue.Queue()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.send_header("Cache-Control", "no-cache")
+        handler.end_headers()
+        handler.wfile.write(b"retry: 100\n\n" + event_frame("hello", {"instance": "one run", "failing": self.failing}))
+        handler.wfile.flush()
+        with self.connected:
+            self.streams.append(frames)
+            self.connected.notify_all()
+        while (frame := frames.get()) is not None:
+            handler.wfile.write(frame)
+            handler.wfile.flush()
+
+    def wait_streams(self, count: int, timeout: float = 10.0) -> None:
+        with self.connected:
+            assert self.connected.wait_for(lambda: len(self.streams) >= count, timeout), self.streams
+
+    def send(self, name: str, data: object) -> None:
+        for frames in self.streams:
+            frames.put(event_frame(name, data))
+
+    def drop(self) -> None:
+        """End every open stream (as a drained worker does)."""
+        for frames in self.streams:
+            frames.put(None)
+
+    def stop(self) -> None:
+        self.drop()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def scripted() -> Iterator[ScriptedEvents]:
+    events = ScriptedEvents()
+    yield events
+    events.stop()
+
+
+FAILURE = {"file": "catalog/views.py", "line": 7, "message": "SyntaxError: invalid syntax", "paths": ["/views.py"]}
+
+
+def test_a_page_under_the_overlay_reloads_when_its_stream_comes_back_to_a_fixed_app(scripted: ScriptedEvents,
+                                                                                     page: Page) -> None:
+    """A fix saved while the stream was away (its worker replaced by a warm restart, the new one's "app" event
+    missed): the hello of the next stream says nothing fails, and the app page reloads."""
+    page.open(scripted.url)
+    scripted.wait_streams(1)
+    scripted.failing = True
+    scripted.send("failed", FAILURE)
+    page.wait_for("!!document.getElementById('devserver-overlay')")
+    page.evaluate("window.marker = 1")
+    scripted.failing = False  # fixed, and the event that said so went to a stream the browser no longer has
+    scripted.drop()
+    page.wait_for(f"{TITLE} === 'served 2' && window.marker === undefined && devserverLiveReload.connected")
+    assert page.evaluate("document.getElementById('devserver-overlay')") is None
+
+
+def test_an_app_event_naming_no_file_reloads_app_pages(scripted: ScriptedEvents, page: Page) -> None:
+    """The dashboard's R restarts every worker with no file changed: the app's pages still reload."""
+    page.open(scripted.url)
+    scripted.wait_streams(1)
+    page.wait_for("devserverLiveReload.connected")
+    page.evaluate("window.marker = 1")
+    scripted.send("app", [])
+    page.wait_for(f"{TITLE} === 'served 2' && window.marker === undefined")

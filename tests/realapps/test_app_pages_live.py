@@ -249,8 +249,6 @@ def test_django_view_edit_refreshes_the_open_page(django_server: LiveServer, dja
     wait(page, text_is(VIEW, "view two"))
 
 
-@pytest.mark.xfail(strict=False, reason="unfinished (h1): a fix saved while the broken code's warm restart runs can "
-                   "leave the page reloaded onto the old workers' answer (view two); the overlay part passes")
 def test_django_syntax_error_shows_the_overlay_and_the_fix_reloads(django_server: LiveServer,
                                                                   django_project: Path, page: Page) -> None:
     show(page, django_server.url + "catalog/")
