@@ -324,7 +324,8 @@ class ProjectModules:
         self.reporter.scan_modules(ready=True)
         if TAKEOVER_WAIT:
             worker._flush_events()  # "ready" now, not with the next batch
-            await_takeover(worker.control)
+            for message in await_takeover(worker.control):
+                worker.on_control(message)  # a Reload of a template saved while this worker loaded, say
 
     def _warm(self) -> None:
         """The framework's first-request work, now; what fails there is the app's import error.
@@ -524,15 +525,22 @@ class ProjectModules:
         return [*self.project_modules(), *self.dynamic.loaded()]
 
 
-def await_takeover(control: Any) -> None:
-    """Block until the supervisor says "serve"; end the process if it lets this worker go instead."""
+def await_takeover(control: Any) -> list[Any]:
+    """Block until the supervisor says "serve"; end the process if it lets this worker go instead.
+
+    Returns the messages that came before "serve", to be applied in order
+    before serving: a Reload among them is one this worker's generation
+    counts on (``Worker.catch_up`` would wait for it in vain).
+    """
+    early: list[Any] = []
     while True:
         try:
             message = control.recv()
         except (EOFError, OSError):
             raise SystemExit(0) from None
         if message == ("serve",):
-            return
+            return early
+        early.append(message)
 
 
 def pause(worker: Any) -> None:

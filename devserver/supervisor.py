@@ -173,6 +173,9 @@ class Supervisor:
         self.sock: socket.socket | None = None
         self.sockets: list[socket.socket] = []  # one per worker, or the one shared socket
         self.slots: list[_Slot] = []
+        # A warm restart's new workers while they load the app (from its "go" until they serve or are dropped):
+        # they hold the generation they started with, so every Reload meanwhile must reach them too.
+        self.loading: list[_Slot] = []
         self.generation: Any = None
         self.handoff: Handoff | None = None  # connections a warm restart's old workers pass to the new ones
         self._retired: list[Any] = []  # event pipes of dead workers, read until empty
@@ -338,12 +341,13 @@ class Supervisor:
         """Tell every worker to purge ``modules`` (None: all dynamic modules).
 
         The generation is bumped only after every pipe holds the message, so a
-        worker that sees the new number finds the message waiting.
+        worker that sees the new number finds the message waiting: the
+        workers a warm restart is loading get it too.
         """
         with self._lock:
             generation = self.generation.value + 1
             message = Reload(generation, None if modules is None else tuple(modules), tuple(paths))
-            for slot in self.slots:
+            for slot in (*self.slots, *self.loading):
                 try:
                     slot.control.send(message)
                 except (OSError, ValueError):

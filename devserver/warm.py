@@ -358,6 +358,7 @@ class WarmRestarter:
                         _send(slot, ("go",))
                         slot.started = time.monotonic()
                     sup._retired.extend(slot.events for slot in new)  # read meanwhile: they report "ready"
+                    sup.loading = list(new)  # the Reloads of in-place changes (templates) made meanwhile reach them
             marks.append(("go sent", go))
             ready = self._wait_ready([slot.process for slot in new])
             marks.append(("all new workers ready", time.time()))
@@ -365,6 +366,7 @@ class WarmRestarter:
                 superseded = self._superseded()  # edits came in while these loaded: the next restart loads them all
                 with sup._lock:  # stop() takes the workers it ends under this lock: after it, these must not serve
                     stopping = sup._stopping.is_set()
+                    sup.loading = []  # they serve now (Reloads reach them as slots), or are dropped
                     if not (superseded or stopping):
                         old = list(sup.slots)  # as they are now: a crashed worker may have been replaced meanwhile
                         for slot in old:

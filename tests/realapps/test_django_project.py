@@ -317,3 +317,51 @@ def test_stopping_right_after_a_save_leaves_no_process_and_nothing_listening(slo
     finally:
         if live_in_group(pgid):
             os.killpg(pgid, signal.SIGKILL)  # the group this test started, whatever is left of it
+
+
+# Each import of the views says so (a file named by the importing pid), then waits while the gate file is
+# missing: the test saves files while a restart's new workers are loading them.
+GATED_VIEWS = VIEWS + '''
+import os as _os
+import time as _time
+
+open(_os.path.join(_os.environ["IMPORT_MARKS"], str(_os.getpid())), "w").close()
+_deadline = _time.monotonic() + 60
+while not _os.path.exists(_os.environ["IMPORT_GATE"]) and _time.monotonic() < _deadline:
+    _time.sleep(0.01)
+'''
+
+
+def test_a_template_saved_while_a_restart_loads_does_not_stall_the_new_workers(tmp_path: Path) -> None:
+    """A template save is applied in place (a Reload, a new generation) while a view save's new workers load.
+
+    They started with the generation before it: the Reload must reach them
+    too, or their first request waits for it for ever (``Worker.catch_up``).
+    """
+    project, marks, gate = tmp_path / "site", tmp_path / "marks", tmp_path / "gate"
+    project.mkdir()
+    make_project(project, GATED_VIEWS)
+    marks.mkdir()
+    gate.touch()
+    env = user_env()
+    env["IMPORT_MARKS"], env["IMPORT_GATE"] = str(marks), str(gate)
+    live = LiveServer(["--workers", "2", "mysite.wsgi:application"], project, env).start(timeout=DEADLINE)
+    try:
+        assert "detail template one" in get(live, "/polls/3/")[2]  # the watcher learns it is a template
+        gate.unlink()
+        imported = len(list(marks.iterdir()))
+        mark = len(live.lines)
+        edit(project / "polls/views.py", "polls index one", "polls index two")
+        deadline = time.monotonic() + DEADLINE
+        while len(list(marks.iterdir())) <= imported:  # a restarted worker is importing the saved views
+            assert time.monotonic() < deadline, "no new worker imported the saved views"
+            time.sleep(0.01)
+        edit(project / "polls/templates/polls/detail.html", "detail template one", "detail template two")
+        live.wait_for(r"template caches cleared", timeout=DEADLINE, start=mark)
+        gate.touch()
+        live.wait_for(r"warm restart \(.*ready in", timeout=DEADLINE, start=mark)
+        wait_for_body(live, "/polls/", "polls index two")
+        assert_all_fresh(live, "/polls/", "polls index two")
+        assert_all_fresh(live, "/polls/3/", "detail template two")
+    finally:
+        live.stop()
