@@ -8,10 +8,10 @@ import re
 from typing import Any
 
 import pytest
+from conftest import LiveServer, raw
 
 from devserver.dynamic import DynamicModules, ImportFailed
 from devserver.tracebacks import MASK, ErrorReport, report, report_html, report_text, short_repr
-from tests.conftest import LiveServer, raw
 
 
 @pytest.mark.parametrize(("name", "value", "shown"), [
