@@ -30,6 +30,8 @@ RETRY_DELAY = 1.0
 OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 # A connection that went away while it waited in the backlog: nothing to serve, go on with the next.
 GONE = (BlockingIOError, InterruptedError)
+
+
 class Acceptor:
     """Accepts on ``sock`` (non-blocking, listening) and gives each connection a transport for a new protocol."""
 

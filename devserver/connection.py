@@ -289,7 +289,6 @@ class Connection(asyncio.Protocol):
         writer = exchange.writer = BodyWriter(framing)
         exchange.close = framing.close
         exchange.status = status
-        exchange.response_headers = headers
         exchange.sent += len(framing.head)
         return writer
 
@@ -424,7 +423,7 @@ class Connection(asyncio.Protocol):
         return self.transport is not None and self.transport.get_write_buffer_size() == 0
 
     def hand_over(self, give: Callable[[int], bool]) -> bool:
-        """Pass the socket to ``give`` (accept.Handoff.give) and let go of this process's descriptor.
+        """Pass the socket to ``give`` (handoff.Handoff.give) and let go of this process's descriptor.
 
         Only an idle, flushed connection: what the kernel holds for it (a
         request sent meanwhile) travels with it.  False: ``give`` refused it.

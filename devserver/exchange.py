@@ -32,7 +32,7 @@ class ClientGone(ConnectionError):
 class Exchange:
     """A request, its body and what was answered, for one round trip."""
 
-    __slots__ = ("request", "body", "preview", "started", "status", "sent", "response_headers",
+    __slots__ = ("request", "body", "preview", "started", "status", "sent",
                  "traceback", "error", "continue_sent", "close", "prepared", "body_size", "writer",
                  "capture", "report", "logs")
 
@@ -44,7 +44,6 @@ class Exchange:
         self.started = time.perf_counter()
         self.status = 0
         self.sent = 0
-        self.response_headers: list[tuple[str, str]] = []
         self.traceback: str | None = None
         self.error: str | None = None
         self.continue_sent = False
