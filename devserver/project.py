@@ -371,18 +371,19 @@ class ProjectModules:
         folder = self.files.folder
         self.fresh.forget(changed)  # seen: stamped afresh when read again
         templates = self.reporter.templates.templates(changed)
-        if len(templates) == len(changed) and self.strategy != "restart":
-            self.reporter.templates.clear(templates)
-            return False
+        only_templates = len(templates) == len(changed)
         names = tuple(name for name in (module_name(folder, p) for p in changed if p.endswith(".py")) if name)
         frameworks = frozenset(name for name in STRATEGY_FRAMEWORKS if name in sys.modules)
-        if restart_reason(Change(self.strategy, frameworks, names, False)) is not None:
+        if restart_reason(Change(self.strategy, frameworks, names, False, only_templates)) is not None:
             # This request is answered by the code loaded (it was accepted before anyone knew); later
             # connections wait in the socket's queue for the restarted workers, which the notice starts
             # now (sent at once, not with the next batch of events).
             pause(self.worker)
             self.reporter.emit(ProjectUsage(time.time(), self.reporter.pid, stale=tuple(changed)))
             self.worker._flush_events()
+            return False
+        if only_templates:
+            self.reporter.templates.clear(templates)
             return False
         for path in changed:
             if path.endswith(".py"):

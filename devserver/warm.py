@@ -259,6 +259,14 @@ class WarmRestarter:
                 standby.process.kill()
                 standby.process.join(1)
 
+    def _told_to_end(self, processes: Iterable[Any]) -> None:
+        """Remember ``processes`` for stop(); those that ended already are forgotten (each kept Process holds its
+        sentinel's descriptors: a server restarted all day must not run out of them)."""
+        # Ended is a readable sentinel, not exitcode: polling the exit status would race the reaping threads.
+        ended = set(wait([process.sentinel for process in self._ending], timeout=0)) if self._ending else set()
+        self._ending = [process for process in self._ending if process.sentinel not in ended]
+        self._ending.extend(processes)
+
     def stop(self) -> None:
         """End every process a restart started (called once the supervisor is stopping), within the drain limit.
 
@@ -394,7 +402,7 @@ class WarmRestarter:
                     _send(slot, message)
             for slot in old:
                 slot.process.terminate()  # SIGTERM: finish what is in flight, then exit
-            self._ending.extend(slot.process for slot in old)
+            self._told_to_end(slot.process for slot in old)
             self.restarts += 1
         threading.Thread(target=self._reap, args=(old, marks), name="devserver-reap", daemon=True).start()
         state = "ready" if ready else "not all ready (see their errors)"
@@ -425,7 +433,7 @@ class WarmRestarter:
             slot.control.close()  # EOF: a worker waiting for "serve" exits
             if self.supervisor._stopping.is_set():
                 slot.process.terminate()  # one still loading the app would only end once loaded
-        self._ending.extend(slot.process for slot in slots)
+        self._told_to_end(slot.process for slot in slots)
 
         def reap() -> None:
             for slot in slots:

@@ -216,3 +216,29 @@ def test_python_m_and_console_script_are_the_same() -> None:
     a = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=30)
     b = run_cli("--help")
     assert a.returncode == b.returncode == 0 and a.stdout == b.stdout
+
+
+def test_a_restarter_forgets_the_processes_it_told_to_end_once_they_have_ended() -> None:
+    """Each kept Process holds descriptors: a server restarted all day keeps only those still running."""
+    import multiprocessing
+
+    from devserver.warm import WarmRestarter
+
+    ctx = multiprocessing.get_context("fork")
+    ended = [ctx.Process(target=os._exit, args=(0,)) for _ in range(2)]
+    running = ctx.Process(target=time.sleep, args=(30,))
+    for process in (*ended, running):
+        process.start()
+    try:
+        for process in ended:
+            process.join(10)
+            assert process.exitcode == 0
+        restarter = WarmRestarter.__new__(WarmRestarter)  # only the bookkeeping of processes told to end
+        restarter._ending = []
+        restarter._told_to_end(ended)
+        assert restarter._ending == ended  # none ended before it was told: kept until the next call looks
+        restarter._told_to_end([running])
+        assert restarter._ending == [running]
+    finally:
+        running.kill()
+        running.join(10)
