@@ -7,18 +7,16 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import until
+from test_tui_inspect import BASE, make_app
 from textual.widgets._toast import Toast
 
-from devserver.config import Config
 from devserver.events import RequestEvent
 from tui.app import DashboardApp
 from tui.export import export_folder, saved_where
 
-BASE = 1_700_000_000.0
 pytestmark = pytest.mark.anyio
 
 
@@ -43,14 +41,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def rows() -> list[RequestEvent]:
     return [RequestEvent(BASE + i, 4001, "127.0.0.1:50000", "GET", f"/page/{i}", "1.1", 200, 10, 5.0)
             for i in range(3)]
-
-
-def make_app(**config: Any) -> tuple[DashboardApp, list[str]]:
-    app = DashboardApp(Config(**config), None, started=BASE, clock=lambda: BASE + 83, drain_interval=0.0)
-    notes: list[str] = []
-    original = app.notify
-    app.notify = lambda message, *a, **k: (notes.append(message), original(message, *a, **k))[1]  # type: ignore
-    return app, notes
 
 
 def toasts(app: DashboardApp) -> list[Toast]:
