@@ -126,20 +126,22 @@ def http_get(server: LiveServer, path: str, timeout: float = 10) -> tuple[int, d
         conn.close()
 
 
-def children_of(pid: int) -> list[int]:
-    """Direct child process ids of ``pid`` (from /proc)."""
-    found = []
+def proc_stats() -> Iterator[tuple[int, str, list[str]]]:
+    """(pid, name, the fields after the name: state, ppid, pgrp...) of every process, from /proc/PID/stat."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+                head, rest = f.read().rsplit(")", 1)
         except OSError:
             continue
-        if int(fields[1]) == pid:
-            found.append(int(entry))
-    return found
+        yield int(entry), head.split("(", 1)[1], rest.split()
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct child process ids of ``pid`` (from /proc)."""
+    return [child for child, _, fields in proc_stats() if int(fields[1]) == pid]
 
 
 def pid_exists(pid: int) -> bool:

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Self
 
-from conftest import REPO, LiveServer
+from conftest import REPO, LiveServer, proc_stats
 
 DEADLINE = 60.0  # seconds: a busy 2-core CI machine starts Django slowly
 
@@ -185,16 +185,4 @@ class KeepAliveLoad(SteadyLoad):
 
 def live_in_group(pgid: int) -> list[str]:
     """The processes of group ``pgid`` still running (zombies, already ended, are left out), as "pid name"."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                head, rest = f.read().rsplit(")", 1)
-        except OSError:
-            continue
-        fields = rest.split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append(f"{entry} {head.split('(', 1)[1]}")
-    return found
+    return [f"{pid} {name}" for pid, name, fields in proc_stats() if int(fields[2]) == pgid and fields[0] != "Z"]
