@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -22,6 +24,21 @@ def user_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
 
+
+
+def make_django_project(root: Path, project: str, app: str, files: dict[str, str]) -> Path:
+    """A project as ``startproject`` and ``startapp`` make it, with ``files`` (paths under ``root``) written,
+    ``app`` installed and its URLconf included at ``/app/``."""
+    env = user_env()
+    subprocess.run([sys.executable, "-m", "django", "startproject", project, str(root)], check=True, env=env)
+    subprocess.run([sys.executable, "manage.py", "startapp", app], cwd=root, check=True, env=env)
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text.lstrip("\n"))
+    edit(root / f"{project}/settings.py", "INSTALLED_APPS = [", f"INSTALLED_APPS = [\n    '{app}',")
+    edit(root / f"{project}/urls.py", "from django.urls import path", "from django.urls import include, path")
+    edit(root / f"{project}/urls.py", "urlpatterns = [", f"urlpatterns = [\n    path('{app}/', include('{app}.urls')),")
+    return root
 
 def start(project: Path, *args: str) -> LiveServer:
     return LiveServer(["--workers", "2", *args], project, user_env()).start(timeout=DEADLINE)

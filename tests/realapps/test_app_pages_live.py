@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from chromium import Page, browser_fixture, needs_chromium, page_fixture  # noqa: F401 - fixtures
 from conftest import LiveServer
-from realapp import DEADLINE, edit, get, start, user_env
+from realapp import DEADLINE, edit, get, make_django_project, start
 
 pytestmark = needs_chromium
 
@@ -208,17 +206,10 @@ urlpatterns = [path("", views.index)]
 
 @pytest.fixture(scope="module")
 def django_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("djangopages")
-    env = user_env()
-    subprocess.run([sys.executable, "-m", "django", "startproject", "locallibrary", str(root)], check=True, env=env)
-    subprocess.run([sys.executable, "manage.py", "startapp", "catalog"], cwd=root, check=True, env=env)
-    write(root, DJANGO)
-    edit(root / "locallibrary/settings.py", "INSTALLED_APPS = [", "INSTALLED_APPS = [\n    'catalog',")
+    root = make_django_project(tmp_path_factory.mktemp("djangopages"), "locallibrary", "catalog", DJANGO)
     urls = root / "locallibrary/urls.py"
-    urls.write_text(urls.read_text().replace("from django.urls import path", "from django.urls import include, path")
-                    .replace("urlpatterns = [", "urlpatterns = [\n    path('catalog/', include('catalog.urls')),")
-                    + "\nfrom django.contrib.staticfiles.urls import staticfiles_urlpatterns\n\n"
-                      "urlpatterns += staticfiles_urlpatterns()\n")
+    urls.write_text(urls.read_text() + "\nfrom django.contrib.staticfiles.urls import staticfiles_urlpatterns\n\n"
+                                       "urlpatterns += staticfiles_urlpatterns()\n")
     return root
 
 

@@ -7,15 +7,13 @@ devserver command (JSON log, so each request's error report can be read).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import LiveServer
-from realapp import DEADLINE, edit, get, user_env, wait_for_body
+from realapp import DEADLINE, edit, get, make_django_project, user_env, wait_for_body
 
 MODELS = '''
 from django.db import models
@@ -67,18 +65,9 @@ STYLE = "body { color: rebeccapurple }\n"
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("djangodevmode")
-    env = user_env()
-    subprocess.run([sys.executable, "-m", "django", "startproject", "mysite", str(root)], check=True, env=env)
-    subprocess.run([sys.executable, "manage.py", "startapp", "catalog"], cwd=root, check=True, env=env)
-    for name, text in {"models.py": MODELS, "admin.py": ADMIN, "views.py": VIEWS, "urls.py": URLS}.items():
-        (root / "catalog" / name).write_text(text.lstrip())
-    (root / "catalog/static/catalog").mkdir(parents=True)
-    (root / "catalog/static/catalog/style.css").write_text(STYLE)
-    edit(root / "mysite/settings.py", "INSTALLED_APPS = [", "INSTALLED_APPS = [\n    'catalog',")
-    edit(root / "mysite/urls.py", "from django.urls import path", "from django.urls import include, path")
-    edit(root / "mysite/urls.py", "urlpatterns = [", "urlpatterns = [\n    path('catalog/', include('catalog.urls')),")
-    return root
+    files = {"models.py": MODELS, "admin.py": ADMIN, "views.py": VIEWS, "urls.py": URLS, "static/catalog/style.css": STYLE}
+    return make_django_project(tmp_path_factory.mktemp("djangodevmode"), "mysite", "catalog",
+                          {f"catalog/{name}": text for name, text in files.items()})
 
 
 @pytest.fixture(scope="module")

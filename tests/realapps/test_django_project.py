@@ -11,8 +11,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +26,7 @@ from realapp import (
     edit,
     get,
     live_in_group,
+    make_django_project,
     user_env,
     wait_for_body,
 )
@@ -62,17 +61,8 @@ TEMPLATE = '''<!DOCTYPE html>
 
 
 def make_project(root: Path, views: str = VIEWS) -> Path:
-    env = user_env()
-    subprocess.run([sys.executable, "-m", "django", "startproject", "mysite", str(root)], check=True, env=env)
-    subprocess.run([sys.executable, "manage.py", "startapp", "polls"], cwd=root, check=True, env=env)
-    (root / "polls/views.py").write_text(views.lstrip())
-    (root / "polls/urls.py").write_text(URLS.lstrip())
-    (root / "polls/templates/polls").mkdir(parents=True)
-    (root / "polls/templates/polls/detail.html").write_text(TEMPLATE)
-    edit(root / "mysite/settings.py", "INSTALLED_APPS = [", "INSTALLED_APPS = [\n    'polls',")
-    edit(root / "mysite/urls.py", "from django.urls import path", "from django.urls import include, path")
-    edit(root / "mysite/urls.py", "urlpatterns = [", "urlpatterns = [\n    path('polls/', include('polls.urls')),")
-    return root
+    return make_django_project(root, "mysite", "polls", {
+        "polls/views.py": views, "polls/urls.py": URLS, "polls/templates/polls/detail.html": TEMPLATE})
 
 
 @pytest.fixture(scope="module")
