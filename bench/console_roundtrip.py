@@ -29,9 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devserver.config import Config
-from devserver.events import Event, RequestEvent
-from devserver.supervisor import Supervisor
+from devserver.ipc.config import Config
+from devserver.ipc.events import Event, RequestEvent
+from devserver.supervisor.core import Supervisor
 
 RUNAWAY = "while True: pass"
 APP = '''

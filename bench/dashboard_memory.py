@@ -9,7 +9,7 @@ its own strings (target, headers, body preview), like an unpickled one;
 every 50th is a 500 with a traceback and a rich error report (frames,
 source lines, locals).  Bodies are recorded as the workers record them: each
 response body (and every POST's request body) is written to a real bounded
-spool (devserver.capture.BodyStore, in a temporary folder) and the event
+spool (devserver.debug.capture.BodyStore, in a temporary folder) and the event
 carries its BodyRecord, so the figures include what recorded bodies cost the
 dashboard (the bytes stay on disk, bounded by the store).  A log line goes with every batch and
 a reload event with every tenth, so the server log and reloads panel are
@@ -46,9 +46,9 @@ from pathlib import Path
 REPO_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_DIR))  # run from a checkout without installing, too
 
-from devserver.capture import BodyRecorder, BodyStore
-from devserver.config import Config
-from devserver.events import (
+from devserver.debug.capture import BodyRecorder, BodyStore
+from devserver.ipc.config import Config
+from devserver.ipc.events import (
     BodyRecord,
     Event,
     LogEvent,
@@ -57,7 +57,7 @@ from devserver.events import (
     WorkerEvent,
     WorkerStatus,
 )
-from devserver.tracebacks import ErrorReport, Frame
+from devserver.ipc.reports import ErrorReport, Frame
 from tui.app import DashboardApp
 
 FIRST_CHECKPOINT = 10_000

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devserver.project import Freshness
+from devserver.apps.project import Freshness
 
 
 def measure(count: int, rounds: int = 2000) -> dict[str, object]:

@@ -25,14 +25,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
 
 import pickle
 
-from devserver import filestamp, requestlogs, static
-from devserver.connection import Exchange
-from devserver.dynamic import split_script
-from devserver.events import RequestEvent
-from devserver.hostcheck import HostPolicy
-from devserver.http import RequestParser, response_head
-from devserver.writer import BodyWriter, frame
-from devserver.wsgi import ErrorStream, WSGIServer, build_environ
+from devserver.apps import filestamp
+from devserver.apps.dynamic import split_script
+from devserver.debug import requestlogs
+from devserver.handlers import static
+from devserver.handlers.wsgi import ErrorStream, WSGIServer, build_environ
+from devserver.http.framing import BodyWriter, frame
+from devserver.http.hostcheck import HostPolicy
+from devserver.http.parser import RequestParser, response_head
+from devserver.ipc.events import RequestEvent
+from devserver.worker.connection import Exchange
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8899\r\nUser-Agent: wrk\r\nAccept: */*\r\nX-Bench: 1\r\n\r\n"
 HEADERS = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "14")]

@@ -115,16 +115,16 @@ def first_import(proc: Process, prefix: str) -> float | None:
 def milestones(procs: dict[int, Process], answered: float, screen: dict[str, float]) -> dict[str, float | None]:
     ordered = sorted(procs.values(), key=lambda p: p.up if p.up is not None else 1e9)
     supervisor = ordered[0]
-    workers = [p for p in ordered[1:] if p.forked or p.app is not None or first_import(p, "devserver.worker")]
+    workers = [p for p in ordered[1:] if p.forked or p.app is not None or first_import(p, "devserver.worker.process")]
     out: dict[str, float | None] = {
         "supervisor interpreter up": supervisor.up,
         "supervisor imports devserver.cli": first_import(supervisor, "devserver.cli"),
-        "supervisor imports devserver.supervisor": first_import(supervisor, "devserver.supervisor"),
+        "supervisor imports devserver.supervisor.core": first_import(supervisor, "devserver.supervisor.core"),
         "supervisor imports rich": first_import(supervisor, "rich"),
         "supervisor imports textual": first_import(supervisor, "textual"),
         "supervisor imports tui.app": first_import(supervisor, "tui.app"),
         "socket bound": supervisor.binds[0] if supervisor.binds else None,
-        "supervisor imports devserver.worker": first_import(supervisor, "devserver.worker"),
+        "supervisor imports devserver.worker.process": first_import(supervisor, "devserver.worker.process"),
         "supervisor imports asyncio": first_import(supervisor, "asyncio"),
         "supervisor forks worker 0": supervisor.forks[0] if supervisor.forks else None,
         "supervisor imports watchfiles (the watcher)": first_import(supervisor, "watchfiles"),

@@ -6,9 +6,9 @@ __all__ = ["HTTPServer", "__version__"]
 
 
 def __getattr__(name: str) -> object:
-    # Lazy so that worker processes importing devserver.http stay small.
+    # Lazy so that worker processes importing devserver.http.parser stay small.
     if name == "HTTPServer":
-        from .server import HTTPServer
+        from devserver.server import HTTPServer
 
         return HTTPServer
     raise AttributeError(name)

@@ -8,14 +8,14 @@ import re
 import sys
 from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
-from . import __version__
-from .listen import DEFAULT_BACKLOG, DEFAULT_HOST, DEFAULT_PORT
+from devserver import __version__
+from devserver.ipc.defaults import DEFAULT_BACKLOG, DEFAULT_HOST, DEFAULT_PORT
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from .config import Config
-    from .projectfiles import ProjectCheck
+    from devserver.apps.projectfiles import ProjectCheck
+    from devserver.ipc.config import Config
 
 # Only what parsing the command line needs is imported before the socket is bound (main); the rest (the
 # config's dataclass, the project rules, APP's checks) is imported once the socket waits for requests.
@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Config:
     """Validate the arguments; bad ones end in parser.error (one line, exit 2)."""
-    from .config import Config
+    from devserver.ipc.config import Config
 
     for option, folder in (("--root", args.root), ("--dynamic", args.dynamic)):
         if folder is not None and not os.path.isdir(folder):
@@ -250,8 +250,8 @@ def check_project_app(app: str, app_dir: str, fail: Callable[[str], NoReturn]) -
     set-up modules instead, as the forks of a warm template do (warmtemplate.py).
     The third-party ones it pulled in become the warm template's preload list.
     """
-    from . import appspec, devmode
-    from .projectfiles import ProjectCheck, ProjectFiles
+    from devserver.apps import appspec, devmode
+    from devserver.apps.projectfiles import ProjectCheck, ProjectFiles
 
     if not os.path.isdir(app_dir):
         fail(f"--app-dir {app_dir!r} is not a folder")
@@ -319,7 +319,7 @@ def find_dashboard() -> Callable[[Config], int] | None:
     importlib.metadata (tens of milliseconds on every start in a terminal)
     only when that finds none.
     """
-    from . import entrypoints
+    from devserver import entrypoints
 
     found = entrypoints.values(DASHBOARD_GROUP)
     if not found:
@@ -337,7 +337,7 @@ def find_dashboard() -> Callable[[Config], int] | None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .listen import bind_early, release_early
+    from devserver.supervisor.listen import bind_early, release_early
 
     # The socket before anything slow (checking APP imports it, a framework's import takes a while): a
     # request that arrives meanwhile waits for the workers, it is not refused.
@@ -348,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             dashboard = find_dashboard()
             if dashboard is not None:
                 return dashboard(config)
-        from .console import serve_console
+        from devserver.console.log import serve_console
 
         return serve_console(config)
     finally:

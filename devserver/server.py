@@ -3,7 +3,7 @@
 Mistakes raise, as Python callers expect, instead of being printed: a folder
 that is not there is a FileNotFoundError (NotADirectoryError for a file) from
 the constructor, an address that cannot be bound (a busy port) a
-:class:`~devserver.listen.StartError`, an OSError with the bind's errno and
+:class:`~devserver.supervisor.listen.StartError`, an OSError with the bind's errno and
 the address in its message, from :meth:`HTTPServer.start`.
 """
 
@@ -14,8 +14,9 @@ import os
 from dataclasses import replace
 from typing import Any
 
-from .config import DEFAULT_HOST, DEFAULT_PORT, Config
-from .listen import StartError
+from devserver.ipc.config import Config
+from devserver.ipc.defaults import DEFAULT_HOST, DEFAULT_PORT
+from devserver.supervisor.listen import StartError
 
 __all__ = ["HTTPServer", "StartError"]
 
@@ -43,7 +44,7 @@ class HTTPServer:
 
     def __init__(self, root: str | None = None, dynamic: str | None = None, app: str | None = None,
                  **options: Any) -> None:
-        from .cli import choose_folders
+        from devserver.cli import choose_folders
 
         folders = choose_folders(root and _folder("root", root), dynamic and _folder("dynamic", dynamic))
         options.setdefault("reload", folders.has_dynamic)
@@ -56,11 +57,11 @@ class HTTPServer:
     def start(self, backlog: int = 128) -> int:
         """Run until Ctrl-C or SIGTERM; returns 0 after a clean stop.
 
-        Raises :class:`~devserver.listen.StartError` (an OSError) when the
+        Raises :class:`~devserver.supervisor.listen.StartError` (an OSError) when the
         address cannot be bound, before anything else starts.
         """
-        from .console import serve_console
-        from .listen import bind_early, release_early
+        from devserver.console.log import serve_console
+        from devserver.supervisor.listen import bind_early, release_early
 
         config = replace(self.config, backlog=backlog).resolved()
         failed = bind_early(config.host, config.port, backlog, config.workers)

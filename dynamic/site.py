@@ -1,4 +1,4 @@
-"""The sample site built with devserver.frame.
+"""The sample site built with devserver.router.
 
 Served two ways: as ``site:app`` (mounted at /) or as ``/site.py`` (mounted
 at SCRIPT_NAME="/site.py"). Every link and redirect goes through
@@ -11,7 +11,7 @@ import time
 from typing import Any
 from urllib.parse import quote, unquote
 
-from devserver.frame import App, Request, Response, abort, escape, redirect
+from devserver.router import App, Request, Response, abort, escape, redirect
 
 app = App()
 application = app  # /site.py looks for the module's ``application``

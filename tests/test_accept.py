@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import LiveServer
 
-from devserver.http import End, RequestParser
+from devserver.http.parser import End, RequestParser
 
 resource = pytest.importorskip("resource")  # POSIX only
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="rlimits and /proc: Linux only")

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from chromium import Chromium, Page, browser_fixture, needs_chromium, page_fixture  # noqa: F401 - fixtures
 
-from devserver.jscompact import compact
-from devserver.livereload import EVENTS_URL, SCRIPT_URL, event_frame
+from devserver.handlers.jscompact import compact
+from devserver.handlers.livereload import EVENTS_URL, SCRIPT_URL, event_frame
 
 pytestmark = needs_chromium
 
@@ -250,7 +250,7 @@ class ScriptedEvents:
         self.served = 0
         self.streams: list[queue.Queue[bytes | None]] = []
         self.connected = threading.Condition()
-        script = compact(files("devserver").joinpath("livereload.js").read_text("utf-8")).encode()
+        script = compact(files("devserver.handlers").joinpath("livereload.js").read_text("utf-8")).encode()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from devserver.capture import SEGMENTS, BodyRecorder, BodyStore
-from devserver.config import Config
-from devserver.events import Event, RequestEvent
-from devserver.supervisor import Supervisor
+from devserver.debug.capture import SEGMENTS, BodyRecorder, BodyStore
+from devserver.ipc.config import Config
+from devserver.ipc.events import Event, RequestEvent
+from devserver.supervisor.core import Supervisor
 from tui.bodies import load_body, read_record
 from tui.export import ExportError, curl_command, har_log, httpie_command
 from tui.replay import replay_request
@@ -206,7 +206,7 @@ def test_store_drops_the_oldest_segment_first(tmp_path: Path) -> None:
 def test_app_output_is_attached_to_its_request(live: Any) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from devserver.events import LogEvent
+    from devserver.ipc.events import LogEvent
 
     server = live(workers=2, tui=True)  # under the dashboard, workers' stdout/stderr become events
     with ThreadPoolExecutor(8) as pool:

@@ -8,7 +8,7 @@ import random
 import pytest
 from conftest import http_exchange, raw
 
-from devserver.http import RequestParser
+from devserver.http.parser import RequestParser
 
 
 def echo(server, request: bytes) -> tuple[int, dict]:

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from devserver.answers import Answers
-from devserver.config import Config
-from devserver.control import Evaluated
-from devserver.events import Event, RequestEvent
-from devserver.framestore import FrameStore, run_code
-from devserver.supervisor import Supervisor
-from devserver.tracebacks import report
+from devserver.debug.failures import FrameStore, run_code
+from devserver.debug.tracebacks import report
+from devserver.ipc.config import Config
+from devserver.ipc.control import Evaluated
+from devserver.ipc.events import Event, RequestEvent
+from devserver.supervisor.answers import Answers
+from devserver.supervisor.core import Supervisor
 
 
 def failing(tag: str) -> BaseException:

@@ -10,7 +10,7 @@ from conftest import REPO
 # In a process of its own: settling the collector freezes every object of the process for good.
 SCRIPT = """
 import asyncio, gc, time
-from devserver.config import Config
+from devserver.ipc.config import Config
 from tui.app import DashboardApp
 from tui.feed import FULL_GC_THRESHOLD
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from devserver.eventqueue import EventSink
-from devserver.events import DroppedEvents, LogEvent
+from devserver.ipc.events import DroppedEvents, LogEvent
+from devserver.worker.eventqueue import EventSink
 
 
 def event(i: int) -> LogEvent:
@@ -50,7 +50,7 @@ def test_full_queue_drops_without_blocking_and_reports_the_count_later() -> None
 
 def test_event_channel_never_blocks_on_an_absent_consumer() -> None:
     """Nobody reads the pipe: the feeder stalls, the buffer fills, and events are dropped, not waited for."""
-    from devserver.eventqueue import EventChannel
+    from devserver.worker.eventqueue import EventChannel
 
     reader, writer = multiprocessing.get_context("spawn").Pipe(duplex=False)
     channel = EventChannel(writer, maxsize=4)
@@ -104,8 +104,8 @@ def test_an_event_sent_as_values_arrives_built_and_equal() -> None:
     """emit_values: the worker sends (class, field values) down the real pipe; events.received builds the event."""
     from dataclasses import FrozenInstanceError, fields
 
-    from devserver.eventqueue import EventChannel
-    from devserver.events import RequestEvent, received
+    from devserver.ipc.events import RequestEvent, received
+    from devserver.worker.eventqueue import EventChannel
 
     sent = RequestEvent(time=1.5, worker_pid=7, client="127.0.0.1:4000", method="POST", target="/a?b=1",
                         http_version="1.1", status=201, bytes_sent=99, duration_ms=2.5,

@@ -1,4 +1,4 @@
-"""Tests for devserver.frame, calling apps directly under wsgiref's validator."""
+"""Tests for devserver.router, calling apps directly under wsgiref's validator."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from wsgiref.validate import validator
 import pytest
 from conftest import http_get
 
-from devserver.frame import App, HTTPError, Request, Response, abort, escape, redirect
-from devserver.livereload import APP_SCRIPT_TAG
+from devserver.handlers.livereload import APP_SCRIPT_TAG
+from devserver.router import App, HTTPError, Request, Response, abort, escape, redirect
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -562,7 +562,7 @@ def test_no_redirect_unless_only_the_other_form_is_routed(slashes: App, path: st
 # Through a live devserver: live reload touches only whole documents, redirects carry SCRIPT_NAME.
 
 PARTIALS_APP = """
-from devserver.frame import App
+from devserver.router import App
 
 application = App()
 application.add_route("/page", lambda: "<!DOCTYPE html><html><body><p>page</p></body></html>")

@@ -16,11 +16,11 @@ import time
 
 import pytest
 
-from devserver.config import Config
-from devserver.connection import Connection
-from devserver.exchange import Exchange
-from devserver.handoff import Handoff
-from devserver.http import Limits
+from devserver.handlers.exchange import Exchange
+from devserver.http.parser import Limits
+from devserver.ipc.config import Config
+from devserver.worker.connection import Connection
+from devserver.worker.handoff import Handoff
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="AF_UNIX SOCK_SEQPACKET: Linux")
 

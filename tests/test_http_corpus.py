@@ -27,7 +27,7 @@ import pytest
 from conftest import FIXTURE_APPS, LiveServer, read_all, read_responses
 from test_http_parser import SPLITS
 
-from devserver.http import Body, End, Head, Limits, Rejected, RequestParser
+from devserver.http.parser import Body, End, Head, Limits, Rejected, RequestParser
 
 
 @dataclass(frozen=True)

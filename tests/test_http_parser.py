@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from devserver.http import LINE_KEPT, Body, End, Head, Limits, Rejected, RequestParser, chunk, response_head
+from devserver.http.parser import LINE_KEPT, Body, End, Head, Limits, Rejected, RequestParser, chunk, response_head
 
 OWN_CORPUS = Path(__file__).resolve().parent / "requests"
 

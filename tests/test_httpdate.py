@@ -1,4 +1,4 @@
-"""devserver.httpdate writes the dates email.utils.formatdate(usegmt=True) writes, without importing it."""
+"""devserver.http.dates writes the dates email.utils.formatdate(usegmt=True) writes, without importing it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from email.utils import formatdate
 from hypothesis import given
 from hypothesis import strategies as st
 
-from devserver.httpdate import imf_fixdate
+from devserver.http.dates import imf_fixdate
 
 
 def test_rfc_example() -> None:
@@ -23,7 +23,7 @@ def test_same_as_email_utils(seconds: float) -> None:
 
 def test_a_worker_imports_no_email_package() -> None:
     """What every worker imports before the fork leaves the email package out (10-20 ms of each start)."""
-    code = "import sys, devserver.worker, devserver.livereload, devserver.console; " \
+    code = "import sys, devserver.worker.process, devserver.handlers.livereload, devserver.console.log; " \
            "print(sorted(m for m in sys.modules if m == 'email' or m.startswith('email.')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -17,8 +17,8 @@ from urllib.parse import urljoin
 import pytest
 from conftest import LiveServer
 
-from devserver import static
-from devserver.listing import size_text
+from devserver.handlers import static
+from devserver.handlers.listing import size_text
 
 HOSTILE = ('<img src=x onerror=alert(1)>.txt', 'a&b "quoted" \'single\'.txt', "100% #1?x=y.txt", "ünï cödé.txt")
 

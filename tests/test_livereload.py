@@ -19,11 +19,11 @@ import pytest
 from chromium import Page, browser_fixture, needs_chromium, page_fixture  # noqa: F401 - fixtures
 from conftest import FIXTURE_APPS, LiveServer, http_get
 
-from devserver.config import Config
-from devserver.control import PageChanged
-from devserver.jscompact import compact
-from devserver.livereload import SCRIPT_TAG, inject
-from devserver.reload import ImportGraph, Watcher
+from devserver.handlers.jscompact import compact
+from devserver.handlers.livereload import SCRIPT_TAG, inject
+from devserver.ipc.config import Config
+from devserver.ipc.control import PageChanged
+from devserver.reload.watcher import ImportGraph, Watcher
 
 EVENTS = "/__devserver__/events"
 

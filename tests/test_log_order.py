@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from conftest import LiveServer, until
 
-from devserver.config import Config
-from devserver.events import Event, RequestEvent, ServerEvent
-from devserver.supervisor import Supervisor
+from devserver.ipc.config import Config
+from devserver.ipc.events import Event, RequestEvent, ServerEvent
+from devserver.supervisor.core import Supervisor
 from tui.app import DashboardApp
 from tui.request_log import RequestLog, insert_in_time_order
 

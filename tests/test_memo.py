@@ -1,10 +1,10 @@
-"""devserver.memo.Remembered: worked out once per key, at most ``limit`` keys kept, a failure keeps nothing."""
+"""devserver.kit.memo.Remembered: worked out once per key, at most ``limit`` keys kept, a failure keeps nothing."""
 
 from __future__ import annotations
 
 import pytest
 
-from devserver.memo import Remembered
+from devserver.kit.memo import Remembered
 
 
 def test_a_value_is_computed_once_and_the_table_stays_within_its_limit() -> None:

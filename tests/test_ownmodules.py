@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from devserver.ownmodules import OwnModules
+from devserver.apps.ownmodules import OwnModules
 
 
 def module(name: str, file: str | None) -> types.ModuleType:

@@ -14,10 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from devserver.config import Config
-from devserver.control import PageChanged
-from devserver.events import ReloadEvent
-from devserver.reload import ImportGraph, Watcher, ignored, module_name, remove_bytecode
+from devserver.ipc.config import Config
+from devserver.ipc.control import PageChanged
+from devserver.ipc.events import ReloadEvent
+from devserver.reload.watcher import ImportGraph, Watcher, ignored, module_name, remove_bytecode
 
 RELOAD_LINE = r"^(reloaded|reload failed) "
 

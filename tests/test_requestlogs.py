@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from conftest import http_get
 
-from devserver.config import Config
-from devserver.console import ConsoleLog
-from devserver.events import Event, LogEvent, RequestEvent
-from devserver.supervisor import Supervisor
+from devserver.console.log import ConsoleLog
+from devserver.ipc.config import Config
+from devserver.ipc.events import Event, LogEvent, RequestEvent
+from devserver.supervisor.core import Supervisor
 
 
 @pytest.mark.parametrize("cap", ["0", "1M"])

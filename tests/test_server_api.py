@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, LiveServer, http_exchange
 
 from devserver import HTTPServer
-from devserver.listen import StartError
+from devserver.supervisor.listen import StartError
 
 
 def get(port: int, target: str) -> tuple[int, bytes]:

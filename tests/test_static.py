@@ -1,4 +1,4 @@
-"""Tests for devserver.static: path safety, validators, ranges, files, cache."""
+"""Tests for devserver.handlers.static: path safety, validators, ranges, files, cache."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from urllib.parse import unquote_to_bytes
 
 import pytest
 
-from devserver import static
-from devserver.static import BadPath, StaticResponse, resolve, serve
+from devserver.handlers import static
+from devserver.handlers.static import BadPath, StaticResponse, resolve, serve
 
 SECRET = b"TOP SECRET"
 TRUST_ALL = -(10**18)  # a racy window that trusts every file and folder, however fresh

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import http_exchange
 
-RACY_S = 2.0  # devserver.static's default racy window
+RACY_S = 2.0  # devserver.handlers.static's default racy window
 SECRET = b"outside the root"
 
 

@@ -222,7 +222,7 @@ def test_a_restarter_forgets_the_processes_it_told_to_end_once_they_have_ended()
     """Each kept Process holds descriptors: a server restarted all day keeps only those still running."""
     import multiprocessing
 
-    from devserver.warm import WarmRestarter
+    from devserver.supervisor.warm import WarmRestarter
 
     ctx = multiprocessing.get_context("fork")
     ended = [ctx.Process(target=os._exit, args=(0,)) for _ in range(2)]

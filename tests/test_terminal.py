@@ -367,7 +367,7 @@ def test_allowed_host_reaches_the_workers(server_factory) -> None:
 # -- the console's writer: bounded waits, then drops that are reported --------------------------------------
 
 def test_output_writer_waits_once_for_a_stalled_reader_then_drops_and_says_so() -> None:
-    from devserver.output import OutputWriter
+    from devserver.console.output import OutputWriter
 
     read_end, write_end = os.pipe()
     stream = os.fdopen(write_end, "w")
@@ -400,7 +400,7 @@ def test_output_writer_waits_once_for_a_stalled_reader_then_drops_and_says_so() 
 
 
 def test_output_writer_goes_quiet_when_the_reader_is_gone() -> None:
-    from devserver.output import OutputWriter
+    from devserver.console.output import OutputWriter
 
     read_end, write_end = os.pipe()
     stream = os.fdopen(write_end, "w")

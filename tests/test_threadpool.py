@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 
-from devserver.threadpool import ThreadPool
+from devserver.worker.threadpool import ThreadPool
 
 
 def _pool_threads(name: str) -> int:

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from conftest import LiveServer, raw
 
-from devserver.dynamic import DynamicModules, ImportFailed
-from devserver.tracebacks import MASK, ErrorReport, report, report_html, report_text, short_repr
+from devserver.apps.dynamic import DynamicModules, ImportFailed
+from devserver.debug.tracebacks import MASK, report, report_html, report_text, short_repr
+from devserver.ipc.reports import ErrorReport
 
 
 @pytest.mark.parametrize(("name", "value", "shown"), [

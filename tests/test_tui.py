@@ -14,9 +14,9 @@ import pytest
 from conftest import until
 from textual.geometry import Region
 
-from devserver.config import Config
-from devserver.control import Evaluated
-from devserver.events import (
+from devserver.ipc.config import Config
+from devserver.ipc.control import Evaluated
+from devserver.ipc.events import (
     DroppedEvents,
     LogEvent,
     ReloadEvent,
@@ -623,7 +623,7 @@ class FakeStartError(Exception):
 
 
 def fake_supervisor_module(fail: bool, calls: list[str]) -> types.ModuleType:
-    module = types.ModuleType("devserver.supervisor")
+    module = types.ModuleType("devserver.supervisor.core")
 
     class Supervisor:
         def __init__(self, config: Config, sink: Any) -> None:
@@ -656,7 +656,7 @@ def test_run_dashboard_reports_start_error(monkeypatch: pytest.MonkeyPatch, caps
     from tui.run import run_dashboard
 
     calls: list[str] = []
-    monkeypatch.setitem(sys.modules, "devserver.supervisor", fake_supervisor_module(True, calls))
+    monkeypatch.setitem(sys.modules, "devserver.supervisor.core", fake_supervisor_module(True, calls))
     assert run_dashboard(Config()) == 1
     assert capsys.readouterr().err.strip() == "devserver: error: port 8899 is already in use"
     assert calls == ["init", "start"]  # nothing started, nothing to stop
@@ -667,7 +667,7 @@ def test_run_dashboard_runs_app_then_stops(monkeypatch: pytest.MonkeyPatch) -> N
 
     calls: list[str] = []
     seen: list[Any] = []
-    monkeypatch.setitem(sys.modules, "devserver.supervisor", fake_supervisor_module(False, calls))
+    monkeypatch.setitem(sys.modules, "devserver.supervisor.core", fake_supervisor_module(False, calls))
 
     def fake_run(self: DashboardApp) -> None:
         seen.append((self.control, len(self._buffer)))

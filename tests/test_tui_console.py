@@ -13,9 +13,9 @@ from conftest import until
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList
 
-from devserver.config import Config
-from devserver.events import ServerEvent
-from devserver.supervisor import Supervisor
+from devserver.ipc.config import Config
+from devserver.ipc.events import ServerEvent
+from devserver.supervisor.core import Supervisor
 from tui.app import DashboardApp
 from tui.console_screen import ConsoleScreen
 from tui.detail_screen import DetailScreen

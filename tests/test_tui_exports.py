@@ -13,7 +13,7 @@ from conftest import until
 from test_tui_inspect import BASE, make_app
 from textual.widgets._toast import Toast
 
-from devserver.events import RequestEvent
+from devserver.ipc.events import RequestEvent
 from tui.app import DashboardApp
 from tui.export import export_folder, saved_where
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from devserver.events import RequestEvent
+from devserver.ipc.events import RequestEvent
 from tui.filter import Context, FilterError, parse_filter, tokenize
 
 BASE = 1_700_000_000.0

@@ -18,11 +18,11 @@ from conftest import read_all, until
 from textual.geometry import Region
 from textual.widgets import TextArea
 
-from devserver.capture import BodyRecorder, BodyStore
-from devserver.config import Config
-from devserver.events import BodyRecord, RequestEvent, ServerEvent
-from devserver.supervisor import Supervisor
-from devserver.tracebacks import ErrorReport, Frame
+from devserver.debug.capture import BodyRecorder, BodyStore
+from devserver.ipc.config import Config
+from devserver.ipc.events import BodyRecord, RequestEvent, ServerEvent
+from devserver.ipc.reports import ErrorReport, Frame
+from devserver.supervisor.core import Supervisor
 from tui.app import DashboardApp
 from tui.body_view import describe_image, render_body
 from tui.detail_screen import DetailScreen, headers_text, request_line

@@ -10,8 +10,8 @@ from rich.text import Text
 from textual.widgets import Footer, Input, Static
 from textual.widgets._footer import FooterKey
 
-from devserver.config import Config
-from devserver.events import RequestEvent, ServerEvent, WorkerEvent, WorkerStatus
+from devserver.ipc.config import Config
+from devserver.ipc.events import RequestEvent, ServerEvent, WorkerEvent, WorkerStatus
 from tui.app import DashboardApp
 from tui.filter_bar import placeholder_for
 from tui.help_screen import HelpScreen

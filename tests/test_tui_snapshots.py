@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from devserver.capture import BodyRecorder, BodyStore
-from devserver.config import Config
-from devserver.events import (
+from devserver.debug.capture import BodyRecorder, BodyStore
+from devserver.ipc.config import Config
+from devserver.ipc.events import (
     BodyRecord,
     DroppedEvents,
     Event,
@@ -30,7 +30,7 @@ from devserver.events import (
     WorkerEvent,
     WorkerStatus,
 )
-from devserver.tracebacks import ErrorReport, Frame
+from devserver.ipc.reports import ErrorReport, Frame
 from tui.app import DashboardApp
 
 BASE = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC

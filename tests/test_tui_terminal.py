@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from test_tui import BASE, FakeControl, make_app, request, until
 
-from devserver.events import LogEvent, ReloadEvent, ServerEvent
+from devserver.ipc.events import LogEvent, ReloadEvent, ServerEvent
 from tui.browser import find_browser
 from tui.detail_screen import DetailScreen
 from tui.reloads import ReloadsPanel

@@ -5,7 +5,7 @@ from __future__ import annotations
 import h11
 import pytest
 
-from devserver.writer import BodyWriter, Delimit, frame
+from devserver.http.framing import BodyWriter, Delimit, frame
 
 
 def respond(pieces: list[bytes], headers: list[tuple[str, str]], *, method: str = "GET", version: str = "1.1",

@@ -35,9 +35,9 @@ from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.timer import Timer
 
-from devserver.config import Config
-from devserver.events import Event, RequestEvent
-from devserver.safetext import escape_controls
+from devserver.ipc.config import Config
+from devserver.ipc.events import Event, RequestEvent
+from devserver.kit.safetext import escape_controls
 from tui import format as fmt
 from tui.bodies import BodyNotExact
 from tui.browser import find_browser, launch, local_url

@@ -1,7 +1,7 @@
 """Reading recorded bodies back, and saying what they are.
 
-Workers keep bodies in spool files (devserver.capture); an event carries only
-a :class:`~devserver.events.BodyRecord`.  The oldest records lose their bytes
+Workers keep bodies in spool files (devserver.debug.capture); an event carries only
+a :class:`~devserver.ipc.events.BodyRecord`.  The oldest records lose their bytes
 when the store is full, so every reader here copes with a body that is gone.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from devserver.events import BodyRecord, RequestEvent
+from devserver.ipc.events import BodyRecord, RequestEvent
 from tui.format import size as fmt_size
 
 Side = Literal["request", "response"]

@@ -11,7 +11,7 @@ import struct
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
-from devserver.safetext import escape_controls
+from devserver.kit.safetext import escape_controls
 from tui import format as fmt
 
 TEXT_LIMIT = 64 * 1024  # characters shown of a text body (the export has it all)

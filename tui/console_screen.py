@@ -1,7 +1,7 @@
 """``x`` in the detail of a failed request: a Python prompt in the frames of that failure.
 
 The code runs in the worker process that served the request, which keeps
-the frames of its last failures (devserver.framestore); the question goes
+the frames of its last failures (devserver.debug.failures); the question goes
 through the supervisor and that worker's control pipe, never over HTTP.
 Each frame has a namespace of its own that lasts while the failure is kept,
 so ``x = 1`` then ``x`` works.  Everything shown comes from the app (values,
@@ -20,9 +20,9 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, OptionList, Static
 
-from devserver.control import Evaluated
-from devserver.events import RequestEvent
-from devserver.safetext import escape_controls
+from devserver.ipc.control import Evaluated
+from devserver.ipc.events import RequestEvent
+from devserver.kit.safetext import escape_controls
 from tui.control import Control
 
 PROMPT = ">>> "

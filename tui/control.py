@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from devserver.control import Evaluated
+from devserver.ipc.control import Evaluated
 
 
 @runtime_checkable
 class Control(Protocol):
-    """The slice of :class:`devserver.supervisor.Supervisor` the dashboard drives.
+    """The slice of :class:`devserver.supervisor.core.Supervisor` the dashboard drives.
 
     Every method may block (they talk to worker processes), so the dashboard
     calls them from a worker thread, never from its event loop.

@@ -16,11 +16,11 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from devserver.events import Headers, RequestEvent
-from devserver.http import LINE_KEPT
-from devserver.pages import reason
-from devserver.safetext import escape_controls
-from devserver.tracebacks import report_text
+from devserver.debug.tracebacks import report_text
+from devserver.http.parser import LINE_KEPT
+from devserver.http.statuses import reason
+from devserver.ipc.events import Headers, RequestEvent
+from devserver.kit.safetext import escape_controls
 from tui import format as fmt
 from tui.bodies import Side, load_body
 from tui.body_view import render_body

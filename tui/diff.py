@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import difflib
 
-from devserver.events import Headers, RequestEvent
-from devserver.safetext import escape_controls
+from devserver.ipc.events import Headers, RequestEvent
+from devserver.kit.safetext import escape_controls
 from tui.bodies import load_body
 from tui.body_view import render_body
 

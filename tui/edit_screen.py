@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TextArea
 
-from devserver.events import RequestEvent
+from devserver.ipc.events import RequestEvent
 from tui.bodies import BodyNotExact, exact_request_body
 from tui.replay import ReplayRequested
 

@@ -24,8 +24,8 @@ from urllib.parse import parse_qsl, urljoin, urlsplit
 from textual.message import Message
 
 from devserver import __version__
-from devserver.events import RequestEvent
-from devserver.pages import reason
+from devserver.http.statuses import reason
+from devserver.ipc.events import RequestEvent
 from tui.bodies import Body, BodyNotExact, exact_request_body, load_body
 from tui.replay import replay_headers, server_address
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from textual.message import Message
 
-from devserver.events import Event
+from devserver.ipc.events import Event
 
 FULL_GC_THRESHOLD = 100  # collections of the middle generation per full one (Python's default: 10)
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import unquote
 
-from devserver.events import RequestEvent
+from devserver.ipc.events import RequestEvent
 from tui.bodies import body_bytes
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"})

@@ -14,7 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import Input
 
-from devserver.safetext import escape_controls
+from devserver.kit.safetext import escape_controls
 from tui.filter import Context, FilterError, RequestFilter, parse_filter
 
 # The longest that fits is shown (a cut hint would hide how to get help or out).  Not "?": typed here, it is text.

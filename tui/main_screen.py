@@ -12,8 +12,8 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 
-from devserver.config import Config
-from devserver.events import (
+from devserver.ipc.config import Config
+from devserver.ipc.events import (
     DroppedEvents,
     Event,
     LogEvent,

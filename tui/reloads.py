@@ -1,6 +1,6 @@
 """Recent module reloads, and the traceback of the latest one that failed.
 
-One entry per module per failure (see :mod:`devserver.reloadlog`): workers
+One entry per module per failure (see :mod:`devserver.reload.log`): workers
 report a module that fails to import on every request that reaches it.
 """
 
@@ -15,9 +15,9 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from devserver.events import ReloadEvent
-from devserver.reloadlog import ReloadFilter, is_reload_all, reload_name
-from devserver.safetext import escape_controls
+from devserver.ipc.events import ReloadEvent
+from devserver.kit.safetext import escape_controls
+from devserver.reload.log import ReloadFilter, is_reload_all, reload_name
 from tui import format as fmt
 
 KEEP = 20

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from textual.message import Message
 
-from devserver.events import RequestEvent
+from devserver.ipc.events import RequestEvent
 from tui.bodies import exact_request_body
 
 # RFC 9110 §7.6.1: connection-specific fields are not forwarded.  Content-Length

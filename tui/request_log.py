@@ -38,7 +38,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from devserver.events import RequestEvent
+from devserver.ipc.events import RequestEvent
 from tui import format as fmt
 from tui.filter import RequestFilter
 

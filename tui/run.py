@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from devserver.config import Config
-from devserver.events import Event
+from devserver.ipc.config import Config
+from devserver.ipc.events import Event
 
 UI_NICENESS = 10  # the dashboard's loop yields the CPU to the workers it watches (Linux: per thread)
 
@@ -46,8 +46,8 @@ def run_dashboard(config: Config) -> int:
     the server is stopped in every case, even if the dashboard crashes.
     """
     # Imported here so that the dashboard modules load without the server.
-    from devserver.supervisor import StartError, Supervisor
-    from devserver.watchers import attach_watchers
+    from devserver.supervisor.core import StartError, Supervisor
+    from devserver.supervisor.watchers import attach_watchers
 
     # Recorded bodies live in a private folder that lasts as long as the dashboard.
     spool = tempfile.mkdtemp(prefix="devserver-bodies-") if config.body_cap > 0 else ""

@@ -14,8 +14,8 @@ from rich.text import Text
 from textual import events
 from textual.widgets import RichLog
 
-from devserver.events import LogEvent, ServerEvent
-from devserver.safetext import escape_controls
+from devserver.ipc.events import LogEvent, ServerEvent
+from devserver.kit.safetext import escape_controls
 from tui import format as fmt
 
 MAX_LINES = 500

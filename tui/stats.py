@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
 
-from devserver.events import RequestEvent
+from devserver.ipc.events import RequestEvent
 from tui import format as fmt
 
 HISTORY_SECONDS = 60

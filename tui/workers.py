@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from textual.widgets import DataTable
 
-from devserver.events import RequestEvent, WorkerEvent, WorkerStatus
+from devserver.ipc.events import RequestEvent, WorkerEvent, WorkerStatus
 from tui import format as fmt
 
 ALIVE_STATES = frozenset({"started", "restarted", "running"})

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from realapp import user_env
 
-from devserver import appspec
+from devserver.apps import appspec
 
 
 @pytest.mark.parametrize("text,expected", [

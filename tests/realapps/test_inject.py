@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from devserver.inject import LIMIT, with_livereload
-from devserver.livereload import APP_SCRIPT_TAG, SCRIPT_TAG
+from devserver.handlers.inject import LIMIT, with_livereload
+from devserver.handlers.livereload import APP_SCRIPT_TAG, SCRIPT_TAG
 
 PAGE = b"<!DOCTYPE html><html><body><h1>hi</h1></body></html>"
 

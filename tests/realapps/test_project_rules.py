@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devserver.projectfiles import ProjectFiles
-from devserver.projectwatch import Change, restart_reason
+from devserver.apps.projectfiles import ProjectFiles
+from devserver.supervisor.projectwatch import Change, restart_reason
 
 
 def test_project_files_exclude_virtualenvs_packages_and_tools(tmp_path: Path) -> None:

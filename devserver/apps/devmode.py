@@ -1,0 +1,100 @@
+"""Frameworks' apps served in development mode, as their own development servers serve them.
+
+A framework that catches a view's exception and answers its own bare 500
+hides the traceback from devserver's error page, the dashboard and the
+console in the failing frame.  :func:`develop` is applied to every app a
+worker loads (a project APP, a ``/name.py`` module) and sets, per framework
+(found by the app's class, never by importing a framework):
+
+=========  =====================================================================
+Flask      ``PROPAGATE_EXCEPTIONS = True`` unless the app set it: a view's
+           exception reaches the server, as under ``flask run --debug`` (whose
+           Werkzeug debugger, which runs code for HTTP requests, stays off)
+Bottle     ``catchall = False``: the exception propagates instead of Bottle's 500
+Falcon     its default handler for ``Exception`` (a bare 500) is removed, so
+           the exception propagates; a handler the app added is kept
+Django     Django's own 500 page stays (with ``DEBUG``, the technical page that
+           ``runserver`` shows: template context, settings; without, the
+           project's handler500), and the exception also reaches the dashboard
+           and the console through ``got_request_exception`` (:data:`CAUGHT`);
+           with ``DEBUG`` and ``django.contrib.staticfiles`` installed, static
+           files are served by its ``StaticFilesHandler``, as ``runserver`` does
+=========  =====================================================================
+
+Nothing here evaluates code for a request.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from devserver.handlers.wsgi import CAUGHT
+
+
+def _flask(app: Any) -> Any:
+    if app.config.get("PROPAGATE_EXCEPTIONS") is None:
+        app.config["PROPAGATE_EXCEPTIONS"] = True
+    return app
+
+
+def _bottle(app: Any) -> Any:
+    app.catchall = False
+    return app
+
+
+def _falcon(app: Any) -> Any:
+    handlers = getattr(app, "_error_handlers", None)
+    default = getattr(app, "_python_error_handler", None)
+    if isinstance(handlers, dict) and default is not None and handlers.get(Exception) == default:
+        del handlers[Exception]  # falcon then re-raises what no handler took (App._handle_exception)
+    return app
+
+
+def _django_caught(sender: Any, request: Any = None, **kwargs: Any) -> None:
+    environ = getattr(request, "environ", None)
+    if isinstance(environ, dict):
+        environ[CAUGHT] = sys.exc_info()[1]
+
+
+def _django(app: Any) -> Any:
+    from django.conf import settings
+    from django.core.signals import got_request_exception
+
+    got_request_exception.connect(_django_caught, weak=False, dispatch_uid="devserver.apps.devmode")
+    if (settings.DEBUG and "django.contrib.staticfiles" in settings.INSTALLED_APPS
+            and "whitenoise.runserver_nostatic" not in settings.INSTALLED_APPS):
+        from django.contrib.staticfiles.handlers import StaticFilesHandler
+
+        return StaticFilesHandler(app)  # runserver's --nostatic off: /static/ from every app's static/
+    return app
+
+
+# The class (module.qualname, anywhere in the app's MRO) → what development mode sets on its apps.
+FRAMEWORKS: dict[str, Callable[[Any], Any]] = {
+    "flask.app.Flask": _flask,
+    "bottle.Bottle": _bottle,
+    "falcon.app.App": _falcon,
+    "django.core.handlers.wsgi.WSGIHandler": _django,
+}
+
+
+def django_set_up() -> bool:
+    """True if Django's app registry is populated (``django.setup()`` ran here): the project is Django's."""
+    registry = getattr(sys.modules.get("django.apps"), "apps", None)
+    return bool(getattr(registry, "ready", False))
+
+
+def framework_of(app: Any) -> Callable[[Any], Any] | None:
+    for cls in type(app).__mro__:
+        develop_app = FRAMEWORKS.get(f"{cls.__module__}.{cls.__qualname__}")
+        if develop_app is not None:
+            return develop_app
+    return None
+
+
+def develop(app: Any) -> Any:
+    """``app`` set up for development (the same object, or a wrapper around it); any other app as it is."""
+    develop_app = framework_of(app)
+    return app if develop_app is None else develop_app(app)

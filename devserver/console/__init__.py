@@ -1,0 +1,1 @@
+"""The plain and JSON console log, written from a thread of its own."""

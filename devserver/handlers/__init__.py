@@ -1,0 +1,1 @@
+"""What answers a request: static files, folder listings, WSGI apps, the server's own pages, live reload."""

@@ -1,0 +1,94 @@
+"""One round trip's state, and the seam through which handlers answer it.
+
+Handlers (static files, WSGI apps, the live-reload endpoints) answer through
+a ``Responder``; the connection is one, and nothing else of it is visible to
+them.  Keeping both here lets the handlers and the connection depend on this
+module and never on each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import Callable
+from tempfile import SpooledTemporaryFile
+from typing import BinaryIO, Protocol
+
+from devserver.debug.capture import Capture
+from devserver.debug.requestlogs import LineCollector
+from devserver.http.framing import BodyWriter
+from devserver.http.parser import Request
+from devserver.ipc.reports import ErrorReport
+
+PREVIEW = 1024  # bytes of request body kept for the event log
+SPOOL = 1024 * 1024  # request bodies above this go to a temporary file
+
+
+class ClientGone(ConnectionError):
+    """The client went away while we were answering."""
+
+
+class Exchange:
+    """A request, its body and what was answered, for one round trip."""
+
+    __slots__ = ("request", "body", "preview", "started", "status", "sent",
+                 "traceback", "error", "continue_sent", "close", "prepared", "body_size", "writer",
+                 "capture", "report", "logs")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.body: SpooledTemporaryFile[bytes] | io.BytesIO | None = None
+        self.preview = b""
+        self.body_size = 0
+        self.started = time.perf_counter()
+        self.status = 0
+        self.sent = 0
+        self.traceback: str | None = None
+        self.error: str | None = None
+        self.continue_sent = False
+        self.close = not request.keep_alive
+        self.prepared: object = None  # work a synchronous attempt left for the async path
+        self.writer: BodyWriter | None = None  # the response's framing, once its head is out
+        self.capture: Capture | None = None  # bodies recorded for the dashboard (devserver.debug.capture)
+        self.report: ErrorReport | None = None  # an app's exception in full (devserver.debug.tracebacks)
+        self.logs: LineCollector | None = None  # what the app printed or logged while serving it
+
+    def add_body(self, data: bytes) -> None:
+        if self.body is None:
+            self.body = SpooledTemporaryFile(max_size=SPOOL)
+        self.body.write(data)
+        self.body_size += len(data)
+        if self.capture is not None:
+            self.capture.request.feed(data)
+        if len(self.preview) < PREVIEW:
+            self.preview += data[: PREVIEW - len(self.preview)]
+
+    def input(self) -> BinaryIO:
+        """The body, rewound, for the handler to read (empty if none)."""
+        if self.body is None:
+            return io.BytesIO(b"")
+        self.body.seek(0)
+        return self.body  # type: ignore[return-value]
+
+
+class Responder(Protocol):
+    """What a handler may do with the connection of the exchange it answers."""
+
+    loop: asyncio.AbstractEventLoop
+    client: str  # "host:port" of the peer
+    closing: bool
+    current: Exchange | None  # the exchange being answered
+
+    def begin(self, exchange: Exchange) -> None: ...
+    def end(self) -> None: ...
+    def send(self, status: int, headers: list[tuple[str, str]], body: bytes = b"", *, close: bool = False) -> None: ...
+    def send_error(self, status: int, message: str, detail: str | None = None, *, close: bool = False,
+                   report: ErrorReport | None = None) -> None: ...
+    async def send_file(self, status: int, headers: list[tuple[str, str]], file: BinaryIO, offset: int,
+                        length: int) -> None: ...
+    def start(self, status: int, headers: list[tuple[str, str]], data: bytes = b"") -> None: ...
+    def write(self, data: bytes) -> None: ...
+    def finish(self) -> None: ...
+    def abort(self) -> None: ...
+    def thread_writer(self, post: Callable[..., object]) -> Callable[[bytes], None]: ...

@@ -1,0 +1,183 @@
+"""Response framing, decided once per response and enforced for every byte.
+
+The request side turns bytes into events (http.py); this is its mirror for
+responses, with no sockets: ``frame()`` reads status, method, version and
+the handler's headers and decides how the body is delimited (RFC 9112 §6.3),
+and a ``BodyWriter`` then turns the handler's body bytes into wire bytes that
+always match that decision.  A handler that sends more than it declared is
+cut at the declared length: the message on the wire is whole and exactly as
+long as announced (RFC 9112 §6.3), so the connection carries on, as
+waitress's does.  One that sends less leaves an incomplete message (§8) that
+only the end of the connection can signal, so the connection is closed.
+Either way the mismatch is reported with the request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from devserver.http.parser import LAST_CHUNK, chunk, response_head
+from devserver.kit.frozen import maker
+
+
+class Delimit(Enum):
+    NONE = "none"  # HEAD, 1xx, 204, 304: no body whatever the headers say
+    LENGTH = "length"  # Content-Length
+    CHUNKED = "chunked"  # Transfer-Encoding: chunked (HTTP/1.1 only)
+    CLOSE = "close"  # the end of the connection (HTTP/1.0 without a length)
+
+
+@dataclass(frozen=True, slots=True)
+class Framing:
+    delimit: Delimit
+    length: int | None  # bytes of body announced (LENGTH); None otherwise
+    close: bool  # the connection ends after this response
+    head: bytes  # status line and header block, ready to send
+
+
+def _without_coding(headers: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], int | None]:
+    """The headers less any Transfer-Encoding, and the first Content-Length's value (None if absent or not a number)."""
+    kept = []
+    declared: int | None = None
+    length_seen = False
+    for name, value in headers:
+        lname = name.lower()
+        if lname == "transfer-encoding":
+            continue
+        if lname == "content-length" and not length_seen:
+            length_seen = True
+            value_ = value.strip()
+            declared = int(value_) if value_.isdigit() else None
+        kept.append((name, value))
+    return kept, declared
+
+
+def frame(status: int, headers: list[tuple[str, str]], *, method: str, version: str, close: bool,
+          body_length: int | None = None) -> Framing:
+    """The framing of one response.
+
+    ``headers`` are the handler's; a Content-Length in them is honoured (and
+    enforced), otherwise ``body_length`` (a body known whole) is announced,
+    otherwise the body is chunked on HTTP/1.1 or ends with the connection on
+    HTTP/1.0.  Transfer-Encoding from a handler is never passed on: the
+    server owns the framing.
+    """
+    version = "1.0" if version == "1.0" else "1.1"
+    headers, declared = _without_coding(headers)
+    bodiless = status in (204, 304) or status < 200
+    if bodiless:
+        headers = [(n, v) for n, v in headers if n.lower() != "content-length" or status == 304]
+        delimit, length = Delimit.NONE, None
+    elif declared is not None:
+        delimit, length = Delimit.LENGTH, declared
+    elif body_length is not None:
+        headers.append(("Content-Length", str(body_length)))
+        delimit, length = Delimit.LENGTH, body_length
+    elif method == "HEAD":
+        delimit, length = Delimit.NONE, None
+    elif version == "1.1":
+        headers.append(("Transfer-Encoding", "chunked"))
+        delimit, length = Delimit.CHUNKED, None
+    else:
+        delimit, length, close = Delimit.CLOSE, None, True
+    if method == "HEAD":
+        # The headers describe the body a GET would get; none is sent (RFC 9110 §9.3.2).
+        delimit, length = Delimit.NONE, None
+    head = response_head(status, headers, close=close, version=version)
+    return _make_framing(Framing, (delimit, length, close, head))
+
+
+_make_framing = maker(Framing)  # one per response
+
+
+class BodyWriter:
+    """Turns one response's body bytes into wire bytes that keep to its Framing."""
+
+    __slots__ = ("framing", "remaining", "body_bytes", "overrun")
+
+    def __init__(self, framing: Framing) -> None:
+        self.framing = framing
+        self.remaining = framing.length  # LENGTH: bytes still owed
+        self.body_bytes = 0  # bytes of body the handler offered
+        self.overrun = 0  # bytes offered past the announced length, never sent
+
+    def data(self, data: bytes) -> bytes:
+        """What goes on the wire for ``data`` (possibly nothing)."""
+        return self.wire(self.take(data))
+
+    def take(self, data: bytes) -> bytes:
+        """The part of ``data`` that is body on the wire: all of it, up to the length still owed, or none (HEAD...)."""
+        self.body_bytes += len(data)
+        delimit = self.framing.delimit
+        if delimit is Delimit.LENGTH:
+            assert self.remaining is not None
+            if len(data) > self.remaining:
+                self.overrun += len(data) - self.remaining
+                data = data[: self.remaining]
+            self.remaining -= len(data)
+            return data
+        return b"" if delimit is Delimit.NONE else data
+
+    def wire(self, body: bytes) -> bytes:
+        """``body`` (from take()) framed for the wire: a chunk when chunked, as it is otherwise."""
+        if self.framing.delimit is Delimit.CHUNKED:
+            return chunk(body) if body else b""
+        return body
+
+    def allowance(self, offered: int) -> int:
+        """How many of ``offered`` bytes sent by sendfile may go out (counted as sent)."""
+        if self.framing.delimit is Delimit.NONE:
+            return 0
+        allowed = offered if self.remaining is None else min(offered, self.remaining)
+        self.body_bytes += offered
+        self.overrun += offered - allowed
+        if self.remaining is not None:
+            self.remaining -= allowed
+        return allowed
+
+    def give_back(self, unsent: int) -> None:
+        """Bytes allowed by allowance() that could not be sent after all (the file was shorter)."""
+        if unsent and self.remaining is not None:
+            self.remaining += unsent
+            self.body_bytes -= unsent
+
+    def end(self) -> bytes:
+        """The bytes that end the body (the last chunk, if chunked)."""
+        return LAST_CHUNK if self.framing.delimit is Delimit.CHUNKED else b""
+
+    @property
+    def short(self) -> int:
+        """Bytes announced but never offered."""
+        if self.framing.delimit is not Delimit.LENGTH or self.remaining is None:
+            return 0
+        return self.remaining
+
+    @property
+    def must_close(self) -> bool:
+        """After this response the connection cannot carry another one.
+
+        A body cut at its Content-Length does not close it: what went out is
+        a whole message of the announced length, and the bytes cut off never
+        reached the wire, so the next response cannot be mistaken for them.
+        """
+        return self.framing.close or self.short > 0
+
+    def mismatch(self) -> str | None:
+        """A one-line account of a body that did not match its Content-Length."""
+        if self.overrun:
+            return (f"The response declared Content-Length {self.framing.length} but offered "
+                    f"{self.body_bytes} bytes; cut at {self.framing.length}")
+        if self.short:
+            return (f"The response declared Content-Length {self.framing.length} but ended after "
+                    f"{self.body_bytes} bytes; the connection closed")
+        return None
+
+
+def sent_headers(writer: BodyWriter | None) -> tuple[tuple[str, str], ...]:
+    """The header fields of the head ``writer`` framed as they went out: the handler's and the server's
+    (Date, Server, Content-Length or Transfer-Encoding, Connection), in wire order.  () before any head."""
+    if writer is None:
+        return ()
+    lines = writer.framing.head.decode("latin-1").split("\r\n")[1:-2]  # less the status line and the blank line
+    return tuple((name, value) for name, _, value in (line.partition(": ") for line in lines))

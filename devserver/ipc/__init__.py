@@ -1,0 +1,1 @@
+"""What the supervisor and its workers agree on: the settings, control messages down, events up."""

@@ -1,0 +1,188 @@
+"""Events that cross the worker → supervisor boundary.
+
+Every event is a small frozen dataclass of builtin-typed fields so that it
+pickles cheaply over a ``multiprocessing`` queue and cannot be changed behind
+the receiver's back.  The dashboard and the console log consume only these.
+Tracebacks travel as text.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+
+from devserver.ipc.reports import ErrorReport
+from devserver.kit.frozen import maker
+from devserver.kit.safetext import escape_controls
+
+E = TypeVar("E")
+
+
+def _pickled_by_values(cls: type[E]) -> type[E]:
+    """Pickle as (class, field values): a slots dataclass's own pickling walks ``fields()`` for every
+    object, which cost the request path about 5 µs per event (pickled by the worker, unpickled by the supervisor)."""
+    values = operator.attrgetter(*(f.name for f in fields(cls)))  # type: ignore[arg-type]
+
+    def __reduce__(self: Any) -> tuple[Callable[..., E], tuple[Any, ...]]:
+        return cls, values(self)
+
+    cls.__reduce__ = __reduce__  # type: ignore[assignment,method-assign]
+    return cls
+
+Headers = tuple[tuple[str, str], ...]
+
+
+@_pickled_by_values
+@dataclass(frozen=True, slots=True)
+class BodyRecord:
+    """Where a worker kept (the first ``kept`` bytes of) a body of ``size`` bytes.
+
+    The bytes live at ``offset`` in the spool file ``path`` (devserver.debug.capture),
+    which the oldest records lose first when the store is full.
+    """
+
+    path: str
+    offset: int
+    kept: int
+    size: int
+
+    @property
+    def truncated(self) -> bool:
+        """True when the body was longer than what was kept."""
+        return self.size > self.kept
+
+
+@_pickled_by_values
+@dataclass(frozen=True, slots=True)
+class RequestEvent:
+    """One answered request (or a request rejected by the protocol layer)."""
+
+    time: float
+    worker_pid: int
+    client: str
+    method: str
+    target: str
+    http_version: str
+    status: int
+    bytes_sent: int
+    duration_ms: float
+    request_headers: Headers = ()
+    response_headers: Headers = ()
+    body_preview: bytes = b""
+    traceback: str | None = None
+    error: str | None = None  # protocol error text for 4xx/5xx sent by the server itself
+    request_body: BodyRecord | None = None  # None: bodies are not being recorded (or there was none)
+    response_body: BodyRecord | None = None
+    error_report: ErrorReport | None = None  # an app's exception: frames, source, locals, request
+    logs: tuple[str, ...] = ()  # lines the app printed or logged while serving this request
+    request_id: str = ""  # names the request in the LogEvents of those lines
+    # A request the server refused before it was parsed (method and target "-"): its first line as received,
+    # up to 1 KiB, latin-1, unescaped (shown_request() escapes it).  "" when parsed, or when nothing came.
+    request_line: str = ""
+
+    def shown_request(self, limit: int = 0) -> tuple[str, str]:
+        """Method and target as a log shows them, control characters escaped.
+
+        A refused request has no method or target of its own: its raw first
+        line stands in their place, quoted (as in the common log format) and,
+        with ``limit``, shortened to that many characters with an ellipsis.
+        """
+        if not self.request_line:
+            return escape_controls(self.method, multiline=False), escape_controls(self.target, multiline=False)
+        # Bytes past ASCII have no place in a request line (RFC 9112 §3): shown as \xNN like the controls.
+        line = escape_controls(self.request_line.encode("latin-1").decode("ascii", "backslashreplace"), multiline=False)
+        if limit and len(line) > limit:
+            line = line[: limit - 1] + "…"
+        return "-", f'"{line}"'
+
+
+@_pickled_by_values
+@dataclass(frozen=True, slots=True)
+class ReloadEvent:
+    """Dynamic modules reloaded after a change on disk."""
+
+    time: float
+    paths: tuple[str, ...]
+    modules: tuple[str, ...]
+    duration_ms: float
+    error: str | None = None
+    worker_pid: int | None = None  # None: emitted by the supervisor's watcher
+
+
+@_pickled_by_values
+@dataclass(frozen=True, slots=True)
+class WorkerEvent:
+    """A worker process changed state."""
+
+    time: float
+    pid: int
+    state: str  # "started" | "exited" | "restarted" | "stopped"
+    index: int = 0
+    exitcode: int | None = None
+
+
+@_pickled_by_values
+@dataclass(frozen=True, slots=True)
+class WorkerStatus:
+    """Periodic health report of one worker."""
+
+    time: float
+    pid: int
+    requests: int
+    connections: int
+    rss_bytes: int
+
+
+@_pickled_by_values
+@dataclass(frozen=True, slots=True)
+class DroppedEvents:
+    """Events a worker could not queue because the queue was full."""
+
+    time: float
+    worker_pid: int
+    count: int
+
+
+@_pickled_by_values
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    """A line an application wrote to ``wsgi.errors``, or a server notice."""
+
+    time: float
+    worker_pid: int
+    text: str
+    level: str = "info"
+    request_id: str = ""  # the request being served when an app wrote the line, if any
+
+
+@_pickled_by_values
+@dataclass(frozen=True, slots=True)
+class ServerEvent:
+    """Supervisor lifecycle: "listening", "stopping", "stopped"."""
+
+    time: float
+    state: str
+    url: str = ""
+    workers: int = 0
+    details: tuple[str, ...] = field(default_factory=tuple)
+
+
+Event = RequestEvent | ReloadEvent | WorkerEvent | WorkerStatus | DroppedEvents | LogEvent | ServerEvent
+# An event in transit as (class, field values in order), built by the receiver: a worker sends one
+# RequestEvent per request, and building the frozen dataclass cost it as much as pickling it.
+Wire = tuple[type[Event], tuple[Any, ...]]
+
+
+def received(batch: list[Event | Wire]) -> list[Event]:
+    """A batch as a worker sent it, with the events that travelled as values built."""
+    return [_BUILDERS.get(item[0], _by_init)(*item) if type(item) is tuple else item  # type: ignore[misc]
+            for item in batch]
+
+
+def _by_init(cls: type[E], values: tuple[Any, ...]) -> E:
+    return cls(*values)
+
+
+_BUILDERS: dict[type, Callable[[Any, tuple[Any, ...]], Any]] = {RequestEvent: maker(RequestEvent)}  # one per request

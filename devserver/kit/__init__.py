@@ -1,0 +1,1 @@
+"""Small tools that know nothing of the server: fast records, memo tables, terminal-safe text, sleeping timers."""

@@ -1,0 +1,541 @@
+"""A worker process: an asyncio loop serving connections on the shared socket.
+
+WSGI calls run in a thread pool so that a slow app, an open event stream or
+an idle keep-alive connection never holds up another request.  Workers load
+no UI library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from devserver.apps.dynamic import ImportFailed, NotFound, split_script
+from devserver.apps.loader import app_key, modules_for
+from devserver.debug import capture, failures, requestlogs
+from devserver.debug.appoutput import escape_app_output
+from devserver.handlers import static
+from devserver.handlers.exchange import ClientGone, Exchange, Responder
+from devserver.handlers.wsgi import WSGIApp, WSGIServer, serve_wsgi, start_wsgi
+from devserver.http.framing import sent_headers
+from devserver.http.hostcheck import HostPolicy
+from devserver.http.parser import Limits
+from devserver.ipc.config import Config
+from devserver.ipc.control import ControlMessage, Evaluate, PageChanged, Reload, StopSeen
+from devserver.ipc.events import LogEvent, ReloadEvent, RequestEvent, WorkerStatus
+from devserver.kit.timers import Repeater
+from devserver.worker.accept import Acceptor
+from devserver.worker.connection import Connection
+from devserver.worker.eventqueue import MAX_BATCH, EventChannel, EventSink
+from devserver.worker.handoff import Handoff
+from devserver.worker.inflight import InflightTable
+from devserver.worker.threadpool import ThreadPool
+
+FLUSH_EVERY = 0.05  # seconds between event batches
+SWEEP_EVERY = 0.5  # seconds between timeout sweeps
+STATUS_EVERY = 1.0
+# Allocations between young-generation collections (CPython's default is 700).  Each request leaves a few
+# reference cycles behind (asyncio's transport refers to itself), so collections come every few dozen
+# requests, and each one walks every object of the connections in flight: a tenth as many collections
+# cost ~3% fewer instructions per request with `Connection: close`; the garbage waits a little longer.
+GC_YOUNG_THRESHOLD = 7000
+INTERNAL_PREFIX = "/__devserver__/"
+ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"  # what OPTIONS * says the server takes
+SAVE_SETTLE = 0.1  # seconds: a module file younger than this may still be being written
+SAVE_PATIENCE = 2.0  # seconds a request waits for a module that keeps being saved
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """What try_sync found for a request it could not answer at once, so handle() need not look again."""
+
+    static: static.StaticResponse | None  # None: not a file, the APP answers
+
+
+class Worker:
+    """State shared by the connections of one worker process."""
+
+    def __init__(self, config: Config, sock: socket.socket, events: Any, control: Any, generation: Any,
+                 handoff: Handoff | None = None) -> None:
+        self.config = config
+        self.sock = sock
+        self.loop = asyncio.get_running_loop()
+        self.pid = os.getpid()
+        self.limits = Limits(config.max_request_line, config.max_header_bytes, config.max_header_count, config.max_body)
+        self.pool = ThreadPool(self.loop, base=min(4, config.threads), maximum=config.threads)
+        self.sink = EventSink(events, self.pid)
+        self.control = control
+        self.generation = generation
+        self.applied_generation = generation.value if generation is not None else 0
+        self.connections: set[Connection] = set()
+        self.requests = 0
+        self.draining = False
+        self.retiring = False  # a warm restart replaces this worker (retire)
+        self.handoff = handoff  # where a retiring worker's idle connections go, and this one takes others'
+        self.acceptor: Acceptor | None = None
+        self.stopped = asyncio.Event()
+        # Filled by extensions (live reload) before serving starts.
+        self.internal: Callable[[Responder, Exchange], Awaitable[None]] | None = None
+        self.html_transform: Callable[[bytes], bytes] | None = None
+        self.static_html_transform: Callable[[bytes], bytes] | None = None  # files' pages, when unlike apps'
+        self.page_listeners: list[Callable[[PageChanged], None]] = []
+        self.shutdown_hooks: list[Callable[[], None]] = []
+        self.on_message: dict[type, Callable[[Any], None]] = {Reload: self._on_reload, PageChanged: self._on_page_changed}
+        self.inflight = InflightTable(None)  # what this worker serves, for the supervisor if it dies
+        addr = sock.getsockname()
+        self.server_address = (config.host, addr[1])
+        self.wsgi: WSGIServer | None = None  # built in serve(), once the extensions are in
+        # Periodic work, each asleep while it has nothing to do (timers.py).
+        self.flusher = Repeater(self.loop, FLUSH_EVERY, self._flush_events, lambda: len(self.sink) > 0)
+        self.sweeper = Repeater(self.loop, SWEEP_EVERY, self._sweep, lambda: bool(self.connections))
+        self._reported = (-1, -1)
+        self.reporter = Repeater(self.loop, STATUS_EVERY, self._status,
+                                 lambda: self._reported != (self.requests, len(self.connections)))
+        self.app_name, self.app_attr = app_key(config)
+        self.hosts = HostPolicy.for_bind(config.host, config.allowed_hosts)
+        self.dynamic = modules_for(config, self)  # last: a project APP is loaded now, before serving
+
+    # routing ---------------------------------------------------------------
+    def _answered_by_server(self, conn: Connection, exchange: Exchange) -> bool:
+        """Requests the server answers itself, before any file or app: foreign Hosts, ``OPTIONS *``."""
+        request = exchange.request
+        host = request.host
+        if not self.hosts.allows(host):
+            conn.begin(exchange)
+            conn.send_error(403, HostPolicy.refusal(host or ""))
+            conn.end()
+            return True
+        if request.path == "*":  # the parser lets the asterisk form through only for OPTIONS
+            conn.begin(exchange)
+            conn.send(200, [("Allow", ALLOW)])
+            conn.end()
+            return True
+        return False
+
+    def try_sync(self, conn: Connection, exchange: Exchange) -> bool:
+        """Answer a request without a task when it needs no waiting (small static files)."""
+        if self._answered_by_server(conn, exchange):
+            return True
+        path = exchange.request.path
+        script = split_script(path)
+        if script is not None:
+            name, script_name, path_info = script
+            if self._start_loaded(conn, exchange, name, "application", script_name, path_info):
+                return True
+            exchange.prepared = Routed(None)  # the server's own checks are done; handle() routes by path
+            return False
+        if path.startswith(INTERNAL_PREFIX):
+            return False
+        response = self._static(exchange)
+        if response is None and self.app_name is not None and self._start_loaded(
+                conn, exchange, self.app_name, self.app_attr, "", path):  # type: ignore[arg-type] # as in _app
+            return True
+        if response is None or response.file is not None:
+            exchange.prepared = Routed(response)
+            return False
+        conn.begin(exchange)
+        conn.send(response.status, response.headers, response.body)
+        conn.end()
+        return True
+
+    def _start_loaded(self, conn: Connection, exchange: Exchange, name: str, attribute: str, script_name: str,
+                      path_info: str) -> bool:
+        """Start a loaded app off the loop with no task (the connection is held until it answers).
+
+        False when the app must be imported first: handle() does that, in the pool.
+        """
+        if self.wsgi is None:
+            return False
+        app = self._loaded(name, attribute)
+        if app is None:
+            return False
+        conn.begin(exchange)
+        self.inflight.begin(exchange, exchange.request.method, exchange.request.target)
+        conn.hold()
+        start_wsgi(conn, exchange, app, script_name, path_info, self.wsgi, conn.release)
+        return True
+
+    def _static(self, exchange: Exchange) -> static.StaticResponse | None:
+        """The static answer, or None when a module:callable app should answer instead."""
+        request = exchange.request
+        if self.app_name is not None:
+            try:
+                if static.resolve(self.config.root, request.path) is None:
+                    return None
+            except ValueError:
+                return None
+        return static.serve(self.config.root, request.method, request.path, static.request_headers(request.headers),
+                            html_transform=self.static_html_transform or self.html_transform)
+
+    async def handle(self, conn: Connection, exchange: Exchange) -> None:
+        """Answer the request at the head of ``conn``'s queue."""
+        routed = exchange.prepared if isinstance(exchange.prepared, Routed) else None
+        if routed is None and self._answered_by_server(conn, exchange):
+            return
+        conn.begin(exchange)
+        self.inflight.begin(exchange, exchange.request.method, exchange.request.target)
+        path = exchange.request.path
+        try:
+            if path.startswith(INTERNAL_PREFIX) and self.internal is not None:
+                await self.internal(conn, exchange)
+                return
+            script = split_script(path)
+            if script is not None:
+                await self._dynamic(conn, exchange, *script)
+                return
+            response = routed.static if routed is not None else self._static(exchange)
+            if response is None:
+                await self._app(conn, exchange)
+            elif response.file is not None:
+                await conn.send_file(response.status, response.headers, response.file, response.offset, response.length)
+                conn.end()
+            else:
+                conn.send(response.status, response.headers, response.body)
+                conn.end()
+        except ClientGone:
+            exchange.close = True
+            if conn.current is exchange:
+                conn.end()
+            raise
+
+    def _loaded(self, name: str, attribute: str) -> WSGIApp | None:
+        """The app if it is loaded and fresh, after the reloads announced so far; None if it must be imported."""
+        self.catch_up()
+        return self.dynamic.cached(name, attribute)
+
+    async def _load(self, name: str, attribute: str = "application") -> WSGIApp:
+        """The app, after pending reloads; a module caught mid-save is tried once more.
+
+        A loaded app is found on the loop; an import (first use, or after a
+        reload) runs in the thread pool, so a slow import never holds up
+        other requests.  An editor that truncates then writes leaves a moment
+        when the file is empty or half written; importing it then fails
+        although the save about to land is fine.  If the file changed in the
+        last moment, wait for the save to settle and import again before
+        answering an error.
+        """
+        app = self._loaded(name, attribute)
+        if app is not None:
+            return app
+        deadline = time.monotonic() + SAVE_PATIENCE
+        while True:
+            try:
+                return await self.pool.submit(self.dynamic.app, name, attribute)
+            except (NotFound, ImportFailed):
+                # Saves in quick succession can catch every attempt mid-write: keep trying while
+                # the file keeps changing, within SAVE_PATIENCE.
+                if not self.dynamic.changed_within(name, SAVE_SETTLE) or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(SAVE_SETTLE)
+            self.catch_up()
+            self.dynamic.purge([name])
+
+    async def _dynamic(self, conn: Connection, exchange: Exchange, name: str, script_name: str, path_info: str) -> None:
+        try:
+            app = await self._load(name)
+        except NotFound as exc:
+            conn.send_error(404, str(exc))
+            conn.end()
+            return
+        except ImportFailed as exc:
+            self._import_failed(conn, exchange, exc)
+            return
+        assert self.wsgi is not None
+        await serve_wsgi(conn, exchange, app, script_name, path_info, self.wsgi)
+
+    async def _app(self, conn: Connection, exchange: Exchange) -> None:
+        try:
+            app: WSGIApp = await self._load(self.app_name, self.app_attr)  # type: ignore[arg-type]
+        except NotFound as exc:
+            conn.send_error(500, f"The app {self.config.app} cannot be served: {exc}")
+            conn.end()
+            return
+        except ImportFailed as exc:
+            self._import_failed(conn, exchange, exc)
+            return
+        assert self.wsgi is not None
+        await serve_wsgi(conn, exchange, app, "", exchange.request.path, self.wsgi)
+
+    def _import_failed(self, conn: Connection, exchange: Exchange, exc: ImportFailed) -> None:
+        exchange.traceback = exc.traceback  # the dashboard's text: no report, whose frames the console would ask for
+        self.sink.emit(ReloadEvent(time.time(), (), (exc.name,), 0.0, exc.traceback, self.pid))
+        self.flusher.poke()
+        conn.send_error(500, f"Module {exc.name!r} failed to import.", exc.traceback, report=exc.report)
+        conn.end()
+
+    # reloads ---------------------------------------------------------------
+    def catch_up(self) -> None:
+        """Apply every reload the supervisor has announced before this request runs.
+
+        The supervisor bumps the shared generation after writing to our pipe,
+        so a request that starts after a save was seen always runs new code,
+        even if the pipe's message has not been read by the loop yet.
+        """
+        if self.generation is None:
+            return
+        while self.applied_generation < self.generation.value:
+            self.on_control(self.control.recv())
+
+    def on_control_ready(self) -> None:
+        while self.control.poll():
+            try:
+                message = self.control.recv()
+            except (EOFError, OSError):
+                self.loop.remove_reader(self.control.fileno())
+                self.begin_shutdown()
+                return
+            self.on_control(message)
+
+    def on_control(self, message: ControlMessage) -> None:
+        handler = self.on_message.get(type(message))
+        if handler is not None:
+            handler(message)
+
+    def _on_reload(self, message: Reload) -> None:
+        self.dynamic.purge(self.dynamic.loaded() if message.modules is None else message.modules)
+        self.applied_generation = max(self.applied_generation, message.generation)
+
+    def _on_page_changed(self, message: PageChanged) -> None:
+        for listener in self.page_listeners:
+            listener(message)
+
+    # events ------------------------------------------------------------------
+    def record(self, conn: Connection, exchange: Exchange) -> None:
+        """One RequestEvent per response; the server's own endpoints (live reload) are not counted."""
+        self.inflight.end(exchange)
+        request = exchange.request
+        if request.path.startswith(INTERNAL_PREFIX):
+            return
+        self.requests += 1
+        request_body, response_body = exchange.capture.finish() if exchange.capture is not None else (None, None)
+        logs = exchange.logs
+        detail = self.config.request_detail
+        self.sink.emit_values(RequestEvent, (  # RequestEvent's fields, in order
+            time.time(), self.pid, conn.client, request.method, request.target, request.version, exchange.status,
+            exchange.sent, (time.perf_counter() - exchange.started) * 1000,
+            tuple(request.headers) if detail else (),
+            sent_headers(exchange.writer) if detail else (),  # as on the wire
+            exchange.preview, exchange.traceback,
+            exchange.error, request_body, response_body, exchange.report,
+            logs.snapshot() if logs is not None else (), logs.id if logs is not None else "", request.request_line,
+        ))
+        if len(self.sink) >= 256:
+            self._flush_events()
+        self.flusher.poke()
+        self.reporter.poke()
+
+    def _flush_events(self) -> None:
+        capture.flush()  # recorded bodies reach the disk before the events that name them
+        self.sink.flush()
+
+    def log_line(self, text: str) -> None:
+        """A line from wsgi.errors or the app's output (thread-safe)."""
+        self.emit_threadsafe(LogEvent(time.time(), self.pid, text, "error", requestlogs.current_id()))
+        requestlogs.note(text)
+
+    def emit_threadsafe(self, event: LogEvent) -> None:
+        """An event from any thread (the sink's deque takes appends from any thread)."""
+        self.sink.emit(event)
+        self.flusher.poke_threadsafe()
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for conn in list(self.connections):
+            conn.expire(now)
+
+    def _status(self) -> None:
+        self._reported = (self.requests, len(self.connections))
+        self.sink.emit(WorkerStatus(time.time(), self.pid, self.requests, len(self.connections), _rss()))
+        self.flusher.poke()
+
+    def opened(self, conn: Connection) -> None:
+        self.connections.add(conn)
+        self.sweeper.poke()
+        self.reporter.poke()
+
+    def closed(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+
+    # lifecycle ---------------------------------------------------------------
+    async def serve(self) -> None:
+        self.wsgi = WSGIServer(self.pool, self.server_address, self.config.workers > 1, self.log_line,
+                               self.html_transform, self.config.request_detail)
+        self.acceptor = Acceptor(self.loop, self.sock, lambda: Connection(self), self.config.backlog, self.handoff)
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+        self.acceptor.start()
+        if self.control is not None:
+            self.loop.add_reader(self.control.fileno(), self.on_control_ready)
+        self.loop.add_signal_handler(signal.SIGTERM, self.begin_shutdown)
+        self.reporter.poke()  # the first status tells the dashboard this worker's figures
+        await self.stopped.wait()
+        self._flush_events()
+
+    def retire(self) -> None:
+        """A warm restart replaces this worker: accept no more, and read no more of the idle connections.
+
+        Their next requests wait unread in the kernel, as new connections wait
+        in the backlog, until the new workers accept; then begin_shutdown
+        hands the connections over and those requests run the new code.  What
+        is in flight is answered here, and its connection parked after it.
+        """
+        if self.retiring:
+            return
+        self.retiring = True
+        if self.acceptor is not None:
+            self.acceptor.stop()
+        for conn in list(self.connections):
+            if conn.idle():
+                self.park(conn)
+
+    def park(self, conn: Connection) -> bool:
+        """Keep an idle connection of a retiring worker for the new workers (False: no channel to pass it on)."""
+        if self.handoff is None:
+            return False
+        conn.park()
+        if self.draining:
+            self._let_go(conn)
+        return True
+
+    @property
+    def handing_over(self) -> bool:
+        """Draining for a warm restart, with a channel: idle connections go to the new workers, not closed."""
+        return self.retiring and self.handoff is not None
+
+    def _let_go(self, conn: Connection) -> None:
+        """An idle connection of a draining worker: hand it over, or close it when the server stops.
+
+        Closing one races the client's next request (it may be on its way: no
+        answer, ``RemoteDisconnected``), which only a server that stops has to
+        accept.  A connection the channel refuses is read again: its next
+        request is answered here, with ``Connection: close``.
+        """
+        if not self.handing_over:
+            conn.close()
+        elif conn.flushed():  # else its last response is still being written: the next round
+            assert self.handoff is not None
+            if not conn.hand_over(self.handoff.give):
+                conn.unpark()
+
+    def begin_shutdown(self) -> None:
+        """Stop accepting; finish in-flight requests (bounded); then stop."""
+        if self.draining:
+            return
+        self.draining = True
+        self._flush_events()  # what finished before the stop goes now, and StopSeen right behind it
+        self.sink.mark(StopSeen())
+        if self.acceptor is not None:
+            self.acceptor.stop()
+        for hook in self.shutdown_hooks:
+            hook()
+        for conn in list(self.connections):
+            if conn.idle():
+                self._let_go(conn)
+            elif not self.handing_over:  # when handing over, its connection goes on after the response
+                for exchange in (*conn.queue, conn.current, conn.receiving):
+                    if exchange is not None:
+                        exchange.close = True  # tell the client not to send more on this connection
+        self.loop.create_task(self._wait_drained())
+
+    async def _wait_drained(self) -> None:
+        deadline = time.monotonic() + self.config.shutdown_timeout
+        while self.connections and time.monotonic() < deadline:
+            for conn in list(self.connections):
+                if conn.idle():
+                    self._let_go(conn)
+            await asyncio.sleep(0.05)
+        for conn in list(self.connections):
+            conn.abort()
+        self.stopped.set()
+
+
+def _rss() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class _OutputToEvents:
+    """sys.stdout/stderr of a worker under the dashboard: each line becomes a LogEvent.
+
+    A print() in an app would otherwise be drawn over the dashboard.  Lines
+    go through the worker's event sink, so a full channel drops them counted,
+    like any event, and never blocks the app.
+    """
+
+    def __init__(self, emit: Callable[[LogEvent], None], level: str) -> None:
+        self._emit = emit
+        self._level = level
+        # print() writes the text and the newline in two calls: an unfinished line is kept per thread,
+        # or two requests printing at once would splice their lines (and give them to the wrong request).
+        self._local = threading.local()
+
+    def write(self, text: str) -> int:
+        lines = (getattr(self._local, "partial", "") + text).split("\n")
+        self._local.partial = lines.pop()
+        for line in lines:
+            self._emit(LogEvent(time.time(), os.getpid(), line, self._level, requestlogs.current_id()))
+            requestlogs.note(line)
+        return len(text)
+
+    def flush(self) -> None:
+        """Write out this thread's unfinished line (a request's end flushes, so its last line is its own)."""
+        partial = getattr(self._local, "partial", "")
+        if partial:
+            self._local.partial = ""
+            self._emit(LogEvent(time.time(), os.getpid(), partial, self._level, requestlogs.current_id()))
+            requestlogs.note(partial)
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _route_output_to_events(emit: Callable[[LogEvent], None]) -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # output written below Python (C extensions) goes nowhere, not over the screen
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stdout = _OutputToEvents(emit, "info")  # type: ignore[assignment]
+    sys.stderr = _OutputToEvents(emit, "error")  # type: ignore[assignment]
+
+
+def worker_main(config: Config, sock: socket.socket, event_pipe: Any, control: Any, generation: Any, index: int,
+                inflight: Any = None, handoff: Handoff | None = None) -> None:
+    """Entry point of a worker process (spawned by the supervisor)."""
+    events = EventChannel(event_pipe, max(1, config.queue_size // MAX_BATCH))
+    # Ctrl-C reaches the whole process group; only the supervisor decides what it means.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    async def main() -> None:
+        worker = Worker(config, sock, events, control, generation, handoff)
+        worker.inflight = InflightTable(inflight)
+        if config.tui:  # the dashboard's console (x) runs code in the frames of this worker's last failures
+            worker.on_message[Evaluate] = failures.serve(events.put_nowait)
+        if config.tui or config.log_format == "json":  # print() must not break the screen nor the JSON stream
+            _route_output_to_events(worker.emit_threadsafe)
+        else:  # the plain console: what apps print reaches the terminal escaped
+            escape_app_output()
+        if config.livereload:
+            from devserver.handlers.livereload import install
+
+            install(worker)
+        await worker.serve()
+
+    try:
+        asyncio.run(main())
+    except Exception:  # noqa: BLE001 - report, then let the supervisor restart us
+        traceback.print_exc()
+        raise SystemExit(1) from None
+    finally:
+        events.close()
