@@ -23,9 +23,9 @@ from devserver.debug.capture import SEGMENTS, BodyRecorder, BodyStore
 from devserver.ipc.config import Config
 from devserver.ipc.events import Event, RequestEvent
 from devserver.supervisor.core import Supervisor
-from tui.bodies import load_body, read_record
-from tui.export import ExportError, curl_command, har_log, httpie_command
-from tui.replay import replay_request
+from tui.recorded.bodies import load_body, read_record
+from tui.recorded.export import ExportError, curl_command, har_log, httpie_command
+from tui.recorded.replay import replay_request
 
 
 class LiveSupervisor:

@@ -26,7 +26,7 @@ from devserver.ipc.config import Config
 from devserver.ipc.events import Event, RequestEvent, ServerEvent
 from devserver.supervisor.core import Supervisor
 from tui.app import DashboardApp
-from tui.request_log import RequestLog, insert_in_time_order
+from tui.widgets.request_log import RequestLog, insert_in_time_order
 
 BASE = 1_700_000_000.0
 

@@ -27,18 +27,18 @@ from devserver.ipc.events import (
 )
 from tui.app import DashboardApp
 from tui.control import Control
-from tui.detail_screen import DetailScreen, body_text
 from tui.feed import EventBuffer, EventsArrived
-from tui.filter import parse_filter
-from tui.filter_bar import FilterBar
-from tui.help_screen import HelpScreen
-from tui.main_screen import MainScreen
-from tui.reloads import ReloadsPanel
-from tui.replay import replay_headers, server_address
-from tui.request_log import RequestLog, layout_columns
-from tui.server_log import ServerLog
-from tui.stats import RequestStats, StatsPanel, percentile
-from tui.workers import WorkerBoard, WorkersPanel
+from tui.recorded.filter import parse_filter
+from tui.recorded.replay import replay_headers, server_address
+from tui.screens.detail import DetailScreen, body_text
+from tui.screens.help import HelpScreen
+from tui.screens.main import MainScreen
+from tui.widgets.filter_bar import FilterBar
+from tui.widgets.reloads import ReloadsPanel
+from tui.widgets.request_log import RequestLog, layout_columns
+from tui.widgets.server_log import ServerLog
+from tui.widgets.stats import RequestStats, StatsPanel, percentile
+from tui.widgets.workers import WorkerBoard, WorkersPanel
 
 BASE = 1_700_000_000.0
 

@@ -17,9 +17,9 @@ from devserver.ipc.config import Config
 from devserver.ipc.events import ServerEvent
 from devserver.supervisor.core import Supervisor
 from tui.app import DashboardApp
-from tui.console_screen import ConsoleScreen
-from tui.detail_screen import DetailScreen
-from tui.help_screen import HelpScreen
+from tui.screens.console import ConsoleScreen
+from tui.screens.detail import DetailScreen
+from tui.screens.help import HelpScreen
 
 pytestmark = pytest.mark.anyio
 

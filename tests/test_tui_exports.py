@@ -15,7 +15,7 @@ from textual.widgets._toast import Toast
 
 from devserver.ipc.events import RequestEvent
 from tui.app import DashboardApp
-from tui.export import export_folder, saved_where
+from tui.recorded.export import export_folder, saved_where
 
 pytestmark = pytest.mark.anyio
 

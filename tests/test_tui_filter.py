@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from devserver.ipc.events import RequestEvent
-from tui.filter import Context, FilterError, parse_filter, tokenize
+from tui.recorded.filter import Context, FilterError, parse_filter, tokenize
 
 BASE = 1_700_000_000.0
 

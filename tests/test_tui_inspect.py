@@ -24,9 +24,9 @@ from devserver.ipc.events import BodyRecord, RequestEvent, ServerEvent
 from devserver.ipc.reports import ErrorReport, Frame
 from devserver.supervisor.core import Supervisor
 from tui.app import DashboardApp
-from tui.body_view import describe_image, render_body
-from tui.detail_screen import DetailScreen, headers_text, request_line
-from tui.edit_screen import EditError, EditScreen, parse_request_text, request_as_text
+from tui.screens.detail import DetailScreen, headers_text, request_line
+from tui.screens.edit import EditError, EditScreen, parse_request_text, request_as_text
+from tui.widgets.body_view import describe_image, render_body
 
 BASE = 1_700_000_000.0
 pytestmark = pytest.mark.anyio

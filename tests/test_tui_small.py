@@ -13,11 +13,11 @@ from textual.widgets._footer import FooterKey
 from devserver.ipc.config import Config
 from devserver.ipc.events import RequestEvent, ServerEvent, WorkerEvent, WorkerStatus
 from tui.app import DashboardApp
-from tui.filter_bar import placeholder_for
-from tui.help_screen import HelpScreen
-from tui.server_log import ServerLog
-from tui.stats import fit
-from tui.workers import WorkersPanel
+from tui.screens.help import HelpScreen
+from tui.widgets.filter_bar import placeholder_for
+from tui.widgets.server_log import ServerLog
+from tui.widgets.stats import fit
+from tui.widgets.workers import WorkersPanel
 
 BASE = 1_700_000_000.0
 pytestmark = pytest.mark.anyio
@@ -77,7 +77,7 @@ async def test_at_80x24_side_panels_do_not_wrap_or_scroll_sideways() -> None:
         # Columns are fitted once the rows and the layout are in: no sideways scrollbar, ever after.
         await settled(pilot, lambda: workers.row_count == 2 and not workers.show_horizontal_scrollbar)
         for line in app.screen.query("StatsPanel Static"):
-            if line.id != "rps":  # lines are fitted between items (tui.stats.fit), never wrapped by the widget
+            if line.id != "rps":  # lines are fitted between items (tui.widgets.stats.fit), never wrapped by the widget
                 assert isinstance(line, Static)
                 assert line.region.height == len(str(line.content).split("\n")), f"#{line.id} wraps"
         assert not workers.show_horizontal_scrollbar

@@ -11,9 +11,9 @@ from test_tui import BASE, FakeControl, make_app, request, until
 
 from devserver.ipc.events import LogEvent, ReloadEvent, ServerEvent
 from tui.browser import find_browser
-from tui.detail_screen import DetailScreen
-from tui.reloads import ReloadsPanel
-from tui.server_log import ServerLog
+from tui.screens.detail import DetailScreen
+from tui.widgets.reloads import ReloadsPanel
+from tui.widgets.server_log import ServerLog
 
 pytestmark = pytest.mark.anyio
 

@@ -39,15 +39,15 @@ from devserver.ipc.config import Config
 from devserver.ipc.events import Event, RequestEvent
 from devserver.kit.safetext import escape_controls
 from tui import format as fmt
-from tui.bodies import BodyNotExact
 from tui.browser import find_browser, launch, local_url
 from tui.control import Control
-from tui.export import COMMANDS, CopyRequested, ExportError, export_folder, har_json, saved_where, write_export
 from tui.feed import EventBuffer, EventsArrived, settle_gc
-from tui.help_screen import HelpScreen
-from tui.main_screen import MainScreen
-from tui.replay import ReplayRequested, replay_request
-from tui.request_log import RequestLog
+from tui.recorded.bodies import BodyNotExact
+from tui.recorded.export import COMMANDS, CopyRequested, ExportError, export_folder, har_json, saved_where, write_export
+from tui.recorded.replay import ReplayRequested, replay_request
+from tui.screens.help import HelpScreen
+from tui.screens.main import MainScreen
+from tui.widgets.request_log import RequestLog
 
 DRAIN_INTERVAL = 0.1  # seconds: at most 10 redraws a second from server events
 MAX_DRAIN_INTERVAL = 1.0  # seconds: at least one a second while events keep coming
@@ -153,8 +153,8 @@ class DashboardApp(App[int]):
         They are a tenth of the dashboard's imports and no part of its first
         paint; loaded now, the first Enter does not wait for them.
         """
-        import tui.detail_screen
-        import tui.edit_screen  # noqa: F401
+        import tui.screens.detail
+        import tui.screens.edit  # noqa: F401
 
     def on_unmount(self) -> None:
         self._finished.set()
@@ -343,7 +343,7 @@ class DashboardApp(App[int]):
     def key_bindings(self) -> list[Binding]:
         """Every dashboard key, for the help screen."""
         enter = next(b for b in RequestLog.BINDINGS if isinstance(b, Binding) and b.key == "enter")
-        from tui.detail_screen import DetailScreen
+        from tui.screens.detail import DetailScreen
 
         detail = [b for b in DetailScreen.BINDINGS if isinstance(b, Binding) and b.key in ("e", "x")]
         bindings = [enter, *MainScreen.BINDINGS, *detail, *self.BINDINGS]

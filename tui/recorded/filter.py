@@ -30,7 +30,7 @@ from typing import Protocol
 from urllib.parse import unquote
 
 from devserver.ipc.events import RequestEvent
-from tui.bodies import body_bytes
+from tui.recorded.bodies import body_bytes
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"})
 

@@ -40,7 +40,7 @@ from textual.strip import Strip
 
 from devserver.ipc.events import RequestEvent
 from tui import format as fmt
-from tui.filter import RequestFilter
+from tui.recorded.filter import RequestFilter
 
 
 class Column(NamedTuple):

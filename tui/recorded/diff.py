@@ -6,8 +6,8 @@ import difflib
 
 from devserver.ipc.events import Headers, RequestEvent
 from devserver.kit.safetext import escape_controls
-from tui.bodies import load_body
-from tui.body_view import render_body
+from tui.recorded.bodies import load_body
+from tui.widgets.body_view import render_body
 
 # Headers that differ on every response and say nothing about the change.
 VOLATILE = frozenset({"date", "server", "connection", "keep-alive"})

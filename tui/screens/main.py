@@ -23,17 +23,17 @@ from devserver.ipc.events import (
     WorkerEvent,
     WorkerStatus,
 )
-from tui.export import CopyRequested
-from tui.filter import Context
-from tui.filter_bar import FilterBar
-from tui.footer import DashboardFooter
-from tui.header import DashboardHeader
-from tui.reloads import ReloadsPanel
-from tui.replay import ReplayLinks, ReplayRequested
-from tui.request_log import RequestLog
-from tui.server_log import ServerLog
-from tui.stats import StatsPanel
-from tui.workers import WorkersPanel
+from tui.recorded.export import CopyRequested
+from tui.recorded.filter import Context
+from tui.recorded.replay import ReplayLinks, ReplayRequested
+from tui.widgets.filter_bar import FilterBar
+from tui.widgets.footer import DashboardFooter
+from tui.widgets.header import DashboardHeader
+from tui.widgets.reloads import ReloadsPanel
+from tui.widgets.request_log import RequestLog
+from tui.widgets.server_log import ServerLog
+from tui.widgets.stats import StatsPanel
+from tui.widgets.workers import WorkersPanel
 
 EXPORT = Binding.Group("Save", compact=True)
 
@@ -181,7 +181,7 @@ class MainScreen(Screen[None]):
         if (request := self.request_log.selected) is None:
             self.notify("No request selected.", severity="warning")
         else:
-            from tui.edit_screen import EditScreen  # loaded after the first paint (DashboardApp.preload_screens)
+            from tui.screens.edit import EditScreen  # loaded after the first paint (DashboardApp.preload_screens)
 
             self.app.push_screen(EditScreen(request, original=self.replays.original_of(request) or request))
 
@@ -197,6 +197,6 @@ class MainScreen(Screen[None]):
     @on(RequestLog.Selected)
     def _show_details(self, message: RequestLog.Selected) -> None:
         request = message.request
-        from tui.detail_screen import DetailScreen  # loaded after the first paint (DashboardApp.preload_screens)
+        from tui.screens.detail import DetailScreen  # loaded after the first paint (DashboardApp.preload_screens)
 
         self.app.push_screen(DetailScreen(request, original=self.replays.original_of(request)))

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from textual.message import Message
 
 from devserver.ipc.events import RequestEvent
-from tui.bodies import exact_request_body
+from tui.recorded.bodies import exact_request_body
 
 # RFC 9110 §7.6.1: connection-specific fields are not forwarded.  Content-Length
 # is set from the body sent (the same, as only whole bodies are replayed), and
@@ -129,7 +129,7 @@ def replay_request(
 ) -> ReplayResult:
     """Send ``event``'s method, target, headers and exact body to the server at ``url``.
 
-    Raises :class:`~tui.bodies.BodyNotExact` when the body was cut (nothing
+    Raises :class:`~tui.recorded.bodies.BodyNotExact` when the body was cut (nothing
     is sent), ``OSError`` or ``http.client.HTTPException`` when the server
     cannot be reached or answers garbage.  ``sent`` is called with the local
     address once connected, before the request goes out.  ``body``

@@ -22,14 +22,14 @@ from devserver.http.statuses import reason
 from devserver.ipc.events import Headers, RequestEvent
 from devserver.kit.safetext import escape_controls
 from tui import format as fmt
-from tui.bodies import Side, load_body
-from tui.body_view import render_body
-from tui.console_screen import ConsoleScreen, has_console
 from tui.control import Control
-from tui.diff import response_diff
-from tui.edit_screen import EditScreen
-from tui.export import CopyRequested
-from tui.replay import ReplayRequested
+from tui.recorded.bodies import Side, load_body
+from tui.recorded.diff import response_diff
+from tui.recorded.export import CopyRequested
+from tui.recorded.replay import ReplayRequested
+from tui.screens.console import ConsoleScreen, has_console
+from tui.screens.edit import EditScreen
+from tui.widgets.body_view import render_body
 
 
 def decode_header_value(value: str) -> str:

@@ -15,7 +15,7 @@ from textual.message import Message
 from textual.widgets import Input
 
 from devserver.kit.safetext import escape_controls
-from tui.filter import Context, FilterError, RequestFilter, parse_filter
+from tui.recorded.filter import Context, FilterError, RequestFilter, parse_filter
 
 # The longest that fits is shown (a cut hint would hide how to get help or out).  Not "?": typed here, it is text.
 PLACEHOLDERS = (

@@ -16,8 +16,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, TextArea
 
 from devserver.ipc.events import RequestEvent
-from tui.bodies import BodyNotExact, exact_request_body
-from tui.replay import ReplayRequested
+from tui.recorded.bodies import BodyNotExact, exact_request_body
+from tui.recorded.replay import ReplayRequested
 
 
 class EditError(ValueError):

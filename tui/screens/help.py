@@ -12,8 +12,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from tui.filter import OPERATORS
-from tui.footer import DashboardFooter
+from tui.recorded.filter import OPERATORS
+from tui.widgets.footer import DashboardFooter
 
 
 def filter_help() -> Table:

@@ -26,8 +26,8 @@ from textual.message import Message
 from devserver import __version__
 from devserver.http.statuses import reason
 from devserver.ipc.events import RequestEvent
-from tui.bodies import Body, BodyNotExact, exact_request_body, load_body
-from tui.replay import replay_headers, server_address
+from tui.recorded.bodies import Body, BodyNotExact, exact_request_body, load_body
+from tui.recorded.replay import replay_headers, server_address
 
 
 def export_folder(chosen: str = "", env: Mapping[str, str] = os.environ) -> Path:

@@ -1,0 +1,1 @@
+"""What the dashboard does with recorded requests: read their bodies, filter, replay, compare, export."""
