@@ -6,7 +6,7 @@ import argparse
 import os
 import re
 import sys
-from typing import TYPE_CHECKING, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, NamedTuple, NoReturn, cast
 
 from devserver import __version__
 from devserver.ipc.defaults import DEFAULT_BACKLOG, DEFAULT_HOST, DEFAULT_PORT
@@ -328,7 +328,7 @@ def find_dashboard() -> Callable[[Config], int] | None:
         found = [entry.value for entry in entry_points(group=DASHBOARD_GROUP)]
     for value in found:
         try:
-            return entrypoints.load(value)  # type: ignore[no-any-return]
+            return cast("Callable[[Config], int]", entrypoints.load(value))  # the registered runner
         except ImportError:
             continue
     return None

@@ -16,7 +16,6 @@ import importlib
 import os
 import re
 import sys
-from typing import Any
 
 _SEPARATORS = re.compile(r"[-_.]+")
 _METADATA_SUFFIXES = (".dist-info", ".egg-info")
@@ -62,10 +61,10 @@ def _section(text: str, group: str) -> list[str]:
     return values
 
 
-def load(value: str) -> Any:
+def load(value: str) -> object:
     """The object an entry point's ``module:attribute.path [extras]`` value names (ImportError if missing)."""
     module_name, _, attribute = value.split("[", 1)[0].strip().partition(":")
-    found: Any = importlib.import_module(module_name.strip())
+    found: object = importlib.import_module(module_name.strip())
     for part in filter(None, attribute.strip().split(".")):
         try:
             found = getattr(found, part)

@@ -36,14 +36,15 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from email.message import EmailMessage
 from functools import cached_property
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, quote, urlencode
 
-Handler = Callable[..., Any]
-StartResponse = Callable[..., Any]
+Handler = Callable[..., object]
+StartResponse = Callable[..., object]
 HeaderInput = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
 # Statuses whose responses carry no body (RFC 9110 §6.4.1); 204 and 1xx must
@@ -106,7 +107,7 @@ class Response(Exception):
             self.headers.append(("Content-Type", content_type))
 
     @classmethod
-    def json(cls, obj: Any, status: int = 200, headers: HeaderInput = None) -> Response:
+    def json(cls, obj: object, status: int = 200, headers: HeaderInput = None) -> Response:
         """``obj`` serialised as JSON (UTF-8)."""
         body = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
         return cls(body, status, headers, content_type="application/json")
@@ -256,7 +257,7 @@ class Request:
         # The media type without parameters, lower case ("" if none).
         self.content_type = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
 
-    def url_for(self, path: str, **query: Any) -> str:
+    def url_for(self, path: str, **query: object) -> str:
         """The URL of app path ``path`` (unquoted text), with SCRIPT_NAME in front."""
         url = quote(self.script_name.rstrip("/") + path)
         return f"{url}?{urlencode(query)}" if query else url
@@ -347,12 +348,12 @@ def _parse_multipart(request: Request) -> tuple[MultiDict, MultiDict]:
     # email's MIME parser reads multipart/form-data (RFC 7578) once given the
     # Content-Type header (which carries the boundary) in front of the body.
     head = f"Content-Type: {request.environ.get('CONTENT_TYPE', '')}\r\n\r\n".encode("latin-1", "replace")
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + request.body)
+    message = email.parser.BytesParser(EmailMessage, policy=email.policy.HTTP).parsebytes(head + request.body)
     if not message.is_multipart():
         raise HTTPError(400, "Malformed multipart/form-data body.")
     fields: list[tuple[str, str]] = []
     files: list[tuple[str, FileUpload]] = []
-    for part in message.iter_parts():  # type: ignore[attr-defined]
+    for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if not isinstance(name, str) or not name:
             continue
@@ -373,7 +374,7 @@ _FORM_PARSERS: dict[str, Callable[[Request], tuple[MultiDict, MultiDict]]] = {
 
 # Path parameter types: the regex one URL segment must match, and the
 # conversion applied to it. A value the regex refuses is simply no match (404).
-_FILTERS: dict[str, tuple[str, Callable[[str], Any]]] = {
+_FILTERS: dict[str, tuple[str, Callable[[str], object]]] = {
     "str": (r"[^/]+", str),
     "int": (r"-?[0-9]+", int),
     "float": (r"-?[0-9]+(?:\.[0-9]+)?", float),
@@ -391,16 +392,16 @@ class Route:
     handler: Handler
     wants_request: bool
 
-    def call(self, request: Request, params: dict[str, Any]) -> Any:
+    def call(self, request: Request, params: dict[str, object]) -> object:
         return self.handler(request, **params) if self.wants_request else self.handler(**params)
 
 
 @dataclass(frozen=True, slots=True)
 class _Pattern:
     regex: re.Pattern[str]
-    converters: dict[str, Callable[[str], Any]]
+    converters: dict[str, Callable[[str], object]]
 
-    def match(self, path: str) -> dict[str, Any] | None:
+    def match(self, path: str) -> dict[str, object] | None:
         found = self.regex.fullmatch(path)
         if found is None:
             return None
@@ -413,7 +414,7 @@ class _Pattern:
 def _compile(rule: str) -> _Pattern | None:
     """The rule's pattern, or None if it is a static path."""
     parts: list[str] = []
-    converters: dict[str, Callable[[str], Any]] = {}
+    converters: dict[str, Callable[[str], object]] = {}
     end = 0
     for param in _PARAM.finditer(rule):
         name, kind = param.group(1), param.group(2) or "str"
@@ -470,7 +471,7 @@ class Router:
         for method in methods:
             table[method.upper()] = Route(rule, method.upper(), handler, wants)
 
-    def match(self, method: str, path: str) -> tuple[Route, dict[str, Any]]:
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, object]]:
         """The route and parameters for a request; raises HTTPError 404 or 405."""
         allowed: set[str] = set()
         for table, params in self._candidates(path):
@@ -494,7 +495,7 @@ class Router:
             return other
         return None
 
-    def _candidates(self, path: str) -> Iterator[tuple[dict[str, Route], dict[str, Any]]]:
+    def _candidates(self, path: str) -> Iterator[tuple[dict[str, Route], dict[str, object]]]:
         if path in self._static:
             yield self._static[path], {}
         for pattern, table in self._dynamic.values():
@@ -503,7 +504,7 @@ class Router:
                 yield table, params
 
 
-def _as_response(result: Any) -> Response:
+def _as_response(result: object) -> Response:
     """Turn what a handler returned into a Response (by type, from a table)."""
     for cls in type(result).__mro__:
         convert = _RESULTS.get(cls)
@@ -589,7 +590,7 @@ class App:
         except Response as raised:  # HTTPError, abort() and raised responses
             return raised
 
-    def _match(self, request: Request) -> tuple[Route, dict[str, Any]]:
+    def _match(self, request: Request) -> tuple[Route, dict[str, object]]:
         """The route for ``request``; a 404 whose other slash form is routed becomes a 308 there."""
         try:
             return self.router.match(request.method, request.path)

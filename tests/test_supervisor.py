@@ -242,3 +242,72 @@ def test_a_restarter_forgets_the_processes_it_told_to_end_once_they_have_ended()
     finally:
         running.kill()
         running.join(10)
+
+
+def test_a_warm_restart_swaps_the_workers_through_the_supervisors_typed_messages(tmp_path: Path) -> None:
+    """start_loading says Go and lets Reloads reach the loading workers; take_over pauses and retires the
+    current ones and says Serve to the new ones, or, once the supervisor is stopping, refuses."""
+    import multiprocessing
+
+    from devserver.ipc.config import Config
+    from devserver.ipc.control import Go, Pause, Reload, Serve
+    from devserver.supervisor.core import Supervisor, WorkerSlot
+
+    ctx = multiprocessing.get_context("fork")
+    supervisor = Supervisor(Config(root=str(tmp_path), dynamic=str(tmp_path)), sink=lambda batch: None)
+    supervisor.generation = ctx.RawValue("Q", 0)
+    processes, workers_ends = [], []
+
+    def slot() -> WorkerSlot:
+        receiver, sender = ctx.Pipe(duplex=False)
+        events, _ = ctx.Pipe(duplex=False)
+        process = ctx.Process(target=os._exit, args=(0,))
+        process.start()
+        processes.append(process)
+        workers_ends.append(receiver)
+        return WorkerSlot(0, process, sender, events, time.monotonic())
+
+    try:
+        old, new = slot(), slot()
+        old_end, new_end = workers_ends
+        supervisor.slots = [old]
+        supervisor.start_loading([new])
+        assert new_end.recv() == Go()
+        supervisor.reload(["page"])
+        assert old_end.recv() == new_end.recv() == Reload(1, ("page",), ())
+        assert supervisor.worker_pids() == {old.pid}
+        supervisor.reload(None)  # a message that comes before Serve is applied before serving
+
+        assert supervisor.take_over([new], serve=True) == [old]
+        assert supervisor.slots == [new] and old.retired and not new.retired
+        assert supervisor.worker_pids() == {new.pid}
+        assert [old_end.recv(), old_end.recv()] == [Reload(2, None, ()), Pause()]
+        assert [new_end.recv(), new_end.recv()] == [Reload(2, None, ()), Serve()]
+        assert not old_end.poll() and not new_end.poll()
+
+        supervisor.start_loading([old])
+        assert new_end.poll() is False and old_end.recv() == Go()
+        assert supervisor.take_over([old], serve=False) is None  # superseded: the caller drops them
+        assert supervisor.slots == [new] and not supervisor.loading
+        supervisor.stop()
+        assert supervisor.stopping
+        assert supervisor.take_over([old], serve=True) is None and supervisor.slots == [new]
+    finally:
+        for process in processes:
+            process.join(10)
+
+
+def test_a_loaded_new_worker_applies_what_came_before_serve_then_serves() -> None:
+    import multiprocessing
+
+    from devserver.apps.project import await_takeover
+    from devserver.ipc.control import PageChanged, Reload, Serve
+
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    for message in (Reload(3, None, ()), PageChanged("app", ("/",)), Serve(), Reload(4, None, ())):
+        sender.send(message)
+    assert await_takeover(receiver) == [Reload(3, None, ()), PageChanged("app", ("/",))]
+    assert receiver.recv() == Reload(4, None, ())  # after Serve: the worker's loop reads it
+    sender.close()
+    with pytest.raises(SystemExit):  # let go instead of told to serve: the process ends
+        await_takeover(receiver)

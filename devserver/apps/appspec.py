@@ -23,10 +23,13 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from devserver.debug.tracebacks import import_report
 from devserver.ipc.reports import ErrorReport
+
+if TYPE_CHECKING:  # the CLI parses APP without importing the WSGI server
+    from devserver.handlers.wsgi import WSGIApp
 
 DISCOVERED_ATTRIBUTES = ("app", "application")
 DISCOVERED_FACTORIES = ("create_app", "make_app")
@@ -56,8 +59,8 @@ class AppSpec:
     module: str
     attribute: str | None = None
     call: bool = False  # attribute is a factory to call
-    args: tuple[Any, ...] = ()
-    kwargs: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    args: tuple[object, ...] = ()  # literals (ast.literal_eval)
+    kwargs: tuple[tuple[str, object], ...] = field(default_factory=tuple)
     text: str = ""
 
     def describe(self) -> str:
@@ -135,7 +138,7 @@ def import_module(name: str) -> ModuleType:
                            traceback.format_exc(), name, import_report(exc)) from None
 
 
-def _call(spec: AppSpec, factory: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _call(spec: AppSpec, factory: Callable[..., object], args: tuple[object, ...], kwargs: dict[str, object]) -> object:
     try:
         return factory(*args, **kwargs)
     except BaseException as exc:
@@ -146,7 +149,7 @@ def _call(spec: AppSpec, factory: Callable[..., Any], args: tuple[Any, ...], kwa
                            import_report(exc)) from None
 
 
-def resolve(spec: AppSpec, module: ModuleType) -> Callable[..., Any]:
+def resolve(spec: AppSpec, module: ModuleType) -> WSGIApp:
     """The WSGI callable that ``spec`` names in the imported ``module``."""
     if spec.attribute is None:
         target = _discover(spec, module)
@@ -162,10 +165,10 @@ def resolve(spec: AppSpec, module: ModuleType) -> Callable[..., Any]:
     if not callable(target):
         raise AppLoadError(f"{spec.describe()} is a {type(target).__name__}, not a WSGI callable", "missing",
                            module=spec.module)
-    return target  # type: ignore[no-any-return]
+    return cast("WSGIApp", target)  # callable: what it does with (environ, start_response) is the app's
 
 
-def _discover(spec: AppSpec, module: ModuleType) -> Any:
+def _discover(spec: AppSpec, module: ModuleType) -> object:
     for name in DISCOVERED_ATTRIBUTES:
         value = getattr(module, name, None)
         if value is not None:
@@ -182,7 +185,7 @@ def _discover(spec: AppSpec, module: ModuleType) -> Any:
                        "missing", module=spec.module)
 
 
-def load(spec: AppSpec) -> Callable[..., Any]:
+def load(spec: AppSpec) -> WSGIApp:
     """Import the module and return the app (calling the factory)."""
     return resolve(spec, import_module(spec.module))
 

@@ -27,24 +27,34 @@ Nothing here evaluates code for a request.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, MutableMapping
+from typing import Protocol, cast
 
-from devserver.handlers.wsgi import CAUGHT
+from devserver.handlers.wsgi import CAUGHT, WSGIApp
 
 
-def _flask(app: Any) -> Any:
-    if app.config.get("PROPAGATE_EXCEPTIONS") is None:
-        app.config["PROPAGATE_EXCEPTIONS"] = True
+class _Flask(Protocol):
+    config: MutableMapping[str, object]
+
+
+class _Bottle(Protocol):
+    catchall: bool
+
+
+# Each takes an app of its framework (FRAMEWORKS found it by its class) and returns what serves in its place.
+def _flask(app: WSGIApp) -> WSGIApp:
+    config = cast(_Flask, app).config
+    if config.get("PROPAGATE_EXCEPTIONS") is None:
+        config["PROPAGATE_EXCEPTIONS"] = True
     return app
 
 
-def _bottle(app: Any) -> Any:
-    app.catchall = False
+def _bottle(app: WSGIApp) -> WSGIApp:
+    cast(_Bottle, app).catchall = False
     return app
 
 
-def _falcon(app: Any) -> Any:
+def _falcon(app: WSGIApp) -> WSGIApp:
     handlers = getattr(app, "_error_handlers", None)
     default = getattr(app, "_python_error_handler", None)
     if isinstance(handlers, dict) and default is not None and handlers.get(Exception) == default:
@@ -52,13 +62,13 @@ def _falcon(app: Any) -> Any:
     return app
 
 
-def _django_caught(sender: Any, request: Any = None, **kwargs: Any) -> None:
+def _django_caught(sender: object, request: object = None, **kwargs: object) -> None:
     environ = getattr(request, "environ", None)
     if isinstance(environ, dict):
         environ[CAUGHT] = sys.exc_info()[1]
 
 
-def _django(app: Any) -> Any:
+def _django(app: WSGIApp) -> WSGIApp:
     from django.conf import settings
     from django.core.signals import got_request_exception
 
@@ -72,7 +82,7 @@ def _django(app: Any) -> Any:
 
 
 # The class (module.qualname, anywhere in the app's MRO) → what development mode sets on its apps.
-FRAMEWORKS: dict[str, Callable[[Any], Any]] = {
+FRAMEWORKS: dict[str, Callable[[WSGIApp], WSGIApp]] = {
     "flask.app.Flask": _flask,
     "bottle.Bottle": _bottle,
     "falcon.app.App": _falcon,
@@ -86,7 +96,7 @@ def django_set_up() -> bool:
     return bool(getattr(registry, "ready", False))
 
 
-def framework_of(app: Any) -> Callable[[Any], Any] | None:
+def framework_of(app: object) -> Callable[[WSGIApp], WSGIApp] | None:
     for cls in type(app).__mro__:
         develop_app = FRAMEWORKS.get(f"{cls.__module__}.{cls.__qualname__}")
         if develop_app is not None:
@@ -94,7 +104,7 @@ def framework_of(app: Any) -> Callable[[Any], Any] | None:
     return None
 
 
-def develop(app: Any) -> Any:
+def develop(app: WSGIApp) -> WSGIApp:
     """``app`` set up for development (the same object, or a wrapper around it); any other app as it is."""
     develop_app = framework_of(app)
     return app if develop_app is None else develop_app(app)

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
@@ -200,7 +200,7 @@ class DynamicModules:
             self._apps[key] = app
             return app
 
-    def purge(self, names: Any) -> list[str]:
+    def purge(self, names: Iterable[str]) -> list[str]:
         """Forget modules so their next use imports them afresh; returns those purged."""
         purged = []
         with self._lock:
@@ -220,10 +220,10 @@ class DynamicModules:
         return [key.removeprefix(PRIVATE_PREFIX) for key, _ in self._own.items()]
 
 
-def seed_app(function: Callable[[], Any]) -> WSGIApp:
+def seed_app(function: Callable[[], object]) -> WSGIApp:
     """Wrap the seed's ``application()`` returning a string into a WSGI app."""
 
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    def app(environ: dict[str, Any], start_response: Callable[..., object]) -> list[bytes]:
         result = function()
         body = result if isinstance(result, bytes) else str(result).encode("utf-8")
         start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
@@ -232,7 +232,7 @@ def seed_app(function: Callable[[], Any]) -> WSGIApp:
     return app
 
 
-def _takes_no_arguments(target: Callable[..., Any]) -> bool:
+def _takes_no_arguments(target: Callable[..., object]) -> bool:
     """True for the seed's ``application()``: callable with nothing, not with (environ, start_response)."""
     try:
         signature = inspect.signature(target)

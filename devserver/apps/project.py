@@ -37,47 +37,27 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from types import FrameType, ModuleType
 from typing import Any
 
 from devserver.apps import appspec, devmode, filestamp
 from devserver.apps.dynamic import PYC_RACY_NS, DynamicModules, ImportFailed, NotFound, saving
+from devserver.apps.loader import WorkerHost
 from devserver.apps.ownmodules import OwnModules
 from devserver.apps.projectfiles import ProjectFiles
 from devserver.apps.templatecache import TemplateCaches
 from devserver.debug import tracebacks
+from devserver.handlers.wsgi import WSGIApp
+from devserver.ipc.channels import ControlReceiver
 from devserver.ipc.config import Config
-from devserver.ipc.control import Reload
+from devserver.ipc.control import ControlMessage, Pause, Reload, Serve
+from devserver.ipc.events import ProjectUsage
 from devserver.ipc.reports import ErrorReport
 from devserver.reload.rules import Change, is_asset, restart_reason
 from devserver.reload.watcher import ImportGraph, module_name, remove_bytecode
 
-WSGIApp = Callable[..., Iterable[bytes]]
 SOURCE_SUFFIXES = (".py", ".pyc", ".pyo", ".so", ".pyd")
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
-
-
-@dataclass(frozen=True, slots=True)
-class Pause:
-    """Control message of a warm restart: stop accepting, new workers take the connections."""
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectUsage:
-    """What a worker's app uses, newly seen since its last report (consumed by the watcher)."""
-
-    time: float
-    worker_pid: int
-    module_files: tuple[str, ...] = ()
-    third_party: tuple[str, ...] = ()
-    opened: tuple[str, ...] = ()  # project files the app read
-    templates: tuple[str, ...] = ()  # of those, the ones a template engine read (its cache is cleared in place)
-    written: tuple[str, ...] = ()  # project files the app wrote: never triggers
-    frameworks: tuple[str, ...] = ()  # loaded frameworks that matter to the reload strategy
-    ready: bool = False  # the app is loaded (or failed to): the worker is taking requests
-    stale: tuple[str, ...] = ()  # files found changed before a request, needing a warm restart: start it now
-    marks: tuple[tuple[str, float], ...] = ()  # with ready: when each step of the worker's start ended (warm.py logs)
 
 
 # Steps of this process's start, (what, time.time()): a standby adds its own (warm.py); sent with "ready".
@@ -176,7 +156,7 @@ WARMERS: dict[str, Callable[[ModuleType], None]] = {"django.urls": _warm_django_
 class UsageReporter:
     """Collects what the app uses and emits it as ProjectUsage events (any thread)."""
 
-    def __init__(self, files: ProjectFiles, emit: Callable[[Any], None],
+    def __init__(self, files: ProjectFiles, emit: Callable[[ProjectUsage], None],
                  on_file: Callable[[str], None] = lambda path: None,
                  on_written: Callable[[str], None] = lambda path: None,
                  on_source: Callable[[str], None] = lambda path: None) -> None:
@@ -199,7 +179,7 @@ class UsageReporter:
         self._inside = threading.local()
         sys.addaudithook(self._audit)
 
-    def _audit(self, event: str, args: tuple[Any, ...]) -> None:
+    def _audit(self, event: str, args: tuple[object, ...]) -> None:
         if event != "open" or getattr(self._inside, "hook", False):
             return  # the hook's own reads (a stamp hashing a file) are not the app's
         self._inside.hook = True
@@ -208,12 +188,12 @@ class UsageReporter:
         finally:
             self._inside.hook = False
 
-    def _opened(self, frame: FrameType, path: Any, mode: Any, flags: Any) -> None:
+    def _opened(self, frame: FrameType, path: object, mode: object, flags: object) -> None:
         if isinstance(path, bytes):
             path = os.fsdecode(path)
         if not isinstance(path, str):
             return
-        writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool((flags or 0) & WRITE_FLAGS)
+        writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (isinstance(flags, int) and bool(flags & WRITE_FLAGS))
         if path.endswith(SOURCE_SUFFIXES):
             if path.endswith((".py", ".pyc")) and not writes:
                 self.on_source(path)  # an import reading a module (or its bytecode)
@@ -283,7 +263,7 @@ class UsageReporter:
     def watching(self, app: WSGIApp) -> WSGIApp:
         """``app`` that reports modules it imported while answering (lazy imports, first template...)."""
 
-        def usage_middleware(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        def usage_middleware(environ: dict[str, Any], start_response: Callable[..., object]) -> Iterable[bytes]:
             try:
                 return app(environ, start_response)
             finally:
@@ -295,7 +275,7 @@ class UsageReporter:
 class ProjectModules:
     """The worker's modules when APP is a project app; also serves ``--dynamic`` as before."""
 
-    def __init__(self, config: Config, worker: Any) -> None:
+    def __init__(self, config: Config, worker: WorkerHost) -> None:
         assert config.app is not None and config.app_dir is not None
         START_MARKS.append(("worker set up", time.time()))
         emit = worker.emit_threadsafe
@@ -325,7 +305,7 @@ class ProjectModules:
             pass  # the first request answers 500 with the reason
         self.reporter.scan_modules(ready=True)
         if TAKEOVER_WAIT:
-            worker._flush_events()  # "ready" now, not with the next batch
+            worker.flush_events()  # "ready" now, not with the next batch
             for message in await_takeover(worker.control):
                 worker.on_control(message)  # a Reload of a template saved while this worker loaded, say
 
@@ -382,7 +362,7 @@ class ProjectModules:
             # now (sent at once, not with the next batch of events).
             pause(self.worker)
             self.reporter.emit(ProjectUsage(time.time(), self.reporter.pid, stale=tuple(changed)))
-            self.worker._flush_events()
+            self.worker.flush_events()
             return False
         if only_templates:
             self.reporter.templates.clear(templates)
@@ -505,7 +485,7 @@ class ProjectModules:
     def project_modules(self) -> dict[str, ModuleType]:
         return dict(self._own.items())
 
-    def purge(self, names: Any) -> list[str]:
+    def purge(self, names: Iterable[str]) -> list[str]:
         """Forget the named modules (project and dynamic) and the app; returns those purged."""
         names = list(names)
         if self.key in names:  # the worker's retry after a failed import: start the app afresh
@@ -528,25 +508,25 @@ class ProjectModules:
         return [*self.project_modules(), *self.dynamic.loaded()]
 
 
-def await_takeover(control: Any) -> list[Any]:
+def await_takeover(control: ControlReceiver) -> list[ControlMessage]:
     """Block until the supervisor says "serve"; end the process if it lets this worker go instead.
 
     Returns the messages that came before "serve", to be applied in order
     before serving: a Reload among them is one this worker's generation
     counts on (``Worker.catch_up`` would wait for it in vain).
     """
-    early: list[Any] = []
+    early: list[ControlMessage] = []
     while True:
         try:
             message = control.recv()
         except (EOFError, OSError):
             raise SystemExit(0) from None
-        if message == ("serve",):
+        if isinstance(message, Serve):
             return early
         early.append(message)
 
 
-def pause(worker: Any) -> None:
+def pause(worker: WorkerHost) -> None:
     """Stop accepting connections: a warm restart's new workers take them from the supervisor's socket.
 
     Requests in flight and live-reload streams carry on until the SIGTERM

@@ -19,13 +19,24 @@ import sys
 import weakref
 from collections.abc import Callable, Iterable
 from types import FrameType
-from typing import Any
+from typing import Protocol
 
 # The module (or package) of the code that opened the file -> the engine that read it.
 READERS: tuple[tuple[str, str], ...] = (("jinja2", "jinja2"), ("django.template", "django"), ("bottle", "bottle"))
 # Modules that open files for their caller (Path.read_text, codecs.open): the opener is the frame above.
 PASS_THROUGH = frozenset({"pathlib", "codecs", "io", "_pyio"})
 FRAMES = 16  # frames looked at above the open: enough for a loader that a few layers call
+
+
+class _Clearable(Protocol):
+    def clear(self) -> None: ...
+
+
+class _JinjaEnvironment(Protocol):
+    """What is cleared of a ``jinja2.Environment`` (jinja2 is the app's, never imported here)."""
+
+    @property
+    def cache(self) -> _Clearable | None: ...
 
 
 def _module(frame: FrameType) -> str:
@@ -36,7 +47,7 @@ def _engine(module: str) -> str | None:
     return next((engine for prefix, engine in READERS if module == prefix or module.startswith(prefix + ".")), None)
 
 
-def _environment(frame: FrameType | None) -> Any:
+def _environment(frame: FrameType | None) -> _JinjaEnvironment | None:
     """The Jinja ``Environment`` that is loading the template, from the loader frames' arguments."""
     jinja2 = sys.modules.get("jinja2")
     if jinja2 is None:
@@ -60,7 +71,7 @@ def _clear_jinja(caches: TemplateCaches) -> None:
 
 
 def _clear_django(caches: TemplateCaches) -> None:
-    from django.template.autoreload import reset_loaders  # type: ignore[import-untyped]
+    from django.template.autoreload import reset_loaders
 
     reset_loaders()  # every DjangoTemplates backend's loaders, the cached loader's templates with them
 
@@ -78,7 +89,7 @@ class TemplateCaches:
 
     def __init__(self) -> None:
         self.engines: dict[str, str] = {}  # template file -> the engine that read it
-        self.jinja: weakref.WeakSet[Any] = weakref.WeakSet()  # an app rebuilt makes a new one; the old goes
+        self.jinja: weakref.WeakSet[_JinjaEnvironment] = weakref.WeakSet()  # an app rebuilt makes a new one; the old goes
 
     def opened(self, file: str, frame: FrameType | None) -> bool:
         """``file`` is being opened from ``frame`` (the caller of the audit hook): True if an engine reads it."""

@@ -16,7 +16,8 @@ import sys
 import threading
 import time
 from dataclasses import asdict, replace
-from typing import TYPE_CHECKING, Any, TextIO
+from types import FrameType
+from typing import TYPE_CHECKING, TextIO
 
 from devserver.console.output import OutputWriter
 from devserver.ipc.config import Config
@@ -146,9 +147,10 @@ class ConsoleLog:
         """One JSON object per line; json.dumps escapes every control character (ESC is \\u001b)."""
         if isinstance(event, WorkerStatus):
             return
-        record: dict[str, Any] = {"type": type(event).__name__, **asdict(event)}
-        if "body_preview" in record:
-            record["body_preview"] = record["body_preview"].decode("utf-8", "replace")
+        record: dict[str, object] = {"type": type(event).__name__, **asdict(event)}
+        preview = record.get("body_preview")
+        if isinstance(preview, bytes):
+            record["body_preview"] = preview.decode("utf-8", "replace")
         lines.append(json.dumps(record) + "\n")
 
     def _text(self, event: Event, lines: list[str]) -> None:
@@ -204,7 +206,7 @@ def serve_console(config: Config) -> int:
     """Run the server with the console log until Ctrl-C or SIGTERM; returns the exit code."""
     stop = threading.Event()
 
-    def on_signal(signum: int, frame: Any) -> None:
+    def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()  # only record: a signal handler must not do the work, the loop below acts
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}

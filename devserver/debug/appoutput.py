@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import sys
-from typing import TextIO
+from typing import TextIO, cast
 
 from devserver.kit.safetext import escape_controls
 
@@ -58,5 +58,5 @@ class EscapingWriter(io.TextIOBase):
 
 def escape_app_output() -> None:
     """Make this process's sys.stdout and sys.stderr escape control characters."""
-    sys.stdout = EscapingWriter(sys.stdout)  # type: ignore[assignment]
-    sys.stderr = EscapingWriter(sys.stderr)  # type: ignore[assignment]
+    sys.stdout = cast(TextIO, EscapingWriter(sys.stdout))  # a text stream, as io.TextIOBase is
+    sys.stderr = cast(TextIO, EscapingWriter(sys.stderr))

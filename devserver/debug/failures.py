@@ -37,7 +37,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from types import CodeType, FrameType
-from typing import Any, TextIO
+from typing import TextIO, cast
 
 from devserver.debug.tracebacks import app_frames
 from devserver.ipc.control import Evaluate, Evaluated
@@ -58,9 +58,9 @@ class EvaluationTimeout(BaseException):
 @dataclass(slots=True)
 class _Failure:
     frames: list[FrameType]
-    namespaces: dict[int, dict[str, Any]] = field(default_factory=dict)  # per frame, made at its first use
+    namespaces: dict[int, dict[str, object]] = field(default_factory=dict)  # per frame, made at its first use
 
-    def namespace(self, index: int) -> dict[str, Any]:
+    def namespace(self, index: int) -> dict[str, object]:
         """The frame's globals and locals in one dict, kept across evaluations (``x = 1`` then ``x``).
 
         One dict, not globals and locals apart: a comprehension or lambda typed
@@ -117,7 +117,7 @@ _value_repr.maxlist = _value_repr.maxtuple = _value_repr.maxset = _value_repr.ma
 _value_repr.maxlevel = 4
 
 
-def run_code(source: str, namespace: dict[str, Any]) -> Evaluated:
+def run_code(source: str, namespace: dict[str, object]) -> Evaluated:
     """Execute ``source`` in ``namespace``; a last line that is an expression is evaluated for its value.
 
     What it prints to stdout (from this thread) is captured; the answer holds
@@ -201,7 +201,7 @@ class _PerThreadStdout:
         if getattr(self.local, "buffer", None) is None:
             self.target.flush()
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> object:
         return getattr(self.target, name)
 
 
@@ -217,15 +217,15 @@ class _captured:
     def __enter__(self) -> None:
         with _stdout_lock:
             if not isinstance(sys.stdout, _PerThreadStdout):
-                sys.stdout = _PerThreadStdout(sys.stdout)  # type: ignore[assignment]
-            self.router: _PerThreadStdout = sys.stdout  # type: ignore[assignment]
+                sys.stdout = cast(TextIO, _PerThreadStdout(sys.stdout))  # writes as the stream it wraps
+            self.router = cast(_PerThreadStdout, sys.stdout)
         self.router.local.buffer = self.buffer
 
     def __exit__(self, *exc: object) -> None:
         self.router.local.buffer = None
 
 
-Reply = Callable[[list[Any]], None]
+Reply = Callable[[list[Evaluated]], None]
 """Puts a batch on the worker's event channel (EventChannel.put_nowait); may raise queue.Full."""
 
 

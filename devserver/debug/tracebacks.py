@@ -50,11 +50,11 @@ class _Masking(reprlib.Repr):
         self.maxlist = self.maxtuple = self.maxset = self.maxdict = 8
         self.maxlevel = 3
 
-    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
+    def repr_dict(self, x: Mapping[object, object], level: int) -> str:
         masked = {k: (MASK if isinstance(k, str) and SECRET.search(k) else v) for k, v in x.items()}
         return super().repr_dict(masked, level)
 
-    def repr1(self, x: Any, level: int) -> str:
+    def repr1(self, x: object, level: int) -> str:
         if x == MASK and isinstance(x, str):
             return MASK
         return super().repr1(x, level)
@@ -63,7 +63,7 @@ class _Masking(reprlib.Repr):
 _repr = _Masking()
 
 
-def short_repr(name: str, value: Any) -> str:
+def short_repr(name: str, value: object) -> str:
     """``value`` shortened for display, masked when ``name`` looks secret; never raises."""
     if SECRET.search(name):
         return MASK
@@ -80,7 +80,7 @@ def _is_server(filename: str) -> bool:
     return filename.startswith("<frozen") or any(p in _SERVER_MODULES for p in parts[-3:-1])
 
 
-def _frame(frame: Any, lineno: int) -> Frame:
+def _frame(frame: FrameType, lineno: int) -> Frame:
     filename = frame.f_code.co_filename
     source = _source_around(filename, lineno, frame.f_globals)
     # A module's "locals" are its globals: imports and dunders, noise rather than state.
@@ -96,12 +96,12 @@ def _request(environ: Mapping[str, Any]) -> dict[str, Any]:
             headers.append((name, MASK if SECRET.search(name) else str(value)))
     form: list[tuple[str, str]] = []
     if str(environ.get("CONTENT_TYPE", "")).startswith("application/x-www-form-urlencoded"):
-        stream = environ.get("wsgi.input")
         try:  # the body is a seekable spool: read it again from the start
-            stream.seek(0)  # type: ignore[union-attr]
-            data = stream.read(FORM_LIMIT).decode("latin-1")  # type: ignore[union-attr]
+            stream = environ["wsgi.input"]
+            stream.seek(0)
+            data = stream.read(FORM_LIMIT).decode("latin-1")
             form = [(k, MASK if SECRET.search(k) else v) for k, v in parse_qsl(data, keep_blank_values=True)]
-        except (AttributeError, OSError, ValueError):
+        except (AttributeError, KeyError, OSError, ValueError):
             form = []
     query = environ.get("QUERY_STRING", "")
     target = environ.get("RAW_URI") or str(environ.get("PATH_INFO", "")) + (f"?{query}" if query else "")
@@ -157,7 +157,7 @@ def report(exc: BaseException, environ: Mapping[str, Any] | None = None) -> Erro
     )
 
 
-def _source_around(filename: str, lineno: int, module_globals: Any = None) -> tuple[tuple[int, str], ...]:
+def _source_around(filename: str, lineno: int, module_globals: dict[str, object] | None = None) -> tuple[tuple[int, str], ...]:
     linecache.checkcache(filename)
     return tuple(
         (n, linecache.getline(filename, n, module_globals).rstrip("\n"))

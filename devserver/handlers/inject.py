@@ -13,18 +13,19 @@ yields them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
 from typing import Any
 
 from devserver.handlers.livereload import SCRIPT_URL, inject_app
-from devserver.handlers.wsgi import plain_html
+from devserver.handlers.wsgi import WSGIApp, plain_html
 
 LIMIT = 1024 * 1024  # bytes of HTML held to add the script; beyond, pass through
 NO_BODY_STATUSES = frozenset({"204", "304"})
 DOCUMENT_STARTS = (b"<!doctype html", b"<html")
 SCRIPT_SRC = f'src="{SCRIPT_URL}"'.encode()  # the script is there already, however it is marked
 
-WSGIApp = Callable[..., Iterable[bytes]]
-StartResponse = Callable[..., Callable[[bytes], Any]]
+StartResponse = Callable[..., Callable[[bytes], object]]
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | None  # start_response's third argument
 
 
 def is_document(body: bytes) -> bool:
@@ -61,10 +62,11 @@ class _Held:
         self.mode: str | None = None  # None until the app starts its response; "pass" or "hold"
         self.status = ""
         self.headers: list[tuple[str, str]] = []
-        self.exc_info: Any = None
+        self.exc_info: ExcInfo = None
         self.chunks: list[bytes] = []  # held body, including what the app wrote with write()
 
-    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], Any]:
+    def start_response(self, status: str, headers: list[tuple[str, str]],
+                       exc_info: ExcInfo = None) -> Callable[[bytes], object]:
         if self.mode == "pass":
             return self.server_start(status, headers, exc_info)
         if _wants_script(status, headers):
@@ -88,7 +90,7 @@ class _Held:
 class _Body:
     """The body handed to the server: chunks already read, then the rest; keeps the app's close()."""
 
-    def __init__(self, first: list[bytes], rest: Iterator[bytes], original: Any) -> None:
+    def __init__(self, first: list[bytes], rest: Iterator[bytes], original: Iterable[bytes]) -> None:
         self._first = first
         self._rest = rest
         self._original = original

@@ -38,9 +38,10 @@ import functools
 import json
 import os
 import re
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from typing import Any, Protocol
+from typing import Protocol
 
 from devserver.handlers import pages
 from devserver.handlers.exchange import Exchange
@@ -52,7 +53,7 @@ from devserver.ipc.control import PageChanged
 class Pluggable(Protocol):
     """The slots of a worker that live reload fills."""
 
-    sock: Any  # the listening socket: with the supervisor's pid, it names the server run
+    sock: socket.socket  # the listening socket: with the supervisor's pid, it names the server run
     internal: Callable[[Connection, Exchange], Awaitable[None]] | None
     html_transform: Callable[[bytes], bytes] | None  # pages from apps
     static_html_transform: Callable[[bytes], bytes] | None  # pages from files under --root
@@ -95,7 +96,7 @@ def inject_app(html: bytes) -> bytes:
     return inject(html, APP_SCRIPT_TAG)
 
 
-def instance_id(sock: Any) -> str:
+def instance_id(sock: socket.socket) -> str:
     """Names this server run, the same in every worker: the supervisor's pid and its start time.
 
     Both change when the server is started again, also on the same port.  (Not

@@ -1,5 +1,10 @@
 """Messages from the supervisor to its workers, over each worker's control pipe, and the answers that come back.
 
+Every message is a frozen dataclass, matched by its type at the other end:
+by the worker's table (``Worker.on_message``), or, for the steps of a warm
+restart that come before a new worker serves (:class:`Go`, :class:`Serve`),
+by ``warm.standby_main`` and ``project.await_takeover``.
+
 An answer (:class:`Evaluated`, :class:`StopSeen`) travels on the worker's
 event pipe as a batch of its own, which the supervisor takes out of the
 stream before the sink sees it (devserver.supervisor.answers).
@@ -67,4 +72,20 @@ class StopSeen:
     ahead of this one on its event pipe, so the log can say "stopping" after them."""
 
 
-ControlMessage = Reload | PageChanged | Evaluate
+@dataclass(frozen=True, slots=True)
+class Go:
+    """To a standby worker of a warm restart (devserver.supervisor.warm): load the app, say "ready", then wait
+    for :class:`Serve`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Serve:
+    """To a warm restart's new worker, loaded: start accepting, the listening socket is yours now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """To a current worker during a warm restart: stop accepting, new workers take the connections."""
+
+
+ControlMessage = Reload | PageChanged | Evaluate | Go | Serve | Pause

@@ -11,21 +11,24 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from devserver.ipc.reports import ErrorReport
 from devserver.kit.frozen import maker
 from devserver.kit.safetext import escape_controls
 
-E = TypeVar("E")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+E = TypeVar("E", bound="DataclassInstance")
 
 
 def _pickled_by_values(cls: type[E]) -> type[E]:
     """Pickle as (class, field values): a slots dataclass's own pickling walks ``fields()`` for every
     object, which cost the request path about 5 µs per event (pickled by the worker, unpickled by the supervisor)."""
-    values = operator.attrgetter(*(f.name for f in fields(cls)))  # type: ignore[arg-type]
+    values = operator.attrgetter(*(f.name for f in fields(cls)))
 
-    def __reduce__(self: Any) -> tuple[Callable[..., E], tuple[Any, ...]]:
+    def __reduce__(self: E) -> tuple[Callable[..., E], tuple[object, ...]]:
         return cls, values(self)
 
     cls.__reduce__ = __reduce__  # type: ignore[assignment,method-assign]
@@ -169,7 +172,25 @@ class ServerEvent:
     details: tuple[str, ...] = field(default_factory=tuple)
 
 
-Event = RequestEvent | ReloadEvent | WorkerEvent | WorkerStatus | DroppedEvents | LogEvent | ServerEvent
+@dataclass(frozen=True, slots=True)
+class ProjectUsage:
+    """What a worker's project APP uses, newly seen since its last report (devserver.apps.project): the
+    project watcher takes these out of the stream (devserver.supervisor.projectwatch), the sink never sees one."""
+
+    time: float
+    worker_pid: int
+    module_files: tuple[str, ...] = ()
+    third_party: tuple[str, ...] = ()
+    opened: tuple[str, ...] = ()  # project files the app read
+    templates: tuple[str, ...] = ()  # of those, the ones a template engine read (its cache is cleared in place)
+    written: tuple[str, ...] = ()  # project files the app wrote: never triggers
+    frameworks: tuple[str, ...] = ()  # loaded frameworks that matter to the reload strategy
+    ready: bool = False  # the app is loaded (or failed to): the worker is taking requests
+    stale: tuple[str, ...] = ()  # files found changed before a request, needing a warm restart: start it now
+    marks: tuple[tuple[str, float], ...] = ()  # with ready: when each step of the worker's start ended (warm.py logs)
+
+
+Event = RequestEvent | ReloadEvent | WorkerEvent | WorkerStatus | DroppedEvents | LogEvent | ServerEvent | ProjectUsage
 # An event in transit as (class, field values in order), built by the receiver: a worker sends one
 # RequestEvent per request, and building the frozen dataclass cost it as much as pickling it.
 Wire = tuple[type[Event], tuple[Any, ...]]

@@ -12,17 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import fields
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
-E = TypeVar("E")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+E = TypeVar("E", bound="DataclassInstance")
 
 
-def maker(cls: type[E]) -> Callable[[type[E], tuple[Any, ...]], E]:
+def maker(cls: type[E]) -> Callable[[type[E], tuple[object, ...]], E]:
     """``make(cls, values)``: a ``cls`` with ``values`` as its fields, in order (no defaults, no checks)."""
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    names = [f.name for f in fields(cls)]
     lines = ["def make(cls, values):", f"    ({', '.join(names)},) = values", "    obj = new(cls)"]
     lines += [f"    set_{name}(obj, {name})" for name in names]
     lines.append("    return obj")
-    scope: dict[str, Any] = {"new": object.__new__, **{f"set_{n}": getattr(cls, n).__set__ for n in names}}
+    scope: dict[str, object] = {"new": object.__new__, **{f"set_{n}": getattr(cls, n).__set__ for n in names}}
     exec("\n".join(lines), scope)  # field names of our own class, compiled once at import
-    return scope["make"]  # type: ignore[no-any-return]
+    return cast("Callable[[type[E], tuple[object, ...]], E]", scope["make"])

@@ -41,12 +41,16 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Protocol
 
-from devserver.ipc.control import CompileFailure, PageChanged
-from devserver.ipc.events import LogEvent, ReloadEvent
+from devserver.ipc.config import Config
+from devserver.ipc.control import CompileFailure, ControlMessage, PageChanged
+from devserver.ipc.events import Event, LogEvent, ReloadEvent
 from devserver.reload.ignored import IGNORED_DIRS, IGNORED_NAME
+
+if TYPE_CHECKING:
+    from watchfiles._rust_notify import RustNotify
 
 # The notifier returns a batch once no new change arrived for one step (so
 # 1-2 steps after the last change), or at the latest after the debounce; it
@@ -231,18 +235,35 @@ def _imported_names(tree: ast.AST, module: str, is_package: bool) -> set[str]:
     return names
 
 
+class Supervised(Protocol):
+    """What a watcher drives of the supervisor (devserver.supervisor.core.Supervisor, a layer above)."""
+
+    config: Config
+    sink: Callable[[list[Event]], None]
+
+    def reload(self, modules: Iterable[str] | None, paths: Iterable[str] = ()) -> int: ...
+
+    def broadcast(self, message: ControlMessage) -> None: ...
+
+
 class Watcher:
     """The watcher thread; ``start(supervisor)`` and ``stop()`` as the supervisor expects."""
 
     def __init__(self) -> None:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._notify: Any = None
-        self.supervisor: Any = None
+        self._notify: RustNotify | None = None
+        self.supervisor: Supervised | None = None  # set by start()
         self.graph: ImportGraph | None = None
         self.broken: dict[str, tuple[str, int | None]] = {}  # module file -> its syntax error, until fixed
 
-    def folders(self, config: Any) -> list[str]:
+    @property
+    def sup(self) -> Supervised:
+        """The supervisor, once started."""
+        assert self.supervisor is not None, "the watcher is started"
+        return self.supervisor
+
+    def folders(self, config: Config) -> list[str]:
         """The trees to watch (and the import graph of ``--dynamic`` when modules reload)."""
         folders = []
         if config.reload:
@@ -252,7 +273,7 @@ class Watcher:
             folders.append(config.root)
         return folders
 
-    def start(self, supervisor: Any) -> None:
+    def start(self, supervisor: Supervised) -> None:
         """Set up the watch now (so no edit after this call is missed), then watch in a thread."""
         self.supervisor = supervisor
         folders = self.folders(supervisor.config)
@@ -276,9 +297,11 @@ class Watcher:
             self._notify.close()
 
     def _run(self) -> None:
+        notify = self._notify
+        assert notify is not None, "started by start()"
         while not self._stop.is_set():
             try:
-                raw = self._notify.watch(DEBOUNCE_MS, STEP_MS, TIMEOUT_MS, self._stop)
+                raw = notify.watch(DEBOUNCE_MS, STEP_MS, TIMEOUT_MS, self._stop)
             except Exception:  # noqa: BLE001 - the notifier broke: say so, stop watching
                 self._report(traceback.format_exc())
                 return
@@ -294,9 +317,9 @@ class Watcher:
     def _report(self, text: str) -> None:
         self._emit(LogEvent(time.time(), os.getpid(), f"file watcher error:\n{text}", "error"))
 
-    def _emit(self, event: Any) -> None:
+    def _emit(self, event: Event) -> None:
         try:
-            self.supervisor.sink([event])
+            self.sup.sink([event])
         except Exception:  # noqa: BLE001 - a broken consumer must not stop reloading
             traceback.print_exc()
 
@@ -307,7 +330,7 @@ class Watcher:
         file under --root (the two folders may overlap, even be the same).  The
         url is the path relative to its folder: that is what browsers are told.
         """
-        config = self.supervisor.config
+        config = self.sup.config
         dynamic = config.dynamic
         if self.graph is not None and _inside(path, dynamic) and not ignored(path, dynamic) \
                 and module_name(dynamic, path) is not None:
@@ -329,13 +352,13 @@ class Watcher:
             urls.append(found[1])
         if modules:
             self.reload_modules(modules)
-        if not urls or not self.supervisor.config.livereload:
+        if not urls or not self.sup.config.livereload:
             return
         if modules and self.broken:
-            self.supervisor.broadcast(PageChanged("failed", tuple(urls), self.failure()))
+            self.sup.broadcast(PageChanged("failed", tuple(urls), self.failure()))
             return
         only_css = not modules and all(url.endswith(".css") for url in urls)
-        self.supervisor.broadcast(PageChanged("css" if only_css else "reload", tuple(urls)))
+        self.sup.broadcast(PageChanged("css" if only_css else "reload", tuple(urls)))
 
     def failure(self) -> CompileFailure:
         """What browsers show while a module is broken: the most recently broken one."""
@@ -352,7 +375,7 @@ class Watcher:
         self.graph.forget(paths)
         changed = [name for name in (module_name(folder, path) for path in paths) if name is not None]
         modules = sorted(self.graph.affected(changed))
-        self.supervisor.reload(modules, paths)
+        self.sup.reload(modules, paths)
         errors = self.note_compile_problems(paths)
         duration = (time.perf_counter() - started) * 1000
         self._emit(ReloadEvent(time.time(), tuple(paths), tuple(modules), duration, errors, None))

@@ -26,11 +26,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
-from typing import Any
+from multiprocessing.context import ForkContext, SpawnContext
+from typing import Any, Protocol, cast  # Any: the arguments a worker entry point passes on
 
+from devserver.ipc.channels import ControlSender, EventReader, Generation, InflightMemory, Process
 from devserver.ipc.config import Config
-from devserver.ipc.control import ControlMessage, Evaluate, Evaluated, Reload, StopSeen
-from devserver.ipc.events import Event, LogEvent, ReloadEvent, ServerEvent, WorkerEvent, received
+from devserver.ipc.control import ControlMessage, Evaluate, Evaluated, Go, Pause, Reload, Serve, StopSeen
+from devserver.ipc.events import Event, LogEvent, ReloadEvent, ServerEvent, Wire, WorkerEvent, received
 from devserver.kit.safetext import escape_controls
 from devserver.supervisor.answers import Answers, Heard
 from devserver.supervisor.listen import StartError as StartError  # re-exported: the console and the dashboard catch it from here
@@ -78,7 +80,7 @@ def _forked_worker_entry(inherited: tuple[int, ...], *args: Any) -> None:
     _worker_entry(*args)
 
 
-def _fork_context() -> Any:
+def _fork_context() -> ForkContext | None:
     """The ``fork`` context while forking is safe here (one thread, a platform with fork), else None."""
     if threading.active_count() != 1 or "fork" not in multiprocessing.get_all_start_methods():
         return None
@@ -103,7 +105,7 @@ def _prepare_forks(config: Config) -> None:
     gc.freeze()
 
 
-def _worker_context() -> Any:
+def _worker_context() -> SpawnContext:
     """The multiprocessing context that starts workers (see the module docstring)."""
     _without_resource_tracker()
     return multiprocessing.get_context("spawn")
@@ -130,15 +132,38 @@ def _without_resource_tracker() -> None:
 
 
 @dataclass
-class _Slot:
+class WorkerSlot:
+    """One worker: its process, the supervisor's ends of its pipes, and what the supervisor knows of it."""
+
     index: int
-    process: Any
-    control: Any  # our end of the worker's control pipe
-    events: Any  # our end of the worker's event pipe
+    process: Process
+    control: ControlSender  # our end of the worker's control pipe
+    events: EventReader  # our end of the worker's event pipe
     started: float
     restarts: int = 0
-    inflight: Any = None  # shared table of the requests the worker is serving (devserver.worker.inflight)
+    inflight: InflightMemory | None = None  # shared table of the requests the worker is serving (worker.inflight)
     retired: bool = False  # replaced by a warm restart (warm.py): its exit is expected
+
+    @property
+    def pid(self) -> int:
+        pid = self.process.pid
+        assert pid is not None, "a slot's process is started"
+        return pid
+
+    def tell(self, message: ControlMessage) -> None:
+        """Send ``message`` down the control pipe; a worker that died meanwhile is left to its replacement."""
+        try:
+            self.control.send(message)
+        except (OSError, ValueError):
+            pass
+
+
+class Watcher(Protocol):
+    """A file watcher the supervisor starts after its workers and stops before them (devserver.reload.watcher)."""
+
+    def start(self, supervisor: Supervisor) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 def raise_open_files_limit(ceiling: int = 65536) -> None:
@@ -172,18 +197,20 @@ class Supervisor:
         self.ctx = _worker_context()
         self.sock: socket.socket | None = None
         self.sockets: list[socket.socket] = []  # one per worker, or the one shared socket
-        self.slots: list[_Slot] = []
+        self.slots: list[WorkerSlot] = []
         # A warm restart's new workers while they load the app (from its "go" until they serve or are dropped):
         # they hold the generation they started with, so every Reload meanwhile must reach them too.
-        self.loading: list[_Slot] = []
-        self.generation: Any = None
+        self.loading: list[WorkerSlot] = []
+        self.generation: Generation | None = None
         self.handoff: Handoff | None = None  # connections a warm restart's old workers pass to the new ones
-        self._retired: list[Any] = []  # event pipes of dead workers, read until empty
+        self._retired: list[EventReader] = []  # event pipes of dead workers, read until empty
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.watchers: list[Any] = []  # started after the workers, stopped before them
+        self.watchers: list[Watcher] = []  # started after the workers, stopped before them
+        # The dashboard's R: a project's watcher puts its own here (a restart where in place cannot be right).
+        self.reload_all: Callable[[], None] = self.reload_in_place
         self.answers = Answers()  # the console's questions to workers, awaiting their answers
         self._stop_seen = Heard()  # workers signalled to stop that have not yet sent what they had finished
         self._relaying = False  # the event reader runs (from just after "listening")
@@ -213,7 +240,7 @@ class Supervisor:
             _prepare_forks(self.config)
         for index in range(self.config.workers):
             self.slots.append(self._spawn(index, fork=fork, announce=False))
-        self._deliver([WorkerEvent(time.time(), slot.process.pid, "started", slot.index) for slot in self.slots])
+        self._deliver([WorkerEvent(time.time(), slot.pid, "started", slot.index) for slot in self.slots])
         for watcher in self.watchers:  # before "listening": an edit saved after it is seen
             watcher.start(self)
         self._thread(self._monitor, "monitor")
@@ -229,7 +256,7 @@ class Supervisor:
         thread.start()
         self._threads.append(thread)
 
-    def _spawn(self, index: int, restarts: int = 0, fork: Any = None, announce: bool = True) -> _Slot:
+    def _spawn(self, index: int, restarts: int = 0, fork: ForkContext | None = None, announce: bool = True) -> WorkerSlot:
         receiver, sender = self.ctx.Pipe(duplex=False)
         event_reader, event_writer = self.ctx.Pipe(duplex=False)
         inflight = new_table(self.ctx)
@@ -238,7 +265,7 @@ class Supervisor:
         if fork is not None:
             inherited = tuple(end.fileno() for slot in self.slots for end in (slot.control, slot.events)) \
                 + (sender.fileno(), event_reader.fileno())
-            process = fork.Process(target=_forked_worker_entry, name=f"devserver-worker-{index}",
+            process: Process = fork.Process(target=_forked_worker_entry, name=f"devserver-worker-{index}",
                                    args=(inherited, *args))
             sys.stdout.flush()  # a buffer copied into the child would be written twice
             sys.stderr.flush()
@@ -247,9 +274,10 @@ class Supervisor:
         process.start()
         receiver.close()
         event_writer.close()  # the worker holds the only writer: its death reads as EOF here
+        slot = WorkerSlot(index, process, sender, event_reader, time.monotonic(), restarts, inflight)
         if announce:
-            self._deliver([WorkerEvent(time.time(), process.pid, "restarted" if restarts else "started", index)])
-        return _Slot(index, process, sender, event_reader, time.monotonic(), restarts, inflight)
+            self._deliver([WorkerEvent(time.time(), slot.pid, "restarted" if restarts else "started", index)])
+        return slot
 
     # threads -----------------------------------------------------------------
     def _read_events(self) -> None:
@@ -259,15 +287,17 @@ class Supervisor:
                 self._retired = [pipe for pipe in self._retired if not pipe.closed]
                 pipes = [pipe for pipe in [slot.events for slot in self.slots] + self._retired if not pipe.closed]
             final = self._stopped.is_set()
-            for pipe in wait(pipes, timeout=0.2):
-                self._receive(pipe)
+            ready = wait(pipes, timeout=0.2)
+            for pipe in pipes:
+                if pipe in ready:
+                    self._receive(pipe)
             if final:
                 for pipe in pipes:
                     while not pipe.closed and pipe.poll() and self._receive(pipe):
                         pass
                 return
 
-    def _receive(self, pipe: Any) -> bool:
+    def _receive(self, pipe: EventReader) -> bool:
         """Deliver one batch; at the end of a pipe (its worker is gone) close it."""
         try:
             batch = pipe.recv()
@@ -275,13 +305,13 @@ class Supervisor:
             pipe.close()
             self._stop_seen.heard(pipe)  # all it sent has been delivered
             return False
-        kind = type(batch[0]) if batch else None
-        if kind is Evaluated:  # a worker's answer to the console travels alone (debug/failures.py)
-            self.answers.resolve(batch[0])
-        elif kind is StopSeen:  # so does its word that what it finished before the stop was delivered
+        first = batch[0] if batch else None
+        if isinstance(first, Evaluated):  # a worker's answer to the console travels alone (debug/failures.py)
+            self.answers.resolve(first)
+        elif isinstance(first, StopSeen):  # so does its word that what it finished before the stop was delivered
             self._stop_seen.heard(pipe)
         else:
-            self._deliver(received(batch))
+            self._deliver(received(cast("list[Event | Wire]", batch)))  # the answers' batches went above
         return True
 
     def _deliver(self, batch: list[Event]) -> None:
@@ -302,16 +332,17 @@ class Supervisor:
             ready = wait(list(sentinels), timeout=0.2)
             if self._stopping.is_set():
                 return
-            for sentinel in ready:
-                self._replace(sentinels[sentinel])
+            for sentinel, slot in sentinels.items():
+                if sentinel in ready:
+                    self._replace(slot)
 
-    def _replace(self, slot: _Slot) -> None:
+    def _replace(self, slot: WorkerSlot) -> None:
         if slot.retired:
             return  # a warm restart replaced it already and reaps it
         # The sentinel fires when the worker's descriptors close, a moment before
         # it can be reaped: wait (bounded) so it is reaped and its exit code known.
         slot.process.join(1.0)
-        self._deliver([WorkerEvent(time.time(), slot.process.pid, "exited", slot.index, slot.process.exitcode),
+        self._deliver([WorkerEvent(time.time(), slot.pid, "exited", slot.index, slot.process.exitcode),
                        *self._unfinished(slot, "died")])
         slot.control.close()
         with self._lock:
@@ -332,10 +363,7 @@ class Supervisor:
         """Send a control message to every worker."""
         with self._lock:
             for slot in self.slots:
-                try:
-                    slot.control.send(message)
-                except (OSError, ValueError):
-                    pass  # a dead worker; its replacement starts fresh
+                slot.tell(message)  # a dead worker's replacement starts fresh
 
     def reload(self, modules: Iterable[str] | None, paths: Iterable[str] = ()) -> int:
         """Tell every worker to purge ``modules`` (None: all dynamic modules).
@@ -344,19 +372,17 @@ class Supervisor:
         worker that sees the new number finds the message waiting: the
         workers a warm restart is loading get it too.
         """
+        assert self.generation is not None, "reload() before start()"
         with self._lock:
             generation = self.generation.value + 1
             message = Reload(generation, None if modules is None else tuple(modules), tuple(paths))
             for slot in (*self.slots, *self.loading):
-                try:
-                    slot.control.send(message)
-                except (OSError, ValueError):
-                    pass
+                slot.tell(message)
             self.generation.value = generation
         return generation
 
-    def reload_all(self) -> None:
-        """Reload every dynamic module now (the dashboard's ``R``); logged as a reload of all modules."""
+    def reload_in_place(self) -> None:
+        """Reload every dynamic module now; logged as a reload of all modules."""
         started = time.perf_counter()
         self.reload(None)
         self._deliver([ReloadEvent(time.time(), (), (), (time.perf_counter() - started) * 1000)])
@@ -370,7 +396,7 @@ class Supervisor:
         seconds (a worker that does not answer gets a message saying so).
         """
         with self._lock:
-            slot = next((s for s in self.slots if s.process.pid == worker_pid), None)
+            slot = next((s for s in self.slots if s.pid == worker_pid), None)
             if slot is None:
                 return Evaluated(0, error=f"the worker that kept this failure (pid {worker_pid}) has ended; "
                                           "its failures went with it")
@@ -385,7 +411,53 @@ class Supervisor:
             return Evaluated(0, error=f"no answer from worker pid {worker_pid} within {timeout:g} s")
         return answer
 
-    def _unfinished(self, slot: _Slot, how: str) -> list[Event]:
+    # warm restarts (devserver.supervisor.warm) ---------------------------------
+    @property
+    def stopping(self) -> bool:
+        """True from the moment stop() is called."""
+        return self._stopping.is_set()
+
+    def worker_pids(self) -> set[int]:
+        """The pids of the workers that serve now."""
+        with self._lock:
+            return {slot.pid for slot in self.slots}
+
+    def start_loading(self, new: list[WorkerSlot]) -> None:
+        """Tell a warm restart's standbys to load the app (:class:`Go`).
+
+        Their events are read from now on (they report "ready"), and every
+        Reload until :meth:`take_over` reaches them too: they hold the
+        generation they started with.
+        """
+        with self._lock:
+            for slot in new:
+                slot.tell(Go())
+                slot.started = time.monotonic()
+            self._retired.extend(slot.events for slot in new)
+            self.loading = list(new)
+
+    def take_over(self, new: list[WorkerSlot], serve: bool) -> list[WorkerSlot] | None:
+        """End the loading of ``new``: unless ``serve`` is False or the supervisor is stopping, they replace the
+        current workers, which stop accepting (:class:`Pause`) and are returned; else None (the caller drops them).
+
+        Under the lock stop() takes the workers it ends with: once it has, these never serve.
+        """
+        with self._lock:
+            self.loading = []  # they serve now (Reloads reach them as slots), or are dropped
+            if not serve or self._stopping.is_set():
+                return None
+            old = list(self.slots)  # as they are now: a crashed worker may have been replaced meanwhile
+            for slot in old:
+                slot.tell(Pause())
+                slot.retired = True
+            self._retired = [pipe for pipe in self._retired if all(pipe is not s.events for s in new)]
+            self._retired.extend(slot.events for slot in old)  # read to their end by the event thread
+            self.slots = new
+            for slot in new:
+                slot.tell(Serve())  # the new workers start accepting: the socket is theirs
+            return old
+
+    def _unfinished(self, slot: WorkerSlot, how: str) -> list[Event]:
         """A line naming the requests ``slot``'s worker had not finished when it ended (none: no line)."""
         if slot.inflight is None:
             return []
@@ -394,8 +466,8 @@ class Supervisor:
             return []
         code = slot.process.exitcode
         detail = f" (exit code {code})" if code not in (None, 0) else ""
-        text = f"worker {slot.index} (pid {slot.process.pid}) {how}{detail} while serving {describe(requests, more)}"
-        return [LogEvent(time.time(), slot.process.pid, escape_controls(text, multiline=False), "error")]
+        text = f"worker {slot.index} (pid {slot.pid}) {how}{detail} while serving {describe(requests, more)}"
+        return [LogEvent(time.time(), slot.pid, escape_controls(text, multiline=False), "error")]
 
     # shutdown ------------------------------------------------------------------
     def stop(self) -> None:
@@ -425,7 +497,7 @@ class Supervisor:
             if killed:  # it did not finish its drain: say what it was still doing
                 slot.process.kill()
                 slot.process.join(2)
-            self._deliver([WorkerEvent(time.time(), slot.process.pid, "stopped", slot.index, slot.process.exitcode),
+            self._deliver([WorkerEvent(time.time(), slot.pid, "stopped", slot.index, slot.process.exitcode),
                            *(self._unfinished(slot, "was killed after the drain limit") if killed else ())])
             slot.control.close()
         self._stopped.set()  # the reader now reads every pipe to its end, then returns

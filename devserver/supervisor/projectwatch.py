@@ -34,29 +34,32 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from devserver.apps import appspec
-from devserver.apps.project import ProjectGraph, ProjectUsage
+from devserver.apps.project import ProjectGraph
 from devserver.apps.projectfiles import ProjectFiles
+from devserver.ipc.config import Config
 from devserver.ipc.control import PageChanged
-from devserver.ipc.events import Event, LogEvent, ReloadEvent
+from devserver.ipc.events import Event, LogEvent, ProjectUsage, ReloadEvent
 from devserver.reload.rules import Change, is_asset, restart_reason
 from devserver.reload.watcher import (
     ImportGraph,
+    Supervised,
     Watcher,
     module_name,
     remove_bytecode,
 )
+from devserver.supervisor.core import Supervisor
 from devserver.supervisor.warm import WarmRestarter
 
 
 class ProjectWatcher(Watcher):
     """The watcher of a project APP (and of --root and --dynamic, as :class:`Watcher`)."""
 
-    def __init__(self, supervisor: Any) -> None:
+    def __init__(self, supervisor: Supervisor) -> None:
         super().__init__()
         config = supervisor.config
+        assert config.app is not None and config.app_dir is not None, "a project APP"
         self.files = ProjectFiles(config.app_dir, config.reload_include, config.reload_exclude)
         self.spec = appspec.parse(config.app, config.app_dir)
         self.module_files: set[str] = set()
@@ -78,8 +81,8 @@ class ProjectWatcher(Watcher):
     def _filtered(self, sink: Callable[[list[Event]], None]) -> Callable[[list[Event]], None]:
         """The supervisor's sink without ProjectUsage events, which are ours."""
 
-        def filtered(batch: list[Any]) -> None:
-            rest = []
+        def filtered(batch: list[Event]) -> None:
+            rest: list[Event] = []
             for event in batch:
                 if isinstance(event, ProjectUsage):
                     self.on_usage(event)
@@ -115,7 +118,7 @@ class ProjectWatcher(Watcher):
                 else:
                     self._on_changes(set(usage.stale), usage.worker_pid)
 
-    def start(self, supervisor: Any) -> None:
+    def start(self, supervisor: Supervised) -> None:
         super().start(supervisor)
         if any(name.partition(".")[0] == "django" for name in supervisor.config.preload):
             # Known from the command line's check of APP: the warm template (with django.setup()) starts
@@ -131,7 +134,7 @@ class ProjectWatcher(Watcher):
             "django" in self.frameworks or self.supervisor.config.reload_strategy == "restart")
 
     # watching -----------------------------------------------------------------------
-    def folders(self, config: Any) -> list[str]:
+    def folders(self, config: Config) -> list[str]:
         """The project folder, and ``--dynamic`` and ``--root`` where a project has them."""
         folders = [self.files.folder] if config.reload else []
         if config.reload and os.path.isdir(config.dynamic):
@@ -147,7 +150,7 @@ class ProjectWatcher(Watcher):
 
     def project_change(self, path: str) -> str | None:
         """"code", "template", "data", "asset" or None (not a change the app or its pages can see)."""
-        config = self.supervisor.config
+        config = self.sup.config
         if not self.files.owns(path) or self.files.excluded(path):
             return None
         if is_asset(path):
@@ -179,14 +182,14 @@ class ProjectWatcher(Watcher):
         if kinds["asset"]:
             urls = tuple("/" + self.files.relative(p) for p in kinds["asset"])
             only_css = all(url.endswith(".css") for url in urls)
-            self.supervisor.broadcast(PageChanged("css" if only_css else "reload", urls))
+            self.sup.broadcast(PageChanged("css" if only_css else "reload", urls))
         if kinds[None]:
             super().on_changes(set(kinds[None]))
 
     def reload_all(self) -> None:
         """Reload everything now: in place, or a warm restart (in a thread: the caller is the UI)."""
         with self._usage_lock:
-            change = Change(self.supervisor.config.reload_strategy, frozenset(self.frameworks), (), self.import_failed)
+            change = Change(self.sup.config.reload_strategy, frozenset(self.frameworks), (), self.import_failed)
         reason = restart_reason(change)
         if reason is None:
             self._reload_all()
@@ -202,29 +205,29 @@ class ProjectWatcher(Watcher):
         urls = tuple("/" + self.files.relative(p) for p in paths)
         errors = self.note_compile_problems(code)
         with self._usage_lock:
-            change = Change(self.supervisor.config.reload_strategy, frozenset(self.frameworks), changed,
+            change = Change(self.sup.config.reload_strategy, frozenset(self.frameworks), changed,
                             self.import_failed, only_templates=not (code or data))
         reason = restart_reason(change)
         if reason is None:
             seeds = list(changed) + ([self.spec.module] if data else [])
             modules = sorted(self.project_graph.affected(seeds)) if seeds else []
-            self.supervisor.reload(modules, paths)
+            self.sup.reload(modules, paths)
             if modules:
                 what = ", ".join(changed) or ", ".join(urls)
                 line = f"reload in place ({what} changed): modules purged, the app is rebuilt on the next request"
             else:
                 line = f"reload in place ({', '.join(urls)} changed): template caches cleared, the app stays"
             self._emit(LogEvent(time.time(), os.getpid(), line, "info"))
-            if self.supervisor.config.livereload:
-                self.supervisor.broadcast(self.page_message(urls))
+            if self.sup.config.livereload:
+                self.sup.broadcast(self.page_message(urls))
             duration = (time.perf_counter() - started) * 1000
             self._emit(ReloadEvent(time.time(), paths, tuple(modules), duration, errors, None))
         else:
             for path in code:  # the new workers import afresh: no .pyc of a same-second same-size save may pass
                 remove_bytecode(path)
             self.import_failed = False
-            if self.broken and self.supervisor.config.livereload:  # shown now: the restart cannot fix it
-                self.supervisor.broadcast(self.page_message(urls))
+            if self.broken and self.sup.config.livereload:  # shown now: the restart cannot fix it
+                self.sup.broadcast(self.page_message(urls))
             # Reported (ReloadEvent) by the restarter once the new workers answer.
             self.restarter.request(reason, urls, paths, changed, errors, from_worker=from_worker)
 

@@ -30,40 +30,43 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from multiprocessing.connection import wait
-from typing import Any
 
 from devserver.apps import filestamp, project
-from devserver.apps.project import START_MARKS, Pause
-from devserver.ipc.control import PageChanged
+from devserver.apps.project import START_MARKS
+from devserver.ipc.channels import ControlReceiver, EventWriter, Generation, Process
+from devserver.ipc.config import Config
+from devserver.ipc.control import Go, PageChanged, Pause
 from devserver.ipc.events import LogEvent, ReloadEvent, WorkerEvent
 from devserver.supervisor import forktemplate
-from devserver.supervisor.core import Supervisor, _Slot
+from devserver.supervisor.core import Supervisor, WorkerSlot
 from devserver.supervisor.warmtemplate import preload
+from devserver.worker.handoff import Handoff
 from devserver.worker.process import worker_main
 
 READY_TIMEOUT = 60.0  # seconds new workers get to load the app before the old ones stop anyway
 
 
-def standby_main(config: Any, sock: Any, event_pipe: Any, control: Any, generation: Any, index: int,
-                 names: tuple[str, ...], handoff: Any = None) -> None:
+def standby_main(config: Config, sock: socket.socket, event_pipe: EventWriter, control: ControlReceiver,
+                 generation: Generation, index: int, names: tuple[str, ...], handoff: Handoff | None = None) -> None:
     """A standby worker: preload, wait for "go", then serve as any worker."""
     START_MARKS.append(("standby started", time.time()))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if names:  # spawned: a standby forked from the template has them already
-        preload(names, config.app_dir)
+        preload(names, config.app_dir or ".")
         START_MARKS.append(("preloaded", time.time()))
     try:
         message = control.recv()
     except (EOFError, OSError):
         return  # the supervisor went away
     START_MARKS.append(("go received", time.time()))
-    if message == ("go",):
+    if isinstance(message, Go):
         project.TAKEOVER_WAIT = True  # load, say "ready", then wait for "serve" before accepting
         worker_main(config, sock, event_pipe, control, generation, index, handoff=handoff)
 
@@ -94,7 +97,7 @@ class WarmRestarter:
         config = supervisor.config
         self.preload_names: list[str] = list(config.preload)
         self._known = set(self.preload_names)
-        self._standbys: list[_Slot] = []
+        self._standbys: list[WorkerSlot] = []
         self._standby_names: set[str] = set()
         self._lock = threading.Lock()  # one restart (or standby refill) at a time
         self._ready = threading.Condition()
@@ -110,7 +113,7 @@ class WarmRestarter:
         self.setup_module: str | None = None  # imported in the template: set for Django (the WSGI module)
         self.template: forktemplate.Template | None = None
         self._retired_templates: list[forktemplate.Template] = []
-        self._ending: list[Any] = []  # processes told to end (old workers draining, dropped new ones): stop() waits
+        self._ending: list[Process] = []  # processes told to end (old workers draining, dropped new ones): stop() waits
         self._reports = tempfile.mkdtemp(prefix="devserver-template-")
         self._template_count = 0
         self.restarts = 0
@@ -140,31 +143,27 @@ class WarmRestarter:
         return frozenset(report["files"]) if report else frozenset()
 
     # standbys ---------------------------------------------------------------------
-    def _standby_args(self, index: int, names: tuple[str, ...]) -> tuple[_Slot, tuple[Any, ...]]:
+    def _spawn_standby(self, index: int, template: forktemplate.Template | None) -> WorkerSlot:
         sup = self.supervisor
+        with self._ready:
+            names = () if template is not None else tuple(self.preload_names)
         receiver, sender = sup.ctx.Pipe(duplex=False)
         event_reader, event_writer = sup.ctx.Pipe(duplex=False)
         # The same listening socket as the worker of this slot: with a socket per worker, what the
         # kernel dealt to that socket waits there for this one.
         args = (sup.config, sup.sockets[index % len(sup.sockets)], event_writer, receiver, sup.generation, index, names,
                 sup.handoff)
-        return _Slot(index, None, sender, event_reader, time.monotonic()), args
-
-    def _spawn_standby(self, index: int, template: forktemplate.Template | None) -> _Slot:
-        with self._ready:
-            names = tuple(self.preload_names)
-        slot, args = self._standby_args(index, () if template is not None else names)
         name = f"devserver-standby-{index}"
         try:
             if template is None:
-                slot.process = self.supervisor.ctx.Process(target=standby_main, name=name, args=args)
-                slot.process.start()
+                process: Process = sup.ctx.Process(target=standby_main, name=name, args=args)
+                process.start()
             else:
-                slot.process = template.start(standby_main, name, args)
+                process = template.start(standby_main, name, args)
         finally:
-            args[3].close()  # the standby's ends of its pipes: its own copies are what count now
-            args[2].close()
-        return slot
+            receiver.close()  # the standby's ends of its pipes: its own copies are what count now
+            event_writer.close()
+        return WorkerSlot(index, process, sender, event_reader, time.monotonic())
 
     def _template(self) -> forktemplate.Template | None:
         """The template to fork standbys from (a new one if the last went stale), or None: spawn them."""
@@ -216,7 +215,7 @@ class WarmRestarter:
             return
         self._discard_standbys()
         template = self._template()
-        standbys: list[_Slot] = []
+        standbys: list[WorkerSlot] = []
         if template is not None:
             try:
                 standbys = [self._spawn_standby(i, template) for i in range(self.supervisor.config.workers)]
@@ -241,7 +240,7 @@ class WarmRestarter:
 
     def _refill(self) -> None:
         with self._lock:
-            if self.supervisor._stopping.is_set():
+            if self.supervisor.stopping:
                 return
             self._ensure_standbys()
 
@@ -250,7 +249,7 @@ class WarmRestarter:
         self._standbys = []
 
     @staticmethod
-    def _stop_standbys(standbys: list[_Slot]) -> None:
+    def _stop_standbys(standbys: list[WorkerSlot]) -> None:
         for standby in standbys:
             standby.control.close()  # EOF: the standby ends
             standby.events.close()
@@ -260,7 +259,7 @@ class WarmRestarter:
                 standby.process.kill()
                 standby.process.join(1)
 
-    def _told_to_end(self, processes: Iterable[Any]) -> None:
+    def _told_to_end(self, processes: Iterable[Process]) -> None:
         """Remember ``processes`` for stop(); those that ended already are forgotten (each kept Process holds its
         sentinel's descriptors: a server restarted all day must not run out of them)."""
         # Ended is a readable sentinel, not exitcode: polling the exit status would race the reaping threads.
@@ -301,13 +300,11 @@ class WarmRestarter:
         paths = set(paths)
         with self._gate:
             if from_worker is not None:
-                with self.supervisor._lock:
-                    current = {slot.process.pid for slot in self.supervisor.slots}
-                if from_worker not in current:
+                if from_worker not in self.supervisor.worker_pids():
                     return  # a worker a restart replaced already: its successor has the change
             elif self._covered(paths) and not self._paused_since_go:
                 return  # a worker's notice and the watcher's event for one save: its restart has loaded it
-            self._pause_current()
+            self.supervisor.broadcast(Pause())
             self._paused_since_go = True
         with self._jobs:
             job = self._pending
@@ -327,10 +324,10 @@ class WarmRestarter:
                 self._runner.start()
 
     def _run(self) -> None:
-        stopping = self.supervisor._stopping
-        while not stopping.is_set():
+        sup = self.supervisor
+        while not sup.stopping:
             with self._jobs:
-                while self._pending is None and not stopping.is_set():
+                while self._pending is None and not sup.stopping:
                     self._jobs.wait(0.5)
                 job, self._pending = self._pending, None
             if job is not None:
@@ -349,12 +346,12 @@ class WarmRestarter:
         if saved:
             marks.append(("file saved", max(saved)))
         with self._lock:
-            if sup._stopping.is_set():
+            if sup.stopping:
                 return None
             with self._gate:
                 if self._covered(job.paths) and not self._paused_since_go:
                     return None  # loaded by the restart that ran meanwhile, and its workers still accept
-                self._pause_current()  # again: a restart that ran meanwhile started workers that accept
+                sup.broadcast(Pause())  # again: a restart that ran meanwhile started workers that accept
             self._ensure_standbys()
             marks.append(("standbys ready", time.time()))
             new, self._standbys = self._standbys, []
@@ -362,45 +359,28 @@ class WarmRestarter:
             with self._gate:
                 self._go_stamps.update((path, stamp) for path in job.paths if (stamp := filestamp.take(path)))
                 go = time.time()
-                with sup._lock:
-                    for slot in new:
-                        _send(slot, ("go",))
-                        slot.started = time.monotonic()
-                    sup._retired.extend(slot.events for slot in new)  # read meanwhile: they report "ready"
-                    sup.loading = list(new)  # the Reloads of in-place changes (templates) made meanwhile reach them
+                sup.start_loading(new)  # the Reloads of in-place changes (templates) made meanwhile reach them
             marks.append(("go sent", go))
-            ready = self._wait_ready([slot.process for slot in new])
+            ready = self._wait_ready(new)
             marks.append(("all new workers ready", time.time()))
             with self._gate:
                 superseded = self._superseded()  # edits came in while these loaded: the next restart loads them all
-                with sup._lock:  # stop() takes the workers it ends under this lock: after it, these must not serve
-                    stopping = sup._stopping.is_set()
-                    sup.loading = []  # they serve now (Reloads reach them as slots), or are dropped
-                    if not (superseded or stopping):
-                        old = list(sup.slots)  # as they are now: a crashed worker may have been replaced meanwhile
-                        for slot in old:
-                            _send(slot, Pause())
-                            slot.retired = True
-                        sup._retired = [pipe for pipe in sup._retired if all(pipe is not s.events for s in new)]
-                        sup._retired.extend(slot.events for slot in old)  # read to their end by the event thread
-                        sup.slots = new
-                        for slot in new:
-                            _send(slot, ("serve",))  # the new workers start accepting: the socket is theirs
-                if superseded or stopping:
+                old = sup.take_over(new, serve=not superseded)
+                if old is None:
                     self._drop(new)
-                    if not stopping:
+                    if not sup.stopping:
                         sup.sink([LogEvent(time.time(), os.getpid(), "warm restart: newer changes came in while the "
                                                                      "new workers loaded; restarting again", "info")])
                     return None
                 self._paused_since_go = False
             marks.append(("new workers accept", time.time()))
-            sup.sink([WorkerEvent(time.time(), slot.process.pid, "started", slot.index) for slot in new])
+            sup.sink([WorkerEvent(time.time(), slot.pid, "started", slot.index) for slot in new])
             elapsed = (time.time() - go) * 1000
             if sup.config.livereload:  # the pages these workers stream to reload onto the new ones
                 message = self.page_message(tuple(sorted(job.pages)))
                 # A failure also goes to the new workers: a browser that reconnects to them keeps showing it.
                 for slot in old + new if message.kind == "failed" else old:
-                    _send(slot, message)
+                    slot.tell(message)
             for slot in old:
                 slot.process.terminate()  # SIGTERM: finish what is in flight, then exit
             self._told_to_end(slot.process for slot in old)
@@ -414,7 +394,7 @@ class WarmRestarter:
                            f"{elapsed:.0f} ms ({total:.0f} ms after the change)", "info")])
         if self.timeline:
             with self._ready:
-                worker_marks = self._marks.get(new[0].process.pid, ())
+                worker_marks = self._marks.get(new[0].pid, ())
             self._log_timeline(marks + [(f"worker: {what}", when) for what, when in worker_marks], job.seen)
         if job.report:
             sup.sink([ReloadEvent(time.time(), tuple(sorted(job.paths)), tuple(sorted(job.modules)), total,
@@ -428,11 +408,11 @@ class WarmRestarter:
             job = self._pending
         return job is not None and not self._covered(job.paths)
 
-    def _drop(self, slots: list[_Slot]) -> None:
+    def _drop(self, slots: list[WorkerSlot]) -> None:
         """End loaded workers that will never serve (the event thread reads their pipes to the end)."""
         for slot in slots:
             slot.control.close()  # EOF: a worker waiting for "serve" exits
-            if self.supervisor._stopping.is_set():
+            if self.supervisor.stopping:
                 slot.process.terminate()  # one still loading the app would only end once loaded
         self._told_to_end(slot.process for slot in slots)
 
@@ -449,26 +429,19 @@ class WarmRestarter:
         steps = ", ".join(f"{what} +{(when - start) * 1000:.0f}" for what, when in sorted(marks, key=lambda m: m[1]))
         self.supervisor.sink([LogEvent(time.time(), os.getpid(), f"restart timeline (ms): {steps}", "info")])
 
-    def _pause_current(self) -> list[_Slot]:
-        with self.supervisor._lock:
-            current = list(self.supervisor.slots)
-            for slot in current:
-                _send(slot, Pause())
-        return current
-
-    def _wait_ready(self, processes: list[Any]) -> bool:
+    def _wait_ready(self, slots: list[WorkerSlot]) -> bool:
         deadline = time.monotonic() + READY_TIMEOUT
         with self._ready:
             while True:
-                waiting = [p for p in processes if p.pid not in self._ready_pids and p.is_alive()]
+                waiting = [s for s in slots if s.pid not in self._ready_pids and s.process.is_alive()]
                 if not waiting:
-                    return all(p.pid in self._ready_pids for p in processes)
+                    return all(s.pid in self._ready_pids for s in slots)
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or self.supervisor._stopping.is_set():
+                if remaining <= 0 or self.supervisor.stopping:
                     return False
                 self._ready.wait(min(remaining, 0.1))
 
-    def _reap(self, old: list[_Slot], marks: list[tuple[str, float]]) -> None:
+    def _reap(self, old: list[WorkerSlot], marks: list[tuple[str, float]]) -> None:
         sup = self.supervisor
         deadline = time.monotonic() + sup.config.shutdown_timeout + 2
         for slot in old:
@@ -476,13 +449,13 @@ class WarmRestarter:
             if slot.process.is_alive():
                 slot.process.kill()
                 slot.process.join(2)
-            sup.sink([WorkerEvent(time.time(), slot.process.pid, "stopped", slot.index, slot.process.exitcode)])
+            sup.sink([WorkerEvent(time.time(), slot.pid, "stopped", slot.index, slot.process.exitcode)])
             slot.control.close()
         if self.timeline:
             self._log_timeline([("old workers drained", time.time())], marks[0][1])
 
 
-def _end_by(processes: list[Any], deadline: float) -> None:
+def _end_by(processes: list[Process], deadline: float) -> None:
     """Wait until ``deadline`` for processes told to end, then kill what is left.
 
     Their exit is waited for on their sentinels, not by join(): the reaping
@@ -493,17 +466,10 @@ def _end_by(processes: list[Any], deadline: float) -> None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        for sentinel in wait(list(waiting), timeout=remaining):
-            del waiting[sentinel]
+        ended = wait(list(waiting), timeout=remaining)
+        waiting = {sentinel: process for sentinel, process in waiting.items() if sentinel not in ended}
     for process in waiting.values():
         process.kill()
-
-
-def _send(slot: _Slot, message: object) -> None:
-    try:
-        slot.control.send(message)
-    except (OSError, ValueError):
-        pass  # a worker that died meanwhile
 
 
 __all__ = ["WarmRestarter", "preload", "standby_main"]

@@ -28,7 +28,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypedDict
 
 from devserver.apps import appspec, filestamp
 from devserver.apps.projectfiles import ProjectFiles
@@ -39,11 +39,20 @@ DEVSERVER_MODULES = ("devserver.worker.process", "devserver.apps.project", "devs
                      "devserver.cli", "devserver.supervisor.warm")
 
 
-def encode(stamp: filestamp.Stamp) -> list[Any]:
+class TemplateSpec(TypedDict):
+    """What the template is to do, from the supervisor (forktemplate.Template) through its environment, as JSON."""
+
+    names: list[str]  # third-party modules to preload
+    folder: str  # the project folder
+    setup: str | None  # a module to import once preloaded (Django's WSGI module)
+    report: str  # where to write what it read (the file stamps) and whether the setup failed
+
+
+def encode(stamp: filestamp.Stamp) -> list[int | str | None]:
     return [stamp.size, stamp.mtime_ns, stamp.digest.hex() if stamp.digest else None]
 
 
-def decode(fields: list[Any]) -> filestamp.Stamp:
+def decode(fields: list[Any]) -> filestamp.Stamp:  # as encode() made them, back from JSON
     return filestamp.Stamp(fields[0], fields[1], bytes.fromhex(fields[2]) if fields[2] else None)
 
 
@@ -56,7 +65,7 @@ class _Reads:
         self.active = True
         sys.addaudithook(self._audit)  # hooks cannot be removed: it goes quiet once the setup is done
 
-    def _audit(self, event: str, args: tuple[Any, ...]) -> None:
+    def _audit(self, event: str, args: tuple[object, ...]) -> None:
         if not self.active or event != "open":
             return
         self.active = False  # a stamp hashing a young file opens it too
@@ -65,7 +74,7 @@ class _Reads:
         finally:
             self.active = True
 
-    def _opened(self, args: tuple[Any, ...]) -> None:
+    def _opened(self, args: tuple[object, ...]) -> None:
         path = args[0]
         if isinstance(path, bytes):
             path = os.fsdecode(path)
@@ -113,15 +122,16 @@ def preload(names: Iterable[str], folder: str) -> None:
             del sys.modules[name]
 
 
-def build(spec: dict[str, Any]) -> None:
+def build(spec: TemplateSpec) -> None:
     folder = spec["folder"]
     preload([*spec["names"], *DEVSERVER_MODULES], folder)
     failed = False
     reads = _Reads(ProjectFiles(folder))
-    if spec.get("setup"):
+    setup = spec.get("setup")
+    if setup:
         appspec.put_on_path(folder)
         try:
-            importlib.import_module(spec["setup"])
+            importlib.import_module(setup)
         except BaseException:  # noqa: BLE001 - whatever the project raises: no usable template
             failed = True
     reads.active = False

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from devserver.supervisor.core import Supervisor, Watcher
 
 
 class _BuiltOnStart:
@@ -14,11 +17,11 @@ class _BuiltOnStart:
     worker carries them.
     """
 
-    def __init__(self, build: Callable[[], Any]) -> None:
+    def __init__(self, build: Callable[[], Watcher]) -> None:
         self._build = build
-        self.watcher: Any = None
+        self.watcher: Watcher | None = None
 
-    def start(self, supervisor: Any) -> None:
+    def start(self, supervisor: Supervisor) -> None:
         self.watcher = self._build()
         self.watcher.start(supervisor)
 
@@ -27,19 +30,19 @@ class _BuiltOnStart:
             self.watcher.stop()
 
 
-def _project_watcher(supervisor: Any) -> Any:
+def _project_watcher(supervisor: Supervisor) -> Watcher:
     from devserver.supervisor.projectwatch import ProjectWatcher
 
     return ProjectWatcher(supervisor)
 
 
-def _watcher() -> Any:
+def _watcher() -> Watcher:
     from devserver.reload.watcher import Watcher
 
     return Watcher()
 
 
-def attach_watchers(supervisor: Any) -> None:
+def attach_watchers(supervisor: Supervisor) -> None:
     """Add the file watchers the config asks for to ``supervisor``.
 
     ``--no-reload`` stops the watching of ``--dynamic``; ``--no-livereload``

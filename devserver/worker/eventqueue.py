@@ -9,6 +9,8 @@ import time
 from collections import deque
 from typing import Any
 
+from devserver.ipc.channels import Batch, EventWriter
+from devserver.ipc.control import StopSeen
 from devserver.ipc.events import DroppedEvents, Event, Wire
 
 MAX_BATCH = 256
@@ -22,7 +24,7 @@ class EventSink:
     out with the next batch that fits, so the consumer can show it.
     """
 
-    def __init__(self, target: Any, pid: int) -> None:
+    def __init__(self, target: EventChannel, pid: int) -> None:
         self._queue = target
         self._pid = pid
         self._pending: deque[Event | Wire] = deque()
@@ -39,7 +41,7 @@ class EventSink:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def mark(self, message: Any) -> None:
+    def mark(self, message: StopSeen) -> None:
         """Send what is pending, then ``message`` as a batch of its own behind it (lost, uncounted, when full)."""
         self.flush()
         try:
@@ -73,13 +75,13 @@ class EventChannel:
     other worker's events for good.
     """
 
-    def __init__(self, connection: Any, maxsize: int) -> None:
+    def __init__(self, connection: EventWriter, maxsize: int) -> None:
         self._connection = connection
-        self._buffer: queue.Queue[list[Any] | None] = queue.Queue(maxsize)
+        self._buffer: queue.Queue[Batch | None] = queue.Queue(maxsize)
         self._thread = threading.Thread(target=self._feed, name="devserver-events", daemon=True)
         self._thread.start()
 
-    def put_nowait(self, batch: list[Any]) -> None:
+    def put_nowait(self, batch: Batch) -> None:
         self._buffer.put_nowait(batch)
 
     def _feed(self) -> None:

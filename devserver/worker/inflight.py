@@ -23,7 +23,9 @@ import ctypes
 import struct
 import time
 from dataclasses import dataclass
-from typing import Any
+from multiprocessing.context import BaseContext
+
+from devserver.ipc.channels import InflightMemory
 
 SLOTS = 16
 SLOT_BYTES = 256
@@ -33,7 +35,7 @@ TEXT_BYTES = SLOT_BYTES - _SLOT.size
 SIZE = _HEADER.size + SLOTS * SLOT_BYTES
 
 
-def new_table(ctx: Any) -> Any:
+def new_table(ctx: BaseContext) -> InflightMemory:
     """Shared memory for one worker's table (pass it to the worker process when spawning it)."""
     return ctx.RawArray(ctypes.c_ubyte, SIZE)
 
@@ -49,7 +51,7 @@ class InflightTable:
     run on its own) both do nothing.
     """
 
-    def __init__(self, shared: Any) -> None:
+    def __init__(self, shared: InflightMemory | None) -> None:
         self._view = memoryview(shared).cast("B") if shared is not None else None
         self._free = list(range(SLOTS - 1, -1, -1))
         # Keyed by the request's own object (hashed by identity), not id(): id() is an audited call, and a
@@ -77,11 +79,13 @@ class InflightTable:
     def end(self, key: object) -> None:
         slot = self._slots.pop(key, None)
         if slot is not None:
-            _SLOT.pack_into(self._view, _offset(slot), 0, 0.0)  # type: ignore[arg-type]
+            assert self._view is not None  # a slot was taken: begin() had a table
+            _SLOT.pack_into(self._view, _offset(slot), 0, 0.0)
             self._free.append(slot)
         elif self._untracked:
+            assert self._view is not None
             self._untracked.discard(key)
-            _HEADER.pack_into(self._view, 0, len(self._untracked))  # type: ignore[arg-type]
+            _HEADER.pack_into(self._view, 0, len(self._untracked))
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +96,7 @@ class InFlight:
     started: float  # epoch seconds
 
 
-def read_table(shared: Any) -> tuple[list[InFlight], int]:
+def read_table(shared: InflightMemory) -> tuple[list[InFlight], int]:
     """The supervisor's side: the requests in a worker's table, oldest first, and how many more had no slot."""
     view = memoryview(shared).cast("B")
     requests = []

@@ -18,7 +18,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO, cast
 
 from devserver.apps.dynamic import ImportFailed, NotFound, split_script
 from devserver.apps.loader import app_key, modules_for
@@ -30,9 +30,10 @@ from devserver.handlers.wsgi import WSGIApp, WSGIServer, serve_wsgi, start_wsgi
 from devserver.http.framing import sent_headers
 from devserver.http.hostcheck import HostPolicy
 from devserver.http.parser import Limits
+from devserver.ipc.channels import ControlReceiver, EventWriter, Generation, InflightMemory
 from devserver.ipc.config import Config
 from devserver.ipc.control import ControlMessage, Evaluate, PageChanged, Reload, StopSeen
-from devserver.ipc.events import LogEvent, ReloadEvent, RequestEvent, WorkerStatus
+from devserver.ipc.events import Event, LogEvent, ReloadEvent, RequestEvent, WorkerStatus
 from devserver.kit.timers import Repeater
 from devserver.worker.accept import Acceptor
 from devserver.worker.connection import Connection
@@ -65,8 +66,8 @@ class Routed:
 class Worker:
     """State shared by the connections of one worker process."""
 
-    def __init__(self, config: Config, sock: socket.socket, events: Any, control: Any, generation: Any,
-                 handoff: Handoff | None = None) -> None:
+    def __init__(self, config: Config, sock: socket.socket, events: EventChannel, control: ControlReceiver,
+                 generation: Generation | None, handoff: Handoff | None = None) -> None:
         self.config = config
         self.sock = sock
         self.loop = asyncio.get_running_loop()
@@ -96,7 +97,7 @@ class Worker:
         self.server_address = (config.host, addr[1])
         self.wsgi: WSGIServer | None = None  # built in serve(), once the extensions are in
         # Periodic work, each asleep while it has nothing to do (timers.py).
-        self.flusher = Repeater(self.loop, FLUSH_EVERY, self._flush_events, lambda: len(self.sink) > 0)
+        self.flusher = Repeater(self.loop, FLUSH_EVERY, self.flush_events, lambda: len(self.sink) > 0)
         self.sweeper = Repeater(self.loop, SWEEP_EVERY, self._sweep, lambda: bool(self.connections))
         self._reported = (-1, -1)
         self.reporter = Repeater(self.loop, STATUS_EVERY, self._status,
@@ -330,11 +331,11 @@ class Worker:
             logs.snapshot() if logs is not None else (), logs.id if logs is not None else "", request.request_line,
         ))
         if len(self.sink) >= 256:
-            self._flush_events()
+            self.flush_events()
         self.flusher.poke()
         self.reporter.poke()
 
-    def _flush_events(self) -> None:
+    def flush_events(self) -> None:
         capture.flush()  # recorded bodies reach the disk before the events that name them
         self.sink.flush()
 
@@ -343,7 +344,7 @@ class Worker:
         self.emit_threadsafe(LogEvent(time.time(), self.pid, text, "error", requestlogs.current_id()))
         requestlogs.note(text)
 
-    def emit_threadsafe(self, event: LogEvent) -> None:
+    def emit_threadsafe(self, event: Event) -> None:
         """An event from any thread (the sink's deque takes appends from any thread)."""
         self.sink.emit(event)
         self.flusher.poke_threadsafe()
@@ -378,7 +379,7 @@ class Worker:
         self.loop.add_signal_handler(signal.SIGTERM, self.begin_shutdown)
         self.reporter.poke()  # the first status tells the dashboard this worker's figures
         await self.stopped.wait()
-        self._flush_events()
+        self.flush_events()
 
     def retire(self) -> None:
         """A warm restart replaces this worker: accept no more, and read no more of the idle connections.
@@ -431,7 +432,7 @@ class Worker:
         if self.draining:
             return
         self.draining = True
-        self._flush_events()  # what finished before the stop goes now, and StopSeen right behind it
+        self.flush_events()  # what finished before the stop goes now, and StopSeen right behind it
         self.sink.mark(StopSeen())
         if self.acceptor is not None:
             self.acceptor.stop()
@@ -506,12 +507,13 @@ def _route_output_to_events(emit: Callable[[LogEvent], None]) -> None:
     os.dup2(devnull, 1)  # output written below Python (C extensions) goes nowhere, not over the screen
     os.dup2(devnull, 2)
     os.close(devnull)
-    sys.stdout = _OutputToEvents(emit, "info")  # type: ignore[assignment]
-    sys.stderr = _OutputToEvents(emit, "error")  # type: ignore[assignment]
+    sys.stdout = cast(TextIO, _OutputToEvents(emit, "info"))  # a text stream, as io.TextIOBase is
+    sys.stderr = cast(TextIO, _OutputToEvents(emit, "error"))
 
 
-def worker_main(config: Config, sock: socket.socket, event_pipe: Any, control: Any, generation: Any, index: int,
-                inflight: Any = None, handoff: Handoff | None = None) -> None:
+def worker_main(config: Config, sock: socket.socket, event_pipe: EventWriter, control: ControlReceiver,
+                generation: Generation, index: int, inflight: InflightMemory | None = None,
+                handoff: Handoff | None = None) -> None:
     """Entry point of a worker process (spawned by the supervisor)."""
     events = EventChannel(event_pipe, max(1, config.queue_size // MAX_BATCH))
     # Ctrl-C reaches the whole process group; only the supervisor decides what it means.
