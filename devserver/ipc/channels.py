@@ -9,24 +9,26 @@ receives.
 
 from __future__ import annotations
 
-import ctypes
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
-from typing import Protocol, TypeAlias
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
-from devserver.ipc.control import ControlMessage, Evaluated, StopSeen
-from devserver.ipc.events import Event, Wire
+if TYPE_CHECKING:  # names for the type checker only: importing this module imports no more of multiprocessing
+    import ctypes
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
+
+    from devserver.ipc.control import ControlMessage, Evaluated, StopSeen
+    from devserver.ipc.events import Event, Wire
 
 # One batch on an event pipe: events (some as their values, events.Wire), or an answer travelling alone.
 Batch: TypeAlias = "list[Event | Wire] | list[Evaluated] | list[StopSeen]"
 
-# As strings: Connection is generic to the type checker only.
+# As strings: Connection is generic to the type checker only (at run time it cannot be subscripted).
 ControlSender: TypeAlias = "Connection[ControlMessage, object]"  # the supervisor's end of a control pipe
 ControlReceiver: TypeAlias = "Connection[object, ControlMessage]"  # the worker's end
 EventReader: TypeAlias = "Connection[object, Batch]"  # the supervisor's end of an event pipe
 EventWriter: TypeAlias = "Connection[Batch, object]"  # the worker's end
 InflightMemory: TypeAlias = "ctypes.Array[ctypes.c_ubyte]"  # a worker's table of requests in flight (worker.inflight)
-Process = BaseProcess
+Process: TypeAlias = "BaseProcess"  # a started worker or standby (multiprocessing's, or forked by the warm template)
 
 
 class Generation(Protocol):

@@ -23,9 +23,12 @@ import ctypes
 import struct
 import time
 from dataclasses import dataclass
-from multiprocessing.context import BaseContext
+from typing import TYPE_CHECKING
 
-from devserver.ipc.channels import InflightMemory
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+
+    from devserver.ipc.channels import InflightMemory
 
 SLOTS = 16
 SLOT_BYTES = 256
