@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
 from devserver.ipc.reports import ErrorReport
-from devserver.kit.frozen import maker
+from devserver.kit.frozen import constructor_from_values
 from devserver.kit.safetext import escape_controls
 
 E = TypeVar("E")
@@ -185,4 +185,4 @@ def _by_init(cls: type[E], values: tuple[Any, ...]) -> E:
     return cls(*values)
 
 
-_BUILDERS: dict[type, Callable[[Any, tuple[Any, ...]], Any]] = {RequestEvent: maker(RequestEvent)}  # one per request
+_BUILDERS: dict[type, Callable[[Any, tuple[Any, ...]], Any]] = {RequestEvent: constructor_from_values(RequestEvent)}  # one per request

@@ -32,7 +32,7 @@ from devserver.ipc.config import Config
 from devserver.ipc.control import ControlMessage, Evaluate, Evaluated, Reload, StopSeen
 from devserver.ipc.events import Event, LogEvent, ReloadEvent, ServerEvent, WorkerEvent, received
 from devserver.kit.safetext import escape_controls
-from devserver.supervisor.answers import Answers, Heard
+from devserver.supervisor.awaited import PendingAnswers, PipesToHear
 from devserver.supervisor.listen import StartError as StartError  # re-exported: the console and the dashboard catch it from here
 from devserver.supervisor.listen import bind_for_workers, take_early
 from devserver.worker.handoff import Handoff
@@ -184,8 +184,8 @@ class Supervisor:
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
         self.watchers: list[Any] = []  # started after the workers, stopped before them
-        self.answers = Answers()  # the console's questions to workers, awaiting their answers
-        self._stop_seen = Heard()  # workers signalled to stop that have not yet sent what they had finished
+        self.answers = PendingAnswers()  # the console's questions to workers, awaiting their answers
+        self._stop_seen = PipesToHear()  # workers signalled to stop that have not yet sent what they had finished
         self._relaying = False  # the event reader runs (from just after "listening")
 
     @property
