@@ -1,8 +1,10 @@
-"""HTTP/1.1 protocol logic: bytes in, requests out; responses out as bytes.
+"""HTTP/1.1 requests: bytes in, request events out; and the bytes of a response head and of a chunk.
 
 No sockets here.  Parsing is done by llhttp through
 ``httptools``; this module adds what RFC 9112 asks of a server on top of it:
-size limits, version checks, transfer-coding checks and response framing.
+size limits, version checks and transfer-coding checks.  Which framing a
+response gets (Content-Length, chunked, close) is decided in
+devserver/http/framing.py, which writes its head with :func:`response_head`.
 """
 
 from __future__ import annotations

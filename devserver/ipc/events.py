@@ -1,8 +1,8 @@
 """Events that cross the worker → supervisor boundary.
 
 Every event is a small frozen dataclass of builtin-typed fields so that it
-pickles cheaply over a ``multiprocessing`` queue and cannot be changed behind
-the receiver's back.  The dashboard and the console log consume only these.
+pickles cheaply over its worker's event pipe (a ``multiprocessing`` Pipe, one
+per worker) and cannot be changed behind the receiver's back.  The dashboard and the console log consume only these.
 Tracebacks travel as text.
 """
 
