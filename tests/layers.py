@@ -15,6 +15,7 @@ and the code say it once.
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +67,9 @@ def source_of(layer: Layer, root: Path = ROOT) -> Path:
 
 
 def job_of(layer: Layer, root: Path = ROOT) -> str:
+    """The first line of the layer's docstring, its reStructuredText roles and double backquotes as Markdown code."""
     doc = ast.get_docstring(ast.parse(source_of(layer, root).read_text())) or ""
-    return doc.splitlines()[0] if doc else ""
+    return re.sub(r":\w+:`", "`", doc.splitlines()[0]).replace("``", "`") if doc else ""
 
 
 def shown_name(layer: Layer, root: Path = ROOT) -> str:

@@ -374,7 +374,7 @@ def test_mounted_under_a_script_name(app: App) -> None:
     assert call(app, "", script_name="/site.py").body == b"<h1>home</h1>"  # empty PATH_INFO is "/"
 
 
-def test_seed_style_list_of_pairs_and_zero_argument_handlers() -> None:
+def test_a_list_of_pairs_and_zero_argument_handlers() -> None:
     def hello() -> str:
         return "Hello!"
 
