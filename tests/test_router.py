@@ -586,3 +586,11 @@ def test_live_reload_script_only_in_whole_documents(site: Path, server_factory: 
         assert headers["content-type"].startswith("text/html") and headers["content-length"] == str(len(body))
     status, headers, _ = http_get(server, "/partials.py/users/1/?q=1")
     assert (status, headers["location"]) == (308, "/partials.py/users/1?q=1")
+
+
+def test_apps_written_for_0_1_import_the_router_as_devserver_frame() -> None:
+    import devserver.frame
+    import devserver.router
+
+    assert devserver.frame.App is App and devserver.frame.__all__ == devserver.router.__all__
+    assert all(getattr(devserver.frame, name) is getattr(devserver.router, name) for name in devserver.router.__all__)
