@@ -230,7 +230,7 @@ def mapped(section: str) -> tuple[set[str], set[str]]:
 
 def test_the_doc_shows_the_layer_table_as_it_is() -> None:
     """When this fails, paste the output of ``python tests/layers.py`` into docs/ARCHITECTURE.md."""
-    assert table() in map_section(DOC.read_text())
+    assert table() in map_section(DOC.read_text()), "the doc's layer table differs: paste `python tests/layers.py` in"
 
 
 def test_the_module_map_names_every_module_and_no_other() -> None:
