@@ -1,6 +1,6 @@
 """A tiny routing framework on plain WSGI (PEP 3333), so its apps run on any server.
 
-    app = App([("/hello", hello)])          # the seed's list of (path, handler)
+    app = App([("/hello", hello)])          # a list of (path, handler) pairs
 
     @app.route("/items/<id:int>", methods=["GET", "POST"])
     def item(request: Request, id: int) -> dict:
@@ -434,7 +434,7 @@ def _compile(rule: str) -> _Pattern | None:
 def _wants_request(handler: Handler, params: Iterable[str]) -> bool:
     """True if ``handler`` takes a positional argument besides the path parameters.
 
-    Decided once at registration, so the seed's ``def hello(): ...`` and
+    Decided once at registration, so a zero-argument ``def hello(): ...`` and
     ``def item(id)`` work as well as ``def item(request, id)``.
     """
     try:

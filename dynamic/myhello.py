@@ -1,4 +1,4 @@
-"""The seed's first app: a plain function; the server wraps it as 200 text/plain."""
+"""The zero-argument form: a plain function returning a string; the server wraps it as 200 text/plain."""
 
 
 def application() -> str:

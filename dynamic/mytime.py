@@ -1,4 +1,4 @@
-"""The seed's WSGI app: the current time as plain text."""
+"""A WSGI app: the current time as plain text."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from devserver.debug.tracebacks import report
 from devserver.ipc.config import Config
 from devserver.ipc.control import Evaluated
 from devserver.ipc.events import Event, RequestEvent
-from devserver.supervisor.answers import Answers
+from devserver.supervisor.awaited import PendingAnswers
 from devserver.supervisor.core import Supervisor
 
 
@@ -71,7 +71,7 @@ def test_only_the_last_failures_are_kept() -> None:
 
 
 def test_answers_match_their_questions_and_a_late_one_finds_nobody() -> None:
-    answers = Answers()
+    answers = PendingAnswers()
     first, second = answers.expect(), answers.expect()
     answers.resolve(Evaluated(second, value="2"))  # an answer may come before its asker waits
     assert answers.wait(second, 1.0) == Evaluated(second, value="2")

@@ -121,7 +121,7 @@ def test_an_event_sent_as_values_arrives_built_and_equal() -> None:
     built = received(reader.recv())
     assert built == [sent, LogEvent(2.0, 7, "after")]
     assert [f.name for f in fields(RequestEvent) if getattr(built[0], f.name) != getattr(sent, f.name)] == []
-    with pytest.raises(FrozenInstanceError):  # built by frozen.maker, still frozen
+    with pytest.raises(FrozenInstanceError):  # built by frozen.constructor_from_values, still frozen
         built[0].status = 500  # type: ignore[misc]
     channel.close(timeout=1)
     reader.close()

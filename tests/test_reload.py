@@ -34,7 +34,7 @@ def get(server, path: str) -> tuple[int, str]:
 
 
 def app_source(value: object) -> str:
-    """A seed-style module: ``application()`` returns ``X=<value>``."""
+    """A module in the zero-argument form: ``application()`` returns ``X=<value>``."""
     return f"X = {value!r}\n\n\ndef application():\n    return f'X={{X}}'\n"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from test_frame import call
+from test_router import call
 
 DYNAMIC = Path(__file__).resolve().parent.parent / "dynamic"
 

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import REPO, LiveServer, http_exchange
+from conftest import REPO, LiveServer, http_exchange, read_responses
 
 from devserver import HTTPServer
 from devserver.supervisor.listen import StartError
@@ -47,11 +47,46 @@ def test_a_busy_port_raises_an_oserror_naming_the_address_without_the_command_li
         taken.listen()
         port = taken.getsockname()[1]
         server = HTTPServer(root=str(tmp_path), dynamic=str(tmp_path), workers=1)
-        server.bind("127.0.0.1", port)
         with pytest.raises(OSError) as caught:
-            server.start(16)
-    assert isinstance(caught.value, StartError) and caught.value.errno == errno.EADDRINUSE
-    assert str(caught.value) == f"port {port} is already in use on 127.0.0.1"  # no "--port": the API has none
+            server.bind("127.0.0.1", port)  # bind() binds: the error comes from it, before any start
+        assert server.address is None
+        unbound = HTTPServer(root=str(tmp_path), dynamic=str(tmp_path), workers=1, host="127.0.0.1", port=port)
+        with pytest.raises(OSError) as caught_by_start:
+            unbound.start(16)  # no bind() first: start() binds, and raises the same
+    for error in (caught.value, caught_by_start.value):
+        assert isinstance(error, StartError) and error.errno == errno.EADDRINUSE
+        assert str(error) == f"port {port} is already in use on 127.0.0.1"  # no "--port": the API has none
+
+
+def test_bind_takes_the_port_and_a_connection_made_before_start_is_served(site: Path) -> None:
+    code = (
+        "import sys\n"
+        "from devserver import HTTPServer\n"
+        "server = HTTPServer(root='html_page', dynamic='dynamic', workers=1)\n"
+        "server.bind('127.0.0.1', 0)\n"
+        "print('bound', server.address[1], flush=True)\n"
+        "sys.stdin.readline()\n"
+        "raise SystemExit(server.start(64))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=site, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    server = LiveServer([], site)
+    server.proc = proc
+    threading.Thread(target=server._read, daemon=True).start()
+    try:
+        port = int(server.wait_for(r"^bound \d+$").split()[1])
+        with socket.socket() as rival, pytest.raises(OSError) as taken:
+            rival.bind(("127.0.0.1", port))
+        assert taken.value.errno == errno.EADDRINUSE  # the port is the server's before start()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as early:  # waits in the backlog
+            early.sendall(b"GET /one_k.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            assert proc.stdin is not None
+            proc.stdin.write("\n")  # now start()
+            proc.stdin.flush()
+            (status, _, body), = read_responses(early, 1)
+        assert (status, len(body)) == (200, 1024)
+    finally:
+        assert server.stop() == 0
 
 
 def test_folders_left_out_are_chosen_as_the_command_line_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -177,7 +177,7 @@ def test_in_flight_request_finishes_during_shutdown(server_factory) -> None:
     assert headers.get("connection") == "close"
 
 
-def test_seed_programmatic_api(site: Path) -> None:
+def test_the_programmatic_api_serves_the_site(site: Path) -> None:
     code = (
         "from devserver import HTTPServer\n"
         "server = HTTPServer(root='html_page', dynamic='dynamic', workers=1)\n"

@@ -155,9 +155,9 @@ def test_short_body_closes_the_connection(server) -> None:
     assert data.endswith(b"12345")  # and the server closed: raw() returned
 
 
-def test_seed_form_and_missing_application(server) -> None:
-    status, headers, body = request(server, "/seedform.py")
-    assert (status, body) == (200, b"seed form works")
+def test_zero_argument_application_and_missing_application(server) -> None:
+    status, headers, body = request(server, "/zeroargs.py")
+    assert (status, body) == (200, b"zero-argument form works")
     assert headers["content-type"] == "text/plain; charset=utf-8"
     status, _, body = request(server, "/noapp.py")
     assert status == 404 and b"has no &#x27;application&#x27;" in body

@@ -179,7 +179,7 @@ class DynamicModules:
     def app(self, name: str, attribute: str = "application") -> WSGIApp:
         """The WSGI callable ``attribute`` of module ``name``.
 
-        The seed's ``application()`` with no parameters, returning a string,
+        The original zero-argument form, ``application()`` returning a string,
         is wrapped into a WSGI app.
         """
         key = f"{name}:{attribute}"
@@ -196,7 +196,7 @@ class DynamicModules:
                 raise NotFound(f"Module {name!r} has no {attribute!r}")
             if not callable(target):
                 raise NotFound(f"{name}.{attribute} is not callable")
-            app = seed_app(target) if _takes_no_arguments(target) else devmode.develop(target)
+            app = zero_argument_app(target) if _takes_no_arguments(target) else devmode.develop(target)
             self._apps[key] = app
             return app
 
@@ -220,8 +220,8 @@ class DynamicModules:
         return [key.removeprefix(PRIVATE_PREFIX) for key, _ in self._own.items()]
 
 
-def seed_app(function: Callable[[], object]) -> WSGIApp:
-    """Wrap the seed's ``application()`` returning a string into a WSGI app."""
+def zero_argument_app(function: Callable[[], object]) -> WSGIApp:
+    """Wrap the zero-argument ``application()`` returning a string into a WSGI app (200 text/plain)."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., object]) -> list[bytes]:
         result = function()
@@ -233,7 +233,7 @@ def seed_app(function: Callable[[], object]) -> WSGIApp:
 
 
 def _takes_no_arguments(target: Callable[..., object]) -> bool:
-    """True for the seed's ``application()``: callable with nothing, not with (environ, start_response)."""
+    """True for the zero-argument ``application()``: callable with nothing, not with (environ, start_response)."""
     try:
         signature = inspect.signature(target)
     except (TypeError, ValueError):

@@ -8,46 +8,14 @@ and has no use for those modules.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from devserver.apps.dynamic import DynamicModules
+from devserver.apps.host import WorkerHost
 
 if TYPE_CHECKING:
     from devserver.apps.project import ProjectModules
-    from devserver.ipc.channels import ControlReceiver
     from devserver.ipc.config import Config
-    from devserver.ipc.control import ControlMessage
-    from devserver.ipc.events import Event
-
-
-class Pool(Protocol):
-    """The worker's thread pool (devserver.worker.threadpool.ThreadPool), for work off its event loop."""
-
-    def submit(self, fn: Callable[[], None]) -> object: ...
-
-
-class WorkerHost(Protocol):
-    """What a project's loader uses of its worker (devserver.worker.process.Worker), which it cannot import."""
-
-    @property
-    def control(self) -> ControlReceiver: ...
-
-    @property
-    def on_message(self) -> dict[type, Callable[[Any], None]]: ...  # each handler takes messages of its key
-
-    @property
-    def pool(self) -> Pool: ...
-
-    applied_generation: int  # the newest Reload applied
-
-    def on_control(self, message: ControlMessage) -> None: ...
-
-    def emit_threadsafe(self, event: Event) -> None: ...
-
-    def flush_events(self) -> None: ...
-
-    def retire(self) -> None: ...
 
 
 def modules_for(config: Config, worker: WorkerHost) -> DynamicModules | ProjectModules:

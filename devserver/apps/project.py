@@ -42,7 +42,7 @@ from typing import Any
 
 from devserver.apps import appspec, devmode, filestamp
 from devserver.apps.dynamic import PYC_RACY_NS, DynamicModules, ImportFailed, NotFound, saving
-from devserver.apps.loader import WorkerHost
+from devserver.apps.host import WorkerHost
 from devserver.apps.ownmodules import OwnModules
 from devserver.apps.projectfiles import ProjectFiles
 from devserver.apps.templatecache import TemplateCaches

@@ -20,7 +20,7 @@ from urllib.parse import unquote_to_bytes
 from devserver.debug import failures, requestlogs, tracebacks
 from devserver.handlers.exchange import ClientGone, Exchange, Responder
 from devserver.ipc.reports import ErrorReport
-from devserver.kit.memo import Remembered
+from devserver.kit.memo import MemoTable
 
 WSGIApp = Callable[..., Iterable[bytes]]
 T = TypeVar("T")
@@ -126,7 +126,7 @@ def _environ_key(name: str) -> str:
     return key
 
 
-_environ_keys = Remembered(_environ_key, 4096)  # header name → environ key ("" for a dropped name)
+_environ_keys = MemoTable(_environ_key, 4096)  # header name → environ key ("" for a dropped name)
 
 
 def build_environ(conn: Responder, exchange: Exchange, script_name: str, path_info: str,

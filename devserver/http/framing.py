@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from devserver.http.parser import LAST_CHUNK, chunk, response_head
-from devserver.kit.frozen import maker
+from devserver.kit.frozen import constructor_from_values
 
 
 class Delimit(Enum):
@@ -88,7 +88,7 @@ def frame(status: int, headers: list[tuple[str, str]], *, method: str, version: 
     return _make_framing(Framing, (delimit, length, close, head))
 
 
-_make_framing = maker(Framing)  # one per response
+_make_framing = constructor_from_values(Framing)  # one per response
 
 
 class BodyWriter:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from devserver.kit.memo import Remembered
+from devserver.kit.memo import MemoTable
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
@@ -49,10 +49,10 @@ class HostPolicy:
     allowed: frozenset[str]
     any_host: bool
     network: bool  # bound beyond loopback: an IP literal in Host cannot be a rebinding attack
-    _judged: Remembered[str, bool] = field(init=False, compare=False, repr=False)  # Host value → allowed
+    _judged: MemoTable[str, bool] = field(init=False, compare=False, repr=False)  # Host value → allowed
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_judged", Remembered(self._judge, 256))  # frozen: set once, here
+        object.__setattr__(self, "_judged", MemoTable(self._judge, 256))  # frozen: set once, here
 
     @classmethod
     def for_bind(cls, bound: str, extra: tuple[str, ...]) -> HostPolicy:

@@ -1,8 +1,10 @@
-"""HTTP/1.1 protocol logic: bytes in, requests out; responses out as bytes.
+"""HTTP/1.1 requests: bytes in, request events out; and the bytes of a response head and of a chunk.
 
 No sockets here.  Parsing is done by llhttp through
 ``httptools``; this module adds what RFC 9112 asks of a server on top of it:
-size limits, version checks, transfer-coding checks and response framing.
+size limits, version checks and transfer-coding checks.  Which framing a
+response gets (Content-Length, chunked, close) is decided in
+devserver/http/framing.py, which writes its head with :func:`response_head`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from devserver.http.dates import imf_fixdate
 from devserver.http.errors import ProtocolError
 from devserver.http.statuses import reason
 from devserver.http.target import check_host, check_method, parse_target
-from devserver.kit.memo import Remembered
+from devserver.kit.memo import MemoTable
 
 SERVER = f"devserver/{__version__}".encode()
 LAST_CHUNK = b"0\r\n\r\n"
@@ -414,7 +416,7 @@ def _field_name(raw: bytes) -> tuple[str, str]:
     return name, name.lower()
 
 
-_field_names = Remembered(_field_name, 1024)  # a field name's bytes → (its text, lower-case)
+_field_names = MemoTable(_field_name, 1024)  # a field name's bytes → (its text, lower-case)
 
 
 class _DateCache:
@@ -440,7 +442,7 @@ def _status_line(key: tuple[str, int]) -> bytes:
     return f"HTTP/{version} {status} {reason(status)}\r\n".encode("ascii")
 
 
-_STATUS_LINES = Remembered(_status_line, 1024)  # (version, status) → the status line
+_STATUS_LINES = MemoTable(_status_line, 1024)  # (version, status) → the status line
 _KEEP_ALIVE_ENDS = {"1.0": b"Connection: keep-alive\r\n\r\n"}  # HTTP/1.1 keeps alive unless told otherwise
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from devserver.http.errors import ProtocolError
-from devserver.kit.memo import Remembered
+from devserver.kit.memo import MemoTable
 
 
 class Form(Enum):
@@ -52,7 +52,7 @@ def valid_host(value: str) -> bool:
     return _valid_hosts[value]
 
 
-_valid_hosts: Remembered[str, bool] = Remembered(lambda value: _HOST.fullmatch(value) is not None, 256)  # a client repeats its Host
+_valid_hosts: MemoTable[str, bool] = MemoTable(lambda value: _HOST.fullmatch(value) is not None, 256)  # a client repeats its Host
 
 
 def _split_path(rest: str) -> tuple[str, str]:

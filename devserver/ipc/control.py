@@ -7,7 +7,7 @@ by ``warm.standby_main`` and ``project.await_takeover``.
 
 An answer (:class:`Evaluated`, :class:`StopSeen`) travels on the worker's
 event pipe as a batch of its own, which the supervisor takes out of the
-stream before the sink sees it (devserver.supervisor.answers).
+stream before the sink sees it (devserver.supervisor.awaited).
 """
 
 from __future__ import annotations

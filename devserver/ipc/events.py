@@ -1,8 +1,8 @@
 """Events that cross the worker → supervisor boundary.
 
 Every event is a small frozen dataclass of builtin-typed fields so that it
-pickles cheaply over a ``multiprocessing`` queue and cannot be changed behind
-the receiver's back.  The dashboard and the console log consume only these.
+pickles cheaply over its worker's event pipe (a ``multiprocessing`` Pipe, one
+per worker) and cannot be changed behind the receiver's back.  The dashboard and the console log consume only these.
 Tracebacks travel as text.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from devserver.ipc.reports import ErrorReport
-from devserver.kit.frozen import maker
+from devserver.kit.frozen import constructor_from_values
 from devserver.kit.safetext import escape_controls
 
 if TYPE_CHECKING:
@@ -206,4 +206,4 @@ def _by_init(cls: type[E], values: tuple[Any, ...]) -> E:
     return cls(*values)
 
 
-_BUILDERS: dict[type, Callable[[Any, tuple[Any, ...]], Any]] = {RequestEvent: maker(RequestEvent)}  # one per request
+_BUILDERS: dict[type, Callable[[Any, tuple[Any, ...]], Any]] = {RequestEvent: constructor_from_values(RequestEvent)}  # one per request

@@ -2,7 +2,7 @@
 
 A frozen dataclass's ``__init__`` sets each field through a global
 ``object.__setattr__``.  For the objects made on every request (the request
-event the supervisor builds, a response's framing) :func:`maker` sets each
+event the supervisor builds, a response's framing) :func:`constructor_from_values` sets each
 through its slot's own setter, bound once.  Its code is made from the class's
 field names, as dataclasses makes ``__init__``: nothing from the values is
 ever compiled.
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 E = TypeVar("E", bound="DataclassInstance")
 
 
-def maker(cls: type[E]) -> Callable[[type[E], tuple[object, ...]], E]:
+def constructor_from_values(cls: type[E]) -> Callable[[type[E], tuple[object, ...]], E]:
     """``make(cls, values)``: a ``cls`` with ``values`` as its fields, in order (no defaults, no checks)."""
     names = [f.name for f in fields(cls)]
     lines = ["def make(cls, values):", f"    ({', '.join(names)},) = values", "    obj = new(cls)"]

@@ -9,7 +9,7 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-class Remembered(dict[K, V]):
+class MemoTable(dict[K, V]):
     """``table[key]``: ``compute(key)`` the first time, then the kept value (a plain dict look-up).
 
     Keys come from clients, so at most ``limit`` are kept; past it a value is

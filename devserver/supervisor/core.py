@@ -34,7 +34,7 @@ from devserver.ipc.config import Config
 from devserver.ipc.control import ControlMessage, Evaluate, Evaluated, Go, Pause, Reload, Serve, StopSeen
 from devserver.ipc.events import Event, LogEvent, ReloadEvent, ServerEvent, Wire, WorkerEvent, received
 from devserver.kit.safetext import escape_controls
-from devserver.supervisor.answers import Answers, Heard
+from devserver.supervisor.awaited import PendingAnswers, PipesToHear
 from devserver.supervisor.listen import StartError as StartError  # re-exported: the console and the dashboard catch it from here
 from devserver.supervisor.listen import bind_for_workers, take_early
 from devserver.worker.handoff import Handoff
@@ -211,8 +211,8 @@ class Supervisor:
         self.watchers: list[Watcher] = []  # started after the workers, stopped before them
         # The dashboard's R: a project's watcher puts its own here (a restart where in place cannot be right).
         self.reload_all: Callable[[], None] = self.reload_in_place
-        self.answers = Answers()  # the console's questions to workers, awaiting their answers
-        self._stop_seen = Heard()  # workers signalled to stop that have not yet sent what they had finished
+        self.answers = PendingAnswers()  # the console's questions to workers, awaiting their answers
+        self._stop_seen = PipesToHear()  # workers signalled to stop that have not yet sent what they had finished
         self._relaying = False  # the event reader runs (from just after "listening")
 
     @property

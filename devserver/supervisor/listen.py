@@ -115,10 +115,16 @@ def bind_early(host: str, port: int, backlog: int, workers: int) -> StartError |
     """
     release_early()
     try:
-        _bound_early[:] = bind_for_workers(host, port, backlog, workers)
+        keep_early(bind_for_workers(host, port, backlog, workers))
     except StartError as exc:
         return exc
     return None
+
+
+def keep_early(sockets: list[socket.socket]) -> None:
+    """Keep ``sockets`` (bound beforehand, by the Python API's ``bind()``) for the next :meth:`Supervisor.start`."""
+    release_early()
+    _bound_early[:] = sockets
 
 
 def release_early() -> None:

@@ -1,12 +1,13 @@
-"""Answers the supervisor awaits from its workers, matched to their questions by serial number.
+"""What the supervisor waits to hear from its workers: answers matched to their questions by serial number,
+and the word each worker sends when a stop reaches it.
 
 A thread asking a worker something (the dashboard's console, through
 :meth:`devserver.supervisor.core.Supervisor.evaluate`) registers the serial, sends
 the question, and waits with a deadline; the supervisor's event reader
-hands each answer to :meth:`Answers.resolve`.  An answer that comes after its
+hands each answer to :meth:`PendingAnswers.resolve`.  An answer that comes after its
 deadline finds nobody waiting and is dropped.
 
-:class:`Heard` is the same for a word every worker sends unasked: the
+:class:`PipesToHear` is the same for a word every worker sends unasked: the
 supervisor's stop waits (bounded) until each worker it signalled has said
 :class:`~devserver.ipc.control.StopSeen`, or ended, before it logs "stopping".
 """
@@ -20,8 +21,8 @@ from collections.abc import Hashable, Iterable
 from devserver.ipc.control import Evaluated
 
 
-class Answers:
-    """Pending questions by serial; thread-safe."""
+class PendingAnswers:
+    """Questions sent to workers, by serial, with the answers that came back; thread-safe."""
 
     def __init__(self) -> None:
         self._serials = itertools.count(1)
@@ -57,8 +58,8 @@ class Answers:
         return waiter[1][0] if waiter[1] else None
 
 
-class Heard:
-    """Which of the expected event pipes have spoken (or ended); thread-safe."""
+class PipesToHear:
+    """The event pipes expected to speak (or end) that have not yet; thread-safe."""
 
     def __init__(self) -> None:
         self._waiting: set[Hashable] = set()

@@ -374,7 +374,7 @@ def test_mounted_under_a_script_name(app: App) -> None:
     assert call(app, "", script_name="/site.py").body == b"<h1>home</h1>"  # empty PATH_INFO is "/"
 
 
-def test_seed_style_list_of_pairs_and_zero_argument_handlers() -> None:
+def test_a_list_of_pairs_and_zero_argument_handlers() -> None:
     def hello() -> str:
         return "Hello!"
 
@@ -586,3 +586,11 @@ def test_live_reload_script_only_in_whole_documents(site: Path, server_factory: 
         assert headers["content-type"].startswith("text/html") and headers["content-length"] == str(len(body))
     status, headers, _ = http_get(server, "/partials.py/users/1/?q=1")
     assert (status, headers["location"]) == (308, "/partials.py/users/1?q=1")
+
+
+def test_apps_written_for_0_1_import_the_router_as_devserver_frame() -> None:
+    import devserver.frame
+    import devserver.router
+
+    assert devserver.frame.App is App and devserver.frame.__all__ == devserver.router.__all__
+    assert all(getattr(devserver.frame, name) is getattr(devserver.router, name) for name in devserver.router.__all__)

@@ -1,2 +1,0 @@
-def application():
-    return "seed form works"

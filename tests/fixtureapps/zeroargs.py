@@ -1,0 +1,2 @@
+def application():
+    return "zero-argument form works"
