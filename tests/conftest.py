@@ -12,8 +12,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -22,7 +23,24 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE_APPS = Path(__file__).resolve().parent / "fixtureapps"
+T = TypeVar("T")
 LISTENING = re.compile(r'listening on (http://\S+/)|"state": "listening", "url": "(http://\S+/)"')
+
+
+def wait_until(condition: Callable[[], T], timeout: float = 10.0, what: str = "the condition") -> T:
+    """Poll ``condition`` until it returns something true, and return that; fail naming ``what`` after ``timeout``.
+
+    The way a test waits for something to happen: never a fixed sleep, which passes without
+    testing anything when the thing is late, and wastes the time when it is early.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not reached within {timeout:g} s")
+        time.sleep(0.01)
 
 
 class LiveServer:
@@ -191,6 +209,33 @@ def http_exchange(sock: socket.socket, data: bytes, responses: int = 1, timeout:
     sock.sendall(data)
     method = data.split(b" ", 1)[0]
     return read_responses(sock, responses, method if method == b"HEAD" else b"GET")
+
+
+@contextmanager
+def held_in_app(server: LiveServer, name: str = "held") -> Iterator[list[tuple[int, dict[str, str], bytes]]]:
+    """A request to the fixture app slow.py, in the app for the length of the ``with`` block.
+
+    On entry the request is known to have reached the app (it wrote a file); on exit it is let go
+    (the test writes one) and its response is in the yielded list, which stays empty until then: a test
+    can check that other requests are answered while this one is in flight, in order, with no timing.
+    """
+    started, release = server.cwd / f"{name}-started", server.cwd / f"{name}-release"
+    answer: list[tuple[int, dict[str, str], bytes]] = []
+    target = f"/slow.py?s=60&started={started.name}&until={release.name}"
+
+    def ask() -> None:
+        with server.connect(timeout=60) as sock:
+            answer.extend(http_exchange(sock, f"GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode(), timeout=60))
+
+    thread = threading.Thread(target=ask, daemon=True)
+    thread.start()
+    try:
+        wait_until(started.exists, 20, "the held request reaching the app")
+        yield answer
+    finally:
+        release.write_text("go")
+        thread.join(60)
+    assert [(status, body) for status, _, body in answer] == [(200, b"released")], answer
 
 
 def read_responses(sock: socket.socket, count: int, method: bytes = b"GET") -> list[tuple[int, dict[str, str], bytes]]:
