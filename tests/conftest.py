@@ -27,11 +27,13 @@ T = TypeVar("T")
 LISTENING = re.compile(r'listening on (http://\S+/)|"state": "listening", "url": "(http://\S+/)"')
 
 
-def wait_until(condition: Callable[[], T], timeout: float = 10.0, what: str = "the condition") -> T:
+def wait_until(condition: Callable[[], T], timeout: float = 10.0,
+               what: str | Callable[[], str] = "the condition") -> T:
     """Poll ``condition`` until it returns something true, and return that; fail naming ``what`` after ``timeout``.
 
     The way a test waits for something to happen: never a fixed sleep, which passes without
-    testing anything when the thing is late, and wastes the time when it is early.
+    testing anything when the thing is late, and wastes the time when it is early.  ``what`` may
+    be a function, for a message that says how things stood when the time ran out.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -39,7 +41,7 @@ def wait_until(condition: Callable[[], T], timeout: float = 10.0, what: str = "t
         if result:
             return result
         if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not reached within {timeout:g} s")
+            raise AssertionError(f"{what if isinstance(what, str) else what()}: not reached within {timeout:g} s")
         time.sleep(0.01)
 
 
