@@ -45,6 +45,28 @@ def wait_until(condition: Callable[[], T], timeout: float = 10.0,
         time.sleep(0.01)
 
 
+def does_not_block(call: Callable[[], object], deadline: float = 30.0) -> None:
+    """Run ``call`` in a thread and fail if it has not returned by ``deadline``; its exception is raised here.
+
+    For what must never wait on a reader that is not reading: a call that blocks would block for ever,
+    so a generous deadline tells the two apart on any machine, where bounding the duration would not.
+    """
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as error:  # noqa: BLE001 - handed to the test's thread
+            raised.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(deadline)
+    assert not thread.is_alive(), f"{getattr(call, '__name__', 'the call')} blocked (still running after {deadline:g} s)"
+    if raised:
+        raise raised[0]
+
+
 class LiveServer:
     """``python -m devserver --no-tui`` on port 0, stopped by its pid at the end.
 
