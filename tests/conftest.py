@@ -104,7 +104,7 @@ class LiveServer:
                     self.port = int(self.url.rstrip("/").rsplit(":", 1)[1])
                     return self
             if self.proc.poll() is not None:
-                time.sleep(0.2)
+                self._reader.join(5)  # it ends at the output's end: every line the server wrote is in the message
                 raise RuntimeError("devserver exited early:\n" + "\n".join(self.lines))
             time.sleep(0.02)
         self.stop()
