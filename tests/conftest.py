@@ -186,6 +186,26 @@ def children_of(pid: int) -> list[int]:
     return [child for child, _, fields in proc_stats() if int(fields[1]) == pid]
 
 
+def client_connections(pid: int) -> int:
+    """TCP connections (not listening sockets) the process ``pid`` holds open, from /proc."""
+    held = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if link.startswith("socket:["):
+            held.add(link[8:-1])
+    connected = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for row in list(f)[1:]:
+                fields = row.split()
+                if fields[3] != "0A":  # 0A: LISTEN
+                    connected.add(fields[9])
+    return len(held & connected)
+
+
 def pid_exists(pid: int) -> bool:
     """True while ``pid`` is a process, zombies included (a zombie is a leak too)."""
     return os.path.exists(f"/proc/{pid}")

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import LiveServer, http_get, wait_until
+from conftest import LiveServer, client_connections, http_get, wait_until
 
 
 def get(server: LiveServer, path: str, timeout: float = 20) -> tuple[int, str]:
@@ -90,10 +90,15 @@ def test_a_save_held_apart_between_truncation_and_write_is_waited_for(server_fac
     module.write_text(source("v000"))
     server = server_factory("--workers", "1", env=with_bytecode())
     assert get(server, "/held.py") == (200, "v000")
+    [worker] = server.worker_pids()
+    wait_until(lambda: client_connections(worker) == 0, 20, "the worker closing the first request's connection")
     answers: list[tuple[int, str]] = []
     with open(module, "w") as f:  # truncated: empty until the write below
         asker = threading.Thread(target=lambda: answers.append(get(server, "/held.py")))
         asker.start()
+        # The request is in the worker (its connection accepted, the request sent with it) before the
+        # file's empty time is counted, or a late request would find the file written and prove nothing.
+        wait_until(lambda: client_connections(worker) == 1, 20, "the request's connection in the worker")
         time.sleep(0.4)  # the scenario itself: the file stays empty for four settle times
         f.write(source("v001"))
     asker.join(20)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import LiveServer, http_exchange, read_all, read_responses, wait_until
+from conftest import LiveServer, client_connections, http_exchange, read_all, read_responses, wait_until
 
 resource = pytest.importorskip("resource")  # POSIX only
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc, mounts, rlimits: Linux only")
@@ -56,26 +56,6 @@ def get(server: LiveServer, target: str, timeout: float = 10.0) -> tuple[int, di
 
 def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def client_connections(pid: int) -> int:
-    """TCP connections (not listening sockets) the process ``pid`` holds open, from /proc."""
-    held = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue  # closed meanwhile
-        if link.startswith("socket:["):
-            held.add(link[8:-1])
-    connected = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(table) as f:
-            for row in list(f)[1:]:
-                fields = row.split()
-                if fields[3] != "0A":  # 0A: LISTEN
-                    connected.add(fields[9])
-    return len(held & connected)
 
 
 def proc_status(pid: int, key: str) -> int:
