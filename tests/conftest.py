@@ -12,8 +12,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -22,7 +23,48 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE_APPS = Path(__file__).resolve().parent / "fixtureapps"
+T = TypeVar("T")
 LISTENING = re.compile(r'listening on (http://\S+/)|"state": "listening", "url": "(http://\S+/)"')
+
+
+def wait_until(condition: Callable[[], T], timeout: float = 10.0,
+               what: str | Callable[[], str] = "the condition") -> T:
+    """Poll ``condition`` until it returns something true, and return that; fail naming ``what`` after ``timeout``.
+
+    The way a test waits for something to happen: never a fixed sleep, which passes without
+    testing anything when the thing is late, and wastes the time when it is early.  ``what`` may
+    be a function, for a message that says how things stood when the time ran out.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what if isinstance(what, str) else what()}: not reached within {timeout:g} s")
+        time.sleep(0.01)
+
+
+def does_not_block(call: Callable[[], object], deadline: float = 30.0) -> None:
+    """Run ``call`` in a thread and fail if it has not returned by ``deadline``; its exception is raised here.
+
+    For what must never wait on a reader that is not reading: a call that blocks would block for ever,
+    so a generous deadline tells the two apart on any machine, where bounding the duration would not.
+    """
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as error:  # noqa: BLE001 - handed to the test's thread
+            raised.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(deadline)
+    assert not thread.is_alive(), f"{getattr(call, '__name__', 'the call')} blocked (still running after {deadline:g} s)"
+    if raised:
+        raise raised[0]
 
 
 class LiveServer:
@@ -62,7 +104,7 @@ class LiveServer:
                     self.port = int(self.url.rstrip("/").rsplit(":", 1)[1])
                     return self
             if self.proc.poll() is not None:
-                time.sleep(0.2)
+                self._reader.join(5)  # it ends at the output's end: every line the server wrote is in the message
                 raise RuntimeError("devserver exited early:\n" + "\n".join(self.lines))
             time.sleep(0.02)
         self.stop()
@@ -144,6 +186,26 @@ def children_of(pid: int) -> list[int]:
     return [child for child, _, fields in proc_stats() if int(fields[1]) == pid]
 
 
+def client_connections(pid: int) -> int:
+    """TCP connections (not listening sockets) the process ``pid`` holds open, from /proc."""
+    held = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if link.startswith("socket:["):
+            held.add(link[8:-1])
+    connected = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for row in list(f)[1:]:
+                fields = row.split()
+                if fields[3] != "0A":  # 0A: LISTEN
+                    connected.add(fields[9])
+    return len(held & connected)
+
+
 def pid_exists(pid: int) -> bool:
     """True while ``pid`` is a process, zombies included (a zombie is a leak too)."""
     return os.path.exists(f"/proc/{pid}")
@@ -191,6 +253,33 @@ def http_exchange(sock: socket.socket, data: bytes, responses: int = 1, timeout:
     sock.sendall(data)
     method = data.split(b" ", 1)[0]
     return read_responses(sock, responses, method if method == b"HEAD" else b"GET")
+
+
+@contextmanager
+def held_in_app(server: LiveServer, name: str = "held") -> Iterator[list[tuple[int, dict[str, str], bytes]]]:
+    """A request to the fixture app slow.py, in the app for the length of the ``with`` block.
+
+    On entry the request is known to have reached the app (it wrote a file); on exit it is let go
+    (the test writes one) and its response is in the yielded list, which stays empty until then: a test
+    can check that other requests are answered while this one is in flight, in order, with no timing.
+    """
+    started, release = server.cwd / f"{name}-started", server.cwd / f"{name}-release"
+    answer: list[tuple[int, dict[str, str], bytes]] = []
+    target = f"/slow.py?s=60&started={started.name}&until={release.name}"
+
+    def ask() -> None:
+        with server.connect(timeout=60) as sock:
+            answer.extend(http_exchange(sock, f"GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode(), timeout=60))
+
+    thread = threading.Thread(target=ask, daemon=True)
+    thread.start()
+    try:
+        wait_until(started.exists, 20, "the held request reaching the app")
+        yield answer
+    finally:
+        release.write_text("go")
+        thread.join(60)
+    assert [(status, body) for status, _, body in answer] == [(200, b"released")], answer
 
 
 def read_responses(sock: socket.socket, count: int, method: bytes = b"GET") -> list[tuple[int, dict[str, str], bytes]]:

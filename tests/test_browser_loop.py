@@ -63,9 +63,8 @@ def test_ten_tabs_load_at_once_and_one_save_reloads_them_all(start, site: Path, 
     server = start()
     tabs = [browser.new_page() for _ in range(10)]
     try:
-        for number, tab in enumerate(tabs, 1):
-            took = tab.open(server.url + "index.html")
-            assert took < 2.0, f"tab {number} took {took:.2f} s to load"
+        for tab in tabs:  # each loads and connects its live reload (within open()'s deadline; the time: bench/browser_tabs.py)
+            tab.open(server.url + "index.html")
             tab.evaluate("window.marker = 1")
         origin = server.url.rstrip("/")
         workers = [t for t in browser.targets("shared_worker") if t["url"].startswith(origin)]

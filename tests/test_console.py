@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from conftest import does_not_block, wait_until
 
 from devserver.debug.failures import FrameStore, run_code
 from devserver.debug.tracebacks import report
@@ -75,8 +76,9 @@ def test_answers_match_their_questions_and_a_late_one_finds_nobody() -> None:
     first, second = answers.expect(), answers.expect()
     answers.resolve(Evaluated(second, value="2"))  # an answer may come before its asker waits
     assert answers.wait(second, 1.0) == Evaluated(second, value="2")
-    started = time.monotonic()
-    assert answers.wait(first, 0.05) is None and time.monotonic() - started < 1  # bounded
+    waited: list[Evaluated | None] = []
+    does_not_block(lambda: waited.append(answers.wait(first, 0.05)))  # nobody answers: the wait ends at its deadline
+    assert waited == [None]
     answers.resolve(Evaluated(first, value="late"))  # after its deadline: dropped, nothing waits for it
     assert answers.wait(first, 0.0) is None
 
@@ -113,14 +115,11 @@ class Served:
             conn.close()
 
     def event_for(self, local: int, timeout: float = 10.0) -> RequestEvent:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def found() -> list[RequestEvent]:
             with self.lock:
-                found = [e for e in self.events if isinstance(e, RequestEvent) and e.client.endswith(f":{local}")]
-            if found:
-                return found[0]
-            time.sleep(0.01)
-        raise AssertionError(f"no event for the request from port {local}")
+                return [e for e in self.events if isinstance(e, RequestEvent) and e.client.endswith(f":{local}")]
+
+        return wait_until(found, timeout, f"an event for the request from port {local}")[0]
 
     def fail(self, tag: str) -> RequestEvent:
         status, local = self.get(f"/console_boom.py?{tag}")
@@ -197,7 +196,7 @@ def test_a_runaway_evaluation_times_out_while_the_worker_serves(served: Callable
         served_meanwhile += 1
     asking.join()
     assert answers[0].error == "timed out after 3 s: interrupted", answers[0]
-    assert 3 <= time.monotonic() - started < 5 and served_meanwhile >= 5
+    assert time.monotonic() - started >= 3 and served_meanwhile >= 5  # (how long past 3 s is not asserted)
     # Interrupted: the frame answers again, in the same worker (nothing was restarted).
     after = server.supervisor.evaluate(failure.worker_pid, failure.request_id, -1, "(label, __import__('os').getpid())")
     assert after.value == repr(("order-spin", failure.worker_pid))

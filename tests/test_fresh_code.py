@@ -9,10 +9,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from conftest import LiveServer, http_get
+from conftest import LiveServer, client_connections, http_get, wait_until
 
 
 def get(server: LiveServer, path: str, timeout: float = 20) -> tuple[int, str]:
@@ -73,7 +72,7 @@ def test_a_slow_import_does_not_hold_up_other_requests(server_factory, site: Pat
     thread = threading.Thread(target=lambda: result.append(get(server, "/slowimport.py", timeout=60)))
     thread.start()
     try:
-        assert _wait_for(started.exists, 30), "the import never began"
+        wait_until(started.exists, 30, "the import beginning")
         # The one worker is inside the import right now; a static file must still be served.
         assert get(server, "/index.html", timeout=10)[0] == 200
         assert not result, "the slow request cannot have finished: its import is still held"
@@ -81,16 +80,6 @@ def test_a_slow_import_does_not_hold_up_other_requests(server_factory, site: Pat
         release.write_text("go")
         thread.join(60)
     assert result == [(200, "imported")]
-
-
-def _wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    """Poll ``condition`` until it holds or ``seconds`` pass."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_a_save_held_apart_between_truncation_and_write_is_waited_for(server_factory, site: Path) -> None:
@@ -101,10 +90,15 @@ def test_a_save_held_apart_between_truncation_and_write_is_waited_for(server_fac
     module.write_text(source("v000"))
     server = server_factory("--workers", "1", env=with_bytecode())
     assert get(server, "/held.py") == (200, "v000")
+    [worker] = server.worker_pids()
+    wait_until(lambda: client_connections(worker) == 0, 20, "the worker closing the first request's connection")
     answers: list[tuple[int, str]] = []
     with open(module, "w") as f:  # truncated: empty until the write below
         asker = threading.Thread(target=lambda: answers.append(get(server, "/held.py")))
         asker.start()
+        # The request is in the worker (its connection accepted, the request sent with it) before the
+        # file's empty time is counted, or a late request would find the file written and prove nothing.
+        wait_until(lambda: client_connections(worker) == 1, 20, "the request's connection in the worker")
         time.sleep(0.4)  # the scenario itself: the file stays empty for four settle times
         f.write(source("v001"))
     asker.join(20)

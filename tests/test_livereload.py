@@ -11,7 +11,6 @@ import http.client
 import json
 import os
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -279,11 +278,10 @@ def test_open_stream_does_not_block_other_requests(server_factory) -> None:
     server = server_factory("--workers", "1")
     streams = [EventStream(server) for _ in range(3)]
     try:
-        started = time.monotonic()
-        status, _, body = get(server, "/index.html")
+        status, _, body = get(server, "/index.html")  # answered (within the client's timeout) while three are open
         assert status == 200 and b"fixture index" in body
         assert get(server, "/echo.py")[0] == 200
-        assert time.monotonic() - started < 2.0
+        assert not any(stream.response.isclosed() for stream in streams)
     finally:
         for stream in streams:
             stream.close()
@@ -293,11 +291,11 @@ def test_streams_end_promptly_on_shutdown(server_factory) -> None:
     server = server_factory("--workers", "1")
     stream = EventStream(server)
     try:
-        started = time.monotonic()
         assert server.stop() == 0
-        assert time.monotonic() - started < 4.0  # well under the drain timeout
-        # read() raises IncompleteRead unless the last chunk arrived: the stream was ended cleanly.
+        # read() raises IncompleteRead unless the last chunk arrived: the stream was ended cleanly,
+        # by the worker, not cut when the supervisor killed it after the drain limit.
         assert stream.response.read().startswith(b"retry:")
+        assert not [line for line in server.lines if "killed after the drain limit" in line]
     finally:
         stream.close()
 

@@ -14,13 +14,12 @@ from __future__ import annotations
 import http.client
 import signal
 import socket
-import time
 from collections import deque
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LiveServer, until
+from conftest import LiveServer, until, wait_until
 
 from devserver.ipc.config import Config
 from devserver.ipc.events import Event, RequestEvent, ServerEvent
@@ -74,10 +73,8 @@ class AnsweredWhileStarting:
         conn.request("GET", "/index.html?early")
         assert conn.getresponse().read()
         conn.close()
-        deadline = time.monotonic() + 10
-        while not any(slot.events.poll() for slot in supervisor.slots):  # the worker's flush (50 ms) sent it
-            assert time.monotonic() < deadline, "the request's event never left its worker"
-            time.sleep(0.01)
+        # the worker's flush (50 ms) sends it
+        wait_until(lambda: any(slot.events.poll() for slot in supervisor.slots), 10, "the request's event leaving its worker")
 
     def stop(self) -> None:
         pass
@@ -91,10 +88,7 @@ def test_listening_is_logged_before_any_request(site: Path) -> None:
     supervisor.watchers.append(AnsweredWhileStarting())
     supervisor.start()
     try:
-        deadline = time.monotonic() + 10
-        while not any(isinstance(e, RequestEvent) for e in delivered):
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_until(lambda: any(isinstance(e, RequestEvent) for e in delivered), 10, "the request's event delivered")
     finally:
         supervisor.stop()
     kinds = [e.state if isinstance(e, ServerEvent) else type(e).__name__ for e in delivered]

@@ -11,7 +11,6 @@ import http.client
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
 from devserver.ipc.config import Config
@@ -138,10 +137,12 @@ def test_no_reload_keeps_serving_the_old_code(server_factory, site: Path) -> Non
     module = site / "dynamic" / "frozen.py"
     module.write_text(app_source("old"))
     server = server_factory("--workers", "1", "--no-reload")
-    assert get(server, "/frozen.py") == (200, "X=old")
-    module.write_text(app_source("new"))
-    # Nothing is watching, so there is no line to wait for: give a watcher ample time.
-    time.sleep(0.5)
+    watching = server_factory("--workers", "1")  # the same folder, watched: the witness that the save was seen
+    assert get(server, "/frozen.py") == get(watching, "/frozen.py") == (200, "X=old")
+    # Nothing of the first server is watching, so it has no line to wait for: the second one's
+    # reload says a watcher has seen the save, and the first must still serve the old code after it.
+    save_and_wait(watching, module, app_source("new"), r"^reloaded .*frozen")
+    assert get(watching, "/frozen.py") == (200, "X=new")
     assert get(server, "/frozen.py") == (200, "X=old")
     assert reload_lines(server) == []
 

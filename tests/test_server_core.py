@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
-from conftest import http_exchange, raw, read_responses
+from conftest import held_in_app, http_exchange, raw, read_responses
 
 
 def get(server, target: str, extra: bytes = b"") -> tuple[int, dict[str, str], bytes]:
@@ -125,44 +124,35 @@ def test_body_over_max_body_is_413(server_factory) -> None:
 
 
 def test_slow_header_gets_408_and_idle_keepalive_is_closed(server_factory) -> None:
+    """A head unfinished after --header-timeout gets a 408; a kept-alive connection idle past
+    --keepalive-timeout is closed without a word.  The client waits 10 s for each (a deadline,
+    not a measure: how soon they come is the timers' business, tested in memory)."""
     server = server_factory("--workers", "1", "--header-timeout", "1", "--keepalive-timeout", "1")
-    started = time.monotonic()
     data = raw(server, b"GET / HTTP/1.1\r\nHost: localhost\r\n", timeout=10)
-    assert data.startswith(b"HTTP/1.1 408 ") and time.monotonic() - started < 4
+    assert data.startswith(b"HTTP/1.1 408 ")
     with server.connect() as sock:
         http_exchange(sock, b"GET /one_k.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")
         sock.settimeout(10)
-        started = time.monotonic()
         assert sock.recv(10) == b""  # closed by the server, silently
-        assert time.monotonic() - started < 4
 
 
 def test_a_slow_app_an_idle_connection_and_a_slow_client_do_not_hold_up_others(server) -> None:
-    """One worker: while all three are pending, a static request is answered at once."""
+    """One worker: while all three are pending, static and app requests are answered.
+
+    The slow request is held in the app until the test lets it go (``held_in_app``), and the others
+    are asked only once it is known to be there: they must all be answered before it is.  (How fast
+    they are answered meanwhile is a figure for bench/held_up.py, not an assertion.)"""
     idle = server.connect()
     http_exchange(idle, b"GET /one_k.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")  # now idle, kept alive
     slow_client = server.connect()
     slow_client.sendall(b"GET / HTTP/1.1\r\nHo")  # a head that is not finished
-    result: dict[str, float] = {}
-
-    def slow_app() -> None:
-        start = time.monotonic()
-        get(server, "/slow.py?s=3")
-        result["slow"] = time.monotonic() - start
-
-    thread = threading.Thread(target=slow_app)
-    thread.start()
-    time.sleep(0.3)
-    start = time.monotonic()
-    for _ in range(10):
-        assert get(server, "/one_k.txt")[0] == 200
-        assert json.loads(get(server, "/echo.py")[2])["method"] == "GET"
-    elapsed = time.monotonic() - start
-    thread.join()
+    with held_in_app(server) as answer:
+        for _ in range(10):
+            assert get(server, "/one_k.txt")[0] == 200
+            assert json.loads(get(server, "/echo.py")[2])["method"] == "GET"
+        assert not answer, "the slow request was answered before it was let go"
     idle.close()
     slow_client.close()
-    assert elapsed < 1.5, f"20 requests took {elapsed:.2f}s next to a slow app"
-    assert result["slow"] >= 3
 
 
 def test_app_exception_gives_500_with_traceback_and_the_event_carries_it(server) -> None:

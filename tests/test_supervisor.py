@@ -13,7 +13,7 @@ from pathlib import Path
 
 import h11
 import pytest
-from conftest import REPO, LiveServer, children_of, http_exchange, pid_exists, read_responses
+from conftest import REPO, LiveServer, children_of, http_exchange, pid_exists, read_responses, wait_until
 
 
 def run_cli(*args: str, cwd: Path = REPO, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -138,10 +138,7 @@ def test_shutdown_leaves_no_process_behind(server_factory, sig: int) -> None:
     children = children_of(server.proc.pid)
     assert len(children) >= 2
     assert server.stop(sig) == 0
-    deadline = time.monotonic() + 5
-    while any(pid_exists(pid) for pid in children) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not [pid for pid in children if pid_exists(pid)]
+    wait_until(lambda: not any(pid_exists(pid) for pid in children), 5, "every child process ending")
 
 
 def test_in_flight_request_finishes_during_shutdown(server_factory) -> None:
@@ -156,10 +153,7 @@ def test_in_flight_request_finishes_during_shutdown(server_factory) -> None:
     thread = threading.Thread(target=slow)
     thread.start()
     marker = server.cwd / "inflight"
-    deadline = time.monotonic() + 20
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert marker.exists(), "the slow request never reached the app"
+    wait_until(marker.exists, 20, "the slow request reaching the app")
     server.proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # no longer serving new connections, soon after the signal

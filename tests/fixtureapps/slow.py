@@ -2,6 +2,9 @@
 
 ``?started=NAME`` creates the file NAME in the current folder when the call begins, so a test
 can wait for the request to be in flight instead of guessing how long that takes.
+``?until=NAME`` holds the request until the file NAME appears in the current folder (for at most
+``s`` seconds) and answers ``released``, or ``not released`` if it never came: a test can then ask
+other things while this request is known to be in the app, and let it go when it has.
 """
 
 import time
@@ -14,6 +17,14 @@ def application(environ, start_response):
     seconds = float(query.get("s", ["5"])[0])
     if "started" in query:
         Path(Path(query["started"][0]).name).write_text("started")
-    time.sleep(seconds)
+    if "until" in query:
+        release = Path(Path(query["until"][0]).name)
+        deadline = time.monotonic() + seconds
+        while not release.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        body = b"released" if release.exists() else b"not released"
+    else:
+        time.sleep(seconds)
+        body = b"slept %.1f" % seconds
     start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b"slept %.1f" % seconds]
+    return [body]
