@@ -50,6 +50,7 @@ from devserver.debug import tracebacks
 from devserver.ipc.config import Config
 from devserver.ipc.control import Reload
 from devserver.ipc.reports import ErrorReport
+from devserver.kit import interpreter
 from devserver.reload.rules import Change, is_asset, restart_reason
 from devserver.reload.watcher import ImportGraph, module_name, remove_bytecode
 
@@ -204,7 +205,7 @@ class UsageReporter:
             return  # the hook's own reads (a stamp hashing a file) are not the app's
         self._inside.hook = True
         try:
-            self._opened(sys._getframe(1), *args)
+            self._opened(interpreter.stack_frame(1), *args)
         finally:
             self._inside.hook = False
 
