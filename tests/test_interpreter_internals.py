@@ -151,7 +151,7 @@ def test_no_module_but_the_interpreter_module_touches_a_private_of_the_standard_
         "\n".join(f"{path}:{use}" for path, uses in found.items() for use in uses)
 
 
-# The four uses as they stood in devserver before this module held them (main at 870806e): the scan finds each.
+# Each use as it stood in devserver's own modules before interpreter.py held them (870806e): the scan finds it.
 BEFORE = {
     "forktemplate": ('''
 from multiprocessing import forkserver as mp_forkserver
@@ -264,7 +264,8 @@ def server_exited(pid: int) -> bool:
 
 def test_forkservers_of_our_own_are_there_wherever_multiprocessing_has_forkservers() -> None:
     # Fails when a CPython release changes ForkServer's fields or how popen_forkserver reaches the server.
-    assert interpreter.own_forkservers() == ("forkserver" in multiprocessing.get_all_start_methods())
+    assert interpreter.own_forkservers() == ("forkserver" in multiprocessing.get_all_start_methods()), \
+        "multiprocessing's forkserver changed (see interpreter.own_forkservers): warm templates are off, standbys spawn"
 
 
 @needs_forkserver
