@@ -48,7 +48,7 @@ def private(name: str) -> bool:
 
 
 def defined_privates(tree: ast.AST) -> set[str]:
-    """Private names a module defines: its functions, classes, module and class names, and its own ``self._x``."""
+    """Private names a module defines: its functions, classes, module and class names, slots and ``self._x``."""
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -58,8 +58,8 @@ def defined_privates(tree: ast.AST) -> set[str]:
         elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) \
                 and isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
             found.add(node.attr)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier():
-            found.add(node.value)  # __slots__ entries, names given to setattr
+        elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__slots__" for t in node.targets):
+            found.update(c.value for c in ast.walk(node.value) if isinstance(c, ast.Constant) and isinstance(c.value, str))
     return {name for name in found if private(name)}
 
 
@@ -118,7 +118,8 @@ def internal_uses(source: str, own: frozenset[str]) -> list[str]:
     """
     tree = ast.parse(source)
     bound = stdlib_bindings(tree)
-    theirs = frozenset().union(*(stdlib_privates(module.split(".")[0]) for module in bound.values())) - own
+    theirs = frozenset().union(*(stdlib_privates(module.split(".")[0]) for module in bound.values())) - own \
+        - defined_privates(tree)
     found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute):
