@@ -186,7 +186,7 @@ def transport_maker(loop: asyncio.AbstractEventLoop) -> TransportMaker:
     """
     make = getattr(loop, "_make_socket_transport", None)
     if make is not None and _takes_extra(make):
-        return make  # type: ignore[no-any-return]
+        return make
     tasks: set[asyncio.Task[Any]] = set()  # the loop keeps only weak references to its tasks
 
     def in_task(sock: socket.socket, protocol: asyncio.Protocol, *, extra: dict[str, Any]) -> object:
