@@ -53,6 +53,7 @@ from devserver.ipc.config import Config
 from devserver.ipc.control import ControlMessage, Pause, Reload, Serve
 from devserver.ipc.events import ProjectUsage
 from devserver.ipc.reports import ErrorReport
+from devserver.kit import interpreter
 from devserver.reload.rules import Change, is_asset, restart_reason
 from devserver.reload.watcher import ImportGraph, module_name, remove_bytecode
 
@@ -184,7 +185,7 @@ class UsageReporter:
             return  # the hook's own reads (a stamp hashing a file) are not the app's
         self._inside.hook = True
         try:
-            self._opened(sys._getframe(1), *args)
+            self._opened(interpreter.stack_frame(1), *args)
         finally:
             self._inside.hook = False
 

@@ -41,6 +41,7 @@ from typing import TextIO, cast
 
 from devserver.debug.tracebacks import app_frames
 from devserver.ipc.control import Evaluate, Evaluated
+from devserver.kit import interpreter
 
 KEPT = 10  # failures kept per worker, oldest dropped first
 EVAL_LIMIT = 3.0  # seconds an evaluation may run before it is interrupted
@@ -253,13 +254,14 @@ class Console:
                                   daemon=True)
         runner.start()
         runner.join(self.limit)
-        interrupted = runner.is_alive() and runner.ident is not None
+        interrupted = runner.is_alive() and runner.ident is not None \
+            and interpreter.interrupt_thread(runner.ident, EvaluationTimeout)
         if interrupted:
-            _interrupt(runner.ident)  # type: ignore[arg-type]
             runner.join(INTERRUPT_GRACE)
         if not answers:
+            why = "blocked in a C call?" if interrupted else "this Python cannot interrupt a thread"
             answer = Evaluated(0, error=f"timed out after {self.limit:g} s; it could not be interrupted and goes "
-                                        "on in a background thread of the worker (blocked in a C call?)")
+                                        f"on in a background thread of the worker ({why})")
         elif interrupted:
             answer = replace(answers[0], error=f"timed out after {self.limit:g} s: interrupted")
         else:
@@ -268,13 +270,6 @@ class Console:
             self.reply([replace(answer, serial=message.serial)])
         except queue.Full:
             pass  # the supervisor's wait ends in its own timeout message
-
-
-def _interrupt(thread_id: int) -> None:
-    """Raise EvaluationTimeout in that thread at its next bytecode (CPython's async exceptions)."""
-    import ctypes  # here: most workers never need it, and its import costs their start
-
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(EvaluationTimeout))
 
 
 _store: FrameStore | None = None

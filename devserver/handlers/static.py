@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import mimetypes
 import os
 import re
 import stat
@@ -79,6 +78,7 @@ from urllib.parse import quote
 from devserver.handlers import listing
 from devserver.handlers.pages import error_page
 from devserver.http.dates import imf_fixdate
+from devserver.kit import interpreter
 
 __all__ = ["CONDITIONAL_HEADERS", "BadPath", "StaticResponse", "content_type", "request_headers", "resolve", "serve"]
 
@@ -365,11 +365,7 @@ def resolve(root: str, raw_path: str) -> str | None:
 
 # ---------------------------------------------------------------------- media types
 
-# Built-in table only: same answer on every machine.  A MimeTypes() reads the system's mime.types files into the
-# module's global tables first (mimetypes.init(): milliseconds of every start) unless mimetypes.inited says done.
-_inited, mimetypes.inited = mimetypes.inited, True
-_TYPES = mimetypes.MimeTypes()
-mimetypes.inited = _inited
+_TYPES = interpreter.builtin_mime_types()  # the same answer on every machine
 for _ext, _type in {
     ".js": "text/javascript",  # RFC 9239 §6: application/javascript is obsolete
     ".mjs": "text/javascript",

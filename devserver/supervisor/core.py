@@ -33,6 +33,7 @@ from devserver.ipc.channels import ControlSender, EventReader, Generation, Infli
 from devserver.ipc.config import Config
 from devserver.ipc.control import ControlMessage, Evaluate, Evaluated, Go, Pause, Reload, Serve, StopSeen
 from devserver.ipc.events import Event, LogEvent, ReloadEvent, ServerEvent, Wire, WorkerEvent, received
+from devserver.kit import interpreter
 from devserver.kit.safetext import escape_controls
 from devserver.supervisor.awaited import PendingAnswers, PipesToHear
 from devserver.supervisor.listen import StartError as StartError  # re-exported: the console and the dashboard catch it from here
@@ -107,28 +108,8 @@ def _prepare_forks(config: Config) -> None:
 
 def _worker_context() -> SpawnContext:
     """The multiprocessing context that starts workers (see the module docstring)."""
-    _without_resource_tracker()
+    interpreter.skip_resource_tracker()  # devserver makes nothing it would clean up
     return multiprocessing.get_context("spawn")
-
-
-def _without_resource_tracker() -> None:
-    """Keep multiprocessing from starting its resource tracker process (~8 MiB, and its start).
-
-    The tracker unlinks named semaphores and shared memory that crashed
-    processes leave behind; devserver makes none (pipes, and a RawValue in an
-    anonymous arena).  Spawning a worker would start one anyway and hand its
-    pipe to every worker; giving it /dev/null as the tracker's pipe (which
-    multiprocessing's liveness probe then finds writable) means none is ever
-    started.  Where multiprocessing's internals differ, the tracker runs as usual.
-    """
-    try:
-        from multiprocessing import resource_tracker
-
-        tracker = resource_tracker._resource_tracker  # type: ignore[attr-defined]
-        if getattr(tracker, "_fd", 0) is None and hasattr(tracker, "_check_alive"):
-            setattr(tracker, "_fd", os.open(os.devnull, os.O_WRONLY))  # noqa: B010 - a private field, looked up by name
-    except (ImportError, AttributeError, OSError):
-        pass
 
 
 @dataclass

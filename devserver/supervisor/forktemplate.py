@@ -4,38 +4,34 @@ A template is a multiprocessing forkserver of its own (not the module-wide
 one): a new template can be started when the old one's code went stale
 while the old one lives on until the workers forked from it have exited
 (their exit status reaches the supervisor through it).  Where there is no
-forkserver (Windows), :func:`available` is False and standbys are spawned.
+forkserver (Windows), or where CPython's forkserver internals changed
+(:func:`devserver.kit.interpreter.own_forkservers`), :func:`available` is
+False and standbys are spawned.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import multiprocessing
 import os
 import signal
-import threading
 import time
-from multiprocessing import forkserver as mp_forkserver
 from typing import Any
 
 from devserver.apps import filestamp
+from devserver.kit import interpreter
 from devserver.supervisor.warmtemplate import ENV, decode
-
-_STARTING = threading.Lock()  # one process start through a template at a time (a module attribute is swapped)
 
 
 def available() -> bool:
-    return "forkserver" in multiprocessing.get_all_start_methods()
+    return interpreter.own_forkservers()
 
 
 class Template:
     """One template: started on the first fork, retired when a newer one replaces it."""
 
     def __init__(self, names: tuple[str, ...], folder: str, setup: str | None, report: str) -> None:
-        self.server = mp_forkserver.ForkServer()
-        self.server.set_forkserver_preload(["devserver.supervisor.warmtemplate"])
-        self.ctx = multiprocessing.get_context("forkserver")
+        self.server = interpreter.ForkServer(["devserver.supervisor.warmtemplate"])
         self.names = frozenset(names)
         self.report_path = report
         self._spec = json.dumps({"names": list(names), "folder": folder, "setup": setup, "report": report})
@@ -44,18 +40,8 @@ class Template:
 
     def start(self, target: Any, name: str, args: tuple[Any, ...]) -> Any:
         """A process forked from the template (which starts, and loads, on the first one); raises if it cannot."""
-        process = self.ctx.Process(target=target, name=name, args=args)
-        with _STARTING:
-            saved = mp_forkserver.connect_to_new_process
-            mp_forkserver.connect_to_new_process = self.server.connect_to_new_process  # what popen_forkserver calls
-            starting = self.server._forkserver_pid is None  # type: ignore[attr-defined]
-            if starting:  # read by the template when it starts (the forkserver inherits the environment)
-                os.environ[ENV] = self._spec
-            try:
-                process.start()
-            finally:
-                mp_forkserver.connect_to_new_process = saved
-                os.environ.pop(ENV, None)
+        process = self.server.context.Process(target=target, name=name, args=args)
+        self.server.start(process, {ENV: self._spec})  # read by the template when it starts
         return process
 
     def report(self) -> dict[str, Any] | None:
@@ -85,7 +71,7 @@ class Template:
         return len(report["files"]) if report else 0
 
     def alive(self) -> bool:
-        pid = self.server._forkserver_pid  # type: ignore[attr-defined]
+        pid = self.server.pid
         if pid is None:
             return not self.retired  # not started yet
         try:
@@ -97,11 +83,7 @@ class Template:
     def retire(self) -> None:
         """Let the template go: it exits once the last process forked from it has."""
         self.retired = True
-        fd = self.server._forkserver_alive_fd  # type: ignore[attr-defined]
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-            self.server._forkserver_alive_fd = None  # type: ignore[attr-defined]
+        self.server.release()
         with contextlib.suppress(OSError):
             os.unlink(self.report_path)
 
@@ -110,15 +92,17 @@ class Template:
         deadline = time.monotonic() + timeout
         while not self.reap():
             if time.monotonic() >= deadline:
-                with contextlib.suppress(OSError):
-                    os.kill(self.server._forkserver_pid, signal.SIGKILL)  # type: ignore[attr-defined]
+                pid = self.server.pid
+                if pid is not None:  # as reap() found it: running
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
                 self.reap()
                 return
             time.sleep(0.02)  # a forkserver is not our multiprocessing child: it has no sentinel to wait on
 
     def reap(self) -> bool:
         """True once a retired template's process has exited (and is reaped)."""
-        pid = self.server._forkserver_pid  # type: ignore[attr-defined]
+        pid = self.server.pid
         if pid is None:
             return True
         try:

@@ -19,6 +19,8 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from devserver.kit import interpreter
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -44,7 +46,7 @@ class Acceptor:
         self._factory = protocol_factory
         self._batch = max(1, batch)
         self._stopped = True
-        self._transport_for = _transport_maker(loop)
+        self._transport_for = interpreter.transport_maker(loop)
 
     def start(self) -> None:
         self._sock.setblocking(False)
@@ -78,7 +80,7 @@ class Acceptor:
             try:
                 peer = conn.getpeername()
                 conn.setblocking(False)
-                self._transport_for(conn, self._factory(), peer)
+                self._transport_for(conn, self._factory(), extra={"peername": peer})
             except OSError:
                 conn.close()  # the client went away meanwhile
             except Exception as exc:  # noqa: BLE001 - as in _ready
@@ -103,7 +105,7 @@ class Acceptor:
                 return
             try:
                 conn.setblocking(False)
-                self._transport_for(conn, self._factory(), peer)
+                self._transport_for(conn, self._factory(), extra={"peername": peer})
             except Exception as exc:  # noqa: BLE001 - one connection's failure must not stop accepting
                 conn.close()
                 self._loop.call_exception_handler({"message": "could not set up an accepted connection",
@@ -112,23 +114,3 @@ class Acceptor:
     def _retry(self) -> None:
         if not self._stopped:
             self._loop.add_reader(self._fd, self._ready)
-
-
-def _transport_maker(loop: asyncio.AbstractEventLoop) -> Callable[[socket.socket, asyncio.Protocol, object], None]:
-    """How a transport is made for an accepted socket on ``loop``.
-
-    The selector loops (asyncio's on Unix) make one with no waiter and no
-    task; a loop without that method gets its transport from the public
-    ``connect_accepted_socket`` in a task, as create_server would.
-    """
-    make = getattr(loop, "_make_socket_transport", None)
-    if make is not None:
-        def direct(conn: socket.socket, protocol: asyncio.Protocol, peer: object) -> None:
-            make(conn, protocol, extra={"peername": peer})
-
-        return direct
-
-    def in_task(conn: socket.socket, protocol: asyncio.Protocol, peer: object) -> None:
-        loop.create_task(loop.connect_accepted_socket(lambda: protocol, conn))
-
-    return in_task

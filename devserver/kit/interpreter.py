@@ -1,0 +1,285 @@
+"""Every use devserver makes of CPython internals, each behind one function with its fallback.
+
+What devserver relies on that Python's documentation does not promise:
+a multiprocessing forkserver of its own (warm templates), the resource
+tracker's pipe (workers start without a tracker process), asyncio's
+transport maker (the acceptor's fast path), the C API's asynchronous
+exceptions (the console interrupts runaway code), ``sys._getframe`` (the
+project app's audit hook) and when ``MimeTypes()`` reads the system's
+files (the static handler's table).  Each is reached only here, each
+says what it relies on, and each has a fallback for an interpreter where
+it is missing or changed: slower or plainer, never wrong.
+``tests/test_interpreter_internals.py`` fails loudly when a CPython release
+changes one (it checks the internal is there and behaves as relied on),
+checks every fallback with the internal taken away, and checks that no
+other module of devserver touches a private name of the standard library.
+
+Each function says the CPython versions it was checked on: run on 3.11
+(the only one on this machine), read in later sources where said.  In
+CPython 3.14 forkserver becomes Linux's default start method: devserver
+names its start methods (``spawn`` for workers, ``forkserver`` for
+templates), so the default does not change what it does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import mimetypes
+import multiprocessing
+import os
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import asyncio
+    import socket
+    from collections.abc import Mapping
+    from multiprocessing.process import BaseProcess
+
+# -- warm templates: a forkserver of devserver's own -----------------------------------------------------------
+
+_FORKING = threading.Lock()  # one start through an own forkserver at a time: a module global is swapped meanwhile
+
+
+def own_forkservers() -> bool:
+    """True where processes can be forked from a forkserver of devserver's own (a warm template).
+
+    Relies on ``multiprocessing.forkserver``: ``ForkServer()`` makes a
+    server independent of the module-wide one, with ``set_forkserver_preload``,
+    ``_forkserver_pid`` (None until it starts) and ``_forkserver_alive_fd``
+    (the pipe whose closing tells it to exit once the processes forked from
+    it have); ``popen_forkserver.Popen._launch`` reaches a server through the
+    module global ``connect_to_new_process``, looked up at each start, so
+    swapping it for our server's method starts one process through ours.
+    Fallback where any of that is missing (or there is no forkserver, as on
+    Windows): False, and warm restarts spawn their standbys (slower: each
+    imports the app itself; correct).  Checked on CPython 3.11 (run) and in
+    3.14's source (its server also checks an authentication key: unchanged
+    for us).
+    """
+    try:
+        from multiprocessing import forkserver, popen_forkserver
+    except ImportError:
+        return False
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return False
+    launch = getattr(getattr(popen_forkserver, "Popen", None), "_launch", None)
+    if not callable(getattr(forkserver, "connect_to_new_process", None)) or launch is None \
+            or "connect_to_new_process" not in getattr(getattr(launch, "__code__", None), "co_names", ()):
+        return False
+    try:
+        probe = forkserver.ForkServer()
+    except (AttributeError, TypeError):
+        return False
+    return all(hasattr(probe, name) for name in
+               ("_forkserver_pid", "_forkserver_alive_fd", "set_forkserver_preload", "connect_to_new_process"))
+
+
+class ForkServer:
+    """A forkserver of devserver's own, importing ``preload`` when it starts (only where :func:`own_forkservers`)."""
+
+    def __init__(self, preload: list[str]) -> None:
+        from multiprocessing import forkserver
+
+        self._server: Any = forkserver.ForkServer()  # Any: its fields are private, read here only
+        self._server.set_forkserver_preload(preload)
+        self.context = multiprocessing.get_context("forkserver")
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process (None until a start through it started it)."""
+        pid: int | None = self._server._forkserver_pid
+        return pid
+
+    def start(self, process: BaseProcess, environ: Mapping[str, str]) -> None:
+        """Start ``process`` (made by :attr:`context`) forked from this server.
+
+        ``environ`` is in ``os.environ`` while the server itself starts (on
+        the first start): the server inherits it, the processes it forks
+        later see it too.
+        """
+        from multiprocessing import forkserver
+
+        with _FORKING:
+            saved = forkserver.connect_to_new_process
+            forkserver.connect_to_new_process = self._server.connect_to_new_process  # what popen_forkserver calls
+            added = environ if self.pid is None else {}
+            os.environ.update(added)
+            try:
+                process.start()
+            finally:
+                forkserver.connect_to_new_process = saved
+                for name in added:
+                    os.environ.pop(name, None)
+
+    def release(self) -> None:
+        """Let the server go: it exits once the last process forked from it has (no more starts through it)."""
+        fd = self._server._forkserver_alive_fd
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            self._server._forkserver_alive_fd = None
+
+
+# -- workers without a resource tracker process ----------------------------------------------------------------
+
+_quiet_tracker_fd: int | None = None  # our /dev/null descriptor, once handed to the tracker
+
+
+def skip_resource_tracker() -> bool:
+    """Keep multiprocessing from starting its resource tracker process (~8 MiB, and its start); True if so.
+
+    The tracker unlinks named semaphores and shared memory that crashed
+    processes leave behind; devserver makes none (pipes, and a RawValue in
+    an anonymous arena).  Spawning a worker would start one anyway and hand
+    its pipe to every worker.  Relies on ``resource_tracker._resource_tracker``
+    keeping its pipe in ``_fd`` (None until it starts) and on its liveness
+    probe ``_check_alive`` taking a pipe it can write to for a running
+    tracker: given /dev/null, it never starts one, and 3.13's ``_stop``
+    (with no ``_pid``) leaves it alone.  Fallback where the tracker started
+    already or its fields differ: False, and it runs as usual (a process
+    more; what it would clean up, devserver does not make).  Checked on
+    CPython 3.11 (run) and in the 3.13+ source (``__del__`` and ``_stop``).
+    """
+    global _quiet_tracker_fd
+    try:
+        from multiprocessing import resource_tracker
+
+        tracker: Any = resource_tracker._resource_tracker  # type: ignore[attr-defined]
+        if _quiet_tracker_fd is not None and getattr(tracker, "_fd", None) == _quiet_tracker_fd:
+            return True
+        if getattr(tracker, "_fd", 0) is not None or not hasattr(tracker, "_check_alive"):
+            return False
+        _quiet_tracker_fd = os.open(os.devnull, os.O_WRONLY)
+        tracker._fd = _quiet_tracker_fd
+        return True
+    except (ImportError, AttributeError, OSError):
+        return False
+
+
+# -- the acceptor's transports ---------------------------------------------------------------------------------
+
+
+class TransportMaker(Protocol):
+    """Gives an accepted socket its transport for ``protocol`` (whose ``connection_made`` comes on a later turn)."""
+
+    def __call__(self, sock: socket.socket, protocol: asyncio.Protocol, *, extra: dict[str, Any]) -> object: ...
+
+
+def transport_maker(loop: asyncio.AbstractEventLoop) -> TransportMaker:
+    """How the acceptor makes a transport for each socket it accepted on ``loop``.
+
+    Relies on asyncio's selector loop (and proactor loop) method
+    ``_make_socket_transport(sock, protocol, waiter=None, *, extra=None,
+    server=None)``: it makes the transport at once, with no waiter and no
+    task, and schedules ``protocol.connection_made`` with ``call_soon``.  It
+    is returned itself, so a connection costs no call of ours.  Fallback on
+    a loop without it (uvloop) or where its parameters changed: the public
+    ``loop.connect_accepted_socket`` in a task, as ``loop.create_server``
+    does it (a task and a future more per connection; the same protocol
+    calls).  Checked on CPython 3.11 (run) and in CPython's current source
+    (the same signature).
+    """
+    make = getattr(loop, "_make_socket_transport", None)
+    if make is not None and _takes_extra(make):
+        return make
+    tasks: set[asyncio.Task[Any]] = set()  # the loop keeps only weak references to its tasks
+
+    def in_task(sock: socket.socket, protocol: asyncio.Protocol, *, extra: dict[str, Any]) -> object:
+        task = loop.create_task(loop.connect_accepted_socket(lambda: protocol, sock))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return None
+
+    return in_task
+
+
+def _takes_extra(make: Any) -> bool:
+    try:
+        parameters = inspect.signature(make).parameters
+    except (TypeError, ValueError):
+        return False
+    names = list(parameters)
+    extra = parameters.get("extra")
+    return names[:2] == ["sock", "protocol"] and extra is not None and extra.kind is extra.KEYWORD_ONLY
+
+
+# -- the console: interrupting runaway code --------------------------------------------------------------------
+
+
+def interrupt_thread(thread_id: int, exception: type[BaseException]) -> bool:
+    """Raise ``exception`` in the thread ``thread_id`` at its next bytecode; False where that cannot be done.
+
+    Relies on the C API's ``PyThreadState_SetAsyncExc(unsigned long id,
+    PyObject *exc)`` reached through ``ctypes.pythonapi``: it returns how
+    many threads it set the exception in (1; 0 for an unknown id; more, the
+    documentation says, must be undone by a second call with NULL).  A
+    thread blocked in a C call gets it only when the call returns.
+    Fallback where there is no ``ctypes.pythonapi`` or no such function
+    (PyPy, a build without ctypes): False, and the console's answer says the
+    code goes on in its thread.  Checked on CPython 3.11 (run); the
+    function's signature has been this one since 3.7.
+    """
+    try:
+        import ctypes
+
+        set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+    except (ImportError, AttributeError):
+        return False
+    changed = set_async_exc(ctypes.c_ulong(thread_id), ctypes.py_object(exception))
+    if changed > 1:
+        set_async_exc(ctypes.c_ulong(thread_id), None)
+    return bool(changed == 1)
+
+
+# -- the project app's audit hook: whose open was it -----------------------------------------------------------
+
+
+def frame_from_traceback(depth: int = 0) -> FrameType:
+    """The frame ``depth`` calls up from the caller (0: the caller's own), read from a caught exception.
+
+    The fallback of :data:`stack_frame` where there is no ``sys._getframe``
+    (an interpreter that does not promise it): slower, the same frame.
+    """
+    try:
+        raise ZeroDivisionError
+    except ZeroDivisionError as exc:
+        assert exc.__traceback__ is not None
+        frame = exc.__traceback__.tb_frame.f_back  # the caller's
+    for _ in range(depth):
+        assert frame is not None
+        frame = frame.f_back
+    assert frame is not None
+    return frame
+
+
+# ``sys._getframe(depth)``, documented as a CPython detail "not guaranteed to exist in all implementations": taken
+# as it is where it exists (the project app's audit hook calls it on every open), else frame_from_traceback.
+# Checked on CPython 3.11 (run).
+stack_frame: Callable[[int], FrameType] = getattr(sys, "_getframe", frame_from_traceback)
+
+
+# -- media types: the built-in table only ----------------------------------------------------------------------
+
+
+def builtin_mime_types() -> mimetypes.MimeTypes:
+    """A ``MimeTypes`` holding Python's built-in table only: the same answers on every machine, no file read.
+
+    Relies on ``MimeTypes()`` calling ``mimetypes.init()`` (which reads the
+    system's mime.types files into the module's tables: milliseconds of
+    every start) only while the documented flag ``mimetypes.inited`` is
+    False; it is set for the construction and put back.  Fallback where the
+    flag is gone or no longer consulted: the system's files are read too (a
+    slower start; devserver's own table, applied on top, still decides the
+    types it names).  Checked on CPython 3.11 (run).
+    """
+    inited = getattr(mimetypes, "inited", False)
+    mimetypes.inited = True
+    try:
+        return mimetypes.MimeTypes()
+    finally:
+        mimetypes.inited = inited
