@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reload", choices=("auto", "restart"), default="auto", dest="reload_strategy",
                         help="auto: reload APP in place unless that cannot be correct (Django, settings), then "
                              "restart the workers warm; restart: always restart them (default %(default)s)")
+    parser.add_argument("--lifespan", choices=("auto", "on", "off"), default="auto",
+                        help="ASGI apps' lifespan startup and shutdown: auto (unless the app does not support it), "
+                             "on (a failure is a failed startup), off (default %(default)s)")
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default %(default)s; ::1 for IPv6)")
     parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port to listen on (default %(default)s)")
     parser.add_argument("--root", help=f"folder of static files (default {DEFAULT_ROOT}; without it and without "
@@ -188,7 +191,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         allowed_hosts=tuple(dict.fromkeys(args.allowed_host)), notices=folders.notices,
         app_dir=project.folder if project else None, preload=project.preload if project else (),
         reload_include=tuple(args.reload_include), reload_exclude=tuple(args.reload_exclude),
-        reload_strategy=args.reload_strategy,
+        reload_strategy=args.reload_strategy, lifespan=args.lifespan,
         body_cap=args.body_cap, body_store=args.body_store,
         export_dir=os.path.abspath(args.export_dir) if args.export_dir else "",
     ).resolved()

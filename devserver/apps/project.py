@@ -45,8 +45,10 @@ from devserver.apps import appspec, devmode, filestamp
 from devserver.apps.dynamic import PYC_RACY_NS, DynamicModules, ImportFailed, NotFound, saving
 from devserver.apps.ownmodules import OwnModules
 from devserver.apps.projectfiles import ProjectFiles
+from devserver.apps.protocol import is_asgi
 from devserver.apps.templatecache import TemplateCaches
 from devserver.debug import tracebacks
+from devserver.handlers.asgi import ASGIApp, ASGIApplication
 from devserver.ipc.config import Config
 from devserver.ipc.control import Reload
 from devserver.ipc.reports import ErrorReport
@@ -54,6 +56,7 @@ from devserver.reload.rules import Change, is_asset, restart_reason
 from devserver.reload.watcher import ImportGraph, module_name, remove_bytecode
 
 WSGIApp = Callable[..., Iterable[bytes]]
+ServedApp = WSGIApp | ASGIApplication  # what a worker serves: a WSGI callable, or an ASGI app run on its loop
 SOURCE_SUFFIXES = (".py", ".pyc", ".pyo", ".so", ".pyd")
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
@@ -316,7 +319,7 @@ class ProjectModules:
         self.reporter = UsageReporter(self.files, emit, self.fresh.stamp_one, self.fresh.never, self._source_read) \
             if config.reload else UsageReporter(self.files, emit)
         self._lock = threading.RLock()
-        self._app: WSGIApp | None = None
+        self._app: ServedApp | None = None
         START_MARKS.append(("loader ready", time.time()))
         try:
             self.app(self.key)
@@ -356,7 +359,7 @@ class ProjectModules:
         return self.spec.module
 
     # DynamicModules' interface -------------------------------------------------
-    def cached(self, name: str, attribute: str | None = "application") -> WSGIApp | None:
+    def cached(self, name: str, attribute: str | None = "application") -> ServedApp | None:
         """The loaded app, unless a project file it was built from changed on disk (then None: rebuild it)."""
         if name != self.key:
             return self.dynamic.cached(name, attribute or "application")
@@ -422,7 +425,7 @@ class ProjectModules:
         except (NotFound, ImportFailed):
             pass  # the next request answers with the reason
 
-    def app(self, name: str, attribute: str | None = "application") -> WSGIApp:
+    def app(self, name: str, attribute: str | None = "application") -> ServedApp:
         if name != self.key:
             return self.dynamic.app(name, attribute or "application")
         app = self._app
@@ -433,7 +436,7 @@ class ProjectModules:
                 self._app = self._load()
             return self._app
 
-    def _load(self) -> WSGIApp:
+    def _load(self) -> ServedApp:
         if self.follow_saves:
             self.fresh.stamp(self._watched(self.reporter.known_files()))  # before the import reads them
         try:
@@ -450,11 +453,21 @@ class ProjectModules:
             self.reporter.scan_modules()
             if self.follow_saves:
                 self.fresh.stamp(self._watched(self.reporter.known_files()))  # the modules imported for the first time
+        if is_asgi(target):
+            return self._asgi(target)
         if self.livereload:
             from devserver.handlers.inject import with_livereload
 
             target = with_livereload(target)
         return self.reporter.watching(target)
+
+    def _asgi(self, target: ASGIApp) -> ASGIApplication:
+        """An ASGI app as the worker serves it (on its loop): live reload around it, the module scan after each call."""
+        if self.livereload:
+            from devserver.handlers.asgiinject import with_livereload_asgi
+
+            target = with_livereload_asgi(target)
+        return ASGIApplication(target, self.key, after=self.reporter.scan_modules)
 
     def _source_read(self, path: str) -> None:
         """An import is about to read ``path``: stamp the module's source first, and keep a doubtful .pyc out.

@@ -1,0 +1,169 @@
+"""ASGI lifespan: an app's startup before a worker serves it, its shutdown when the worker stops or reloads it.
+
+``--lifespan`` says what to do (as uvicorn's option does):
+
+=====  ==================================================================
+auto   run it; an app that raises before it reads the startup event (an
+       app without lifespan support: Django's handler) is served without
+on     run it; any failure is a failed startup
+off    never run it
+=====  ==================================================================
+
+One :class:`Lifespan` per loaded app object; :class:`LifespanKeeper` keeps
+the worker's current one and switches to a reloaded app (the old one shut
+down first, then the new one started) before a request is answered by it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from devserver.debug.tracebacks import one_line
+from devserver.handlers.asgi import ASGI_VERSION, ASGIApplication, Message
+
+MODES = ("auto", "on", "off")
+SHUTDOWN_TIMEOUT = 5.0  # seconds an app's shutdown may take before the worker goes on without it
+
+
+class Lifespan:
+    """The lifespan protocol of one app object: at most one startup, then one shutdown."""
+
+    def __init__(self, entry: ASGIApplication, mode: str) -> None:
+        self.entry = entry
+        self.mode = mode
+        self.failure: str | None = None  # one line: why the startup failed
+        self.traceback: str | None = None  # the whole story, for the 500 pages while it stays failed
+        self._events: asyncio.Queue[Message] = asyncio.Queue()
+        self._read_startup = False
+        self._started: asyncio.Future[None] | None = None
+        self._stopped: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def startup(self) -> None:
+        """Run the app's startup; afterwards ``failure`` says whether it failed."""
+        if self.mode == "off":
+            return
+        loop = asyncio.get_running_loop()
+        self._started, self._stopped = loop.create_future(), loop.create_future()
+        scope = {"type": "lifespan", "asgi": ASGI_VERSION, "state": self.entry.state}
+        self._events.put_nowait({"type": "lifespan.startup"})
+        self._task = loop.create_task(self._main(scope))
+        await self._started
+
+    async def _main(self, scope: dict[str, Any]) -> None:
+        try:
+            await self.entry.app(scope, self._receive, self._send)
+        except BaseException as exc:
+            if self._started is not None and not self._started.done():
+                if self.mode == "auto" and not self._read_startup:
+                    self._started.set_result(None)  # no lifespan support: served without
+                else:
+                    self._fail(one_line(exc), traceback.format_exc())
+            self._settle(self._stopped)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        else:
+            if self._started is not None and not self._started.done():
+                self._started.set_result(None)  # returned without a word: nothing to start (as uvicorn takes it)
+            self._settle(self._stopped)
+
+    async def _receive(self) -> Message:
+        message = await self._events.get()
+        if message["type"] == "lifespan.startup":
+            self._read_startup = True
+        return message
+
+    async def _send(self, message: Message) -> None:
+        kind = message.get("type")
+        if kind == "lifespan.startup.complete":
+            self._settle(self._started)
+        elif kind == "lifespan.startup.failed":
+            text = str(message.get("message", "") or "")
+            last = next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")
+            # Starlette sends the traceback, then raises: the exception's own line, from _main, is better.
+            self._fail(last or "the app said its startup failed", text or None, wait=True)
+        elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            self._settle(self._stopped)
+
+    def _fail(self, line: str, text: str | None, wait: bool = False) -> None:
+        if self._started is None or self._started.done():
+            return
+        if wait and self._task is not None:
+            # The app may still raise its exception: give it one turn of the loop to do so.
+            asyncio.get_running_loop().call_soon(self._fail, line, text)
+            return
+        self.failure, self.traceback = line, text
+        self._started.set_result(None)
+
+    @staticmethod
+    def _settle(future: asyncio.Future[None] | None) -> None:
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    async def shutdown(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
+        """Run the app's shutdown (bounded); nothing if it never started."""
+        task, stopped = self._task, self._stopped
+        if task is None or stopped is None or task.done():
+            return
+        self._events.put_nowait({"type": "lifespan.shutdown"})
+        try:
+            await asyncio.wait_for(asyncio.shield(stopped), timeout)
+        except TimeoutError:
+            pass
+        if not task.done():
+            task.cancel()
+
+
+class LifespanKeeper:
+    """A worker's lifespans: the current app's, switched when a reload gives the worker a new app object."""
+
+    def __init__(self, mode: str, log_line: Callable[[str], None]) -> None:
+        self.mode = mode
+        self.log_line = log_line  # the failed startup's one line, in the server log
+        self.current: Lifespan | None = None
+        self._switching: asyncio.Task[Lifespan] | None = None
+        self._target: ASGIApplication | None = None
+
+    def ready_for(self, entry: ASGIApplication) -> bool:
+        """True if ``entry``'s lifespan is the current one (started, or failed): no switch to wait for."""
+        current = self.current
+        return current is not None and current.entry is entry and self._switching is None
+
+    async def switch(self, entry: ASGIApplication) -> Lifespan:
+        """The lifespan of ``entry``, started (the previous app's shut down first); shared by concurrent callers."""
+        if self.ready_for(entry):
+            assert self.current is not None
+            return self.current
+        if self._switching is None or self._target is not entry:
+            previous = self._switching
+            self._target = entry
+            self._switching = asyncio.get_running_loop().create_task(self._switch(entry, previous))
+        task = self._switching
+        lifespan = await asyncio.shield(task)
+        if self._switching is task:
+            self._switching = None
+        return lifespan
+
+    async def _switch(self, entry: ASGIApplication, previous: asyncio.Task[Lifespan] | None) -> Lifespan:
+        if previous is not None:
+            await asyncio.shield(previous)
+        old = self.current
+        if old is not None and old.entry is not entry:
+            await old.shutdown()
+        lifespan = Lifespan(entry, self.mode)
+        await lifespan.startup()
+        if lifespan.failure is not None:
+            self.log_line(f"lifespan startup of {entry.name} failed: {lifespan.failure}")
+        self.current = lifespan
+        return lifespan
+
+    async def close(self) -> None:
+        """The worker stops: shut the current app down."""
+        if self._switching is not None:
+            await asyncio.shield(self._switching)
+        if self.current is not None:
+            await self.current.shutdown()
+            self.current = None
