@@ -9,7 +9,8 @@ worker loads (a project APP, a ``/name.py`` module) and sets, per framework
 =========  =====================================================================
 Flask      ``PROPAGATE_EXCEPTIONS = True`` unless the app set it: a view's
            exception reaches the server, as under ``flask run --debug`` (whose
-           Werkzeug debugger, which runs code for HTTP requests, stays off)
+           Werkzeug debugger, which runs code for HTTP requests, stays off);
+           the same for Quart (ASGI)
 Bottle     ``catchall = False``: the exception propagates instead of Bottle's 500
 Falcon     its default handler for ``Exception`` (a bare 500) is removed, so
            the exception propagates; a handler the app added is kept
@@ -19,6 +20,8 @@ Django     Django's own 500 page stays (with ``DEBUG``, the technical page that
            and the console through ``got_request_exception`` (:data:`CAUGHT`);
            with ``DEBUG`` and ``django.contrib.staticfiles`` installed, static
            files are served by its ``StaticFilesHandler``, as ``runserver`` does
+           (its ``ASGIStaticFilesHandler`` around Django's ASGI handler, which
+           keeps its own 500 page)
 =========  =====================================================================
 
 Nothing here evaluates code for a request.
@@ -58,25 +61,41 @@ def _django_caught(sender: Any, request: Any = None, **kwargs: Any) -> None:
         environ[CAUGHT] = sys.exc_info()[1]
 
 
-def _django(app: Any) -> Any:
+def _django_serves_static() -> bool:
+    """What runserver decides: with ``DEBUG`` and staticfiles (and no whitenoise), /static/ from every app's static/."""
     from django.conf import settings
+
+    return (settings.DEBUG and "django.contrib.staticfiles" in settings.INSTALLED_APPS
+            and "whitenoise.runserver_nostatic" not in settings.INSTALLED_APPS)
+
+
+def _django(app: Any) -> Any:
     from django.core.signals import got_request_exception
 
     got_request_exception.connect(_django_caught, weak=False, dispatch_uid="devserver.apps.devmode")
-    if (settings.DEBUG and "django.contrib.staticfiles" in settings.INSTALLED_APPS
-            and "whitenoise.runserver_nostatic" not in settings.INSTALLED_APPS):
+    if _django_serves_static():
         from django.contrib.staticfiles.handlers import StaticFilesHandler
 
-        return StaticFilesHandler(app)  # runserver's --nostatic off: /static/ from every app's static/
+        return StaticFilesHandler(app)  # runserver's --nostatic off
+    return app
+
+
+def _django_asgi(app: Any) -> Any:
+    if _django_serves_static():
+        from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+        return ASGIStaticFilesHandler(app)
     return app
 
 
 # The class (module.qualname, anywhere in the app's MRO) → what development mode sets on its apps.
 FRAMEWORKS: dict[str, Callable[[Any], Any]] = {
     "flask.app.Flask": _flask,
+    "quart.app.Quart": _flask,  # Flask's config, on asyncio
     "bottle.Bottle": _bottle,
     "falcon.app.App": _falcon,
     "django.core.handlers.wsgi.WSGIHandler": _django,
+    "django.core.handlers.asgi.ASGIHandler": _django_asgi,
 }
 
 
