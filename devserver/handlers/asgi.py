@@ -201,7 +201,8 @@ class HTTPCall(ASGICall):
             more = self.body_left > 0 and bool(chunk)
             self.request_done = not more
             return {"type": "http.request", "body": chunk, "more_body": more}
-        while not self.conn.closing and not self.complete:
+        conn = self.conn
+        while not conn.closing and not conn.eof and not self.complete:
             try:
                 await asyncio.wait_for(self.done.wait(), DISCONNECT_CHECK)
             except TimeoutError:

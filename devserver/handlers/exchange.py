@@ -78,6 +78,7 @@ class Responder(Protocol):
     loop: asyncio.AbstractEventLoop
     client: str  # "host:port" of the peer
     closing: bool
+    eof: bool  # the client half-closed: it sends nothing more (an ASGI app hears http.disconnect, as uvicorn's do)
     current: Exchange | None  # the exchange being answered
 
     def begin(self, exchange: Exchange) -> None: ...
