@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import LiveServer
 from realapp import (
     DEADLINE,
     KeepAliveLoad,
@@ -20,8 +21,6 @@ from realapp import (
     user_env,
     wait_for_body,
 )
-
-from conftest import LiveServer
 
 pytest.importorskip("fastapi")
 
