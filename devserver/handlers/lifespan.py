@@ -38,6 +38,7 @@ class Lifespan:
         self.traceback: str | None = None  # the whole story, for the 500 pages while it stays failed
         self._events: asyncio.Queue[Message] = asyncio.Queue()
         self._read_startup = False
+        self._said: tuple[str, str | None] | None = None  # the failure a lifespan.startup.failed message gave
         self._started: asyncio.Future[None] | None = None
         self._stopped: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -57,17 +58,16 @@ class Lifespan:
         try:
             await self.entry.app(scope, self._receive, self._send)
         except BaseException as exc:
-            if self._started is not None and not self._started.done():
-                if self.mode == "auto" and not self._read_startup:
-                    self._started.set_result(None)  # no lifespan support: served without
-                else:
-                    self._fail(one_line(exc), traceback.format_exc())
+            if self.mode == "auto" and not self._read_startup:
+                self._settle(self._started)  # no lifespan support: served without
+            else:
+                self._fail(one_line(exc), traceback.format_exc())
             self._settle(self._stopped)
             if isinstance(exc, asyncio.CancelledError):
                 raise
         else:
-            if self._started is not None and not self._started.done():
-                self._started.set_result(None)  # returned without a word: nothing to start (as uvicorn takes it)
+            self._fail_as_said()
+            self._settle(self._started)  # returned without a word: nothing to start (as uvicorn takes it)
             self._settle(self._stopped)
 
     async def _receive(self) -> Message:
@@ -83,17 +83,19 @@ class Lifespan:
         elif kind == "lifespan.startup.failed":
             text = str(message.get("message", "") or "")
             last = next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")
-            # Starlette sends the traceback, then raises: the exception's own line, from _main, is better.
-            self._fail(last or "the app said its startup failed", text or None, wait=True)
+            self._said = (last or "the app said its startup failed", text or None)
+            # Starlette sends its traceback, then raises: the exception's own line (in _main, within this
+            # step of the loop) is better than the message's last line, taken only if nothing is raised.
+            asyncio.get_running_loop().call_soon(self._fail_as_said)
         elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
             self._settle(self._stopped)
 
-    def _fail(self, line: str, text: str | None, wait: bool = False) -> None:
+    def _fail_as_said(self) -> None:
+        if self._said is not None:
+            self._fail(*self._said)
+
+    def _fail(self, line: str, text: str | None) -> None:
         if self._started is None or self._started.done():
-            return
-        if wait and self._task is not None:
-            # The app may still raise its exception: give it one turn of the loop to do so.
-            asyncio.get_running_loop().call_soon(self._fail, line, text)
             return
         self.failure, self.traceback = line, text
         self._started.set_result(None)
