@@ -11,7 +11,7 @@ import pytest
 
 from devserver.apps.discover import app_in, discover
 from devserver.apps.protocol import is_asgi
-from devserver.handlers.asgi import CHUNK, ASGIApplication, ASGIServer, HTTPCall, http_scope, start_asgi
+from devserver.handlers.asgi import CHUNK, ASGIApplication, ASGIServer, http_scope, start_asgi
 from devserver.handlers.asgiinject import with_livereload_asgi
 from devserver.handlers.exchange import Exchange
 from devserver.handlers.lifespan import Lifespan, LifespanKeeper
