@@ -42,7 +42,7 @@ from types import FrameType, ModuleType
 from typing import Any
 
 from devserver.apps import appspec, devmode, filestamp
-from devserver.apps.dynamic import PYC_RACY_NS, DynamicModules, ImportFailed, NotFound, saving
+from devserver.apps.dynamic import PYC_RACY_NS, DynamicModules, ImportFailed, NotFound, ServedApp, saving
 from devserver.apps.ownmodules import OwnModules
 from devserver.apps.projectfiles import ProjectFiles
 from devserver.apps.protocol import is_asgi
@@ -56,7 +56,6 @@ from devserver.reload.rules import Change, is_asset, restart_reason
 from devserver.reload.watcher import ImportGraph, module_name, remove_bytecode
 
 WSGIApp = Callable[..., Iterable[bytes]]
-ServedApp = WSGIApp | ASGIApplication  # what a worker serves: a WSGI callable, or an ASGI app run on its loop
 SOURCE_SUFFIXES = (".py", ".pyc", ".pyo", ".so", ".pyd")
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 

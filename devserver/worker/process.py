@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from devserver.apps.dynamic import ImportFailed, NotFound, split_script
+from devserver.apps.dynamic import ImportFailed, NotFound, ServedApp, split_script
 from devserver.apps.loader import app_key, modules_for
 from devserver.debug import capture, failures, requestlogs
 from devserver.debug.appoutput import escape_app_output
@@ -28,7 +28,7 @@ from devserver.handlers import static
 from devserver.handlers.asgi import ASGIApplication, ASGIServer, start_asgi
 from devserver.handlers.exchange import ClientGone, Exchange, Responder
 from devserver.handlers.lifespan import Lifespan, LifespanKeeper
-from devserver.handlers.wsgi import WSGIApp, WSGIServer, start_wsgi
+from devserver.handlers.wsgi import WSGIServer, start_wsgi
 from devserver.http.framing import sent_headers
 from devserver.http.hostcheck import HostPolicy
 from devserver.http.parser import Limits
@@ -43,7 +43,6 @@ from devserver.worker.handoff import Handoff
 from devserver.worker.inflight import InflightTable
 from devserver.worker.threadpool import ThreadPool
 
-ServedApp = WSGIApp | ASGIApplication
 FLUSH_EVERY = 0.05  # seconds between event batches
 SWEEP_EVERY = 0.5  # seconds between timeout sweeps
 STATUS_EVERY = 1.0
