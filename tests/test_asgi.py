@@ -344,7 +344,7 @@ def test_off_never_calls_the_app() -> None:
 def test_the_keeper_shuts_the_old_app_down_before_starting_the_new_one() -> None:
     order: list[str] = []
 
-    def app_named(name: str) -> ASGIApplication:
+    def app_named(name: str) -> ASGIApplication:  # the same APP, before and after a reload
         async def app(scope: Any, receive: Any, send: Any) -> None:
             await receive()
             order.append(f"{name} up")
@@ -352,15 +352,18 @@ def test_the_keeper_shuts_the_old_app_down_before_starting_the_new_one() -> None
             await receive()
             order.append(f"{name} down")
             await send({"type": "lifespan.shutdown.complete"})
-        return ASGIApplication(app, name)
+        return ASGIApplication(app, "main:app")
 
     async def main() -> None:
         keeper = LifespanKeeper("auto", lambda line: None)
         old, new = app_named("old"), app_named("new")
         await keeper.switch(old)
-        assert keeper.ready_for(old) and not keeper.ready_for(new)
+        assert keeper.ready(old) is not None and keeper.ready(new) is None
         first, second = await asyncio.gather(keeper.switch(new), keeper.switch(new))  # concurrent requests
-        assert first is second and keeper.ready_for(new)
+        assert first is second and keeper.ready(new) is first
+        other = ASGIApplication(http_only, "other:app")  # another app of the worker keeps its own lifespan
+        await keeper.switch(other)
+        assert keeper.ready(new) is first
         await keeper.close()
 
     asyncio.run(main())

@@ -415,7 +415,8 @@ class ProjectModules:
                 if had_app:
                     # Rebuilt now rather than by the next request: that request is not slowed down, and
                     # the bytecode just removed is written again even if no request comes.
-                    self.worker.pool.submit(self._rebuild)
+                    rebuilt = self.worker.pool.submit(self._rebuild)
+                    rebuilt.add_done_callback(lambda _: self.worker.app_loaded())  # an ASGI app's startup, now
         self.worker.applied_generation = max(self.worker.applied_generation, message.generation)
 
     def _rebuild(self) -> None:

@@ -22,7 +22,7 @@ import contextvars
 import traceback
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote
 
 from devserver.debug import failures, requestlogs, tracebacks
@@ -182,7 +182,7 @@ class HTTPCall(ASGICall):
                  log_line: Callable[[str], None] = lambda line: None) -> None:
         super().__init__(conn, exchange, finished)
         self.log_line = log_line  # a failure after the response has no row to go to: the server log has it
-        self.body = exchange.input()
+        self.body: BinaryIO | None = None  # the request body, rewound when first read
         self.body_left = exchange.body_size
         self.request_done = False  # the last http.request event was given
         self.status = 0
@@ -191,26 +191,29 @@ class HTTPCall(ASGICall):
         self.streaming = False  # the head went out with start(): write()/finish() follow
         self.complete = False  # the whole response went out (or the connection was given up)
         self.held: bytes | None = None  # a whole failure response, waiting for the app to return
-        self.done = asyncio.Event()
+        self.done: asyncio.Event | None = None  # made when receive() first waits for the end: most apps never do
 
     # receive ---------------------------------------------------------------
     async def receive(self) -> Message:
         if not self.request_done:
-            chunk = self._read()
+            chunk = self._read() if self.body_left > 0 else b""
             self.body_left -= len(chunk)
             more = self.body_left > 0 and bool(chunk)
             self.request_done = not more
             return {"type": "http.request", "body": chunk, "more_body": more}
         conn = self.conn
+        done = self.done = self.done or asyncio.Event()
         while not conn.closing and not conn.eof and not self.complete:
             try:
-                await asyncio.wait_for(self.done.wait(), DISCONNECT_CHECK)
+                await asyncio.wait_for(done.wait(), DISCONNECT_CHECK)
             except TimeoutError:
                 pass
         return {"type": "http.disconnect"}
 
     def _read(self) -> bytes:
         try:
+            if self.body is None:
+                self.body = self.exchange.input()
             return self.body.read(CHUNK)
         except ValueError:  # closed: the response was complete and the connection went on
             return b""
@@ -270,7 +273,7 @@ class HTTPCall(ASGICall):
             return
         if self.status >= FAILED_STATUS:
             self.held = body
-            self.complete = True  # for the app; the bytes go out when it returns
+            self._complete()  # for the app; the bytes go out when it returns
             return
         self._complete()
         self.conn.send(self.status, self.headers, body, close=self.close)
@@ -279,7 +282,8 @@ class HTTPCall(ASGICall):
 
     def _complete(self) -> None:
         self.complete = True
-        self.done.set()
+        if self.done is not None:
+            self.done.set()
 
     # outcome ---------------------------------------------------------------
     def returned(self) -> None:
@@ -291,7 +295,9 @@ class HTTPCall(ASGICall):
             self.aborted()  # a streamed body cut short: only closing the connection can tell the client
 
     def _send_held(self) -> None:
-        self.done.set()
+        if self.conn.closing:
+            self._end_gone()
+            return
         self.conn.send(self.status, self.headers or [], self.held or b"", close=self.close)
         self.held = None
         self.conn.end()
@@ -314,8 +320,7 @@ class HTTPCall(ASGICall):
         exchange = self.exchange
         report = tracebacks.report(exc, report_environ(exchange)) if exc is not None else None
         exchange.traceback, exchange.report = text, report
-        self.complete = True
-        self.done.set()
+        self._complete()
         if self.conn.closing:
             self._end_gone()
             return
@@ -325,8 +330,7 @@ class HTTPCall(ASGICall):
     def aborted(self) -> None:
         if self.complete and self.held is None:
             return
-        self.complete = True
-        self.done.set()
+        self._complete()
         self._end_gone()
 
     def _end_gone(self) -> None:

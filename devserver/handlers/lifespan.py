@@ -120,52 +120,53 @@ class Lifespan:
 
 
 class LifespanKeeper:
-    """A worker's lifespans: the current app's, switched when a reload gives the worker a new app object."""
+    """A worker's lifespans, one per app it serves (by name): switched when a reload gives a new app object."""
 
     def __init__(self, mode: str, log_line: Callable[[str], None]) -> None:
         self.mode = mode
         self.log_line = log_line  # the failed startup's one line, in the server log
-        self.current: Lifespan | None = None
-        self._switching: asyncio.Task[Lifespan] | None = None
-        self._target: ASGIApplication | None = None
+        self.current: dict[str, Lifespan] = {}  # app name -> the lifespan of the object serving it
+        self._switching: dict[str, tuple[ASGIApplication, asyncio.Task[Lifespan]]] = {}
 
-    def ready_for(self, entry: ASGIApplication) -> bool:
-        """True if ``entry``'s lifespan is the current one (started, or failed): no switch to wait for."""
-        current = self.current
-        return current is not None and current.entry is entry and self._switching is None
+    def ready(self, entry: ASGIApplication) -> Lifespan | None:
+        """``entry``'s lifespan if it is the current one (started, or failed): no switch to wait for."""
+        current = self.current.get(entry.name)
+        if current is None or current.entry is not entry or entry.name in self._switching:
+            return None
+        return current
 
     async def switch(self, entry: ASGIApplication) -> Lifespan:
-        """The lifespan of ``entry``, started (the previous app's shut down first); shared by concurrent callers."""
-        if self.ready_for(entry):
-            assert self.current is not None
-            return self.current
-        if self._switching is None or self._target is not entry:
-            previous = self._switching
-            self._target = entry
-            self._switching = asyncio.get_running_loop().create_task(self._switch(entry, previous))
-        task = self._switching
-        lifespan = await asyncio.shield(task)
-        if self._switching is task:
-            self._switching = None
+        """The lifespan of ``entry``, started (the previous object's shut down first); shared by concurrent callers."""
+        lifespan = self.ready(entry)
+        if lifespan is not None:
+            return lifespan
+        pending = self._switching.get(entry.name)
+        if pending is None or pending[0] is not entry:
+            previous = pending[1] if pending is not None else None
+            task = asyncio.get_running_loop().create_task(self._switch(entry, previous))
+            self._switching[entry.name] = pending = (entry, task)
+        lifespan = await asyncio.shield(pending[1])
+        if self._switching.get(entry.name) is pending:
+            del self._switching[entry.name]
         return lifespan
 
     async def _switch(self, entry: ASGIApplication, previous: asyncio.Task[Lifespan] | None) -> Lifespan:
         if previous is not None:
             await asyncio.shield(previous)
-        old = self.current
+        old = self.current.get(entry.name)
         if old is not None and old.entry is not entry:
             await old.shutdown()
         lifespan = Lifespan(entry, self.mode)
         await lifespan.startup()
         if lifespan.failure is not None:
             self.log_line(f"lifespan startup of {entry.name} failed: {lifespan.failure}")
-        self.current = lifespan
+        self.current[entry.name] = lifespan
         return lifespan
 
     async def close(self) -> None:
-        """The worker stops: shut the current app down."""
-        if self._switching is not None:
-            await asyncio.shield(self._switching)
-        if self.current is not None:
-            await self.current.shutdown()
-            self.current = None
+        """The worker stops: shut every app down."""
+        for _, task in list(self._switching.values()):
+            await asyncio.shield(task)
+        for lifespan in self.current.values():
+            await lifespan.shutdown()
+        self.current.clear()

@@ -176,8 +176,10 @@ class Worker:
         if not isinstance(app, ASGIApplication):
             assert self.wsgi is not None
             start_wsgi(conn, exchange, app, script_name, path_info, self.wsgi, finished)
-        elif self.lifespans.ready_for(app):
-            self._start_asgi(conn, exchange, app, script_name, finished, self.lifespans.current)
+            return
+        lifespan = self.lifespans.ready(app)
+        if lifespan is not None:
+            self._start_asgi(conn, exchange, app, script_name, finished, lifespan)
         else:  # a reloaded app: the old one's shutdown and this one's startup come first
             self.loop.create_task(self._switch_then_start(conn, exchange, app, script_name, finished))
 
@@ -192,14 +194,21 @@ class Worker:
         self._start_asgi(conn, exchange, app, root_path, finished, lifespan)
 
     def _start_asgi(self, conn: Connection, exchange: Exchange, app: ASGIApplication, root_path: str,
-                    finished: Callable[[], None], lifespan: Lifespan | None) -> None:
-        if lifespan is not None and lifespan.failure is not None:  # never served as if it were fine
+                    finished: Callable[[], None], lifespan: Lifespan) -> None:
+        if lifespan.failure is not None:  # never served as if it were fine
             exchange.traceback = lifespan.traceback
             conn.send_error(500, f"The app's lifespan startup failed: {lifespan.failure}", lifespan.traceback)
             conn.end()
             finished()
             return
         start_asgi(conn, exchange, app, root_path, self.asgi, finished)
+
+    def app_loaded(self) -> asyncio.Task[Lifespan] | None:
+        """The APP was (re)built: start an ASGI app's lifespan now rather than at its first request."""
+        loaded = self.dynamic.cached(self.app_name, self.app_attr) if self.app_name is not None else None  # type: ignore[arg-type]
+        if not isinstance(loaded, ASGIApplication) or self.lifespans.ready(loaded) is not None:
+            return None
+        return self.loop.create_task(self.lifespans.switch(loaded))
 
     async def _serve_app(self, conn: Connection, exchange: Exchange, app: ServedApp, script_name: str,
                          path_info: str) -> None:
@@ -418,9 +427,9 @@ class Worker:
                                self.html_transform, self.config.request_detail)
         self.acceptor = Acceptor(self.loop, self.sock, lambda: Connection(self), self.config.backlog, self.handoff)
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-        loaded = self._loaded(self.app_name, self.app_attr) if self.app_name is not None else None  # type: ignore[arg-type]
-        if isinstance(loaded, ASGIApplication):
-            await self.lifespans.switch(loaded)  # an ASGI app's startup, before the first request
+        started = self.app_loaded()
+        if started is not None:
+            await started  # an ASGI app's startup, before the first request
         self.acceptor.start()
         if self.control is not None:
             self.loop.add_reader(self.control.fileno(), self.on_control_ready)
