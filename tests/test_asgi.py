@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ class FakeConn:
         self.closing = False
         self.eof = False
         self.current: Exchange | None = None
+        self.write_gate: threading.Event | None = None
         self.calls: list[tuple[Any, ...]] = []
 
     def begin(self, exchange: Exchange) -> None:
@@ -247,6 +249,24 @@ def test_a_client_gone_mid_stream_is_http_disconnect_and_send_raises_oserror() -
     conn, exchange, _ = serve(app, conn_setup=leave_soon)
     assert seen == ["http.disconnect", "ClientGone"]
     assert ("write", b"more") not in conn.calls and exchange.close
+
+
+def test_a_streaming_app_waits_in_send_while_the_client_reads_slowly() -> None:
+    order: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        order.append("send returned")
+        await send({"type": "http.response.body", "body": b"b"})
+
+    def paused(conn: FakeConn) -> None:
+        conn.write_gate = threading.Event()  # the transport's buffer is full
+        conn.loop.call_later(0.05, lambda: (order.append("drained"), conn.write_gate.set()))  # type: ignore[union-attr]
+
+    conn, _, _ = serve(app, conn_setup=paused)
+    assert order == ["drained", "send returned"]
+    assert conn.calls[-1] == ("finish",)
 
 
 def test_a_half_closed_client_is_a_disconnect_too() -> None:

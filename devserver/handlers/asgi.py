@@ -39,6 +39,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}  # 2.4: send raises OSError once the client is gone
 CHUNK = 64 * 1024  # bytes of request body per http.request event
 DISCONNECT_CHECK = 0.05  # seconds between looks at the connection while receive() waits for the client to leave
+DRAIN_CHECK = 0.005  # seconds between looks at a paused transport while a streaming app waits in send()
 FAILED_STATUS = 500  # a whole response with this status or above waits for the app to return (see HTTPCall)
 
 
@@ -231,8 +232,17 @@ class HTTPCall(ASGICall):
             self._start(message)
         elif kind == "http.response.body":
             self._body(message)
+            if self.streaming and not self.complete:
+                await self._drained()
         else:
             raise AppError(f"unexpected ASGI message {kind!r} for an http scope")
+
+    async def _drained(self) -> None:
+        """Wait while the client reads slower than the app streams (the transport paused its writes)."""
+        conn = self.conn
+        gate = conn.write_gate
+        while gate is not None and not gate.is_set() and not conn.closing:
+            await asyncio.sleep(DRAIN_CHECK)
 
     def _start(self, message: Message) -> None:
         if self.headers is not None:
