@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import textwrap
 import time
@@ -108,13 +109,14 @@ def request(server: LiveServer, method: str, path: str, body: str = "", headers:
         conn.close()
 
 
-def wait_file(path: Path, text: str) -> str:
+def wait_file(path: Path, text: str, count: int = 1) -> str:
+    """The text of ``path`` once it holds ``text`` ``count`` times."""
     deadline = time.monotonic() + DEADLINE
     while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text():
+        if path.exists() and path.read_text().count(text) >= count:
             return path.read_text()
         time.sleep(0.05)
-    raise AssertionError(f"{path} never held {text!r}")
+    raise AssertionError(f"{path} never held {text!r} {count} time(s)")
 
 
 @pytest.fixture
@@ -125,7 +127,7 @@ def fastapi_project(tmp_path: Path) -> Path:
 def test_fastapi_json_parameters_form_background_task_and_lifespan_state(fastapi_project: Path) -> None:
     server = start(fastapi_project, "main:app")
     try:
-        assert wait_file(fastapi_project / "started.txt", "up").count("up") == 2  # one startup per worker
+        assert wait_file(fastapi_project / "started.txt", "up", 2).count("up") == 2  # one startup per worker
         status, headers, body = get(server, "/")
         assert (status, headers["content-type"], body) == (200, "application/json", '{"version":"v1"}')
         assert get(server, "/items/42?q=caf%C3%A9")[2] == '{"item_id":42,"q":"café"}'
@@ -397,5 +399,35 @@ def test_discovery_leaves_a_folder_without_an_app_served_as_files(tmp_path: Path
     try:
         assert "the site" in get(server, "/")[2]
         assert not any("no APP given" in line for line in server.lines)
+    finally:
+        server.stop()
+
+
+def test_asgi_requests_are_json_rows_with_bodies_timing_traceback_and_printed_lines(tmp_path: Path) -> None:
+    project = write(tmp_path, {"main.py": FASTAPI_APP + '''
+
+@app.post("/echo")
+async def echo(request: Request):
+    print("echo was called")
+    return {"got": (await request.body()).decode()}
+'''})
+    server = start(project, "main:app", "--log-format", "json")
+    try:
+        assert request(server, "POST", "/echo", "hello body")[2] == '{"got":"hello body"}'
+        assert get(server, "/boom")[0] == 500
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            records = [json.loads(line) for line in list(server.lines) if line.startswith("{")]
+            rows = {r["target"]: r for r in records if r["type"] == "RequestEvent"}
+            if "/echo" in rows and "/boom" in rows:
+                break
+            assert time.monotonic() < deadline, "the requests were never logged"
+            time.sleep(0.05)
+        echo, boom = rows["/echo"], rows["/boom"]
+        assert (echo["method"], echo["status"], echo["body_preview"]) == ("POST", 200, "hello body")
+        assert echo["duration_ms"] > 0 and echo["logs"] == ["echo was called"]
+        assert ("content-type", "application/json") in [tuple(h) for h in echo["response_headers"]]
+        assert boom["status"] == 500 and "RuntimeError: kaboom from the view" in boom["traceback"]
+        assert boom["error_report"]["frames"][-1]["function"] == "boom"  # the view's frame, for the dashboard
     finally:
         server.stop()
