@@ -43,6 +43,22 @@ def application(environ, start_response):
     return [BODY]
 '''
 
+ASGI_HELLO_APP = '''\
+"""Hello-world ASGI app for the benchmarks: the same body and headers as hello.py's."""
+
+BODY = b"Hello, world!\\n"
+START = {"type": "http.response.start", "status": 200,
+         "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(BODY)).encode())]}
+END = {"type": "http.response.body", "body": BODY}
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return  # lifespan: not supported (both servers then serve without it)
+    await send(START)
+    await send(END)
+'''
+
 
 FLASK_APP = '''\
 """A Flask app rendering a template with a loop, for the benchmarks (compiled once, cached by Jinja)."""
@@ -104,11 +120,14 @@ def make_site(base: Path) -> Site:
     (html_page / ONE_M).write_bytes(one_m)
     (dynamic / "hello.py").write_text(HELLO_APP)
     (dynamic / "flaskapp.py").write_text(FLASK_APP)
+    (dynamic / "asgihello.py").write_text(ASGI_HELLO_APP)
     for path in (base, html_page, dynamic):
         path.chmod(0o755)
-    for path in (html_page / ONE_K, html_page / ONE_M, dynamic / "hello.py", dynamic / "flaskapp.py"):
+    for path in (html_page / ONE_K, html_page / ONE_M, dynamic / "hello.py", dynamic / "flaskapp.py",
+                 dynamic / "asgihello.py"):
         path.chmod(0o644)
-    return Site(base, html_page, dynamic, {ONE_K: one_k, ONE_M: one_m, "hello": HELLO_BODY, "flask": FLASK_BODY})
+    return Site(base, html_page, dynamic, {ONE_K: one_k, ONE_M: one_m, "hello": HELLO_BODY, "flask": FLASK_BODY,
+                                            "asgi": HELLO_BODY})
 
 
 def make_project(base: Path, html_page: bool) -> Path:

@@ -27,6 +27,8 @@ Workloads (``--only`` picks some):
            gunicorn gthread, granian)
   static   the 1 KiB file: devserver (no APP), granian's Rust static files,
            gunicorn gthread with a WSGI file app
+  asgi     ASGI hello world, keep-alive, 50 connections: devserver with the app
+           as APP (``devserver asgihello:app``), uvicorn (httptools, same workers)
 
     python bench/rounds.py [--rounds 3] [--duration 5] [--warmup 1] [--only hello,flask] [--json PATH]
 """
@@ -77,6 +79,8 @@ BUILDERS: dict[str, Builder] = {
     "granian-static": servers.granian_static,
     "bjoern": servers.bjoern,
     "waitress": servers.waitress_app,
+    "devserver-asgi": servers.devserver_asgi,
+    "uvicorn-asgi": servers.uvicorn_asgi,
 }
 
 
@@ -109,6 +113,7 @@ WORKLOADS = (
              ("gunicorn-gthread", "granian"), latency=True),
     Workload("static", "static 1 KiB file, keep-alive", "1k", 50, ("devserver",),
              ("granian-static", "gunicorn-gthread-files")),
+    Workload("asgi", "ASGI hello, keep-alive", "asgi", 50, ("devserver-asgi",), ("uvicorn-asgi",)),
 )
 
 

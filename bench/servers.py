@@ -215,3 +215,23 @@ def devserver_files(site: Site, port: int, workers: int) -> ServerSpec:
         port=port, paths={"1k": f"/{ONE_K}"}, ready_path=f"/{ONE_K}", cwd=site.base,
         note=f"no APP, {workers} workers, console log of every request to a file",
     )
+
+
+def devserver_asgi(site: Site, port: int, workers: int) -> ServerSpec:
+    """``devserver asgihello:app``: an ASGI app, run on each worker's loop."""
+    return ServerSpec(
+        name="devserver-asgi", argv=_devserver_argv(site, port, workers, "asgihello:app", False),
+        port=port, paths={"asgi": "/"}, ready_path="/", cwd=site.dynamic,
+        note=f"APP asgihello:app (ASGI), {workers} workers, console log of every request to a file",
+    )
+
+
+def uvicorn_asgi(site: Site, port: int, workers: int) -> ServerSpec:
+    return ServerSpec(
+        name="uvicorn-asgi",
+        argv=python_argv("-m", "uvicorn", "--http", "httptools", "--loop", "asyncio", "--host", HOST,
+                         "--port", str(port), "--workers", str(workers), "--timeout-keep-alive", str(KEEP_ALIVE),
+                         "asgihello:app"),
+        port=port, paths={"asgi": "/"}, ready_path="/", env=_hello_env(site),
+        note=f"--http httptools --loop asyncio --workers {workers}, access log on (its default)",
+    )

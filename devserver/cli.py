@@ -107,11 +107,11 @@ def _allowed_host(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="devserver",
-        description="Serve html_page/ and the WSGI apps in dynamic/, with hot reload and a live dashboard.",
+        description="Serve html_page/ and the WSGI apps in dynamic/, or a WSGI or ASGI APP, with hot reload and a live dashboard.",
         epilog="Examples:  devserver  |  devserver --no-tui --port 8000  |  devserver site:app --workers 4",
     )
     parser.add_argument("app", nargs="?", metavar="APP",
-                        help="a WSGI app: pkg.module:app, pkg.module:create_app() or pkg.module (finds app, "
+                        help="a WSGI or ASGI app: pkg.module:app, pkg.module:create_app() or pkg.module (finds app, "
                              "application, create_app(), make_app()), imported from --app-dir; or name:callable "
                              "of --dynamic. It answers every path that is not a file under --root")
     parser.add_argument("--app-dir", default=".", help="folder put first on sys.path to import APP; its files are "
@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reload", choices=("auto", "restart"), default="auto", dest="reload_strategy",
                         help="auto: reload APP in place unless that cannot be correct (Django, settings), then "
                              "restart the workers warm; restart: always restart them (default %(default)s)")
+    parser.add_argument("--lifespan", choices=("auto", "on", "off"), default="auto",
+                        help="ASGI apps' lifespan startup and shutdown: auto (unless the app does not support it), "
+                             "on (a failure is a failed startup), off (default %(default)s)")
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default %(default)s; ::1 for IPv6)")
     parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port to listen on (default %(default)s)")
     parser.add_argument("--root", help=f"folder of static files (default {DEFAULT_ROOT}; without it and without "
@@ -169,6 +172,13 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     if args.export_dir is not None and (args.export_dir == "" or os.path.lexists(args.export_dir)
                                         and not os.path.isdir(args.export_dir)):
         parser.error(f"--export-dir {args.export_dir!r} is not a folder")
+    notices: tuple[str, ...] = ()
+    if args.app is None and args.root is None and args.dynamic is None and not os.path.isdir(DEFAULT_DYNAMIC):
+        from devserver.apps.discover import discover
+
+        found = discover(args.app_dir)
+        if found is not None:  # as `fastapi dev` does: the folder's main.py (...) app, never its .py files as text
+            args.app, notices = found.app, (found.notice(),)
     folders = choose_folders(args.root, args.dynamic)
     project = None
     if args.app is not None:
@@ -177,7 +187,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         else:
             project = check_project_app(args.app, args.app_dir, _one_line_error)
             # A project's own files are never served as static files: only a --root asked for (or html_page/).
-            folders = Folders(args.root or DEFAULT_ROOT, folders.dynamic, folders.has_dynamic)
+            folders = Folders(args.root or DEFAULT_ROOT, folders.dynamic, folders.has_dynamic, notices)
     use_tui = not args.no_tui and sys.stdout.isatty() and sys.stdin.isatty()
     return Config(
         host=args.host, port=args.port, root=folders.root, dynamic=folders.dynamic, app=args.app,
@@ -188,7 +198,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         allowed_hosts=tuple(dict.fromkeys(args.allowed_host)), notices=folders.notices,
         app_dir=project.folder if project else None, preload=project.preload if project else (),
         reload_include=tuple(args.reload_include), reload_exclude=tuple(args.reload_exclude),
-        reload_strategy=args.reload_strategy,
+        reload_strategy=args.reload_strategy, lifespan=args.lifespan,
         body_cap=args.body_cap, body_store=args.body_store,
         export_dir=os.path.abspath(args.export_dir) if args.export_dir else "",
     ).resolved()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, cast
 
-from devserver.debug.tracebacks import import_report
+from devserver.debug.tracebacks import import_report, one_line
 from devserver.ipc.reports import ErrorReport
 
 if TYPE_CHECKING:  # the CLI parses APP without importing the WSGI server
@@ -105,22 +105,6 @@ def parse(text: str, app_dir: str = ".") -> AppSpec:
     raise AppLoadError(f"{target!r} in APP {text!r} is not a name or a call like factory()", "spec")
 
 
-def _where(exc: BaseException) -> str:
-    """`` (file.py:12)`` for the innermost frame of ``exc``, or ''."""
-    if isinstance(exc, SyntaxError) and exc.filename:
-        return f" ({os.path.basename(exc.filename)}:{exc.lineno})"
-    frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return ""
-    last = frames[-1]
-    return f" ({os.path.basename(last.filename)}:{last.lineno})"
-
-
-def _last_line(exc: BaseException) -> str:
-    text = traceback.format_exception_only(type(exc), exc)[-1].strip()
-    return " ".join(text.split()) + _where(exc)
-
-
 def import_module(name: str) -> ModuleType:
     """Import ``name``; AppLoadError("missing") if it is not there, ("failed") if it raised."""
     try:
@@ -129,12 +113,12 @@ def import_module(name: str) -> ModuleType:
         if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
             raise AppLoadError(f"no module named {exc.name!r} (looked in {os.getcwd()} and sys.path)", "missing",
                                traceback.format_exc(), name) from None
-        raise AppLoadError(f"importing {name!r} failed: {_last_line(exc)}", "failed",
+        raise AppLoadError(f"importing {name!r} failed: {one_line(exc)}", "failed",
                            traceback.format_exc(), name, import_report(exc)) from None
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
-        raise AppLoadError(f"importing {name!r} failed: {_last_line(exc)}", "failed",
+        raise AppLoadError(f"importing {name!r} failed: {one_line(exc)}", "failed",
                            traceback.format_exc(), name, import_report(exc)) from None
 
 
@@ -145,7 +129,7 @@ def _call(spec: AppSpec, factory: Callable[..., object], args: tuple[object, ...
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise AppLoadError(f"calling {spec.module}:{getattr(factory, '__name__', 'factory')}() failed: "
-                           f"{_last_line(exc)}", "failed", traceback.format_exc(), spec.module,
+                           f"{one_line(exc)}", "failed", traceback.format_exc(), spec.module,
                            import_report(exc)) from None
 
 

@@ -19,13 +19,17 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from devserver.apps import devmode, filestamp
 from devserver.apps.ownmodules import OwnModules
+from devserver.apps.protocol import is_asgi
 from devserver.debug.tracebacks import import_report
+from devserver.handlers.asgi import ASGIApplication
 from devserver.handlers.wsgi import WSGIApp
 from devserver.ipc.reports import ErrorReport
+
+ServedApp = WSGIApp | ASGIApplication  # what a worker serves: a WSGI callable, or an ASGI app run on its loop
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 PRIVATE_PREFIX = "__devserver_dynamic__."
@@ -74,7 +78,7 @@ class DynamicModules:
         self.folder = os.path.realpath(folder)
         self.follow_saves = follow_saves  # False with --no-reload: what was imported keeps serving
         self._lock = threading.RLock()
-        self._apps: dict[str, WSGIApp] = {}
+        self._apps: dict[str, ServedApp] = {}
         self._stamps: dict[str, filestamp.Stamp] = {}  # the file of each imported module, as it was imported
         self._own = OwnModules(self._holds)  # which of sys.modules are the folder's (asked at every load)
         if self.folder not in sys.path:
@@ -150,7 +154,7 @@ class DynamicModules:
                 if stamp is not None:
                     self._stamps[file] = stamp
 
-    def cached(self, name: str, attribute: str = "application") -> WSGIApp | None:
+    def cached(self, name: str, attribute: str = "application") -> ServedApp | None:
         """The app if it is loaded and none of the folder's modules changed on disk since.
 
         A few stat() calls: they make "the next request after a save runs the
@@ -176,7 +180,7 @@ class DynamicModules:
             return None
         return self._apps.get(f"{name}:{attribute}")
 
-    def app(self, name: str, attribute: str = "application") -> WSGIApp:
+    def app(self, name: str, attribute: str = "application") -> ServedApp:
         """The WSGI callable ``attribute`` of module ``name``.
 
         The original zero-argument form, ``application()`` returning a string,
@@ -197,8 +201,10 @@ class DynamicModules:
             if not callable(target):
                 raise NotFound(f"{name}.{attribute} is not callable")
             app = zero_argument_app(target) if _takes_no_arguments(target) else devmode.develop(target)
-            self._apps[key] = app
-            return app
+            # An ASGI app runs on the loop; anything else callable is taken for WSGI.
+            served: ServedApp = ASGIApplication(app, key) if is_asgi(app) else cast(WSGIApp, app)
+            self._apps[key] = served
+            return served
 
     def purge(self, names: Iterable[str]) -> list[str]:
         """Forget modules so their next use imports them afresh; returns those purged."""

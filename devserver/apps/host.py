@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 class Pool(Protocol):
     """The worker's thread pool (devserver.worker.threadpool.ThreadPool), for work off its event loop."""
 
-    def submit(self, fn: Callable[[], None]) -> object: ...
+    def submit(self, fn: Callable[[], None]) -> asyncio.Future[None]: ...
 
 
 class WorkerHost(Protocol):
@@ -38,3 +39,5 @@ class WorkerHost(Protocol):
     def flush_events(self) -> None: ...
 
     def retire(self) -> None: ...
+
+    def app_loaded(self) -> object: ...  # a new app object is there: an ASGI app's lifespan starts now

@@ -38,15 +38,17 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from types import FrameType, ModuleType
-from typing import Any
+from typing import Any, cast
 
 from devserver.apps import appspec, devmode, filestamp
-from devserver.apps.dynamic import PYC_RACY_NS, DynamicModules, ImportFailed, NotFound, saving
+from devserver.apps.dynamic import PYC_RACY_NS, DynamicModules, ImportFailed, NotFound, ServedApp, saving
 from devserver.apps.host import WorkerHost
 from devserver.apps.ownmodules import OwnModules
 from devserver.apps.projectfiles import ProjectFiles
+from devserver.apps.protocol import is_asgi
 from devserver.apps.templatecache import TemplateCaches
 from devserver.debug import tracebacks
+from devserver.handlers.asgi import ASGIApp, ASGIApplication
 from devserver.handlers.wsgi import WSGIApp
 from devserver.ipc.channels import ControlReceiver
 from devserver.ipc.config import Config
@@ -297,7 +299,7 @@ class ProjectModules:
         self.reporter = UsageReporter(self.files, emit, self.fresh.stamp_one, self.fresh.never, self._source_read) \
             if config.reload else UsageReporter(self.files, emit)
         self._lock = threading.RLock()
-        self._app: WSGIApp | None = None
+        self._app: ServedApp | None = None
         START_MARKS.append(("loader ready", time.time()))
         try:
             self.app(self.key)
@@ -337,7 +339,7 @@ class ProjectModules:
         return self.spec.module
 
     # DynamicModules' interface -------------------------------------------------
-    def cached(self, name: str, attribute: str | None = "application") -> WSGIApp | None:
+    def cached(self, name: str, attribute: str | None = "application") -> ServedApp | None:
         """The loaded app, unless a project file it was built from changed on disk (then None: rebuild it)."""
         if name != self.key:
             return self.dynamic.cached(name, attribute or "application")
@@ -394,7 +396,8 @@ class ProjectModules:
                 if had_app:
                     # Rebuilt now rather than by the next request: that request is not slowed down, and
                     # the bytecode just removed is written again even if no request comes.
-                    self.worker.pool.submit(self._rebuild)
+                    rebuilt = self.worker.pool.submit(self._rebuild)
+                    rebuilt.add_done_callback(lambda _: self.worker.app_loaded())  # an ASGI app's startup, now
         self.worker.applied_generation = max(self.worker.applied_generation, message.generation)
 
     def _rebuild(self) -> None:
@@ -403,7 +406,7 @@ class ProjectModules:
         except (NotFound, ImportFailed):
             pass  # the next request answers with the reason
 
-    def app(self, name: str, attribute: str | None = "application") -> WSGIApp:
+    def app(self, name: str, attribute: str | None = "application") -> ServedApp:
         if name != self.key:
             return self.dynamic.app(name, attribute or "application")
         app = self._app
@@ -414,7 +417,7 @@ class ProjectModules:
                 self._app = self._load()
             return self._app
 
-    def _load(self) -> WSGIApp:
+    def _load(self) -> ServedApp:
         if self.follow_saves:
             self.fresh.stamp(self._watched(self.reporter.known_files()))  # before the import reads them
         try:
@@ -431,11 +434,22 @@ class ProjectModules:
             self.reporter.scan_modules()
             if self.follow_saves:
                 self.fresh.stamp(self._watched(self.reporter.known_files()))  # the modules imported for the first time
+        if is_asgi(target):
+            return self._asgi(target)
+        wsgi_app = cast(WSGIApp, target)  # anything else callable is taken for WSGI
         if self.livereload:
             from devserver.handlers.inject import with_livereload
 
-            target = with_livereload(target)
-        return self.reporter.watching(target)
+            wsgi_app = with_livereload(wsgi_app)
+        return self.reporter.watching(wsgi_app)
+
+    def _asgi(self, target: ASGIApp) -> ASGIApplication:
+        """An ASGI app as the worker serves it (on its loop): live reload around it, the module scan after each call."""
+        if self.livereload:
+            from devserver.handlers.asgiinject import with_livereload_asgi
+
+            target = with_livereload_asgi(target)
+        return ASGIApplication(target, self.key, after=self.reporter.scan_modules)
 
     def _source_read(self, path: str) -> None:
         """An import is about to read ``path``: stamp the module's source first, and keep a doubtful .pyc out.

@@ -184,6 +184,23 @@ def import_report(exc: BaseException) -> ErrorReport:
     )
 
 
+def _where(exc: BaseException) -> str:
+    """`` (file.py:12)`` for the innermost frame of ``exc``, or ''."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f" ({os.path.basename(exc.filename)}:{exc.lineno})"
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f" ({os.path.basename(last.filename)}:{last.lineno})"
+
+
+def one_line(exc: BaseException) -> str:
+    """``exc`` as one line for the user: its type and message, then where it was raised."""
+    text = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    return " ".join(text.split()) + _where(exc)
+
+
 def report_text(r: ErrorReport) -> str:
     """The report as plain text (for the dashboard; escape it before display)."""
     out = []

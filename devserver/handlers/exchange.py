@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 import time
 from collections.abc import Callable
 from tempfile import SpooledTemporaryFile
@@ -78,7 +79,9 @@ class Responder(Protocol):
     loop: asyncio.AbstractEventLoop
     client: str  # "host:port" of the peer
     closing: bool
+    eof: bool  # the client half-closed: it sends nothing more (an ASGI app hears http.disconnect, as uvicorn's do)
     current: Exchange | None  # the exchange being answered
+    write_gate: threading.Event | None  # cleared while the transport's buffer is full (None: it never was)
 
     def begin(self, exchange: Exchange) -> None: ...
     def end(self) -> None: ...

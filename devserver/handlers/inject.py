@@ -46,7 +46,7 @@ def add_script(body: bytes) -> bytes:
     return inject_app(body)
 
 
-def _wants_script(status: str, headers: list[tuple[str, str]]) -> bool:
+def wants_script(status: str, headers: list[tuple[str, str]]) -> bool:
     if status[:3] in NO_BODY_STATUSES or status[:1] == "1" or not plain_html(headers):
         return False
     lengths = [value for name, value in headers if name.lower() == "content-length"]
@@ -69,7 +69,7 @@ class _Held:
                        exc_info: ExcInfo = None) -> Callable[[bytes], object]:
         if self.mode == "pass":
             return self.server_start(status, headers, exc_info)
-        if _wants_script(status, headers):
+        if wants_script(status, headers):
             self.mode, self.status, self.headers, self.exc_info = "hold", status, list(headers), exc_info
             return self.chunks.append
         self.mode = "pass"

@@ -21,6 +21,7 @@ class Config:
     reload_include: tuple[str, ...] = ()  # globs of project files whose change reloads the app
     reload_exclude: tuple[str, ...] = ()  # globs of project files that never do
     reload_strategy: str = "auto"  # "auto" (in place unless it cannot be correct) or "restart"
+    lifespan: str = "auto"  # ASGI lifespan: "auto" (unless the app lacks it), "on" or "off" (handlers/lifespan.py)
     preload: tuple[str, ...] = ()  # third-party modules the app imports: preloaded in the warm template
     workers: int = 2
     threads: int = 32  # WSGI calls in flight per worker

@@ -20,13 +20,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TextIO, cast
 
-from devserver.apps.dynamic import ImportFailed, NotFound, split_script
+from devserver.apps.dynamic import ImportFailed, NotFound, ServedApp, split_script
 from devserver.apps.loader import app_key, modules_for
 from devserver.debug import capture, failures, requestlogs
 from devserver.debug.appoutput import escape_app_output
 from devserver.handlers import static
+from devserver.handlers.asgi import ASGIApplication, ASGIServer, start_asgi
 from devserver.handlers.exchange import ClientGone, Exchange, Responder
-from devserver.handlers.wsgi import WSGIApp, WSGIServer, serve_wsgi, start_wsgi
+from devserver.handlers.lifespan import Lifespan, LifespanKeeper
+from devserver.handlers.wsgi import WSGIServer, start_wsgi
 from devserver.http.framing import sent_headers
 from devserver.http.hostcheck import HostPolicy
 from devserver.http.parser import Limits
@@ -96,6 +98,8 @@ class Worker:
         addr = sock.getsockname()
         self.server_address = (config.host, addr[1])
         self.wsgi: WSGIServer | None = None  # built in serve(), once the extensions are in
+        self.asgi = ASGIServer(self.server_address, self.log_line, config.request_detail)
+        self.lifespans = LifespanKeeper(config.lifespan, self.log_line)
         # Periodic work, each asleep while it has nothing to do (timers.py).
         self.flusher = Repeater(self.loop, FLUSH_EVERY, self.flush_events, lambda: len(self.sink) > 0)
         self.sweeper = Repeater(self.loop, SWEEP_EVERY, self._sweep, lambda: bool(self.connections))
@@ -163,8 +167,61 @@ class Worker:
         conn.begin(exchange)
         self.inflight.begin(exchange, exchange.request.method, exchange.request.target)
         conn.hold()
-        start_wsgi(conn, exchange, app, script_name, path_info, self.wsgi, conn.release)
+        self._start_app(conn, exchange, app, script_name, path_info, conn.release)
         return True
+
+    # the app's call: WSGI in the pool, ASGI on the loop ----------------------
+    def _start_app(self, conn: Connection, exchange: Exchange, app: ServedApp, script_name: str, path_info: str,
+                   finished: Callable[[], None]) -> None:
+        """Call ``app`` for the current request; ``finished()`` once answered."""
+        if not isinstance(app, ASGIApplication):
+            assert self.wsgi is not None
+            start_wsgi(conn, exchange, app, script_name, path_info, self.wsgi, finished)
+            return
+        lifespan = self.lifespans.ready(app)
+        if lifespan is not None:
+            self._start_asgi(conn, exchange, app, script_name, finished, lifespan)
+        else:  # a reloaded app: the old one's shutdown and this one's startup come first
+            self.loop.create_task(self._switch_then_start(conn, exchange, app, script_name, finished))
+
+    async def _switch_then_start(self, conn: Connection, exchange: Exchange, app: ASGIApplication, root_path: str,
+                                 finished: Callable[[], None]) -> None:
+        lifespan = await self.lifespans.switch(app)
+        if conn.closing:
+            exchange.close = True
+            conn.end()
+            finished()
+            return
+        self._start_asgi(conn, exchange, app, root_path, finished, lifespan)
+
+    def _start_asgi(self, conn: Connection, exchange: Exchange, app: ASGIApplication, root_path: str,
+                    finished: Callable[[], None], lifespan: Lifespan) -> None:
+        if lifespan.failure is not None:  # never served as if it were fine
+            exchange.traceback = lifespan.traceback
+            conn.send_error(500, f"The app's lifespan startup failed: {lifespan.failure}", lifespan.traceback)
+            conn.end()
+            finished()
+            return
+        start_asgi(conn, exchange, app, root_path, self.asgi, finished)
+
+    def app_loaded(self) -> asyncio.Task[Lifespan] | None:
+        """The APP was (re)built: start an ASGI app's lifespan now rather than at its first request."""
+        loaded = self.dynamic.cached(self.app_name, self.app_attr) if self.app_name is not None else None  # type: ignore[arg-type]
+        if not isinstance(loaded, ASGIApplication) or self.lifespans.ready(loaded) is not None:
+            return None
+        return self.loop.create_task(self.lifespans.switch(loaded))
+
+    async def _serve_app(self, conn: Connection, exchange: Exchange, app: ServedApp, script_name: str,
+                         path_info: str) -> None:
+        """``_start_app`` for a handler running in a task: returns once answered."""
+        answered: asyncio.Future[None] = self.loop.create_future()
+
+        def finished() -> None:
+            if not answered.done():  # cancelled: the worker is stopping
+                answered.set_result(None)
+
+        self._start_app(conn, exchange, app, script_name, path_info, finished)
+        await answered
 
     def _static(self, exchange: Exchange) -> static.StaticResponse | None:
         """The static answer, or None when a module:callable app should answer instead."""
@@ -209,12 +266,12 @@ class Worker:
                 conn.end()
             raise
 
-    def _loaded(self, name: str, attribute: str) -> WSGIApp | None:
+    def _loaded(self, name: str, attribute: str) -> ServedApp | None:
         """The app if it is loaded and fresh, after the reloads announced so far; None if it must be imported."""
         self.catch_up()
         return self.dynamic.cached(name, attribute)
 
-    async def _load(self, name: str, attribute: str = "application") -> WSGIApp:
+    async def _load(self, name: str, attribute: str = "application") -> ServedApp:
         """The app, after pending reloads; a module caught mid-save is tried once more.
 
         A loaded app is found on the loop; an import (first use, or after a
@@ -251,12 +308,11 @@ class Worker:
         except ImportFailed as exc:
             self._import_failed(conn, exchange, exc)
             return
-        assert self.wsgi is not None
-        await serve_wsgi(conn, exchange, app, script_name, path_info, self.wsgi)
+        await self._serve_app(conn, exchange, app, script_name, path_info)
 
     async def _app(self, conn: Connection, exchange: Exchange) -> None:
         try:
-            app: WSGIApp = await self._load(self.app_name, self.app_attr)  # type: ignore[arg-type]
+            app = await self._load(self.app_name, self.app_attr)  # type: ignore[arg-type]
         except NotFound as exc:
             conn.send_error(500, f"The app {self.config.app} cannot be served: {exc}")
             conn.end()
@@ -264,8 +320,7 @@ class Worker:
         except ImportFailed as exc:
             self._import_failed(conn, exchange, exc)
             return
-        assert self.wsgi is not None
-        await serve_wsgi(conn, exchange, app, "", exchange.request.path, self.wsgi)
+        await self._serve_app(conn, exchange, app, "", exchange.request.path)
 
     def _import_failed(self, conn: Connection, exchange: Exchange, exc: ImportFailed) -> None:
         exchange.traceback = exc.traceback  # the dashboard's text: no report, whose frames the console would ask for
@@ -373,12 +428,16 @@ class Worker:
                                self.html_transform, self.config.request_detail)
         self.acceptor = Acceptor(self.loop, self.sock, lambda: Connection(self), self.config.backlog, self.handoff)
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+        started = self.app_loaded()
+        if started is not None:
+            await started  # an ASGI app's startup, before the first request
         self.acceptor.start()
         if self.control is not None:
             self.loop.add_reader(self.control.fileno(), self.on_control_ready)
         self.loop.add_signal_handler(signal.SIGTERM, self.begin_shutdown)
         self.reporter.poke()  # the first status tells the dashboard this worker's figures
         await self.stopped.wait()
+        await self.lifespans.close()
         self.flush_events()
 
     def retire(self) -> None:

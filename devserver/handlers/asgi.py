@@ -1,0 +1,376 @@
+"""The server side of ASGI 3.0 for HTTP: the scope, ``receive`` and ``send`` of one request.
+
+An ASGI app runs as a task on the worker's loop, not in the thread pool.
+The request's body was read before the app is called (as for WSGI); it is
+handed out as ``http.request`` events of at most :data:`CHUNK` bytes, then
+``receive`` waits for the client to leave (``http.disconnect``) or for the
+response to be complete.  ``send`` maps ``http.response.start`` and
+``http.response.body`` onto the :class:`~devserver.handlers.exchange.Responder`:
+a body sent whole in one event goes out in one write with its length, one
+sent with ``more_body`` is streamed.
+
+The parts shared by every scope type (the app's call, its failure report,
+the request log's context) are :class:`ASGICall`'s; :class:`HTTPCall` adds
+what is HTTP's.  A WebSocket scope is another subclass with its own
+``receive`` and ``send``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import traceback
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+from urllib.parse import unquote
+
+from devserver.debug import failures, requestlogs, tracebacks
+from devserver.handlers.exchange import ClientGone, Exchange, Responder
+from devserver.handlers.wsgi import HOP_BY_HOP
+from devserver.kit.memo import MemoTable
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}  # 2.4: send raises OSError once the client is gone
+CHUNK = 64 * 1024  # bytes of request body per http.request event
+DISCONNECT_CHECK = 0.05  # seconds between looks at the connection while receive() waits for the client to leave
+DRAIN_CHECK = 0.005  # seconds between looks at a paused transport while a streaming app waits in send()
+FAILED_STATUS = 500  # a whole response with this status or above waits for the app to return (see HTTPCall)
+
+
+class AppError(Exception):
+    """The application broke the ASGI contract (a message out of order, a bad status or header)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ASGIServer:
+    """What the server side of ASGI needs from the worker, handed in once."""
+
+    address: tuple[str, int]  # scope["server"]
+    log_line: Callable[[str], None]  # a line for the server log (an app's failure after its response)
+    request_detail: bool = True  # collect the lines the app writes per request (Config.request_detail)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ASGIApplication:
+    """A loaded ASGI app as a worker serves it: what the loader built, and its lifespan's state.
+
+    ``state`` is the dict the lifespan startup filled (copied into each
+    request's ``scope["state"]``); ``after`` runs after each call (the
+    project loader's scan for modules the app imported lazily).
+    """
+
+    app: ASGIApp
+    name: str  # the APP as the user named it, for messages
+    state: dict[str, Any] = field(default_factory=dict)
+    after: Callable[[], None] = lambda: None
+
+
+def _header_name(name: str) -> bytes:
+    return name.lower().encode("latin-1")
+
+
+_header_names = MemoTable(_header_name, 4096)  # a request header's name → its lower-case bytes
+
+
+def _client(peer: str) -> tuple[str, int] | None:
+    host, _, port = peer.rpartition(":")
+    return (host.strip("[]"), int(port)) if port.isdigit() else None
+
+
+def http_scope(conn: Responder, exchange: Exchange, root_path: str, server: ASGIServer,
+               state: dict[str, Any]) -> Scope:
+    """The ``http`` scope of one request (ASGI HTTP spec, "HTTP Connection Scope")."""
+    request = exchange.request
+    path = request.path
+    return {
+        "type": "http",
+        "asgi": ASGI_VERSION,
+        "http_version": request.version,
+        "method": request.method,
+        "scheme": "http",
+        "path": unquote(path) if "%" in path else path,
+        "raw_path": path.encode("latin-1"),
+        "query_string": request.query.encode("latin-1"),
+        "root_path": root_path,
+        "headers": [(_header_names[name], value.encode("latin-1")) for name, value in request.headers],
+        "client": _client(conn.client),
+        "server": server.address,
+        "state": dict(state),  # shallow, as uvicorn does: a request's additions never reach the next one
+    }
+
+
+def report_environ(exchange: Exchange) -> dict[str, Any]:
+    """The request as the error report reads it (the WSGI environ's keys: tracebacks._request)."""
+    request = exchange.request
+    environ: dict[str, Any] = {"REQUEST_METHOD": request.method, "RAW_URI": request.target,
+                               "QUERY_STRING": request.query, "wsgi.input": exchange.input()}
+    for name, value in request.headers:
+        key = name.upper().replace("-", "_")
+        environ[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key] = value
+    return environ
+
+
+class ASGICall:
+    """One call of an ASGI app for one connection's scope; subclasses give ``receive``, ``send`` and the outcome."""
+
+    def __init__(self, conn: Responder, exchange: Exchange, finished: Callable[[], None]) -> None:
+        self.conn = conn
+        self.exchange = exchange
+        self._finished: Callable[[], None] | None = finished
+
+    def finished(self) -> None:
+        """The connection may go on (the response is complete, or the call is over): once."""
+        done, self._finished = self._finished, None
+        if done is not None:
+            done()
+
+    async def receive(self) -> Message:
+        raise NotImplementedError
+
+    async def send(self, message: Message) -> None:
+        raise NotImplementedError
+
+    def returned(self) -> None:
+        """The app returned."""
+
+    def failed(self, text: str, exc: BaseException) -> None:
+        """The app raised ``exc`` (``text``: its traceback)."""
+
+    def aborted(self) -> None:
+        """The client left, or the worker stopped, while the app ran."""
+
+    async def run(self, entry: ASGIApplication, scope: Scope) -> None:
+        """Call the app and settle the outcome; never raises."""
+        try:
+            await entry.app(scope, self.receive, self.send)
+        except (ClientGone, asyncio.CancelledError):
+            self.aborted()
+        except BaseException as exc:  # noqa: BLE001 - any app failure becomes a 500 page or a closed connection
+            self.failed(traceback.format_exc(), exc)
+        else:
+            self.returned()
+        finally:
+            entry.after()
+            self.finished()
+
+
+def start_call(call: ASGICall, entry: ASGIApplication, scope: Scope,
+               logs: requestlogs.LineCollector | None) -> asyncio.Task[None]:
+    """Run ``call`` in a task of its own, with ``logs`` as the request's (what the app prints is its request's)."""
+    context = contextvars.copy_context()
+    context.run(requestlogs.current.set, logs)
+    return call.conn.loop.create_task(call.run(entry, scope), context=context)
+
+
+class HTTPCall(ASGICall):
+    """``receive`` and ``send`` of one HTTP request.
+
+    A whole response (one body event) with a status of :data:`FAILED_STATUS`
+    or above is held until the app returns: a framework that answers its own
+    bare 500 and then raises (Starlette's ``ServerErrorMiddleware``) gets
+    devserver's 500 page with the traceback instead, as a WSGI app does.
+    Other whole responses go out at once, so a background task run after the
+    response never delays it.
+    """
+
+    def __init__(self, conn: Responder, exchange: Exchange, finished: Callable[[], None],
+                 log_line: Callable[[str], None] = lambda line: None) -> None:
+        super().__init__(conn, exchange, finished)
+        self.log_line = log_line  # a failure after the response has no row to go to: the server log has it
+        self.body: BinaryIO | None = None  # the request body, rewound when first read
+        self.body_left = exchange.body_size
+        self.request_done = False  # the last http.request event was given
+        self.status = 0
+        self.headers: list[tuple[str, str]] | None = None
+        self.close = False
+        self.streaming = False  # the head went out with start(): write()/finish() follow
+        self.complete = False  # the whole response went out (or the connection was given up)
+        self.held: bytes | None = None  # a whole failure response, waiting for the app to return
+        self.done: asyncio.Event | None = None  # made when receive() first waits for the end: most apps never do
+
+    # receive ---------------------------------------------------------------
+    async def receive(self) -> Message:
+        if not self.request_done:
+            chunk = self._read() if self.body_left > 0 else b""
+            self.body_left -= len(chunk)
+            more = self.body_left > 0 and bool(chunk)
+            self.request_done = not more
+            return {"type": "http.request", "body": chunk, "more_body": more}
+        conn = self.conn
+        done = self.done = self.done or asyncio.Event()
+        while not conn.closing and not conn.eof and not self.complete:
+            try:
+                await asyncio.wait_for(done.wait(), DISCONNECT_CHECK)
+            except TimeoutError:
+                pass
+        return {"type": "http.disconnect"}
+
+    def _read(self) -> bytes:
+        try:
+            if self.body is None:
+                self.body = self.exchange.input()
+            return self.body.read(CHUNK)
+        except ValueError:  # closed: the response was complete and the connection went on
+            return b""
+
+    # send --------------------------------------------------------------------
+    async def send(self, message: Message) -> None:
+        kind = message.get("type")
+        if self.complete:
+            if self.conn.closing and not self.held:
+                raise ClientGone("client disconnected")
+            raise AppError(f"{kind!r} sent after the response was complete")
+        if self.conn.closing:
+            raise ClientGone("client disconnected")
+        if kind == "http.response.start":
+            self._start(message)
+        elif kind == "http.response.body":
+            self._body(message)
+            if self.streaming and not self.complete:
+                await self._drained()
+        else:
+            raise AppError(f"unexpected ASGI message {kind!r} for an http scope")
+
+    async def _drained(self) -> None:
+        """Wait while the client reads slower than the app streams (the transport paused its writes)."""
+        conn = self.conn
+        gate = conn.write_gate
+        while gate is not None and not gate.is_set() and not conn.closing:
+            await asyncio.sleep(DRAIN_CHECK)
+
+    def _start(self, message: Message) -> None:
+        if self.headers is not None:
+            raise AppError("http.response.start sent twice")
+        status = message.get("status")
+        if not isinstance(status, int) or not 100 <= status <= 999:
+            raise AppError(f"invalid status {status!r}")
+        headers: list[tuple[str, str]] = []
+        for pair in message.get("headers", ()):
+            name, value = _header(pair)
+            lname = name.lower()
+            if lname in HOP_BY_HOP:
+                self.close = self.close or (lname == "connection" and "close" in value.lower())
+                continue  # the server owns connection management, as for WSGI
+            headers.append((name, value))
+        self.status, self.headers = status, headers
+
+    def _body(self, message: Message) -> None:
+        if self.headers is None:
+            raise AppError("http.response.body sent before http.response.start")
+        body = message.get("body", b"")
+        if not isinstance(body, (bytes, bytearray, memoryview)):
+            raise AppError(f"the body must be bytes, not {type(body).__name__}")
+        body = bytes(body)
+        more = bool(message.get("more_body", False))
+        if self.streaming:
+            self.conn.write(body)
+            if not more:
+                self._complete()
+                self.conn.finish()
+                self.finished()
+            return
+        if more:
+            self.streaming = True
+            if self.close:
+                self.exchange.close = True
+            self.conn.start(self.status, self.headers, body)
+            return
+        if self.status >= FAILED_STATUS:
+            self.held = body
+            self._complete()  # for the app; the bytes go out when it returns
+            return
+        self._complete()
+        self.conn.send(self.status, self.headers, body, close=self.close)
+        self.conn.end()
+        self.finished()
+
+    def _complete(self) -> None:
+        self.complete = True
+        if self.done is not None:
+            self.done.set()
+
+    # outcome ---------------------------------------------------------------
+    def returned(self) -> None:
+        if self.held is not None:
+            self._send_held()
+        elif self.headers is None:
+            self._error_page("The application returned without starting a response.", None)
+        elif not self.complete:
+            self.aborted()  # a streamed body cut short: only closing the connection can tell the client
+
+    def _send_held(self) -> None:
+        if self.conn.closing:
+            self._end_gone()
+            return
+        self.conn.send(self.status, self.headers or [], self.held or b"", close=self.close)
+        self.held = None
+        self.conn.end()
+
+    def failed(self, text: str, exc: BaseException) -> None:
+        exchange = self.exchange
+        failures.keep(requestlogs.current_id(), exc)  # for the dashboard's console, under the dashboard only
+        if self.streaming or (self.complete and self.held is None):
+            if self.complete:  # after the response (a background task): the row is written, the log has it
+                for line in text.rstrip("\n").split("\n"):
+                    self.log_line(line)
+                return
+            exchange.traceback = text
+            exchange.report = tracebacks.report(exc, report_environ(exchange))
+            self.aborted()
+            return
+        self._error_page("The application raised an exception.", text, exc)
+
+    def _error_page(self, message: str, text: str | None, exc: BaseException | None = None) -> None:
+        exchange = self.exchange
+        report = tracebacks.report(exc, report_environ(exchange)) if exc is not None else None
+        exchange.traceback, exchange.report = text, report
+        self._complete()
+        if self.conn.closing:
+            self._end_gone()
+            return
+        self.conn.send_error(500, message, text, report=report)
+        self.conn.end()
+
+    def aborted(self) -> None:
+        if self.complete and self.held is None:
+            return
+        self._complete()
+        self._end_gone()
+
+    def _end_gone(self) -> None:
+        exchange = self.exchange
+        exchange.close = True
+        if exchange.status == 0:
+            exchange.status = 500
+        if self.conn.current is exchange:
+            self.conn.abort()
+            self.conn.end()
+
+
+def _header(pair: Any) -> tuple[str, str]:
+    try:
+        raw_name, raw_value = pair
+        name, value = bytes(raw_name).decode("latin-1"), bytes(raw_value).decode("latin-1")
+    except (TypeError, ValueError):
+        raise AppError(f"a header must be a pair of bytes, not {pair!r}") from None
+    if not name or "\r" in value or "\n" in value or any(c in name for c in " \t\r\n:"):
+        raise AppError(f"invalid header {name!r}: {value!r}")
+    return name, value
+
+
+def start_asgi(conn: Responder, exchange: Exchange, entry: ASGIApplication, root_path: str, server: ASGIServer,
+               finished: Callable[[], None]) -> asyncio.Task[None]:
+    """Run ``entry``'s app for the current request in a task; ``finished()`` once the response is complete."""
+    exchange.logs = requestlogs.LineCollector() if server.request_detail else None
+    call = HTTPCall(conn, exchange, finished, server.log_line)
+    scope = http_scope(conn, exchange, root_path, server, entry.state)
+    return start_call(call, entry, scope, exchange.logs)
+
+
+__all__ = ["ASGIApp", "ASGIApplication", "ASGIServer", "AppError", "HTTPCall", "http_scope", "start_asgi"]
