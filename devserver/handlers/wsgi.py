@@ -8,7 +8,6 @@ a Content-Length.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import traceback
@@ -398,19 +397,6 @@ async def _finish_sending(sending: Awaitable[None], conn: Responder, exchange: E
         finished()
 
 
-async def serve_wsgi(conn: Responder, exchange: Exchange, app: WSGIApp, script_name: str, path_info: str,
-                     server: WSGIServer) -> None:
-    """``start_wsgi`` for a handler running in a task (the path after a first import): returns once answered."""
-    answered: asyncio.Future[None] = conn.loop.create_future()
-
-    def finished() -> None:
-        if not answered.cancelled():  # cancelled: the worker is stopping
-            answered.set_result(None)
-
-    start_wsgi(conn, exchange, app, script_name, path_info, server, finished)
-    await answered
-
-
 def _answer(conn: Responder, exchange: Exchange, outcome: Outcome, server: WSGIServer) -> Awaitable[None] | None:
     """Send what the app answered; a file body is sent by the awaitable returned."""
     exchange.traceback = outcome.traceback
@@ -468,4 +454,4 @@ async def _send_wrapped_file(conn: Responder, exchange: Exchange, outcome: Outco
     conn.end()
 
 
-__all__ = ["AppError", "FileWrapper", "WSGIApp", "WSGIServer", "build_environ", "serve_wsgi", "start_wsgi"]
+__all__ = ["AppError", "FileWrapper", "WSGIApp", "WSGIServer", "build_environ", "start_wsgi"]
