@@ -171,7 +171,9 @@ class ServerEvent:
 
 Event = RequestEvent | ReloadEvent | WorkerEvent | WorkerStatus | DroppedEvents | LogEvent | ServerEvent
 # An event in transit as (class, field values in order), built by the receiver: a worker sends one
-# RequestEvent per request, and building the frozen dataclass cost it as much as pickling it.
+# RequestEvent per request, and building the frozen dataclass cost it as much as pickling it.  Both sides
+# take the order from the class: the worker names each value (kit/frozen.values_by_name), the receiver
+# sets each field (kit/frozen.maker).
 Wire = tuple[type[Event], tuple[Any, ...]]
 
 

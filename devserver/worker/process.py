@@ -33,6 +33,7 @@ from devserver.http.parser import Limits
 from devserver.ipc.config import Config
 from devserver.ipc.control import ControlMessage, Evaluate, PageChanged, Reload, StopSeen
 from devserver.ipc.events import LogEvent, ReloadEvent, RequestEvent, WorkerStatus
+from devserver.kit.frozen import values_by_name
 from devserver.kit.timers import Repeater
 from devserver.worker.accept import Acceptor
 from devserver.worker.connection import Connection
@@ -51,6 +52,12 @@ STATUS_EVERY = 1.0
 GC_YOUNG_THRESHOLD = 7000
 SAVE_SETTLE = 0.1  # seconds: a module file younger than this may still be being written
 SAVE_PATIENCE = 2.0  # seconds a request waits for a module that keeps being saved
+# RequestEvent's values by field name, in the order of its fields whatever it is: the fields an Exchange
+# holds are read from it, the others are given by keyword (record()).
+EXCHANGE_FIELDS = {"method": "request.method", "target": "request.target", "http_version": "request.version",
+                   "status": "status", "bytes_sent": "sent", "body_preview": "preview", "traceback": "traceback",
+                   "error": "error", "error_report": "report", "request_line": "request.request_line"}
+_request_values = values_by_name(RequestEvent, EXCHANGE_FIELDS)
 
 
 class Worker:
@@ -294,15 +301,13 @@ class Worker:
         request_body, response_body = exchange.capture.finish() if exchange.capture is not None else (None, None)
         logs = exchange.logs
         detail = self.config.request_detail
-        self.sink.emit_values(RequestEvent, (  # RequestEvent's fields, in order
-            time.time(), self.pid, conn.client, request.method, request.target, request.version, exchange.status,
-            exchange.sent, (time.perf_counter() - exchange.started) * 1000,
-            tuple(request.headers) if detail else (),
-            sent_headers(exchange.writer) if detail else (),  # as on the wire
-            exchange.preview, exchange.traceback,
-            exchange.error, request_body, response_body, exchange.report,
-            logs.snapshot() if logs is not None else (), logs.id if logs is not None else "", request.request_line,
-        ))
+        self.sink.emit_values(RequestEvent, _request_values(
+            exchange, time=time.time(), worker_pid=self.pid, client=conn.client,
+            duration_ms=(time.perf_counter() - exchange.started) * 1000,
+            request_headers=tuple(request.headers) if detail else (),
+            response_headers=sent_headers(exchange.writer) if detail else (),  # as on the wire
+            request_body=request_body, response_body=response_body,
+            logs=logs.snapshot() if logs is not None else (), request_id=logs.id if logs is not None else ""))
         if len(self.sink) >= 256:
             self._flush_events()
         self.flusher.poke()
