@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Any, Protocol
 
 from devserver.handlers.exchange import Exchange, Responder
 from devserver.handlers.wsgi import WSGIApp, WSGIServer, start_wsgi
 
-LoadedApp = Callable[..., object]  # what a module loader hands out: a WSGI callable today
+# What a module loader hands out, whatever it speaks (a WSGI callable today); each handler takes its own kind.
+LoadedApp = Callable[..., Any]
 
 
 class AppHandler(Protocol):
@@ -42,9 +43,9 @@ class WSGIHandler:
 
     server: WSGIServer
 
-    def start(self, responder: Responder, exchange: Exchange, app: LoadedApp, script_name: str, path_info: str,
+    def start(self, responder: Responder, exchange: Exchange, app: WSGIApp, script_name: str, path_info: str,
               finished: Callable[[], None]) -> None:
-        start_wsgi(responder, exchange, cast(WSGIApp, app), script_name, path_info, self.server, finished)
+        start_wsgi(responder, exchange, app, script_name, path_info, self.server, finished)
 
 
 def speaks(app: LoadedApp) -> str:
@@ -65,18 +66,18 @@ class AppHandlers:
     longer than until its next call).
     """
 
-    __slots__ = ("table", "_app", "_handler")
+    __slots__ = ("table", "app", "handler")
 
     def __init__(self, table: dict[str, AppHandler]) -> None:
         self.table = table
-        self._app: LoadedApp | None = None
-        self._handler: AppHandler | None = None
+        self.app: LoadedApp | None = None  # the last app called, and its handler (read on the request path)
+        self.handler = table["wsgi"]
 
     def of(self, app: LoadedApp) -> AppHandler:
-        if app is not self._app or self._handler is None:
-            self._handler = self.table[speaks(app)]
-            self._app = app
-        return self._handler
+        if app is not self.app:
+            self.handler = self.table[speaks(app)]
+            self.app = app
+        return self.handler
 
 
 async def serve_app(handler: AppHandler, responder: Responder, exchange: Exchange, app: LoadedApp, script_name: str,

@@ -179,7 +179,9 @@ class Worker:
         conn.begin(exchange)
         self.inflight.begin(exchange, exchange.request.method, exchange.request.target)
         conn.hold()
-        self.apps.of(app).start(conn, exchange, app, script_name, path_info, conn.release)
+        apps = self.apps
+        (apps.handler if app is apps.app else apps.of(app)).start(conn, exchange, app, script_name, path_info,
+                                                                  conn.release)
         return True
 
     # ...and what runs it in the connection's task, begun (handle() answers the rest as try_sync does).
