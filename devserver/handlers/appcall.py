@@ -71,7 +71,7 @@ class AppHandlers:
     def __init__(self, table: dict[str, AppHandler]) -> None:
         self.table = table
         self.app: LoadedApp | None = None  # the last app called, and its handler (read on the request path)
-        self.handler = table["wsgi"]
+        self.handler = table["wsgi"]  # until the first call (no app is None)
 
     def of(self, app: LoadedApp) -> AppHandler:
         if app is not self.app:
