@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
 import pickle
 
 from devserver.apps import filestamp
-from devserver.apps.dynamic import split_script
 from devserver.debug import requestlogs
 from devserver.handlers import static
+from devserver.handlers.routes import script_route
 from devserver.handlers.wsgi import ErrorStream, WSGIServer, build_environ
 from devserver.http.framing import BodyWriter, frame
 from devserver.http.hostcheck import HostPolicy
@@ -65,7 +65,7 @@ def steps(root: str) -> dict[str, Callable[[], object]]:
     return {
         "parse: RequestParser.feed (httptools + Request)": lambda: parser.feed(REQUEST),
         "parse: Exchange()": lambda: Exchange(request),
-        "routing: split_script('/')": lambda: split_script("/"),
+        "routing: script_route('/')": lambda: script_route("/"),
         "routing: static.resolve('/') (files win, miss)": lambda: static.resolve(root, "/"),
         "routing: static._locate('/') (the walk, uncached)": lambda: static._locate(root, "/"),
         "static: serve('/one_k.txt') (1 KiB, in the small-file cache)":

@@ -35,7 +35,6 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 PRIVATE_PREFIX = "__devserver_dynamic__."
 EMPTIED_PATIENCE = 2.0  # seconds an emptied module may stay empty before it counts as meant to be
 PYC_RACY_NS = 2_000_000_000  # a source younger than this may share its mtime second with a stale .pyc
-_SCRIPT = re.compile(r"/([A-Za-z_][A-Za-z0-9_]*)\.py(?=/|\Z)")
 
 
 class NotFound(Exception):
@@ -61,14 +60,6 @@ def saving(st: os.stat_result, seconds: float, now: float) -> bool:
     404 "no application", tests/test_reload_under_load.py).
     """
     return now - st.st_mtime < (EMPTIED_PATIENCE if st.st_size == 0 else seconds)
-
-
-def split_script(path: str) -> tuple[str, str, str] | None:
-    """``/name.py/rest`` → (name, "/name.py", "/rest"); None if not a script URL."""
-    match = _SCRIPT.match(path)
-    if match is None:
-        return None
-    return match.group(1), match.group(0), path[match.end():]
 
 
 class DynamicModules:

@@ -14,13 +14,16 @@ import threading
 import time
 from collections.abc import Callable
 from tempfile import SpooledTemporaryFile
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from devserver.debug.capture import Capture
 from devserver.debug.requestlogs import LineCollector
 from devserver.http.framing import BodyWriter
 from devserver.http.parser import Request
 from devserver.ipc.reports import ErrorReport
+
+if TYPE_CHECKING:
+    from devserver.handlers.routes import Route
 
 PREVIEW = 1024  # bytes of request body kept for the event log
 SPOOL = 1024 * 1024  # request bodies above this go to a temporary file
@@ -34,7 +37,7 @@ class Exchange:
     """A request, its body and what was answered, for one round trip."""
 
     __slots__ = ("request", "body", "preview", "started", "status", "sent",
-                 "traceback", "error", "continue_sent", "close", "prepared", "body_size", "writer",
+                 "traceback", "error", "continue_sent", "close", "route", "body_size", "writer",
                  "capture", "report", "logs")
 
     def __init__(self, request: Request) -> None:
@@ -49,7 +52,7 @@ class Exchange:
         self.error: str | None = None
         self.continue_sent = False
         self.close = not request.keep_alive
-        self.prepared: object = None  # work a synchronous attempt left for the async path
+        self.route: Route | None = None  # what answers it, decided once (handlers/routes.py); None: not yet
         self.writer: BodyWriter | None = None  # the response's framing, once its head is out
         self.capture: Capture | None = None  # bodies recorded for the dashboard (devserver.debug.capture)
         self.report: ErrorReport | None = None  # an app's exception in full (devserver.debug.tracebacks)

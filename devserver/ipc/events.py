@@ -192,7 +192,9 @@ class ProjectUsage:
 
 Event = RequestEvent | ReloadEvent | WorkerEvent | WorkerStatus | DroppedEvents | LogEvent | ServerEvent | ProjectUsage
 # An event in transit as (class, field values in order), built by the receiver: a worker sends one
-# RequestEvent per request, and building the frozen dataclass cost it as much as pickling it.
+# RequestEvent per request, and building the frozen dataclass cost it as much as pickling it.  Both sides
+# take the order from the class: the worker names each value (kit/frozen.values_by_name), the receiver
+# sets each field (kit/frozen.constructor_from_values).
 Wire = tuple[type[Event], tuple[Any, ...]]
 
 

@@ -17,18 +17,18 @@ import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TextIO, cast
 
-from devserver.apps.dynamic import ImportFailed, NotFound, ServedApp, split_script
+from devserver.apps.dynamic import ImportFailed, NotFound, ServedApp
 from devserver.apps.loader import app_key, modules_for
 from devserver.debug import capture, failures, requestlogs
 from devserver.debug.appoutput import escape_app_output
-from devserver.handlers import static
-from devserver.handlers.asgi import ASGIApplication, ASGIServer, start_asgi
+from devserver.handlers.appcall import AppHandlers, app_handlers, serve_app
+from devserver.handlers.asgi import ASGIApplication, ASGIServer
 from devserver.handlers.exchange import ClientGone, Exchange, Responder
 from devserver.handlers.lifespan import Lifespan, LifespanKeeper
-from devserver.handlers.wsgi import WSGIServer, start_wsgi
+from devserver.handlers.routes import ALLOW, INTERNAL, App, Internal, Refused, Router, Script, SendFile, ServerOptions, StaticResponse
+from devserver.handlers.wsgi import WSGIServer
 from devserver.http.framing import sent_headers
 from devserver.http.hostcheck import HostPolicy
 from devserver.http.parser import Limits
@@ -36,6 +36,7 @@ from devserver.ipc.channels import ControlReceiver, EventWriter, Generation, Inf
 from devserver.ipc.config import Config
 from devserver.ipc.control import ControlMessage, Evaluate, PageChanged, Reload, StopSeen
 from devserver.ipc.events import Event, LogEvent, ReloadEvent, RequestEvent, WorkerStatus
+from devserver.kit.frozen import values_by_name
 from devserver.kit.timers import Repeater
 from devserver.worker.accept import Acceptor
 from devserver.worker.connection import Connection
@@ -52,17 +53,14 @@ STATUS_EVERY = 1.0
 # requests, and each one walks every object of the connections in flight: a tenth as many collections
 # cost ~3% fewer instructions per request with `Connection: close`; the garbage waits a little longer.
 GC_YOUNG_THRESHOLD = 7000
-INTERNAL_PREFIX = "/__devserver__/"
-ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"  # what OPTIONS * says the server takes
 SAVE_SETTLE = 0.1  # seconds: a module file younger than this may still be being written
 SAVE_PATIENCE = 2.0  # seconds a request waits for a module that keeps being saved
-
-
-@dataclass(frozen=True, slots=True)
-class Routed:
-    """What try_sync found for a request it could not answer at once, so handle() need not look again."""
-
-    static: static.StaticResponse | None  # None: not a file, the APP answers
+# RequestEvent's values by field name, in the order of its fields whatever it is: the fields an Exchange
+# holds are read from it, the others are given by keyword (record()).
+EXCHANGE_FIELDS = {"method": "request.method", "target": "request.target", "http_version": "request.version",
+                   "status": "status", "bytes_sent": "sent", "body_preview": "preview", "traceback": "traceback",
+                   "error": "error", "error_report": "report", "request_line": "request.request_line"}
+_request_values = values_by_name(RequestEvent, EXCHANGE_FIELDS)
 
 
 class Worker:
@@ -97,9 +95,18 @@ class Worker:
         self.inflight = InflightTable(None)  # what this worker serves, for the supervisor if it dies
         addr = sock.getsockname()
         self.server_address = (config.host, addr[1])
-        self.wsgi: WSGIServer | None = None  # built in serve(), once the extensions are in
         self.asgi = ASGIServer(self.server_address, self.log_line, config.request_detail)
         self.lifespans = LifespanKeeper(config.lifespan, self.log_line)
+        # Built in serve(), once the extensions (live reload) have set their transforms and endpoint.
+        self.router: Router
+        self.apps: AppHandlers
+        # How each kind of route runs (handlers/routes.py): at once on the loop (False: it must wait)...
+        self._now: dict[type, Callable[..., bool]] = {
+            Refused: self._refuse, ServerOptions: self._server_options, StaticResponse: self._send_static,
+            Script: self._start_script, App: self._start_app}
+        # ...or in the connection's task, where an import, a sendfile or a stream is waited for.
+        self._later: dict[type, Callable[..., Awaitable[None]]] = {
+            Internal: self._internal, SendFile: self._send_file, Script: self._import_script, App: self._import_app}
         # Periodic work, each asleep while it has nothing to do (timers.py).
         self.flusher = Repeater(self.loop, FLUSH_EVERY, self.flush_events, lambda: len(self.sink) > 0)
         self.sweeper = Repeater(self.loop, SWEEP_EVERY, self._sweep, lambda: bool(self.connections))
@@ -111,47 +118,59 @@ class Worker:
         self.dynamic = modules_for(config, self)  # last: a project APP is loaded now, before serving
 
     # routing ---------------------------------------------------------------
-    def _answered_by_server(self, conn: Connection, exchange: Exchange) -> bool:
-        """Requests the server answers itself, before any file or app: foreign Hosts, ``OPTIONS *``."""
-        request = exchange.request
-        host = request.host
-        if not self.hosts.allows(host):
-            conn.begin(exchange)
-            conn.send_error(403, HostPolicy.refusal(host or ""))
-            conn.end()
-            return True
-        if request.path == "*":  # the parser lets the asterisk form through only for OPTIONS
-            conn.begin(exchange)
-            conn.send(200, [("Allow", ALLOW)])
-            conn.end()
-            return True
-        return False
-
     def try_sync(self, conn: Connection, exchange: Exchange) -> bool:
-        """Answer a request without a task when it needs no waiting (small static files)."""
-        if self._answered_by_server(conn, exchange):
-            return True
-        path = exchange.request.path
-        script = split_script(path)
-        if script is not None:
-            name, script_name, path_info = script
-            if self._start_loaded(conn, exchange, name, "application", script_name, path_info):
-                return True
-            exchange.prepared = Routed(None)  # the server's own checks are done; handle() routes by path
-            return False
-        if path.startswith(INTERNAL_PREFIX):
-            return False
-        response = self._static(exchange)
-        if response is None and self.app_name is not None and self._start_loaded(
-                conn, exchange, self.app_name, self.app_attr, "", path):  # type: ignore[arg-type] # as in _app
-            return True
-        if response is None or response.file is not None:
-            exchange.prepared = Routed(response)
-            return False
+        """Route the request, and answer it without a task when nothing must be waited for.
+
+        True: answered, or started (an app already loaded runs in the pool
+        with the connection held).  False: ``handle`` runs the route in a task.
+        """
+        route = exchange.route = self.router.route(exchange.request)
+        now = self._now.get(type(route))
+        return now is not None and now(conn, exchange, route)
+
+    async def handle(self, conn: Connection, exchange: Exchange) -> None:
+        """Answer the request at the head of ``conn``'s queue, in the connection's task."""
+        route = exchange.route
+        if route is None:  # queued behind a request a task answers: try_sync never saw it
+            route = exchange.route = self.router.route(exchange.request)
+        later = self._later.get(type(route))
+        if later is None:
+            self._now[type(route)](conn, exchange, route)
+            return
+        conn.begin(exchange)
+        self.inflight.begin(exchange, exchange.request.method, exchange.request.target)
+        try:
+            await later(conn, exchange, route)
+        except ClientGone:
+            exchange.close = True
+            if conn.current is exchange:
+                conn.end()
+            raise
+
+    # What runs each kind of route on the loop at once (False: it must wait, handle() runs it)...
+    def _refuse(self, conn: Connection, exchange: Exchange, route: Refused) -> bool:
+        conn.begin(exchange)
+        conn.send_error(route.status, route.message)
+        conn.end()
+        return True
+
+    def _server_options(self, conn: Connection, exchange: Exchange, route: ServerOptions) -> bool:
+        conn.begin(exchange)
+        conn.send(200, [("Allow", ALLOW)])
+        conn.end()
+        return True
+
+    def _send_static(self, conn: Connection, exchange: Exchange, response: StaticResponse) -> bool:
         conn.begin(exchange)
         conn.send(response.status, response.headers, response.body)
         conn.end()
         return True
+
+    def _start_script(self, conn: Connection, exchange: Exchange, route: Script) -> bool:
+        return self._start_loaded(conn, exchange, route.name, "application", route.script_name, route.path_info)
+
+    def _start_app(self, conn: Connection, exchange: Exchange, route: App) -> bool:
+        return self._start_loaded(conn, exchange, self.app_name, self.app_attr, "", exchange.request.path)  # type: ignore[arg-type]
 
     def _start_loaded(self, conn: Connection, exchange: Exchange, name: str, attribute: str, script_name: str,
                       path_info: str) -> bool:
@@ -159,50 +178,16 @@ class Worker:
 
         False when the app must be imported first: handle() does that, in the pool.
         """
-        if self.wsgi is None:
-            return False
         app = self._loaded(name, attribute)
         if app is None:
             return False
         conn.begin(exchange)
         self.inflight.begin(exchange, exchange.request.method, exchange.request.target)
         conn.hold()
-        self._start_app(conn, exchange, app, script_name, path_info, conn.release)
+        apps = self.apps
+        (apps.handler if app is apps.app else apps.of(app)).start(conn, exchange, app, script_name, path_info,
+                                                                  conn.release)
         return True
-
-    # the app's call: WSGI in the pool, ASGI on the loop ----------------------
-    def _start_app(self, conn: Connection, exchange: Exchange, app: ServedApp, script_name: str, path_info: str,
-                   finished: Callable[[], None]) -> None:
-        """Call ``app`` for the current request; ``finished()`` once answered."""
-        if not isinstance(app, ASGIApplication):
-            assert self.wsgi is not None
-            start_wsgi(conn, exchange, app, script_name, path_info, self.wsgi, finished)
-            return
-        lifespan = self.lifespans.ready(app)
-        if lifespan is not None:
-            self._start_asgi(conn, exchange, app, script_name, finished, lifespan)
-        else:  # a reloaded app: the old one's shutdown and this one's startup come first
-            self.loop.create_task(self._switch_then_start(conn, exchange, app, script_name, finished))
-
-    async def _switch_then_start(self, conn: Connection, exchange: Exchange, app: ASGIApplication, root_path: str,
-                                 finished: Callable[[], None]) -> None:
-        lifespan = await self.lifespans.switch(app)
-        if conn.closing:
-            exchange.close = True
-            conn.end()
-            finished()
-            return
-        self._start_asgi(conn, exchange, app, root_path, finished, lifespan)
-
-    def _start_asgi(self, conn: Connection, exchange: Exchange, app: ASGIApplication, root_path: str,
-                    finished: Callable[[], None], lifespan: Lifespan) -> None:
-        if lifespan.failure is not None:  # never served as if it were fine
-            exchange.traceback = lifespan.traceback
-            conn.send_error(500, f"The app's lifespan startup failed: {lifespan.failure}", lifespan.traceback)
-            conn.end()
-            finished()
-            return
-        start_asgi(conn, exchange, app, root_path, self.asgi, finished)
 
     def app_loaded(self) -> asyncio.Task[Lifespan] | None:
         """The APP was (re)built: start an ASGI app's lifespan now rather than at its first request."""
@@ -211,60 +196,16 @@ class Worker:
             return None
         return self.loop.create_task(self.lifespans.switch(loaded))
 
-    async def _serve_app(self, conn: Connection, exchange: Exchange, app: ServedApp, script_name: str,
-                         path_info: str) -> None:
-        """``_start_app`` for a handler running in a task: returns once answered."""
-        answered: asyncio.Future[None] = self.loop.create_future()
+    # ...and what runs it in the connection's task, begun (handle() answers the rest as try_sync does).
+    async def _internal(self, conn: Connection, exchange: Exchange, route: Internal) -> None:
+        assert self.internal is not None  # the router routes here only when an endpoint is installed
+        await self.internal(conn, exchange)
 
-        def finished() -> None:
-            if not answered.done():  # cancelled: the worker is stopping
-                answered.set_result(None)
-
-        self._start_app(conn, exchange, app, script_name, path_info, finished)
-        await answered
-
-    def _static(self, exchange: Exchange) -> static.StaticResponse | None:
-        """The static answer, or None when a module:callable app should answer instead."""
-        request = exchange.request
-        if self.app_name is not None:
-            try:
-                if static.resolve(self.config.root, request.path) is None:
-                    return None
-            except ValueError:
-                return None
-        return static.serve(self.config.root, request.method, request.path, static.request_headers(request.headers),
-                            html_transform=self.static_html_transform or self.html_transform)
-
-    async def handle(self, conn: Connection, exchange: Exchange) -> None:
-        """Answer the request at the head of ``conn``'s queue."""
-        routed = exchange.prepared if isinstance(exchange.prepared, Routed) else None
-        if routed is None and self._answered_by_server(conn, exchange):
-            return
-        conn.begin(exchange)
-        self.inflight.begin(exchange, exchange.request.method, exchange.request.target)
-        path = exchange.request.path
-        try:
-            if path.startswith(INTERNAL_PREFIX) and self.internal is not None:
-                await self.internal(conn, exchange)
-                return
-            script = split_script(path)
-            if script is not None:
-                await self._dynamic(conn, exchange, *script)
-                return
-            response = routed.static if routed is not None else self._static(exchange)
-            if response is None:
-                await self._app(conn, exchange)
-            elif response.file is not None:
-                await conn.send_file(response.status, response.headers, response.file, response.offset, response.length)
-                conn.end()
-            else:
-                conn.send(response.status, response.headers, response.body)
-                conn.end()
-        except ClientGone:
-            exchange.close = True
-            if conn.current is exchange:
-                conn.end()
-            raise
+    async def _send_file(self, conn: Connection, exchange: Exchange, route: SendFile) -> None:
+        response = route.response
+        assert response.file is not None
+        await conn.send_file(response.status, response.headers, response.file, response.offset, response.length)
+        conn.end()
 
     def _loaded(self, name: str, attribute: str) -> ServedApp | None:
         """The app if it is loaded and fresh, after the reloads announced so far; None if it must be imported."""
@@ -298,29 +239,27 @@ class Worker:
             self.catch_up()
             self.dynamic.purge([name])
 
-    async def _dynamic(self, conn: Connection, exchange: Exchange, name: str, script_name: str, path_info: str) -> None:
-        try:
-            app = await self._load(name)
-        except NotFound as exc:
-            conn.send_error(404, str(exc))
-            conn.end()
-            return
-        except ImportFailed as exc:
-            self._import_failed(conn, exchange, exc)
-            return
-        await self._serve_app(conn, exchange, app, script_name, path_info)
+    async def _import_script(self, conn: Connection, exchange: Exchange, route: Script) -> None:
+        await self._import_and_start(conn, exchange, route.name, "application", route.script_name, route.path_info,
+                                     404, "")
 
-    async def _app(self, conn: Connection, exchange: Exchange) -> None:
+    async def _import_app(self, conn: Connection, exchange: Exchange, route: App) -> None:
+        await self._import_and_start(conn, exchange, self.app_name, self.app_attr, "", exchange.request.path,  # type: ignore[arg-type]
+                                     500, f"The app {self.config.app} cannot be served: ")
+
+    async def _import_and_start(self, conn: Connection, exchange: Exchange, name: str, attribute: str, script_name: str,
+                                path_info: str, missing_status: int, missing_prefix: str) -> None:
+        """The app, imported in the pool if it must be, run for this request; its errors answered as pages."""
         try:
-            app = await self._load(self.app_name, self.app_attr)  # type: ignore[arg-type]
+            app = await self._load(name, attribute)
         except NotFound as exc:
-            conn.send_error(500, f"The app {self.config.app} cannot be served: {exc}")
+            conn.send_error(missing_status, missing_prefix + str(exc))
             conn.end()
             return
         except ImportFailed as exc:
             self._import_failed(conn, exchange, exc)
             return
-        await self._serve_app(conn, exchange, app, "", exchange.request.path)
+        await serve_app(self.apps.of(app), conn, exchange, app, script_name, path_info)
 
     def _import_failed(self, conn: Connection, exchange: Exchange, exc: ImportFailed) -> None:
         exchange.traceback = exc.traceback  # the dashboard's text: no report, whose frames the console would ask for
@@ -370,21 +309,19 @@ class Worker:
         """One RequestEvent per response; the server's own endpoints (live reload) are not counted."""
         self.inflight.end(exchange)
         request = exchange.request
-        if request.path.startswith(INTERNAL_PREFIX):
+        if exchange.route is INTERNAL:
             return
         self.requests += 1
         request_body, response_body = exchange.capture.finish() if exchange.capture is not None else (None, None)
         logs = exchange.logs
         detail = self.config.request_detail
-        self.sink.emit_values(RequestEvent, (  # RequestEvent's fields, in order
-            time.time(), self.pid, conn.client, request.method, request.target, request.version, exchange.status,
-            exchange.sent, (time.perf_counter() - exchange.started) * 1000,
-            tuple(request.headers) if detail else (),
-            sent_headers(exchange.writer) if detail else (),  # as on the wire
-            exchange.preview, exchange.traceback,
-            exchange.error, request_body, response_body, exchange.report,
-            logs.snapshot() if logs is not None else (), logs.id if logs is not None else "", request.request_line,
-        ))
+        self.sink.emit_values(RequestEvent, _request_values(
+            exchange, time=time.time(), worker_pid=self.pid, client=conn.client,
+            duration_ms=(time.perf_counter() - exchange.started) * 1000,
+            request_headers=tuple(request.headers) if detail else (),
+            response_headers=sent_headers(exchange.writer) if detail else (),  # as on the wire
+            request_body=request_body, response_body=response_body,
+            logs=logs.snapshot() if logs is not None else (), request_id=logs.id if logs is not None else ""))
         if len(self.sink) >= 256:
             self.flush_events()
         self.flusher.poke()
@@ -424,8 +361,13 @@ class Worker:
 
     # lifecycle ---------------------------------------------------------------
     async def serve(self) -> None:
-        self.wsgi = WSGIServer(self.pool, self.server_address, self.config.workers > 1, self.log_line,
-                               self.html_transform, self.config.request_detail)
+        self.router = Router(self.hosts, self.config.root, app=self.app_name is not None,
+                             internal=self.internal is not None,
+                             html_transform=self.static_html_transform or self.html_transform)
+        self.apps = AppHandlers(app_handlers(WSGIServer(self.pool, self.server_address, self.config.workers > 1,
+                                                        self.log_line, self.html_transform,
+                                                        self.config.request_detail),
+                                              self.asgi, self.lifespans))
         self.acceptor = Acceptor(self.loop, self.sock, lambda: Connection(self), self.config.backlog, self.handoff)
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         started = self.app_loaded()
