@@ -47,6 +47,7 @@ from devserver.apps.ownmodules import OwnModules
 from devserver.apps.projectfiles import ProjectFiles
 from devserver.apps.templatecache import TemplateCaches
 from devserver.debug import tracebacks
+from devserver.handlers.asgi_websocket import is_asgi
 from devserver.ipc.config import Config
 from devserver.ipc.control import Reload
 from devserver.ipc.reports import ErrorReport
@@ -450,6 +451,8 @@ class ProjectModules:
             self.reporter.scan_modules()
             if self.follow_saves:
                 self.fresh.stamp(self._watched(self.reporter.known_files()))  # the modules imported for the first time
+        if is_asgi(target):
+            return target  # an ASGI app: the WSGI middlewares below cannot wrap it
         if self.livereload:
             from devserver.handlers.inject import with_livereload
 

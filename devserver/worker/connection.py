@@ -455,3 +455,24 @@ class Connection(asyncio.Protocol):
         else:
             self.close()
 
+
+    # a WebSocket's handover (devserver.worker.websocket) -----------------------
+    def upgrade(self, protocol: asyncio.Protocol) -> asyncio.Transport:
+        """Give the transport to ``protocol``, an accepted WebSocket: nothing of HTTP is read or written here again.
+
+        The worker forgets this connection (a drain does not wait on it); the
+        WebSocket's own close ends it.  The client sends no frame before the
+        101 that the WebSocket writes, so no byte read here belongs to it.
+        """
+        transport = self.transport
+        assert transport is not None
+        self.closing = True
+        self.current = None
+        self.queue.clear()
+        self.parser.close()
+        self.worker.closed(self)
+        transport.set_protocol(protocol)
+        if self.reading_paused:
+            self.reading_paused = False
+            transport.resume_reading()
+        return transport

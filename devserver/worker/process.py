@@ -24,7 +24,7 @@ from devserver.apps.dynamic import ImportFailed, NotFound, split_script
 from devserver.apps.loader import app_key, modules_for
 from devserver.debug import capture, failures, requestlogs
 from devserver.debug.appoutput import escape_app_output
-from devserver.handlers import static
+from devserver.handlers import asgi_websocket, static
 from devserver.handlers.exchange import ClientGone, Exchange, Responder
 from devserver.handlers.wsgi import WSGIApp, WSGIServer, serve_wsgi, start_wsgi
 from devserver.http.framing import sent_headers
@@ -32,7 +32,7 @@ from devserver.http.hostcheck import HostPolicy
 from devserver.http.parser import Limits
 from devserver.ipc.config import Config
 from devserver.ipc.control import ControlMessage, Evaluate, PageChanged, Reload, StopSeen
-from devserver.ipc.events import LogEvent, ReloadEvent, RequestEvent, WorkerStatus
+from devserver.ipc.events import LogEvent, ReloadEvent, RequestEvent, WebSocketSummary, WorkerStatus
 from devserver.kit.timers import Repeater
 from devserver.worker.accept import Acceptor
 from devserver.worker.connection import Connection
@@ -40,6 +40,7 @@ from devserver.worker.eventqueue import MAX_BATCH, EventChannel, EventSink
 from devserver.worker.handoff import Handoff
 from devserver.worker.inflight import InflightTable
 from devserver.worker.threadpool import ThreadPool
+from devserver.worker.websocket import Upgrade, WebSocket, handshake, wants_websocket
 
 FLUSH_EVERY = 0.05  # seconds between event batches
 SWEEP_EVERY = 0.5  # seconds between timeout sweeps
@@ -53,6 +54,9 @@ INTERNAL_PREFIX = "/__devserver__/"
 ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"  # what OPTIONS * says the server takes
 SAVE_SETTLE = 0.1  # seconds: a module file younger than this may still be being written
 SAVE_PATIENCE = 2.0  # seconds a request waits for a module that keeps being saved
+# WebSocket close codes (RFC 6455 §7.4.1, IANA registry): new code is served (reload, warm restart), or the server stops.
+SERVICE_RESTART = (1012, "service restart")
+GOING_AWAY = (1001, "server stopping")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,7 @@ class Worker:
         self.generation = generation
         self.applied_generation = generation.value if generation is not None else 0
         self.connections: set[Connection] = set()
+        self.websockets: dict[WebSocket, object] = {}  # open WebSockets and the app each runs
         self.requests = 0
         self.draining = False
         self.retiring = False  # a warm restart replaces this worker (retire)
@@ -137,6 +142,9 @@ class Worker:
         if path.startswith(INTERNAL_PREFIX):
             return False
         response = self._static(exchange)
+        if response is None and wants_websocket(exchange.request):
+            exchange.prepared = Routed(None)  # the APP answers it, on the loop (_app)
+            return False
         if response is None and self.app_name is not None and self._start_loaded(
                 conn, exchange, self.app_name, self.app_attr, "", path):  # type: ignore[arg-type] # as in _app
             return True
@@ -263,8 +271,40 @@ class Worker:
         except ImportFailed as exc:
             self._import_failed(conn, exchange, exc)
             return
+        if wants_websocket(exchange.request) and asgi_websocket.is_asgi(app):
+            await self._websocket(conn, exchange, app)
+            return
         assert self.wsgi is not None
         await serve_wsgi(conn, exchange, app, "", exchange.request.path, self.wsgi)
+
+    async def _websocket(self, conn: Connection, exchange: Exchange, app: object) -> None:
+        """An upgrade request to an ASGI APP (the Host was checked): the handshake, then the connection."""
+        request = exchange.request
+        exchange.close = True  # whatever the app answers, HTTP ends here
+        protocol, response = handshake(request.target, request.headers)
+        if response.status_code != 101:  # not a valid handshake: the app never sees it
+            conn.send(response.status_code, list(response.headers.raw_items()), bytes(response.body), close=True)
+            conn.end()
+            return
+        upgrade = Upgrade(conn, exchange, protocol, response, lambda socket: self.websockets.__setitem__(socket, app),
+                          lambda socket: self.websockets.pop(socket, None))
+        scope = asgi_websocket.websocket_scope(request, conn.client, self.server_address)
+        outcome = await asgi_websocket.serve(app, scope, upgrade, self.config.header_timeout)  # type: ignore[arg-type]
+        websocket = upgrade.socket
+        if websocket is None:
+            return  # answered over HTTP: recorded when that response ended
+        closed = websocket.closed or asgi_websocket.Closed(1006, "")
+        exchange.traceback = outcome.traceback
+        exchange.capture = None  # nothing of HTTP was exchanged after the head: no bodies
+        self.record(conn, exchange, WebSocketSummary(websocket.received, websocket.sent, closed.code, closed.reason,
+                                                     tuple(websocket.log)))
+
+    def close_websockets(self, code: int, reason: str, stale: bool = False) -> None:
+        """Close the open WebSockets (``stale``: only those whose app is no longer the current one)."""
+        current = self.dynamic.cached(self.app_name, self.app_attr) if stale and self.app_name else None  # type: ignore[arg-type]
+        for websocket, app in list(self.websockets.items()):
+            if not stale or app is not current:
+                websocket.close(code, reason)
 
     def _import_failed(self, conn: Connection, exchange: Exchange, exc: ImportFailed) -> None:
         exchange.traceback = exc.traceback  # the dashboard's text: no report, whose frames the console would ask for
@@ -304,13 +344,15 @@ class Worker:
     def _on_reload(self, message: Reload) -> None:
         self.dynamic.purge(self.dynamic.loaded() if message.modules is None else message.modules)
         self.applied_generation = max(self.applied_generation, message.generation)
+        if self.websockets:  # the old code's sockets: their clients reconnect to the new code
+            self.close_websockets(*SERVICE_RESTART, stale=True)
 
     def _on_page_changed(self, message: PageChanged) -> None:
         for listener in self.page_listeners:
             listener(message)
 
     # events ------------------------------------------------------------------
-    def record(self, conn: Connection, exchange: Exchange) -> None:
+    def record(self, conn: Connection, exchange: Exchange, websocket: WebSocketSummary | None = None) -> None:
         """One RequestEvent per response; the server's own endpoints (live reload) are not counted."""
         self.inflight.end(exchange)
         request = exchange.request
@@ -328,6 +370,7 @@ class Worker:
             exchange.preview, exchange.traceback,
             exchange.error, request_body, response_body, exchange.report,
             logs.snapshot() if logs is not None else (), logs.id if logs is not None else "", request.request_line,
+            websocket,
         ))
         if len(self.sink) >= 256:
             self._flush_events()
@@ -393,6 +436,7 @@ class Worker:
         self.retiring = True
         if self.acceptor is not None:
             self.acceptor.stop()
+        self.close_websockets(*SERVICE_RESTART)
         for conn in list(self.connections):
             if conn.idle():
                 self.park(conn)
@@ -437,6 +481,7 @@ class Worker:
             self.acceptor.stop()
         for hook in self.shutdown_hooks:
             hook()
+        self.close_websockets(*(SERVICE_RESTART if self.retiring else GOING_AWAY))
         for conn in list(self.connections):
             if conn.idle():
                 self._let_go(conn)
@@ -448,7 +493,7 @@ class Worker:
 
     async def _wait_drained(self) -> None:
         deadline = time.monotonic() + self.config.shutdown_timeout
-        while self.connections and time.monotonic() < deadline:
+        while (self.connections or self.websockets) and time.monotonic() < deadline:  # sockets: CLOSE_WAIT at most
             for conn in list(self.connections):
                 if conn.idle():
                     self._let_go(conn)
