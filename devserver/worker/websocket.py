@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from websockets.datastructures import Headers
-from websockets.frames import Frame, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
@@ -166,9 +166,16 @@ class WebSocket(asyncio.Protocol):
         if not frame.fin:
             return
         data, self.fragments = b"".join(self.fragments), []
+        message: str | bytes = data
+        if self.text:
+            try:
+                message = data.decode()
+            except UnicodeDecodeError:  # the sans-IO protocol leaves text to its reader (RFC 6455 §8.1)
+                self.protocol.fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
+                return
         self.received += 1
         self._note("in", data, self.text)
-        self.incoming.append(data.decode() if self.text else data)  # the protocol checked the UTF-8
+        self.incoming.append(message)
         if self.transport is not None and len(self.incoming) > 1:
             self.transport.pause_reading()  # the app has not read the last one: wait for it
         self._wake()
