@@ -41,6 +41,7 @@ class FakeTransport:
     def __init__(self) -> None:
         self.out = bytearray()
         self.closed = False
+        self.eof = False
         self.aborted = asyncio.Event()
         self.reading = True
 
@@ -54,6 +55,9 @@ class FakeTransport:
 
     def close(self) -> None:
         self.closed = True
+
+    def write_eof(self) -> None:
+        self.eof = True
 
     def abort(self) -> None:
         self.closed = True
@@ -135,7 +139,7 @@ async def test_the_client_closing_gives_the_app_its_code_and_reason() -> None:
     assert await socket.receive() == Closed(4000, "bye")
     events = client_events(client, transport)
     assert isinstance(events[0], CloseConnection) and events[0].code == 4000  # the close answered
-    assert transport.closed  # the server closes TCP first (RFC 6455 §7.1.1)
+    assert transport.eof  # the server ends TCP first (RFC 6455 §7.1.1)
     socket.connection_lost(None)
     assert ended == [socket]
     with pytest.raises(ConnectionError):

@@ -340,12 +340,12 @@ class Worker:
         handler = self.on_message.get(type(message))
         if handler is not None:
             handler(message)
+        if self.websockets and isinstance(message, Reload):  # whoever applied it (a project app takes Reload)
+            self.close_websockets(*SERVICE_RESTART, stale=True)  # the old code's: clients reconnect to the new
 
     def _on_reload(self, message: Reload) -> None:
         self.dynamic.purge(self.dynamic.loaded() if message.modules is None else message.modules)
         self.applied_generation = max(self.applied_generation, message.generation)
-        if self.websockets:  # the old code's sockets: their clients reconnect to the new code
-            self.close_websockets(*SERVICE_RESTART, stale=True)
 
     def _on_page_changed(self, message: PageChanged) -> None:
         for listener in self.page_listeners:

@@ -193,9 +193,11 @@ class WebSocket(asyncio.Protocol):
         for data in self.protocol.data_to_send():
             if data:
                 transport.write(data)
-            else:  # the protocol's end of stream: the server closes the TCP connection first (RFC 6455 §7.1.1)
-                transport.close()
-                return
+            else:
+                # The protocol's end of stream: the server ends TCP first (RFC 6455 §7.1.1), by a FIN after its
+                # close frame, reading on until the client's own.  Closing outright would reset a client still
+                # sending (a message over the limit, say), and a reset loses the close frame it had not read.
+                transport.write_eof()
         if self.protocol.close_expected() and self.close_timer is None:
             self.close_timer = asyncio.get_running_loop().call_later(CLOSE_WAIT, self._drop)
 
