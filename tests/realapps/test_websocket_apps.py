@@ -242,3 +242,17 @@ def test_a_reload_closes_open_websockets_with_1012_and_they_reconnect_to_the_new
             with ws(server, "/echo") as client:
                 client.send("version")
                 assert client.recv(DEADLINE) == "two"
+
+
+def test_stopping_the_server_closes_open_websockets_with_1001(project: Path) -> None:
+    server = start(project, "main:app")
+    with contextlib.ExitStack() as stack:
+        clients = [stack.enter_context(ws(server, "/echo")) for _ in range(5)]
+        for client in clients:
+            client.send("version")
+            assert client.recv(DEADLINE) == "one"
+        assert server.stop() == 0  # not held up by the sockets (stop() fails after its own 20 s)
+        for client in clients:
+            with pytest.raises(ConnectionClosed) as closed:
+                client.recv(DEADLINE)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
