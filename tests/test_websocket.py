@@ -22,9 +22,10 @@ from wsproto.events import Request as ClientRequest
 
 from devserver.handlers import asgi_websocket
 from devserver.handlers.asgi_websocket import Closed, serve, websocket_scope
+from devserver.handlers.exchange import Exchange
 from devserver.http.parser import Request
 from devserver.worker import websocket
-from devserver.worker.websocket import WebSocket, handshake, wants_websocket
+from devserver.worker.websocket import Upgrade, WebSocket, handshake, wants_websocket
 
 
 def in_loop(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
@@ -58,6 +59,9 @@ class FakeTransport:
 
     def write_eof(self) -> None:
         self.eof = True
+
+    def is_closing(self) -> bool:
+        return self.closed
 
     def abort(self) -> None:
         self.closed = True
@@ -199,6 +203,50 @@ async def test_a_client_that_vanishes_ends_the_app_receive_with_1006() -> None:
     socket.connection_lost(ConnectionResetError())
     assert await asyncio.wait_for(waiting, 10) == Closed(1006, "")
     assert ended == [socket]
+
+
+class FakeConnection:
+    """The HTTP connection an Upgrade hands over (websocket.Upgradable)."""
+
+    def __init__(self, transport: FakeTransport) -> None:
+        self.transport = transport
+        self.protocol: object = None
+
+    def upgrade(self, protocol: object) -> FakeTransport:
+        self.protocol = protocol
+        return self.transport
+
+
+def upgrade_for(transport: FakeTransport) -> tuple[WSConnection, Upgrade, FakeConnection, list[WebSocket]]:
+    client, headers = client_request()
+    protocol, response = handshake("/ws", headers)
+    opened_sockets: list[WebSocket] = []
+    conn = FakeConnection(transport)
+    request = Request("GET", "/ws", "1.1", headers, True)
+    return client, Upgrade(conn, Exchange(request), protocol, response, opened_sockets.append, lambda s: None), \
+        conn, opened_sockets  # type: ignore[arg-type]
+
+
+@in_loop
+async def test_accepting_hands_the_transport_over_and_sends_the_101_with_the_apps_choices() -> None:
+    transport = FakeTransport()
+    client, upgrade, conn, sockets = upgrade_for(transport)
+    socket = upgrade.accept("chat", [(b"x-extra", b"yes")])
+    assert conn.protocol is socket and sockets == [socket] and upgrade.exchange.status == 101
+    head = bytes(transport.out).split(b"\r\n\r\n")[0].lower()
+    assert b"sec-websocket-protocol: chat" in head and b"x-extra: yes" in head
+    client.receive_data(transport.take())
+    accepted = next(client.events())
+    assert isinstance(accepted, AcceptConnection) and accepted.subprotocol == "chat"
+
+
+@in_loop
+async def test_a_client_gone_during_the_handshake_is_a_closed_socket_at_once() -> None:
+    transport = FakeTransport()
+    transport.closed = True  # its connection_lost went to the HTTP connection
+    _, upgrade, _, _ = upgrade_for(transport)
+    socket = upgrade.accept(None, [])
+    assert await socket.receive() == Closed(1006, "")
 
 
 def test_a_bad_handshake_is_answered_before_any_app() -> None:

@@ -249,7 +249,10 @@ class Upgrade:
         self.protocol.send_response(response)
         socket = self.socket = WebSocket(self.protocol, self.on_closed)
         self.exchange.status = 101
-        socket.connection_made(self.conn.upgrade(socket))
+        transport = self.conn.upgrade(socket)
+        socket.connection_made(transport)
+        if transport.is_closing():  # the client left during the handshake: its connection_lost came and went
+            socket.connection_lost(None)
         socket._flush()  # the 101 response
         self.on_open(socket)
         self.exchange.sent = len(response.serialize())
