@@ -1,6 +1,6 @@
 """A save with 20 WebSockets open: devserver against `uvicorn --reload`, interleaved rounds.
 
-    python bench/ws_reload.py [--rounds 5] [--sockets 20] [--bound 10]
+    python bench/ws_reload.py [--rounds 5] [--sockets 20] [--bound 10] [--app echo|waiting]
 
 Each round starts each server in turn on the same ASGI app (a raw echo
 that answers "version" with its VERSION), opens SOCKETS WebSockets, then
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import statistics
 import tempfile
@@ -47,7 +48,11 @@ async def app(scope, receive, send):
         if message["type"] == "websocket.disconnect":
             return
         await send({{"type": "websocket.send", "text": VERSION}})
+        {then}
 '''
+# What the app does after answering: reads on (an echo), or waits on something else, never reading again
+# (a handler waiting on a queue or a pub/sub feed: the case uvicorn's reload hangs on, uvicorn #2943, #675).
+THEN = {"echo": "pass", "waiting": "import asyncio; await asyncio.Event().wait()"}
 
 
 def specs(project: Path) -> list[ServerSpec]:
@@ -69,14 +74,15 @@ def version(port: int) -> str:
         return str(ws.recv(2))
 
 
-def one_round(port: int, project: Path, sockets: int, bound: float, old: str, new: str) -> tuple[float, Counter[str], float]:
+def one_round(port: int, project: Path, sockets: int, bound: float, source: str) -> tuple[float, Counter[str], float]:
     with contextlib.ExitStack() as stack:
         clients = [stack.enter_context(connect(f"ws://{HOST}:{port}/echo", open_timeout=10)) for _ in range(sockets)]
-        return measure(clients, port, project, bound, old, new)
+        return measure(clients, port, project, bound, source)
 
 
-def measure(clients: list[ClientConnection], port: int, project: Path, bound: float, old: str,
-            new: str) -> tuple[float, Counter[str], float]:
+def measure(clients: list[ClientConnection], port: int, project: Path, bound: float,
+            source: str) -> tuple[float, Counter[str], float]:
+    old, new = "old", "new"
     for client in clients:
         client.send("version")
         assert client.recv(10) == old
@@ -94,7 +100,7 @@ def measure(clients: list[ClientConnection], port: int, project: Path, bound: fl
     watchers = [threading.Thread(target=watch, args=(client,)) for client in clients]
     for watcher in watchers:
         watcher.start()
-    (project / "echo.py").write_text(APP.format(version=new))
+    (project / "echo.py").write_text(source)
     saved = time.monotonic()
     fresh = float("nan")
     while time.monotonic() - saved < bound:
@@ -112,11 +118,17 @@ def measure(clients: list[ClientConnection], port: int, project: Path, bound: fl
     return last * 1000, codes, fresh * 1000
 
 
+def ms(value: float) -> str:
+    """Milliseconds, or "never" (nan: not within the bound)."""
+    return "   never" if math.isnan(value) else f"{value:5.0f} ms"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sockets", type=int, default=20)
     parser.add_argument("--bound", type=float, default=10.0)
+    parser.add_argument("--app", choices=sorted(THEN), default="echo")
     opts = parser.parse_args(argv)
     results: dict[str, list[tuple[float, Counter[str], float]]] = {}
     with tempfile.TemporaryDirectory(prefix="devserver-ws-reload-") as tmp:
@@ -128,18 +140,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         for round_ in range(opts.rounds):
             order = specs(project)
             for spec in order if round_ % 2 == 0 else order[::-1]:
-                (project / "echo.py").write_text(APP.format(version="old"))
+                (project / "echo.py").write_text(APP.format(version="old", then=THEN[opts.app]))
                 with running(spec, logs):
-                    row = one_round(spec.port, project, opts.sockets, opts.bound, "old", "new")
+                    row = one_round(spec.port, project, opts.sockets, opts.bound, APP.format(version="new",
+                                    then=THEN[opts.app]))
                 results.setdefault(spec.name, []).append(row)
                 closes, codes, fresh = row
-                print(f"round {round_ + 1} {spec.name:18} last close {closes:8.0f} ms  codes {dict(codes)}  "
-                      f"new code after {fresh:8.0f} ms", flush=True)
+                print(f"round {round_ + 1} {spec.name:18} last close {ms(closes)}  codes {dict(codes)}  "
+                      f"new code after {ms(fresh)}", flush=True)
     print()
     for name, rows in results.items():
         codes = sum((c for _, c, _ in rows), Counter())
-        print(f"{name:18} last close (median) {statistics.median(r[0] for r in rows):8.0f} ms  "
-              f"new code (median) {statistics.median(r[2] for r in rows):8.0f} ms  codes {dict(codes)}")
+        print(f"{name:18} last close (median) {ms(statistics.median(r[0] for r in rows))}  "
+              f"new code (median) {ms(statistics.median(r[2] for r in rows))}  codes {dict(codes)}")
     print(f"{opts.sockets} sockets, bound {opts.bound:g} s; load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
