@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import LiveServer
-from realapp import DEADLINE, edit, start
+from realapp import DEADLINE, SteadyLoad, edit, start
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -216,10 +216,13 @@ def test_a_broadcast_reaches_20_websockets(server: LiveServer) -> None:
 @pytest.mark.parametrize("strategy", ["auto", "restart"])
 def test_a_reload_closes_open_websockets_with_1012_and_they_reconnect_to_the_new_code(
         project: Path, strategy: str) -> None:
+    (project / "html_page").mkdir()
+    (project / "html_page" / "page.txt").write_text("a page")  # HTTP beside the sockets (the APP's is not ASGI yet)
     server = start(project, "--reload", strategy, "main:app")  # two workers
     with contextlib.ExitStack() as stack:
         stack.callback(server.stop)
         clients = [stack.enter_context(ws(server, "/echo")) for _ in range(20)]
+        load = stack.enter_context(SteadyLoad(server, "/page.txt"))
         for client in clients:
             client.send("version")
             assert client.recv(DEADLINE) == "one"
@@ -242,6 +245,8 @@ def test_a_reload_closes_open_websockets_with_1012_and_they_reconnect_to_the_new
             with ws(server, "/echo") as client:
                 client.send("version")
                 assert client.recv(DEADLINE) == "two"
+        load.__exit__()
+        load.assert_clean()  # no HTTP request refused or failed meanwhile
 
 
 def test_stopping_the_server_closes_open_websockets_with_1001(project: Path) -> None:
