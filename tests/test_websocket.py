@@ -456,3 +456,40 @@ async def test_an_app_running_on_after_its_socket_closed_is_cancelled(monkeypatc
     shake = FakeHandshake()
     assert (await serve(app, SCOPE, shake, timeout=10)).status == 101
     assert cancelled.is_set() and shake.socket.closes == [(1012, "")]
+
+
+# The logs ----------------------------------------------------------------------------------
+def websocket_event() -> Any:
+    from devserver.ipc.events import RequestEvent, WebSocketMessage, WebSocketSummary
+
+    summary = WebSocketSummary(3, 2, 1012, "service restart", (WebSocketMessage(0.5, "in", 5, True, "hello"),))
+    return RequestEvent(1.0, 42, "127.0.0.1:5000", "GET", "/ws", "1.1", 101, 166, 2500.0, websocket=summary)
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_the_logs_say_a_websocket_connection_and_how_it_ended(log_format: str) -> None:
+    import io
+    import json
+
+    from devserver.console.log import ConsoleLog
+
+    out = io.StringIO()
+    log = ConsoleLog(out, log_format)
+    log([websocket_event()])
+    log.close()
+    text = out.getvalue()
+    if log_format == "text":
+        assert "GET /ws 101" in text and "websocket 3 in / 2 out, closed 1012" in text
+    else:
+        record = json.loads(text.splitlines()[0])
+        assert record["status"] == 101
+        assert record["websocket"]["close_code"] == 1012 and record["websocket"]["messages_in"] == 3
+        assert record["websocket"]["messages"][0] == {"at": 0.5, "direction": "in", "size": 5, "text": True,
+                                                      "shown": "hello"}
+
+
+def test_a_websocket_event_pickles_whole() -> None:
+    import pickle
+
+    event = websocket_event()
+    assert pickle.loads(pickle.dumps(event)) == event
