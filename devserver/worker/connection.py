@@ -455,7 +455,6 @@ class Connection(asyncio.Protocol):
         else:
             self.close()
 
-
     # a WebSocket's handover (devserver.worker.websocket) -----------------------
     def upgrade(self, protocol: asyncio.Protocol) -> asyncio.Transport:
         """Give the transport to ``protocol``, an accepted WebSocket: nothing of HTTP is read or written here again.

@@ -40,7 +40,7 @@ from devserver.worker.eventqueue import MAX_BATCH, EventChannel, EventSink
 from devserver.worker.handoff import Handoff
 from devserver.worker.inflight import InflightTable
 from devserver.worker.threadpool import ThreadPool
-from devserver.worker.websocket import Upgrade, WebSocket, handshake, wants_websocket
+from devserver.worker.websocket import WebSocket, serve_upgrade, wants_websocket
 
 FLUSH_EVERY = 0.05  # seconds between event batches
 SWEEP_EVERY = 0.5  # seconds between timeout sweeps
@@ -272,32 +272,18 @@ class Worker:
             self._import_failed(conn, exchange, exc)
             return
         if wants_websocket(exchange.request) and asgi_websocket.is_asgi(app):
-            await self._websocket(conn, exchange, app)
+            await self._websocket(conn, exchange, app)  # type: ignore[arg-type] # is_asgi said so
             return
         assert self.wsgi is not None
         await serve_wsgi(conn, exchange, app, "", exchange.request.path, self.wsgi)
 
-    async def _websocket(self, conn: Connection, exchange: Exchange, app: object) -> None:
-        """An upgrade request to an ASGI APP (the Host was checked): the handshake, then the connection."""
-        request = exchange.request
-        exchange.close = True  # whatever the app answers, HTTP ends here
-        protocol, response = handshake(request.target, request.headers)
-        if response.status_code != 101:  # not a valid handshake: the app never sees it
-            conn.send(response.status_code, list(response.headers.raw_items()), bytes(response.body), close=True)
-            conn.end()
-            return
-        upgrade = Upgrade(conn, exchange, protocol, response, lambda socket: self.websockets.__setitem__(socket, app),
-                          lambda socket: self.websockets.pop(socket, None))
-        scope = asgi_websocket.websocket_scope(request, conn.client, self.server_address)
-        outcome = await asgi_websocket.serve(app, scope, upgrade, self.config.header_timeout)  # type: ignore[arg-type]
-        websocket = upgrade.socket
-        if websocket is None:
-            return  # answered over HTTP: recorded when that response ended
-        closed = websocket.closed or asgi_websocket.Closed(1006, "")
-        exchange.traceback = outcome.traceback
-        exchange.capture = None  # nothing of HTTP was exchanged after the head: no bodies
-        self.record(conn, exchange, WebSocketSummary(websocket.received, websocket.sent, closed.code, closed.reason,
-                                                     tuple(websocket.log)))
+    async def _websocket(self, conn: Connection, exchange: Exchange, app: asgi_websocket.ASGIApp) -> None:
+        """An upgrade request to an ASGI APP (the Host was checked): its connection, logged once it ends."""
+        summary = await serve_upgrade(conn, exchange, app, self.server_address, self.config.header_timeout,
+                                      lambda socket: self.websockets.__setitem__(socket, app),
+                                      lambda socket: self.websockets.pop(socket, None))
+        if summary is not None:  # else answered over HTTP: recorded as that response ended
+            self.record(conn, exchange, summary)
 
     def close_websockets(self, code: int, reason: str, stale: bool = False) -> None:
         """Close the open WebSockets (``stale``: only those whose app is no longer the current one)."""

@@ -25,10 +25,10 @@ from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
-from devserver.handlers.asgi_websocket import Closed, Incoming
+from devserver.handlers.asgi_websocket import ASGIApp, Closed, Incoming, serve, websocket_scope
 from devserver.handlers.exchange import ClientGone, Exchange
 from devserver.http.parser import Request as HTTPRequest
-from devserver.ipc.events import WebSocketMessage
+from devserver.ipc.events import WebSocketMessage, WebSocketSummary
 
 MAX_MESSAGE = 16 * 1024 * 1024  # bytes: uvicorn's default --ws-max-size; a longer message closes with 1009
 CLOSE_WAIT = 1.0  # seconds the client has to answer a close before its TCP connection is dropped
@@ -213,6 +213,9 @@ class WebSocket(asyncio.Protocol):
 class Upgradable(Protocol):
     """The HTTP connection of an upgrade request (devserver.worker.connection.Connection)."""
 
+    client: str
+
+    def send(self, status: int, headers: list[tuple[str, str]], body: bytes = b"", *, close: bool = False) -> None: ...
     def upgrade(self, protocol: asyncio.Protocol) -> asyncio.Transport: ...
     def send_error(self, status: int, message: str, detail: str | None = None, *, close: bool = False) -> None: ...
     def start(self, status: int, headers: list[tuple[str, str]], data: bytes = b"") -> None: ...
@@ -271,3 +274,30 @@ class Upgrade:
         self.conn.write(body)
         if not more:
             self.conn.finish()
+
+
+async def serve_upgrade(conn: Upgradable, exchange: Exchange, app: ASGIApp, server: tuple[str, int], timeout: float,
+                        on_open: Callable[[WebSocket], object],
+                        on_closed: Callable[[WebSocket], object]) -> WebSocketSummary | None:
+    """Answer an upgrade request with ``app``: the handshake, then the connection until it is closed.
+
+    Returns what the connection's event carries, or None when it was answered over HTTP (a bad
+    handshake, the app's refusal or denial, its failure before accepting): that answer was recorded
+    as it ended.
+    """
+    request = exchange.request
+    exchange.close = True  # whatever the app answers, HTTP ends here
+    protocol, response = handshake(request.target, request.headers)
+    if response.status_code != 101:  # not a valid handshake: the app never sees it
+        conn.send(response.status_code, list(response.headers.raw_items()), bytes(response.body), close=True)
+        conn.end()
+        return None
+    upgrade = Upgrade(conn, exchange, protocol, response, on_open, on_closed)
+    outcome = await serve(app, websocket_scope(request, conn.client, server), upgrade, timeout)
+    socket = upgrade.socket
+    if socket is None:
+        return None
+    closed = socket.closed or Closed(GONE, "")
+    exchange.traceback = outcome.traceback
+    exchange.capture = None  # nothing of HTTP was exchanged after the head: no bodies
+    return WebSocketSummary(socket.received, socket.sent, closed.code, closed.reason, tuple(socket.log))
