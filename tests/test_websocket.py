@@ -212,9 +212,9 @@ class FakeConnection:
         self.transport = transport
         self.protocol: object = None
 
-    def upgrade(self, protocol: object) -> FakeTransport:
+    def switch_protocol(self, protocol: WebSocket) -> None:
         self.protocol = protocol
-        return self.transport
+        protocol.connection_made(self.transport)  # type: ignore[arg-type]
 
 
 def upgrade_for(transport: FakeTransport) -> tuple[WSConnection, Upgrade, FakeConnection, list[WebSocket]]:

@@ -456,12 +456,13 @@ class Connection(asyncio.Protocol):
             self.close()
 
     # a WebSocket's handover (devserver.worker.websocket) -----------------------
-    def upgrade(self, protocol: asyncio.Protocol) -> asyncio.Transport:
-        """Give the transport to ``protocol``, an accepted WebSocket: nothing of HTTP is read or written here again.
+    def switch_protocol(self, protocol: asyncio.Protocol) -> None:
+        """Give the transport to ``protocol`` (an accepted WebSocket), which speaks on it from now on.
 
-        The worker forgets this connection (a drain does not wait on it); the
-        WebSocket's own close ends it.  The client sends no frame before the
-        101 that the WebSocket writes, so no byte read here belongs to it.
+        This connection reads and writes nothing more and the worker forgets
+        it (a drain does not wait on it); ``protocol`` gets ``connection_made``
+        and every later callback.  The client sends no frame before the 101
+        that the WebSocket writes, so no byte read here belongs to it.
         """
         transport = self.transport
         assert transport is not None
@@ -474,4 +475,4 @@ class Connection(asyncio.Protocol):
         if self.reading_paused:
             self.reading_paused = False
             transport.resume_reading()
-        return transport
+        protocol.connection_made(transport)

@@ -1,7 +1,7 @@
 """One WebSocket connection in a worker (RFC 6455): websockets' sans-IO protocol on an asyncio transport.
 
 The HTTP connection answers the upgrade request; when the app accepts, it
-hands its transport over (``Connection.upgrade``) and this protocol owns it
+hands its transport over (``Connection.switch_protocol``) and this protocol owns it
 from then on.  Framing, masking, UTF-8 checks, pongs to pings, the closing
 handshake and the message size limit are ``websockets.server.ServerProtocol``'s
 (chosen over wsproto by bench/ws_sansio.py); this module only moves bytes
@@ -216,7 +216,7 @@ class Upgradable(Protocol):
     client: str
 
     def send(self, status: int, headers: list[tuple[str, str]], body: bytes = b"", *, close: bool = False) -> None: ...
-    def upgrade(self, protocol: asyncio.Protocol) -> asyncio.Transport: ...
+    def switch_protocol(self, protocol: asyncio.Protocol) -> None: ...
     def send_error(self, status: int, message: str, detail: str | None = None, *, close: bool = False) -> None: ...
     def start(self, status: int, headers: list[tuple[str, str]], data: bytes = b"") -> None: ...
     def write(self, data: bytes) -> None: ...
@@ -252,9 +252,8 @@ class Upgrade:
         self.protocol.send_response(response)
         socket = self.socket = WebSocket(self.protocol, self.on_closed)
         self.exchange.status = 101
-        transport = self.conn.upgrade(socket)
-        socket.connection_made(transport)
-        if transport.is_closing():  # the client left during the handshake: its connection_lost came and went
+        self.conn.switch_protocol(socket)
+        if socket.transport is None or socket.transport.is_closing():  # the client left during the handshake: its connection_lost came and went
             socket.connection_lost(None)
         socket._flush()  # the 101 response
         self.on_open(socket)
