@@ -131,6 +131,9 @@ class ConsoleLog:
         status = paint[STATUS_STYLE.get(e.status // 100, "white")]
         stamp = self._stamp(e.time)
         note = f" {dim[0]}{escape_controls(e.error, multiline=False)}{dim[1]}" if e.error else ""
+        if e.websocket is not None:
+            ws = e.websocket
+            note += f" {dim[0]}websocket {ws.messages_in} in / {ws.messages_out} out, closed {ws.close_code}{dim[1]}"
         method, target = e.shown_request(SHOWN_LINE)
         return (f"{dim[0]}{stamp}{dim[1]} {e.client} {bold[0]}{method}{bold[1]} {target} "
                 f"{status[0]}{e.status}{status[1]} {human_bytes(e.bytes_sent)} {e.duration_ms:.1f}ms "

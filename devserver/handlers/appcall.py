@@ -82,13 +82,20 @@ class ASGIHandler:
 
     def _call(self, responder: Responder, exchange: Exchange, app: ASGIApplication, root_path: str,
               finished: Callable[[], None], lifespan: Lifespan) -> None:
-        if lifespan.failure is not None:  # never served as if it were fine
-            exchange.traceback = lifespan.traceback
-            responder.send_error(500, f"The app's lifespan startup failed: {lifespan.failure}", lifespan.traceback)
-            responder.end()
+        if answered_failed_startup(responder, exchange, lifespan):
             finished()
             return
         start_asgi(responder, exchange, app, root_path, self.server, finished)
+
+
+def answered_failed_startup(responder: Responder, exchange: Exchange, lifespan: Lifespan) -> bool:
+    """Answer 500 for an app whose lifespan startup failed (never served as if it were fine); False if it started."""
+    if lifespan.failure is None:
+        return False
+    exchange.traceback = lifespan.traceback
+    responder.send_error(500, f"The app's lifespan startup failed: {lifespan.failure}", lifespan.traceback)
+    responder.end()
+    return True
 
 
 def speaks(app: LoadedApp) -> str:

@@ -28,7 +28,9 @@
   ``paths``; a browser that connects while it holds gets it too.
 * The script is served compacted (:func:`compact`): under 4 KiB.
 * Requests under ``/__devserver__/`` are the server's own plumbing: the
-  worker leaves them out of the request log and statistics.
+  worker leaves them out of the request log and statistics.  One whose
+  ``Origin`` is another site's is refused (403): only this server's pages
+  read them.
 """
 
 from __future__ import annotations
@@ -42,11 +44,13 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from devserver.handlers import pages
 from devserver.handlers.exchange import Exchange
 from devserver.handlers.exchange import Responder as Connection
 from devserver.handlers.jscompact import compact
+from devserver.http.parser import Request
 from devserver.ipc.control import PageChanged
 
 
@@ -121,6 +125,18 @@ def event_frame(name: str, data: object) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
 
+def same_origin(request: Request) -> bool:
+    """No ``Origin`` (a same-origin GET sends none), or one naming the request's own Host.
+
+    The Host check keeps out rebound names; this keeps out pages of other
+    sites that reach 127.0.0.1 under its own name (RFC 6454 §7).
+    """
+    origin = next((value for name, value in request.headers if name.lower() == "origin"), None)
+    if origin is None:
+        return True
+    return urlsplit(origin.strip()).netloc.lower() == (request.host or "").lower()
+
+
 class _Stream:
     __slots__ = ("conn", "exchange")
 
@@ -150,6 +166,10 @@ class LiveReload:
     async def internal(self, conn: Connection, exchange: Exchange) -> None:
         """Answer a request under ``/__devserver__/``."""
         handler = self.routes.get(exchange.request.path)
+        if not same_origin(exchange.request):
+            conn.send_error(403, "The server's own endpoints answer pages of this server only.")
+            conn.end()
+            return
         if handler is None:
             conn.send_error(404, f"Not found: {exchange.request.path}")
             conn.end()

@@ -59,6 +59,30 @@ class BodyRecord:
 
 @_pickled_by_values
 @dataclass(frozen=True, slots=True)
+class WebSocketMessage:
+    """One message of a WebSocket connection, as its detail lists it (the first bytes only)."""
+
+    at: float  # seconds since the handshake
+    direction: str  # "in" (from the client) or "out"
+    size: int
+    text: bool
+    shown: str  # the first bytes: text as text (invalid UTF-8 replaced), binary as hex
+
+
+@_pickled_by_values
+@dataclass(frozen=True, slots=True)
+class WebSocketSummary:
+    """A WebSocket connection once closed: its request's event carries it (status 101)."""
+
+    messages_in: int
+    messages_out: int
+    close_code: int  # 1006: the TCP connection ended without a close frame
+    close_reason: str = ""
+    messages: tuple[WebSocketMessage, ...] = ()  # the first ones, bounded (devserver.worker.websocket)
+
+
+@_pickled_by_values
+@dataclass(frozen=True, slots=True)
 class RequestEvent:
     """One answered request (or a request rejected by the protocol layer)."""
 
@@ -84,6 +108,7 @@ class RequestEvent:
     # A request the server refused before it was parsed (method and target "-"): its first line as received,
     # up to 1 KiB, latin-1, unescaped (shown_request() escapes it).  "" when parsed, or when nothing came.
     request_line: str = ""
+    websocket: WebSocketSummary | None = None  # set when the request became a WebSocket connection
 
     def shown_request(self, limit: int = 0) -> tuple[str, str]:
         """Method and target as a log shows them, control characters escaped.

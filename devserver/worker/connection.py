@@ -455,3 +455,24 @@ class Connection(asyncio.Protocol):
         else:
             self.close()
 
+    # a WebSocket's handover (devserver.worker.websocket) -----------------------
+    def switch_protocol(self, protocol: asyncio.Protocol) -> None:
+        """Give the transport to ``protocol`` (an accepted WebSocket), which speaks on it from now on.
+
+        This connection reads and writes nothing more and the worker forgets
+        it (a drain does not wait on it); ``protocol`` gets ``connection_made``
+        and every later callback.  The client sends no frame before the 101
+        that the WebSocket writes, so no byte read here belongs to it.
+        """
+        transport = self.transport
+        assert transport is not None
+        self.closing = True
+        self.current = None
+        self.queue.clear()
+        self.parser.close()
+        self.worker.closed(self)
+        transport.set_protocol(protocol)
+        if self.reading_paused:
+            self.reading_paused = False
+            transport.resume_reading()
+        protocol.connection_made(transport)

@@ -23,7 +23,7 @@ from devserver.apps.dynamic import ImportFailed, NotFound, ServedApp
 from devserver.apps.loader import app_key, modules_for
 from devserver.debug import capture, failures, requestlogs
 from devserver.debug.appoutput import escape_app_output
-from devserver.handlers.appcall import AppHandlers, app_handlers, serve_app
+from devserver.handlers.appcall import AppHandlers, answered_failed_startup, app_handlers, serve_app
 from devserver.handlers.asgi import ASGIApplication, ASGIServer
 from devserver.handlers.exchange import ClientGone, Exchange, Responder
 from devserver.handlers.lifespan import Lifespan, LifespanKeeper
@@ -35,7 +35,7 @@ from devserver.http.parser import Limits
 from devserver.ipc.channels import ControlReceiver, EventWriter, Generation, InflightMemory
 from devserver.ipc.config import Config
 from devserver.ipc.control import ControlMessage, Evaluate, PageChanged, Reload, StopSeen
-from devserver.ipc.events import Event, LogEvent, ReloadEvent, RequestEvent, WorkerStatus
+from devserver.ipc.events import Event, LogEvent, ReloadEvent, RequestEvent, WebSocketSummary, WorkerStatus
 from devserver.kit.frozen import values_by_name
 from devserver.kit.timers import Repeater
 from devserver.worker.accept import Acceptor
@@ -44,6 +44,7 @@ from devserver.worker.eventqueue import MAX_BATCH, EventChannel, EventSink
 from devserver.worker.handoff import Handoff
 from devserver.worker.inflight import InflightTable
 from devserver.worker.threadpool import ThreadPool
+from devserver.worker.websocket import WebSocket, serve_upgrade, wants_websocket
 
 FLUSH_EVERY = 0.05  # seconds between event batches
 SWEEP_EVERY = 0.5  # seconds between timeout sweeps
@@ -61,6 +62,9 @@ EXCHANGE_FIELDS = {"method": "request.method", "target": "request.target", "http
                    "status": "status", "bytes_sent": "sent", "body_preview": "preview", "traceback": "traceback",
                    "error": "error", "error_report": "report", "request_line": "request.request_line"}
 _request_values = values_by_name(RequestEvent, EXCHANGE_FIELDS)
+# WebSocket close codes (RFC 6455 §7.4.1, IANA registry): new code is served (reload, warm restart), or the server stops.
+SERVICE_RESTART = (1012, "service restart")
+GOING_AWAY = (1001, "server stopping")
 
 
 class Worker:
@@ -79,6 +83,7 @@ class Worker:
         self.generation = generation
         self.applied_generation = generation.value if generation is not None else 0
         self.connections: set[Connection] = set()
+        self.websockets: dict[WebSocket, object] = {}  # open WebSockets and the app each runs
         self.requests = 0
         self.draining = False
         self.retiring = False  # a warm restart replaces this worker (retire)
@@ -170,6 +175,8 @@ class Worker:
         return self._start_loaded(conn, exchange, route.name, "application", route.script_name, route.path_info)
 
     def _start_app(self, conn: Connection, exchange: Exchange, route: App) -> bool:
+        if wants_websocket(exchange.request):
+            return False  # an upgrade is served on the loop, in the connection's task (_import_and_start)
         return self._start_loaded(conn, exchange, self.app_name, self.app_attr, "", exchange.request.path)  # type: ignore[arg-type]
 
     def _start_loaded(self, conn: Connection, exchange: Exchange, name: str, attribute: str, script_name: str,
@@ -259,7 +266,28 @@ class Worker:
         except ImportFailed as exc:
             self._import_failed(conn, exchange, exc)
             return
+        if wants_websocket(exchange.request) and isinstance(app, ASGIApplication):
+            await self._websocket(conn, exchange, app)
+            return
         await serve_app(self.apps.of(app), conn, exchange, app, script_name, path_info)
+
+    async def _websocket(self, conn: Connection, exchange: Exchange, app: ASGIApplication) -> None:
+        """An upgrade request to an ASGI app (the Host was checked): its connection, logged once it ends."""
+        lifespan = self.lifespans.ready(app) or await self.lifespans.switch(app)  # a reloaded app's startup first
+        if answered_failed_startup(conn, exchange, lifespan):
+            return
+        summary = await serve_upgrade(conn, exchange, app, self.server_address, self.config.header_timeout,
+                                      lambda socket: self.websockets.__setitem__(socket, app),
+                                      lambda socket: self.websockets.pop(socket, None))
+        if summary is not None:  # else answered over HTTP: recorded as that response ended
+            self.record(conn, exchange, summary)
+
+    def close_websockets(self, code: int, reason: str, stale: bool = False) -> None:
+        """Close the open WebSockets (``stale``: only those whose app is no longer the current one)."""
+        current = self.dynamic.cached(self.app_name, self.app_attr) if stale and self.app_name else None  # type: ignore[arg-type]
+        for websocket, app in list(self.websockets.items()):
+            if not stale or app is not current:
+                websocket.close(code, reason)
 
     def _import_failed(self, conn: Connection, exchange: Exchange, exc: ImportFailed) -> None:
         exchange.traceback = exc.traceback  # the dashboard's text: no report, whose frames the console would ask for
@@ -295,6 +323,8 @@ class Worker:
         handler = self.on_message.get(type(message))
         if handler is not None:
             handler(message)
+        if self.websockets and isinstance(message, Reload):  # whoever applied it (a project app takes Reload)
+            self.close_websockets(*SERVICE_RESTART, stale=True)  # the old code's: clients reconnect to the new
 
     def _on_reload(self, message: Reload) -> None:
         self.dynamic.purge(self.dynamic.loaded() if message.modules is None else message.modules)
@@ -305,7 +335,7 @@ class Worker:
             listener(message)
 
     # events ------------------------------------------------------------------
-    def record(self, conn: Connection, exchange: Exchange) -> None:
+    def record(self, conn: Connection, exchange: Exchange, websocket: WebSocketSummary | None = None) -> None:
         """One RequestEvent per response; the server's own endpoints (live reload) are not counted."""
         self.inflight.end(exchange)
         request = exchange.request
@@ -321,7 +351,7 @@ class Worker:
             request_headers=tuple(request.headers) if detail else (),
             response_headers=sent_headers(exchange.writer) if detail else (),  # as on the wire
             request_body=request_body, response_body=response_body,
-            logs=logs.snapshot() if logs is not None else (), request_id=logs.id if logs is not None else ""))
+            logs=logs.snapshot() if logs is not None else (), request_id=logs.id if logs is not None else "", websocket=websocket))
         if len(self.sink) >= 256:
             self.flush_events()
         self.flusher.poke()
@@ -395,6 +425,7 @@ class Worker:
         self.retiring = True
         if self.acceptor is not None:
             self.acceptor.stop()
+        self.close_websockets(*SERVICE_RESTART)
         for conn in list(self.connections):
             if conn.idle():
                 self.park(conn)
@@ -439,6 +470,7 @@ class Worker:
             self.acceptor.stop()
         for hook in self.shutdown_hooks:
             hook()
+        self.close_websockets(*(SERVICE_RESTART if self.retiring else GOING_AWAY))
         for conn in list(self.connections):
             if conn.idle():
                 self._let_go(conn)
@@ -450,7 +482,7 @@ class Worker:
 
     async def _wait_drained(self) -> None:
         deadline = time.monotonic() + self.config.shutdown_timeout
-        while self.connections and time.monotonic() < deadline:
+        while (self.connections or self.websockets) and time.monotonic() < deadline:  # sockets: CLOSE_WAIT at most
             for conn in list(self.connections):
                 if conn.idle():
                     self._let_go(conn)

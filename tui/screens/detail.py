@@ -19,7 +19,7 @@ from textual.widgets import Footer, Static
 from devserver.debug.tracebacks import report_text
 from devserver.http.parser import LINE_KEPT
 from devserver.http.statuses import reason
-from devserver.ipc.events import Headers, RequestEvent
+from devserver.ipc.events import Headers, RequestEvent, WebSocketSummary
 from devserver.kit.safetext import escape_controls
 from tui import format as fmt
 from tui.control import Control
@@ -85,6 +85,19 @@ def _decodes(target: str) -> bool:
     return True
 
 
+def websocket_text(ws: WebSocketSummary) -> tuple[str, str]:
+    """The title and lines of a WebSocket connection's section: how it ended, then its first messages."""
+    reason = f" ({ws.close_reason})" if ws.close_reason else ""
+    title = escape_controls(f"WebSocket: {ws.messages_in} in / {ws.messages_out} out, closed {ws.close_code}{reason}",
+                            multiline=False)
+    lines = [f"{m.at:9.3f} s  {m.direction:>3}  {m.size:>9} B  {'text' if m.text else 'binary'}  "
+             f"{escape_controls(m.shown, multiline=False)}" for m in ws.messages]
+    total = ws.messages_in + ws.messages_out
+    if len(ws.messages) < total:
+        lines.append(f"(the first {len(ws.messages)} of {total} messages)")
+    return title, "\n".join(lines) or "(no messages)"
+
+
 def body_text(body: bytes, content_type: str = "") -> str:
     """A body as text, JSON, form fields, image description or hex dump (escaped)."""
     return render_body(body, content_type)
@@ -138,6 +151,8 @@ class DetailScreen(Screen[None]):
             if r.logs:
                 yield from self._section(f"App output while serving it ({len(r.logs)} lines)",
                                          escape_controls("\n".join(r.logs)), id="app-output")
+            if r.websocket is not None:
+                yield from self._section(*websocket_text(r.websocket), id="websocket")
             yield from self._section("Query", query_text(r.target))
             yield from self._section("Request headers", headers_text(r.request_headers), id="request-headers")
             yield from self._body("request", r.request_headers)
