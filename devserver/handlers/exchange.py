@@ -33,7 +33,7 @@ class Exchange:
     """A request, its body and what was answered, for one round trip."""
 
     __slots__ = ("request", "body", "preview", "started", "status", "sent",
-                 "traceback", "error", "continue_sent", "close", "prepared", "body_size", "writer",
+                 "traceback", "error", "close", "prepared", "body_size", "writer",
                  "capture", "report", "logs")
 
     def __init__(self, request: Request) -> None:
@@ -46,8 +46,7 @@ class Exchange:
         self.sent = 0
         self.traceback: str | None = None
         self.error: str | None = None
-        self.continue_sent = False
-        self.close = not request.keep_alive
+        self.close = not request.keep_alive  # a reason to close after the answer (the cycle decides: http/cycle.py)
         self.prepared: object = None  # work a synchronous attempt left for the async path
         self.writer: BodyWriter | None = None  # the response's framing, once its head is out
         self.capture: Capture | None = None  # bodies recorded for the dashboard (devserver.debug.capture)
@@ -78,7 +77,9 @@ class Responder(Protocol):
     loop: asyncio.AbstractEventLoop
     client: str  # "host:port" of the peer
     closing: bool
-    current: Exchange | None  # the exchange being answered
+
+    @property
+    def current(self) -> Exchange | None: ...  # the exchange being answered
 
     def begin(self, exchange: Exchange) -> None: ...
     def end(self) -> None: ...

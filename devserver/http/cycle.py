@@ -1,0 +1,186 @@
+"""The request/response cycle of one HTTP/1.1 connection, kept as state: no sockets, no clocks.
+
+What h11's ``_connection.py`` keeps, in small: the requests read and not yet
+answered (pipelining, RFC 9112 §9.3.2: answered strictly in order), the one
+whose body is arriving, the one being answered; and from that state the
+decisions a connection makes between requests, each made here only:
+
+- when ``100 Continue`` goes out (``continue_due``): for a request that asks
+  for it, once every earlier response has gone (RFC 9110 §10.1.1).  An app
+  never sees a request before its whole body is in (bodies are spooled), so
+  no app can answer one without reading it; the answers that do go out
+  before the body are the server's own refusals (413 for a declared length
+  over the limit, 417), and those end the connection: the unread body would
+  otherwise be read as the next request;
+- which deadline runs (``wait``, from the ``WAITS`` table by ``Phase``): a
+  fresh connection and a head being received get the header timeout, an
+  idle kept-alive connection the keep-alive timeout, a body the header
+  timeout again, restarted by each byte; nothing runs while answers are
+  owed.  A head or body that stalls is answered 408; an idle connection is
+  closed without a word (no request, so nothing to answer);
+- when reading stops and starts again (``MAX_PIPELINE`` queued requests);
+- whether the connection closes after a response (``ended``): when the
+  request or the response said so (``Connection: close``, HTTP/1.0 without
+  keep-alive: the request's ``keep_alive``; the response's framing,
+  ``framing.BodyWriter.must_close``), when it is the last request that will
+  be read (the stream was refused, upgraded, or ended a message that closes
+  it: ``last_read``), or when the client half-closed and nothing more is owed.
+
+The connection (``devserver.worker.connection``) moves the bytes, runs the
+timers and asks this object what to do.  The response's own framing
+(Content-Length, chunked, HEAD/204/304) is ``framing.frame``'s.  Requests are
+held as whatever the connection makes of them (``T``: the worker's
+``Exchange``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+from typing import Generic, TypeVar
+
+from devserver.http.parser import Limits, ParserEvent, Request, RequestParser
+
+T = TypeVar("T")
+MAX_PIPELINE = 32  # queued requests before reading stops
+
+
+class Phase(Enum):
+    """Where a connection is in its cycle, as far as timing it goes."""
+
+    FRESH = "fresh"  # connected, no byte of a request yet
+    IDLE = "idle"  # every request answered; kept alive for the next
+    HEAD = "head"  # a request head has begun and is not complete
+    BODY = "body"  # a head is in and its body is arriving
+    OWED = "owed"  # answers are owed (queued or being sent): the server, not the client, is awaited
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """What a connection waits for in a phase, for how long, and what it does when that is too long."""
+
+    keepalive: bool  # the keep-alive timeout applies (otherwise the header timeout)
+    answer: int  # 0: close without a word; 408: answer Request Timeout, then close
+    restart: bool  # each byte received restarts the wait (a body); False: counted from the phase's start (a head)
+
+
+WAITS: dict[Phase, Wait | None] = {
+    Phase.FRESH: Wait(keepalive=False, answer=0, restart=False),
+    Phase.IDLE: Wait(keepalive=True, answer=0, restart=False),
+    # Counted from the head's first byte, not its last: a head sent a byte at a time cannot hold a connection.
+    Phase.HEAD: Wait(keepalive=False, answer=408, restart=False),
+    Phase.BODY: Wait(keepalive=False, answer=408, restart=True),
+    Phase.OWED: None,
+}
+
+
+class After(Enum):
+    """What a connection does once a response is complete."""
+
+    CLOSE = "close"
+    IDLE = "idle"  # nothing owed, nothing being received: wait for the next request
+    GO_ON = "go on"  # more is owed or being received
+
+
+class Cycle(Generic[T]):
+    """One connection's requests and responses, and every decision between them (see the module's text)."""
+
+    __slots__ = ("parser", "queue", "receiving", "current", "continue_owed", "eof", "reading_paused", "served")
+
+    def __init__(self, limits: Limits) -> None:
+        self.parser = RequestParser(limits)
+        self.queue: deque[T] = deque()  # read in full, not answered yet; queue[0] is answered first
+        self.receiving: T | None = None  # its head is in, its body is arriving
+        self.current: T | None = None  # being answered (queue[0] once begun)
+        self.continue_owed = False  # ``receiving`` asked for 100 Continue and has not had it
+        self.eof = False  # the client half-closed: nothing more will be read
+        self.reading_paused = False
+        self.served = False  # a response has completed on this connection
+
+    # the request side ------------------------------------------------------
+    def feed(self, data: bytes) -> list[ParserEvent]:
+        """The parser's events for ``data``; the connection reports each back (received_head, ...)."""
+        return self.parser.feed(data)
+
+    def received_head(self, item: T, request: Request) -> bool:
+        """``item`` (made of ``request``) is being received.  True: send ``100 Continue`` now."""
+        self.receiving = item
+        self.continue_owed = request.expect_continue
+        return self.continue_owed and self.continue_due()
+
+    def received_end(self) -> bool:
+        """The request being received is complete and queued.  True: stop reading (the pipeline is full)."""
+        item, self.receiving = self.receiving, None
+        self.continue_owed = False
+        if item is None:
+            return False
+        self.queue.append(item)
+        if len(self.queue) >= MAX_PIPELINE and not self.reading_paused:
+            self.reading_paused = True
+            return True
+        return False
+
+    def refused(self, item: T) -> None:
+        """``item`` is answered by the server (a broken stream, a body that could not be stored): read no more."""
+        self.receiving = None
+        self.continue_owed = False
+        self.parser.rejected = True
+        self.queue.append(item)
+
+    def half_closed(self) -> bool:
+        """The client sent its last byte (a body still arriving can never complete).  True: close now."""
+        self.eof = True
+        self.receiving = None
+        self.continue_owed = False
+        return self.current is None and not self.queue
+
+    def continue_due(self) -> bool:
+        """True once: ``100 Continue`` goes out now, every earlier response having gone (RFC 9110 §10.1.1)."""
+        if self.continue_owed and self.current is None and not self.queue:
+            self.continue_owed = False
+            return True
+        return False
+
+    # the response side -----------------------------------------------------
+    def begin(self, item: T) -> None:
+        self.current = item
+
+    def last_read(self, item: T) -> bool:
+        """``item`` is the last request this connection will read: its response says ``Connection: close``."""
+        parser = self.parser
+        return (parser.upgraded or parser.rejected or parser.done) and self.receiving is None \
+            and bool(self.queue) and self.queue[-1] is item
+
+    def ended(self, item: T, close: bool) -> After:
+        """``item``'s response is complete; ``close``: the request, the response or the handler asked for the end."""
+        self.current = None
+        self.served = True
+        if self.queue and self.queue[0] is item:
+            self.queue.popleft()
+        if close or (self.eof and not self.queue):
+            return After.CLOSE
+        if self.queue or self.receiving is not None or self.parser.in_head:
+            return After.GO_ON
+        return After.IDLE
+
+    def resume_due(self) -> bool:
+        """True once the queue has room again after reading stopped (half of MAX_PIPELINE, so it does not flap)."""
+        if self.reading_paused and len(self.queue) < MAX_PIPELINE // 2:
+            self.reading_paused = False
+            return True
+        return False
+
+    # timing --------------------------------------------------------------------
+    def phase(self) -> Phase:
+        if self.current is not None or self.queue:
+            return Phase.OWED
+        if self.receiving is not None:
+            return Phase.BODY
+        if self.parser.in_head:
+            return Phase.HEAD
+        return Phase.IDLE if self.served else Phase.FRESH
+
+    def wait(self) -> Wait | None:
+        """The deadline that applies now (None: none, answers are owed)."""
+        return WAITS[self.phase()]
