@@ -198,7 +198,9 @@ class Connection(asyncio.Protocol):
 
     def _kick(self) -> None:
         queue = self.cycle.queue
-        while queue and self.task is None and not self.held:
+        # Not once closing: what is queued behind a response that closed is never answered (its bytes
+        # would follow the close on the wire, or be read as the rest of a body cut short).
+        while queue and self.task is None and not self.held and not self.closing:
             exchange = queue[0]
             if exchange.error is not None or not self.worker.try_sync(self, exchange):
                 self.task = self.loop.create_task(self._serve())
