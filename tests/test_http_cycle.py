@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from devserver.http.cycle import MAX_PIPELINE, WAITS, After, Cycle, Phase
-from devserver.http.parser import Body, End, Head, Limits, Rejected, Request
+from devserver.http.parser import Body, End, Head, Limits, Rejected, Request, RequestParser
 
 GET = b"GET /%d HTTP/1.1\r\nHost: localhost\r\n\r\n"
 POST_CONTINUE = b"POST /up HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"
@@ -22,7 +22,7 @@ class Item:
 def feed(cycle: Cycle[Item], data: bytes) -> list[str]:
     """Feed ``data`` and report every event back as the connection does; the events' kinds, in order."""
     kinds = []
-    for event in cycle.feed(data):
+    for event in cycle.parser.feed(data):
         kinds.append(type(event).__name__)
         if isinstance(event, Head):
             kinds[-1] += "+100" if cycle.received_head(Item(event.request.target), event.request) else ""
@@ -92,7 +92,7 @@ def test_a_head_refused_before_its_body_gets_no_100_and_is_the_last_request_read
     assert feed(cycle, POST_CONTINUE) == ["Rejected 413"]
     assert not cycle.continue_due()
     refused = cycle.queue[0]
-    assert cycle.last_read(refused)  # its answer says Connection: close: the unread body is never parsed
+    assert cycle.last is refused  # its answer says Connection: close: the unread body is never parsed
     assert feed(cycle, b"data" + GET % 2) == []
 
 
@@ -119,7 +119,7 @@ def test_a_request_that_closes_is_the_last_read_on_http_10_and_on_connection_clo
                   b"GET /1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"):
         cycle: Cycle[Item] = Cycle(Limits())
         assert feed(cycle, first + GET % 2) == ["Head", "End"]  # what follows is never read
-        assert cycle.last_read(cycle.queue[0])
+        assert cycle.last is cycle.queue[0]
         assert answer(cycle, close=True) is After.CLOSE
 
 
@@ -127,13 +127,13 @@ def test_http_10_keep_alive_goes_on() -> None:
     cycle: Cycle[Item] = Cycle(Limits())
     keep = b"GET /1 HTTP/1.0\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n"
     assert feed(cycle, keep + GET % 2) == ["Head", "End", "Head", "End"]
-    assert not cycle.last_read(cycle.queue[0])
+    assert cycle.last is None
 
 
 def test_an_upgrade_is_the_last_request_read() -> None:
     cycle: Cycle[Item] = Cycle(Limits())
     feed(cycle, b"GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
-    assert len(cycle.queue) == 1 and cycle.last_read(cycle.queue[0])
+    assert len(cycle.queue) == 1 and cycle.last is cycle.queue[0]
 
 
 def test_a_half_closed_client_gets_what_it_sent_then_the_close() -> None:
@@ -163,6 +163,6 @@ def test_reading_stops_when_the_pipeline_is_full_and_starts_again_at_half() -> N
 
 
 def head_of(data: bytes) -> Request:
-    events = Cycle(Limits()).feed(data)
+    events = RequestParser().feed(data)
     assert isinstance(events[0], Head)
     return events[0].request

@@ -24,7 +24,7 @@ decisions a connection makes between requests, each made here only:
   keep-alive: the request's ``keep_alive``; the response's framing,
   ``framing.BodyWriter.must_close``), when it is the last request that will
   be read (the stream was refused, upgraded, or ended a message that closes
-  it: ``last_read``), or when the client half-closed and nothing more is owed.
+  it: ``last``), or when the client half-closed and nothing more is owed.
 
 The connection (``devserver.worker.connection``) moves the bytes, runs the
 timers and asks this object what to do.  The response's own framing
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Generic, TypeVar
 
-from devserver.http.parser import Limits, ParserEvent, Request, RequestParser
+from devserver.http.parser import Limits, Request, RequestParser
 
 T = TypeVar("T")
 MAX_PIPELINE = 32  # queued requests before reading stops
@@ -86,23 +86,22 @@ class After(Enum):
 class Cycle(Generic[T]):
     """One connection's requests and responses, and every decision between them (see the module's text)."""
 
-    __slots__ = ("parser", "queue", "receiving", "current", "continue_owed", "eof", "reading_paused", "served")
+    __slots__ = ("parser", "queue", "receiving", "current", "last", "continue_owed", "eof", "reading_paused", "served")
 
     def __init__(self, limits: Limits) -> None:
         self.parser = RequestParser(limits)
         self.queue: deque[T] = deque()  # read in full, not answered yet; queue[0] is answered first
         self.receiving: T | None = None  # its head is in, its body is arriving
         self.current: T | None = None  # being answered (queue[0] once begun)
+        # The last request this connection reads (the stream was refused, upgraded, or ended a message that
+        # closes it): its response says ``Connection: close``.  None while reading goes on.
+        self.last: T | None = None
         self.continue_owed = False  # ``receiving`` asked for 100 Continue and has not had it
         self.eof = False  # the client half-closed: nothing more will be read
         self.reading_paused = False
         self.served = False  # a response has completed on this connection
 
-    # the request side ------------------------------------------------------
-    def feed(self, data: bytes) -> list[ParserEvent]:
-        """The parser's events for ``data``; the connection reports each back (received_head, ...)."""
-        return self.parser.feed(data)
-
+    # the request side: the connection feeds ``parser`` and reports its events here --------------------
     def received_head(self, item: T, request: Request) -> bool:
         """``item`` (made of ``request``) is being received.  True: send ``100 Continue`` now."""
         self.receiving = item
@@ -116,6 +115,8 @@ class Cycle(Generic[T]):
         if item is None:
             return False
         self.queue.append(item)
+        if self.parser.done or self.parser.upgraded:
+            self.last = item
         if len(self.queue) >= MAX_PIPELINE and not self.reading_paused:
             self.reading_paused = True
             return True
@@ -127,6 +128,7 @@ class Cycle(Generic[T]):
         self.continue_owed = False
         self.parser.rejected = True
         self.queue.append(item)
+        self.last = item
 
     def half_closed(self) -> bool:
         """The client sent its last byte (a body still arriving can never complete).  True: close now."""
@@ -145,12 +147,6 @@ class Cycle(Generic[T]):
     # the response side -----------------------------------------------------
     def begin(self, item: T) -> None:
         self.current = item
-
-    def last_read(self, item: T) -> bool:
-        """``item`` is the last request this connection will read: its response says ``Connection: close``."""
-        parser = self.parser
-        return (parser.upgraded or parser.rejected or parser.done) and self.receiving is None \
-            and bool(self.queue) and self.queue[-1] is item
 
     def ended(self, item: T, close: bool) -> After:
         """``item``'s response is complete; ``close``: the request, the response or the handler asked for the end."""
@@ -183,4 +179,6 @@ class Cycle(Generic[T]):
 
     def wait(self) -> Wait | None:
         """The deadline that applies now (None: none, answers are owed)."""
+        if self.current is not None or self.queue:
+            return None  # the common case after a request is read: no phase to work out
         return WAITS[self.phase()]

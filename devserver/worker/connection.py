@@ -142,7 +142,7 @@ class Connection(asyncio.Protocol):
         if self.closing:
             return
         cycle = self.cycle
-        for event in cycle.feed(data):
+        for event in self.parser.feed(data):
             if isinstance(event, Head):
                 self._on_head(event.request)
             elif isinstance(event, Body):
@@ -205,7 +205,7 @@ class Connection(asyncio.Protocol):
             if exchange.error is not None or not self.worker.try_sync(self, exchange):
                 self.task = self.loop.create_task(self._serve())
                 return
-        if self.cycle.continue_due():
+        if self.cycle.continue_owed and self.cycle.continue_due():
             self.transport.write(CONTINUE)
 
     async def _serve(self) -> None:
@@ -258,7 +258,7 @@ class Connection(asyncio.Protocol):
         if after is After.CLOSE or self.closing:
             self.close()
             return
-        if cycle.resume_due():
+        if cycle.reading_paused and cycle.resume_due():
             self.transport.resume_reading()
         if after is After.IDLE and self.worker.retiring and self.worker.park(self):
             return
@@ -269,7 +269,7 @@ class Connection(asyncio.Protocol):
         exchange = self.cycle.current
         assert exchange is not None
         request = exchange.request
-        close = exchange.close or self.cycle.last_read(exchange)
+        close = exchange.close or exchange is self.cycle.last
         framing = frame(status, headers, method=request.method, version=request.version, close=close,
                         body_length=body_length)
         writer = exchange.writer = BodyWriter(framing)
