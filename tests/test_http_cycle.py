@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devserver.http.cycle import MAX_PIPELINE, WAITS, After, Cycle, Phase
+from devserver.http.cycle import BODY, FRESH, HEAD, IDLE, MAX_PIPELINE, OWED, After, Cycle
 from devserver.http.parser import Body, End, Head, Limits, Rejected, Request, RequestParser
 
 GET = b"GET /%d HTTP/1.1\r\nHost: localhost\r\n\r\n"
@@ -39,7 +39,7 @@ def feed(cycle: Cycle[Item], data: bytes) -> list[str]:
 def answer(cycle: Cycle[Item], close: bool = False) -> After:
     """Answer the request at the head of the queue."""
     item = cycle.queue[0]
-    cycle.begin(item)
+    cycle.current = item
     return cycle.ended(item, close)
 
 
@@ -47,14 +47,14 @@ def test_pipelined_requests_are_queued_in_order_and_answered_one_at_a_time() -> 
     cycle: Cycle[Item] = Cycle(Limits())
     assert feed(cycle, GET % 1 + GET % 2 + (GET % 3)[:10]) == ["Head", "End", "Head", "End"]
     assert [item.target for item in cycle.queue] == ["/1", "/2"]
-    assert cycle.phase() is Phase.OWED
+    assert cycle.phase() is OWED
     assert answer(cycle) is After.GO_ON  # /2 is owed
     assert answer(cycle) is After.GO_ON  # /3's head has begun
-    assert cycle.phase() is Phase.HEAD
+    assert cycle.phase() is HEAD
     feed(cycle, (GET % 3)[10:])
     assert [item.target for item in cycle.queue] == ["/3"]
     assert answer(cycle) is After.IDLE
-    assert cycle.phase() is Phase.IDLE
+    assert cycle.phase() is IDLE
 
 
 def test_100_continue_goes_out_at_once_when_nothing_is_owed_before_it() -> None:
@@ -70,7 +70,7 @@ def test_100_continue_waits_for_every_earlier_response() -> None:
     assert feed(cycle, GET % 1 + POST_CONTINUE) == ["Head", "End", "Head"]  # no 100: /1 is owed first
     assert not cycle.continue_due()
     item = cycle.queue[0]
-    cycle.begin(item)
+    cycle.current = item
     assert not cycle.continue_due()  # /1 is being answered
     assert cycle.ended(item, False) is After.GO_ON
     assert cycle.continue_due()  # the connection sends it now
@@ -98,20 +98,19 @@ def test_a_head_refused_before_its_body_gets_no_100_and_is_the_last_request_read
 
 def test_the_deadline_follows_the_phase() -> None:
     cycle: Cycle[Item] = Cycle(Limits())
-    fresh = cycle.wait()
-    assert cycle.phase() is Phase.FRESH and fresh is not None and not fresh.keepalive and fresh.answer == 0
+    fresh = cycle.phase().wait
+    assert cycle.phase() is FRESH and fresh is not None and not fresh.keepalive and fresh.answer == 0
     feed(cycle, b"POST /up HTTP/1.1\r\nHost: l")
-    head = cycle.wait()
-    assert cycle.phase() is Phase.HEAD and head is not None and head.answer == 408 and not head.restart
+    head = cycle.phase().wait
+    assert cycle.phase() is HEAD and head is not None and head.answer == 408 and not head.restart
     feed(cycle, b"ocalhost\r\nContent-Length: 4\r\n\r\nda")
-    body = cycle.wait()
-    assert cycle.phase() is Phase.BODY and body is not None and body.answer == 408 and body.restart
+    body = cycle.phase().wait
+    assert cycle.phase() is BODY and body is not None and body.answer == 408 and body.restart
     feed(cycle, b"ta")
-    assert cycle.phase() is Phase.OWED and cycle.wait() is None  # the server is awaited, not the client
+    assert cycle.phase() is OWED and cycle.phase().wait is None  # the server is awaited, not the client
     answer(cycle)
-    idle = cycle.wait()
-    assert cycle.phase() is Phase.IDLE and idle is not None and idle.keepalive and idle.answer == 0
-    assert set(WAITS) == set(Phase)
+    idle = cycle.phase().wait
+    assert cycle.phase() is IDLE and idle is not None and idle.keepalive and idle.answer == 0
 
 
 def test_a_request_that_closes_is_the_last_read_on_http_10_and_on_connection_close() -> None:

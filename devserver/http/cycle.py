@@ -12,7 +12,7 @@ decisions a connection makes between requests, each made here only:
   before the body are the server's own refusals (413 for a declared length
   over the limit, 417), and those end the connection: the unread body would
   otherwise be read as the next request;
-- which deadline runs (``wait``, from the ``WAITS`` table by ``Phase``): a
+- which deadline runs (the ``wait`` of the ``phase``, from the ``PHASES`` table): a
   fresh connection and a head being received get the header timeout, an
   idle kept-alive connection the keep-alive timeout, a body the header
   timeout again, restarted by each byte; nothing runs while answers are
@@ -46,16 +46,6 @@ T = TypeVar("T")
 MAX_PIPELINE = 32  # queued requests before reading stops
 
 
-class Phase(Enum):
-    """Where a connection is in its cycle, as far as timing it goes."""
-
-    FRESH = "fresh"  # connected, no byte of a request yet
-    IDLE = "idle"  # every request answered; kept alive for the next
-    HEAD = "head"  # a request head has begun and is not complete
-    BODY = "body"  # a head is in and its body is arriving
-    OWED = "owed"  # answers are owed (queued or being sent): the server, not the client, is awaited
-
-
 @dataclass(frozen=True, slots=True)
 class Wait:
     """What a connection waits for in a phase, for how long, and what it does when that is too long."""
@@ -65,14 +55,25 @@ class Wait:
     restart: bool  # each byte received restarts the wait (a body); False: counted from the phase's start (a head)
 
 
-WAITS: dict[Phase, Wait | None] = {
-    Phase.FRESH: Wait(keepalive=False, answer=0, restart=False),
-    Phase.IDLE: Wait(keepalive=True, answer=0, restart=False),
-    # Counted from the head's first byte, not its last: a head sent a byte at a time cannot hold a connection.
-    Phase.HEAD: Wait(keepalive=False, answer=408, restart=False),
-    Phase.BODY: Wait(keepalive=False, answer=408, restart=True),
-    Phase.OWED: None,
-}
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """Where a connection is in its cycle, as far as timing it goes, and the wait that applies there.
+
+    Constants rather than an Enum: the phase is read on every request, and an
+    Enum member costs a Python-level lookup and hash each time (CPython 3.11).
+    """
+
+    name: str
+    wait: Wait | None  # None: no deadline
+
+
+FRESH = Phase("fresh", Wait(keepalive=False, answer=0, restart=False))  # connected, no byte of a request yet
+IDLE = Phase("idle", Wait(keepalive=True, answer=0, restart=False))  # every request answered; kept alive
+# A head's wait counts from its first byte, not its last: a head sent a byte at a time cannot hold a connection.
+HEAD = Phase("head", Wait(keepalive=False, answer=408, restart=False))  # a head has begun and is not complete
+BODY = Phase("body", Wait(keepalive=False, answer=408, restart=True))  # a head is in and its body is arriving
+OWED = Phase("owed", None)  # answers are owed (queued or being sent): the server is awaited, not the client
+PHASES = (FRESH, IDLE, HEAD, BODY, OWED)
 
 
 class After(Enum):
@@ -81,6 +82,10 @@ class After(Enum):
     CLOSE = "close"
     IDLE = "idle"  # nothing owed, nothing being received: wait for the next request
     GO_ON = "go on"  # more is owed or being received
+
+
+# Read as module names on the way of every response: an Enum member's own lookup is a Python call (3.11).
+CLOSE, IDLE_NEXT, GO_ON = After.CLOSE, After.IDLE, After.GO_ON
 
 
 class Cycle(Generic[T]):
@@ -144,10 +149,7 @@ class Cycle(Generic[T]):
             return True
         return False
 
-    # the response side -----------------------------------------------------
-    def begin(self, item: T) -> None:
-        self.current = item
-
+    # the response side (the connection sets ``current`` when it begins an answer) ----------------
     def ended(self, item: T, close: bool) -> After:
         """``item``'s response is complete; ``close``: the request, the response or the handler asked for the end."""
         self.current = None
@@ -155,10 +157,10 @@ class Cycle(Generic[T]):
         if self.queue and self.queue[0] is item:
             self.queue.popleft()
         if close or (self.eof and not self.queue):
-            return After.CLOSE
+            return CLOSE
         if self.queue or self.receiving is not None or self.parser.in_head:
-            return After.GO_ON
-        return After.IDLE
+            return GO_ON
+        return IDLE_NEXT
 
     def resume_due(self) -> bool:
         """True once the queue has room again after reading stopped (half of MAX_PIPELINE, so it does not flap)."""
@@ -169,16 +171,11 @@ class Cycle(Generic[T]):
 
     # timing --------------------------------------------------------------------
     def phase(self) -> Phase:
+        """Where the cycle is; its ``wait`` is the deadline that applies now."""
         if self.current is not None or self.queue:
-            return Phase.OWED
+            return OWED
         if self.receiving is not None:
-            return Phase.BODY
+            return BODY
         if self.parser.in_head:
-            return Phase.HEAD
-        return Phase.IDLE if self.served else Phase.FRESH
-
-    def wait(self) -> Wait | None:
-        """The deadline that applies now (None: none, answers are owed)."""
-        if self.current is not None or self.queue:
-            return None  # the common case after a request is read: no phase to work out
-        return WAITS[self.phase()]
+            return HEAD
+        return IDLE if self.served else FRESH

@@ -26,7 +26,7 @@ from typing import BinaryIO, Protocol
 from devserver.debug import capture
 from devserver.handlers.exchange import ClientGone, Exchange
 from devserver.handlers.pages import error_page
-from devserver.http.cycle import After, Cycle, Phase, Wait
+from devserver.http.cycle import CLOSE, FRESH, IDLE, IDLE_NEXT, Cycle, Wait
 from devserver.http.framing import BodyWriter, frame
 from devserver.http.parser import CONTINUE, Body, End, Head, Limits, Request
 from devserver.ipc.config import Config
@@ -229,7 +229,7 @@ class Connection(asyncio.Protocol):
     # the response side: handlers call these --------------------------------
     def begin(self, exchange: Exchange) -> None:
         """Make ``exchange`` (the head of the queue) the one being answered."""
-        self.cycle.begin(exchange)
+        self.cycle.current = exchange
 
     def hold(self) -> None:
         """The current exchange is answered later, by a callback: answer nothing else until release()."""
@@ -255,12 +255,12 @@ class Connection(asyncio.Protocol):
             exchange.error = exchange.error or writer.mismatch()
         after = cycle.ended(exchange, close)
         self.worker.record(self, exchange)
-        if after is After.CLOSE or self.closing:
+        if after is CLOSE or self.closing:
             self.close()
             return
         if cycle.reading_paused and cycle.resume_due():
             self.transport.resume_reading()
-        if after is After.IDLE and self.worker.retiring and self.worker.park(self):
+        if after is IDLE_NEXT and self.worker.retiring and self.worker.park(self):
             return
         self._watch()
 
@@ -383,7 +383,7 @@ class Connection(asyncio.Protocol):
     # a warm restart's handover ------------------------------------------------
     def idle(self) -> bool:
         """Nothing is owed to the client and no byte of a next request has been read."""
-        return not self.closing and self.cycle.phase() in (Phase.FRESH, Phase.IDLE)
+        return not self.closing and self.cycle.phase() in (FRESH, IDLE)
 
     def park(self) -> None:
         """Read no more: the next request waits, unread, in the kernel for the worker this connection goes to.
@@ -440,7 +440,7 @@ class Connection(asyncio.Protocol):
     # timers --------------------------------------------------------------------
     def _watch(self) -> None:
         """Run the deadline of the cycle's phase: a new one when the phase changed, or each byte of a body."""
-        wait = self.cycle.wait()
+        wait = self.cycle.phase().wait
         if wait is None:
             self.deadline = 0.0
         elif wait is not self.waiting or wait.restart:
