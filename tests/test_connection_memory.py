@@ -473,19 +473,27 @@ def test_a_streamed_body_without_a_length_is_chunked(loop: asyncio.AbstractEvent
 
 # handing the transport on ------------------------------------------------------------------------------
 def test_switch_protocol_hands_the_open_transport_to_another_protocol(loop: asyncio.AbstractEventLoop) -> None:
-    class Echo(asyncio.Protocol):
+    class Other(asyncio.Protocol):
         def __init__(self) -> None:
             self.transport: asyncio.BaseTransport | None = None
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             self.transport = transport
 
-    worker, conn, transport = connect(loop)
-    conn.data_received(get("/"))
-    transport.take()
-    echo = Echo()
-    conn.switch_protocol(echo)
-    assert echo.transport is transport and transport.protocol is echo and not transport.closed
-    assert conn not in worker.open
+    other = Other()
+
+    def upgrade(conn: Connection, exchange: Exchange) -> bool:
+        conn.begin(exchange)
+        conn.send(101, [("Connection", "Upgrade"), ("Upgrade", "websocket")])
+        conn.switch_protocol(other)
+        return True
+
+    worker, conn, transport = connect(loop, {"/ws": upgrade})
+    conn.data_received(get("/ws", b"Connection: Upgrade\r\nUpgrade: websocket\r\n"))
+    head = transport.take()
+    assert head.startswith(b"HTTP/1.1 101 ") and head.endswith(b"\r\n\r\n")
+    assert b"Connection: Upgrade\r\n" in head and b"Upgrade: websocket\r\n" in head and b"close" not in head
+    assert other.transport is transport and transport.protocol is other and not transport.closed
+    assert conn not in worker.open and worker.recorded == [("/ws", 101, None)]
     conn.data_received(get("/again"))  # a late callback: nothing of HTTP is read any more
     assert transport.take() == b""

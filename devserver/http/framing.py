@@ -72,6 +72,10 @@ def frame(status: int, headers: list[tuple[str, str]], *, method: str, version: 
     request side's wish: its own, a draining worker's, the last request read).
     """
     version = "1.0" if version == "1.0" else "1.1"
+    if status == 101:
+        # Switching Protocols: the handler's Connection and Upgrade fields say what follows, and the
+        # connection goes on in the new protocol (Connection.switch_protocol), whatever the request said.
+        return _make_framing(Framing, (Delimit.NONE, None, False, response_head(status, headers, version=version)))
     headers, declared, asked_close = _server_owned(headers)
     close = close or asked_close
     bodiless = status in (204, 304) or status < 200

@@ -424,14 +424,24 @@ class Connection(asyncio.Protocol):
     def switch_protocol(self, protocol: asyncio.Protocol) -> None:
         """Give the transport to ``protocol``, which speaks on it from now on (an upgrade, e.g. to WebSocket).
 
-        Call it once the ``101 Switching Protocols`` head has gone out and the
-        exchange has ended (``end``): this connection then reads and writes
-        nothing more, its deadlines stop, the worker forgets it, and the
-        transport stays open: ``protocol`` gets ``connection_made`` with it and
-        every later callback (data, flow control, ``connection_lost``).
+        Call it in place of ``end`` once the ``101 Switching Protocols`` head
+        of the exchange being answered has gone out (``send``/``start``; the
+        handler's ``Connection: Upgrade`` and ``Upgrade`` fields are sent as
+        given, framing.frame).  The exchange is recorded; this connection then
+        reads and writes nothing more, its deadline stops, the worker forgets
+        it, and the transport stays open: ``protocol`` gets ``connection_made``
+        with it and every later callback (data, flow control,
+        ``connection_lost``).  Bytes the client sent after the upgrade's head
+        in the same read are not passed on (llhttp stops at the head).
         """
+        exchange = self.cycle.current
         self.closing = True  # nothing of HTTP is read or written on it from here on
         self.deadline = 0.0
+        if exchange is not None:
+            self.cycle.current = None
+            if exchange.body is not None:
+                exchange.body.close()
+            self.worker.record(self, exchange)
         self.parser.close()
         self.worker.closed(self)
         self.transport.set_protocol(protocol)
