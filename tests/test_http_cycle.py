@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devserver.http.cycle import BODY, FRESH, HEAD, IDLE, MAX_PIPELINE, OWED, After, Cycle
+from devserver.http.cycle import BODY, FRESH, HEAD, IDLE, MAX_PIPELINE, OWED, Cycle, Phase
 from devserver.http.parser import Body, End, Head, Limits, Rejected, Request, RequestParser
 
 GET = b"GET /%d HTTP/1.1\r\nHost: localhost\r\n\r\n"
@@ -36,8 +36,8 @@ def feed(cycle: Cycle[Item], data: bytes) -> list[str]:
     return kinds
 
 
-def answer(cycle: Cycle[Item], close: bool = False) -> After:
-    """Answer the request at the head of the queue."""
+def answer(cycle: Cycle[Item], close: bool = False) -> Phase | None:
+    """Answer the request at the head of the queue: the phase after it (None: close)."""
     item = cycle.queue[0]
     cycle.current = item
     return cycle.ended(item, close)
@@ -48,12 +48,12 @@ def test_pipelined_requests_are_queued_in_order_and_answered_one_at_a_time() -> 
     assert feed(cycle, GET % 1 + GET % 2 + (GET % 3)[:10]) == ["Head", "End", "Head", "End"]
     assert [item.target for item in cycle.queue] == ["/1", "/2"]
     assert cycle.phase() is OWED
-    assert answer(cycle) is After.GO_ON  # /2 is owed
-    assert answer(cycle) is After.GO_ON  # /3's head has begun
+    assert answer(cycle) is OWED  # /2 is owed
+    assert answer(cycle) is HEAD  # /3's head has begun
     assert cycle.phase() is HEAD
     feed(cycle, (GET % 3)[10:])
     assert [item.target for item in cycle.queue] == ["/3"]
-    assert answer(cycle) is After.IDLE
+    assert answer(cycle) is IDLE
     assert cycle.phase() is IDLE
 
 
@@ -62,7 +62,7 @@ def test_100_continue_goes_out_at_once_when_nothing_is_owed_before_it() -> None:
     assert feed(cycle, POST_CONTINUE) == ["Head+100"]
     assert not cycle.continue_due()  # once only
     assert feed(cycle, b"data") == ["Body", "End"]
-    assert answer(cycle) is After.IDLE
+    assert answer(cycle) is IDLE
 
 
 def test_100_continue_waits_for_every_earlier_response() -> None:
@@ -72,7 +72,7 @@ def test_100_continue_waits_for_every_earlier_response() -> None:
     item = cycle.queue[0]
     cycle.current = item
     assert not cycle.continue_due()  # /1 is being answered
-    assert cycle.ended(item, False) is After.GO_ON
+    assert cycle.ended(item, False) is BODY
     assert cycle.continue_due()  # the connection sends it now
     assert not cycle.continue_due()
 
@@ -119,7 +119,7 @@ def test_a_request_that_closes_is_the_last_read_on_http_10_and_on_connection_clo
         cycle: Cycle[Item] = Cycle(Limits())
         assert feed(cycle, first + GET % 2) == ["Head", "End"]  # what follows is never read
         assert cycle.last is cycle.queue[0]
-        assert answer(cycle, close=True) is After.CLOSE
+        assert answer(cycle, close=True) is None
 
 
 def test_http_10_keep_alive_goes_on() -> None:
@@ -141,7 +141,7 @@ def test_a_half_closed_client_gets_what_it_sent_then_the_close() -> None:
     assert cycle.receiving is not None
     assert not cycle.half_closed()  # /1 is owed; the body that can never complete is dropped
     assert cycle.receiving is None
-    assert answer(cycle) is After.CLOSE
+    assert answer(cycle) is None
     assert Cycle(Limits()).half_closed()  # nothing owed: close now
 
 

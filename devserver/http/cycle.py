@@ -19,7 +19,8 @@ decisions a connection makes between requests, each made here only:
   owed.  A head or body that stalls is answered 408; an idle connection is
   closed without a word (no request, so nothing to answer);
 - when reading stops and starts again (``MAX_PIPELINE`` queued requests);
-- whether the connection closes after a response (``ended``): when the
+- whether the connection closes after a response (``ended``, which
+  otherwise names the phase the connection goes on in): when the
   request or the response said so (``Connection: close``, HTTP/1.0 without
   keep-alive: the request's ``keep_alive``; the response's framing,
   ``framing.BodyWriter.must_close``), when it is the last request that will
@@ -37,7 +38,6 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from enum import Enum
 from typing import Generic, TypeVar
 
 from devserver.http.parser import Limits, Request, RequestParser
@@ -74,18 +74,6 @@ HEAD = Phase("head", Wait(keepalive=False, answer=408, restart=False))  # a head
 BODY = Phase("body", Wait(keepalive=False, answer=408, restart=True))  # a head is in and its body is arriving
 OWED = Phase("owed", None)  # answers are owed (queued or being sent): the server is awaited, not the client
 PHASES = (FRESH, IDLE, HEAD, BODY, OWED)
-
-
-class After(Enum):
-    """What a connection does once a response is complete."""
-
-    CLOSE = "close"
-    IDLE = "idle"  # nothing owed, nothing being received: wait for the next request
-    GO_ON = "go on"  # more is owed or being received
-
-
-# Read as module names on the way of every response: an Enum member's own lookup is a Python call (3.11).
-CLOSE, IDLE_NEXT, GO_ON = After.CLOSE, After.IDLE, After.GO_ON
 
 
 class Cycle(Generic[T]):
@@ -150,17 +138,19 @@ class Cycle(Generic[T]):
         return False
 
     # the response side (the connection sets ``current`` when it begins an answer) ----------------
-    def ended(self, item: T, close: bool) -> After:
-        """``item``'s response is complete; ``close``: the request, the response or the handler asked for the end."""
+    def ended(self, item: T, close: bool) -> Phase | None:
+        """``item``'s response is complete; ``close``: the request, the response or the handler asked for the end.
+
+        The phase the connection is in now (IDLE: wait for the next request), or None: close it.
+        """
         self.current = None
         self.served = True
-        if self.queue and self.queue[0] is item:
-            self.queue.popleft()
-        if close or (self.eof and not self.queue):
-            return CLOSE
-        if self.queue or self.receiving is not None or self.parser.in_head:
-            return GO_ON
-        return IDLE_NEXT
+        queue = self.queue
+        if queue and queue[0] is item:
+            queue.popleft()
+        if close or (self.eof and not queue):
+            return None
+        return self.phase()
 
     def resume_due(self) -> bool:
         """True once the queue has room again after reading stopped (half of MAX_PIPELINE, so it does not flap)."""

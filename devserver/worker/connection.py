@@ -26,7 +26,7 @@ from typing import BinaryIO, Protocol
 from devserver.debug import capture
 from devserver.handlers.exchange import ClientGone, Exchange
 from devserver.handlers.pages import error_page
-from devserver.http.cycle import CLOSE, FRESH, IDLE, IDLE_NEXT, Cycle, Wait
+from devserver.http.cycle import FRESH, IDLE, Cycle, Phase, Wait
 from devserver.http.framing import BodyWriter, frame
 from devserver.http.parser import CONTINUE, Body, End, Head, Limits, Request
 from devserver.ipc.config import Config
@@ -101,7 +101,7 @@ class Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.client = f"{peer[0]}:{peer[1]}" if peer else ""
         self.worker.opened(self)
-        self._watch()
+        self._watch(self.cycle.phase())
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
@@ -153,7 +153,7 @@ class Connection(asyncio.Protocol):
                     self.transport.pause_reading()
             else:
                 self._refuse(event.error.status, event.error.message, event.line)
-        self._watch()
+        self._watch(self.cycle.phase())
         self._kick()
 
     # request bookkeeping ---------------------------------------------------
@@ -253,16 +253,16 @@ class Connection(asyncio.Protocol):
         if writer is not None:
             close = close or writer.must_close
             exchange.error = exchange.error or writer.mismatch()
-        after = cycle.ended(exchange, close)
+        phase = cycle.ended(exchange, close)
         self.worker.record(self, exchange)
-        if after is CLOSE or self.closing:
+        if phase is None or self.closing:
             self.close()
             return
         if cycle.reading_paused and cycle.resume_due():
             self.transport.resume_reading()
-        if after is IDLE_NEXT and self.worker.retiring and self.worker.park(self):
+        if phase is IDLE and self.worker.retiring and self.worker.park(self):
             return
-        self._watch()
+        self._watch(phase)
 
     def _open(self, status: int, headers: list[tuple[str, str]], body_length: int | None = None) -> BodyWriter:
         """Decide the current response's framing (writer.py) and account for its head."""
@@ -401,7 +401,7 @@ class Connection(asyncio.Protocol):
         if self.parked:
             self.parked = False
             self.transport.resume_reading()
-            self._watch()
+            self._watch(self.cycle.phase())
 
     def flushed(self) -> bool:
         """Every byte of the responses has left for the kernel (a handover must not drop the end of one)."""
@@ -448,9 +448,9 @@ class Connection(asyncio.Protocol):
         protocol.connection_made(self.transport)
 
     # timers --------------------------------------------------------------------
-    def _watch(self) -> None:
-        """Run the deadline of the cycle's phase: a new one when the phase changed, or each byte of a body."""
-        wait = self.cycle.phase().wait
+    def _watch(self, phase: Phase) -> None:
+        """Run the deadline of the cycle's ``phase``: a new one when the phase changed, or each byte of a body."""
+        wait = phase.wait
         if wait is None:
             self.deadline = 0.0
         elif wait is not self.waiting or wait.restart:
