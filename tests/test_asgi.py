@@ -123,7 +123,9 @@ async def hello(scope: Any, receive: Any, send: Any) -> None:
 
 def test_a_body_in_one_event_is_one_send_and_hop_by_hop_headers_are_the_servers() -> None:
     conn, _, marks = serve(hello)
-    assert conn.calls == [("send", 200, [("content-type", "text/plain"), ("x-a", "1")], b"hello", True), ("end",)]
+    # Connection goes on to framing, which reads an app's "close" (http/framing.py frame): the one place that decides.
+    assert conn.calls == [("send", 200, [("content-type", "text/plain"), ("connection", "close"), ("x-a", "1")], b"hello",
+                           False), ("end",)]
     assert marks == ["finished", "returned"]
 
 

@@ -200,14 +200,19 @@ def test_an_invalid_header_is_a_500_that_says_so(headers: list[Any], says: str) 
     assert conn.kinds() == ["error", "end"] and says in conn.calls[0][3]
 
 
-def test_hop_by_hop_headers_are_the_servers_and_connection_close_closes() -> None:
-    """PEP 3333 "Other HTTP Features": the server owns connection management (RFC 9110 §7.6.1)."""
-    hop = [("Connection", "close"), ("Keep-Alive", "timeout=5"), ("Transfer-Encoding", "chunked"), ("Upgrade", "h2c"),
-           ("TE", "trailers"), ("Trailers", "X"), ("Proxy-Authenticate", "x"), ("Proxy-Authorization", "y")]
-    conn = run(app_answering("200 OK", [*HELLO, *hop]))
-    assert conn.calls == [("send", 200, HELLO, b"ok", True), ("end",)]
-    conn = run(app_answering("200 OK", [*HELLO, ("Connection", "keep-alive")]))
-    assert conn.calls[0][4] is False
+def test_hop_by_hop_headers_are_the_servers_and_connection_and_framing_go_on_to_framing() -> None:
+    """PEP 3333 "Other HTTP Features": the server owns connection management (RFC 9110 §7.6.1).
+
+    The fields only a proxy may use are dropped here; ``Connection`` and
+    ``Transfer-Encoding`` go on to ``framing.frame``, the one place that reads
+    an app's ``close`` and decides the framing (tests/test_connection_memory.py
+    checks the wire).
+    """
+    hop = [("Keep-Alive", "timeout=5"), ("Upgrade", "h2c"), ("TE", "trailers"), ("Trailers", "X"),
+           ("Proxy-Authenticate", "x"), ("Proxy-Authorization", "y")]
+    framing = [("Connection", "close"), ("Transfer-Encoding", "chunked")]
+    conn = run(app_answering("200 OK", [*HELLO, *hop, *framing]))
+    assert conn.calls == [("send", 200, [*HELLO, *framing], b"ok", False), ("end",)]
 
 
 def test_start_response_twice_without_exc_info_is_a_500() -> None:
@@ -380,11 +385,12 @@ def test_close_is_kept_when_start_response_waits_for_the_first_iteration() -> No
 
 # -- what the server does to a whole body -----------------------------------------------------------------
 
-def test_a_whole_html_page_gets_the_transform_and_its_content_length_follows() -> None:
+def test_a_whole_html_page_gets_the_transform_and_its_stale_content_length_goes() -> None:
     page = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", "13")]
     server = wsgi_server(transform=lambda body: body.replace(b"</body>", b"<script></script></body>"))
     conn = run(app_answering("200 OK", page, [b"<body></body>"]), server=server)
-    assert conn.calls[0] == ("send", 200, [page[0], ("Content-Length", "30")], b"<body><script></script></body>", False)
+    # framing.frame announces the length of the body it is given: decided once, there.
+    assert conn.calls[0] == ("send", 200, [page[0]], b"<body><script></script></body>", False)
 
 
 @pytest.mark.parametrize(("status", "headers"), [

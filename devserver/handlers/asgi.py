@@ -188,7 +188,6 @@ class HTTPCall(ASGICall):
         self.request_done = False  # the last http.request event was given
         self.status = 0
         self.headers: list[tuple[str, str]] | None = None
-        self.close = False
         self.streaming = False  # the head went out with start(): write()/finish() follow
         self.complete = False  # the whole response went out (or the connection was given up)
         self.held: bytes | None = None  # a whole failure response, waiting for the app to return
@@ -255,8 +254,7 @@ class HTTPCall(ASGICall):
             name, value = _header(pair)
             lname = name.lower()
             if lname in HOP_BY_HOP:
-                self.close = self.close or (lname == "connection" and "close" in value.lower())
-                continue  # the server owns connection management, as for WSGI
+                continue  # the server owns these, as for WSGI; an app's Connection: close is framing's to read
             headers.append((name, value))
         self.status, self.headers = status, headers
 
@@ -277,8 +275,6 @@ class HTTPCall(ASGICall):
             return
         if more:
             self.streaming = True
-            if self.close:
-                self.exchange.close = True
             self.conn.start(self.status, self.headers, body)
             return
         if self.status >= FAILED_STATUS:
@@ -286,7 +282,7 @@ class HTTPCall(ASGICall):
             self._complete()  # for the app; the bytes go out when it returns
             return
         self._complete()
-        self.conn.send(self.status, self.headers, body, close=self.close)
+        self.conn.send(self.status, self.headers, body)
         self.conn.end()
         self.finished()
 
@@ -308,7 +304,7 @@ class HTTPCall(ASGICall):
         if self.conn.closing:
             self._end_gone()
             return
-        self.conn.send(self.status, self.headers or [], self.held or b"", close=self.close)
+        self.conn.send(self.status, self.headers or [], self.held or b"")
         self.held = None
         self.conn.end()
 

@@ -37,7 +37,7 @@ class Exchange:
     """A request, its body and what was answered, for one round trip."""
 
     __slots__ = ("request", "body", "preview", "started", "status", "sent",
-                 "traceback", "error", "continue_sent", "close", "route", "body_size", "writer",
+                 "traceback", "error", "close", "route", "body_size", "writer",
                  "capture", "report", "logs")
 
     def __init__(self, request: Request) -> None:
@@ -50,8 +50,7 @@ class Exchange:
         self.sent = 0
         self.traceback: str | None = None
         self.error: str | None = None
-        self.continue_sent = False
-        self.close = not request.keep_alive
+        self.close = not request.keep_alive  # a reason to close after the answer (the cycle decides: http/cycle.py)
         self.route: Route | None = None  # what answers it, decided once (handlers/routes.py); None: not yet
         self.writer: BodyWriter | None = None  # the response's framing, once its head is out
         self.capture: Capture | None = None  # bodies recorded for the dashboard (devserver.debug.capture)
@@ -82,9 +81,13 @@ class Responder(Protocol):
     loop: asyncio.AbstractEventLoop
     client: str  # "host:port" of the peer
     closing: bool
-    eof: bool  # the client half-closed: it sends nothing more (an ASGI app hears http.disconnect, as uvicorn's do)
-    current: Exchange | None  # the exchange being answered
     write_gate: threading.Event | None  # cleared while the transport's buffer is full (None: it never was)
+
+    @property
+    def eof(self) -> bool: ...  # the client half-closed: it sends nothing more (an ASGI app hears http.disconnect)
+
+    @property
+    def current(self) -> Exchange | None: ...  # the exchange being answered
 
     def begin(self, exchange: Exchange) -> None: ...
     def end(self) -> None: ...

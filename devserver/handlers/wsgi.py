@@ -46,8 +46,9 @@ class WSGIServer:
     log_line: Callable[[str], None]  # a line written to wsgi.errors
     html_transform: Callable[[bytes], bytes] | None  # applied to whole text/html bodies (live reload)
     request_detail: bool = True  # collect the lines the app writes per request (Config.request_detail)
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-                        "te", "trailers", "transfer-encoding", "upgrade"})
+# Dropped from an app's headers.  Connection and Transfer-Encoding go on to framing.frame, which owns them:
+# it writes its own, and an app's ``Connection: close`` closes the connection after the response.
+HOP_BY_HOP = frozenset({"keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers", "upgrade"})
 # Header names an app sent before and that were valid tokens, with their lower-case form: apps send the
 # same few names on every response, and checking each character costs more than the rest of the check.
 _checked_names: dict[str, str] = {}
@@ -184,7 +185,6 @@ class Outcome:
     body: bytes = b""
     file: Any = None
     traceback: str | None = None
-    close: bool = False
     iterable: Any = None
     report: ErrorReport | None = None
 
@@ -198,7 +198,6 @@ class AppCall:
         self.environ = environ
         self.status = 0
         self.headers: list[tuple[str, str]] | None = None
-        self.close = False
         self.headers_sent = False
         self._post = pool.post
         self._write = conn.thread_writer(pool.post)
@@ -212,16 +211,15 @@ class AppCall:
                 exc_info = None
         elif self.headers is not None:
             raise AssertionError("start_response called twice without exc_info")
-        self.status, self.headers, self.close = self._check(status, headers)
+        self.status, self.headers = self._check(status, headers)
         return self.write
 
     @staticmethod
-    def _check(status: str, headers: list[tuple[str, str]]) -> tuple[int, list[tuple[str, str]], bool]:
+    def _check(status: str, headers: list[tuple[str, str]]) -> tuple[int, list[tuple[str, str]]]:
         code = status.split(" ", 1)[0]
         if not isinstance(status, str) or len(code) != 3 or not code.isdigit() or int(code) < 100:
             raise AppError(f"invalid status {status!r}")
         kept: list[tuple[str, str]] = []
-        close = False
         for name, value in headers:
             if not isinstance(name, str) or not isinstance(value, str):
                 raise AppError(f"header {name!r}: names and values must be str")
@@ -237,10 +235,9 @@ class AppCall:
             if lname == "content-length" and not value.strip().isdigit():
                 raise AppError(f"invalid Content-Length {value!r}")
             if lname in HOP_BY_HOP:
-                close = close or (lname == "connection" and "close" in value.lower())
                 continue  # the server owns connection management (PEP 3333 "Other HTTP Features")
             kept.append((name, value))
-        return int(code), kept, close
+        return int(code), kept
 
     def write(self, data: bytes) -> None:
         """The legacy write() callable, also used for streamed bodies."""
@@ -260,8 +257,6 @@ class AppCall:
         self._post(self._start_on_loop, data)
 
     def _start_on_loop(self, data: bytes) -> None:
-        if self.close:
-            self.exchange.close = True
         self.conn.start(self.status, self.headers or [], data)
 
     def run(self, app: WSGIApp) -> Outcome:
@@ -284,14 +279,14 @@ class AppCall:
                 raise AppError("the app returned without calling start_response()")
             if not self.headers_sent:
                 if isinstance(iterable, FileWrapper) and _has_fileno(iterable.filelike):
-                    return Outcome("file", self.status, self.headers, file=iterable, close=self.close)
+                    return Outcome("file", self.status, self.headers, file=iterable)
                 if isinstance(iterable, (list, tuple)):
                     body = b"".join(iterable)
-                    return Outcome("whole", self.status, self.headers, body=body, close=self.close)
+                    return Outcome("whole", self.status, self.headers, body=body)
             for data in iterable:
                 self.write(data)
             if not self.headers_sent:
-                return Outcome("whole", self.status, self.headers, close=self.close)
+                return Outcome("whole", self.status, self.headers)
             return Outcome("streamed")
         except ClientGone:
             return Outcome("aborted")
@@ -417,8 +412,9 @@ def _answer(conn: Responder, exchange: Exchange, outcome: Outcome, server: WSGIS
         transform = server.html_transform
         if transform is not None and outcome.status == 200 and plain_html(headers):
             body = transform(body)  # apps' pages refresh on save too (live reload)
-            headers = [(n, str(len(body)) if n.lower() == "content-length" else v) for n, v in headers]
-        conn.send(outcome.status, headers, body, close=outcome.close)
+            # The app's length was that of the body before: framing announces this one's.
+            headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
+        conn.send(outcome.status, headers, body)
         conn.end()
     elif outcome.kind == "file":
         return _send_wrapped_file(conn, exchange, outcome)
@@ -445,8 +441,6 @@ async def _send_wrapped_file(conn: Responder, exchange: Exchange, outcome: Outco
     filelike = wrapper.filelike
     offset = filelike.tell()
     available = max(0, os.fstat(filelike.fileno()).st_size - offset)
-    if outcome.close:
-        exchange.close = True
     try:
         await conn.send_file(outcome.status, list(outcome.headers or []), filelike, offset, available)
     finally:

@@ -1,6 +1,6 @@
 """Response framing, decided once per response and enforced for every byte.
 
-The request side turns bytes into events (http.py); this is its mirror for
+The request side turns bytes into events (parser.py); this is its mirror for
 responses, with no sockets: ``frame()`` reads status, method, version and
 the handler's headers and decides how the body is delimited (RFC 9112 §6.3),
 and a ``BodyWriter`` then turns the handler's body bytes into wire bytes that
@@ -36,21 +36,27 @@ class Framing:
     head: bytes  # status line and header block, ready to send
 
 
-def _without_coding(headers: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], int | None]:
-    """The headers less any Transfer-Encoding, and the first Content-Length's value (None if absent or not a number)."""
+def _server_owned(headers: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], int | None, bool]:
+    """The headers less Transfer-Encoding and Connection (the server writes its own), the first
+    Content-Length's value (None if absent or not a number), and whether a Connection field said close."""
     kept = []
     declared: int | None = None
     length_seen = False
+    close = False
     for name, value in headers:
         lname = name.lower()
-        if lname == "transfer-encoding":
+        if lname in _SERVER_OWNED:
+            close = close or (lname == "connection" and "close" in value.lower())
             continue
         if lname == "content-length" and not length_seen:
             length_seen = True
             value_ = value.strip()
             declared = int(value_) if value_.isdigit() else None
         kept.append((name, value))
-    return kept, declared
+    return kept, declared, close
+
+
+_SERVER_OWNED = frozenset({"transfer-encoding", "connection"})
 
 
 def frame(status: int, headers: list[tuple[str, str]], *, method: str, version: str, close: bool,
@@ -60,11 +66,18 @@ def frame(status: int, headers: list[tuple[str, str]], *, method: str, version: 
     ``headers`` are the handler's; a Content-Length in them is honoured (and
     enforced), otherwise ``body_length`` (a body known whole) is announced,
     otherwise the body is chunked on HTTP/1.1 or ends with the connection on
-    HTTP/1.0.  Transfer-Encoding from a handler is never passed on: the
-    server owns the framing.
+    HTTP/1.0.  Transfer-Encoding and Connection from a handler are never
+    passed on: the server owns the framing and the connection; a handler's
+    ``Connection: close`` closes it after this response (``close`` is the
+    request side's wish: its own, a draining worker's, the last request read).
     """
     version = "1.0" if version == "1.0" else "1.1"
-    headers, declared = _without_coding(headers)
+    if status == 101:
+        # Switching Protocols: the handler's Connection and Upgrade fields say what follows, and the
+        # connection goes on in the new protocol (Connection.switch_protocol), whatever the request said.
+        return _make_framing(Framing, (Delimit.NONE, None, False, response_head(status, headers, version=version)))
+    headers, declared, asked_close = _server_owned(headers)
+    close = close or asked_close
     bodiless = status in (204, 304) or status < 200
     if bodiless:
         headers = [(n, v) for n, v in headers if n.lower() != "content-length" or status == 304]

@@ -136,6 +136,7 @@ class RequestParser:
         self.upgraded = False  # llhttp stops at Upgrade; we then close
         self.rejected = False
         self.done = False  # a message ended the connection (close, HTTP/1.0): nothing after it is read
+        self._last = False  # the message being parsed ends the connection (its head's keep_alive, decided once)
 
     def _reset_head(self) -> None:
         self._url = bytearray()
@@ -328,6 +329,7 @@ class RequestParser:
             headers=[],
             keep_alive=parser.should_keep_alive(),
         )
+        self._last = not request.keep_alive
         hosts = self._take_fields(request)
         self._interpret(request, hosts)
         self._method = None  # only now: a head refused above still shows its own method (request_line)
@@ -404,7 +406,7 @@ class RequestParser:
         self._idle = True
         self._completed += 1
         self._events.append(END)
-        if not self._parser.should_keep_alive():
+        if self._last:
             self.done = True
 
 

@@ -1,11 +1,16 @@
-"""One client connection in a worker: socket I/O around the protocol layer.
+"""One client connection in a worker: its bytes and its timers, around the protocol state.
 
-Bytes go to ``RequestParser``; complete requests wait in a queue and are
-answered strictly in order (pipelining, RFC 9112 §9.3.2).  Handlers answer
-through the ``Responder`` methods (``send``, ``start``/``write``/``finish``,
-``send_file``); the framing of every response is decided and enforced by
-writer.py, so this module only moves bytes.  The connection reaches its owner
-through the small ``Handler`` protocol and never imports it.
+Bytes go to the connection's ``Cycle`` (http/cycle.py), which parses them and
+keeps the requests owed an answer; every decision of the cycle (pipelining,
+``100 Continue``, which deadline runs and what it answers, whether to close
+after a response) is the cycle's, and this module acts on it: it writes,
+pauses and resumes reading, and runs the deadline the cycle names.  Handlers
+answer through the ``Responder`` methods (``send``, ``start``/``write``/
+``finish``, ``send_file``); the framing of every response is decided and
+enforced by http/framing.py.  What is not protocol stays here: the error page
+of a refused request, spooling bodies, and the hand-offs of a warm restart
+(park, hand_over) and of an upgrade (switch_protocol).  The connection reaches
+its owner through the small ``Handler`` protocol and never imports it.
 """
 
 from __future__ import annotations
@@ -15,19 +20,18 @@ import contextlib
 import errno
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
 from devserver.debug import capture
 from devserver.handlers.exchange import ClientGone, Exchange
 from devserver.handlers.pages import error_page
+from devserver.http.cycle import FRESH, IDLE, Cycle, Phase, Wait
 from devserver.http.framing import BodyWriter, frame
-from devserver.http.parser import CONTINUE, Body, End, Head, Limits, Rejected, Request, RequestParser
+from devserver.http.parser import CONTINUE, Body, End, Head, Limits, Request
 from devserver.ipc.config import Config
 from devserver.ipc.reports import ErrorReport
 
-MAX_PIPELINE = 32  # queued requests before we stop reading
 # Spooling a body to disk failed: the server's storage, not the request, is at fault.
 # RFC 4918 §11.5 (507) for a full disk or quota; RFC 9110 §15.5.14 (413) for a file-size limit.
 SPOOL_FAILURE_STATUS = {errno.ENOSPC: 507, errno.EDQUOT: 507, errno.EFBIG: 413}
@@ -51,66 +55,81 @@ class Handler(Protocol):
 
 
 class Connection(asyncio.Protocol):
-    """Reads requests, queues them, and runs their handlers one at a time.
+    """Moves one connection's bytes and runs its timers; ``cycle`` (http/cycle.py) decides what happens.
 
     With ``Connection: close`` one is made per request, so making one is kept
     cheap: slots, and no thread primitive until a writer thread must wait.
     """
 
-    __slots__ = ("worker", "loop", "parser", "transport", "client", "queue", "receiving", "current", "task", "held",
-                 "closing", "eof", "reading_paused", "write_gate", "deadline", "deadline_status", "parked")
+    __slots__ = ("worker", "loop", "cycle", "parser", "queue", "transport", "client", "task", "held", "closing",
+                 "write_gate", "deadline", "waiting", "parked")
+
+    # Set by connection_made, the first call asyncio makes: nothing reads it before.  (A connection made
+    # with its transport would need a second object in front of it, one more call on every callback.)
+    transport: asyncio.Transport
 
     def __init__(self, worker: Handler) -> None:
         self.worker = worker
         self.loop = worker.loop
-        self.parser = RequestParser(worker.limits)
-        self.transport: asyncio.Transport | None = None
+        self.cycle: Cycle[Exchange] = Cycle(worker.limits)
+        self.parser = self.cycle.parser
+        self.queue = self.cycle.queue  # requests owed an answer, in order (the cycle's)
         self.client = ""
-        self.queue: deque[Exchange] = deque()
-        self.receiving: Exchange | None = None
-        self.current: Exchange | None = None
         self.task: asyncio.Task[None] | None = None
         self.held = False  # the current exchange is being answered off the loop (hold/release)
         self.closing = False
-        self.eof = False
-        self.reading_paused = False
         # Set while the transport takes more bytes; made by the first pause_writing (None: never paused).
         self.write_gate: threading.Event | None = None
-        self.deadline = 0.0  # monotonic time after which the sweep acts
-        self.deadline_status = 0  # 0: close silently; 408: answer then close
+        self.deadline = 0.0  # monotonic time after which the sweep acts on ``waiting`` (0: none)
+        self.waiting: Wait | None = None  # the cycle's wait the deadline was set for
         self.parked = False  # not read, kept for the worker a warm restart hands it to (park)
+
+    @property
+    def current(self) -> Exchange | None:
+        """The exchange being answered."""
+        return self.cycle.current
+
+    @property
+    def receiving(self) -> Exchange | None:
+        """The exchange whose body is arriving."""
+        return self.cycle.receiving
+
+    @property
+    def eof(self) -> bool:
+        """The client half-closed: it sends nothing more (an ASGI app hears ``http.disconnect``)."""
+        return self.cycle.eof
 
     # asyncio callbacks ---------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
         peer = transport.get_extra_info("peername")
         self.client = f"{peer[0]}:{peer[1]}" if peer else ""
         self.worker.opened(self)
-        self._set_idle(self.worker.config.header_timeout)
+        self._watch(self.cycle.phase())
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self.worker.closed(self)
         if self.write_gate is not None:
             self.write_gate.set()  # wake a writer thread so it sees the loss
-        if self.task is not None and not self.task.done() and self.current is None:
+        cycle = self.cycle
+        if self.task is not None and not self.task.done() and cycle.current is None:
             self.task.cancel()
-        for exchange in (*self.queue, self.receiving):
+        for exchange in (*cycle.queue, cycle.receiving):
             # The current exchange's body may still be read by its app; end() closes it.
-            if exchange is not None and exchange is not self.current and exchange.body is not None:
+            if exchange is not None and exchange is not cycle.current and exchange.body is not None:
                 exchange.body.close()
-        self.queue.clear()
-        self.receiving = None
+        cycle.queue.clear()
+        cycle.receiving = None
         self.parser.close()
 
     def eof_received(self) -> bool:
         """The client half-closed: answer what it sent in full, then close."""
-        self.eof = True
-        if self.receiving is not None:
-            if self.receiving.body is not None:
-                self.receiving.body.close()
-            self.receiving = None  # can never complete now
-        if self.current is None and not self.queue:
+        receiving = self.cycle.receiving
+        if receiving is not None and receiving.body is not None:
+            receiving.body.close()
+        if self.cycle.half_closed():
             self.close()
         return True  # keep our side open for the responses still owed
 
@@ -127,23 +146,19 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
+        cycle = self.cycle
         for event in self.parser.feed(data):
             if isinstance(event, Head):
                 self._on_head(event.request)
             elif isinstance(event, Body):
-                if self.receiving is not None and not self._add_body(event.data):
+                if cycle.receiving is not None and not self._add_body(cycle.receiving, event.data):
                     break  # refused: nothing after this is read
             elif isinstance(event, End):
-                self._on_end()
+                if cycle.received_end():
+                    self.transport.pause_reading()
             else:
-                self._on_rejected(event)
-        if self.parser.in_head and self.deadline_status == 0:
-            self._set_deadline(self.worker.config.header_timeout, 408)
-        elif self.receiving is not None:
-            # A body that stops arriving is treated like a stalled head.
-            self._set_deadline(self.worker.config.header_timeout, 408)
-        if self.parser.upgraded and self.receiving is None and self.queue:
-            self.queue[-1].close = True
+                self._refuse(event.error.status, event.error.message, event.line)
+        self._watch(self.cycle.phase())
         self._kick()
 
     # request bookkeeping ---------------------------------------------------
@@ -152,20 +167,11 @@ class Connection(asyncio.Protocol):
         exchange.capture = capture.begin(self.worker.config)
         if self.worker.draining:
             exchange.close = True
-        self.receiving = exchange
-        if request.expect_continue:
-            self._maybe_continue(exchange)
+        if self.cycle.received_head(exchange, request):
+            self.transport.write(CONTINUE)
 
-    def _maybe_continue(self, exchange: Exchange) -> None:
-        # 100 Continue may only go out when every earlier response has (RFC 9110 §10.1.1).
-        if not exchange.continue_sent and self.current is None and not self.queue:
-            exchange.continue_sent = True
-            self.transport.write(CONTINUE)  # type: ignore[union-attr]
-
-    def _add_body(self, data: bytes) -> bool:
+    def _add_body(self, exchange: Exchange, data: bytes) -> bool:
         """Store body bytes; on a spool failure (disk full) queue an error answer and return False."""
-        exchange = self.receiving
-        assert exchange is not None
         try:
             exchange.add_body(data)
             return True
@@ -177,24 +183,8 @@ class Connection(asyncio.Protocol):
             exchange.status = SPOOL_FAILURE_STATUS.get(exc.errno or 0, 500)
             exchange.error = f"The request body could not be stored: {exc.strerror or exc}"
             exchange.close = True
-            self.receiving = None
-            self.parser.rejected = True  # the rest of the body is never parsed
-            self.queue.append(exchange)
+            self.cycle.refused(exchange)  # the rest of the body is never parsed
             return False
-
-    def _on_end(self) -> None:
-        exchange, self.receiving = self.receiving, None
-        if exchange is None:
-            return
-        self.queue.append(exchange)
-        self.deadline = 0.0
-        self.deadline_status = 0
-        if len(self.queue) >= MAX_PIPELINE and not self.reading_paused:
-            self.reading_paused = True
-            self.transport.pause_reading()  # type: ignore[union-attr]
-
-    def _on_rejected(self, event: Rejected) -> None:
-        self._refuse(event.error.status, event.error.message, event.line)
 
     def _refuse(self, status: int, message: str, line: bytes) -> None:
         """Queue an error answer from the server itself; nothing more is read.
@@ -202,29 +192,32 @@ class Connection(asyncio.Protocol):
         ``line`` is the refused request's first line as received: all that is
         known of it, shown in the log in place of a method and target.
         """
-        if self.receiving is not None and self.receiving.body is not None:
-            self.receiving.body.close()
-        self.receiving = None
-        self.parser.rejected = True
+        receiving = self.cycle.receiving
+        if receiving is not None and receiving.body is not None:
+            receiving.body.close()
         exchange = Exchange(Request(method="-", target="-", version="1.1", headers=[], keep_alive=False,
                                     request_line=line.decode("latin-1")))
         exchange.error = message
         exchange.status = status
-        self.queue.append(exchange)
+        self.cycle.refused(exchange)
 
     def _kick(self) -> None:
-        while self.queue and self.task is None and not self.held:
-            exchange = self.queue[0]
+        queue = self.cycle.queue
+        # Not once closing: what is queued behind a response that closed is never answered (its bytes
+        # would follow the close on the wire, or be read as the rest of a body cut short).
+        while queue and self.task is None and not self.held and not self.closing:
+            exchange = queue[0]
             if exchange.error is not None or not self.worker.try_sync(self, exchange):
                 self.task = self.loop.create_task(self._serve())
                 return
-        if not self.queue and self.receiving is not None and self.receiving.request.expect_continue:
-            self._maybe_continue(self.receiving)
+        if self.cycle.continue_owed and self.cycle.continue_due():
+            self.transport.write(CONTINUE)
 
     async def _serve(self) -> None:
+        queue = self.cycle.queue
         try:
-            while self.queue and not self.closing:
-                exchange = self.queue[0]
+            while queue and not self.closing:
+                exchange = queue[0]
                 if exchange.error is not None:
                     self.begin(exchange)
                     self.send_error(exchange.status, exchange.error, close=True)
@@ -241,7 +234,7 @@ class Connection(asyncio.Protocol):
     # the response side: handlers call these --------------------------------
     def begin(self, exchange: Exchange) -> None:
         """Make ``exchange`` (the head of the queue) the one being answered."""
-        self.current = exchange
+        self.cycle.current = exchange
 
     def hold(self) -> None:
         """The current exchange is answered later, by a callback: answer nothing else until release()."""
@@ -255,36 +248,34 @@ class Connection(asyncio.Protocol):
 
     def end(self) -> None:
         """The current response is complete: log it and move on."""
-        exchange = self.current
+        cycle = self.cycle
+        exchange = cycle.current
         assert exchange is not None
-        self.current = None
-        if self.queue and self.queue[0] is exchange:
-            self.queue.popleft()
         if exchange.body is not None:
             exchange.body.close()
         writer = exchange.writer
+        close = exchange.close
         if writer is not None:
-            if writer.must_close:
-                exchange.close = True
+            close = close or writer.must_close
             exchange.error = exchange.error or writer.mismatch()
+        phase = cycle.ended(exchange, close)
         self.worker.record(self, exchange)
-        if exchange.close or self.closing or (self.eof and not self.queue):
+        if phase is None or self.closing:
             self.close()
             return
-        if self.reading_paused and len(self.queue) < MAX_PIPELINE // 2:
-            self.reading_paused = False
-            self.transport.resume_reading()  # type: ignore[union-attr]
-        if not self.queue and not self.parser.in_head and self.receiving is None:
-            if self.worker.retiring and self.worker.park(self):
-                return
-            self._set_idle(self.worker.config.keepalive_timeout)
+        if cycle.reading_paused and cycle.resume_due():
+            self.transport.resume_reading()
+        if phase is IDLE and self.worker.retiring and self.worker.park(self):
+            return
+        self._watch(phase)
 
     def _open(self, status: int, headers: list[tuple[str, str]], body_length: int | None = None) -> BodyWriter:
         """Decide the current response's framing (writer.py) and account for its head."""
-        exchange = self.current
+        exchange = self.cycle.current
         assert exchange is not None
         request = exchange.request
-        framing = frame(status, headers, method=request.method, version=request.version, close=exchange.close,
+        close = exchange.close or exchange is self.cycle.last
+        framing = frame(status, headers, method=request.method, version=request.version, close=close,
                         body_length=body_length)
         writer = exchange.writer = BodyWriter(framing)
         exchange.close = framing.close
@@ -294,7 +285,7 @@ class Connection(asyncio.Protocol):
 
     def send(self, status: int, headers: list[tuple[str, str]], body: bytes = b"", *, close: bool = False) -> None:
         """A whole response in one write."""
-        exchange = self.current
+        exchange = self.cycle.current
         assert exchange is not None
         if close:
             exchange.close = True
@@ -304,7 +295,7 @@ class Connection(asyncio.Protocol):
             exchange.capture.response.feed(body)  # what was sent: a body cut at its Content-Length is recorded cut
         data = writer.wire(body) + writer.end()
         exchange.sent += len(data)
-        self.transport.write(writer.framing.head + data)  # type: ignore[union-attr]
+        self.transport.write(writer.framing.head + data)
 
     def send_error(self, status: int, message: str, detail: str | None = None, *, close: bool = False,
                    report: ErrorReport | None = None) -> None:
@@ -318,16 +309,16 @@ class Connection(asyncio.Protocol):
         A Content-Length in ``headers`` is kept to: bytes past it are not sent,
         and a file that ends before it leaves the connection to be closed.
         """
-        exchange = self.current
+        exchange = self.cycle.current
         assert exchange is not None
         writer = self._open(status, headers, length)
         allowed = writer.allowance(length)
         try:
-            self.transport.write(writer.framing.head)  # type: ignore[union-attr]
+            self.transport.write(writer.framing.head)
             if allowed:
                 if exchange.capture is not None:
                     exchange.capture.response.feed_file(file.fileno(), offset, allowed)
-                sent = await self.loop.sendfile(self.transport, file, offset, allowed)  # type: ignore[arg-type]
+                sent = await self.loop.sendfile(self.transport, file, offset, allowed)
                 exchange.sent += sent
                 writer.give_back(allowed - sent)  # the file shrank while it was sent
         except (ConnectionError, RuntimeError) as exc:
@@ -339,17 +330,17 @@ class Connection(asyncio.Protocol):
     def start(self, status: int, headers: list[tuple[str, str]], data: bytes = b"") -> None:
         """Send a head now, with the body's first bytes if given (one write); the rest follows through write()/finish()."""
         writer = self._open(status, headers)
-        self.transport.write(writer.framing.head + self._body_bytes(data) if data else writer.framing.head)  # type: ignore[union-attr]
+        self.transport.write(writer.framing.head + self._body_bytes(data) if data else writer.framing.head)
 
     def write(self, data: bytes) -> None:
         """Body bytes of a response begun with start()."""
         out = self._body_bytes(data)
         if out:
-            self.transport.write(out)  # type: ignore[union-attr]
+            self.transport.write(out)
 
     def _body_bytes(self, data: bytes) -> bytes:
         """``data`` framed for the wire (and recorded), or b"" when nothing may be sent."""
-        exchange = self.current
+        exchange = self.cycle.current
         if exchange is None or exchange.writer is None or self.closing:
             return b""
         body = exchange.writer.take(data)
@@ -361,13 +352,13 @@ class Connection(asyncio.Protocol):
 
     def finish(self) -> None:
         """End a response begun with start()."""
-        exchange = self.current
+        exchange = self.cycle.current
         assert exchange is not None
         if exchange.writer is not None and not self.closing:
             tail = exchange.writer.end()
             if tail:
                 exchange.sent += len(tail)
-                self.transport.write(tail)  # type: ignore[union-attr]
+                self.transport.write(tail)
         self.end()
 
     def thread_writer(self, post: Callable[..., object]) -> Callable[[bytes], None]:
@@ -387,18 +378,17 @@ class Connection(asyncio.Protocol):
     def close(self) -> None:
         if not self.closing:
             self.closing = True
-            self.transport.close()  # type: ignore[union-attr]
+            self.transport.close()
 
     def abort(self) -> None:
         """Drop the connection without flushing: the response cannot be completed."""
         self.closing = True
-        self.transport.abort()  # type: ignore[union-attr]
+        self.transport.abort()
 
     # a warm restart's handover ------------------------------------------------
     def idle(self) -> bool:
         """Nothing is owed to the client and no byte of a next request has been read."""
-        return self.current is None and not self.queue and self.receiving is None and not self.parser.in_head \
-            and not self.closing
+        return not self.closing and self.cycle.phase() in (FRESH, IDLE)
 
     def park(self) -> None:
         """Read no more: the next request waits, unread, in the kernel for the worker this connection goes to.
@@ -409,18 +399,18 @@ class Connection(asyncio.Protocol):
         """
         if not self.parked:
             self.parked = True
-            self.transport.pause_reading()  # type: ignore[union-attr]
+            self.transport.pause_reading()
 
     def unpark(self) -> None:
         """Read again (nobody could take the connection): the next request is answered here."""
         if self.parked:
             self.parked = False
-            self.transport.resume_reading()  # type: ignore[union-attr]
-            self._set_idle(self.worker.config.keepalive_timeout)
+            self.transport.resume_reading()
+            self._watch(self.cycle.phase())
 
     def flushed(self) -> bool:
         """Every byte of the responses has left for the kernel (a handover must not drop the end of one)."""
-        return self.transport is not None and self.transport.get_write_buffer_size() == 0
+        return self.transport.get_write_buffer_size() == 0
 
     def hand_over(self, give: Callable[[int], bool]) -> bool:
         """Pass the socket to ``give`` (handoff.Handoff.give) and let go of this process's descriptor.
@@ -429,50 +419,60 @@ class Connection(asyncio.Protocol):
         request sent meanwhile) travels with it.  False: ``give`` refused it.
         """
         transport = self.transport
-        assert transport is not None and self.idle() and self.flushed()
+        assert self.idle() and self.flushed()
         if not give(transport.get_extra_info("socket").fileno()):
             return False
         self.closing = True
         transport.abort()  # closes this descriptor only: the connection lives on in the receiver's
         return True
 
-    # helpers -----------------------------------------------------------------
-    def _set_idle(self, timeout: float) -> None:
-        self._set_deadline(timeout, 0)
+    def switch_protocol(self, protocol: asyncio.Protocol) -> None:
+        """Give the transport to ``protocol``, which speaks on it from now on (an upgrade, e.g. to WebSocket).
 
-    def _set_deadline(self, timeout: float, status: int) -> None:
-        self.deadline = time.monotonic() + timeout
-        self.deadline_status = status
+        Call it in place of ``end`` for the exchange being answered: the new
+        protocol writes the ``101 Switching Protocols`` head itself (a
+        WebSocket's, worker/websocket.py) or it has gone out through
+        ``send``/``start`` (the handler's ``Connection: Upgrade`` and
+        ``Upgrade`` fields are sent as given, framing.frame).  The exchange is
+        the caller's to record (a WebSocket's row is recorded when it
+        closes, with what it carried).  This connection then reads and writes
+        nothing more, its deadline stops, the worker forgets it, and the
+        transport stays open: ``protocol`` gets ``connection_made`` with it
+        and every later callback (data, flow control, ``connection_lost``).
+        Bytes the client sent after the upgrade's head in the same read are
+        not passed on (llhttp stops at the head).
+        """
+        exchange = self.cycle.current
+        self.closing = True  # nothing of HTTP is read or written on it from here on
+        self.deadline = 0.0
+        if exchange is not None:
+            self.cycle.current = None
+            if exchange.body is not None:
+                exchange.body.close()
+        self.parser.close()
+        self.worker.closed(self)
+        self.transport.set_protocol(protocol)
+        protocol.connection_made(self.transport)
+
+    # timers --------------------------------------------------------------------
+    def _watch(self, phase: Phase) -> None:
+        """Run the deadline of the cycle's ``phase``: a new one when the phase changed, or each byte of a body."""
+        wait = phase.wait
+        if wait is None:
+            self.deadline = 0.0
+        elif wait is not self.waiting or wait.restart:
+            config = self.worker.config
+            self.deadline = time.monotonic() + (config.keepalive_timeout if wait.keepalive else config.header_timeout)
+        self.waiting = wait
 
     def expire(self, now: float) -> None:
         """Called by the worker's sweep: act on a passed deadline."""
-        if not self.deadline or now < self.deadline or self.current is not None or self.queue or self.parked:
+        wait = self.waiting
+        if not self.deadline or now < self.deadline or wait is None or self.parked:
             return  # a parked connection may hold an unread request: it is handed over, never closed
         self.deadline = 0.0
-        if self.deadline_status == 408:
-            self._refuse(408, "Request not received in time", self.parser.request_line())
+        if wait.answer:
+            self._refuse(wait.answer, "Request not received in time", self.parser.request_line())
             self._kick()
         else:
             self.close()
-
-    # a WebSocket's handover (devserver.worker.websocket) -----------------------
-    def switch_protocol(self, protocol: asyncio.Protocol) -> None:
-        """Give the transport to ``protocol`` (an accepted WebSocket), which speaks on it from now on.
-
-        This connection reads and writes nothing more and the worker forgets
-        it (a drain does not wait on it); ``protocol`` gets ``connection_made``
-        and every later callback.  The client sends no frame before the 101
-        that the WebSocket writes, so no byte read here belongs to it.
-        """
-        transport = self.transport
-        assert transport is not None
-        self.closing = True
-        self.current = None
-        self.queue.clear()
-        self.parser.close()
-        self.worker.closed(self)
-        transport.set_protocol(protocol)
-        if self.reading_paused:
-            self.reading_paused = False
-            transport.resume_reading()
-        protocol.connection_made(transport)
