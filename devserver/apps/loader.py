@@ -27,11 +27,11 @@ def modules_for(config: Config, worker: WorkerHost) -> DynamicModules | ProjectM
     return ProjectModules(config, worker)
 
 
-def app_key(config: Config) -> tuple[str | None, str | None]:
-    """(name, attribute) the worker asks its loader for: a project APP is named whole."""
+def app_key(config: Config) -> tuple[str, str]:
+    """(name, attribute) the worker asks its loader for; ("", "") with no APP; a project APP is named whole ("")."""
     if config.app is None:
-        return None, None
+        return "", ""
     if config.app_dir is not None:
-        return config.app, None
+        return config.app, ""  # the project's loader builds it from the whole APP: no attribute of its own
     name, attribute = config.app.split(":", 1)
     return name, attribute

@@ -177,7 +177,7 @@ class Worker:
     def _start_app(self, conn: Connection, exchange: Exchange, route: App) -> bool:
         if wants_websocket(exchange.request):
             return False  # an upgrade is served on the loop, in the connection's task (_import_and_start)
-        return self._start_loaded(conn, exchange, self.app_name, self.app_attr, "", exchange.request.path)  # type: ignore[arg-type]
+        return self._start_loaded(conn, exchange, self.app_name, self.app_attr, "", exchange.request.path)
 
     def _start_loaded(self, conn: Connection, exchange: Exchange, name: str, attribute: str, script_name: str,
                       path_info: str) -> bool:
@@ -198,7 +198,7 @@ class Worker:
 
     def app_loaded(self) -> asyncio.Task[Lifespan] | None:
         """The APP was (re)built: start an ASGI app's lifespan now rather than at its first request."""
-        loaded = self.dynamic.cached(self.app_name, self.app_attr) if self.app_name is not None else None  # type: ignore[arg-type]
+        loaded = self.dynamic.cached(self.app_name, self.app_attr) if self.app_name else None
         if not isinstance(loaded, ASGIApplication) or self.lifespans.ready(loaded) is not None:
             return None
         return self.loop.create_task(self.lifespans.switch(loaded))
@@ -251,7 +251,7 @@ class Worker:
                                      404, "")
 
     async def _import_app(self, conn: Connection, exchange: Exchange, route: App) -> None:
-        await self._import_and_start(conn, exchange, self.app_name, self.app_attr, "", exchange.request.path,  # type: ignore[arg-type]
+        await self._import_and_start(conn, exchange, self.app_name, self.app_attr, "", exchange.request.path,
                                      500, f"The app {self.config.app} cannot be served: ")
 
     async def _import_and_start(self, conn: Connection, exchange: Exchange, name: str, attribute: str, script_name: str,
@@ -284,7 +284,7 @@ class Worker:
 
     def close_websockets(self, code: int, reason: str, stale: bool = False) -> None:
         """Close the open WebSockets (``stale``: only those whose app is no longer the current one)."""
-        current = self.dynamic.cached(self.app_name, self.app_attr) if stale and self.app_name else None  # type: ignore[arg-type]
+        current = self.dynamic.cached(self.app_name, self.app_attr) if stale and self.app_name else None
         for websocket, app in list(self.websockets.items()):
             if not stale or app is not current:
                 websocket.close(code, reason)
@@ -391,7 +391,7 @@ class Worker:
 
     # lifecycle ---------------------------------------------------------------
     async def serve(self) -> None:
-        self.router = Router(self.hosts, self.config.root, app=self.app_name is not None,
+        self.router = Router(self.hosts, self.config.root, app=bool(self.app_name),
                              internal=self.internal is not None,
                              html_transform=self.static_html_transform or self.html_transform)
         self.apps = AppHandlers(app_handlers(WSGIServer(self.pool, self.server_address, self.config.workers > 1,
