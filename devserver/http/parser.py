@@ -54,6 +54,7 @@ class Request:
     expect_continue: bool = False
     host: str | None = None  # the Host value the parser checked (an absolute target's authority); None: none
     request_line: str = ""  # a refused request's first line as received (latin-1, up to LINE_KEPT bytes); "" otherwise
+    upgrade: str = ""  # the Upgrade field, lower-cased: the protocols the client asks to switch to ("" for none)
     path: str = field(init=False)
     query: str = field(init=False)
 
@@ -380,6 +381,8 @@ class RequestParser:
                 content_types += 1
             elif lname == "content-length":
                 request.content_length = int(value)
+            elif lname == "upgrade":
+                request.upgrade = value.lower()
             elif lname == "transfer-encoding":
                 coding = self._coding_refusal(self._headers)
                 if coding is not None:
@@ -410,7 +413,7 @@ class RequestParser:
             self.done = True
 
 
-_FRAMING_FIELDS = frozenset({"host", "content-type", "content-length", "transfer-encoding", "expect"})
+_FRAMING_FIELDS = frozenset({"host", "content-type", "content-length", "transfer-encoding", "expect", "upgrade"})
 
 
 def _field_name(raw: bytes) -> tuple[str, str]:

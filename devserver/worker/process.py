@@ -175,7 +175,7 @@ class Worker:
         return self._start_loaded(conn, exchange, route.name, "application", route.script_name, route.path_info)
 
     def _start_app(self, conn: Connection, exchange: Exchange, route: App) -> bool:
-        if wants_websocket(exchange.request):
+        if exchange.request.upgrade and wants_websocket(exchange.request):
             return False  # an upgrade is served on the loop, in the connection's task (_import_and_start)
         return self._start_loaded(conn, exchange, self.app_name, self.app_attr, "", exchange.request.path)
 

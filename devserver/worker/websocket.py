@@ -227,8 +227,7 @@ class Upgradable(Protocol):
 
 def wants_websocket(request: HTTPRequest) -> bool:
     """A GET asking to switch to the WebSocket protocol (RFC 6455 §4.1: ``Upgrade: websocket``)."""
-    return request.method == "GET" and any(
-        name.lower() == "upgrade" and "websocket" in value.lower() for name, value in request.headers)
+    return "websocket" in request.upgrade and request.method == "GET"
 
 
 class Upgrade:
