@@ -30,7 +30,7 @@ from devserver.debug import requestlogs
 from devserver.handlers import static
 from devserver.handlers.routes import script_route
 from devserver.handlers.wsgi import ErrorStream, WSGIServer, build_environ
-from devserver.http.framing import BodyWriter, frame
+from devserver.http.framing import BodyWriter, framing_of
 from devserver.http.hostcheck import HostPolicy
 from devserver.http.parser import RequestParser, response_head
 from devserver.ipc.events import RequestEvent
@@ -54,7 +54,7 @@ def steps(root: str) -> dict[str, Callable[[], object]]:
     assert stamp is not None
 
     def respond() -> bytes:
-        writer = BodyWriter(frame(200, HEADERS, method="GET", version="1.1", close=False, body_length=14))
+        writer = BodyWriter(framing_of(200, HEADERS, method="GET", version="1.1", close=False, body_length=14))
         return writer.framing.head + writer.data(b"Hello, world!\n") + writer.end()
 
     def event() -> RequestEvent:

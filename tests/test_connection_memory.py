@@ -18,7 +18,7 @@ import h11
 import pytest
 
 from devserver.handlers.exchange import Exchange
-from devserver.http.framing import Delimit, frame
+from devserver.http.framing import Delimit, framing_of
 from devserver.http.parser import CONTINUE, Limits
 from devserver.ipc.config import Config
 from devserver.worker.connection import Connection
@@ -354,10 +354,10 @@ def test_a_bodiless_status_sends_no_body_whatever_the_handler_gives(loop: asynci
 
 
 def test_framing_of_bodiless_answers() -> None:
-    assert frame(204, [("Content-Length", "3")], method="GET", version="1.1", close=False).delimit is Delimit.NONE
-    assert b"Content-Length" not in frame(204, [("Content-Length", "3")], method="GET", version="1.1", close=False).head
-    assert b"Content-Length: 3" in frame(304, [("Content-Length", "3")], method="GET", version="1.1", close=False).head
-    head = frame(200, [], method="HEAD", version="1.1", close=False, body_length=5)
+    assert framing_of(204, [("Content-Length", "3")], method="GET", version="1.1", close=False).delimit is Delimit.NONE
+    assert b"Content-Length" not in framing_of(204, [("Content-Length", "3")], method="GET", version="1.1", close=False).head
+    assert b"Content-Length: 3" in framing_of(304, [("Content-Length", "3")], method="GET", version="1.1", close=False).head
+    head = framing_of(200, [], method="HEAD", version="1.1", close=False, body_length=5)
     assert head.delimit is Delimit.NONE and b"Content-Length: 5" in head.head
 
 

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from devserver.handlers.exchange import Exchange
-from devserver.http.framing import BodyWriter, frame
+from devserver.http.framing import BodyWriter, framing_of
 from devserver.http.parser import Request
 from devserver.ipc.config import Config
-from devserver.ipc.events import BodyRecord, RequestEvent, received
+from devserver.ipc.events import BodyRecord, RequestEvent, WebSocketSummary, received
 from devserver.ipc.reports import ErrorReport
 from devserver.kit.frozen import constructor_from_values, values_by_name
 from devserver.worker.process import EXCHANGE_FIELDS, Worker
@@ -30,7 +30,7 @@ def answered_exchange() -> tuple[Exchange, dict[str, Any]]:
     request = Request(method="PATCH", target="/items/7?x=1", version="1.0",
                       headers=[("Host", "127.0.0.1"), ("X-Asked", "yes")], keep_alive=True, request_line="PATCH /x")
     exchange = Exchange(request)
-    exchange.writer = BodyWriter(frame(201, [("X-Answered", "yes")], method="PATCH", version="1.0", close=False,
+    exchange.writer = BodyWriter(framing_of(201, [("X-Answered", "yes")], method="PATCH", version="1.0", close=False,
                                        body_length=3))
     exchange.status = 201
     exchange.sent = 4321
@@ -45,7 +45,8 @@ def answered_exchange() -> tuple[Exchange, dict[str, Any]]:
                 "status": 201, "bytes_sent": 4321, "request_headers": (("Host", "127.0.0.1"), ("X-Asked", "yes")),
                 "body_preview": b"preview", "traceback": "Traceback: text", "error": "an error",
                 "request_body": asked, "response_body": answered, "error_report": exchange.report,
-                "logs": ("a line",), "request_id": "req-9", "request_line": "PATCH /x"}
+                "logs": ("a line",), "request_id": "req-9", "request_line": "PATCH /x",
+                "websocket": WebSocketSummary(3, 4, 1000, "bye")}
     return exchange, expected
 
 
@@ -59,7 +60,7 @@ def test_a_worker_records_every_field_by_its_name(tmp_path: Any) -> None:
             sock.bind(("127.0.0.1", 0))
             worker = Worker(Config(root=str(tmp_path), dynamic=str(tmp_path)), sock,
                             SimpleNamespace(put_nowait=batches.append), None, None)
-            worker.record(SimpleNamespace(client="10.0.0.9:4242"), exchange)  # type: ignore[arg-type]
+            worker.record(SimpleNamespace(client="10.0.0.9:4242"), exchange, expected["websocket"])  # type: ignore[arg-type]
             worker.sink.flush()
             return worker
 

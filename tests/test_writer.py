@@ -5,13 +5,13 @@ from __future__ import annotations
 import h11
 import pytest
 
-from devserver.http.framing import BodyWriter, Delimit, frame
+from devserver.http.framing import BodyWriter, Delimit, framing_of
 
 
 def respond(pieces: list[bytes], headers: list[tuple[str, str]], *, method: str = "GET", version: str = "1.1",
             close: bool = False) -> tuple[bytes, BodyWriter]:
     """One response as a handler streams it: the wire bytes and the writer that framed them."""
-    writer = BodyWriter(frame(200, headers, method=method, version=version, close=close))
+    writer = BodyWriter(framing_of(200, headers, method=method, version=version, close=close))
     wire = writer.framing.head + b"".join(writer.data(piece) for piece in pieces) + writer.end()
     return wire, writer
 
@@ -66,10 +66,10 @@ def test_http10_keep_alive_survives_a_cut_body() -> None:
 
 
 def test_sendfile_allowance_stops_at_the_declared_length_and_keeps_the_connection() -> None:
-    writer = BodyWriter(frame(200, [("Content-Length", "1")], method="GET", version="1.1", close=False, body_length=5000))
+    writer = BodyWriter(framing_of(200, [("Content-Length", "1")], method="GET", version="1.1", close=False, body_length=5000))
     assert writer.allowance(5000) == 1
     assert (writer.overrun, writer.short, writer.must_close) == (4999, 0, False)
-    writer = BodyWriter(frame(200, [("Content-Length", "5010")], method="GET", version="1.1", close=False, body_length=5000))
+    writer = BodyWriter(framing_of(200, [("Content-Length", "5010")], method="GET", version="1.1", close=False, body_length=5000))
     assert writer.allowance(5000) == 5000 and writer.short == 10 and writer.must_close
 
 
@@ -84,7 +84,7 @@ def test_exact_chunked_and_bodiless_responses_need_no_cut() -> None:
 
 def test_take_is_the_body_on_the_wire() -> None:
     """What the dashboard records of a cut body is what was sent (take), not what the app offered."""
-    writer = BodyWriter(frame(200, [("Content-Length", "4")], method="GET", version="1.1", close=False))
+    writer = BodyWriter(framing_of(200, [("Content-Length", "4")], method="GET", version="1.1", close=False))
     assert [writer.take(piece) for piece in (b"ab", b"cdef", b"gh")] == [b"ab", b"cd", b""]
-    chunked = BodyWriter(frame(200, [], method="GET", version="1.1", close=False))
+    chunked = BodyWriter(framing_of(200, [], method="GET", version="1.1", close=False))
     assert chunked.wire(chunked.take(b"xyz")) == b"3\r\nxyz\r\n"

@@ -204,7 +204,7 @@ def test_hop_by_hop_headers_are_the_servers_and_connection_and_framing_go_on_to_
     """PEP 3333 "Other HTTP Features": the server owns connection management (RFC 9110 §7.6.1).
 
     The fields only a proxy may use are dropped here; ``Connection`` and
-    ``Transfer-Encoding`` go on to ``framing.frame``, the one place that reads
+    ``Transfer-Encoding`` go on to ``framing.framing_of``, the one place that reads
     an app's ``close`` and decides the framing (tests/test_connection_memory.py
     checks the wire).
     """
@@ -389,7 +389,7 @@ def test_a_whole_html_page_gets_the_transform_and_its_stale_content_length_goes(
     page = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", "13")]
     server = wsgi_server(transform=lambda body: body.replace(b"</body>", b"<script></script></body>"))
     conn = run(app_answering("200 OK", page, [b"<body></body>"]), server=server)
-    # framing.frame announces the length of the body it is given: decided once, there.
+    # framing.framing_of announces the length of the body it is given: decided once, there.
     assert conn.calls[0] == ("send", 200, [page[0]], b"<body><script></script></body>", False)
 
 

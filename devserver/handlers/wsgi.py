@@ -46,7 +46,7 @@ class WSGIServer:
     log_line: Callable[[str], None]  # a line written to wsgi.errors
     html_transform: Callable[[bytes], bytes] | None  # applied to whole text/html bodies (live reload)
     request_detail: bool = True  # collect the lines the app writes per request (Config.request_detail)
-# Dropped from an app's headers.  Connection and Transfer-Encoding go on to framing.frame, which owns them:
+# Dropped from an app's headers.  Connection and Transfer-Encoding go on to framing.framing_of, which owns them:
 # it writes its own, and an app's ``Connection: close`` closes the connection after the response.
 HOP_BY_HOP = frozenset({"keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers", "upgrade"})
 # Header names an app sent before and that were valid tokens, with their lower-case form: apps send the

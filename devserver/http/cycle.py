@@ -29,7 +29,7 @@ decisions a connection makes between requests, each made here only:
 
 The connection (``devserver.worker.connection``) moves the bytes, runs the
 timers and asks this object what to do.  The response's own framing
-(Content-Length, chunked, HEAD/204/304) is ``framing.frame``'s.  Requests are
+(Content-Length, chunked, HEAD/204/304) is ``framing.framing_of``'s.  Requests are
 held as whatever the connection makes of them (``T``: the worker's
 ``Exchange``).
 """

@@ -1,7 +1,7 @@
 """Response framing, decided once per response and enforced for every byte.
 
 The request side turns bytes into events (parser.py); this is its mirror for
-responses, with no sockets: ``frame()`` reads status, method, version and
+responses, with no sockets: ``framing_of()`` reads status, method, version and
 the handler's headers and decides how the body is delimited (RFC 9112 §6.3),
 and a ``BodyWriter`` then turns the handler's body bytes into wire bytes that
 always match that decision.  A handler that sends more than it declared is
@@ -59,7 +59,7 @@ def _server_owned(headers: list[tuple[str, str]]) -> tuple[list[tuple[str, str]]
 _SERVER_OWNED = frozenset({"transfer-encoding", "connection"})
 
 
-def frame(status: int, headers: list[tuple[str, str]], *, method: str, version: str, close: bool,
+def framing_of(status: int, headers: list[tuple[str, str]], *, method: str, version: str, close: bool,
           body_length: int | None = None) -> Framing:
     """The framing of one response.
 

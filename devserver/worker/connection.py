@@ -27,7 +27,7 @@ from devserver.debug import capture
 from devserver.handlers.exchange import ClientGone, Exchange
 from devserver.handlers.pages import error_page
 from devserver.http.cycle import FRESH, IDLE, Cycle, Phase, Wait
-from devserver.http.framing import BodyWriter, frame
+from devserver.http.framing import BodyWriter, framing_of
 from devserver.http.parser import CONTINUE, Body, End, Head, Limits, Request
 from devserver.ipc.config import Config
 from devserver.ipc.reports import ErrorReport
@@ -275,7 +275,7 @@ class Connection(asyncio.Protocol):
         assert exchange is not None
         request = exchange.request
         close = exchange.close or exchange is self.cycle.last
-        framing = frame(status, headers, method=request.method, version=request.version, close=close,
+        framing = framing_of(status, headers, method=request.method, version=request.version, close=close,
                         body_length=body_length)
         writer = exchange.writer = BodyWriter(framing)
         exchange.close = framing.close
@@ -433,7 +433,7 @@ class Connection(asyncio.Protocol):
         protocol writes the ``101 Switching Protocols`` head itself (a
         WebSocket's, worker/websocket.py) or it has gone out through
         ``send``/``start`` (the handler's ``Connection: Upgrade`` and
-        ``Upgrade`` fields are sent as given, framing.frame).  The exchange is
+        ``Upgrade`` fields are sent as given, framing.framing_of).  The exchange is
         the caller's to record (a WebSocket's row is recorded when it
         closes, with what it carried).  This connection then reads and writes
         nothing more, its deadline stops, the worker forgets it, and the
