@@ -21,11 +21,11 @@ from wsproto.events import (
 from wsproto.events import Request as ClientRequest
 
 from devserver.handlers import asgi_websocket
-from devserver.handlers.asgi_websocket import Closed, serve, websocket_scope
+from devserver.handlers.asgi_websocket import Closed, serve, wants_websocket, websocket_scope
 from devserver.handlers.exchange import Exchange
 from devserver.http.parser import Head, Request, RequestParser
 from devserver.worker import websocket
-from devserver.worker.websocket import Upgrade, WebSocket, handshake, wants_websocket
+from devserver.worker.websocket import Upgrade, WebSocket, handshake
 
 
 def in_loop(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:

@@ -36,6 +36,11 @@ APP_GRACE = 1.0  # seconds an app may run on once its WebSocket is closed
 REFUSED = 403  # the app closed before accepting (ASGI: "the server must respond with HTTP 403")
 
 
+def wants_websocket(request: Request) -> bool:
+    """A GET asking to switch to the WebSocket protocol (RFC 6455 §4.1: ``Upgrade: websocket``)."""
+    return "websocket" in request.upgrade and request.method == "GET"
+
+
 @dataclass(frozen=True, slots=True)
 class Closed:
     """The end of a WebSocket: the close frame's code and reason (1006: no close frame)."""

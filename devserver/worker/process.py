@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from devserver.apps.dynamic import ImportFailed, NotFound, ServedApp
 from devserver.apps.loader import app_key, modules_for
@@ -25,6 +25,7 @@ from devserver.debug import capture, failures, requestlogs
 from devserver.debug.appoutput import escape_app_output
 from devserver.handlers.appcall import AppHandlers, answered_failed_startup, app_handlers, serve_app
 from devserver.handlers.asgi import ASGIApplication, ASGIServer
+from devserver.handlers.asgi_websocket import wants_websocket
 from devserver.handlers.exchange import ClientGone, Exchange, Responder
 from devserver.handlers.lifespan import Lifespan, LifespanKeeper
 from devserver.handlers.routes import ALLOW, INTERNAL, App, Internal, Refused, Router, Script, SendFile, ServerOptions, StaticResponse
@@ -44,7 +45,9 @@ from devserver.worker.eventqueue import MAX_BATCH, EventChannel, EventSink
 from devserver.worker.handoff import Handoff
 from devserver.worker.inflight import InflightTable
 from devserver.worker.threadpool import ThreadPool
-from devserver.worker.websocket import WebSocket, serve_upgrade, wants_websocket
+
+if TYPE_CHECKING:
+    from devserver.worker.websocket import WebSocket  # imports the websockets library: on the first upgrade only
 
 FLUSH_EVERY = 0.05  # seconds between event batches
 SWEEP_EVERY = 0.5  # seconds between timeout sweeps
@@ -276,6 +279,8 @@ class Worker:
         lifespan = self.lifespans.ready(app) or await self.lifespans.switch(app)  # a reloaded app's startup first
         if answered_failed_startup(conn, exchange, lifespan):
             return
+        from devserver.worker.websocket import serve_upgrade  # the websockets library, on the first upgrade only
+
         summary = await serve_upgrade(conn, exchange, app, self.server_address, self.config.header_timeout,
                                       lambda socket: self.websockets.__setitem__(socket, app),
                                       lambda socket: self.websockets.pop(socket, None))

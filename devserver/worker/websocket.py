@@ -28,7 +28,6 @@ from websockets.server import ServerProtocol
 from devserver.handlers.asgi import ASGIApplication
 from devserver.handlers.asgi_websocket import Closed, Incoming, serve, websocket_scope
 from devserver.handlers.exchange import ClientGone, Exchange
-from devserver.http.parser import Request as HTTPRequest
 from devserver.ipc.events import WebSocketMessage, WebSocketSummary
 
 MAX_MESSAGE = 16 * 1024 * 1024  # bytes: uvicorn's default --ws-max-size; a longer message closes with 1009
@@ -223,11 +222,6 @@ class Upgradable(Protocol):
     def write(self, data: bytes) -> None: ...
     def finish(self) -> None: ...
     def end(self) -> None: ...
-
-
-def wants_websocket(request: HTTPRequest) -> bool:
-    """A GET asking to switch to the WebSocket protocol (RFC 6455 §4.1: ``Upgrade: websocket``)."""
-    return "websocket" in request.upgrade and request.method == "GET"
 
 
 class Upgrade:
