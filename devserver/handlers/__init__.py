@@ -1,1 +1,1 @@
-"""What answers a request: static files, folder listings, WSGI apps, the server's own pages, live reload."""
+"""What answers a request: static files, folder listings, WSGI and ASGI apps (WebSockets too), the server's own pages, live reload."""
