@@ -50,6 +50,7 @@ from devserver.handlers import pages
 from devserver.handlers.exchange import Exchange
 from devserver.handlers.exchange import Responder as Connection
 from devserver.handlers.jscompact import compact
+from devserver.handlers.routes import INTERNAL_PREFIX
 from devserver.http.parser import Request
 from devserver.ipc.control import PageChanged
 
@@ -64,7 +65,7 @@ class Pluggable(Protocol):
     page_listeners: list[Callable[[PageChanged], None]]
     shutdown_hooks: list[Callable[[], None]]
 
-PREFIX = "/__devserver__/"
+PREFIX = INTERNAL_PREFIX  # the router sends these paths here (handlers/routes.py)
 SCRIPT_URL = PREFIX + "livereload.js"
 EVENTS_URL = PREFIX + "events"
 SCRIPT_TAG = f'<script src="{SCRIPT_URL}"></script>'.encode()

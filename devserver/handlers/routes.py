@@ -24,7 +24,7 @@ from devserver.http.hostcheck import HostPolicy
 from devserver.http.parser import Request
 from devserver.kit.frozen import constructor_from_values
 
-INTERNAL_PREFIX = "/__devserver__/"  # the server's own endpoints (handlers/livereload.py)
+INTERNAL_PREFIX = "/__devserver__/"  # the server's own endpoints: live reload's (handlers/livereload.py takes it from here)
 ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"  # what OPTIONS * says the server takes
 # ``/name.py`` or ``/name.py/rest``: a module of --dynamic, and the only URL shape that names one.
 _SCRIPT = re.compile(r"/([A-Za-z_][A-Za-z0-9_]*)\.py(?=/|\Z)")
