@@ -19,7 +19,7 @@ from devserver.handlers.exchange import Exchange
 from devserver.http.framing import BodyWriter, framing_of
 from devserver.http.parser import Request
 from devserver.ipc.config import Config
-from devserver.ipc.events import BodyRecord, RequestEvent, WebSocketSummary, received
+from devserver.ipc.events import BodyRecord, InsideRecord, QueryRecord, RequestEvent, WebSocketSummary, received
 from devserver.ipc.reports import ErrorReport
 from devserver.kit.frozen import constructor_from_values, values_by_name
 from devserver.worker.process import EXCHANGE_FIELDS, Worker
@@ -41,12 +41,13 @@ def answered_exchange() -> tuple[Exchange, dict[str, Any]]:
     asked, answered = BodyRecord("/spool", 0, 1, 1), BodyRecord("/spool", 1, 2, 2)
     exchange.capture = SimpleNamespace(finish=lambda: (asked, answered))  # type: ignore[assignment]
     exchange.logs = SimpleNamespace(snapshot=lambda: ("a line",), id="req-9")  # type: ignore[assignment]
+    exchange.inside = InsideRecord(4.5, (QueryRecord("SELECT 1", 0.2, 1.0),))
     expected = {"client": "10.0.0.9:4242", "method": "PATCH", "target": "/items/7?x=1", "http_version": "1.0",
                 "status": 201, "bytes_sent": 4321, "request_headers": (("Host", "127.0.0.1"), ("X-Asked", "yes")),
                 "body_preview": b"preview", "traceback": "Traceback: text", "error": "an error",
                 "request_body": asked, "response_body": answered, "error_report": exchange.report,
                 "logs": ("a line",), "request_id": "req-9", "request_line": "PATCH /x",
-                "websocket": WebSocketSummary(3, 4, 1000, "bye")}
+                "websocket": WebSocketSummary(3, 4, 1000, "bye"), "inside": exchange.inside}
     return exchange, expected
 
 

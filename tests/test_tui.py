@@ -88,6 +88,9 @@ class FakeControl:
     def evaluate(self, worker_pid: int, request_id: str, frame: int, source: str) -> Evaluated:
         return Evaluated(0, error="no worker here")
 
+    def arm_profile(self, route: str | None) -> None:
+        self.armed = route
+
 
 def make_app(control: Control | None = None, **config: Any) -> DashboardApp:
     return DashboardApp(Config(**config), control, started=BASE, clock=lambda: BASE + 83, drain_interval=0.0)
@@ -646,6 +649,9 @@ def fake_supervisor_module(fail: bool, calls: list[str]) -> types.ModuleType:
 
         def evaluate(self, worker_pid: int, request_id: str, frame: int, source: str) -> Evaluated:
             return Evaluated(0)
+
+        def arm_profile(self, route: str | None) -> None:
+            calls.append("arm")
 
     module.Supervisor = Supervisor  # type: ignore[attr-defined]
     module.StartError = FakeStartError  # type: ignore[attr-defined]

@@ -24,3 +24,6 @@ class Control(Protocol):
     def evaluate(self, worker_pid: int, request_id: str, frame: int, source: str) -> Evaluated:
         """Run ``source`` in frame ``frame`` (an index into the request's ErrorReport frames) of the failure
         of request ``request_id``, in worker ``worker_pid``, which keeps it; bounded in time."""
+
+    def arm_profile(self, route: str | None) -> None:
+        """Profile the next request to ``route`` ("GET /catalog"), in whichever worker serves it; None disarms."""

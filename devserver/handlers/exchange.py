@@ -20,6 +20,7 @@ from devserver.debug.capture import Capture
 from devserver.debug.requestlogs import LineCollector
 from devserver.http.framing import BodyWriter
 from devserver.http.parser import Request
+from devserver.ipc.events import InsideRecord
 from devserver.ipc.reports import ErrorReport
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ class Exchange:
 
     __slots__ = ("request", "body", "preview", "started", "status", "sent",
                  "traceback", "error", "close", "route", "body_size", "writer",
-                 "capture", "report", "logs")
+                 "capture", "report", "logs", "inside")
 
     def __init__(self, request: Request) -> None:
         self.request = request
@@ -56,6 +57,7 @@ class Exchange:
         self.capture: Capture | None = None  # bodies recorded for the dashboard (devserver.debug.capture)
         self.report: ErrorReport | None = None  # an app's exception in full (devserver.debug.tracebacks)
         self.logs: LineCollector | None = None  # what the app printed or logged while serving it
+        self.inside: InsideRecord | None = None  # its queries, outbound calls, templates (devserver.probes)
 
     def add_body(self, data: bytes) -> None:
         if self.body is None:

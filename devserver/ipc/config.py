@@ -29,6 +29,9 @@ class Config:
     # Request events carry the request's and response's headers and the lines the app wrote while serving it:
     # the dashboard and JSON lines show them; the text console shows neither and turns this off.
     request_detail: bool = True
+    # Workers record what each request did inside the app (SQL, outbound calls, templates: devserver.probes) for
+    # the dashboard and JSON lines; the plain console turns it off unless asked, so that nobody pays for it unseen.
+    record_inside: bool = True
     reload: bool = True
     livereload: bool = True
     log_format: str = "text"

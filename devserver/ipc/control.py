@@ -88,4 +88,12 @@ class Pause:
     """To a current worker during a warm restart: stop accepting, new workers take the connections."""
 
 
-ControlMessage = Reload | PageChanged | Evaluate | Go | Serve | Pause
+@dataclass(frozen=True, slots=True)
+class ArmProfile:
+    """Profile the next request to ``route`` ("GET /catalog", devserver.probes.route_of) in whichever worker
+    serves it first; None disarms.  The supervisor disarms every worker once one profile has come back."""
+
+    route: str | None
+
+
+ControlMessage = Reload | PageChanged | Evaluate | Go | Serve | Pause | ArmProfile

@@ -83,6 +83,111 @@ class WebSocketSummary:
 
 @_pickled_by_values
 @dataclass(frozen=True, slots=True)
+class QueryRecord:
+    """One SQL statement a request ran (devserver.probes), as the detail and the JSON line show it."""
+
+    sql: str  # the statement, parameters inlined and shortened, secrets masked as in tracebacks
+    ms: float
+    started_ms: float  # since the request's app call began
+    rows: int | None = None  # None: the driver does not say
+    source: str = ""  # the app frame that ran it, "catalog/views.py:40" ("": none of the app's)
+    database: str = ""  # which hook saw it and on what: "django:default", "sqlalchemy:sqlite", "sqlite3"
+    error: str = ""  # the exception's last line when the statement failed
+
+
+@_pickled_by_values
+@dataclass(frozen=True, slots=True)
+class RepeatedQuery:
+    """Statements of one shape run again and again by one request: the N+1 the detail flags."""
+
+    shape: str  # the statement with its literals replaced by ?
+    count: int
+    ms: float  # all of them together
+    source: str = ""  # the app frame most of them came from
+
+
+@_pickled_by_values
+@dataclass(frozen=True, slots=True)
+class OutboundRecord:
+    """One HTTP call a request made to another service."""
+
+    method: str
+    url: str  # credentials and secret query values masked
+    status: int  # 0: no answer (error says why)
+    ms: float
+    started_ms: float
+    bytes_received: int = 0
+    client: str = ""  # "http.client" (urllib, requests), "httpx", "aiohttp"
+    source: str = ""
+    error: str = ""
+
+
+@_pickled_by_values
+@dataclass(frozen=True, slots=True)
+class TemplateRecord:
+    """One template a request rendered."""
+
+    name: str
+    ms: float
+    started_ms: float
+    engine: str = ""  # "jinja2", "django"
+    source: str = ""
+
+
+@_pickled_by_values
+@dataclass(frozen=True, slots=True)
+class ProfileNode:
+    """One line of a profile's call tree, depth first: ``depth`` 0 is the root."""
+
+    depth: int
+    function: str
+    location: str  # "catalog/views.py:40"
+    ms: float  # time in this call and below
+    self_ms: float = 0.0
+    app: bool = True  # the user's code, not the library's or the interpreter's
+
+
+@_pickled_by_values
+@dataclass(frozen=True, slots=True)
+class ProfileRecord:
+    """A sampling profile of one request, taken because its route was armed from the dashboard."""
+
+    route: str  # what was armed: "GET /catalog" (devserver.probes.route_of)
+    interval_ms: float
+    samples: int
+    nodes: tuple[ProfileNode, ...] = ()
+    profiler: str = "pyinstrument"
+
+
+@_pickled_by_values
+@dataclass(frozen=True, slots=True)
+class InsideRecord:
+    """What a request did inside the app (devserver.probes): recorded only when someone looks
+    (Config.record_inside), each list bounded per request (``dropped`` counts what was left out)."""
+
+    app_ms: float  # the app call itself, wall time; the rest of duration_ms is the server's
+    queries: tuple[QueryRecord, ...] = ()
+    repeated: tuple[RepeatedQuery, ...] = ()
+    outbound: tuple[OutboundRecord, ...] = ()
+    templates: tuple[TemplateRecord, ...] = ()
+    profile: ProfileRecord | None = None
+    dropped: int = 0
+
+    @property
+    def sql_ms(self) -> float:
+        return sum(q.ms for q in self.queries)
+
+    @property
+    def outbound_ms(self) -> float:
+        return sum(c.ms for c in self.outbound)
+
+    @property
+    def templates_ms(self) -> float:
+        return sum(t.ms for t in self.templates)
+
+
+@_pickled_by_values
+@dataclass(frozen=True, slots=True)
 class RequestEvent:
     """One answered request (or a request rejected by the protocol layer)."""
 
@@ -109,6 +214,7 @@ class RequestEvent:
     # up to 1 KiB, latin-1, unescaped (shown_request() escapes it).  "" when parsed, or when nothing came.
     request_line: str = ""
     websocket: WebSocketSummary | None = None  # set when the request became a WebSocket connection
+    inside: InsideRecord | None = None  # queries, outbound calls, templates, profile (Config.record_inside)
 
     def shown_request(self, limit: int = 0) -> tuple[str, str]:
         """Method and target as a log shows them, control characters escaped.

@@ -31,7 +31,7 @@ from typing import Any, Protocol, cast  # Any: the arguments a worker entry poin
 
 from devserver.ipc.channels import ControlSender, EventReader, Generation, InflightMemory, Process
 from devserver.ipc.config import Config
-from devserver.ipc.control import ControlMessage, Evaluate, Evaluated, Go, Pause, Reload, Serve, StopSeen
+from devserver.ipc.control import ArmProfile, ControlMessage, Evaluate, Evaluated, Go, Pause, Reload, Serve, StopSeen
 from devserver.ipc.events import Event, LogEvent, ReloadEvent, ServerEvent, Wire, WorkerEvent, received
 from devserver.kit import interpreter
 from devserver.kit.safetext import escape_controls
@@ -183,6 +183,7 @@ class Supervisor:
         # they hold the generation they started with, so every Reload meanwhile must reach them too.
         self.loading: list[WorkerSlot] = []
         self.generation: Generation | None = None
+        self.armed_route: str | None = None  # the route the dashboard asked to profile (arm_profile)
         self.handoff: Handoff | None = None  # connections a warm restart's old workers pass to the new ones
         self._retired: list[EventReader] = []  # event pipes of dead workers, read until empty
         self._lock = threading.Lock()
@@ -345,6 +346,11 @@ class Supervisor:
         with self._lock:
             for slot in self.slots:
                 slot.tell(message)  # a dead worker's replacement starts fresh
+
+    def arm_profile(self, route: str | None) -> None:
+        """Profile the next request to ``route`` in whichever worker serves it first (None disarms)."""
+        self.armed_route = route
+        self.broadcast(ArmProfile(route))
 
     def reload(self, modules: Iterable[str] | None, paths: Iterable[str] = ()) -> int:
         """Tell every worker to purge ``modules`` (None: all dynamic modules).

@@ -63,7 +63,8 @@ SAVE_PATIENCE = 2.0  # seconds a request waits for a module that keeps being sav
 # holds are read from it, the others are given by keyword (record()).
 EXCHANGE_FIELDS = {"method": "request.method", "target": "request.target", "http_version": "request.version",
                    "status": "status", "bytes_sent": "sent", "body_preview": "preview", "traceback": "traceback",
-                   "error": "error", "error_report": "report", "request_line": "request.request_line"}
+                   "error": "error", "error_report": "report", "request_line": "request.request_line",
+                   "inside": "inside"}
 _request_values = values_by_name(RequestEvent, EXCHANGE_FIELDS)
 # WebSocket close codes (RFC 6455 §7.4.1, IANA registry): new code is served (reload, warm restart), or the server stops.
 SERVICE_RESTART = (1012, "service restart")
