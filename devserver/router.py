@@ -40,7 +40,7 @@ from email.message import EmailMessage
 from functools import cached_property
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
-from typing import Any, NoReturn
+from typing import IO, Any, Generic, NoReturn, TypeVar, cast
 from urllib.parse import parse_qsl, quote, urlencode
 
 Handler = Callable[..., object]
@@ -196,15 +196,24 @@ def redirect(location: str, status: int = 302) -> Response:
     return Response(f'<a href="{escape(url)}">{escape(url)}</a>\n', status, {"Location": url})
 
 
-class MultiDict(Mapping[str, Any]):
+V = TypeVar("V")
+Environ = dict[str, object]  # PEP 3333's environ: str values for the CGI names, objects for the wsgi.* ones
+
+
+def _field(environ: Mapping[str, object], name: str) -> str:
+    """A CGI variable of the environ ("" if absent): PEP 3333 makes them native strings."""
+    return str(environ.get(name, ""))
+
+
+class MultiDict(Mapping[str, V], Generic[V]):
     """Several values per name; ``d[name]`` and ``get`` give the first."""
 
-    def __init__(self, pairs: Iterable[tuple[str, Any]] = ()) -> None:
-        self._lists: dict[str, list[Any]] = {}
+    def __init__(self, pairs: Iterable[tuple[str, V]] = ()) -> None:
+        self._lists: dict[str, list[V]] = {}
         for name, value in pairs:
             self._lists.setdefault(name, []).append(value)
 
-    def __getitem__(self, name: str) -> Any:
+    def __getitem__(self, name: str) -> V:
         return self._lists[name][0]
 
     def __iter__(self) -> Iterator[str]:
@@ -213,23 +222,23 @@ class MultiDict(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._lists)
 
-    def getlist(self, name: str) -> list[Any]:
+    def getlist(self, name: str) -> list[V]:
         """Every value for ``name``, in order (empty if none)."""
         return list(self._lists.get(name, ()))
 
 
-class Headers(MultiDict):
+class Headers(MultiDict[str]):
     """Request headers from the environ, by case-insensitive name."""
 
-    def __init__(self, environ: Mapping[str, Any]) -> None:
-        super().__init__((key.removeprefix("HTTP_").replace("_", "-").lower(), value)
+    def __init__(self, environ: Mapping[str, object]) -> None:
+        super().__init__((key.removeprefix("HTTP_").replace("_", "-").lower(), str(value))
                          for key, value in environ.items()
                          if key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH"))
 
     def __getitem__(self, name: str) -> str:
         return super().__getitem__(name.lower())
 
-    def getlist(self, name: str) -> list[Any]:
+    def getlist(self, name: str) -> list[str]:
         return super().getlist(name.lower())
 
 
@@ -247,15 +256,15 @@ class Request:
 
     max_body = 16 * 1024 * 1024  # a dev server: guard memory, not enforce policy
 
-    def __init__(self, environ: dict[str, Any]) -> None:
+    def __init__(self, environ: Environ) -> None:
         self.environ = environ
-        self.method: str = environ.get("REQUEST_METHOD", "GET").upper()
+        self.method: str = (_field(environ, "REQUEST_METHOD") or "GET").upper()
         # PEP 3333 carries paths as latin-1 "bytes-as-str"; browsers send UTF-8.
-        self.path: str = _utf8(environ.get("PATH_INFO", "")) or "/"
-        self.script_name: str = _utf8(environ.get("SCRIPT_NAME", ""))
-        self.query_string: str = environ.get("QUERY_STRING", "")
+        self.path: str = _utf8(_field(environ, "PATH_INFO")) or "/"
+        self.script_name: str = _utf8(_field(environ, "SCRIPT_NAME"))
+        self.query_string: str = _field(environ, "QUERY_STRING")
         # The media type without parameters, lower case ("" if none).
-        self.content_type = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+        self.content_type = _field(environ, "CONTENT_TYPE").split(";", 1)[0].strip().lower()
 
     def url_for(self, path: str, **query: object) -> str:
         """The URL of app path ``path`` (unquoted text), with SCRIPT_NAME in front."""
@@ -263,7 +272,7 @@ class Request:
         return f"{url}?{urlencode(query)}" if query else url
 
     @cached_property
-    def args(self) -> MultiDict:
+    def args(self) -> MultiDict[str]:
         """The query string's arguments."""
         return MultiDict(parse_qsl(self.query_string, keep_blank_values=True))
 
@@ -278,7 +287,7 @@ class Request:
         found: dict[str, str] = {}
         # One pair at a time: SimpleCookie stops at the first bad pair, and
         # localhost collects cookies from every app a developer runs.
-        for pair in self.environ.get("HTTP_COOKIE", "").split(";"):
+        for pair in _field(self.environ, "HTTP_COOKIE").split(";"):
             try:
                 parsed: SimpleCookie = SimpleCookie(pair.strip())
             except CookieError:
@@ -290,7 +299,7 @@ class Request:
     def body(self) -> bytes:
         """The request body, read once and never past CONTENT_LENGTH (PEP 3333)."""
         too_big = f"The body is larger than {self.max_body} bytes."
-        length = self.environ.get("CONTENT_LENGTH", "").strip()
+        length = _field(self.environ, "CONTENT_LENGTH").strip()
         if length.isdigit():
             size = int(length)
             if size > self.max_body:
@@ -301,7 +310,7 @@ class Request:
             size = self.max_body + 1
         else:
             return b""
-        stream = self.environ.get("wsgi.input")
+        stream = cast("IO[bytes] | None", self.environ.get("wsgi.input"))
         data = stream.read(size) if size and stream is not None else b""
         if len(data) > self.max_body:
             raise HTTPError(413, too_big)
@@ -318,36 +327,39 @@ class Request:
             raise HTTPError(400, f"Invalid JSON body: {error}") from None
 
     @cached_property
-    def form(self) -> MultiDict:
+    def form(self) -> MultiDict[str]:
         """Form fields from an urlencoded or multipart body (text fields only)."""
         return self._parsed_form[0]
 
     @cached_property
-    def files(self) -> MultiDict:
+    def files(self) -> MultiDict[FileUpload]:
         """Uploaded files (``FileUpload``) from a multipart/form-data body."""
         return self._parsed_form[1]
 
     @cached_property
-    def _parsed_form(self) -> tuple[MultiDict, MultiDict]:
+    def _parsed_form(self) -> Form:
         parser = _FORM_PARSERS.get(self.content_type)
         if parser is None:
             return MultiDict(), MultiDict()
         return parser(self)
 
 
+Form = tuple[MultiDict[str], MultiDict[FileUpload]]  # a body's text fields and its files
+
+
 def _utf8(text: str) -> str:
     return text.encode("latin-1", "replace").decode("utf-8", "replace")
 
 
-def _parse_urlencoded(request: Request) -> tuple[MultiDict, MultiDict]:
+def _parse_urlencoded(request: Request) -> Form:
     text = request.body.decode("utf-8", "replace")
     return MultiDict(parse_qsl(text, keep_blank_values=True)), MultiDict()
 
 
-def _parse_multipart(request: Request) -> tuple[MultiDict, MultiDict]:
+def _parse_multipart(request: Request) -> Form:
     # email's MIME parser reads multipart/form-data (RFC 7578) once given the
     # Content-Type header (which carries the boundary) in front of the body.
-    head = f"Content-Type: {request.environ.get('CONTENT_TYPE', '')}\r\n\r\n".encode("latin-1", "replace")
+    head = f"Content-Type: {_field(request.environ, 'CONTENT_TYPE')}\r\n\r\n".encode("latin-1", "replace")
     message = email.parser.BytesParser(EmailMessage, policy=email.policy.HTTP).parsebytes(head + request.body)
     if not message.is_multipart():
         raise HTTPError(400, "Malformed multipart/form-data body.")
@@ -367,7 +379,7 @@ def _parse_multipart(request: Request) -> tuple[MultiDict, MultiDict]:
     return MultiDict(fields), MultiDict(files)
 
 
-_FORM_PARSERS: dict[str, Callable[[Request], tuple[MultiDict, MultiDict]]] = {
+_FORM_PARSERS: dict[str, Callable[[Request], Form]] = {
     "application/x-www-form-urlencoded": _parse_urlencoded,
     "multipart/form-data": _parse_multipart,
 }
@@ -600,7 +612,7 @@ class App:
                 raise
             raise _moved_to(request, other) from None
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    def __call__(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
         """The WSGI entry point (PEP 3333).
 
         An exception from a handler is not caught: the server turns it into

@@ -19,7 +19,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from types import ModuleType
-from typing import Any, cast
+from typing import cast
 
 from devserver.apps import devmode, filestamp
 from devserver.apps.ownmodules import OwnModules
@@ -220,7 +220,7 @@ class DynamicModules:
 def zero_argument_app(function: Callable[[], object]) -> WSGIApp:
     """Wrap the zero-argument ``application()`` returning a string into a WSGI app (200 text/plain)."""
 
-    def app(environ: dict[str, Any], start_response: Callable[..., object]) -> list[bytes]:
+    def app(environ: dict[str, object], start_response: Callable[..., object]) -> list[bytes]:
         result = function()
         body = result if isinstance(result, bytes) else str(result).encode("utf-8")
         start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])

@@ -38,7 +38,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from types import FrameType, ModuleType
-from typing import Any, cast
+from typing import cast
 
 from devserver.apps import appspec, devmode, filestamp
 from devserver.apps.dynamic import PYC_RACY_NS, DynamicModules, ImportFailed, NotFound, ServedApp, saving
@@ -266,7 +266,7 @@ class UsageReporter:
     def watching(self, app: WSGIApp) -> WSGIApp:
         """``app`` that reports modules it imported while answering (lazy imports, first template...)."""
 
-        def usage_middleware(environ: dict[str, Any], start_response: Callable[..., object]) -> Iterable[bytes]:
+        def usage_middleware(environ: dict[str, object], start_response: Callable[..., object]) -> Iterable[bytes]:
             try:
                 return app(environ, start_response)
             finally:

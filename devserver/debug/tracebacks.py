@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Mapping
 from html import escape
 from types import FrameType
-from typing import Any
+from typing import IO, cast
 from urllib.parse import parse_qsl
 
 from devserver.ipc.reports import ErrorReport, Frame
@@ -88,7 +88,11 @@ def _frame(frame: FrameType, lineno: int) -> Frame:
     return Frame(filename, lineno, frame.f_code.co_name, source, tuple((k, short_repr(k, v)) for k, v in names))
 
 
-def _request(environ: Mapping[str, Any]) -> dict[str, Any]:
+RequestFields = tuple[str, str, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]  # method, target, headers, form
+NO_REQUEST: RequestFields = ("", "", (), ())
+
+
+def _request(environ: Mapping[str, object]) -> RequestFields:
     headers = []
     for key, value in environ.items():
         if key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
@@ -97,7 +101,7 @@ def _request(environ: Mapping[str, Any]) -> dict[str, Any]:
     form: list[tuple[str, str]] = []
     if str(environ.get("CONTENT_TYPE", "")).startswith("application/x-www-form-urlencoded"):
         try:  # the body is a seekable spool: read it again from the start
-            stream = environ["wsgi.input"]
+            stream = cast("IO[bytes]", environ["wsgi.input"])
             stream.seek(0)
             data = stream.read(FORM_LIMIT).decode("latin-1")
             form = [(k, MASK if SECRET.search(k) else v) for k, v in parse_qsl(data, keep_blank_values=True)]
@@ -105,12 +109,7 @@ def _request(environ: Mapping[str, Any]) -> dict[str, Any]:
             form = []
     query = environ.get("QUERY_STRING", "")
     target = environ.get("RAW_URI") or str(environ.get("PATH_INFO", "")) + (f"?{query}" if query else "")
-    return {
-        "method": str(environ.get("REQUEST_METHOD", "")),
-        "target": str(target),
-        "headers": tuple(headers),
-        "form": tuple(form),
-    }
+    return str(environ.get("REQUEST_METHOD", "")), str(target), tuple(headers), tuple(form)
 
 
 def _is_importlib(filename: str) -> bool:
@@ -145,15 +144,16 @@ def _chain(exc: BaseException) -> str:
     return ""
 
 
-def report(exc: BaseException, environ: Mapping[str, Any] | None = None) -> ErrorReport:
+def report(exc: BaseException, environ: Mapping[str, object] | None = None) -> ErrorReport:
     """The report of ``exc`` (being handled now, or caught), for the request in ``environ``."""
     kept, folded = app_frames(exc)
+    method, target, headers, form = _request(environ) if environ is not None else NO_REQUEST
     return ErrorReport(
         exception="".join(traceback.format_exception_only(type(exc), exc)).strip(),
         frames=tuple(_frame(frame, lineno) for frame, lineno in kept),
         folded=folded,
         chained=_chain(exc),
-        **(_request(environ) if environ is not None else {}),
+        method=method, target=target, headers=headers, form=form,
     )
 
 

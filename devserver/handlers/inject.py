@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any
 
 from devserver.handlers.livereload import SCRIPT_URL, inject_app
 from devserver.handlers.wsgi import WSGIApp, plain_html
@@ -109,7 +108,7 @@ class _Body:
 def with_livereload(app: WSGIApp) -> WSGIApp:
     """``app`` whose full HTML pages carry the live-reload script."""
 
-    def livereload_middleware(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def livereload_middleware(environ: dict[str, object], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") == "HEAD":
             return app(environ, start_response)
         held = _Held(start_response)

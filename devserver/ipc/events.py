@@ -11,7 +11,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from devserver.ipc.reports import ErrorReport
 from devserver.kit.frozen import constructor_from_values
@@ -326,7 +326,7 @@ Event = RequestEvent | ReloadEvent | WorkerEvent | WorkerStatus | DroppedEvents 
 # RequestEvent per request, and building the frozen dataclass cost it as much as pickling it.  Both sides
 # take the order from the class: the worker names each value (kit/frozen.values_by_name), the receiver
 # sets each field (kit/frozen.constructor_from_values).
-Wire = tuple[type[Event], tuple[Any, ...]]
+Wire = tuple[type[Event], tuple[object, ...]]
 
 
 def received(batch: list[Event | Wire]) -> list[Event]:
@@ -335,8 +335,8 @@ def received(batch: list[Event | Wire]) -> list[Event]:
             for item in batch]
 
 
-def _by_init(cls: type[E], values: tuple[Any, ...]) -> E:
+def _by_init(cls: type[E], values: tuple[object, ...]) -> E:
     return cls(*values)
 
 
-_BUILDERS: dict[type, Callable[[Any, tuple[Any, ...]], Any]] = {RequestEvent: constructor_from_values(RequestEvent)}  # one per request
+_BUILDERS: dict[type, Callable[..., Event]] = {RequestEvent: constructor_from_values(RequestEvent)}  # one per request

@@ -30,9 +30,9 @@ import multiprocessing
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 if TYPE_CHECKING:
     import asyncio
@@ -79,13 +79,30 @@ def own_forkservers() -> bool:
                ("_forkserver_pid", "_forkserver_alive_fd", "set_forkserver_preload", "connect_to_new_process"))
 
 
+class _ForkServerFields(Protocol):
+    """What this module reads and sets of a ``multiprocessing.forkserver.ForkServer``: private fields, here only."""
+
+    _forkserver_pid: int | None
+    _forkserver_alive_fd: int | None
+
+    def set_forkserver_preload(self, modules_names: list[str]) -> None: ...
+
+    def connect_to_new_process(self, fds: Sequence[int]) -> tuple[int, int]: ...
+
+
+class _TrackerFields(Protocol):
+    """The private field of ``multiprocessing.resource_tracker``'s tracker this module sets."""
+
+    _fd: int | None
+
+
 class ForkServer:
     """A forkserver of devserver's own, importing ``preload`` when it starts (only where :func:`own_forkservers`)."""
 
     def __init__(self, preload: list[str]) -> None:
         from multiprocessing import forkserver
 
-        self._server: Any = forkserver.ForkServer()  # Any: its fields are private, read here only
+        self._server = cast(_ForkServerFields, forkserver.ForkServer())
         self._server.set_forkserver_preload(preload)
         self.context = multiprocessing.get_context("forkserver")
 
@@ -149,7 +166,7 @@ def skip_resource_tracker() -> bool:
     try:
         from multiprocessing import resource_tracker
 
-        tracker: Any = resource_tracker._resource_tracker  # type: ignore[attr-defined]
+        tracker = cast(_TrackerFields, getattr(resource_tracker, "_resource_tracker"))  # noqa: B009 - private
         if _quiet_tracker_fd is not None and getattr(tracker, "_fd", None) == _quiet_tracker_fd:
             return True
         if getattr(tracker, "_fd", 0) is not None or not hasattr(tracker, "_check_alive"):
@@ -167,7 +184,7 @@ def skip_resource_tracker() -> bool:
 class TransportMaker(Protocol):
     """Gives an accepted socket its transport for ``protocol`` (whose ``connection_made`` comes on a later turn)."""
 
-    def __call__(self, sock: socket.socket, protocol: asyncio.Protocol, *, extra: dict[str, Any]) -> object: ...
+    def __call__(self, sock: socket.socket, protocol: asyncio.Protocol, *, extra: dict[str, object]) -> object: ...
 
 
 def transport_maker(loop: asyncio.AbstractEventLoop) -> TransportMaker:
@@ -187,9 +204,9 @@ def transport_maker(loop: asyncio.AbstractEventLoop) -> TransportMaker:
     make = getattr(loop, "_make_socket_transport", None)
     if make is not None and _takes_extra(make):
         return make
-    tasks: set[asyncio.Task[Any]] = set()  # the loop keeps only weak references to its tasks
+    tasks: set[asyncio.Task[object]] = set()  # the loop keeps only weak references to its tasks
 
-    def in_task(sock: socket.socket, protocol: asyncio.Protocol, *, extra: dict[str, Any]) -> object:
+    def in_task(sock: socket.socket, protocol: asyncio.Protocol, *, extra: dict[str, object]) -> object:
         task = loop.create_task(loop.connect_accepted_socket(lambda: protocol, sock))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
@@ -198,7 +215,7 @@ def transport_maker(loop: asyncio.AbstractEventLoop) -> TransportMaker:
     return in_task
 
 
-def _takes_extra(make: Any) -> bool:
+def _takes_extra(make: Callable[..., object]) -> bool:
     try:
         parameters = inspect.signature(make).parameters
     except (TypeError, ValueError):

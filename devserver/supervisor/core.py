@@ -27,9 +27,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
 from multiprocessing.context import ForkContext, SpawnContext
-from typing import Any, Protocol, cast  # Any: the arguments a worker entry point passes on
+from typing import Protocol, TypeAlias, cast
 
-from devserver.ipc.channels import ControlSender, EventReader, Generation, InflightMemory, Process
+from devserver.ipc.channels import ControlReceiver, ControlSender, EventReader, EventWriter, Generation, InflightMemory, Process
 from devserver.ipc.config import Config
 from devserver.ipc.control import ArmProfile, ControlMessage, Evaluate, Evaluated, Go, Pause, Reload, Serve, StopSeen
 from devserver.ipc.events import Event, LogEvent, ReloadEvent, ServerEvent, Wire, WorkerEvent, received
@@ -47,7 +47,11 @@ ANSWER_WAIT = 5.0  # seconds the console waits for a worker's answer (its own li
 STOP_SEEN_WAIT = 1.0  # seconds "stopping" waits for the events of requests finished before the stop
 
 
-def _worker_entry(*args: Any) -> None:
+# worker_main's arguments, in its order: what a worker process is started with
+WorkerArgs: TypeAlias = "tuple[Config, socket.socket, EventWriter, ControlReceiver, Generation, int, InflightMemory | None, Handoff | None]"
+
+
+def _worker_entry(*args: *WorkerArgs) -> None:
     """A worker's entry point, importing the worker (asyncio, httptools, ...) only in the worker.
 
     The supervisor itself never serves a request: importing all that before
@@ -58,7 +62,7 @@ def _worker_entry(*args: Any) -> None:
     worker_main(*args)
 
 
-def _forked_worker_entry(inherited: tuple[int, ...], *args: Any) -> None:
+def _forked_worker_entry(inherited: tuple[int, ...], *args: *WorkerArgs) -> None:
     """A forked worker's entry point: first let go of what it inherited from the supervisor.
 
     Other workers' control pipes, in particular: a worker learns that the
@@ -242,7 +246,8 @@ class Supervisor:
         receiver, sender = self.ctx.Pipe(duplex=False)
         event_reader, event_writer = self.ctx.Pipe(duplex=False)
         inflight = new_table(self.ctx)
-        args = (self.config, self.sockets[index % len(self.sockets)], event_writer, receiver, self.generation, index,
+        assert self.generation is not None, "a worker before start()"
+        args: WorkerArgs = (self.config, self.sockets[index % len(self.sockets)], event_writer, receiver, self.generation, index,
                 inflight, self.handoff)
         if fork is not None:
             inherited = tuple(end.fileno() for slot in self.slots for end in (slot.control, slot.events)) \

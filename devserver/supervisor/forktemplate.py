@@ -16,11 +16,12 @@ import json
 import os
 import signal
 import time
-from typing import Any
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
 
 from devserver.apps import filestamp
 from devserver.kit import interpreter
-from devserver.supervisor.warmtemplate import ENV, decode
+from devserver.supervisor.warmtemplate import ENV, TemplateReport, decode
 
 
 def available() -> bool:
@@ -35,16 +36,16 @@ class Template:
         self.names = frozenset(names)
         self.report_path = report
         self._spec = json.dumps({"names": list(names), "folder": folder, "setup": setup, "report": report})
-        self._report: dict[str, Any] | None = None
+        self._report: TemplateReport | None = None
         self.retired = False
 
-    def start(self, target: Any, name: str, args: tuple[Any, ...]) -> Any:
+    def start(self, target: Callable[..., object], name: str, args: tuple[object, ...]) -> BaseProcess:
         """A process forked from the template (which starts, and loads, on the first one); raises if it cannot."""
         process = self.server.context.Process(target=target, name=name, args=args)
         self.server.start(process, {ENV: self._spec})  # read by the template when it starts
         return process
 
-    def report(self) -> dict[str, Any] | None:
+    def report(self) -> TemplateReport | None:
         """What the template wrote once loaded (None while it loads)."""
         if self._report is None:
             try:

@@ -28,7 +28,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from devserver.apps import appspec, filestamp
 from devserver.apps.projectfiles import ProjectFiles
@@ -48,12 +48,24 @@ class TemplateSpec(TypedDict):
     report: str  # where to write what it read (the file stamps) and whether the setup failed
 
 
-def encode(stamp: filestamp.Stamp) -> list[int | str | None]:
+StampFields = list[int | str | None]  # a file stamp as JSON: size, mtime_ns, digest in hex (None: not hashed)
+
+
+class TemplateReport(TypedDict):
+    """What the template wrote once loaded (the report file, as JSON)."""
+
+    failed: bool  # the setup module raised
+    files: dict[str, StampFields]  # every project file it read
+
+
+def encode(stamp: filestamp.Stamp) -> StampFields:
     return [stamp.size, stamp.mtime_ns, stamp.digest.hex() if stamp.digest else None]
 
 
-def decode(fields: list[Any]) -> filestamp.Stamp:  # as encode() made them, back from JSON
-    return filestamp.Stamp(fields[0], fields[1], bytes.fromhex(fields[2]) if fields[2] else None)
+def decode(fields: StampFields) -> filestamp.Stamp:  # as encode() made them, back from JSON
+    size, mtime_ns, digest = fields
+    assert isinstance(size, int) and isinstance(mtime_ns, int), fields  # our own file: only a bug gets here
+    return filestamp.Stamp(size, mtime_ns, bytes.fromhex(digest) if isinstance(digest, str) else None)
 
 
 class _Reads:
@@ -139,7 +151,7 @@ def build(spec: TemplateSpec) -> None:
         file = getattr(module, "__file__", None)
         if file:
             reads.add(file)  # a module read some other way: stamped late, but stamped
-    report = {"failed": failed, "files": {path: encode(stamp) for path, stamp in reads.stamps.items()}}
+    report: TemplateReport = {"failed": failed, "files": {path: encode(stamp) for path, stamp in reads.stamps.items()}}
     temporary = spec["report"] + ".tmp"
     with open(temporary, "w") as f:
         json.dump(report, f)

@@ -7,7 +7,6 @@ import queue
 import threading
 import time
 from collections import deque
-from typing import Any
 
 from devserver.ipc.channels import Batch, EventWriter
 from devserver.ipc.control import StopSeen
@@ -34,7 +33,7 @@ class EventSink:
     def emit(self, event: Event) -> None:
         self._pending.append(event)
 
-    def emit_values(self, cls: type[Event], values: tuple[Any, ...]) -> None:
+    def emit_values(self, cls: type[Event], values: tuple[object, ...]) -> None:
         """An event as its class and field values (events.Wire): the supervisor builds it (events.received)."""
         self._pending.append((cls, values))
 

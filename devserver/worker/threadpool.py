@@ -22,11 +22,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from queue import Empty, SimpleQueue
-from typing import Any, TypeVar
+from typing import TypeVar, TypeVarTuple
 
 T = TypeVar("T")
-Done = Callable[[Any, BaseException | None], None]  # (result, error), called on the loop
-Job = tuple[float, Done, Callable[..., Any], tuple[Any, ...]]  # (submitted at, done, fn, args)
+Ts = TypeVarTuple("Ts")
+# (result, error), called on the loop; in the queue each call's types are erased: its callback matches its function.
+Done = Callable[..., None]
+Job = tuple[float, Done, Callable[..., object], tuple[object, ...]]  # (submitted at, done, fn, args)
 GROW_AFTER = 0.005  # seconds a call may wait for a thread before another is started
 IDLE_EXIT = 30.0  # seconds an extra thread lingers without work
 
@@ -41,7 +43,7 @@ class ThreadPool:
         self.name = name
         self._jobs: SimpleQueue[Job | None] = SimpleQueue()
         # Loop callbacks from the threads, run in the order posted: results and the writes of streamed bodies.
-        self._done: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
+        self._done: deque[tuple[Callable[..., None], tuple[object, ...]]] = deque()
         self._lock = threading.Lock()
         self._wake_pending = False
         self._threads = 0
@@ -54,11 +56,11 @@ class ThreadPool:
         # No thread yet: _hand_over starts them as calls come (up to base at once), so a worker's start
         # does not wait for four threads to be scheduled before it can accept.
 
-    def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    def submit(self, fn: Callable[[*Ts], T], *args: *Ts) -> asyncio.Future[T]:
         """Run ``fn(*args)`` in a pool thread (call from the loop thread); its result as a future."""
         future: asyncio.Future[T] = self.loop.create_future()
 
-        def settle(result: Any, error: BaseException | None) -> None:
+        def settle(result: T, error: BaseException | None) -> None:
             if future.cancelled():
                 return
             if error is not None:
@@ -69,7 +71,7 @@ class ThreadPool:
         self.call(settle, fn, *args)
         return future
 
-    def call(self, done: Done, fn: Callable[..., Any], *args: Any) -> None:
+    def call(self, done: Callable[[T, BaseException | None], None], fn: Callable[[*Ts], T], *args: *Ts) -> None:
         """Run ``fn(*args)`` in a pool thread (call from the loop thread), then ``done(result, error)`` on the loop.
 
         The request path uses this form: no future, no task to wake, one
@@ -155,7 +157,7 @@ class ThreadPool:
             if not self.post(done, result, error):
                 return  # the loop is closed: the worker is exiting
 
-    def post(self, fn: Callable[..., None], *args: Any) -> bool:
+    def post(self, fn: Callable[[*Ts], None], *args: *Ts) -> bool:
         """Run ``fn(*args)`` on the loop, after what this pool posted before (call from any thread).
 
         A thread that streams a body posts its writes here rather than by
