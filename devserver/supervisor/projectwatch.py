@@ -48,6 +48,7 @@ from devserver.reload.watcher import (
     Watcher,
     module_name,
     remove_bytecode,
+    shown_path,
 )
 from devserver.supervisor.core import Supervisor
 from devserver.supervisor.warm import WarmRestarter
@@ -174,6 +175,10 @@ class ProjectWatcher(Watcher):
             self._on_changes(paths)
 
     def _on_changes(self, paths: set[str], from_worker: int | None = None) -> None:
+        edited = paths.intersection(self.sup.config.env_files)
+        if edited:
+            self.env_files_changed(sorted(edited))
+            paths = paths - edited
         kinds: dict[str | None, list[str]] = {"code": [], "template": [], "data": [], "asset": [], None: []}
         for path in sorted(paths):
             kinds[self.project_change(path)].append(path)
@@ -185,6 +190,20 @@ class ProjectWatcher(Watcher):
             self.sup.broadcast(PageChanged("css" if only_css else "reload", urls))
         if kinds[None]:
             super().on_changes(set(kinds[None]))
+
+    def env_files_changed(self, files: list[str]) -> None:
+        """A .env file was edited: apply the files again, then restart the workers (apps read them at import)."""
+        from devserver.settings import envfile
+
+        names = ", ".join(shown_path(path) for path in files)
+        try:
+            envfile.apply(self.sup.config.env_files)
+        except envfile.ConfigError as exc:
+            self._emit(LogEvent(time.time(), os.getpid(), f"{exc}: the workers keep the old values", "error"))
+            return
+        self._emit(LogEvent(time.time(), os.getpid(), f"{names} changed: restarting workers", "info"))
+        self.restarter.environment_changed()
+        self.restarter.request(f"{names} changed", (), files)
 
     def reload_all(self) -> None:
         """Reload everything now: in place, or a warm restart (in a thread: the caller is the UI)."""
