@@ -8,8 +8,11 @@ matters when it is
   audit hook on ``open`` reports them), or one matching ``--reload-include``,
 * an asset (a stylesheet, script, image or font: :func:`is_asset`),
 
-and not one matching ``--reload-exclude`` nor in a virtualenv or
-``site-packages``.  Each batch of changes is applied in one of these ways:
+and not one matching ``--reload-exclude``, nor one the app wrote itself (an
+upload, an SQLite database, a log: the workers' audit hook reports them, and
+the usual names of databases and logs are never one), nor in a virtualenv,
+``site-packages`` or a tool's folder (:mod:`devserver.reload.ignored`).  A
+``.env`` file (``--env-file``) is applied again and restarts the workers.  Each batch of changes is applied in one of these ways:
 
 * an asset only tells the browsers (stylesheets swapped, images fetched
   again): no worker rebuilds or restarts;
@@ -154,6 +157,9 @@ class ProjectWatcher(Watcher):
         config = self.sup.config
         if not self.files.owns(path) or self.files.excluded(path):
             return None
+        with self._usage_lock:
+            if path in self.written and not self.files.included(path):
+                return None  # the app's own output (an upload, a database, a log): never a reload
         if is_asset(path):
             # Under --root or --dynamic the base watcher tells the pages, with the path as served there.
             return "asset" if config.livereload and self.classify(path) is None else None
