@@ -100,3 +100,10 @@ class ProjectFiles:
 
     def included(self, path: str) -> bool:
         return self._matches(path, self.include)
+
+    def watched(self, path: str) -> bool:
+        """The project's file, or one --reload-include names in a project folder: as uvicorn's, an include brings
+        back what the default rules leave out by name (``.flaskenv``, ``name~``), never a virtualenv's files."""
+        if self.owns(path):
+            return True
+        return bool(self.include) and self.included(path) and self.owns(os.path.join(os.path.dirname(path), "_"))

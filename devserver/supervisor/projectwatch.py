@@ -155,7 +155,7 @@ class ProjectWatcher(Watcher):
     def project_change(self, path: str) -> str | None:
         """"code", "template", "data", "asset" or None (not a change the app or its pages can see)."""
         config = self.sup.config
-        if not self.files.owns(path) or self.files.excluded(path):
+        if not self.files.watched(path) or self.files.excluded(path):
             return None
         with self._usage_lock:
             if path in self.written and not self.files.included(path):
