@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, MutableMapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from devserver.settings.pyproject import ConfigError
 
 MARKER = "_DEVSERVER_DOTENV_KEYS"  # not DEVSERVER_*: that prefix is the settings' layer
 
 
-@dataclass(frozen=True)
-class Variable:
+class Variable(NamedTuple):
     """One variable a file sets, and whether the environment's own value wins over it."""
 
     name: str

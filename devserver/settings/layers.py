@@ -11,9 +11,8 @@ that file or variable all the same.
 from __future__ import annotations
 
 import argparse
-import difflib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from devserver.settings.environ import values_for
 from devserver.settings.options import BadValue, Option, options_of
@@ -23,8 +22,7 @@ DEFAULT = "default"
 COMMAND_LINE = "command line"
 
 
-@dataclass(frozen=True)
-class Resolved:
+class Resolved(NamedTuple):
     """The arguments with every layer applied, and where each setting's value came from."""
 
     args: argparse.Namespace
@@ -52,6 +50,8 @@ def _table_values(options: tuple[Option, ...], table: Mapping[str, object]) -> d
         key = raw.replace("_", "-")
         option = by_key.get(key)
         if option is None:
+            import difflib  # here: only a mistake pays for it
+
             near = difflib.get_close_matches(key.removeprefix("no-"), list(by_key), 1)
             hint = f" (did you mean {near[0]}?)" if near else ""
             raise ConfigError(f"{WHERE}: unknown key {raw!r}{hint}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 TRUE = frozenset({"true", "1", "yes", "on"})
 FALSE = frozenset({"false", "0", "no", "off"})
@@ -22,8 +22,7 @@ class BadValue(ValueError):
     """A value a setting does not take; the message says what was expected (the caller says where)."""
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(NamedTuple):
     """One setting: its key, where argparse keeps it, and how its values are read."""
 
     key: str  # canonical spelling: dashes
