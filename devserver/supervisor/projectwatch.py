@@ -11,8 +11,9 @@ matters when it is
 and not one matching ``--reload-exclude``, nor one the app wrote itself (an
 upload, an SQLite database, a log: the workers' audit hook reports them, and
 the usual names of databases and logs are never one), nor in a virtualenv,
-``site-packages`` or a tool's folder (:mod:`devserver.reload.ignored`).  A
-``.env`` file (``--env-file``) is applied again and restarts the workers.  Each batch of changes is applied in one of these ways:
+``site-packages`` or a tool's folder (:mod:`devserver.reload.ignored`).  An
+edited ``.env`` file (``--env-file``) is applied again and restarts the
+workers.  Each batch of changes is applied in one of these ways:
 
 * an asset only tells the browsers (stylesheets swapped, images fetched
   again): no worker rebuilds or restarts;
