@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from devserver.apps.projectfiles import ProjectCheck
     from devserver.ipc.config import Config
+    from devserver.settings.layers import Resolved
 
 # Only what parsing the command line needs is imported before the socket is bound (main); the rest (the
 # config's dataclass, the project rules, APP's checks) is imported once the socket waits for requests.
@@ -24,6 +25,7 @@ APP_PATTERN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):([A-Za-z_][A-Za-z0-9_]*)\Z")
 DASHBOARD_GROUP = "devserver.dashboard"
 DEFAULT_ROOT = "html_page"
 DEFAULT_DYNAMIC = "dynamic"
+DEFAULT_ENV_FILES = (".env",)  # a missing one is no error: only a file asked for must exist
 HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?\Z")
 
 
@@ -158,6 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder where the dashboard saves copied requests (y, Y) and HAR files (W); created "
                              "if missing (default: $XDG_DATA_HOME/devserver/exports, else "
                              "~/.local/share/devserver/exports)")
+    parser.add_argument("--env-file", action="append", default=list(DEFAULT_ENV_FILES), metavar="PATH",
+                        help="load the variables of PATH into the app's environment before it is imported, never "
+                             "overriding one already set; watched: an edit restarts the workers (repeatable, a later "
+                             "file wins; default: .env, if there is one)")
+    parser.add_argument("--no-env-file", action="store_const", const=[], dest="env_file",
+                        help="load no .env file")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print every setting, its value and where it came from (default, pyproject.toml "
+                             "[tool.devserver], a DEVSERVER_* variable, the command line), then exit")
     parser.add_argument("--version", action="version", version=f"devserver {__version__}")
     return parser
 
@@ -172,14 +183,15 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     if args.export_dir is not None and (args.export_dir == "" or os.path.lexists(args.export_dir)
                                         and not os.path.isdir(args.export_dir)):
         parser.error(f"--export-dir {args.export_dir!r} is not a folder")
-    notices: tuple[str, ...] = ()
+    env_files, notices = load_env_files(args.env_file)
     if args.app is None and args.root is None and args.dynamic is None and not os.path.isdir(DEFAULT_DYNAMIC):
         from devserver.apps.discover import discover
 
         found = discover(args.app_dir)
         if found is not None:  # as `fastapi dev` does: the folder's main.py (...) app, never its .py files as text
-            args.app, notices = found.app, (found.notice(),)
+            args.app, notices = found.app, (*notices, found.notice())
     folders = choose_folders(args.root, args.dynamic)
+    folders = folders._replace(notices=(*notices, *folders.notices))
     project = None
     if args.app is not None:
         if dynamic_app_name(args.app, folders.dynamic) is not None:
@@ -200,8 +212,28 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         reload_include=tuple(args.reload_include), reload_exclude=tuple(args.reload_exclude),
         reload_strategy=args.reload_strategy, lifespan=args.lifespan,
         body_cap=args.body_cap, body_store=args.body_store,
-        export_dir=os.path.abspath(args.export_dir) if args.export_dir else "",
+        export_dir=os.path.abspath(args.export_dir) if args.export_dir else "", env_files=env_files,
     ).resolved()
+
+
+def load_env_files(paths: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Put the .env files' variables in this process's environment (inherited by every worker) before APP is
+    imported; returns their absolute paths (watched, even the default one while missing) and a notice."""
+    from devserver.settings import envfile
+
+    files = tuple(os.path.abspath(path) for path in paths)
+    absent = envfile.missing(files)
+    if absent is not None and tuple(paths) != DEFAULT_ENV_FILES:
+        _one_line_error(f"env-file {os.path.relpath(absent)!r} is not a file")
+    try:
+        variables = envfile.apply(files)
+    except envfile.ConfigError as exc:
+        _one_line_error(str(exc))
+    if not variables:
+        return files, ()
+    used = sum(not variable.overridden for variable in variables)
+    names = ", ".join(sorted({os.path.relpath(variable.file) for variable in variables}))
+    return files, (f"{names}: {used} of {len(variables)} variables set (values masked; ones already set win)",)
 
 
 class Folders(NamedTuple):
@@ -344,9 +376,35 @@ def find_dashboard() -> Callable[[Config], int] | None:
     return None
 
 
+def resolve_settings(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> Resolved:
+    """The command line over DEVSERVER_* over pyproject.toml's [tool.devserver] over the defaults; a bad value
+    in a file or a variable is one line and exit 2."""
+    from devserver.settings.layers import resolve
+    from devserver.settings.pyproject import ConfigError
+
+    try:
+        return resolve(parser, argv, os.environ, os.getcwd())
+    except ConfigError as exc:
+        _one_line_error(str(exc))
+
+
+def print_config(resolved: Resolved) -> int:
+    from devserver.settings import envfile, printed
+
+    try:
+        variables = envfile.apply([os.path.abspath(path) for path in resolved.args.env_file], dict(os.environ))
+    except envfile.ConfigError as exc:
+        _one_line_error(str(exc))
+    print("\n".join(printed.lines(resolved, variables)))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    resolved = resolve_settings(parser, argv)
+    args = resolved.args
+    if args.print_config:
+        return print_config(resolved)
     from devserver.supervisor.listen import bind_early, release_early
 
     # The socket before anything slow (checking APP imports it, a framework's import takes a while): a

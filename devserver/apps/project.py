@@ -201,9 +201,7 @@ class UsageReporter:
             if path.endswith((".py", ".pyc")) and not writes:
                 self.on_source(path)  # an import reading a module (or its bytecode)
             return
-        if is_asset(path):
-            return  # served to browsers as it is (Flask's static/): its save never rebuilds the app
-        if writes:
+        if writes:  # before assets: an upload the app writes must not refresh the browsers' images either
             if path in self.written:
                 return
             target = os.path.abspath(path)
@@ -213,6 +211,8 @@ class UsageReporter:
             self.on_written(target)
             self.emit(ProjectUsage(time.time(), self.pid, written=(target,)))
             return
+        if is_asset(path):
+            return  # served to browsers as it is (Flask's static/): its save never rebuilds the app
         absolute = self._read.get(path)
         if absolute is None:
             absolute = os.path.abspath(path)

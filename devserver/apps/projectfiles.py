@@ -1,7 +1,8 @@
 """Which files belong to the project being served (APP with --app-dir).
 
 A file is the project's when it lies under the project folder and not in
-a virtualenv (a folder holding ``pyvenv.cfg``), ``site-packages``, or a
+a virtualenv (a folder holding ``pyvenv.cfg``, or the running interpreter's
+``sys.prefix``), ``site-packages``, or a
 tool's folder (``.git``, ``node_modules``, ``__pycache__``, ...).  The
 worker uses these rules to know which modules to purge on reload; the
 watcher to know which changes matter; the command line to tell the
@@ -13,11 +14,15 @@ from __future__ import annotations
 import fnmatch
 import functools
 import os
+import sys
 from dataclasses import dataclass
 
 from devserver.reload.ignored import IGNORED_DIRS, IGNORED_NAME
 
 PACKAGE_DIRS = frozenset({"site-packages", "dist-packages"})
+# The running interpreter's environment, whatever it is called and even without a pyvenv.cfg (conda, a --copies
+# build): a project that holds it never owns its files.
+ENVIRONMENTS = frozenset(os.path.realpath(prefix) for prefix in {sys.prefix, sys.exec_prefix, sys.base_prefix})
 # Files apps write at run time: their change is never a reason to reload.
 WRITTEN_BY_APPS = ("*.sqlite3", "*.sqlite", "*.db", "*.db-journal", "*.db-wal", "*.log", "*.pid")
 
@@ -78,7 +83,7 @@ class ProjectFiles:
             if part in IGNORED_DIRS or part in PACKAGE_DIRS or part.startswith("."):
                 return False
             directory = os.path.join(directory, part)
-            if _is_venv(directory):
+            if directory in ENVIRONMENTS or _is_venv(directory):
                 return False
         return not IGNORED_NAME.search(parts[-1])
 
@@ -95,3 +100,10 @@ class ProjectFiles:
 
     def included(self, path: str) -> bool:
         return self._matches(path, self.include)
+
+    def watched(self, path: str) -> bool:
+        """The project's file, or one --reload-include names in a project folder: as uvicorn's, an include brings
+        back what the default rules leave out by name (``.flaskenv``, ``name~``), never a virtualenv's files."""
+        if self.owns(path):
+            return True
+        return bool(self.include) and self.included(path) and self.owns(os.path.join(os.path.dirname(path), "_"))

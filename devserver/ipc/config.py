@@ -50,6 +50,7 @@ class Config:
     body_cap: int = 1024 * 1024  # bytes kept of each request and response body
     body_store: int = 64 * 1024 * 1024  # bytes of recorded bodies kept in all, oldest dropped first
     allowed_hosts: tuple[str, ...] = ()  # Host names answered besides the loopback ones ("*": any)
+    env_files: tuple[str, ...] = ()  # .env files applied to the environment (settings/envfile.py): watched
     notices: tuple[str, ...] = ()  # one-line notes shown with "listening" (e.g. which folders are served)
 
     def resolved(self) -> Config:

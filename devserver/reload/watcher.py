@@ -62,6 +62,25 @@ STEP_MS = 40
 DEBOUNCE_MS = 300
 TIMEOUT_MS = 1000  # how long one wait lasts before the loop looks again
 
+# Watches the system refuses: what watchfiles says (notify's MaxFilesWatch is inotify_add_watch's ENOSPC, raised as
+# OSError by RustNotify(), or from watch() for a folder made later), the limit, and the fix.  werkzeug loses such
+# watches silently; here each is one line, and a refused start falls back to polling.
+REFUSALS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("OS file watch limit reached", "No space left on device"), "the inotify watch limit",
+     "sudo sysctl fs.inotify.max_user_watches=524288"),
+    (("Too many open files",), "the inotify instance limit", "sudo sysctl fs.inotify.max_user_instances=512"),
+)
+
+
+def refusal(exc: BaseException) -> str | None:
+    """One line for a watch the system refused (None for any other error)."""
+    text = str(exc)
+    for needles, limit, fix in REFUSALS:
+        if any(needle in text for needle in needles):
+            return (f"file watcher: the system refused a watch ({limit}); changes there are not seen until it is "
+                    f"raised: {fix} (add it to /etc/sysctl.d/ to keep it)")
+    return None
+
 def ignored(path: str, base: str) -> bool:
     """True for paths under ``base`` that never trigger a reload."""
     parts = os.path.relpath(path, base).split(os.sep)
@@ -282,11 +301,23 @@ class Watcher:
         if not roots:
             return
         force_polling = os.environ.get("WATCHFILES_FORCE_POLLING", "").lower() not in ("", "0", "false", "no")
-        from watchfiles._rust_notify import RustNotify  # here: workers import this module, and never watch
-
-        self._notify = RustNotify(roots, False, force_polling, 300, True, True)
+        try:
+            self._notify = self.notifier(roots, force_polling)
+        except OSError as exc:
+            line = refusal(exc)
+            if line is None or force_polling:
+                raise
+            self._emit(LogEvent(time.time(), os.getpid(), f"{line}; polling instead meanwhile", "error"))
+            self._notify = self.notifier(roots, True)
         self._thread = threading.Thread(target=self._run, name="devserver-watcher", daemon=True)
         self._thread.start()
+
+    @staticmethod
+    def notifier(roots: list[str], force_polling: bool) -> RustNotify:
+        """watchfiles' Rust notifier on ``roots`` (the seam a test makes refuse, as a full inotify table does)."""
+        from watchfiles._rust_notify import RustNotify  # here: workers import this module, and never watch
+
+        return RustNotify(roots, False, force_polling, 300, True, True)
 
     def stop(self) -> None:
         """Stop watching; returns within about one step."""
@@ -302,7 +333,11 @@ class Watcher:
         while not self._stop.is_set():
             try:
                 raw = notify.watch(DEBOUNCE_MS, STEP_MS, TIMEOUT_MS, self._stop)
-            except Exception:  # noqa: BLE001 - the notifier broke: say so, stop watching
+            except Exception as exc:  # noqa: BLE001 - the notifier broke: say so, stop watching
+                line = refusal(exc)
+                if line is not None:  # a folder made since could not be watched; the others still are
+                    self._emit(LogEvent(time.time(), os.getpid(), line, "error"))
+                    continue
                 self._report(traceback.format_exc())
                 return
             if raw == "stop":

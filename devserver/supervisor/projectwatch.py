@@ -8,8 +8,12 @@ matters when it is
   audit hook on ``open`` reports them), or one matching ``--reload-include``,
 * an asset (a stylesheet, script, image or font: :func:`is_asset`),
 
-and not one matching ``--reload-exclude`` nor in a virtualenv or
-``site-packages``.  Each batch of changes is applied in one of these ways:
+and not one matching ``--reload-exclude``, nor one the app wrote itself (an
+upload, an SQLite database, a log: the workers' audit hook reports them, and
+the usual names of databases and logs are never one), nor in a virtualenv,
+``site-packages`` or a tool's folder (:mod:`devserver.reload.ignored`).  An
+edited ``.env`` file (``--env-file``) is applied again and restarts the
+workers.  Each batch of changes is applied in one of these ways:
 
 * an asset only tells the browsers (stylesheets swapped, images fetched
   again): no worker rebuilds or restarts;
@@ -48,6 +52,7 @@ from devserver.reload.watcher import (
     Watcher,
     module_name,
     remove_bytecode,
+    shown_path,
 )
 from devserver.supervisor.core import Supervisor
 from devserver.supervisor.warm import WarmRestarter
@@ -151,8 +156,11 @@ class ProjectWatcher(Watcher):
     def project_change(self, path: str) -> str | None:
         """"code", "template", "data", "asset" or None (not a change the app or its pages can see)."""
         config = self.sup.config
-        if not self.files.owns(path) or self.files.excluded(path):
+        if not self.files.watched(path) or self.files.excluded(path):
             return None
+        with self._usage_lock:
+            if path in self.written and not self.files.included(path):
+                return None  # the app's own output (an upload, a database, a log): never a reload
         if is_asset(path):
             # Under --root or --dynamic the base watcher tells the pages, with the path as served there.
             return "asset" if config.livereload and self.classify(path) is None else None
@@ -174,6 +182,10 @@ class ProjectWatcher(Watcher):
             self._on_changes(paths)
 
     def _on_changes(self, paths: set[str], from_worker: int | None = None) -> None:
+        edited = paths.intersection(self.sup.config.env_files)
+        if edited:
+            self.env_files_changed(sorted(edited))
+            paths = paths - edited
         kinds: dict[str | None, list[str]] = {"code": [], "template": [], "data": [], "asset": [], None: []}
         for path in sorted(paths):
             kinds[self.project_change(path)].append(path)
@@ -185,6 +197,20 @@ class ProjectWatcher(Watcher):
             self.sup.broadcast(PageChanged("css" if only_css else "reload", urls))
         if kinds[None]:
             super().on_changes(set(kinds[None]))
+
+    def env_files_changed(self, files: list[str]) -> None:
+        """A .env file was edited: apply the files again, then restart the workers (apps read them at import)."""
+        from devserver.settings import envfile
+
+        names = ", ".join(shown_path(path) for path in files)
+        try:
+            envfile.apply(self.sup.config.env_files)
+        except envfile.ConfigError as exc:
+            self._emit(LogEvent(time.time(), os.getpid(), f"{exc}: the workers keep the old values", "error"))
+            return
+        self._emit(LogEvent(time.time(), os.getpid(), f"{names} changed: restarting workers", "info"))
+        self.restarter.environment_changed()
+        self.restarter.request(f"{names} changed", (), files)
 
     def reload_all(self) -> None:
         """Reload everything now: in place, or a warm restart (in a thread: the caller is the UI)."""

@@ -112,6 +112,10 @@ class WarmRestarter:
         self.uses_template = forktemplate.available() and os.environ.get("DEVSERVER_WARM_TEMPLATE_OFF") is None
         self.setup_module: str | None = None  # imported in the template: set for Django (the WSGI module)
         self.template: forktemplate.Template | None = None
+        # Bumped when the supervisor's environment changed (a .env edit): processes started before hold the old one.
+        self.environment = 0
+        self._template_environment = 0
+        self._standbys_environment = 0
         self._retired_templates: list[forktemplate.Template] = []
         self._ending: list[Process] = []  # processes told to end (old workers draining, dropped new ones): stop() waits
         self._reports = tempfile.mkdtemp(prefix="devserver-template-")
@@ -134,6 +138,10 @@ class WarmRestarter:
             self._ready_pids.add(pid)
             self._marks[pid] = marks
             self._ready.notify_all()
+
+    def environment_changed(self) -> None:
+        """The standbys and the template started before now have an old environment: the next restart starts new ones."""
+        self.environment += 1
 
     def template_files(self) -> frozenset[str]:
         """The project files the current warm template read (workers forked from the supervisor may not report
@@ -170,18 +178,21 @@ class WarmRestarter:
         if not self.uses_template:
             return None
         current = self.template
-        if current is not None and current.alive() and current.current():
+        same_environment = self._template_environment == self.environment
+        if current is not None and current.alive() and current.current() and same_environment:
             return current
-        if current is not None and current.failed and current.current():
+        if current is not None and current.failed and current.current() and same_environment:
             return None  # its setup failed and nothing it read changed: it would fail again
         if current is not None:
-            why = "a file it read changed" if not current.current() else "its process ended"
+            why = ("the environment changed" if not same_environment else
+                   "a file it read changed" if not current.current() else "its process ended")
             self.supervisor.sink([LogEvent(time.time(), os.getpid(), f"warm template: a new one starts ({why})",
                                            "info")])
         self._retire_template()
         with self._ready:
             names = tuple(self.preload_names)
         self._template_count += 1
+        self._template_environment = self.environment
         report = os.path.join(self._reports, f"template-{self._template_count}.json")
         self.template = forktemplate.Template(names, self.supervisor.config.app_dir or ".", self.setup_module, report)
         return self.template
@@ -194,7 +205,7 @@ class WarmRestarter:
         self._retired_templates = [t for t in self._retired_templates if not t.reap()]
 
     def _standbys_usable(self) -> bool:
-        if len(self._standbys) != self.supervisor.config.workers \
+        if len(self._standbys) != self.supervisor.config.workers or self._standbys_environment != self.environment \
                 or not all(s.process.is_alive() for s in self._standbys):
             return False
         if self._standbys_template is not None:
@@ -214,6 +225,7 @@ class WarmRestarter:
         if self._standbys_usable():
             return
         self._discard_standbys()
+        self._standbys_environment = self.environment
         template = self._template()
         standbys: list[WorkerSlot] = []
         if template is not None:

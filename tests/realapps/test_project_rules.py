@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 from devserver.apps.projectfiles import ProjectFiles
@@ -23,6 +25,32 @@ def test_project_files_exclude_virtualenvs_packages_and_tools(tmp_path: Path) ->
     assert files.excluded(str(tmp_path / "db.sqlite3"))  # what apps write never triggers a reload
     assert files.excluded(str(tmp_path / "data/big.json")) and files.included(str(tmp_path / "data/big.json"))
     assert not files.excluded(str(tmp_path / "templates/a.html"))
+
+
+def test_an_include_brings_back_hidden_names_but_never_a_virtualenv(tmp_path: Path) -> None:
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv/pyvenv.cfg").write_text("")
+    files = ProjectFiles(str(tmp_path), include=(".flaskenv", "*.toml"))
+    assert files.watched(str(tmp_path / ".flaskenv")) and not files.owns(str(tmp_path / ".flaskenv"))
+    assert files.watched(str(tmp_path / "conf/app.toml"))
+    assert not files.watched(str(tmp_path / ".venv/lib/conf.toml"))
+    assert not files.watched(str(tmp_path / "node_modules/x/package.toml"))
+    assert not ProjectFiles(str(tmp_path)).watched(str(tmp_path / ".flaskenv"))
+
+
+def test_the_running_interpreter_s_prefix_is_never_the_project_s(tmp_path: Path) -> None:
+    from devserver.apps import projectfiles
+
+    inside = tmp_path / "env"
+    (inside / "lib").mkdir(parents=True)
+    (inside / "lib/mod.py").write_text("")
+    saved = projectfiles.ENVIRONMENTS
+    projectfiles.ENVIRONMENTS = frozenset({*saved, str(inside.resolve())})  # as when sys.prefix is there (conda)
+    try:
+        assert not ProjectFiles(str(tmp_path)).owns(str(inside / "lib/mod.py"))
+    finally:
+        projectfiles.ENVIRONMENTS = saved
+    assert os.path.realpath(sys.prefix) in saved
 
 
 def change(**fields: object) -> Change:
