@@ -159,8 +159,9 @@ def measure_uvicorn(case: str, requests: int, conns: int, work: Path) -> float:
     base.mkdir()
     site = make_site(base)
     port = free_port()
+    # Under callgrind a round of 50 requests can outlast uvicorn's 5 s keep-alive: it would close idle ones.
     argv = [sys.executable, "-m", "uvicorn", "--http", "httptools", "--loop", "asyncio", "--host", HOST,
-            "--port", str(port), app]
+            "--port", str(port), "--timeout-keep-alive", "600", app]
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site.dynamic), "HOME": str(work)}
     counts = count_during_load(argv, env, site.dynamic, port, path, requests, conns, close,
                                work / f"callgrind-uvicorn-{case}", lambda pid: [pid])
