@@ -1,4 +1,4 @@
-"""ASGI hello world, keep-alive: devserver against uvicorn (httptools, the same worker count), in interleaved rounds.
+"""ASGI hello world, keep-alive: devserver against uvicorn (httptools, the same worker count) and granian ASGI, in interleaved rounds.
 
 The ``asgi`` workload of ``rounds.py``: each round starts, checks, warms up
 and loads each server in turn (a different one first each round); the median

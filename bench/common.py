@@ -9,6 +9,7 @@ they outlive their parent.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import random
 import re
@@ -77,6 +78,23 @@ ITEMS = [{"name": f"item {i}", "value": i * i} for i in range(50)]
 def index():
     return render_template("index.html", items=ITEMS)
 '''
+FASTAPI_APP = '''\
+"""A FastAPI JSON endpoint for the benchmarks: a path the router matches, a dict FastAPI validates and encodes."""
+
+from fastapi import FastAPI
+
+app = FastAPI()
+ITEMS = [{"name": f"item {i}", "value": i * i} for i in range(10)]
+
+
+@app.get("/items")
+async def items():
+    return {"message": "Hello, world!", "items": ITEMS}
+'''
+# FastAPI's JSONResponse: compact separators, no ASCII escaping.
+FASTAPI_BODY = json.dumps({"message": "Hello, world!", "items": [{"name": f"item {i}", "value": i * i}
+                                                                  for i in range(10)]},
+                          ensure_ascii=False, separators=(",", ":")).encode()
 FLASK_BODY = ("<ul>" + "".join(f"<li>item {i}: {i * i}</li>" for i in range(50)) + "</ul>").encode()  # Jinja drops the trailing newline
 
 
@@ -121,13 +139,14 @@ def make_site(base: Path) -> Site:
     (dynamic / "hello.py").write_text(HELLO_APP)
     (dynamic / "flaskapp.py").write_text(FLASK_APP)
     (dynamic / "asgihello.py").write_text(ASGI_HELLO_APP)
+    (dynamic / "fastapiapp.py").write_text(FASTAPI_APP)
     for path in (base, html_page, dynamic):
         path.chmod(0o755)
     for path in (html_page / ONE_K, html_page / ONE_M, dynamic / "hello.py", dynamic / "flaskapp.py",
-                 dynamic / "asgihello.py"):
+                 dynamic / "asgihello.py", dynamic / "fastapiapp.py"):
         path.chmod(0o644)
     return Site(base, html_page, dynamic, {ONE_K: one_k, ONE_M: one_m, "hello": HELLO_BODY, "flask": FLASK_BODY,
-                                            "asgi": HELLO_BODY})
+                                            "asgi": HELLO_BODY, "fastapi": FASTAPI_BODY})
 
 
 def make_project(base: Path, html_page: bool) -> Path:

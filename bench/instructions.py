@@ -22,8 +22,13 @@ change (the first is the reference).  Instructions are not time (cache
 misses and syscalls differ), but the interpreter's work is most of a
 request here.
 
-    python bench/instructions.py CHECKOUT [CHECKOUT ...] [--case script|app|static|flask|close|app-project|app-project-html]
-        [--requests 2000] [--conns 50]
+    python bench/instructions.py CHECKOUT [CHECKOUT ...] [--case script|app|static|flask|close|app-project|app-project-html|asgi|fastapi]
+        [--requests 2000] [--conns 50] [--uvicorn]
+
+``--uvicorn`` (cases ``asgi`` and ``fastapi``) counts uvicorn too, on the
+same app and load (``--http httptools --loop asyncio``, one process): user
+space instructions of both servers, which a busy machine does not move
+(the kernel's share of each request, its socket calls, is not counted).
 
 Needs valgrind (Debian package ``valgrind``).  About a minute per checkout.
 """
@@ -53,7 +58,11 @@ CASES = {  # case: (APP argument or None, path, a fresh connection per request, 
     # The APP as a project app, run in its own folder with no options: without html_page/ and with it.
     "app-project": ("hello:application", "/", False, "project"),
     "app-project-html": ("hello:application", "/", False, "project+html"),
+    # ASGI: the apps of rounds.py's asgi and fastapi workloads, run from the site's dynamic/ as rounds.py does.
+    "asgi": ("asgihello:app", "/", False, "site-dynamic"),
+    "fastapi": ("fastapiapp:app", "/items", False, "site-dynamic"),
 }
+ASGI_CASES = ("asgi", "fastapi")  # the cases --uvicorn can serve too
 SUMMARY = re.compile(r"^summary:\s*(\d+)", re.MULTILINE)
 
 
@@ -124,20 +133,39 @@ def measure(checkout: Path, case: str, requests: int, conns: int, work: Path) ->
     port = free_port()
     argv = [sys.executable, "-m", "devserver", *([app] if app else []), "--port", str(port), "--workers", "1",
             "--no-tui"]
-    if layout == "site":
+    cwd = base
+    if layout.startswith("site"):
         base.mkdir()
         site = make_site(base)
         argv += ["--root", str(site.html_page), "--dynamic", str(site.dynamic)]
+        cwd = site.dynamic if layout == "site-dynamic" else base
     else:
         make_project(base, html_page=layout == "project+html")
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(checkout.resolve()), "HOME": str(work)}
-    counts = count_during_load(argv, env, base, port, path, requests, conns, close,
+    counts = count_during_load(argv, env, cwd, port, path, requests, conns, close,
                                work / f"callgrind-{checkout.name}-{case}", lambda pid: [pid, *_children(pid)])
     figures: dict[str, float] = {}
     for number, total in enumerate(counts.values()):
         role = "worker" if number else "supervisor"
         figures[role] = figures.get(role, 0.0) + total / requests
     return figures
+
+
+def measure_uvicorn(case: str, requests: int, conns: int, work: Path) -> float:
+    """Instructions per request of uvicorn (one process, httptools, asyncio) serving ``case``'s app."""
+    app, path, close, _ = CASES[case]
+    assert app is not None
+    base = work / f"site-{len(list(work.iterdir()))}"
+    base.mkdir()
+    site = make_site(base)
+    port = free_port()
+    # Under callgrind a round of 50 requests can outlast uvicorn's 5 s keep-alive: it would close idle ones.
+    argv = [sys.executable, "-m", "uvicorn", "--http", "httptools", "--loop", "asyncio", "--host", HOST,
+            "--port", str(port), "--timeout-keep-alive", "600", app]
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site.dynamic), "HOME": str(work)}
+    counts = count_during_load(argv, env, site.dynamic, port, path, requests, conns, close,
+                               work / f"callgrind-uvicorn-{case}", lambda pid: [pid])
+    return sum(counts.values()) / requests
 
 
 def count_during_load(argv: list[str], env: dict[str, str], cwd: Path, port: int, path: str, requests: int,
@@ -188,7 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--case", choices=sorted(CASES), default="script")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--conns", type=int, default=50)
+    parser.add_argument("--uvicorn", action="store_true", help="count uvicorn too (cases asgi and fastapi)")
     opts = parser.parse_args(argv)
+    if opts.uvicorn and opts.case not in ASGI_CASES:
+        parser.error(f"--uvicorn takes --case {' or '.join(ASGI_CASES)}")
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("bench/instructions.py: valgrind is not installed (apt install valgrind)")
         return 2
@@ -202,6 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             first = first or worker
             print(f"| {checkout} | {worker:,.0f} | {figures.get('supervisor', 0.0):,.0f} | {worker / first:.2f}× |",
                   flush=True)
+        if opts.uvicorn:
+            uvicorn = measure_uvicorn(opts.case, opts.requests, opts.conns, Path(tmp))
+            print(f"| uvicorn (one process) | {uvicorn:,.0f} | | {uvicorn / first:.2f}× |", flush=True)
     how = (f"a new connection per request (Connection: close), {opts.conns} at once" if CASES[opts.case][2]
            else f"over {opts.conns} keep-alive connections")
     print(f"\ncase {opts.case}: {opts.requests} requests {how}, 1 worker, "

@@ -15,7 +15,15 @@ Servers, each on its default reload settings:
   devserver-app   python -m devserver tokenapp:application --no-tui
                                                       (the module as a project APP, in a folder of its own)
   uvicorn         uvicorn --interface wsgi --reload   (restarts its worker process)
+  granian         granian --interface wsgi --reload --workers 2
+                                                      (restarts its workers)
   werkzeug        run_simple(use_reloader=True)       (restarts its child process)
+
+``--app fastapi`` edits a FastAPI app (``tokenapp:app``, ``GET /`` returning
+the token as text) instead of the WSGI one: devserver-app, uvicorn and
+granian then serve it as ASGI (``devserver`` with /tokenapp.py from dynamic/
+and werkzeug take WSGI only).  ``--poll-every`` sets the gap between the
+fresh connections (the issue's benchmark: 5 ms).
 
 Consecutive tokens differ in length, so a server that restarts and trusts
 ``.pyc`` files is not fooled by Python's mtime-in-seconds check; ``--same-size``
@@ -24,6 +32,7 @@ within ``--timeout`` are counted as "missed").  Bytecode writing is on, as on
 a user's machine (PYTHONDONTWRITEBYTECODE is removed from the servers' env).
 
     python bench/reload_latency.py [--rounds N] [--servers devserver,devserver-app,uvicorn,werkzeug] [--json PATH]
+    python bench/reload_latency.py --app fastapi --rounds 20 --poll-every 0.005 --servers devserver-app,uvicorn,granian
 """
 
 from __future__ import annotations
@@ -54,6 +63,20 @@ def application(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
 '''
+FASTAPI_APP = '''from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+
+TOKEN = {token!r}
+app = FastAPI()
+
+
+@app.get("/", response_class=PlainTextResponse)
+async def index():
+    return TOKEN
+'''
+# The module's text and the attribute an APP names, per kind of app.
+APPS = {"wsgi": (APP, "application"), "fastapi": (FASTAPI_APP, "app")}
+WSGI_ONLY = ("devserver", "werkzeug")  # the servers that cannot take --app fastapi (no APP, or no ASGI)
 WERKZEUG_RUNNER = '''import sys
 from werkzeug.serving import run_simple
 sys.path.insert(0, {folder!r})
@@ -90,10 +113,10 @@ def fetch(port: int, path: str) -> tuple[int, bytes]:
         conn.close()
 
 
-def write(path: Path, token: str) -> float:
-    """Rewrite the module; returns the time the file was closed."""
+def write(path: Path, token: str, kind: str) -> float:
+    """Rewrite the module (the ``kind`` of APPS); returns the time the file was closed."""
     with open(path, "w") as f:
-        f.write(APP.format(token=token))
+        f.write(APPS[kind][0].format(token=token))
     return time.perf_counter()
 
 
@@ -104,9 +127,10 @@ class Server:
     path = "/"
     folders = ("html_page", "dynamic")  # made in the server's folder before it starts
 
-    def __init__(self, folder: Path, port: int) -> None:
+    def __init__(self, folder: Path, port: int, kind: str = "wsgi") -> None:
         self.folder = folder
         self.port = port
+        self.kind = kind
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -170,16 +194,27 @@ class DevServerApp(Server):
     folders = ()
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "devserver", "tokenapp:application", "--no-tui", "--port", str(self.port)]
+        return [sys.executable, "-m", "devserver", f"tokenapp:{APPS[self.kind][1]}", "--no-tui",
+                "--port", str(self.port)]
 
 
 class Uvicorn(Server):
     name = "uvicorn --reload"
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "uvicorn", "tokenapp:application", "--interface", "wsgi", "--reload",
+        return [sys.executable, "-m", "uvicorn", f"tokenapp:{APPS[self.kind][1]}",
+                *(["--interface", "wsgi"] if self.kind == "wsgi" else []), "--reload",
                 "--reload-dir", str(self.folder), "--app-dir", str(self.folder), "--port", str(self.port),
                 "--log-level", "warning"]
+
+
+class Granian(Server):
+    name = "granian --reload"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "granian", "--interface", "wsgi" if self.kind == "wsgi" else "asgi",
+                "--reload", "--reload-paths", str(self.folder), "--workers", "2", "--host", "127.0.0.1",
+                "--port", str(self.port), f"tokenapp:{APPS[self.kind][1]}"]
 
 
 class Werkzeug(Server):
@@ -191,8 +226,9 @@ class Werkzeug(Server):
         return [sys.executable, str(runner)]
 
 
-SERVERS = {"devserver": DevServer, "devserver-app": DevServerApp, "uvicorn": Uvicorn, "werkzeug": Werkzeug}
-REQUIRES = {"uvicorn": "uvicorn", "werkzeug": "werkzeug"}
+SERVERS = {"devserver": DevServer, "devserver-app": DevServerApp, "uvicorn": Uvicorn, "granian": Granian,
+           "werkzeug": Werkzeug}
+REQUIRES = {"uvicorn": "uvicorn", "granian": "granian", "werkzeug": "werkzeug"}
 
 
 def token_for(round_: int, same_size: bool) -> str:
@@ -200,11 +236,12 @@ def token_for(round_: int, same_size: bool) -> str:
     return token if same_size else token + "+" * (round_ % 2)
 
 
-def edit_once(server: Server, result: Result, round_: int, same_size: bool, timeout: float) -> None:
+def edit_once(server: Server, result: Result, round_: int, same_size: bool, timeout: float,
+              poll_every: float = POLL_EVERY) -> None:
     """One edit: write the next token, poll until it is served, then keep the server warm (into ``result``)."""
     token = token_for(round_, same_size)
     expected = token.encode()
-    written = write(server.module, token)
+    written = write(server.module, token, server.kind)
     deadline = written + timeout
     while True:
         now = time.perf_counter()
@@ -225,7 +262,7 @@ def edit_once(server: Server, result: Result, round_: int, same_size: bool, time
                 result.stale += 1
             else:
                 result.failed += 1
-        time.sleep(POLL_EVERY)
+        time.sleep(poll_every)
     result.requests.extend(warm(server, SETTLE))
 
 
@@ -252,7 +289,8 @@ def warm(server: Server, seconds: float) -> list[float]:
     return timed
 
 
-def run(names: list[str], rounds: int, same_size: bool, timeout: float) -> list[Result]:
+def run(names: list[str], rounds: int, same_size: bool, timeout: float, kind: str = "wsgi",
+        poll_every: float = POLL_EVERY) -> list[Result]:
     """Every server started at once (each in a folder of its own), then edited in turn, round after round.
 
     The servers' rounds are interleaved, each round starting from another
@@ -262,12 +300,12 @@ def run(names: list[str], rounds: int, same_size: bool, timeout: float) -> list[
         servers, results = [], []
         for name in names:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="reload-bench-")))
-            server = SERVERS[name](folder, free_port())
+            server = SERVERS[name](folder, free_port(), kind)
             for sub in server.folders:
                 (folder / sub).mkdir()
             if "html_page" in server.folders:
                 (folder / "html_page" / "index.html").write_text("<html><body>bench</body></html>\n")
-            write(server.module, token_for(0, same_size))
+            write(server.module, token_for(0, same_size), kind)
             stack.callback(server.stop)
             result = Result(server.name)
             try:
@@ -281,7 +319,7 @@ def run(names: list[str], rounds: int, same_size: bool, timeout: float) -> list[
         for round_ in range(1, rounds + 1):
             shift = round_ % max(1, len(servers))
             for server, result in servers[shift:] + servers[:shift]:
-                edit_once(server, result, round_, same_size, timeout)
+                edit_once(server, result, round_, same_size, timeout, poll_every)
         return results
 
 
@@ -306,7 +344,7 @@ def write_json(path: Path, names: list[str], results: list[Result], args: argpar
             "missed": r.missed, "note": r.note,
             "request_p50_ms": statistics.median(r.requests) if r.requests else None,
         })
-    payload = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv, "rounds": args.rounds,
+    payload = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv, "rounds": args.rounds, "app": args.app,
                "same_size": args.same_size, "timeout_s": args.timeout, "results": entries}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n")
@@ -338,6 +376,9 @@ def main() -> int:
     parser.add_argument("--same-size", action="store_true",
                         help="keep every token the same length (the stale-bytecode trap)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each new token")
+    parser.add_argument("--app", choices=sorted(APPS), default="wsgi", help="the app edited (default %(default)s)")
+    parser.add_argument("--poll-every", type=float, default=POLL_EVERY,
+                        help="seconds between the fresh connections (default %(default)s)")
     parser.add_argument("--json", metavar="PATH", help="also write the results (every latency) to PATH as JSON")
     args = parser.parse_args()
     names = [name.strip() for name in args.servers.split(",") if name.strip()]
@@ -345,6 +386,8 @@ def main() -> int:
     for name in names:
         if name not in SERVERS:
             parser.error(f"unknown server {name!r}")
+        if args.app != "wsgi" and name in WSGI_ONLY:
+            parser.error(f"{name} cannot serve --app {args.app}")
         module = REQUIRES.get(name)
         if module is not None:
             try:
@@ -352,7 +395,8 @@ def main() -> int:
             except ImportError:
                 missing[name] = Result(name, note=f"{module} is not installed (pip install -e '.[bench]')")
     print(f"load average before: {load_average()}", flush=True)
-    measured = iter(run([name for name in names if name not in missing], args.rounds, args.same_size, args.timeout))
+    measured = iter(run([name for name in names if name not in missing], args.rounds, args.same_size, args.timeout,
+                        args.app, args.poll_every))
     results = [missing[name] if name in missing else next(measured) for name in names]
     print(table(results, args.rounds))
     print(f"load average after: {load_average()}")

@@ -28,7 +28,10 @@ Workloads (``--only`` picks some):
   static   the 1 KiB file: devserver (no APP), granian's Rust static files,
            gunicorn gthread with a WSGI file app
   asgi     ASGI hello world, keep-alive, 50 connections: devserver with the app
-           as APP (``devserver asgihello:app``), uvicorn (httptools, same workers)
+           as APP (``devserver asgihello:app``), uvicorn (httptools, same workers),
+           granian ASGI
+  fastapi  a FastAPI JSON endpoint (``GET /items``), keep-alive, 50 connections:
+           devserver, uvicorn (httptools), granian ASGI, same workers
 
     python bench/rounds.py [--rounds 3] [--duration 5] [--warmup 1] [--only hello,flask] [--json PATH]
 """
@@ -81,6 +84,10 @@ BUILDERS: dict[str, Builder] = {
     "waitress": servers.waitress_app,
     "devserver-asgi": servers.devserver_asgi,
     "uvicorn-asgi": servers.uvicorn_asgi,
+    "granian-asgi": servers.granian_asgi,
+    "devserver-fastapi": servers.devserver_fastapi,
+    "uvicorn-fastapi": servers.uvicorn_fastapi,
+    "granian-fastapi": servers.granian_fastapi,
 }
 
 
@@ -113,7 +120,9 @@ WORKLOADS = (
              ("gunicorn-gthread", "granian"), latency=True),
     Workload("static", "static 1 KiB file, keep-alive", "1k", 50, ("devserver",),
              ("granian-static", "gunicorn-gthread-files")),
-    Workload("asgi", "ASGI hello, keep-alive", "asgi", 50, ("devserver-asgi",), ("uvicorn-asgi",)),
+    Workload("asgi", "ASGI hello, keep-alive", "asgi", 50, ("devserver-asgi",), ("uvicorn-asgi", "granian-asgi")),
+    Workload("fastapi", "FastAPI JSON endpoint, keep-alive", "fastapi", 50, ("devserver-fastapi",),
+             ("uvicorn-fastapi", "granian-fastapi")),
 )
 
 

@@ -217,21 +217,57 @@ def devserver_files(site: Site, port: int, workers: int) -> ServerSpec:
     )
 
 
+def _devserver_asgi(name: str, app: str, case: str, path: str, site: Site, port: int, workers: int) -> ServerSpec:
+    return ServerSpec(
+        name=name, argv=_devserver_argv(site, port, workers, app, False),
+        port=port, paths={case: path}, ready_path=path, cwd=site.dynamic,
+        note=f"APP {app} (ASGI), {workers} workers, console log of every request to a file",
+    )
+
+
+def _uvicorn_asgi(name: str, app: str, case: str, path: str, site: Site, port: int, workers: int) -> ServerSpec:
+    return ServerSpec(
+        name=name,
+        argv=python_argv("-m", "uvicorn", "--http", "httptools", "--loop", "asyncio", "--host", HOST,
+                         "--port", str(port), "--workers", str(workers), "--timeout-keep-alive", str(KEEP_ALIVE),
+                         app),
+        port=port, paths={case: path}, ready_path=path, env=_hello_env(site),
+        note=f"--http httptools --loop asyncio (uvloop is not installed) --workers {workers}, "
+             "access log on (its default)",
+    )
+
+
+def _granian_asgi(name: str, app: str, case: str, path: str, site: Site, port: int, workers: int) -> ServerSpec:
+    return ServerSpec(
+        name=name,
+        argv=python_argv("-m", "granian", "--interface", "asgi", "--host", HOST, "--port", str(port),
+                         "--workers", str(workers), app),
+        port=port, paths={case: path}, ready_path=path, env=_hello_env(site),
+        note=f"--interface asgi --workers {workers} (Rust HTTP core), no access log (its default)",
+    )
+
+
 def devserver_asgi(site: Site, port: int, workers: int) -> ServerSpec:
     """``devserver asgihello:app``: an ASGI app, run on each worker's loop."""
-    return ServerSpec(
-        name="devserver-asgi", argv=_devserver_argv(site, port, workers, "asgihello:app", False),
-        port=port, paths={"asgi": "/"}, ready_path="/", cwd=site.dynamic,
-        note=f"APP asgihello:app (ASGI), {workers} workers, console log of every request to a file",
-    )
+    return _devserver_asgi("devserver-asgi", "asgihello:app", "asgi", "/", site, port, workers)
 
 
 def uvicorn_asgi(site: Site, port: int, workers: int) -> ServerSpec:
-    return ServerSpec(
-        name="uvicorn-asgi",
-        argv=python_argv("-m", "uvicorn", "--http", "httptools", "--loop", "asyncio", "--host", HOST,
-                         "--port", str(port), "--workers", str(workers), "--timeout-keep-alive", str(KEEP_ALIVE),
-                         "asgihello:app"),
-        port=port, paths={"asgi": "/"}, ready_path="/", env=_hello_env(site),
-        note=f"--http httptools --loop asyncio --workers {workers}, access log on (its default)",
-    )
+    return _uvicorn_asgi("uvicorn-asgi", "asgihello:app", "asgi", "/", site, port, workers)
+
+
+def granian_asgi(site: Site, port: int, workers: int) -> ServerSpec:
+    return _granian_asgi("granian-asgi", "asgihello:app", "asgi", "/", site, port, workers)
+
+
+def devserver_fastapi(site: Site, port: int, workers: int) -> ServerSpec:
+    """``devserver fastapiapp:app``: a FastAPI JSON endpoint."""
+    return _devserver_asgi("devserver-fastapi", "fastapiapp:app", "fastapi", "/items", site, port, workers)
+
+
+def uvicorn_fastapi(site: Site, port: int, workers: int) -> ServerSpec:
+    return _uvicorn_asgi("uvicorn-fastapi", "fastapiapp:app", "fastapi", "/items", site, port, workers)
+
+
+def granian_fastapi(site: Site, port: int, workers: int) -> ServerSpec:
+    return _granian_asgi("granian-fastapi", "fastapiapp:app", "fastapi", "/items", site, port, workers)

@@ -8,7 +8,9 @@ the `websockets` client, in a process of their own) each send a message and
 wait for its echo, over and over, for DURATION seconds.  Printed per round
 and as medians: messages echoed per second, server CPU µs per message (every
 process of its tree, /proc), and the median of the per-round ratios
-devserver / uvicorn; the load average at the end.
+devserver / uvicorn; how the CPU was shared between the server's processes
+(the parent first: devserver's supervisor, uvicorn's master); the load
+average at the start and the end.  ``--servers`` picks some of them.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ async def app(scope, receive, send):
             return
         await send({"type": "websocket.send", "text": message.get("text"), "bytes": message.get("bytes")})
 '''
+
+
+SERVERS = ("devserver", "uvicorn-websockets", "uvicorn-wsproto")
 
 
 def servers(project: Path, workers: int) -> dict[str, ServerSpec]:
@@ -100,8 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated, from: %(default)s")
     opts = parser.parse_args(argv)
     figures: dict[str, list[tuple[float, float]]] = {}
+    load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="devserver-ws-echo-") as tmp:
         project = Path(tmp)
         (project / "echo.py").write_text(APP)
@@ -110,29 +117,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs = project / "logs"
         logs.mkdir()
         for round_ in range(opts.rounds):
-            specs = list(servers(project, opts.workers).values())
+            table = servers(project, opts.workers)
+            specs = [table[name] for name in opts.servers.split(",")]
             shift = round_ % len(specs)
             for spec in specs[shift:] + specs[:shift]:
                 with running(spec, logs) as server:
                     load(spec.port, opts.clients, opts.size, 0.5)  # warm up
                     pids = process_tree(server.proc.pid)
-                    before = cpu_seconds(pids)
+                    before = {pid: cpu_seconds([pid]) for pid in pids}
                     count, seconds = load(spec.port, opts.clients, opts.size, opts.duration)
-                    cpu = cpu_seconds(pids) - before
+                    used = {pid: cpu_seconds([pid]) - before[pid] for pid in pids}
+                cpu = sum(used.values())
                 rate, cpu_us = count / seconds, cpu / max(count, 1) * 1e6
                 figures.setdefault(spec.name, []).append((rate, cpu_us))
-                print(f"round {round_ + 1} {spec.name:20} {rate:10.0f} msg/s {cpu_us:8.1f} µs CPU/msg", flush=True)
+                # Where the CPU went: the parent (devserver's supervisor, uvicorn's master) and each worker.
+                shares = " ".join(f"{used[pid] / cpu:.0%}" for pid in pids) if cpu > 0 else ""
+                print(f"round {round_ + 1} {spec.name:20} {rate:10.0f} msg/s {cpu_us:8.1f} µs CPU/msg  "
+                      f"CPU by process (parent first) {shares}", flush=True)
     print()
-    print(f"{'server':20} {'msg/s':>10} {'µs CPU/msg':>11} {'devserver / it (msg/s)':>24} {'(CPU/msg)':>10}")
+    # Two ratios, read in opposite directions: devserver's msg/s over the peer's (above 1: devserver echoes
+    # more), and its CPU per message over the peer's (below 1: devserver spends less).
+    print(f"{'server':20} {'msg/s':>10} {'µs CPU/msg':>11} {'msg/s: devserver / it':>22} "
+          f"{'CPU/msg: devserver / it':>24}")
     ours = figures["devserver"]
     for name, rows in figures.items():
         rate = statistics.median(r for r, _ in rows)
         cpu = statistics.median(c for _, c in rows)
         speed = statistics.median(a[0] / b[0] for a, b in zip(ours, rows, strict=True))
         cost = statistics.median(a[1] / b[1] for a, b in zip(ours, rows, strict=True))
-        print(f"{name:20} {rate:10.0f} {cpu:11.1f} {speed:23.2f}x {cost:9.2f}x")
+        print(f"{name:20} {rate:10.0f} {cpu:11.1f} {speed:21.2f}x {cost:23.2f}x")
     print(f"clients {opts.clients}, {opts.size}-byte text messages, {opts.workers} workers each; "
-          f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({time.strftime('%H:%M:%S')})")
+          f"load average at the start {' '.join(f'{x:.2f}' for x in load_start)}, at the end "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} ({time.strftime('%H:%M:%S')})")
     return 0
 
 

@@ -349,13 +349,24 @@ class HTTPCall(ASGICall):
             self.conn.end()
 
 
+def _response_name(raw: bytes) -> str:
+    name = raw.decode("latin-1")
+    if not name or any(c in name for c in " \t\r\n:"):
+        raise AppError(f"invalid header {name!r}")
+    return name
+
+
+# A response header's name as bytes → as str, checked: an app sends the same few names on every response.
+_response_names = MemoTable(_response_name, 4096)
+
+
 def _header(pair: Any) -> tuple[str, str]:
     try:
         raw_name, raw_value = pair
-        name, value = bytes(raw_name).decode("latin-1"), bytes(raw_value).decode("latin-1")
+        name, value = _response_names[bytes(raw_name)], bytes(raw_value).decode("latin-1")
     except (TypeError, ValueError):
         raise AppError(f"a header must be a pair of bytes, not {pair!r}") from None
-    if not name or "\r" in value or "\n" in value or any(c in name for c in " \t\r\n:"):
+    if "\r" in value or "\n" in value:
         raise AppError(f"invalid header {name!r}: {value!r}")
     return name, value
 

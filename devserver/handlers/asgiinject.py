@@ -58,7 +58,11 @@ class _Held:
 
 def _wants_script(start: Message) -> bool:
     try:
-        headers = [(bytes(n).decode("latin-1"), bytes(v).decode("latin-1")) for n, v in start.get("headers", ())]
+        raw = start.get("headers", ())
+        # Most answers (JSON, text) are not HTML: told by their Content-Type without decoding every header.
+        if not any(bytes(v)[:9].lower() == b"text/html" for n, v in raw if bytes(n).lower() == b"content-type"):
+            return False
+        headers = [(bytes(n).decode("latin-1"), bytes(v).decode("latin-1")) for n, v in raw]
     except (TypeError, ValueError):
         return False  # the server refuses such headers itself
     return wants_script(str(start.get("status", "")), headers)
