@@ -111,6 +111,7 @@ TABS = Binding.Group("Tabs", compact=True)
 SAVE = Binding.Group("Save", compact=True)
 TAB_IDS = ("request", "response", "timeline", "logs", "console")
 """The tabs in their order: key 1 shows the first, 5 the last."""
+FOCUS_ORDER = ("#profile-tree", "#timeline-items", ".pane")
 
 
 def first_tab(request: RequestEvent, replayed: bool) -> str:
@@ -240,9 +241,10 @@ class DetailScreen(Screen[None]):
     def _focus_pane(self) -> None:
         """Keys go to the tab shown: ↑↓ and PgUp/PgDn scroll it (or move through its table)."""
         pane = self.query_one(f"#tab-{self.tab}", TabPane)
-        for widget in pane.query("DataTable, Tree, .pane"):
-            if widget.focusable:
-                widget.focus()
+        for selector in FOCUS_ORDER:  # a profile's call tree first, else the table, else the tab's scroll
+            if (found := pane.query(selector)) and found.first().focusable:
+                found.first().focus()
+                found.first().scroll_visible(animate=False, top=True)
                 return
 
     @on(TabbedContent.TabActivated)

@@ -1,8 +1,8 @@
 """Text folded past a screenful: its first lines, what was left out, and the key that shows it all.
 
-A 64 KiB binary body is 4,096 lines of hex: shown whole, it pushes
-everything after it out of reach.  Folded, it takes a screenful at most and
-says how much more there is; ``b`` in the detail screen unfolds it.
+A 64 KiB binary body is hundreds of lines of hex: shown whole, it pushes
+everything after it out of reach.  Folded, it takes half a screen at most
+and says how much more there is; ``b`` in the detail screen unfolds it.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from textual.widgets import Static
 
 from tui import format as fmt
 
-MIN_LINES = 8  # a fold never shows fewer lines than this, however small the terminal
+MIN_LINES = 6  # a fold never shows fewer lines than this, however small the terminal
 CHROME_LINES = 8  # the detail screen's own lines (title, tabs, footer, section titles) around a fold
+SHARE = 2  # a fold takes at most 1/SHARE of the screen, so that what follows it (and its note) is on screen too
 LINE_CELLS = 120  # a very long line counts as one screen line per this many characters
 
 
@@ -61,7 +62,7 @@ class FoldedText(Static):
         self._show()
 
     def _show(self) -> None:
-        lines = max(MIN_LINES, self.app.size.height - CHROME_LINES)
+        lines = max(MIN_LINES, (self.app.size.height - CHROME_LINES) // SHARE)
         shown, left = (self.text, 0) if self.expanded else fold(self.text, lines)
         if left:
             size = fmt.size(self.size_bytes) if self.size_bytes is not None else f"{len(self.text)} characters"

@@ -33,7 +33,7 @@ from devserver.ipc.events import (
 from devserver.kit.safetext import escape_controls
 from tui import format as fmt
 
-LABEL_CELLS = 10
+LABEL_CELLS = 12
 FIGURE_CELLS = 9
 WHAT_CELLS = 60  # characters of a statement or URL in the table (the row's detail has it whole)
 
@@ -154,7 +154,7 @@ def _short(text: str, cells: int = WHAT_CELLS) -> str:
 
 
 def profile_tree(tree: Tree[ProfileNode], profile: ProfileRecord) -> None:
-    """Fill ``tree`` from the profile's depth-first nodes, the app's own calls expanded."""
+    """Fill ``tree`` from the profile's depth-first nodes, all expanded (the app's own calls in bold)."""
     tree.root.set_label(f"{profile.route}: {profile.samples} samples every {profile.interval_ms:g} ms "
                         f"({profile.profiler})")
     stack: list[TreeNode[ProfileNode]] = [tree.root]
@@ -166,7 +166,7 @@ def profile_tree(tree: Tree[ProfileNode], profile: ProfileRecord) -> None:
                      style="" if node.app else "dim")
         if node.self_ms:
             label.append(f"  (self {fmt.duration(node.self_ms)})", style="dim")
-        child = parent.add(label, data=node, expand=node.app)
+        child = parent.add(label, data=node, expand=True)
         stack.append(child)
     for added in stack[1:]:
         added.allow_expand = bool(added.children)
@@ -208,12 +208,12 @@ class Timeline(VerticalScroll):
     def on_mount(self) -> None:
         if self.items:
             table = self.query_one("#timeline-items", DataTable)
-            table.add_columns("kind", "at", "took", "what", "from")
+            table.add_columns("kind", "at", "took", "from", "what")
             for index, item in enumerate(self.items):
                 kind, what = ROWS[type(item)](item)
                 table.add_row(kind, fmt.duration(item.started_ms), fmt.duration(item.ms),
-                              escape_controls(_short(what), multiline=False),
-                              escape_controls(item.source, multiline=False), key=str(index))
+                              escape_controls(item.source, multiline=False) or "—",
+                              escape_controls(_short(what), multiline=False), key=str(index))
         inside = self.request.inside
         if inside is not None and inside.profile is not None:
             profile_tree(self.query_one("#profile-tree", Tree), inside.profile)
