@@ -131,7 +131,7 @@ class DetailScreen(Screen[None]):
         Binding("backspace", "dismiss", "Back", show=False),
         *(Binding(str(n), f"tab('{tab}')", tab.capitalize(), group=TABS, tooltip=f"Show the {tab.capitalize()} tab")
           for n, tab in enumerate(TAB_IDS, 1)),
-        Binding("b", "expand", "Expand", tooltip="Show a folded body or traceback whole (b again folds it)"),
+        Binding("b", "expand", "Expand", tooltip="Show a body folded past half a screen whole (b again folds it)"),
         Binding("r", "replay", "Replay", tooltip="Send this exact request to the server again"),
         Binding("e", "edit", "Edit", tooltip="Edit this request, then send it"),
         Binding("y", "copy('curl')", "curl", group=SAVE, tooltip="Copy as a curl command (and save it to a file)"),
@@ -199,10 +199,9 @@ class DetailScreen(Screen[None]):
             if has_console(r):
                 title += " (x: a Python console in these frames)"
             yield from self._section(title, escape_controls(report_text(r.error_report)),
-                                     classes="traceback", id="traceback", folded=True)
-        elif r.traceback:
-            yield from self._section("Traceback", escape_controls(r.traceback), classes="traceback", id="traceback",
-                                     folded=True)
+                                     classes="traceback", id="traceback")
+        elif r.traceback:  # whole: nothing follows it in its tab, and its last line is the one that matters
+            yield from self._section("Traceback", escape_controls(r.traceback), classes="traceback", id="traceback")
         else:
             yield from self._section("No failure", "The app did not raise while serving this request: there is no "
                                      "traceback and no console.", id="no-failure")
@@ -242,9 +241,9 @@ class DetailScreen(Screen[None]):
         """Keys go to the tab shown: ↑↓ and PgUp/PgDn scroll it (or move through its table)."""
         pane = self.query_one(f"#tab-{self.tab}", TabPane)
         for selector in FOCUS_ORDER:  # a profile's call tree first, else the table, else the tab's scroll
-            if (found := pane.query(selector)) and found.first().focusable:
-                found.first().focus()
-                found.first().scroll_visible(animate=False, top=True)
+            if (found := pane.query(selector)) and (widget := found.first()).focusable:
+                widget.focus(scroll_visible=False)
+                self.call_after_refresh(widget.scroll_visible, animate=False, top=True)
                 return
 
     @on(TabbedContent.TabActivated)
