@@ -15,22 +15,23 @@ from tui import format as fmt
 MIN_LINES = 6  # a fold never shows fewer lines than this, however small the terminal
 CHROME_LINES = 8  # the detail screen's own lines (title, tabs, footer, section titles) around a fold
 SHARE = 2  # a fold takes at most 1/SHARE of the screen, so that what follows it (and its note) is on screen too
-LINE_CELLS = 120  # a very long line counts as one screen line per this many characters
+LINE_CELLS = 120  # the width assumed before the widget has one
 
 
-def fold(text: str, lines: int) -> tuple[str, int]:
-    """The start of ``text`` that fills ``lines`` screen lines at most, and how many lines were left out.
+def fold(text: str, lines: int, cells: int = LINE_CELLS) -> tuple[str, int]:
+    """The start of ``text`` that fills ``lines`` screen lines ``cells`` wide at most, and how many lines
+    were left out.
 
-    A line longer than ``LINE_CELLS`` counts as the several lines it wraps to,
-    so that one huge line (a minified page) is folded too.
+    A line longer than ``cells`` counts as the several lines it wraps to, so
+    that one huge line (a minified page) is folded too.
     """
     kept: list[str] = []
     used = 0
     all_lines = text.split("\n")
     for index, line in enumerate(all_lines):
-        cost = max(1, -(-len(line) // LINE_CELLS))
+        cost = max(1, -(-len(line) // cells))
         if used + cost > lines:
-            room = (lines - used) * LINE_CELLS
+            room = (lines - used) * cells
             if room > 0:
                 kept.append(line[:room])
             return "\n".join(kept), len(all_lines) - index
@@ -63,11 +64,12 @@ class FoldedText(Static):
 
     def _show(self) -> None:
         lines = max(MIN_LINES, (self.app.size.height - CHROME_LINES) // SHARE)
-        shown, left = (self.text, 0) if self.expanded else fold(self.text, lines)
+        cells = self.content_region.width or LINE_CELLS
+        shown, left = (self.text, 0) if self.expanded else fold(self.text, lines, cells)
         if left:
             size = fmt.size(self.size_bytes) if self.size_bytes is not None else f"{len(self.text)} characters"
             shown += f"\n… {left} more lines ({size} in all) · b shows everything"
-        elif self.expanded and self.text != fold(self.text, lines)[0]:
+        elif self.expanded and self.text != fold(self.text, lines, cells)[0]:
             shown += "\n· b folds it again"
         self.folded_lines = left
         self.set_class(bool(left), "-folded")

@@ -18,6 +18,7 @@ from textual.widgets._footer import FooterKey, FooterLabel, KeyGroup
 
 COMPACT_BELOW = 110  # columns
 PALETTE_BELOW = 100
+MEASURE_AGAIN = 0.05  # seconds before measuring keys that were not laid out yet
 DROP_ORDER = ("clear", "reload", "edit", "copy('curl')", "replay", "pause", "tab('request')", "profile", "filter",
               "console", "expand")
 """Actions whose keys go first when the footer is too narrow (a group goes with its first key's action)."""
@@ -40,32 +41,42 @@ def units(children: list[Widget]) -> list[tuple[str, list[Widget]]]:
 class DashboardFooter(Footer):
     """A Footer that fits its keys to the width it is given."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._widths: dict[int, int] = {}  # id(child): the cells it takes, measured while it was shown
+
     def on_resize(self, event: events.Resize) -> None:
         width = event.size.width
-        self.compact = width < COMPACT_BELOW
-        self.show_command_palette = width >= PALETTE_BELOW
-        self._refit()
+        compact, palette = width < COMPACT_BELOW, width >= PALETTE_BELOW
+        if (compact, palette) != (self.compact, self.show_command_palette):
+            self.compact, self.show_command_palette = compact, palette  # new widths: composed and measured again
+            self.call_after_refresh(self.recompose)
+        else:
+            self._drop_to_fit()
 
     async def recompose(self) -> None:
+        self._widths.clear()
         await super().recompose()
-        self._refit()
-
-    def _refit(self) -> None:
-        """Show every key, then, once they are laid out, hide what does not fit."""
-        for child in self.children:
-            child.display = True
-        self.call_after_refresh(self._drop_to_fit)
+        self.call_after_refresh(self._drop_to_fit)  # once the new keys are laid out
 
     def _drop_to_fit(self) -> None:
+        """Show the keys that fit, hiding them in DROP_ORDER until the rest does."""
         found = [(action, widgets) for action, widgets in units(list(self.children))
                  if all(w.is_attached for w in widgets)]
-        width = {id(w): w.outer_size.width + w.styles.margin.width for _, ws in found for w in ws}
-        need = sum(width.values())
+        for _, widgets in found:
+            for w in widgets:
+                if w.display and w.outer_size.width:
+                    self._widths[id(w)] = w.outer_size.width + w.styles.margin.width
+        if any(id(w) not in self._widths for _, widgets in found for w in widgets):
+            self.set_timer(MEASURE_AGAIN, self._drop_to_fit)  # not laid out yet: measure once it is
+            return
+        need = sum(self._widths.get(id(w), 0) for _, widgets in found for w in widgets)
+        hidden: set[int] = set()
         for action in DROP_ORDER:
-            if need <= self.size.width:
-                return
-            for unit_action, widgets in found:
-                if unit_action == action:
-                    for widget in widgets:
-                        widget.display = False
-                        need -= width[id(widget)]
+            for index, (unit_action, widgets) in enumerate(found):
+                if need > self.size.width and unit_action == action:
+                    hidden.add(index)
+                    need -= sum(self._widths.get(id(w), 0) for w in widgets)
+        for index, (_, widgets) in enumerate(found):
+            for w in widgets:
+                w.display = index not in hidden
