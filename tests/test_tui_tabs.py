@@ -393,3 +393,19 @@ def test_har_carries_queries_calls_templates_and_the_profile_as_custom_fields() 
     plain = document["log"]["entries"][1]
     assert not [name for name in plain if name.startswith("_") and name != "_workerPid"]  # nothing recorded: none
     assert "_profile" not in har_entry(catalog(), "http://127.0.0.1:8000/")
+
+
+async def test_statements_and_urls_reach_the_table_as_text_never_as_markup_or_control_characters() -> None:
+    hostile = InsideRecord(app_ms=2.0, queries=(QueryRecord("SELECT '[b]x[/b]' -- \x1b[2J", 0.5, 0.1, source="v.py:1"),),
+                           outbound=(OutboundRecord("GET", "http://h/[link=http://evil]x[/link]", 200, 1.0, 0.5),),
+                           profile=ProfileRecord("GET /[b]r[/b]", 1.0, 1, (ProfileNode(0, "f[i]", "v.py:1", 1.0),)))
+    app, _ = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await open_detail(pilot, app, event(inside=hostile, duration_ms=3.0))
+        await pilot.press("3")
+        await until(pilot, lambda: screen.tab == "timeline")
+        await pilot.pause()
+        shown = drawn(screen)
+        assert "SELECT '[b]x[/b]' -- \\x1b[2J" in shown and "\x1b" not in shown
+        assert "http://h/[link=http://evil]x[/link]" in shown
+        assert "GET /[b]r[/b]: 1 samples" in shown and "f[i]" in shown

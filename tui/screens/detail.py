@@ -7,6 +7,7 @@ with its control characters escaped (``\x1b``): a query such as
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -114,13 +115,16 @@ TAB_IDS = ("request", "response", "timeline", "logs", "console")
 FOCUS_ORDER = ("#profile-tree", "#timeline-items", ".pane")
 
 
+FIRST_TABS: tuple[tuple[Callable[[RequestEvent, bool], object], str], ...] = (
+    (lambda r, _: r.error_report is not None or r.traceback, "console"),  # its failure
+    (lambda r, _: r.inside is not None and r.inside.profile is not None, "timeline"),  # the call tree asked for
+    (lambda r, replayed: replayed or r.error, "response"),  # the diff of a replay, a server error
+)
+
+
 def first_tab(request: RequestEvent, replayed: bool) -> str:
-    """The tab a request opens on: its failure, its profile, its diff, else the request itself."""
-    if request.error_report is not None or request.traceback:
-        return "console"
-    if request.inside is not None and request.inside.profile is not None:
-        return "timeline"
-    return "response" if replayed or request.error else "request"
+    """The tab a request opens on: the first of FIRST_TABS that applies, else the request itself."""
+    return next((tab for applies, tab in FIRST_TABS if applies(request, replayed)), "request")
 
 
 class DetailScreen(Screen[None]):

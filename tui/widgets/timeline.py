@@ -155,8 +155,8 @@ def _short(text: str, cells: int = WHAT_CELLS) -> str:
 
 def profile_tree(tree: Tree[ProfileNode], profile: ProfileRecord) -> None:
     """Fill ``tree`` from the profile's depth-first nodes, all expanded (the app's own calls in bold)."""
-    tree.root.set_label(f"{profile.route}: {profile.samples} samples every {profile.interval_ms:g} ms "
-                        f"({profile.profiler})")
+    tree.root.set_label(Text(escape_controls(f"{profile.route}: {profile.samples} samples every "
+                                             f"{profile.interval_ms:g} ms ({profile.profiler})", multiline=False)))
     stack: list[TreeNode[ProfileNode]] = [tree.root]
     for node in profile.nodes:
         del stack[node.depth + 1:]
@@ -211,9 +211,9 @@ class Timeline(VerticalScroll):
             table.add_columns("kind", "at", "took", "from", "what")
             for index, item in enumerate(self.items):
                 kind, what = ROWS[type(item)](item)
-                table.add_row(kind, fmt.duration(item.started_ms), fmt.duration(item.ms),
-                              escape_controls(item.source, multiline=False) or "—",
-                              escape_controls(_short(what), multiline=False), key=str(index))
+                cells = (kind, fmt.duration(item.started_ms), fmt.duration(item.ms),
+                         escape_controls(item.source, multiline=False) or "—", escape_controls(_short(what), multiline=False))
+                table.add_row(*(Text(cell) for cell in cells), key=str(index))  # Text: a str cell is read as markup
         inside = self.request.inside
         if inside is not None and inside.profile is not None:
             profile_tree(self.query_one("#profile-tree", Tree), inside.profile)
