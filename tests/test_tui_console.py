@@ -99,7 +99,7 @@ async def test_x_runs_python_in_the_failing_frames_of_the_worker(dashboard: Any)
         assert transcript(app).endswith("! NameError: name 'n' is not defined")
         await pilot.press("escape", "escape", "question_mark")  # the help screen lists x
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
-        assert any(b.key == "x" and "failing frames" in (b.tooltip or "") for b in app.screen.bindings)
+        assert any(b.key == "x" and "failing frames" in (b.tooltip or "") for b in app.screen.detail)
         assert "nothing over HTTP can reach it" in str(app.screen.query_one("#help-console").content)
 
 

@@ -218,3 +218,30 @@ def test_detail_screen_of_an_error_with_frames_and_locals(snap_compare: Any) -> 
         await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=open_failed)
+
+
+def test_detail_screen_timeline_at_80x24(snap_compare: Any) -> None:
+    """Where the time went, the N+1 flag, the queries with their source, and the profile's call tree."""
+    from devserver.ipc.events import InsideRecord, ProfileNode, ProfileRecord, QueryRecord, RepeatedQuery
+
+    queries = tuple(QueryRecord(f"SELECT * FROM product WHERE category_id = {i}", 0.5, 2.0 + i, rows=3,
+                                source="catalog/views.py:40", database="django:default") for i in range(12))
+    profile = ProfileRecord("GET /catalog", 1.0, 40, (
+        ProfileNode(0, "handler", "django/core/handlers/base.py:181", 40.0, 0.5, app=False),
+        ProfileNode(1, "product_list", "catalog/views.py:36", 39.0, 1.0),
+    ))
+    inside = InsideRecord(app_ms=30.0, queries=queries, profile=profile,
+                          repeated=(RepeatedQuery("SELECT * FROM product WHERE category_id = ?", 12, 6.0,
+                                                  "catalog/views.py:40"),))
+    profiled = RequestEvent(time=BASE + 60, worker_pid=4101, client="127.0.0.1:50000", method="GET",
+                            target="/catalog", http_version="1.1", status=200, bytes_sent=4000, duration_ms=32.0,
+                            inside=inside)
+
+    async def open_timeline(pilot: Pilot[Any]) -> None:
+        pilot.app.feed([profiled])
+        await pilot.pause()
+        await pilot.press("enter")  # a profiled request opens on its Timeline tab, on the call tree
+        await pilot.pause()
+        await pilot.press("home")
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=open_timeline)

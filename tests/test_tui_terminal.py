@@ -61,8 +61,12 @@ async def test_detail_screen_shows_control_characters_escaped() -> None:
         assert "X-Echo: \\x1b[31mred" in texts["response-headers"]
         assert "ValueError: \\x1b]0;pwned\\x07" in texts["traceback"]
         assert "bad \\x1b[2J thing" in everything
-        drawn = [segment.text for widget in screen.query("Static") for y in range(widget.size.height)
-                 for segment in widget.render_line(y)]
+        drawn = []
+        for tab in "12345":  # what each tab draws (a hidden tab draws nothing)
+            await pilot.press(tab)
+            await pilot.pause()
+            drawn += [segment.text for widget in screen.query("Static") for y in range(widget.size.height)
+                      for segment in widget.render_line(y)]
         assert "X-Evil: \\x1b]52;c;cHduZWQ=\\x07" in "".join(drawn)
         assert_escaped("".join(drawn))
 

@@ -118,14 +118,14 @@ class Tmux:
             raise AssertionError(f"tmux {' '.join(args)} failed: {done.stderr.strip()}")
         return done.stdout
 
-    def start(self, argv: list[str], cwd: Path) -> None:
+    def start(self, argv: list[str], cwd: Path, size: tuple[int, int] = (COLUMNS, ROWS)) -> None:
         """Run ``argv`` in a new detached session; the pane stays after it exits (to read its status)."""
         env = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
         env_args = [arg for name, value in env.items() for arg in ("-e", f"{name}={value}")]
         # A config of our own: nothing from ~/.tmux.conf, and the pane stays once its process exits.
         conf = self.workdir / "tmux.conf"
         conf.write_text("set-option -g remain-on-exit on\nset-option -g history-limit 2000\n")
-        self.run("-f", str(conf), "new-session", "-d", "-x", str(COLUMNS), "-y", str(ROWS), "-c", str(cwd),
+        self.run("-f", str(conf), "new-session", "-d", "-x", str(size[0]), "-y", str(size[1]), "-c", str(cwd),
                  *env_args, "exec " + shlex.join(argv))
         self.socket_path = self.run("display-message", "-p", "#{socket_path}").strip()
 
@@ -306,9 +306,11 @@ def test_dashboard_shows_requests_and_details_and_quits_cleanly(tmux: Tmux, site
     tmux.keys("End")
     tmux.keys("Enter")
     detail = tmux.wait_screen(lambda s: "Traceback" in s and "boom from the fixture app" in s, "the traceback")
-    assert "GET /boom.py HTTP/1.1" in detail and "500 Internal Server Error" in detail
+    assert "GET /boom.py HTTP/1.1" in detail  # a failure opens on its traceback (the Console tab)
     assert "RuntimeError: boom from the fixture app" in detail
     assert 'boom.py", line' in detail  # the frame in the fixture app
+    tmux.keys("2")  # the Response tab
+    tmux.wait_screen(lambda s: "500 Internal Server Error" in s and "Response headers" in s, "the response tab")
 
     tmux.keys("Escape")
     tmux.wait_screen(lambda s: "Requests 3" in s and row(s, "/boom.py", 500) and "Traceback" not in s,
@@ -379,7 +381,10 @@ def test_replay_of_a_64k_post_is_byte_identical_and_exported_curl_gets_the_same_
     tmux.keys("Enter")
     # The app answers with the hash of what it received: an identical answer means an identical body.
     detail = tmux.wait_screen(lambda s: "Replay of POST /hash_echo.py" in s and "body: same" in s, "the diff")
-    assert "status: 200 (same)" in detail and f"Request body ({len(payload)} bytes)" in detail
+    assert "status: 200 (same)" in detail  # a replay opens on its Response tab, with the diff
+    tmux.keys("1")
+    tmux.wait_screen(lambda s: f"Request body ({len(payload)} bytes)" in s and "b shows everything" in s,
+                     "the request tab, its body folded")
     [spool] = tmp.glob("devserver-bodies-*")  # the recorded bodies: private, and gone after quitting
     assert spool.stat().st_mode & 0o777 == 0o700 and any(spool.iterdir())
 
@@ -403,3 +408,41 @@ def test_replay_of_a_64k_post_is_byte_identical_and_exported_curl_gets_the_same_
     assert tmux.wait_exit() == "status 0"
     assert not spool.exists()
     assert not list(site.glob("*.sh")) and not list(site.glob("*.har"))  # the project holds no export
+
+
+def test_at_80x24_the_footer_keeps_its_keys_the_url_is_whole_and_a_64k_request_leaves_the_response_one_key_away(
+    tmux: Tmux, site: Path
+) -> None:
+    port = free_port()
+    tmux.start([*devserver_argv(), "--port", str(port), "--workers", "2"], site, size=(80, 24))
+    url = f"http://{HOST}:{port}/"
+    screen = tmux.wait_screen(lambda s: "workers 2/2" in s and "Quit" in s, "both workers and the footer")
+    tmux.remember_processes()
+    lines = [line for line in screen.splitlines() if line.strip()]
+    header, footer = lines[0], lines[-1]
+    assert url in header, header  # the whole URL, never cut
+    for key in ("⏎ View", "? Help", "/ Filter", "r Replay", "P Profile", "yYW Save", "o Open", "q Quit"):
+        assert key in footer, footer
+    payload = bytes(range(256)) * 256  # 64 KiB that is not text: hundreds of lines of hex
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    conn.request("POST", "/hash_echo.py", body=payload, headers={"Content-Type": "application/octet-stream"})
+    assert conn.getresponse().status == 200
+    conn.close()
+    tmux.wait_screen(lambda s: re.search(r"\bPOST\s+/hash_echo\.py\s+200\b", s) is not None, "the POST row")
+    tmux.keys("End")
+    tmux.keys("Enter")
+    detail = tmux.wait_screen(lambda s: "Request body (65536 bytes)" in s and "b shows everything" in s
+                              and all(key in s for key in ("esc Back", "12345 Tabs", "b Expand", "? Help", "q Quit")),
+                              "the request tab, its body folded, and the footer with its keys")
+    assert "000000  00 01 02 03" in detail
+    tmux.keys("2")  # one key: the response's status and headers
+    response = tmux.wait_screen(lambda s: "200 OK" in s and "Response headers" in s, "the response tab")
+    assert "Content-Type: application/json" in response and "000000  00 01" not in response
+    tmux.keys("Escape")  # then wait: Escape and q sent at once would read as Alt+q
+    tmux.wait_screen(lambda s: "Requests 1" in s, "the main screen again")
+    tmux.keys("?")
+    tmux.wait_screen(lambda s: "Esc, q or ? closes" in s, "the help, saying how to close it")
+    tmux.keys("q")  # closes the help
+    tmux.wait_screen(lambda s: "Requests 1" in s and "closes" not in s, "the main screen again")
+    tmux.keys("q")
+    assert tmux.wait_exit() == "status 0"

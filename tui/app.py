@@ -40,7 +40,7 @@ from devserver.ipc.events import Event, RequestEvent
 from devserver.kit.safetext import escape_controls
 from tui import format as fmt
 from tui.browser import find_browser, launch, local_url
-from tui.control import Control
+from tui.control import Control, ProfileRequested
 from tui.feed import EventBuffer, EventsArrived, settle_gc
 from tui.recorded.bodies import BodyNotExact
 from tui.recorded.export import COMMANDS, CopyRequested, ExportError, export_folder, har_json, saved_where, write_export
@@ -56,6 +56,17 @@ BUFFER_MIN = 10_000
 STOP_GRACE = 3.0  # seconds beyond config.shutdown_timeout before quitting regardless
 PRELOAD_DELAY = 0.5  # seconds after the first paint before the request screens are imported
 LAUNCH_WAIT = 5.0  # seconds a browser launcher has to fail before it counts as started
+
+
+def listed(bindings: Iterable[BindingType]) -> list[Binding]:
+    """The bindings the help lists: shown in a footer or with a tooltip, each key once, no ``app.`` aliases."""
+    seen: set[str] = set()
+    keys = []
+    for b in bindings:
+        if isinstance(b, Binding) and (b.show or b.tooltip) and b.key not in seen and not b.action.startswith("app."):
+            seen.add(b.key)
+            keys.append(b)
+    return keys
 
 
 class DashboardApp(App[int]):
@@ -282,6 +293,26 @@ class DashboardApp(App[int]):
         except Exception as exc:  # noqa: BLE001 - report any failure of the supervisor, keep the UI
             self.call_from_thread(self.notify, f"Reload failed: {exc}", severity="error", markup=False)
 
+    @on(ProfileRequested)
+    def _profile_requested(self, message: ProfileRequested) -> None:
+        if self.control is None:
+            self.notify("No server attached.", severity="warning")
+            return
+        route = None if self.main.profiling == message.route else message.route  # the same route again: disarm
+        self._arm_profile(self.control, route)
+
+    @work(thread=True, exit_on_error=False, group="control")
+    def _arm_profile(self, control: Control, route: str | None) -> None:
+        try:
+            control.arm_profile(route)
+        except Exception as exc:  # noqa: BLE001 - report any failure of the supervisor, keep the UI
+            self.call_from_thread(self.notify, f"Profile not armed: {exc}", severity="error", markup=False)
+            return
+        text = f"The next {route} is profiled, in whichever worker serves it" if route else "No route is armed now"
+        self.call_from_thread(self.main.show_profiling, route)
+        self.call_from_thread(self.notify, escape_controls(text, multiline=False), title="Profile", timeout=3,
+                              markup=False)
+
     def action_open_site(self) -> None:
         self.open_url(self.main.url)
 
@@ -319,7 +350,7 @@ class DashboardApp(App[int]):
         if isinstance(self.screen, HelpScreen):
             self.screen.dismiss()
         else:
-            self.push_screen(HelpScreen(self.key_bindings()))
+            self.push_screen(HelpScreen(self.key_bindings(), self.detail_key_bindings()))
 
     async def action_quit(self) -> None:
         """Stop the server (showing its shutdown), then exit; a second ``q`` exits at once."""
@@ -341,19 +372,17 @@ class DashboardApp(App[int]):
     # --------------------------------------------------- help and commands
 
     def key_bindings(self) -> list[Binding]:
-        """Every dashboard key, for the help screen."""
+        """Every key of the main screen and the app's own, for the help screen (each key once)."""
         enter = next(b for b in RequestLog.BINDINGS if isinstance(b, Binding) and b.key == "enter")
+        return listed([enter, *MainScreen.BINDINGS, *self.BINDINGS])
+
+    @staticmethod
+    def detail_key_bindings() -> list[Binding]:
+        """The keys of a request's detail that the main screen has not (or has for something else)."""
         from tui.screens.detail import DetailScreen
 
-        detail = [b for b in DetailScreen.BINDINGS if isinstance(b, Binding) and b.key in ("e", "x")]
-        bindings = [enter, *MainScreen.BINDINGS, *detail, *self.BINDINGS]
-        seen: set[str] = set()
-        keys = []
-        for b in bindings:  # footer-hidden keys with a tooltip are listed too; each key once
-            if isinstance(b, Binding) and (b.show or b.tooltip) and b.key not in seen and not b.action.startswith("app."):
-                seen.add(b.key)
-                keys.append(b)
-        return keys
+        main = {(b.key, b.action) for b in [*MainScreen.BINDINGS, *DashboardApp.BINDINGS] if isinstance(b, Binding)}
+        return [b for b in listed(DetailScreen.BINDINGS) if (b.key, b.action) not in main and b.key != "escape"]
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+from textual.message import Message
 
 from devserver.ipc.control import Evaluated
+from devserver.ipc.events import RequestEvent
 
 
 @runtime_checkable
@@ -27,3 +31,16 @@ class Control(Protocol):
 
     def arm_profile(self, route: str | None) -> None:
         """Profile the next request to ``route`` ("GET /catalog"), in whichever worker serves it; None disarms."""
+
+
+def route_of(request: RequestEvent) -> str:
+    """The route a profile is armed for: ``"GET /catalog"``, the method and the path without its query."""
+    return f"{request.method} {urlsplit(request.target).path or '/'}"
+
+
+class ProfileRequested(Message):
+    """The user asked to profile the next request to ``route`` (or, if it is armed already, not to)."""
+
+    def __init__(self, route: str) -> None:
+        super().__init__()
+        self.route = route

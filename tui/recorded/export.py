@@ -16,6 +16,7 @@ import os
 import shlex
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from textual.message import Message
 
 from devserver import __version__
 from devserver.http.statuses import reason
-from devserver.ipc.events import RequestEvent
+from devserver.ipc.events import InsideRecord, RequestEvent
 from tui.recorded.bodies import Body, BodyNotExact, exact_request_body, load_body
 from tui.recorded.replay import replay_headers, server_address
 
@@ -248,7 +249,33 @@ def har_entry(event: RequestEvent, base_url: str) -> dict[str, Any]:
     }
     if event.error or event.traceback:
         entry["comment"] = event.error or event.traceback
+    if event.inside is not None:
+        entry.update(inside_fields(event.inside))
     return entry
+
+
+def inside_fields(inside: InsideRecord) -> dict[str, Any]:
+    """What the request did inside the app, as HAR custom fields (HAR 1.2 allows names starting with ``_``).
+
+    ``_queries``, ``_outbound`` and ``_templates`` are lists of objects with
+    the recorded fields as they are named in the JSON log (``sql``, ``ms``,
+    ``method``, ``url``, ``status`` …), ``_repeatedQueries`` the N+1 flags,
+    ``_profile`` the call tree (depth-first nodes) when the request was
+    profiled, ``_appTime`` the app call's own duration in ms.
+    """
+    fields: dict[str, Any] = {
+        "_appTime": round(inside.app_ms, 3),
+        "_queries": [asdict(q) for q in inside.queries],
+        "_outbound": [asdict(c) for c in inside.outbound],
+        "_templates": [asdict(t) for t in inside.templates],
+    }
+    if inside.repeated:
+        fields["_repeatedQueries"] = [asdict(r) for r in inside.repeated]
+    if inside.profile is not None:
+        fields["_profile"] = asdict(inside.profile)
+    if inside.dropped:
+        fields["_insideDropped"] = inside.dropped
+    return fields
 
 
 def har_log(events: Iterable[RequestEvent], base_url: str) -> dict[str, Any]:

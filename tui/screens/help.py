@@ -43,25 +43,38 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "dismiss", "Close", tooltip="Close this help"),
         Binding("question_mark", "dismiss", "Close", show=False),
+        Binding("q", "dismiss", "Close", show=False),  # q here closes the help, as in less and man
         Binding("f1", "dismiss", "Close", show=False),  # F1 opens it from the filter bar
     ]
 
-    def __init__(self, bindings: Iterable[Binding]) -> None:
+    def __init__(self, bindings: Iterable[Binding], detail: Iterable[Binding] = ()) -> None:
         super().__init__()
         self.bindings = list(bindings)
+        self.detail = list(detail)
+        """The keys of a request's detail screen (Enter) that differ from the main screen's."""
 
-    def compose(self) -> ComposeResult:
+    def _keys(self, bindings: Iterable[Binding]) -> Table:
         keys = Table.grid(padding=(0, 2))
         keys.add_column(style="bold", no_wrap=True)
         keys.add_column()
-        for binding in self.bindings:
+        for binding in bindings:
             keys.add_row(self.app.get_key_display(binding), binding.tooltip or binding.description)
+        return keys
+
+    def compose(self) -> ComposeResult:
+        keys = self._keys(self.bindings)
         keys.add_row("^p", "Command palette: every action by name (not in the footer below 100 columns)")
         with VerticalScroll(id="help-dialog"):
-            yield Static("devserver dashboard — keys  (Esc or ? closes)", id="help-title")
+            yield Static("devserver dashboard — keys  (Esc, q or ? closes)", id="help-title")
+            yield Static("A footer too narrow for every key shows the most used ones first: all are here.",
+                         id="help-footer-note")
             yield Static(keys, id="help-keys")
+            if self.detail:
+                yield Static("In a request's detail (Enter), besides the keys above (Esc goes back):",
+                             id="help-detail-title")
+                yield Static(self._keys(self.detail), id="help-detail-keys")
             yield Static("Filter (after /):", id="help-filter-title")
             yield Static(filter_help(), id="help-filter")
             yield Static(CONSOLE_HELP, id="help-console", markup=False)
-            yield Static("Esc closes", id="help-close")
+            yield Static("Esc, q or ? closes", id="help-close")
         yield DashboardFooter()  # "esc Close" stays on screen, however far the list is scrolled

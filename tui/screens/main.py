@@ -23,6 +23,7 @@ from devserver.ipc.events import (
     WorkerEvent,
     WorkerStatus,
 )
+from tui.control import ProfileRequested, route_of
 from tui.recorded.export import CopyRequested
 from tui.recorded.filter import Context
 from tui.recorded.replay import ReplayLinks, ReplayRequested
@@ -30,7 +31,7 @@ from tui.widgets.filter_bar import FilterBar
 from tui.widgets.footer import DashboardFooter
 from tui.widgets.header import DashboardHeader
 from tui.widgets.reloads import ReloadsPanel
-from tui.widgets.request_log import RequestLog
+from tui.widgets.request_log import RequestLog, is_profiled
 from tui.widgets.server_log import ServerLog
 from tui.widgets.stats import StatsPanel
 from tui.widgets.workers import WorkersPanel
@@ -51,6 +52,8 @@ class MainScreen(Screen[None]):
         Binding("c", "clear", "Clear", tooltip="Clear the request log"),
         Binding("r", "replay", "Replay", tooltip="Send the selected request to the server again"),
         Binding("e", "edit", "Edit", show=False, tooltip="Edit the selected request, then send it"),
+        Binding("P", "profile", "Profile", tooltip="Profile the next request to the selected one's route (P again: "
+                "not); » marks it in the log, its detail opens on the call tree"),
         # One footer entry for the three exports ("yYW Save"): at 80 columns every key fits.
         Binding("y", "copy('curl')", "curl", group=EXPORT,
                 tooltip="Copy the selected request as a curl command (and save it)"),
@@ -68,9 +71,11 @@ class MainScreen(Screen[None]):
         self.clock = clock
         self.started = started
         self.url = config.url
+        """Where the server listens: the configured URL until the server says otherwise (port 0)."""
         self.replays = ReplayLinks()
         """Logged requests that are replays, linked to their originals (for the diff)."""
-        """Where the server listens: the configured URL until the server says otherwise (port 0)."""
+        self.profiling: str | None = None
+        """The route armed for a profile ("GET /catalog") until its profiled request arrives."""
         self._routes: dict[type, Callable[[list[Any]], None]] = {
             RequestEvent: self._requests,
             WorkerEvent: self._workers,
@@ -124,6 +129,8 @@ class MainScreen(Screen[None]):
         stats.refresh_view()
 
     def _requests(self, requests: list[RequestEvent]) -> None:
+        if self.profiling is not None and (profiled := next(filter(is_profiled, requests), None)) is not None:
+            self._profile_arrived(profiled)
         self.replays.observe(requests)  # the log puts them in time order (workers flush on their own clocks)
         self.request_log.add(requests)
         self.query_one(StatsPanel).add_requests(requests)
@@ -154,7 +161,31 @@ class MainScreen(Screen[None]):
             if event.url and event.url != self.url:
                 self.url = header.url = event.url
 
+    # ------------------------------------------------------------ profiles
+
+    def show_profiling(self, route: str | None) -> None:
+        """Say in the header which route is armed (None: none)."""
+        self.profiling = route
+        self.query_one(DashboardHeader).profiling = route
+
+    def _profile_arrived(self, request: RequestEvent) -> None:
+        """The armed route's profile is in (the supervisor disarmed every worker): show its call tree."""
+        self.show_profiling(None)
+        from tui.screens.detail import DetailScreen  # loaded after the first paint (DashboardApp.preload_screens)
+
+        if self.app.screen is self or isinstance(self.app.screen, DetailScreen):
+            self.app.push_screen(DetailScreen(request, original=self.replays.original_of(request)))
+        else:  # the user is busy (editing, a console): the log marks the row with »
+            method, target = request.shown_request(60)
+            self.notify(f"{method} {target} was profiled: » in the log", title="Profile", markup=False)
+
     # -------------------------------------------------------------- actions
+
+    def action_profile(self) -> None:
+        if (request := self.request_log.selected) is None:
+            self.notify("No request selected.", severity="warning")
+        else:
+            self.post_message(ProfileRequested(route_of(request)))
 
     def action_filter(self) -> None:
         self.query_one(FilterBar).open()

@@ -55,13 +55,20 @@ class Column(NamedTuple):
 
 
 TARGET_MIN_WIDTH = 16
+PROFILED_MARK = "» "  # before the target of a request that was profiled (its detail has the call tree)
+
+
+def is_profiled(request: RequestEvent) -> bool:
+    """Whether the request carries a profile (it was the next to an armed route)."""
+    return request.inside is not None and request.inside.profile is not None
+
 REORDER_WINDOW = 4096  # rows a late batch may go back past (a few workers' batches of 256, with room)
 
 COLUMNS: tuple[Column, ...] = (
     Column("TIME", 12, lambda e: fmt.clock_time(e.time), drop=3, style="request-log--dim"),
     Column("METHOD", 7, lambda e: e.shown_request()[0]),
     # Width 0: takes what is left.  A refused request shows its raw first line here, quoted (events.py).
-    Column("TARGET", 0, lambda e: e.shown_request()[1]),
+    Column("TARGET", 0, lambda e: PROFILED_MARK * is_profiled(e) + e.shown_request()[1]),
     Column("ST", 3, lambda e: str(e.status), right=True),
     Column("DURATION", 8, lambda e: fmt.duration(e.duration_ms), right=True, drop=4),
     Column("SIZE", 8, lambda e: fmt.size(e.bytes_sent), right=True, drop=2),
