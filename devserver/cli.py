@@ -158,8 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder where the dashboard saves copied requests (y, Y) and HAR files (W); created "
                              "if missing (default: $XDG_DATA_HOME/devserver/exports, else "
                              "~/.local/share/devserver/exports)")
-    parser.add_argument("--version", action="version", version=f"devserver {__version__}")
+    parser.add_argument("--version", action="version", version=f"devserver {__version__} ({_build()})")
     return parser
+
+
+def _build() -> str:
+    """Which build runs: the request path compiled by mypyc (bench/compiled.py, docs/bench/compiled.md) or pure Python."""
+    from devserver.http import parser  # the first module a compiled build compiles
+
+    return "pure Python" if parser.__file__.endswith(".py") else "request path compiled by mypyc"
 
 
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Config:
