@@ -34,7 +34,8 @@ from pathlib import Path
 # What the profile of a hello request carries (bench/profile_request.py), as far as mypyc compiles it.  Left out,
 # with why: worker/eventqueue.py (mypyc 2.4 writes its ``_thread`` attribute as the C keyword ``__thread``);
 # handlers/exchange.py (ClientGone subclasses ConnectionError: a built-in base mypyc cannot compile); kit/memo.py
-# (a dict subclass, the same); the asyncio loop and httptools' llhttp (not ours, or C already).
+# (a dict subclass, the same); ipc/events.py (its compiled frozen dataclasses do not unpickle: the supervisor's
+# reader fails with FrozenInstanceError on the first batch); the asyncio loop and httptools' llhttp (not ours, or C).
 SETS = {
     # the sans-IO HTTP layer, the router and the connection
     "protocol": (
@@ -44,10 +45,10 @@ SETS = {
         "devserver/worker/inflight.py",
     ),
 }
-# and with it the worker's request handling, the WSGI call, static files, the event records and their helpers
+# and with it the worker's request handling, the WSGI call, static files, and the helpers they call per request
 SETS["request"] = (
     *SETS["protocol"], "devserver/worker/process.py", "devserver/handlers/wsgi.py", "devserver/handlers/static.py",
-    "devserver/handlers/appcall.py", "devserver/ipc/events.py", "devserver/debug/capture.py",
+    "devserver/handlers/appcall.py", "devserver/debug/capture.py",
     "devserver/debug/requestlogs.py", "devserver/worker/threadpool.py", "devserver/kit/timers.py",
 )
 
@@ -70,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="where the compiled copy goes (replaced if it exists)")
     parser.add_argument("--checkout", type=Path, default=Path(__file__).resolve().parent.parent)
-    parser.add_argument("--set", choices=sorted(SETS), default="request", help="which modules are compiled")
+    parser.add_argument("--set", choices=sorted(SETS), default="protocol", help="which modules are compiled (default %(default)s)")
     opts = parser.parse_args(argv)
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         print("bench/compiled.py: no C compiler (cc or gcc) on PATH")
