@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from common import HOST, free_port, make_site
-from instructions import count_during_load, instructions
+from instructions import PATIENT, count_during_load, instructions
 
 CASES = {"hello": ("hello", "application"), "flask": ("flaskapp", "app")}  # case: (module, callable)
 GUNICORN_THREADS = 8
@@ -83,7 +83,7 @@ def _server_argv(server: str, case: str, port: int, site_html: Path, site_dynami
     app = f"{module}:{attribute}"
     table = {
         "devserver": ["-m", "devserver", app, "--port", str(port), "--workers", "1", "--root", str(site_html),
-                      "--dynamic", str(site_dynamic), "--no-tui"],
+                      "--dynamic", str(site_dynamic), "--no-tui", *PATIENT],
         "gunicorn-gthread": ["-m", "gunicorn", "--bind", f"{HOST}:{port}", "--workers", "1", "--worker-class",
                              "gthread", "--threads", str(GUNICORN_THREADS),
                              # under valgrind a request is ~50× slower: no keep-alive or worker timeout may fire

@@ -169,8 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--print-config", action="store_true",
                         help="print every setting, its value and where it came from (default, pyproject.toml "
                              "[tool.devserver], a DEVSERVER_* variable, the command line), then exit")
-    parser.add_argument("--version", action="version", version=f"devserver {__version__}")
+    parser.add_argument("--version", action="version", version=f"devserver {__version__} ({_build()})")
     return parser
+
+
+def _build() -> str:
+    """Which build runs: the request path compiled by mypyc (bench/compiled.py, docs/bench/compiled.md) or pure Python."""
+    from devserver.http import parser  # the first module a compiled build compiles
+
+    return "pure Python" if parser.__file__.endswith(".py") else "request path compiled by mypyc"
 
 
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Config:

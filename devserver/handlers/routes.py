@@ -22,7 +22,7 @@ from devserver.handlers import static
 from devserver.handlers.static import StaticResponse
 from devserver.http.hostcheck import HostPolicy
 from devserver.http.parser import Request
-from devserver.kit.frozen import constructor_from_values
+from devserver.kit.memo import MemoTable
 
 INTERNAL_PREFIX = "/__devserver__/"  # the server's own endpoints: live reload's (handlers/livereload.py takes it from here)
 ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"  # what OPTIONS * says the server takes
@@ -78,15 +78,17 @@ APP = App()
 Route = Refused | ServerOptions | Internal | Script | StaticResponse | SendFile | App
 
 
-_make_script = constructor_from_values(Script)  # one per request to a module: a third of what Script() costs
-
-
 def script_route(path: str) -> Script | None:
     """``/name.py/rest`` → Script("name", "/name.py", "/rest"); None if ``path`` names no module."""
     match = _SCRIPT.match(path)
     if match is None:
         return None
-    return _make_script(Script, (match.group(1), match.group(0), path[match.end():]))
+    return Script(match.group(1), match.group(0), path[match.end():])
+
+
+# Asked on every request that passed the Host check: a path's answer (a frozen Script, or None) is kept, so a
+# path seen before costs one dict look-up, not a call, a regex match and a route object.
+_script_routes = MemoTable(script_route, 4096)
 
 
 class Router:
@@ -112,7 +114,7 @@ class Router:
             return SERVER_OPTIONS
         if self.internal and path.startswith(INTERNAL_PREFIX):
             return INTERNAL
-        script = script_route(path)
+        script = _script_routes[path]
         if script is not None:
             return script
         if self.app:

@@ -159,6 +159,12 @@ class BodyWriter:
         """The bytes that end the body (the last chunk, if chunked)."""
         return LAST_CHUNK if self.framing.delimit is Delimit.CHUNKED else b""
 
+    def whole(self, body: bytes) -> bytes:
+        """``body`` (from take(), all of the response's body) framed for the wire with its end: wire() + end()."""
+        if self.framing.delimit is Delimit.CHUNKED:
+            return chunk(body) + LAST_CHUNK if body else LAST_CHUNK
+        return body
+
     @property
     def short(self) -> int:
         """Bytes announced but never offered."""
@@ -174,7 +180,8 @@ class BodyWriter:
         a whole message of the announced length, and the bytes cut off never
         reached the wire, so the next response cannot be mistaken for them.
         """
-        return self.framing.close or self.short > 0
+        framing = self.framing  # short's test, written out: this is asked after every response
+        return framing.close or (framing.delimit is Delimit.LENGTH and bool(self.remaining))
 
     def mismatch(self) -> str | None:
         """A one-line account of a body that did not match its Content-Length."""

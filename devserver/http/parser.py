@@ -118,6 +118,8 @@ class RequestParser:
     requests come out in order.
     """
 
+    __deletable__ = ["_parser"]  # close() lets go of llhttp's parser (a class compiled by mypyc must say so)
+
     def __init__(self, limits: Limits = Limits()) -> None:
         self.limits = limits
         self._parser = httptools.HttpRequestParser(self)

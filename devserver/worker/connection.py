@@ -256,8 +256,10 @@ class Connection(asyncio.Protocol):
         writer = exchange.writer
         close = exchange.close
         if writer is not None:
-            close = close or writer.must_close
-            exchange.error = exchange.error or writer.mismatch()
+            must_close = writer.must_close
+            close = close or must_close
+            if must_close or writer.overrun:  # else the body matched its framing: nothing to report
+                exchange.error = exchange.error or writer.mismatch()
         phase = cycle.ended(exchange, close)
         self.worker.record(self, exchange)
         if phase is None or self.closing:
@@ -293,7 +295,7 @@ class Connection(asyncio.Protocol):
         body = writer.take(body)
         if exchange.capture is not None and body:
             exchange.capture.response.feed(body)  # what was sent: a body cut at its Content-Length is recorded cut
-        data = writer.wire(body) + writer.end()
+        data = writer.whole(body)
         exchange.sent += len(data)
         self.transport.write(writer.framing.head + data)
 
