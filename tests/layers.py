@@ -34,6 +34,7 @@ LAYERS: tuple[Layer, ...] = (
     Layer("http", only=("kit",)),
     Layer("ipc"),
     Layer("debug"),
+    Layer("probes"),
     Layer("handlers"),
     Layer("reload"),
     Layer("apps"),
