@@ -220,6 +220,58 @@ def test_an_armed_route_is_profiled_once_in_whichever_worker_serves_it(tmp_path:
     assert all(e.inside is not None and e.inside.profile is None for e in after)  # every worker was disarmed
 
 
+ASGI_APP = '''
+import asyncio
+import os
+import sqlite3
+
+import aiohttp
+import httpx
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+UPSTREAM = os.environ["UPSTREAM"]
+
+
+async def calls(request):
+    marker = request.query_params["m"]
+    db = sqlite3.connect(":memory:")
+    db.execute("SELECT ?", (marker,))
+    async with httpx.AsyncClient() as client:
+        await client.get(f"{UPSTREAM}/httpx?m={marker}")
+    await asyncio.sleep(0.01)  # the other requests' tasks run meanwhile
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{UPSTREAM}/aiohttp?m={marker}") as answer:
+            await answer.read()
+    db.execute("SELECT ?", (marker,))
+    return PlainTextResponse(marker)
+
+
+app = Starlette(routes=[Route("/calls", calls)])
+'''
+
+
+def test_asgi_requests_in_concurrent_tasks_record_their_own_async_calls(tmp_path: Path, upstream: str) -> None:
+    project = tmp_path / "svc"
+    project.mkdir()
+    (project / "svc.py").write_text(ASGI_APP.lstrip())
+    server = _serve(project, upstream, "svc:app")
+    try:
+        markers = [f"a{k}" for k in range(12)]
+        assert _fire(server, [f"/calls?m={m}" for m in markers]) == markers
+        lines = _requests_of(server, len(markers))
+    finally:
+        server.stop()
+    executes = [n for n, text in enumerate((project / "svc.py").read_text().splitlines(), 1) if "db.execute(" in text]
+    for line in lines:
+        marker = line["target"].split("m=")[1]
+        assert [(q["sql"], q["database"], q["source"]) for q in line["queries"]] == [
+            (f"SELECT '{marker}'", "sqlite3", f"svc.py:{n}") for n in executes]
+        assert [(c["client"], c["url"], c["status"]) for c in line["outbound"]] == [
+            ("httpx", f"{upstream}/httpx?m={marker}", 200), ("aiohttp", f"{upstream}/aiohttp?m={marker}", 200)]
+
+
 DJANGO_FILES = {
     "catalog/models.py": '''
 from django.db import models
