@@ -59,34 +59,37 @@ def install_django() -> None:
 
 
 # SQLAlchemy ----------------------------------------------------------------
-_SA_STARTED = "devserver.probes.started"
+# A statement's start travels on its execution context (one per statement), which both events are given.
+_SA_STARTED = "_devserver_started"
 
 
 def _sa_before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
     recorder = current()
-    if recorder is not None:
-        conn.info.setdefault(_SA_STARTED, []).append((recorder, time.perf_counter()))
+    if recorder is not None and context is not None:
+        setattr(context, _SA_STARTED, (recorder, time.perf_counter()))
 
 
-def _sa_done(conn: Any, cursor: Any, statement: str, parameters: Any, executemany: bool, error: str) -> None:
-    stack = conn.info.get(_SA_STARTED)
-    if not stack:
+def _sa_done(context: Any, cursor: Any, statement: str, parameters: Any, executemany: bool, error: str) -> None:
+    started_by = getattr(context, _SA_STARTED, None)
+    if started_by is None:
         return
-    recorder, started = stack.pop()
+    setattr(context, _SA_STARTED, None)
+    recorder, started = started_by
     ms = (time.perf_counter() - started) * 1000
     shown = parameters[0] if executemany and parameters else parameters
     recorder.query(statement, shown, started, ms, None if error else _rows(cursor), app_frame(),
-                   f"sqlalchemy:{conn.engine.dialect.name}", error)
+                   f"sqlalchemy:{context.dialect.name}", error)
 
 
 def _sa_after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-    _sa_done(conn, cursor, statement, parameters, executemany, "")
+    _sa_done(context, cursor, statement, parameters, executemany, "")
 
 
-def _sa_failed(context: Any) -> None:
-    conn = context.connection
-    if conn is not None and context.statement is not None:
-        _sa_done(conn, context.cursor, context.statement, context.parameters, False, _error(context.original_exception))
+def _sa_failed(exception_context: Any) -> None:
+    context = exception_context.execution_context
+    if context is not None and exception_context.statement is not None:
+        _sa_done(context, exception_context.cursor, exception_context.statement, exception_context.parameters, False,
+                 _error(exception_context.original_exception))
 
 
 def install_sqlalchemy() -> None:

@@ -6,8 +6,13 @@ import time
 from typing import Any
 
 from devserver.ipc.events import TemplateRecord
-from devserver.probes.recorder import current
+from devserver.probes.recorder import Recorder, current
 from devserver.probes.source import app_frame
+
+
+def _rendered(recorder: Recorder, name: str, started: float, engine: str) -> None:
+    recorder.template(TemplateRecord(name, round((time.perf_counter() - started) * 1000, 3),
+                                     round(recorder.since(started), 3), engine, app_frame(3)))
 
 
 def install_jinja2() -> None:
@@ -23,8 +28,7 @@ def install_jinja2() -> None:
         try:
             return render(self, *args, **kwargs)
         finally:
-            recorder.template(TemplateRecord(self.name or "<string>", round((time.perf_counter() - started) * 1000, 3),
-                                             round(recorder.since(started), 3), "jinja2", app_frame()))
+            _rendered(recorder, self.name or "<string>", started, "jinja2")
 
     async def recording_render_async(self: Any, *args: Any, **kwargs: Any) -> Any:
         recorder = current()
@@ -34,8 +38,7 @@ def install_jinja2() -> None:
         try:
             return await render_async(self, *args, **kwargs)
         finally:
-            recorder.template(TemplateRecord(self.name or "<string>", round((time.perf_counter() - started) * 1000, 3),
-                                             round(recorder.since(started), 3), "jinja2", app_frame()))
+            _rendered(recorder, self.name or "<string>", started, "jinja2")
 
     jinja2.Template.render = recording_render  # type: ignore[method-assign]
     jinja2.Template.render_async = recording_render_async  # type: ignore[method-assign]
@@ -55,8 +58,7 @@ def install_django_templates() -> None:
         try:
             return render(self, context)
         finally:
-            recorder.template(TemplateRecord(str(self.name or getattr(self.origin, "template_name", None) or "<string>"),
-                                             round((time.perf_counter() - started) * 1000, 3),
-                                             round(recorder.since(started), 3), "django", app_frame()))
+            _rendered(recorder, str(self.name or getattr(self.origin, "template_name", None) or "<string>"), started,
+                      "django")
 
     Template.render = recording_render  # type: ignore[method-assign]
