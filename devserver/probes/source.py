@@ -37,8 +37,12 @@ def relative(filename: str) -> str:
 def app_frame(skip: int = 2) -> str:
     """The innermost frame of the app's own files on the calling thread's stack, as "path:line" ("" for none)."""
     frame: FrameType | None = interpreter.stack_frame(skip)
+    seen = _seen
     while frame is not None:
-        shown = relative(frame.f_code.co_filename)
+        filename = frame.f_code.co_filename
+        shown = seen.get(filename)  # known after the first request: no call per frame
+        if shown is None:
+            shown = relative(filename)
         if shown:
             return f"{shown}:{frame.f_lineno}"
         frame = frame.f_back
