@@ -63,10 +63,12 @@ def install_django() -> None:
 _SA_STARTED = "_devserver_started"
 
 
-def _sa_before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+def _sa_before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+               executemany: bool) -> tuple[str, Any]:
     recorder = current()
     if recorder is not None and context is not None:
         setattr(context, _SA_STARTED, (recorder, time.perf_counter()))
+    return statement, parameters  # retval=True: SQLAlchemy calls this as it is, with no adapter around it
 
 
 def _sa_done(context: Any, cursor: Any, statement: str, parameters: Any, executemany: bool, error: str) -> None:
@@ -96,7 +98,7 @@ def install_sqlalchemy() -> None:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    event.listen(Engine, "before_cursor_execute", _sa_before)
+    event.listen(Engine, "before_cursor_execute", _sa_before, retval=True)
     event.listen(Engine, "after_cursor_execute", _sa_after)
     event.listen(Engine, "handle_error", _sa_failed)
 
