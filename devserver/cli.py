@@ -211,6 +211,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     return Config(
         host=args.host, port=args.port, root=folders.root, dynamic=folders.dynamic, app=args.app,
         workers=args.workers, threads=args.threads, tui=use_tui,
+        record_inside=not args.no_tui or args.log_format == "json",  # the plain console asked for asks for none of it
         reload=not args.no_reload and (folders.has_dynamic or project is not None),
         livereload=not args.no_livereload, log_format=args.log_format, max_body=args.max_body,
         log_rows=args.log_rows, header_timeout=args.header_timeout, keepalive_timeout=args.keepalive_timeout,

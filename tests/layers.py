@@ -35,6 +35,7 @@ LAYERS: tuple[Layer, ...] = (
     Layer("ipc"),
     Layer("debug"),
     Layer("settings"),
+    Layer("probes"),
     Layer("handlers"),
     Layer("reload"),
     Layer("apps"),

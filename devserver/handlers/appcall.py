@@ -21,6 +21,7 @@ from devserver.handlers.asgi import ASGIApplication, ASGIServer, start_asgi
 from devserver.handlers.exchange import Exchange, Responder
 from devserver.handlers.lifespan import Lifespan, LifespanKeeper
 from devserver.handlers.wsgi import WSGIApp, WSGIServer, start_wsgi
+from devserver.probes.recorder import entered, left
 
 # What a module loader hands out: a WSGI callable, or an ASGI app with its lifespan's state; each handler takes its own
 # kind, which the table's key (speaks) guarantees: hence AppHandler[Any] in the table.
@@ -85,7 +86,9 @@ class ASGIHandler:
         if answered_failed_startup(responder, exchange, lifespan):
             finished()
             return
+        recording = entered(exchange)  # the task start_asgi makes copies the context: the recorder goes with it
         start_asgi(responder, exchange, app, root_path, self.server, finished)
+        left(recording)
 
 
 def answered_failed_startup(responder: Responder, exchange: Exchange, lifespan: Lifespan) -> bool:

@@ -25,6 +25,7 @@ from devserver.ipc.reports import ErrorReport
 
 if TYPE_CHECKING:
     from devserver.handlers.routes import Route
+    from devserver.probes.recorder import Recorder
 
 PREVIEW = 1024  # bytes of request body kept for the event log
 SPOOL = 1024 * 1024  # request bodies above this go to a temporary file
@@ -39,7 +40,7 @@ class Exchange:
 
     __slots__ = ("request", "body", "preview", "started", "status", "sent",
                  "traceback", "error", "close", "route", "body_size", "writer",
-                 "capture", "report", "logs", "inside")
+                 "capture", "report", "logs", "inside", "recorder")
 
     def __init__(self, request: Request) -> None:
         self.request = request
@@ -58,6 +59,7 @@ class Exchange:
         self.report: ErrorReport | None = None  # an app's exception in full (devserver.debug.tracebacks)
         self.logs: LineCollector | None = None  # what the app printed or logged while serving it
         self.inside: InsideRecord | None = None  # its queries, outbound calls, templates (devserver.probes)
+        self.recorder: Recorder | None = None  # what gathers them while the app runs (Config.record_inside)
 
     def add_body(self, data: bytes) -> None:
         if self.body is None:

@@ -20,6 +20,7 @@ from devserver.debug import failures, requestlogs, tracebacks
 from devserver.handlers.exchange import ClientGone, Exchange, Responder
 from devserver.ipc.reports import ErrorReport
 from devserver.kit.memo import MemoTable
+from devserver.probes.recorder import recorded
 
 WSGIApp = Callable[..., Iterable[bytes]]
 T = TypeVar("T")
@@ -378,7 +379,7 @@ def start_wsgi(conn: Responder, exchange: Exchange, app: WSGIApp, script_name: s
         else:
             conn.loop.create_task(_finish_sending(sending, conn, exchange, finished))
 
-    server.pool.call(done, requestlogs.call_with, exchange.logs, call.run, app, errors.end_request)
+    server.pool.call(done, requestlogs.call_with, exchange.logs, recorded(exchange, call.run), app, errors.end_request)
 
 
 async def _finish_sending(sending: Awaitable[None], conn: Responder, exchange: Exchange, finished: Callable[[], None]) -> None:

@@ -32,7 +32,7 @@ from typing import Protocol, TypeAlias, cast
 from devserver.ipc.channels import ControlReceiver, ControlSender, EventReader, EventWriter, Generation, InflightMemory, Process
 from devserver.ipc.config import Config
 from devserver.ipc.control import ArmProfile, ControlMessage, Evaluate, Evaluated, Go, Pause, Reload, Serve, StopSeen
-from devserver.ipc.events import Event, LogEvent, ReloadEvent, ServerEvent, Wire, WorkerEvent, received
+from devserver.ipc.events import Event, LogEvent, ReloadEvent, RequestEvent, ServerEvent, Wire, WorkerEvent, received
 from devserver.kit import interpreter
 from devserver.kit.safetext import escape_controls
 from devserver.supervisor.awaited import PendingAnswers, PipesToHear
@@ -262,6 +262,8 @@ class Supervisor:
         receiver.close()
         event_writer.close()  # the worker holds the only writer: its death reads as EOF here
         slot = WorkerSlot(index, process, sender, event_reader, time.monotonic(), restarts, inflight)
+        if self.armed_route is not None:  # a worker started later is armed too
+            slot.tell(ArmProfile(self.armed_route))
         if announce:
             self._deliver([WorkerEvent(time.time(), slot.pid, "restarted" if restarts else "started", index)])
         return slot
@@ -298,7 +300,11 @@ class Supervisor:
         elif isinstance(first, StopSeen):  # so does its word that what it finished before the stop was delivered
             self._stop_seen.heard(pipe)
         else:
-            self._deliver(received(cast("list[Event | Wire]", batch)))  # the answers' batches went above
+            events = received(cast("list[Event | Wire]", batch))  # the answers' batches went above
+            if self.armed_route is not None and any(isinstance(e, RequestEvent) and e.inside is not None
+                                                    and e.inside.profile is not None for e in events):
+                self.arm_profile(None)  # one profile came back: every worker stops waiting for one
+            self._deliver(events)
         return True
 
     def _deliver(self, batch: list[Event]) -> None:
@@ -447,6 +453,8 @@ class Supervisor:
             self.slots = new
             for slot in new:
                 slot.tell(Serve())  # the new workers start accepting: the socket is theirs
+                if self.armed_route is not None:
+                    slot.tell(ArmProfile(self.armed_route))
             return old
 
     def _unfinished(self, slot: WorkerSlot, how: str) -> list[Event]:

@@ -35,10 +35,11 @@ from devserver.http.hostcheck import HostPolicy
 from devserver.http.parser import Limits
 from devserver.ipc.channels import ControlReceiver, EventWriter, Generation, InflightMemory
 from devserver.ipc.config import Config
-from devserver.ipc.control import ControlMessage, Evaluate, PageChanged, Reload, StopSeen
+from devserver.ipc.control import ArmProfile, ControlMessage, Evaluate, PageChanged, Reload, StopSeen
 from devserver.ipc.events import Event, LogEvent, ReloadEvent, RequestEvent, WebSocketSummary, WorkerStatus
 from devserver.kit.frozen import values_by_name
 from devserver.kit.timers import Repeater
+from devserver.probes import hooks, profile
 from devserver.worker.accept import Acceptor
 from devserver.worker.connection import Connection
 from devserver.worker.eventqueue import MAX_BATCH, EventChannel, EventSink
@@ -125,6 +126,9 @@ class Worker:
         self.app_name, self.app_attr = app_key(config)
         self.hosts = HostPolicy.for_bind(config.host, config.allowed_hosts)
         self.dynamic = modules_for(config, self)  # last: a project APP is loaded now, before serving
+        if config.record_inside:  # after the APP's import: its frameworks are hooked now, later ones on their import
+            hooks.install(config)
+            self.on_message[ArmProfile] = profile.arm
 
     # routing ---------------------------------------------------------------
     def try_sync(self, conn: Connection, exchange: Exchange) -> bool:
@@ -348,6 +352,8 @@ class Worker:
         if exchange.route is INTERNAL:
             return
         self.requests += 1
+        if exchange.recorder is not None:
+            exchange.inside = exchange.recorder.finish()
         request_body, response_body = exchange.capture.finish() if exchange.capture is not None else (None, None)
         logs = exchange.logs
         detail = self.config.request_detail

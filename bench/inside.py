@@ -1,0 +1,187 @@
+"""What recording a request's inside (SQL, templates: devserver.probes) costs: the same server, on and off.
+
+Two pages: a Flask + SQLAlchemy page (8 queries on SQLite, a Jinja2 template) and a Django page (an ORM
+list with an N+1 of 6, a template).  Each is served by this checkout with ``--no-tui --log-format json``
+(JSON lines to a file), once with recording on (what JSON lines do) and once with it off (Config.record_inside
+turned off by the launcher below, nothing else changed).  Rounds interleave the setups (from another one each
+round); each setup is started, warmed up, loaded with wrk (keep-alive, ``--conns`` connections) and stopped.
+Printed: req/s and server CPU per request (every process of the server, from /proc) per round, the median of
+the per-round on/off ratios, and the load average at the start and the end.  Target: recording costs at most
+10% of req/s.
+
+    python bench/inside.py [--rounds 5] [--duration 5] [--conns 20] [--workers 2] [--only flask,django]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import BENCH_DIR, ServerSpec, cpu_seconds, free_port, http_get, process_tree, python_argv, run_wrk, running
+
+FLASK_APP = '''
+import os
+
+from flask import Flask, render_template_string
+from sqlalchemy import create_engine, text
+
+engine = create_engine("sqlite:///" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "shop.db"))
+with engine.begin() as conn:
+    conn.execute(text("CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT)"))
+    if not conn.execute(text("SELECT COUNT(*) FROM items")).scalar():
+        conn.execute(text("INSERT INTO items (name) VALUES (:n)"), [{"n": f"item {i}"} for i in range(8)])
+app = Flask(__name__)
+PAGE = "<ul>{% for row in rows %}<li>{{ row }}</li>{% endfor %}</ul>"
+
+
+@app.get("/")
+def index():
+    with engine.connect() as conn:
+        rows = [conn.execute(text("SELECT name FROM items WHERE id = :id"), {"id": i}).scalar() for i in range(1, 9)]
+    return render_template_string(PAGE, rows=rows)
+'''
+
+DJANGO_SETTINGS = '''
+from pathlib import Path
+BASE_DIR = Path(__file__).resolve().parent
+SECRET_KEY = "bench"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+INSTALLED_APPS = ["catalog"]
+MIDDLEWARE = []
+ROOT_URLCONF = "catalog.urls"
+TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}}
+USE_TZ = True
+'''
+DJANGO_FILES = {
+    "benchsite/__init__.py": "",
+    "benchsite/settings.py": DJANGO_SETTINGS,
+    "benchsite/wsgi.py": 'import os\nos.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchsite.settings")\n'
+                         'from django.core.wsgi import get_wsgi_application\napplication = get_wsgi_application()\n',
+    "manage.py": 'import os, sys\nos.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchsite.settings")\n'
+                 'from django.core.management import execute_from_command_line\nexecute_from_command_line(sys.argv)\n',
+    "catalog/__init__.py": "",
+    "catalog/models.py": '''
+from django.db import models
+
+
+class Author(models.Model):
+    name = models.CharField(max_length=50)
+
+
+class Book(models.Model):
+    title = models.CharField(max_length=50)
+    author = models.ForeignKey(Author, on_delete=models.CASCADE)
+''',
+    "catalog/views.py": '''
+from django.shortcuts import render
+
+from catalog.models import Book
+
+
+def books(request):
+    return render(request, "catalog/books.html", {"rows": [(b.title, b.author.name) for b in Book.objects.all()]})
+''',
+    "catalog/urls.py": 'from django.urls import path\nfrom catalog import views\nurlpatterns = [path("", views.books)]\n',
+    "catalog/templates/catalog/books.html": "<ul>{% for t, a in rows %}<li>{{ t }} by {{ a }}</li>{% endfor %}</ul>\n",
+}
+# The server command with Config.record_inside forced: the same build, the same options, only that differs.
+LAUNCHER = ("import sys; from dataclasses import replace; from devserver import cli; made = cli.config_from_args; "
+            "cli.config_from_args = lambda args, parser: replace(made(args, parser), record_inside={on}); "
+            "sys.exit(cli.main(sys.argv[1:]))")
+PAGES = {"flask": ("app:app", "<li>item 7</li>"), "django": ("benchsite.wsgi:application", "<li>t5 by a5</li>")}
+
+
+def make_projects(base: Path) -> dict[str, Path]:
+    flask = base / "flask"
+    flask.mkdir()
+    (flask / "app.py").write_text(FLASK_APP.lstrip())
+    django = base / "django"
+    for name, text in DJANGO_FILES.items():
+        (django / name).parent.mkdir(parents=True, exist_ok=True)
+        (django / name).write_text(text.lstrip())
+    seed = ("from catalog.models import Author, Book\n"
+            "for n in range(6): Book.objects.create(title=f't{n}', author=Author.objects.create(name=f'a{n}'))")
+    for command in (["makemigrations", "catalog"], ["migrate", "-v0"], ["shell", "-c", seed]):
+        subprocess.run([sys.executable, "manage.py", *command], cwd=django, check=True, capture_output=True)
+    return {"flask": flask, "django": django}
+
+
+def spec(page: str, on: bool, folder: Path, port: int, workers: int) -> ServerSpec:
+    argv = python_argv("-c", LAUNCHER.format(on=on), PAGES[page][0], "--port", str(port), "--workers", str(workers),
+                       "--no-tui", "--log-format", "json")
+    path = os.pathsep.join(p for p in (str(BENCH_DIR.parent), os.environ.get("PYTHONPATH", "")) if p)
+    return ServerSpec(name=f"{page}-{'on' if on else 'off'}", argv=argv, port=port, paths={"page": "/"},
+                      ready_path="/", cwd=folder, env={"PYTHONPATH": path})
+
+
+def load_average() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg()) + f" (1, 5, 15 min; {os.cpu_count()} cores)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=int, default=5, help="seconds of measured load per server")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--conns", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--only", default="flask,django")
+    opts = parser.parse_args(argv)
+    pages = [name for name in opts.only.split(",") if name]
+    for name in pages:
+        if name not in PAGES:
+            parser.error(f"unknown page {name!r} (from: {', '.join(PAGES)})")
+    setups = [(page, on) for page in pages for on in (False, True)]
+    runs: dict[tuple[str, bool], list[tuple[float, float]]] = {setup: [] for setup in setups}  # (req/s, CPU us/req)
+    print(f"load average at start: {load_average()}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="devserver-inside-") as tmp:
+        base = Path(tmp)
+        folders = make_projects(base)
+        logs = base / "logs"
+        logs.mkdir()
+        for round_ in range(opts.rounds):
+            shift = round_ % len(setups)
+            for page, on in setups[shift:] + setups[:shift]:
+                server_spec = spec(page, on, folders[page], free_port(), opts.workers)
+                with running(server_spec, logs) as server:
+                    status, _, body = http_get(server_spec.port, "/")
+                    if status != 200 or PAGES[page][1].encode() not in body:
+                        raise SystemExit(f"{server_spec.name} answered {status} {body[:200]!r}")
+                    url = server_spec.url("page")
+                    if opts.warmup:
+                        run_wrk(url, opts.conns, opts.warmup)
+                    pids = process_tree(server.proc.pid)
+                    before = cpu_seconds(pids)
+                    result = run_wrk(url, opts.conns, opts.duration)
+                    cpu_us = (cpu_seconds(pids) - before) * 1e6 / max(1, result.requests)
+                    recorded = '"queries": [{' in server.log.read_text(errors="replace")
+                if recorded != on:
+                    raise SystemExit(f"{server_spec.name}: JSON lines {'lack' if on else 'carry'} queries")
+                runs[(page, on)].append((result.requests_per_sec, cpu_us))
+                print(f"round {round_ + 1} {server_spec.name:<11} {result.requests_per_sec:9,.0f} req/s "
+                      f"{cpu_us:8.1f} us CPU/req", flush=True)
+    print()
+    print("| page | off req/s | on req/s | on/off req/s (rounds) | off CPU us/req | on CPU us/req | on/off CPU (rounds) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for page in pages:
+        off, on = runs[(page, False)], runs[(page, True)]
+        rps = [a[0] / b[0] for a, b in zip(on, off)]
+        cpu = [a[1] / b[1] for a, b in zip(on, off)]
+        print(f"| {page} | {statistics.median(r[0] for r in off):,.0f} | {statistics.median(r[0] for r in on):,.0f} | "
+              f"{statistics.median(rps):.3f} ({', '.join(f'{x:.2f}' for x in rps)}) | "
+              f"{statistics.median(r[1] for r in off):.0f} | {statistics.median(r[1] for r in on):.0f} | "
+              f"{statistics.median(cpu):.3f} ({', '.join(f'{x:.2f}' for x in cpu)}) |")
+    print(f"\n{opts.rounds} rounds, wrk -t2 -c{opts.conns} -d{opts.duration}s, {opts.workers} workers, JSON lines to a "
+          f"file; load average at end: {load_average()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Outbound HTTP hooks: http.client (so urllib, urllib3 and requests), httpx's transports, aiohttp's session."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+
+from devserver.debug.tracebacks import MASK, SECRET
+from devserver.ipc.events import OutboundRecord
+from devserver.probes.recorder import Recorder, current
+from devserver.probes.source import app_frame
+
+MAX_URL = 2000
+
+
+def shown_url(url: str) -> str:
+    """``url`` with its credentials and the values of secret-looking query parameters masked."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url[:MAX_URL]
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        netloc = f"{userinfo.split(':', 1)[0]}:{MASK}@{host}"
+    query = parts.query
+    if query and SECRET.search(query):
+        query = "&".join(f"{quote(k, safe='')}={MASK if SECRET.search(k) else quote(v, safe='/:,')}"
+                         for k, v in parse_qsl(query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))[:MAX_URL]
+
+
+def _size(value: str | None) -> int:
+    return int(value) if value and value.isdigit() else 0
+
+
+def _call(recorder: Recorder, method: str, url: str, started: float, status: int, size: int, client: str,
+          source: str, error: str = "") -> None:
+    recorder.call(OutboundRecord(method, shown_url(url), status, round((time.perf_counter() - started) * 1000, 3),
+                                 round(recorder.since(started), 3), size, client, source, error))
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+
+
+# http.client ---------------------------------------------------------------
+def install_http_client() -> None:
+    """From putrequest() to the response's head; urllib3 (requests) calls both itself, not request()."""
+    import http.client
+
+    connection = http.client.HTTPConnection
+    putrequest, getresponse = connection.putrequest, connection.getresponse
+
+    def recording_putrequest(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        recorder = current()
+        if recorder is not None:
+            self._devserver_call = (recorder, method, url, time.perf_counter(), app_frame())
+        return putrequest(self, method, url, *args, **kwargs)
+
+    def recording_getresponse(self: Any) -> Any:
+        call = getattr(self, "_devserver_call", None)
+        if call is None:
+            return getresponse(self)
+        self._devserver_call = None
+        recorder, method, target, started, source = call
+        if "://" not in target:
+            scheme = "https" if isinstance(self, http.client.HTTPSConnection) else "http"
+            port = "" if self.port == self.default_port else f":{self.port}"
+            target = f"{scheme}://{self.host}{port}{target}"
+        try:
+            response = getresponse(self)
+        except Exception as exc:
+            _call(recorder, method, target, started, 0, 0, "http.client", source, _error(exc))
+            raise
+        _call(recorder, method, target, started, response.status, _size(response.getheader("content-length")),
+              "http.client", source)
+        return response
+
+    connection.putrequest = recording_putrequest  # type: ignore[method-assign]
+    connection.getresponse = recording_getresponse  # type: ignore[method-assign]
+
+
+# httpx ---------------------------------------------------------------------
+def install_httpx() -> None:
+    import httpx
+
+    sync, asynchronous = httpx.HTTPTransport.handle_request, httpx.AsyncHTTPTransport.handle_async_request
+
+    def handle_request(self: Any, request: Any) -> Any:
+        recorder = current()
+        if recorder is None:
+            return sync(self, request)
+        started, source = time.perf_counter(), app_frame()
+        try:
+            response = sync(self, request)
+        except Exception as exc:
+            _call(recorder, request.method, str(request.url), started, 0, 0, "httpx", source, _error(exc))
+            raise
+        _call(recorder, request.method, str(request.url), started, response.status_code,
+              _size(response.headers.get("content-length")), "httpx", source)
+        return response
+
+    async def handle_async_request(self: Any, request: Any) -> Any:
+        recorder = current()
+        if recorder is None:
+            return await asynchronous(self, request)
+        started, source = time.perf_counter(), app_frame()
+        try:
+            response = await asynchronous(self, request)
+        except Exception as exc:
+            _call(recorder, request.method, str(request.url), started, 0, 0, "httpx", source, _error(exc))
+            raise
+        _call(recorder, request.method, str(request.url), started, response.status_code,
+              _size(response.headers.get("content-length")), "httpx", source)
+        return response
+
+    httpx.HTTPTransport.handle_request = handle_request  # type: ignore[method-assign]
+    httpx.AsyncHTTPTransport.handle_async_request = handle_async_request  # type: ignore[method-assign]
+
+
+# aiohttp -------------------------------------------------------------------
+def install_aiohttp() -> None:
+    import aiohttp
+
+    request = aiohttp.ClientSession._request
+
+    async def recording_request(self: Any, method: str, str_or_url: Any, **kwargs: Any) -> Any:
+        recorder = current()
+        if recorder is None:
+            return await request(self, method, str_or_url, **kwargs)
+        started, source = time.perf_counter(), app_frame()
+        try:
+            response = await request(self, method, str_or_url, **kwargs)
+        except Exception as exc:
+            _call(recorder, method, str(str_or_url), started, 0, 0, "aiohttp", source, _error(exc))
+            raise
+        _call(recorder, method, str(response.url), started, response.status, response.content_length or 0, "aiohttp",
+              source)
+        return response
+
+    aiohttp.ClientSession._request = recording_request  # type: ignore[method-assign]

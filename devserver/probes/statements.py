@@ -1,0 +1,127 @@
+"""SQL as the detail shows it: parameters inlined and shortened, secrets masked, and its shape for spotting repeats."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from devserver.debug.tracebacks import MASK, SECRET, short_repr
+
+MAX_SQL = 2000  # characters kept of one statement
+# Placeholders of the DB-API paramstyles: qmark/format (positional), named/pyformat (by name).
+# (The lookahead lets most positions fail at once: Python's re tries every branch at every position.)
+_PLACEHOLDER = re.compile(r"(?=[%?:])(?:%\((\w+)\)s|%s|\?|(?<![:\w]):(\w+))")
+# What names the value a placeholder stands for, at the end of the text before it: `password = `, `"token" IN (`.
+_NAMED_BY = re.compile(r".*\b(\w+)[\"`\]]?\s*(?:=|<>|!=|<=?|>=?|\bLIKE|\bIN\s*\()\s*\Z", re.IGNORECASE | re.DOTALL)
+_INSERT_COLUMNS = re.compile(r"\bINSERT\s+(?:OR\s+\w+\s+)?INTO\s+\S+\s*\(([^)]*)\)\s*VALUES\s*\(", re.IGNORECASE)
+# A literal written into the statement after a secret-looking name: `password = 'hunter2'`.
+_SECRET_LITERAL = re.compile(rf"(\b\w*(?:{SECRET.pattern})\w*[\"`\]]?\s*=\s*)('(?:[^']|'')*'|\d+)", re.IGNORECASE)
+_LITERAL = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")
+_LIST = re.compile(r"\(\s*\?(?:\s*,\s*\?)+\s*\)")
+_SPACE = re.compile(r"\s+")
+_SHAPES: dict[str, str] = {}  # statement text -> shape: ORMs run the same text with other parameters
+_MAX_SHAPES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """A placeholder of a statement: which parameter goes there, and the name its value is masked by."""
+
+    text: str  # the placeholder as written, kept where no parameter fits
+    key: str | None  # by name; None: the next positional one
+    index: int  # among the positional ones
+    name: str
+
+    def shown(self, value: object) -> str:
+        if type(value) in _PLAIN or (type(value) is str and len(value) <= _SHORT):  # type: ignore[comparison-overlap]
+            return MASK if self.name and SECRET.search(self.name) else repr(value)
+        return short_repr(self.name, value)  # reprlib: shortened, secrets masked as in tracebacks
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """A statement cut at its placeholders, once per text: ORMs run the same text with other parameters."""
+
+    chunks: tuple[str, ...]  # len(slots) + 1, whitespace collapsed, secret literals masked
+    slots: tuple[_Slot, ...]
+
+
+_TEMPLATES: dict[str, _Template] = {}
+_PLAIN = (int, float, bool, type(None))  # shown as repr() shows them: reprlib would cost several times more
+_SHORT = 40  # characters of a string shown whole
+
+
+def shown(sql: str, params: object) -> str:
+    """``sql`` with its parameters inlined (each shortened, masked when its column looks secret), at most MAX_SQL."""
+    template = _TEMPLATES.get(sql) or _template(sql)
+    chunks = template.chunks
+    if not template.slots or not params:
+        text = "".join(_interleave(chunks, [slot.text for slot in template.slots]))
+    else:
+        by_name = params if isinstance(params, Mapping) else None
+        positional = params if isinstance(params, Sequence) and not isinstance(params, (str, bytes)) else ()
+        values = []
+        for slot in template.slots:
+            if slot.key is not None:
+                values.append(slot.shown(by_name[slot.key]) if by_name and slot.key in by_name else slot.text)
+            else:
+                values.append(slot.shown(positional[slot.index]) if slot.index < len(positional) else slot.text)
+        text = "".join(_interleave(chunks, values))
+    text = text.strip()
+    return text if len(text) <= MAX_SQL else text[: MAX_SQL - 1] + "…"
+
+
+def _interleave(chunks: tuple[str, ...], values: list[str]) -> list[str]:
+    parts = [chunks[0]]
+    for value, chunk in zip(values, chunks[1:]):
+        parts += (value, chunk)
+    return parts
+
+
+def _template(sql: str) -> _Template:
+    secret = SECRET.search(sql) is not None  # most statements name nothing secret: no name is looked for then
+    text = _SECRET_LITERAL.sub(lambda m: m.group(1) + MASK, sql) if secret else sql
+    insert = _INSERT_COLUMNS.search(text) if secret else None
+    columns = [c.strip().strip('"`[]') for c in insert.group(1).split(",")] if insert else []
+    chunks, slots = [], []
+    last = index = 0
+    for match in _PLACEHOLDER.finditer(text):
+        key = match.group(1) or match.group(2)
+        position = index
+        if key is None:
+            index += 1
+        name = _name_of(text, match.start(), key, position, columns, insert) if secret else (key or "")
+        chunks.append(_SPACE.sub(" ", text[last:match.start()]))
+        slots.append(_Slot(match.group(0), key, position, name))
+        last = match.end()
+    chunks.append(_SPACE.sub(" ", text[last:]))
+    if len(_TEMPLATES) >= _MAX_SHAPES:
+        _TEMPLATES.clear()  # bounded: a new set of statements fills it again
+    made = _TEMPLATES[sql] = _Template(tuple(chunks), tuple(slots))
+    return made
+
+
+def _name_of(sql: str, at: int, key: str | None, index: int, columns: list[str], insert: re.Match[str] | None) -> str:
+    """What the value at ``at`` is called, for masking: its parameter name, column, or compared name."""
+    if key is not None and SECRET.search(key):
+        return key
+    if insert is not None and at >= insert.end() and 0 <= index < len(columns):
+        return columns[index]
+    named = _NAMED_BY.match(sql[max(0, at - 80):at])
+    return named.group(1) if named else (key or "")
+
+
+def shape(sql: str) -> str:
+    """The statement with its literals and placeholders as ``?`` and lists of them as ``(...)``: what repeats share."""
+    known = _SHAPES.get(sql)
+    if known is not None:
+        return known
+    text = _PLACEHOLDER.sub("?", sql)
+    text = _LITERAL.sub("?", text)
+    text = _LIST.sub("(...)", text)
+    text = _SPACE.sub(" ", text).strip()[:MAX_SQL]
+    if len(_SHAPES) >= _MAX_SHAPES:
+        _SHAPES.clear()  # bounded: a new set of statements fills it again
+    _SHAPES[sql] = text
+    return text

@@ -1,0 +1,64 @@
+"""Template hooks: Jinja2's Template.render (Flask renders through it) and Django's template engine."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from devserver.ipc.events import TemplateRecord
+from devserver.probes.recorder import Recorder, current
+from devserver.probes.source import app_frame
+
+
+def _rendered(recorder: Recorder, name: str, started: float, engine: str) -> None:
+    recorder.template(TemplateRecord(name, round((time.perf_counter() - started) * 1000, 3),
+                                     round(recorder.since(started), 3), engine, app_frame(3)))
+
+
+def install_jinja2() -> None:
+    import jinja2
+
+    render, render_async = jinja2.Template.render, jinja2.Template.render_async
+
+    def recording_render(self: Any, *args: Any, **kwargs: Any) -> Any:
+        recorder = current()
+        if recorder is None:
+            return render(self, *args, **kwargs)
+        started = time.perf_counter()
+        try:
+            return render(self, *args, **kwargs)
+        finally:
+            _rendered(recorder, self.name or "<string>", started, "jinja2")
+
+    async def recording_render_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+        recorder = current()
+        if recorder is None:
+            return await render_async(self, *args, **kwargs)
+        started = time.perf_counter()
+        try:
+            return await render_async(self, *args, **kwargs)
+        finally:
+            _rendered(recorder, self.name or "<string>", started, "jinja2")
+
+    jinja2.Template.render = recording_render  # type: ignore[method-assign]
+    jinja2.Template.render_async = recording_render_async  # type: ignore[method-assign]
+
+
+def install_django_templates() -> None:
+    """django.template.base.Template.render: every template rendered, included ones too (the test signal's calls)."""
+    from django.template.base import Template
+
+    render = Template.render
+
+    def recording_render(self: Any, context: Any) -> Any:
+        recorder = current()
+        if recorder is None:
+            return render(self, context)
+        started = time.perf_counter()
+        try:
+            return render(self, context)
+        finally:
+            _rendered(recorder, str(self.name or getattr(self.origin, "template_name", None) or "<string>"), started,
+                      "django")
+
+    Template.render = recording_render  # type: ignore[method-assign]

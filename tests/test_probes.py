@@ -1,0 +1,250 @@
+"""What a request did inside the app, in memory: statements shown and masked, their shapes, URLs masked, the
+recorder's bounds and memory, recorders of concurrent threads and tasks kept apart, and how the console shows it."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import threading
+import tracemalloc
+from dataclasses import dataclass, field
+
+import pytest
+
+from devserver.console.log import ConsoleLog, inside_summary
+from devserver.ipc.control import ArmProfile
+from devserver.ipc.events import InsideRecord, OutboundRecord, QueryRecord, RepeatedQuery, RequestEvent
+from devserver.probes import profile, recorder, route_of
+from devserver.probes.outbound import shown_url
+from devserver.probes.recorder import MAX_QUERIES, REPEATED_AT, Recorder, current
+from devserver.probes.statements import shape, shown
+
+
+@pytest.mark.parametrize(("sql", "params", "expected"), [
+    ("SELECT * FROM u WHERE name = %s AND password = %s", ["bob", "hunter2"],
+     "SELECT * FROM u WHERE name = 'bob' AND password = ********"),
+    ("INSERT INTO u (name, api_key) VALUES (?, ?)", ("ann", "k-123"), "INSERT INTO u (name, api_key) VALUES ('ann', ********)"),
+    ("UPDATE u SET token = :t WHERE id = :id", {"t": "abc", "id": 3}, "UPDATE u SET token = ******** WHERE id = 3"),
+    ("SELECT 1 FROM u WHERE session_key = 'raw-literal' AND id = %(id)s", {"id": 9},
+     "SELECT 1 FROM u WHERE session_key = ******** AND id = 9"),
+    ("SELECT a::int FROM t WHERE b = %s", [1], "SELECT a::int FROM t WHERE b = 1"),
+    ("SELECT\n  1", None, "SELECT 1"),
+])
+def test_a_statement_is_shown_with_its_parameters_and_secrets_masked(sql: str, params: object, expected: str) -> None:
+    assert shown(sql, params) == expected
+
+
+def test_a_long_parameter_and_a_long_statement_are_shortened() -> None:
+    text = shown("SELECT * FROM t WHERE body = %s", ["x" * 10_000])
+    assert len(text) < 200 and text.startswith("SELECT * FROM t WHERE body = 'xxx") and "..." in text
+    assert len(shown("SELECT " + ", ".join(f"c{n}" for n in range(2000)), None)) == 2000
+
+
+@pytest.mark.parametrize(("one", "other"), [
+    ("SELECT * FROM b WHERE id = %s", "SELECT * FROM b WHERE id = ?"),
+    ("SELECT * FROM b WHERE id = 1 AND t = 'x'", "SELECT * FROM b  WHERE id = 22 AND t = 'it''s'"),
+    ("SELECT * FROM b WHERE id IN (?, ?)", "SELECT * FROM b WHERE id IN (1, 2, 3, 4)"),
+    ("SELECT * FROM b WHERE id = :id", "SELECT * FROM b WHERE id = %(other)s"),
+])
+def test_statements_differing_only_in_literals_share_a_shape(one: str, other: str) -> None:
+    assert shape(one) == shape(other)
+
+
+def test_different_statements_have_different_shapes() -> None:
+    assert shape("SELECT * FROM a WHERE id = 1") != shape("SELECT * FROM b WHERE id = 1")
+    assert shape("SELECT * FROM t2 WHERE id = 1") == "SELECT * FROM t2 WHERE id = ?"  # a name's digits stay
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("https://bob:pw@api.example/v1?q=1", "https://bob:********@api.example/v1?q=1"),
+    ("http://h/x?token=abc&page=2&api_key=k", "http://h/x?token=********&page=2&api_key=********"),
+    ("http://h/x?page=2", "http://h/x?page=2"),
+])
+def test_an_outbound_url_has_its_credentials_and_secret_values_masked(url: str, expected: str) -> None:
+    assert shown_url(url) == expected
+
+
+def test_the_route_key_is_the_method_and_the_path_without_its_query() -> None:
+    assert route_of("GET", "/catalog?page=2") == "GET /catalog"
+    assert route_of("POST", "/") == "POST /"
+
+
+def _query(rec: Recorder, n: int, source: str = "views.py:3") -> None:
+    rec.query("SELECT * FROM t WHERE id = ?", (n,), rec.started, 0.5, 1, source, "sqlite3")
+
+
+def test_the_recorder_keeps_its_bounds_and_its_memory_after_10000_queries() -> None:
+    rec = Recorder("GET /")
+    for n in range(1000):
+        _query(rec, n)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for n in range(1000, 10_000):
+            _query(rec, n)
+        grown = sum(stat.size_diff for stat in tracemalloc.take_snapshot().compare_to(before, "filename"))
+    finally:
+        tracemalloc.stop()
+    assert grown < 4096, f"the recorder grew by {grown} bytes over 9,000 queries past its bound"
+    record = rec.finish()
+    assert len(record.queries) == MAX_QUERIES and record.dropped == 10_000 - MAX_QUERIES
+    assert record.repeated == (RepeatedQuery("SELECT * FROM t WHERE id = ?", 10_000, 5000.0, "views.py:3"),)
+    assert record.queries[7].sql == "SELECT * FROM t WHERE id = 7"
+
+
+def test_a_shape_is_flagged_from_its_fifth_run_with_the_source_most_runs_came_from() -> None:
+    rec = Recorder("GET /")
+    for n in range(REPEATED_AT - 1):
+        _query(rec, n)
+    assert rec.finish().repeated == ()
+    rec = Recorder("GET /")
+    for n in range(REPEATED_AT + 1):
+        _query(rec, n, "views.py:9" if n else "views.py:1")
+    (flag,) = rec.finish().repeated
+    assert (flag.count, flag.source) == (REPEATED_AT + 1, "views.py:9")
+
+
+def test_a_finished_recorder_takes_nothing_more() -> None:
+    rec = Recorder("GET /")
+    token = recorder.CURRENT.set(rec)
+    try:
+        assert current() is rec
+        rec.finish()
+        assert current() is None  # a task still running after the response adds nothing to a sent record
+    finally:
+        recorder.CURRENT.reset(token)
+
+
+@dataclass
+class _Request:
+    method: str = "GET"
+    path: str = "/"
+
+
+@dataclass
+class _Exchange:
+    request: _Request = field(default_factory=_Request)
+    recorder: Recorder | None = None
+
+
+@pytest.fixture
+def recording(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recorders are made, as in a worker with Config.record_inside (no hook installed in this process)."""
+    monkeypatch.setattr(recorder, "_on", True)
+
+
+def test_wsgi_calls_in_concurrent_threads_record_into_their_own_requests(recording: None) -> None:
+    exchanges = [_Exchange(_Request(path=f"/{n}")) for n in range(8)]
+    barrier = threading.Barrier(len(exchanges))
+
+    def app(n: int) -> None:
+        barrier.wait(10)  # all running at once
+        for i in range(n + 1):
+            rec = current()
+            assert rec is not None
+            rec.query(f"SELECT {n}", (), rec.started, 0.1, None, "", "sqlite3")
+            barrier.wait(10) if i == 0 else None
+
+    threads = [threading.Thread(target=recorder.recorded(exchange, app), args=(n,)) for n, exchange in enumerate(exchanges)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    for n, exchange in enumerate(exchanges):
+        assert exchange.recorder is not None
+        assert [q.sql for q in exchange.recorder.finish().queries] == [f"SELECT {n}"] * (n + 1)
+    assert current() is None
+
+
+def test_asgi_tasks_record_into_the_request_they_were_started_for(recording: None) -> None:
+    async def app(n: int) -> None:
+        for _ in range(n + 1):
+            await asyncio.sleep(0)  # the tasks interleave
+            rec = current()
+            assert rec is not None
+            rec.call(OutboundRecord("GET", f"http://up/{n}", 200, 1.0, 0.0))
+
+    async def main() -> list[_Exchange]:
+        exchanges, tasks = [], []
+        for n in range(6):
+            exchange = _Exchange(_Request(path=f"/{n}"))
+            token = recorder.entered(exchange)
+            tasks.append(asyncio.get_running_loop().create_task(app(n)))  # copies the context, as start_asgi's does
+            recorder.left(token)
+            exchanges.append(exchange)
+        assert current() is None
+        await asyncio.gather(*tasks)
+        return exchanges
+
+    for n, exchange in enumerate(asyncio.run(main())):
+        assert exchange.recorder is not None
+        assert [c.url for c in exchange.recorder.finish().outbound] == [f"http://up/{n}"] * (n + 1)
+
+
+def test_with_recording_off_the_call_is_the_apps_own_and_no_recorder_is_made() -> None:
+    exchange = _Exchange()
+
+    def run(arg: int) -> int:
+        return arg
+
+    assert recorder.recorded(exchange, run) is run
+    assert recorder.entered(exchange) is None and exchange.recorder is None
+
+
+def test_an_armed_route_is_profiled_once_with_its_call_tree(recording: None) -> None:
+    profile.arm(ArmProfile("GET /slow"))
+    try:
+        assert profile.start_if_armed("GET /other") is None
+        running = profile.start_if_armed("GET /slow")
+        assert running is not None and profile.armed() is None  # this worker profiles one request
+        assert profile.start_if_armed("GET /slow") is None
+
+        def spin() -> int:
+            return sum(i * i for i in range(300_000))
+
+        spin()
+        record = running.record()
+    finally:
+        profile.arm(ArmProfile(None))
+    assert record.route == "GET /slow" and record.samples > 0 and record.nodes[0].depth == 0
+    assert all(b.depth <= a.depth + 1 for a, b in zip(record.nodes, record.nodes[1:]))  # depth first
+    assert any(n.function == "spin" for n in record.nodes)
+
+
+INSIDE = InsideRecord(
+    12.5,
+    queries=tuple(QueryRecord(f"SELECT {n}", 1.5, 0.1, source="views.py:4") for n in range(6)),
+    repeated=(RepeatedQuery("SELECT ?", 6, 9.0, "views.py:4"),),
+    outbound=(OutboundRecord("GET", "http://up/", 200, 12.0, 3.0),))
+
+
+def _event(inside: InsideRecord | None) -> RequestEvent:
+    return RequestEvent(0.0, 7, "127.0.0.1:5", "GET", "/x", "1.1", 200, 10, 20.0, inside=inside)
+
+
+def test_the_text_line_counts_queries_and_calls_and_flags_the_n_plus_1() -> None:
+    assert inside_summary(INSIDE) == "6 queries 9.0 ms · 1 call 12 ms · N+1: 6 similar queries from views.py:4"
+    assert inside_summary(InsideRecord(1.0, queries=(QueryRecord("SELECT 1", 0.25, 0.0),))) == "1 query 0.2 ms"
+    stream = io.StringIO()
+    log = ConsoleLog(stream, "text")
+    log([_event(INSIDE), _event(None), _event(InsideRecord(1.0))])
+    log.close()
+    lines = stream.getvalue().splitlines()
+    assert "6 queries 9.0 ms · 1 call 12 ms · N+1: 6 similar queries from views.py:4" in lines[0]
+    assert "quer" not in lines[1] and "quer" not in lines[2]  # nothing recorded, nothing said
+
+
+def test_the_json_line_carries_queries_calls_and_the_rest_when_present() -> None:
+    stream = io.StringIO()
+    log = ConsoleLog(stream, "json")
+    log([_event(INSIDE), _event(None)])
+    log.close()
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["queries"][0] == {"sql": "SELECT 0", "ms": 1.5, "started_ms": 0.1, "rows": None,
+                                   "source": "views.py:4", "database": "", "error": ""}
+    assert first["outbound"] == [{"method": "GET", "url": "http://up/", "status": 200, "ms": 12.0, "started_ms": 3.0,
+                                  "bytes_received": 0, "client": "", "source": "", "error": ""}]
+    assert first["repeated"][0]["count"] == 6 and first["app_ms"] == 12.5
+    assert "templates" not in first and "profile" not in first and "inside" not in first
+    assert "queries" not in second and "inside" not in second
