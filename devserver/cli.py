@@ -159,7 +159,31 @@ def build_parser() -> argparse.ArgumentParser:
                              "if missing (default: $XDG_DATA_HOME/devserver/exports, else "
                              "~/.local/share/devserver/exports)")
     parser.add_argument("--version", action="version", version=f"devserver {__version__}")
+    add_https_options(parser)
     return parser
+
+
+def add_https_options(parser: argparse.ArgumentParser) -> None:
+    https = parser.add_argument_group("HTTPS")
+    https.add_argument("--https", action="store_true",
+                       help="serve HTTPS with a certificate for localhost, 127.0.0.1, ::1 and every --allowed-host, "
+                            "signed by a local CA kept in the user's data folder (trust it once: see --print-ca)")
+    https.add_argument("--ssl-certfile", metavar="FILE", help="serve HTTPS with this PEM certificate (chain)")
+    https.add_argument("--ssl-keyfile", metavar="FILE", help="the unencrypted PEM key of --ssl-certfile")
+    https.add_argument("--print-ca", action="store_true",
+                       help="print the path of the local CA's certificate (made if missing) and exit")
+
+
+def tls_files(args: argparse.Namespace) -> tuple[str, str, str]:
+    """The certificate, key and CA to serve with ("": plain HTTP); a mistake ends the start in one line."""
+    from devserver.tls.choose import chosen_files
+    from devserver.tls.context import TLSFilesError
+
+    try:
+        chosen = chosen_files(args.https, args.ssl_certfile, args.ssl_keyfile, tuple(args.allowed_host))
+    except TLSFilesError as exc:
+        _one_line_error(str(exc))
+    return chosen or ("", "", "")
 
 
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Config:
@@ -189,6 +213,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             # A project's own files are never served as static files: only a --root asked for (or html_page/).
             folders = Folders(args.root or DEFAULT_ROOT, folders.dynamic, folders.has_dynamic, notices)
     use_tui = not args.no_tui and sys.stdout.isatty() and sys.stdin.isatty()
+    certfile, keyfile, cafile = tls_files(args)
     return Config(
         host=args.host, port=args.port, root=folders.root, dynamic=folders.dynamic, app=args.app,
         workers=args.workers, threads=args.threads, tui=use_tui,
@@ -201,6 +226,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         reload_strategy=args.reload_strategy, lifespan=args.lifespan,
         body_cap=args.body_cap, body_store=args.body_store,
         export_dir=os.path.abspath(args.export_dir) if args.export_dir else "",
+        tls_certfile=certfile, tls_keyfile=keyfile, tls_cafile=cafile,
     ).resolved()
 
 
@@ -347,6 +373,11 @@ def find_dashboard() -> Callable[[Config], int] | None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.print_ca:  # before binding: it serves nothing
+        from devserver.tls.choose import print_ca
+
+        print(print_ca())
+        return 0
     from devserver.supervisor.listen import bind_early, release_early
 
     # The socket before anything slow (checking APP imports it, a framework's import takes a while): a

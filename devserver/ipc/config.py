@@ -50,6 +50,10 @@ class Config:
     body_cap: int = 1024 * 1024  # bytes kept of each request and response body
     body_store: int = 64 * 1024 * 1024  # bytes of recorded bodies kept in all, oldest dropped first
     allowed_hosts: tuple[str, ...] = ()  # Host names answered besides the loopback ones ("*": any)
+    # TLS (--https, or --ssl-certfile/--ssl-keyfile): the files each worker loads; "" serves plain HTTP.
+    tls_certfile: str = ""
+    tls_keyfile: str = ""
+    tls_cafile: str = ""  # the CA a client should trust (devserver's own, with --https); "": not known
     notices: tuple[str, ...] = ()  # one-line notes shown with "listening" (e.g. which folders are served)
 
     def resolved(self) -> Config:
@@ -61,4 +65,4 @@ class Config:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
+        return f"{'https' if self.tls_certfile else 'http'}://{host}:{self.port}/"

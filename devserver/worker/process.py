@@ -47,6 +47,7 @@ from devserver.worker.inflight import InflightTable
 from devserver.worker.threadpool import ThreadPool
 
 if TYPE_CHECKING:
+    from devserver.worker.tlsgate import TLSGate
     from devserver.worker.websocket import WebSocket  # imports the websockets library: on the first upgrade only
 
 FLUSH_EVERY = 0.05  # seconds between event batches
@@ -404,7 +405,8 @@ class Worker:
                                                         self.log_line, self.html_transform,
                                                         self.config.request_detail),
                                               self.asgi, self.lifespans))
-        self.acceptor = Acceptor(self.loop, self.sock, lambda: Connection(self), self.config.backlog, self.handoff)
+        self.acceptor = Acceptor(self.loop, self.sock, lambda: Connection(self), self.config.backlog, self.handoff,
+                                 self.tls_gate())
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         started = self.app_loaded()
         if started is not None:
@@ -436,9 +438,22 @@ class Worker:
             if conn.idle():
                 self.park(conn)
 
+    def tls_gate(self) -> TLSGate | None:
+        """With --https or --ssl-certfile: what serves each accepted connection over TLS (tls/, worker/tlsgate.py)."""
+        if not self.config.tls_certfile:
+            return None
+        from devserver.tls.context import server_context
+        from devserver.worker.tlsgate import TLSGate
+
+        return TLSGate(self.loop, server_context(self.config.tls_certfile, self.config.tls_keyfile),
+                       self.config.header_timeout, self.config.port, self.log_line, self.hosts.allows)
+
     def park(self, conn: Connection) -> bool:
-        """Keep an idle connection of a retiring worker for the new workers (False: no channel to pass it on)."""
-        if self.handoff is None:
+        """Keep an idle connection of a retiring worker for the new workers (False: no channel to pass it on).
+
+        Never a TLS connection: its session lives in this process and cannot travel with the socket.
+        """
+        if self.handoff is None or self.config.tls_certfile:
             return False
         conn.park()
         if self.draining:

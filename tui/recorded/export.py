@@ -26,6 +26,7 @@ from textual.message import Message
 from devserver import __version__
 from devserver.http.statuses import reason
 from devserver.ipc.events import RequestEvent
+from devserver.kit.datadir import user_data_folder
 from tui.recorded.bodies import Body, BodyNotExact, exact_request_body, load_body
 from tui.recorded.replay import replay_headers, server_address
 
@@ -39,9 +40,7 @@ def export_folder(chosen: str = "", env: Mapping[str, str] = os.environ) -> Path
     """
     if chosen:
         return Path(chosen)
-    data = env.get("XDG_DATA_HOME", "")
-    base = Path(data) if os.path.isabs(data) else Path.home() / ".local" / "share"
-    return base / "devserver" / "exports"
+    return user_data_folder(env) / "exports"
 
 
 def write_export(folder: Path, suffix: str, text: str) -> Path:
