@@ -180,7 +180,7 @@ def tls_files(args: argparse.Namespace) -> tuple[str, str, str]:
     from devserver.tls.context import TLSFilesError
 
     try:
-        chosen = chosen_files(args.https, args.ssl_certfile, args.ssl_keyfile, tuple(args.allowed_host))
+        chosen = chosen_files(args.https, args.ssl_certfile, args.ssl_keyfile, tuple(args.allowed_host), args.host)
     except TLSFilesError as exc:
         _one_line_error(str(exc))
     return chosen or ("", "", "")

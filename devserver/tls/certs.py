@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from devserver.tls.ca import PERMITTED_NAMES, Authority, ensure_authority, permits
+from devserver.tls.ca import Authority, ensure_authority, permits
 from devserver.tls.files import write_file
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -44,7 +44,7 @@ class ServerFiles:
 
 def names_for(allowed_hosts: tuple[str, ...]) -> tuple[str, ...]:
     """The loopback names and every --allowed-host name (brackets off IPv6; ``*`` names nothing)."""
-    extra = (host[1:-1] if host.startswith("[") else host for host in allowed_hosts if host != "*")
+    extra = (host.strip("[]").lower() for host in allowed_hosts if host != "*")
     return tuple(dict.fromkeys((*LOOPBACK_NAMES, *extra)))
 
 
@@ -54,7 +54,7 @@ def ensure_server_files(folder: Path, allowed_hosts: tuple[str, ...] = ()) -> Se
     refused = [name for name in names if not permits(name)]
     if refused:
         raise NameNotPermitted(f"--https cannot certify {', '.join(refused)}: devserver's local CA signs only "
-                               f"loopback and private names ({', '.join(PERMITTED_NAMES[:5])}, ...); serve your "
+                               f"loopback and private names (localhost, *.test, *.local, *.internal, 10.0.0.0/8, ...); serve your "
                                "own certificate with --ssl-certfile/--ssl-keyfile")
     authority = ensure_authority(folder)
     digest = hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()[:12]

@@ -13,9 +13,13 @@ from pathlib import Path
 from devserver.tls.context import TLSFilesError, server_context
 
 
-def chosen_files(https: bool, certfile: str | None, keyfile: str | None,
-                 allowed_hosts: tuple[str, ...]) -> tuple[str, str, str] | None:
-    """``(certificate, key, CA or "")`` as absolute paths to serve, or None for plain HTTP."""
+def chosen_files(https: bool, certfile: str | None, keyfile: str | None, allowed_hosts: tuple[str, ...],
+                 bound: str = "127.0.0.1") -> tuple[str, str, str] | None:
+    """``(certificate, key, CA or "")`` as absolute paths to serve, or None for plain HTTP.
+
+    With --https the certificate names the bound address too (``--host 192.168.1.5``), unless it is
+    every address (``0.0.0.0``, ``::``): the names it is reached by are then the --allowed-host ones.
+    """
     if https and (certfile or keyfile):
         raise TLSFilesError("--https makes its own certificate: give --https or --ssl-certfile/--ssl-keyfile, not both")
     if bool(certfile) != bool(keyfile):
@@ -26,7 +30,7 @@ def chosen_files(https: bool, certfile: str | None, keyfile: str | None,
 
         folder = tls_folder()
         try:
-            files = ensure_server_files(folder, allowed_hosts)
+            files = ensure_server_files(folder, (*allowed_hosts, *(() if bound in ("0.0.0.0", "::") else (bound,))))
         except NameNotPermitted as exc:
             raise TLSFilesError(str(exc)) from None
         except (OSError, ValueError) as exc:
