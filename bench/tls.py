@@ -49,7 +49,7 @@ from common import (
 
 sys.path.insert(0, str(BENCH_DIR.parent))  # this checkout's devserver, for its certificate files
 
-from devserver.tls.certs import ServerFiles, ensure_server_files  # noqa: E402 - after the path above
+from devserver.tls.certs import ServerFiles, ensure_server_files
 
 WORKLOADS = {"handshake": (16, ("Connection: close",)), "keepalive": (50, ())}
 
