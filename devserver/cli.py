@@ -174,16 +174,19 @@ def add_https_options(parser: argparse.ArgumentParser) -> None:
                        help="print the path of the local CA's certificate (made if missing) and exit")
 
 
-def tls_files(args: argparse.Namespace) -> tuple[str, str, str]:
-    """The certificate, key and CA to serve with ("": plain HTTP); a mistake ends the start in one line."""
-    from devserver.tls.choose import chosen_files
+def tls_files(args: argparse.Namespace) -> tuple[str, str, str, tuple[str, ...]]:
+    """The certificate, key and CA to serve with ("": plain HTTP), and the notice to show; a mistake is one line."""
+    if not (args.https or args.ssl_certfile or args.ssl_keyfile):
+        return "", "", "", ()  # a plain start imports nothing of TLS (not even ssl)
+    from devserver.tls.choose import chosen_files, trust_notice
     from devserver.tls.context import TLSFilesError
 
     try:
         chosen = chosen_files(args.https, args.ssl_certfile, args.ssl_keyfile, tuple(args.allowed_host), args.host)
     except TLSFilesError as exc:
         _one_line_error(str(exc))
-    return chosen or ("", "", "")
+    certfile, keyfile, cafile = chosen or ("", "", "")
+    return certfile, keyfile, cafile, trust_notice(cafile)
 
 
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Config:
@@ -213,14 +216,14 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             # A project's own files are never served as static files: only a --root asked for (or html_page/).
             folders = Folders(args.root or DEFAULT_ROOT, folders.dynamic, folders.has_dynamic, notices)
     use_tui = not args.no_tui and sys.stdout.isatty() and sys.stdin.isatty()
-    certfile, keyfile, cafile = tls_files(args)
+    certfile, keyfile, cafile, trust_notice = tls_files(args)
     return Config(
         host=args.host, port=args.port, root=folders.root, dynamic=folders.dynamic, app=args.app,
         workers=args.workers, threads=args.threads, tui=use_tui,
         reload=not args.no_reload and (folders.has_dynamic or project is not None),
         livereload=not args.no_livereload, log_format=args.log_format, max_body=args.max_body,
         log_rows=args.log_rows, header_timeout=args.header_timeout, keepalive_timeout=args.keepalive_timeout,
-        allowed_hosts=tuple(dict.fromkeys(args.allowed_host)), notices=folders.notices,
+        allowed_hosts=tuple(dict.fromkeys(args.allowed_host)), notices=folders.notices + trust_notice,
         app_dir=project.folder if project else None, preload=project.preload if project else (),
         reload_include=tuple(args.reload_include), reload_exclude=tuple(args.reload_exclude),
         reload_strategy=args.reload_strategy, lifespan=args.lifespan,

@@ -78,6 +78,7 @@ def test_https_is_verified_against_the_printed_ca_for_localhost_and_127_0_0_1(ht
     assert https_server.url.startswith("https://127.0.0.1:")
     ca = printed_ca(data)
     assert ca == data / "devserver" / "tls" / "ca.pem"
+    https_server.wait_for(f"HTTPS with devserver's local CA {ca}: trust it once")
     index = (site / "html_page" / "index.html").read_bytes()
     for host in ("localhost", "127.0.0.1"):
         status, body = https_get(https_server.port, host, "/index.html", client_context(ca))
@@ -385,10 +386,69 @@ def test_the_plain_answer_names_an_allowed_host_only() -> None:
     assert garbage.endswith(b"https://localhost:8443/\n")
 
 
-def test_a_plain_start_never_imports_cryptography(tmp_path: Path) -> None:
+def test_a_plain_start_never_imports_cryptography_or_ssl(tmp_path: Path) -> None:
     code = ("import sys; from devserver import cli; p = cli.build_parser(); "
             "cli.config_from_args(p.parse_args(['--no-tui']), p); "
-            "print('cryptography' in sys.modules)")
+            "print(sorted(name for name in ('cryptography', 'ssl', 'devserver.tls') if name in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
-    assert done.stdout.strip() == "False", done.stderr
+    assert done.stdout.strip() == "[]", done.stderr
+
+
+# ------------------------------------------------------------------ apps see the scheme
+
+
+def test_wsgi_apps_see_https(https_server: LiveServer, data: Path) -> None:
+    import json
+
+    status, body = https_get(https_server.port, "localhost", "/environ_dump.py", client_context(printed_ca(data)))
+    assert status == 200 and json.loads(body)["wsgi.url_scheme"] == "https"
+
+
+FLASK_APP = '''
+from flask import Flask, url_for
+
+app = Flask(__name__)
+
+
+@app.route("/")
+def index():
+    return url_for("index", _external=True)
+'''
+
+ASGI_APP = '''
+async def app(scope, receive, send):
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": scope["scheme"].encode()})
+    elif scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": scope["scheme"]})
+        await send({"type": "websocket.close"})
+    else:
+        message = await receive()
+        await send({"type": message["type"] + ".complete"})
+'''
+
+
+def test_a_flask_app_builds_https_urls(server_factory, tmp_path: Path, data: Path) -> None:
+    project = tmp_path / "shop"
+    project.mkdir()
+    (project / "shop.py").write_text(FLASK_APP)
+    server = server_factory("shop:app", "--workers", "1", "--https", cwd=project, env=data_env(data))
+    status, body = https_get(server.port, "localhost", "/", client_context(printed_ca(data)))
+    assert (status, body) == (200, f"https://localhost:{server.port}/".encode())
+
+
+def test_asgi_apps_see_https_and_websockets_wss(server_factory, tmp_path: Path, data: Path) -> None:
+    from websockets.sync.client import connect
+
+    project = tmp_path / "api"
+    project.mkdir()
+    (project / "api.py").write_text(ASGI_APP)
+    server = server_factory("api:app", "--workers", "1", "--https", cwd=project, env=data_env(data))
+    context = client_context(printed_ca(data))
+    assert https_get(server.port, "localhost", "/", context) == (200, b"https")
+    with connect(f"wss://localhost:{server.port}/ws", ssl=context, open_timeout=10) as websocket:
+        assert websocket.recv(timeout=10) == "wss"

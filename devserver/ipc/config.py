@@ -63,6 +63,11 @@ class Config:
         return replace(self, root=os.path.realpath(self.root), dynamic=os.path.realpath(self.dynamic))
 
     @property
+    def secure(self) -> bool:
+        """Served over TLS: URLs are https://, apps see the https (wss) scheme."""
+        return bool(self.tls_certfile)
+
+    @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'https' if self.tls_certfile else 'http'}://{host}:{self.port}/"
+        return f"{'https' if self.secure else 'http'}://{host}:{self.port}/"

@@ -44,6 +44,14 @@ def chosen_files(https: bool, certfile: str | None, keyfile: str | None, allowed
     return chosen
 
 
+def trust_notice(cafile: str) -> tuple[str, ...]:
+    """The line shown with "listening" under --https: which CA a browser must trust, and where to read how."""
+    if not cafile:
+        return ()
+    return (f"HTTPS with devserver's local CA {cafile}: trust it once to avoid warnings "
+            "(the commands: README, section HTTPS)",)
+
+
 def print_ca() -> Path:
     """The local CA's certificate file, made first if there is none (``devserver --print-ca``)."""
     from devserver.tls.ca import ensure_authority, tls_folder

@@ -105,7 +105,7 @@ class Worker:
         self.inflight = InflightTable(None)  # what this worker serves, for the supervisor if it dies
         addr = sock.getsockname()
         self.server_address = (config.host, addr[1])
-        self.asgi = ASGIServer(self.server_address, self.log_line, config.request_detail)
+        self.asgi = ASGIServer(self.server_address, self.log_line, config.request_detail, config.secure)
         self.lifespans = LifespanKeeper(config.lifespan, self.log_line)
         # Built in serve(), once the extensions (live reload) have set their transforms and endpoint.
         self.router: Router
@@ -285,7 +285,8 @@ class Worker:
 
         summary = await serve_upgrade(conn, exchange, app, self.server_address, self.config.header_timeout,
                                       lambda socket: self.websockets.__setitem__(socket, app),
-                                      lambda socket: self.websockets.pop(socket, None))
+                                      lambda socket: self.websockets.pop(socket, None),
+                                      secure=self.config.secure)
         if summary is not None:  # else answered over HTTP: recorded as that response ended
             self.record(conn, exchange, summary)
 
@@ -403,7 +404,7 @@ class Worker:
                              html_transform=self.static_html_transform or self.html_transform)
         self.apps = AppHandlers(app_handlers(WSGIServer(self.pool, self.server_address, self.config.workers > 1,
                                                         self.log_line, self.html_transform,
-                                                        self.config.request_detail),
+                                                        self.config.request_detail, self.config.secure),
                                               self.asgi, self.lifespans))
         self.acceptor = Acceptor(self.loop, self.sock, lambda: Connection(self), self.config.backlog, self.handoff,
                                  self.tls_gate())
@@ -440,7 +441,7 @@ class Worker:
 
     def tls_gate(self) -> TLSGate | None:
         """With --https or --ssl-certfile: what serves each accepted connection over TLS (tls/, worker/tlsgate.py)."""
-        if not self.config.tls_certfile:
+        if not self.config.secure:
             return None
         from devserver.tls.context import server_context
         from devserver.worker.tlsgate import TLSGate
@@ -453,7 +454,7 @@ class Worker:
 
         Never a TLS connection: its session lives in this process and cannot travel with the socket.
         """
-        if self.handoff is None or self.config.tls_certfile:
+        if self.handoff is None or self.config.secure:
             return False
         conn.park()
         if self.draining:
