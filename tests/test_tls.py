@@ -452,3 +452,37 @@ def test_asgi_apps_see_https_and_websockets_wss(server_factory, tmp_path: Path, 
     assert https_get(server.port, "localhost", "/", context) == (200, b"https")
     with connect(f"wss://localhost:{server.port}/ws", ssl=context, open_timeout=10) as websocket:
         assert websocket.recv(timeout=10) == "wss"
+
+
+# ------------------------------------------------------------------ a browser
+
+
+def test_a_page_over_https_reloads_itself_in_chromium(server_factory, site: Path, data: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chromium trusts the server's key alone (its SPKI pin: no certificate error is ignored but for it)."""
+    import base64
+    import hashlib
+
+    from tests import chromium
+
+    if chromium.CHROME is None:
+        pytest.skip("chromium is not installed")
+    index = site / "html_page" / "index.html"
+    index.write_text("<!DOCTYPE html><html><body><h1 id=title>first</h1></body></html>\n")
+    server = server_factory("--workers", "1", "--https", env=data_env(data, users_env()))
+    leaf_file = next(p for p in (data / "devserver" / "tls").glob("server-*.pem") if not p.name.endswith("-key.pem"))
+    leaf = x509.load_pem_x509_certificate(leaf_file.read_bytes())
+    spki = leaf.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    monkeypatch.setattr(chromium, "FLAGS", [*chromium.FLAGS, f"--ignore-certificate-errors-spki-list={pin}"])
+    browser = chromium.Chromium(tmp_path / "profile")
+    try:
+        page = browser.new_page()
+        page.open(f"https://localhost:{server.port}/index.html")
+        page.wait_for("window.devserverLiveReload && devserverLiveReload.connected")
+        assert page.evaluate("location.protocol") == "https:"
+        page.evaluate("window.marker = 1")
+        index.write_text("<!DOCTYPE html><html><body><h1 id=title>second</h1></body></html>\n")
+        page.wait_for("document.getElementById('title')?.textContent === 'second' && window.marker === undefined")
+    finally:
+        browser.stop()
