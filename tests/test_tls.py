@@ -486,3 +486,33 @@ def test_a_page_over_https_reloads_itself_in_chromium(server_factory, site: Path
         page.wait_for("document.getElementById('title')?.textContent === 'second' && window.marker === undefined")
     finally:
         browser.stop()
+
+
+WSGI_PROJECT = '''
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [%r]
+'''
+
+
+def test_a_warm_restart_closes_idle_tls_connections_and_serves_new_code(server_factory, tmp_path: Path,
+                                                                        data: Path) -> None:
+    """A TLS session cannot travel with its socket to the new workers: the idle connection is closed, cleanly."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "webapp.py").write_text(WSGI_PROJECT % b"one")
+    server = server_factory("webapp:app", "--workers", "1", "--https", "--reload", "restart", cwd=project,
+                            env=data_env(data, users_env()))
+    context = client_context(printed_ca(data))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname="localhost") as tls:
+        assert http_exchange(tls, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")[0][2] == b"one"  # type: ignore[arg-type]
+        (project / "webapp.py").write_text(WSGI_PROJECT % b"two")
+        wait_until(lambda: https_get(server.port, "localhost", "/", context) == (200, b"two"), timeout=30)
+        tls.settimeout(30)
+        try:
+            rest = tls.recv(100)
+        except (ssl.SSLEOFError, ConnectionResetError):
+            rest = b""
+        assert rest == b""  # closed, never handed raw to a worker that would read TLS records as HTTP
+    assert not any("Traceback" in line for line in server.lines)

@@ -92,7 +92,10 @@ class Worker:
         self.requests = 0
         self.draining = False
         self.retiring = False  # a warm restart replaces this worker (retire)
-        self.handoff = handoff  # where a retiring worker's idle connections go, and this one takes others'
+        # Where a retiring worker's idle connections go, and this one takes others'.  None under TLS: a
+        # connection's TLS session lives in this process, and its socket alone would reach the next worker
+        # as bytes it cannot read (a warm restart closes idle TLS connections; browsers open new ones).
+        self.handoff = None if config.secure else handoff
         self.acceptor: Acceptor | None = None
         self.stopped = asyncio.Event()
         # Filled by extensions (live reload) before serving starts.
@@ -447,14 +450,11 @@ class Worker:
         from devserver.worker.tlsgate import TLSGate
 
         return TLSGate(self.loop, server_context(self.config.tls_certfile, self.config.tls_keyfile),
-                       self.config.header_timeout, self.config.port, self.log_line, self.hosts.allows)
+                       self.config.header_timeout, self.server_address[1], self.log_line, self.hosts.allows)
 
     def park(self, conn: Connection) -> bool:
-        """Keep an idle connection of a retiring worker for the new workers (False: no channel to pass it on).
-
-        Never a TLS connection: its session lives in this process and cannot travel with the socket.
-        """
-        if self.handoff is None or self.config.secure:
+        """Keep an idle connection of a retiring worker for the new workers (False: no channel to pass it on)."""
+        if self.handoff is None:
             return False
         conn.park()
         if self.draining:
