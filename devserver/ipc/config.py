@@ -68,6 +68,10 @@ class Config:
         return bool(self.tls_certfile)
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.secure else "http"
+
+    @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'https' if self.secure else 'http'}://{host}:{self.port}/"
+        return f"{self.scheme}://{host}:{self.port}/"

@@ -108,7 +108,7 @@ class Worker:
         self.inflight = InflightTable(None)  # what this worker serves, for the supervisor if it dies
         addr = sock.getsockname()
         self.server_address = (config.host, addr[1])
-        self.asgi = ASGIServer(self.server_address, self.log_line, config.request_detail, config.secure)
+        self.asgi = ASGIServer(self.server_address, self.log_line, config.request_detail, config.scheme)
         self.lifespans = LifespanKeeper(config.lifespan, self.log_line)
         # Built in serve(), once the extensions (live reload) have set their transforms and endpoint.
         self.router: Router
@@ -407,7 +407,7 @@ class Worker:
                              html_transform=self.static_html_transform or self.html_transform)
         self.apps = AppHandlers(app_handlers(WSGIServer(self.pool, self.server_address, self.config.workers > 1,
                                                         self.log_line, self.html_transform,
-                                                        self.config.request_detail, self.config.secure),
+                                                        self.config.request_detail, self.config.scheme),
                                               self.asgi, self.lifespans))
         self.acceptor = Acceptor(self.loop, self.sock, lambda: Connection(self), self.config.backlog, self.handoff,
                                  self.tls_gate())
