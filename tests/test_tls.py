@@ -265,6 +265,21 @@ def test_the_ca_cannot_vouch_for_a_public_name(tmp_path: Path) -> None:
     assert ca_module.permits("app.test") and ca_module.permits("10.1.2.3") and not ca_module.permits("8.8.8.8")
 
 
+def test_devservers_starting_at_once_make_one_ca(tmp_path: Path) -> None:
+    """Four processes ask for the CA and a certificate together: one CA, every certificate verifies against it."""
+    code = ("import sys; from pathlib import Path; from devserver.tls.certs import ensure_server_files; "
+            "print(ensure_server_files(Path(sys.argv[1])).cert)")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "tls")], stdout=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    outputs = [proc.communicate(timeout=60)[0].strip() for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs) and len(set(outputs)) == 1
+    files = ensure_server_files(tmp_path / "tls")
+    authority = ensure_authority(tmp_path / "tls")
+    assert authority.key.public_key().public_numbers() == authority.certificate.public_key().public_numbers()
+    context = ssl.create_default_context(cafile=str(files.ca))
+    assert _handshake(server_context(str(files.cert), str(files.key)), context, "localhost") is None
+
+
 def test_print_ca_makes_the_ca_once(data: Path) -> None:
     first = printed_ca(data)
     stamp = first.read_bytes()
@@ -331,8 +346,8 @@ def test_bad_certificate_and_key_files_are_one_line(site: Path, data: Path, tmp_
 
 
 def test_server_context_errors_name_the_option(tmp_path: Path) -> None:
+    files = ensure_server_files(tmp_path, ())
     with pytest.raises(TLSFilesError, match=r"^--ssl-keyfile '.*nothing.pem': No such file"):
-        files = ensure_server_files(tmp_path, ())
         server_context(str(files.cert), str(tmp_path / "nothing.pem"))
 
 

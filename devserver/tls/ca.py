@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from devserver.kit.datadir import user_data_folder
-from devserver.tls.files import private_folder, write_file
+from devserver.tls.files import locked, private_folder, write_file
 
 CA_NAME = "devserver local development CA"
 CA_DAYS = 3650
@@ -64,6 +64,12 @@ def permits(name: str) -> bool:
 
 def ensure_authority(folder: Path) -> Authority:
     """The CA in ``folder``, made there first if it has none (its key mode 0600, the folder 0700)."""
+    with locked(folder):
+        return authority_in(folder)
+
+
+def authority_in(folder: Path) -> Authority:
+    """:func:`ensure_authority`, for a caller that holds the folder's lock."""
     files = authority_files(private_folder(folder))
     if files.cert.exists() and files.key.exists():
         key = serialization.load_pem_private_key(files.key.read_bytes(), password=None)

@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from devserver.tls.ca import Authority, ensure_authority, permits
-from devserver.tls.files import write_file
+from devserver.tls.ca import Authority, authority_in, permits
+from devserver.tls.files import locked, write_file
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 LEAF_DAYS = 397
@@ -56,7 +56,12 @@ def ensure_server_files(folder: Path, allowed_hosts: tuple[str, ...] = ()) -> Se
         raise NameNotPermitted(f"--https cannot certify {', '.join(refused)}: devserver's local CA signs only "
                                f"loopback and private names (localhost, *.test, *.local, *.internal, 10.0.0.0/8, ...); serve your "
                                "own certificate with --ssl-certfile/--ssl-keyfile")
-    authority = ensure_authority(folder)
+    with locked(folder):
+        return _server_files(folder, names)
+
+
+def _server_files(folder: Path, names: tuple[str, ...]) -> ServerFiles:
+    authority = authority_in(folder)
     digest = hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()[:12]
     files = ServerFiles(folder / f"server-{digest}.pem", folder / f"server-{digest}-key.pem", authority.files.cert)
     if not _current(files, authority):
