@@ -170,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print every setting, its value and where it came from (default, pyproject.toml "
                              "[tool.devserver], a DEVSERVER_* variable, the command line), then exit")
     parser.add_argument("--version", action="version", version=f"devserver {__version__} ({_build()})")
+    add_https_options(parser)
     return parser
 
 
@@ -178,6 +179,32 @@ def _build() -> str:
     from devserver.http import parser  # the first module a compiled build compiles
 
     return "pure Python" if parser.__file__.endswith(".py") else "request path compiled by mypyc"
+
+
+def add_https_options(parser: argparse.ArgumentParser) -> None:
+    https = parser.add_argument_group("HTTPS")
+    https.add_argument("--https", action="store_true",
+                       help="serve HTTPS with a certificate for localhost, 127.0.0.1, ::1 and every --allowed-host, "
+                            "signed by a local CA kept in the user's data folder (trust it once: see --print-ca)")
+    https.add_argument("--ssl-certfile", metavar="FILE", help="serve HTTPS with this PEM certificate (chain)")
+    https.add_argument("--ssl-keyfile", metavar="FILE", help="the unencrypted PEM key of --ssl-certfile")
+    https.add_argument("--print-ca", action="store_true",
+                       help="print the path of the local CA's certificate (made if missing) and exit")
+
+
+def tls_files(args: argparse.Namespace) -> tuple[str, str, str, tuple[str, ...]]:
+    """The certificate, key and CA to serve with ("": plain HTTP), and the notice to show; a mistake is one line."""
+    if not (args.https or args.ssl_certfile or args.ssl_keyfile):
+        return "", "", "", ()  # a plain start imports nothing of TLS (not even ssl)
+    from devserver.tls.choose import chosen_files, trust_notice
+    from devserver.tls.context import TLSFilesError
+
+    try:
+        chosen = chosen_files(args.https, args.ssl_certfile, args.ssl_keyfile, tuple(args.allowed_host), args.host)
+    except TLSFilesError as exc:
+        _one_line_error(str(exc))
+    certfile, keyfile, cafile = chosen or ("", "", "")
+    return certfile, keyfile, cafile, trust_notice(cafile)
 
 
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Config:
@@ -208,6 +235,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             # A project's own files are never served as static files: only a --root asked for (or html_page/).
             folders = Folders(args.root or DEFAULT_ROOT, folders.dynamic, folders.has_dynamic, notices)
     use_tui = not args.no_tui and sys.stdout.isatty() and sys.stdin.isatty()
+    certfile, keyfile, cafile, trust_notice = tls_files(args)
     return Config(
         host=args.host, port=args.port, root=folders.root, dynamic=folders.dynamic, app=args.app,
         workers=args.workers, threads=args.threads, tui=use_tui,
@@ -215,12 +243,13 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         reload=not args.no_reload and (folders.has_dynamic or project is not None),
         livereload=not args.no_livereload, log_format=args.log_format, max_body=args.max_body,
         log_rows=args.log_rows, header_timeout=args.header_timeout, keepalive_timeout=args.keepalive_timeout,
-        allowed_hosts=tuple(dict.fromkeys(args.allowed_host)), notices=folders.notices,
+        allowed_hosts=tuple(dict.fromkeys(args.allowed_host)), notices=folders.notices + trust_notice,
         app_dir=project.folder if project else None, preload=project.preload if project else (),
         reload_include=tuple(args.reload_include), reload_exclude=tuple(args.reload_exclude),
         reload_strategy=args.reload_strategy, lifespan=args.lifespan,
         body_cap=args.body_cap, body_store=args.body_store,
         export_dir=os.path.abspath(args.export_dir) if args.export_dir else "", env_files=env_files,
+        tls_certfile=certfile, tls_keyfile=keyfile, tls_cafile=cafile,
     ).resolved()
 
 
@@ -413,6 +442,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = resolved.args
     if args.print_config:
         return print_config(resolved)
+    if args.print_ca:  # before binding: it serves nothing
+        from devserver.tls.choose import print_ca
+
+        print(print_ca())
+        return 0
     from devserver.supervisor.listen import bind_early, release_early
 
     # The socket before anything slow (checking APP imports it, a framework's import takes a while): a

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE_APPS = Path(__file__).resolve().parent / "fixtureapps"
 T = TypeVar("T")
-LISTENING = re.compile(r'listening on (http://\S+/)|"state": "listening", "url": "(http://\S+/)"')
+LISTENING = re.compile(r'listening on (https?://\S+/)|"state": "listening", "url": "(https?://\S+/)"')
 
 
 def wait_until(condition: Callable[[], T], timeout: float = 10.0,

@@ -32,6 +32,7 @@ class Layer:
 LAYERS: tuple[Layer, ...] = (
     Layer("kit", only=()),
     Layer("http", only=("kit",)),
+    Layer("tls", only=("kit",)),
     Layer("ipc"),
     Layer("debug"),
     Layer("settings"),

@@ -91,18 +91,18 @@ def test_keys_take_underscores_too_and_no_x_flags_are_x_false(tmp_path: Path) ->
 def test_every_option_is_a_setting_but_those_that_act_and_exit() -> None:
     keys = {option.key for option in options_of(build_parser())}
     assert {"app", "app-dir", "workers", "allowed-host", "reload-include", "reload-exclude", "tui", "reload",
-            "reload-strategy", "env-file"} <= keys
-    assert not keys & {"help", "version", "print-config"}
+            "reload-strategy", "env-file", "https", "ssl-certfile", "ssl-keyfile"} <= keys
+    assert not keys & {"help", "version", "print-config", "print-ca"}
 
 
 def test_an_option_added_to_the_parser_gets_its_layers(tmp_path: Path) -> None:
     parser = build_parser()
-    parser.add_argument("--ssl-certfile")  # as another part of the server would add one
-    (tmp_path / "pyproject.toml").write_text('[tool.devserver]\nssl-certfile = "cert.pem"\n')
+    parser.add_argument("--trace-file")  # as another part of the server would add one
+    (tmp_path / "pyproject.toml").write_text('[tool.devserver]\ntrace-file = "trace.out"\n')
     resolved = resolve(parser, [], {}, str(tmp_path))
-    assert resolved.args.ssl_certfile == "cert.pem" and resolved.sources["ssl_certfile"] == "pyproject.toml"
-    resolved = resolve(parser, [], {"DEVSERVER_SSL_CERTFILE": "env.pem"}, str(tmp_path))
-    assert resolved.args.ssl_certfile == "env.pem"
+    assert resolved.args.trace_file == "trace.out" and resolved.sources["trace_file"] == "pyproject.toml"
+    resolved = resolve(parser, [], {"DEVSERVER_TRACE_FILE": "env.out"}, str(tmp_path))
+    assert resolved.args.trace_file == "env.out"
 
 
 @pytest.mark.parametrize(("table", "message"), [

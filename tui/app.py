@@ -219,7 +219,7 @@ class DashboardApp(App[int]):
     def _copy_requested(self, message: CopyRequested) -> None:
         request, kind = message.request, message.kind
         try:
-            command = COMMANDS[kind](request, self.main.url)
+            command = COMMANDS[kind](request, self.main.url, cafile=self.main.config.tls_cafile)
         except ExportError as exc:
             self.notify(f"Cannot copy {request.method} {request.target} exactly: {exc}", title="Copy",
                         severity="error", markup=False)
@@ -263,7 +263,8 @@ class DashboardApp(App[int]):
         # Registered before the request goes out, so the server's event for it always finds its original.
         link = partial(self.main.replays.expect, original=original)
         try:
-            result = replay_request(request, url, sent=lambda client: self.call_from_thread(link, client), body=body)
+            result = replay_request(request, url, sent=lambda client: self.call_from_thread(link, client), body=body,
+                                    cafile=self.main.config.tls_cafile)
         except BodyNotExact as exc:
             self.call_from_thread(
                 self.notify, f"{label} not replayed: {exc}", title="Replay", severity="error", markup=False

@@ -54,6 +54,7 @@ class ASGIServer:
     address: tuple[str, int]  # scope["server"]
     log_line: Callable[[str], None]  # a line for the server log (an app's failure after its response)
     request_detail: bool = True  # collect the lines the app writes per request (Config.request_detail)
+    scheme: str = "http"  # scope["scheme"]: "https" over TLS (Config.secure)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -93,7 +94,7 @@ def http_scope(conn: Responder, exchange: Exchange, root_path: str, server: ASGI
         "asgi": ASGI_VERSION,
         "http_version": request.version,
         "method": request.method,
-        "scheme": "http",
+        "scheme": server.scheme,
         "path": unquote(path) if "%" in path else path,
         "raw_path": path.encode("latin-1"),
         "query_string": request.query.encode("latin-1"),

@@ -81,7 +81,7 @@ class Outcome:
 
 
 def websocket_scope(request: Request, client: str, server: tuple[str, int], root_path: str = "",
-                    state: dict[str, Any] | None = None) -> dict[str, Any]:
+                    state: dict[str, Any] | None = None, *, secure: bool = False) -> dict[str, Any]:
     """The ``websocket`` connection scope for an upgrade request."""
     host, _, port = client.rpartition(":")
     raw_path = request.path.encode("latin-1")
@@ -90,7 +90,7 @@ def websocket_scope(request: Request, client: str, server: tuple[str, int], root
         "type": "websocket",
         "asgi": {"version": "3.0", "spec_version": "2.4"},
         "http_version": request.version,
-        "scheme": "ws",
+        "scheme": "wss" if secure else "ws",
         "path": unquote(raw_path.decode("latin-1"), "utf-8", "replace") if b"%" in raw_path else request.path,
         "raw_path": raw_path,
         "query_string": request.query.encode("latin-1"),

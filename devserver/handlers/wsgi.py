@@ -47,6 +47,7 @@ class WSGIServer:
     log_line: Callable[[str], None]  # a line written to wsgi.errors
     html_transform: Callable[[bytes], bytes] | None  # applied to whole text/html bodies (live reload)
     request_detail: bool = True  # collect the lines the app writes per request (Config.request_detail)
+    url_scheme: str = "http"  # "https" over TLS (Config.secure)
 # Dropped from an app's headers.  Connection and Transfer-Encoding go on to framing.framing_of, which owns them:
 # it writes its own, and an app's ``Connection: close`` closes the connection after the response.
 HOP_BY_HOP = frozenset({"keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers", "upgrade"})
@@ -153,7 +154,7 @@ def build_environ(conn: Responder, exchange: Exchange, script_name: str, path_in
         "REMOTE_PORT": conn.client.rpartition(":")[2],
         "RAW_URI": request.target,
         "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
+        "wsgi.url_scheme": server.url_scheme,
         "wsgi.input": exchange.input(),
         "wsgi.errors": errors,
         "wsgi.multithread": True,

@@ -51,6 +51,10 @@ class Config:
     body_store: int = 64 * 1024 * 1024  # bytes of recorded bodies kept in all, oldest dropped first
     allowed_hosts: tuple[str, ...] = ()  # Host names answered besides the loopback ones ("*": any)
     env_files: tuple[str, ...] = ()  # .env files applied to the environment (settings/envfile.py): watched
+    # TLS (--https, or --ssl-certfile/--ssl-keyfile): the files each worker loads; "" serves plain HTTP.
+    tls_certfile: str = ""
+    tls_keyfile: str = ""
+    tls_cafile: str = ""  # the CA a client should trust (devserver's own, with --https); "": not known
     notices: tuple[str, ...] = ()  # one-line notes shown with "listening" (e.g. which folders are served)
 
     def resolved(self) -> Config:
@@ -60,6 +64,15 @@ class Config:
         return replace(self, root=os.path.realpath(self.root), dynamic=os.path.realpath(self.dynamic))
 
     @property
+    def secure(self) -> bool:
+        """Served over TLS: URLs are https://, apps see the https (wss) scheme."""
+        return bool(self.tls_certfile)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.secure else "http"
+
+    @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
+        return f"{self.scheme}://{host}:{self.port}/"

@@ -282,7 +282,7 @@ stack_frame: Callable[[int], FrameType] = getattr(sys, "_getframe", frame_from_t
 
 # -- sqlite3.connect, replaced ---------------------------------------------------------------------------------
 
-def replace_sqlite3_connect(make: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Callable[..., Any] | None:
+def replace_sqlite3_connect(make: Callable[[Callable[..., object]], Callable[..., object]]) -> Callable[..., object] | None:
     """Replace ``sqlite3.connect`` by ``make(connect)`` (the probes' DB-API hook: its connections' cursors record
     what a request ran); the replacement, or None where there is no sqlite3.
 
@@ -299,7 +299,8 @@ def replace_sqlite3_connect(make: Callable[[Callable[..., Any]], Callable[..., A
     except ImportError:  # built without _sqlite3
         return None
     replacement = make(sqlite3.connect)
-    sqlite3.connect = sqlite3.dbapi2.connect = replacement
+    for module in (sqlite3, sqlite3.dbapi2):  # through the namespace: typeshed types the function's overloads
+        vars(module)["connect"] = replacement
     return replacement
 
 

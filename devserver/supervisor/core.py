@@ -232,7 +232,8 @@ class Supervisor:
         self._thread(self._monitor, "monitor")
         from devserver.supervisor.exposure import exposure_notes  # here: the workers are forked and start meanwhile
 
-        notes = (*self.config.notices, *exposure_notes(self.sock.getsockname()[0], self.config.port))
+        notes = (*self.config.notices, *exposure_notes(self.sock.getsockname()[0], self.config.port,
+                                                                   self.config.scheme))
         self._deliver([ServerEvent(time.time(), "listening", self.url, self.config.workers, notes)])
         self._thread(self._read_events, "events")  # after "listening": no request is logged before it
         self._relaying = True

@@ -75,12 +75,12 @@ def network_addresses(bound: str) -> list[str]:
     return [str(a) for a in sorted(usable, key=lambda a: (a.version, a.packed))]
 
 
-def url_of(address: str, port: int) -> str:
+def url_of(address: str, port: int, scheme: str = "http") -> str:
     host = f"[{address}]" if ":" in address else address
-    return f"http://{host}:{port}/"
+    return f"{scheme}://{host}:{port}/"
 
 
-def exposure_notes(bound: str, port: int) -> tuple[str, ...]:
+def exposure_notes(bound: str, port: int, scheme: str = "http") -> tuple[str, ...]:
     """Lines to show when listening on ``bound``: nothing on loopback, else a warning and the network URLs."""
     if is_loopback(bound):
         return ()
@@ -90,4 +90,4 @@ def exposure_notes(bound: str, port: int) -> tuple[str, ...]:
     addresses = network_addresses(bound)
     if not addresses:
         return (warning, "no network address found for this machine")
-    return (warning, "on your network: " + "  ".join(url_of(a, port) for a in addresses))
+    return (warning, "on your network: " + "  ".join(url_of(a, port, scheme) for a in addresses))

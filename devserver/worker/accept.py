@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from devserver.worker.handoff import Handoff
+    from devserver.worker.tlsgate import TLSGate
 
 # Running out of descriptors or memory leaves the listening socket readable: accepting is paused this long
 # rather than spinning on it (as asyncio's servers do).
@@ -38,7 +39,8 @@ class Acceptor:
     """Accepts on ``sock`` (non-blocking, listening) and gives each connection a transport for a new protocol."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
-                 protocol_factory: Callable[[], asyncio.Protocol], batch: int, handoff: Handoff | None = None) -> None:
+                 protocol_factory: Callable[[], asyncio.Protocol], batch: int, handoff: Handoff | None = None,
+                 tls: TLSGate | None = None) -> None:
         self._loop = loop
         self._sock = sock
         self._fd = sock.fileno()
@@ -46,7 +48,8 @@ class Acceptor:
         self._factory = protocol_factory
         self._batch = max(1, batch)
         self._stopped = True
-        self._transport_for = interpreter.transport_maker(loop)
+        # With --https the gate makes each transport (after the handshake): the plain path is unchanged.
+        self._transport_for = tls.take if tls is not None else interpreter.transport_maker(loop)
 
     def start(self) -> None:
         self._sock.setblocking(False)

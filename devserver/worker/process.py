@@ -48,6 +48,7 @@ from devserver.worker.inflight import InflightTable
 from devserver.worker.threadpool import ThreadPool
 
 if TYPE_CHECKING:
+    from devserver.worker.tlsgate import TLSGate
     from devserver.worker.websocket import WebSocket  # imports the websockets library: on the first upgrade only
 
 FLUSH_EVERY = 0.05  # seconds between event batches
@@ -92,7 +93,10 @@ class Worker:
         self.requests = 0
         self.draining = False
         self.retiring = False  # a warm restart replaces this worker (retire)
-        self.handoff = handoff  # where a retiring worker's idle connections go, and this one takes others'
+        # Where a retiring worker's idle connections go, and this one takes others'.  None under TLS: a
+        # connection's TLS session lives in this process, and its socket alone would reach the next worker
+        # as bytes it cannot read (a warm restart closes idle TLS connections; browsers open new ones).
+        self.handoff = None if config.secure else handoff
         self.acceptor: Acceptor | None = None
         self.stopped = asyncio.Event()
         # Filled by extensions (live reload) before serving starts.
@@ -105,7 +109,7 @@ class Worker:
         self.inflight = InflightTable(None)  # what this worker serves, for the supervisor if it dies
         addr = sock.getsockname()
         self.server_address = (config.host, addr[1])
-        self.asgi = ASGIServer(self.server_address, self.log_line, config.request_detail)
+        self.asgi = ASGIServer(self.server_address, self.log_line, config.request_detail, config.scheme)
         self.lifespans = LifespanKeeper(config.lifespan, self.log_line)
         # Built in serve(), once the extensions (live reload) have set their transforms and endpoint.
         self.router: Router
@@ -288,7 +292,8 @@ class Worker:
 
         summary = await serve_upgrade(conn, exchange, app, self.server_address, self.config.header_timeout,
                                       lambda socket: self.websockets.__setitem__(socket, app),
-                                      lambda socket: self.websockets.pop(socket, None))
+                                      lambda socket: self.websockets.pop(socket, None),
+                                      secure=self.config.secure)
         if summary is not None:  # else answered over HTTP: recorded as that response ended
             self.record(conn, exchange, summary)
 
@@ -408,9 +413,10 @@ class Worker:
                              html_transform=self.static_html_transform or self.html_transform)
         self.apps = AppHandlers(app_handlers(WSGIServer(self.pool, self.server_address, self.config.workers > 1,
                                                         self.log_line, self.html_transform,
-                                                        self.config.request_detail),
+                                                        self.config.request_detail, self.config.scheme),
                                               self.asgi, self.lifespans))
-        self.acceptor = Acceptor(self.loop, self.sock, lambda: Connection(self), self.config.backlog, self.handoff)
+        self.acceptor = Acceptor(self.loop, self.sock, lambda: Connection(self), self.config.backlog, self.handoff,
+                                 self.tls_gate())
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         started = self.app_loaded()
         if started is not None:
@@ -441,6 +447,16 @@ class Worker:
         for conn in list(self.connections):
             if conn.idle():
                 self.park(conn)
+
+    def tls_gate(self) -> TLSGate | None:
+        """With --https or --ssl-certfile: what serves each accepted connection over TLS (tls/, worker/tlsgate.py)."""
+        if not self.config.secure:
+            return None
+        from devserver.tls.context import server_context
+        from devserver.worker.tlsgate import TLSGate
+
+        return TLSGate(self.loop, server_context(self.config.tls_certfile, self.config.tls_keyfile),
+                       self.config.header_timeout, self.server_address[1], self.log_line, self.hosts.allows)
 
     def park(self, conn: Connection) -> bool:
         """Keep an idle connection of a retiring worker for the new workers (False: no channel to pass it on)."""

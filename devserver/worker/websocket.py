@@ -271,7 +271,7 @@ class Upgrade:
 
 async def serve_upgrade(conn: Upgradable, exchange: Exchange, entry: ASGIApplication, server: tuple[str, int], timeout: float,
                         on_open: Callable[[WebSocket], object],
-                        on_closed: Callable[[WebSocket], object]) -> WebSocketSummary | None:
+                        on_closed: Callable[[WebSocket], object], *, secure: bool = False) -> WebSocketSummary | None:
     """Answer an upgrade request with ``entry``'s app: the handshake, then the connection until it is closed.
 
     Returns what the connection's event carries, or None when it was answered over HTTP (a bad
@@ -286,7 +286,7 @@ async def serve_upgrade(conn: Upgradable, exchange: Exchange, entry: ASGIApplica
         conn.end()
         return None
     upgrade = Upgrade(conn, exchange, protocol, response, on_open, on_closed)
-    outcome = await serve(entry.app, websocket_scope(request, conn.client, server, state=entry.state), upgrade, timeout)
+    outcome = await serve(entry.app, websocket_scope(request, conn.client, server, state=entry.state, secure=secure), upgrade, timeout)
     socket = upgrade.socket
     if socket is None:
         return None

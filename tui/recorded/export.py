@@ -27,6 +27,7 @@ from textual.message import Message
 from devserver import __version__
 from devserver.http.statuses import reason
 from devserver.ipc.events import InsideRecord, RequestEvent
+from devserver.kit.datadir import user_data_folder
 from tui.recorded.bodies import Body, BodyNotExact, exact_request_body, load_body
 from tui.recorded.replay import replay_headers, server_address
 
@@ -40,9 +41,7 @@ def export_folder(chosen: str = "", env: Mapping[str, str] = os.environ) -> Path
     """
     if chosen:
         return Path(chosen)
-    data = env.get("XDG_DATA_HOME", "")
-    base = Path(data) if os.path.isabs(data) else Path.home() / ".local" / "share"
-    return base / "devserver" / "exports"
+    return user_data_folder(env) / "exports"
 
 
 def write_export(folder: Path, suffix: str, text: str) -> Path:
@@ -89,7 +88,12 @@ def request_url(event: RequestEvent, base_url: str) -> str:
         return event.target
     host, port = server_address(base_url)
     host = f"[{host}]" if ":" in host else host
-    return urljoin(f"http://{host}:{port}/", event.target or "/")
+    return urljoin(f"{urlsplit(base_url).scheme or 'http'}://{host}:{port}/", event.target or "/")
+
+
+def _trusting(base_url: str, option: str, cafile: str) -> list[str]:
+    """The option that makes a client trust devserver's CA (never ``-k``: the command checks what it talks to)."""
+    return [option, cafile] if cafile and base_url.startswith("https:") else []
 
 
 def _is_plain_text(data: bytes) -> bool:
@@ -104,10 +108,10 @@ def _stdin_prefix(body: bytes) -> str:
     return f"printf %s {base64.b64encode(body).decode('ascii')} | base64 -d | "
 
 
-def curl_command(event: RequestEvent, base_url: str) -> str:
-    """A curl command line that sends ``event`` again, exactly."""
+def curl_command(event: RequestEvent, base_url: str, cafile: str = "") -> str:
+    """A curl command line that sends ``event`` again, exactly (trusting ``cafile``, the server's CA, over HTTPS)."""
     body = exact_request_body(event)
-    parts = ["curl", "--path-as-is", "-sS", "-X", event.method]
+    parts = ["curl", "--path-as-is", "-sS", "-X", event.method, *_trusting(base_url, "--cacert", cafile)]
     if event.method.upper() == "HEAD":
         parts[-2:] = ["--head"]
     parts.append(request_url(event, base_url))
@@ -128,10 +132,11 @@ def curl_command(event: RequestEvent, base_url: str) -> str:
     return prefix + shlex.join(parts)
 
 
-def httpie_command(event: RequestEvent, base_url: str) -> str:
+def httpie_command(event: RequestEvent, base_url: str, cafile: str = "") -> str:
     """An HTTPie command line that sends ``event`` again (HTTPie 3: ``--raw``)."""
     body = exact_request_body(event)
-    parts = ["http", "--ignore-stdin", event.method, request_url(event, base_url)]
+    parts = ["http", "--ignore-stdin", *_trusting(base_url, "--verify", cafile), event.method,
+             request_url(event, base_url)]
     names = set()
     for name, value in replay_headers(event):
         names.add(name.lower())

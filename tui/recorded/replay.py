@@ -8,12 +8,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from textual.message import Message
 
 from devserver.ipc.events import RequestEvent
 from tui.recorded.bodies import exact_request_body
+
+if TYPE_CHECKING:
+    import ssl
 
 # RFC 9110 §7.6.1: connection-specific fields are not forwarded.  Content-Length
 # is set from the body sent (the same, as only whole bodies are replayed), and
@@ -105,7 +109,7 @@ def server_address(url: str) -> tuple[str, int]:
     """The host and port to connect to for the server at ``url``."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    return _CONNECTABLE.get(host, host), parts.port or 80
+    return _CONNECTABLE.get(host, host), parts.port or (443 if parts.scheme == "https" else 80)
 
 
 def replay_headers(event: RequestEvent) -> list[tuple[str, str]]:
@@ -126,6 +130,7 @@ def replay_request(
     *,
     sent: Callable[[str], None] | None = None,
     body: bytes | None = None,
+    cafile: str = "",
 ) -> ReplayResult:
     """Send ``event``'s method, target, headers and exact body to the server at ``url``.
 
@@ -133,14 +138,18 @@ def replay_request(
     is sent), ``OSError`` or ``http.client.HTTPException`` when the server
     cannot be reached or answers garbage.  ``sent`` is called with the local
     address once connected, before the request goes out.  ``body``
-    replaces the recorded body (an edited request).
+    replaces the recorded body (an edited request).  Over HTTPS the server's
+    certificate is checked against ``cafile`` (devserver's CA); with none
+    known (the user's own certificate), not checked: the dashboard replays
+    to the server it started, on this machine.
     """
     body = exact_request_body(event) if body is None else body
     headers = replay_headers(event)
     names = {name.lower() for name, _ in headers}
     import http.client  # here: the dashboard's first paint does not wait for it (nor for the email package)
 
-    conn = http.client.HTTPConnection(*server_address(url), timeout=timeout)
+    conn = (http.client.HTTPSConnection(*server_address(url), timeout=timeout, context=_client_context(cafile))
+            if url.startswith("https:") else http.client.HTTPConnection(*server_address(url), timeout=timeout))
     started = time.perf_counter()
     try:
         conn.connect()
@@ -172,3 +181,14 @@ def replay_request(
         )
     finally:
         conn.close()
+
+
+def _client_context(cafile: str) -> ssl.SSLContext:
+    import ssl
+
+    if cafile:
+        return ssl.create_default_context(cafile=cafile)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
