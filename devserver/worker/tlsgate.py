@@ -84,6 +84,6 @@ class TLSGate:
         except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
             reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
             peer = extra.get("peername")
-            who = f"{peer[0]}:{peer[1]}" if peer else "a client"
+            who = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "a client"
             self._log(f"TLS handshake with {who} failed: {reason}")
             sock.close()
