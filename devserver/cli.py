@@ -344,7 +344,26 @@ def find_dashboard() -> Callable[[Config], int] | None:
     return None
 
 
+def _requests(argv: Sequence[str]) -> int:
+    from devserver.readout.client import requests_main
+
+    return requests_main(argv)
+
+
+def _mcp(argv: Sequence[str]) -> int:
+    from devserver.readout.mcpserver import mcp_main
+
+    return mcp_main(argv)
+
+
+# Commands that read a running server instead of starting one: dispatched before the server's options.
+SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"requests": _requests, "mcp": _mcp}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     from devserver.supervisor.listen import bind_early, release_early

@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
@@ -23,6 +23,7 @@ from devserver.console.output import OutputWriter
 from devserver.ipc.config import Config
 from devserver.ipc.events import DroppedEvents, Event, LogEvent, ReloadEvent, RequestEvent, ServerEvent, WorkerEvent, WorkerStatus
 from devserver.kit.safetext import escape_controls
+from devserver.readout.records import event_record
 from devserver.reload.log import ReloadFilter, reload_name
 from devserver.supervisor.core import StartError, Supervisor
 
@@ -150,11 +151,7 @@ class ConsoleLog:
         """One JSON object per line; json.dumps escapes every control character (ESC is \\u001b)."""
         if isinstance(event, WorkerStatus):
             return
-        record: dict[str, object] = {"type": type(event).__name__, **asdict(event)}
-        preview = record.get("body_preview")
-        if isinstance(preview, bytes):
-            record["body_preview"] = preview.decode("utf-8", "replace")
-        lines.append(json.dumps(record) + "\n")
+        lines.append(json.dumps(event_record(event)) + "\n")
 
     def _text(self, event: Event, lines: list[str]) -> None:
         handler = getattr(self, "_on_" + type(event).__name__, None)
