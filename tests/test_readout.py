@@ -155,21 +155,30 @@ def test_mcp_over_stdio(served, site: Path, runtime: Path) -> None:
             await session.initialize()
             tools = {tool.name for tool in (await session.list_tools()).tools}
             listed = await session.call_tool("list_requests", {"last": 10})
-            rows = json.loads(listed.content[0].text) if len(listed.content) == 1 else \
-                [json.loads(part.text) for part in listed.content]
-            rows = rows["result"] if isinstance(rows, dict) and "result" in rows else rows
+            rows = listed.structured_content["result"]
             boom = next(row for row in rows if row["target"] == "/boom.py")
             got = await session.call_tool("get_request", {"request_id": boom["request_id"]})
             errors = await session.call_tool("list_errors", {})
-            error_rows = [json.loads(part.text) for part in errors.content]
-            return tools, rows, json.loads(got.content[0].text), error_rows
+            return tools, rows, json.loads(got.content[0].text), errors.structured_content["result"]
 
     tools, rows, record, errors = asyncio.run(talk())
     assert {"list_requests", "get_request", "list_errors"} <= tools
     assert sorted(row["target"] for row in rows) == ["/boom.py", "/echo.py/one?x=1", "/echo.py/two", "/missing.txt"]
     assert record["status"] == 500 and "boom from the fixture app" in record["traceback"]
-    flat = [row for part in errors for row in (part if isinstance(part, list) else part.get("result", [part]))]
-    assert [row["target"] for row in flat] == ["/boom.py"]
+    assert [row["target"] for row in errors] == ["/boom.py"]
+    boom = next(row for row in rows if row["target"] == "/boom.py")
+    assert (record["request_id"], record["method"], record["target"]) == (boom["request_id"], "GET", "/boom.py")
+
+
+def test_mcp_without_the_package_says_how_to_install(site: Path, runtime: Path, tmp_path: Path) -> None:
+    shadow = tmp_path / "shadow" / "mcp"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('no mcp here')\n")
+    env = {**_env(runtime), "PYTHONPATH": f"{ROOT}{os.pathsep}{shadow.parent}"}
+    done = subprocess.run([sys.executable, "-m", "devserver", "mcp"], cwd=site, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr == "devserver: error: devserver mcp needs the mcp package: pip install 'devserver[mcp]'\n"
 
 
 def _event(number: int, status: int = 200, target: str = "/") -> RequestEvent:
