@@ -436,7 +436,26 @@ def print_config(resolved: Resolved) -> int:
     return 0
 
 
+def _requests(argv: Sequence[str]) -> int:
+    from devserver.readout.client import requests_main
+
+    return requests_main(argv)
+
+
+def _mcp(argv: Sequence[str]) -> int:
+    from devserver.readout.mcpserver import mcp_main
+
+    return mcp_main(argv)
+
+
+# Commands that read a running server instead of starting one: dispatched before the server's options.
+SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"requests": _requests, "mcp": _mcp}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
     parser = build_parser()
     resolved = resolve_settings(parser, argv)
     args = resolved.args

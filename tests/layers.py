@@ -41,6 +41,7 @@ LAYERS: tuple[Layer, ...] = (
     Layer("reload"),
     Layer("apps"),
     Layer("worker"),
+    Layer("readout"),
     Layer("supervisor"),
     Layer("console"),
     Layer("router", only=()),

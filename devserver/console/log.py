@@ -15,14 +15,15 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, fields, is_dataclass, replace
+from dataclasses import replace
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from devserver.console.output import OutputWriter
 from devserver.ipc.config import Config
 from devserver.ipc.events import DroppedEvents, Event, InsideRecord, LogEvent, ReloadEvent, RequestEvent, ServerEvent, WorkerEvent, WorkerStatus
 from devserver.kit.safetext import escape_controls
+from devserver.readout.records import event_record
 from devserver.reload.log import ReloadFilter, reload_name
 from devserver.supervisor.core import StartError, Supervisor
 
@@ -152,18 +153,7 @@ class ConsoleLog:
         """One JSON object per line; json.dumps escapes every control character (ESC is \\u001b)."""
         if isinstance(event, WorkerStatus):
             return
-        inside = None
-        if isinstance(event, RequestEvent) and event.inside is not None:  # asdict() walks records 3x slower than plain()
-            inside = event.inside
-            event = replace(event, inside=None)
-        record: dict[str, object] = {"type": type(event).__name__, **asdict(event)}
-        preview = record.get("body_preview")
-        if isinstance(preview, bytes):
-            record["body_preview"] = preview.decode("utf-8", "replace")
-        record.pop("inside", None)
-        if inside is not None:  # at the top: a script reads line["queries"], not line["inside"]["queries"]
-            record.update((key, value) for key, value in plain(inside).items() if value or key in ALWAYS_SHOWN)
-        lines.append(json.dumps(record) + "\n")
+        lines.append(json.dumps(event_record(event)) + "\n")
 
     def _text(self, event: Event, lines: list[str]) -> None:
         handler = getattr(self, "_on_" + type(event).__name__, None)
@@ -205,25 +195,6 @@ class ConsoleLog:
             self._print(lines, f"[bold]devserver[/] {e.state}")
         for detail in e.details:
             self._print(lines, f"[yellow]devserver:[/] {_markup(detail)}")
-
-
-# Of what a request did inside (InsideRecord), the JSON line has these even when empty; the rest when present.
-ALWAYS_SHOWN = ("app_ms", "queries", "outbound")
-
-
-_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
-def plain(record: Any) -> Any:
-    """A record of builtin values (InsideRecord and what it holds) as JSON takes it: dicts, lists, values."""
-    if isinstance(record, tuple):
-        return [plain(item) for item in record]
-    names = _FIELDS.get(type(record))
-    if names is None:
-        if not is_dataclass(record):
-            return record
-        names = _FIELDS[type(record)] = tuple(f.name for f in fields(record))
-    return {name: plain(getattr(record, name)) for name in names}
 
 
 def _counted(count: int, one: str, many: str) -> str:

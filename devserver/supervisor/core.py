@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
 from multiprocessing.context import ForkContext, SpawnContext
-from typing import Protocol, TypeAlias, cast
+from typing import TYPE_CHECKING, Protocol, TypeAlias, cast
 
 from devserver.ipc.channels import ControlReceiver, ControlSender, EventReader, EventWriter, Generation, InflightMemory, Process
 from devserver.ipc.config import Config
@@ -35,11 +35,15 @@ from devserver.ipc.control import ArmProfile, ControlMessage, Evaluate, Evaluate
 from devserver.ipc.events import Event, LogEvent, ReloadEvent, RequestEvent, ServerEvent, Wire, WorkerEvent, received
 from devserver.kit import interpreter
 from devserver.kit.safetext import escape_controls
+from devserver.readout.store import RequestStore
 from devserver.supervisor.awaited import PendingAnswers, PipesToHear
 from devserver.supervisor.listen import StartError as StartError  # re-exported: the console and the dashboard catch it from here
 from devserver.supervisor.listen import bind_for_workers, take_early
 from devserver.worker.handoff import Handoff
 from devserver.worker.inflight import describe, new_table, read_table
+
+if TYPE_CHECKING:
+    from devserver.readout.channel import ReadoutChannel
 
 Sink = Callable[[list[Event]], None]
 RESTART_BACKOFF = 1.0  # seconds; a worker that dies at once is not restarted in a tight loop
@@ -200,6 +204,8 @@ class Supervisor:
         self.answers = PendingAnswers()  # the console's questions to workers, awaiting their answers
         self._stop_seen = PipesToHear()  # workers signalled to stop that have not yet sent what they had finished
         self._relaying = False  # the event reader runs (from just after "listening")
+        self.store = RequestStore()  # the requests delivered lately, for `devserver requests` and `devserver mcp`
+        self.readout: ReadoutChannel | None = None  # the store's local socket, from start()
 
     @property
     def url(self) -> str:
@@ -232,11 +238,23 @@ class Supervisor:
         self._thread(self._monitor, "monitor")
         from devserver.supervisor.exposure import exposure_notes  # here: the workers are forked and start meanwhile
 
-        notes = (*self.config.notices, *exposure_notes(self.sock.getsockname()[0], self.config.port,
-                                                                   self.config.scheme))
+        notes = (*self.config.notices, *exposure_notes(self.sock.getsockname()[0], self.config.port, self.config.scheme),
+                 *self._open_readout())
         self._deliver([ServerEvent(time.time(), "listening", self.url, self.config.workers, notes)])
         self._thread(self._read_events, "events")  # after "listening": no request is logged before it
         self._relaying = True
+
+    def _open_readout(self) -> tuple[str, ...]:
+        """Start the store's channel (after the fork: the workers carry none of it); a notice when it cannot."""
+        from devserver.readout.channel import ReadoutChannel
+        from devserver.readout.queries import ServerInfo
+
+        try:
+            self.readout = ReadoutChannel(self.store, ServerInfo(self.url, os.getcwd(), self.config.workers),
+                                          self.config.port)
+        except OSError as exc:
+            return (f"`devserver requests` and `devserver mcp` cannot reach this server: {exc}",)
+        return ()
 
     def _thread(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=f"devserver-{name}", daemon=True)
@@ -309,6 +327,7 @@ class Supervisor:
         return True
 
     def _deliver(self, batch: list[Event]) -> None:
+        self.store.add(batch)
         try:
             self.sink(batch)
         except (Exception, SystemExit):  # noqa: BLE001 - a broken consumer must not stop serving, nor stopping
@@ -510,4 +529,6 @@ class Supervisor:
             self.handoff.close()  # connections still in it (no worker took them) close with it
         for slot in slots:
             slot.events.close()
+        if self.readout is not None:
+            self.readout.close()
         self._deliver([ServerEvent(time.time(), "stopped", self.url)])

@@ -1,0 +1,100 @@
+"""The supervisor's memory of the requests it delivered: the last ones and, kept longer, the last failures.
+
+Bounded in count (the events are frozen and already in memory; their bodies
+stay in the workers' spool files, referenced by BodyRecord, never copied).
+Fed from the supervisor's event thread, read from the channel's: one lock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from devserver.ipc.events import Event, RequestEvent
+
+RECENT = 1000  # requests kept, whatever they were
+ERRORS = 100  # failed requests kept besides, so a failure outlives a burst of successes
+
+
+def failed(event: RequestEvent) -> bool:
+    """A failure as ``--errors`` lists it: a 5xx, or an app's exception whatever the status."""
+    return event.status >= 500 or event.traceback is not None or event.error_report is not None
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A request in the store, under the id a client asks for it by."""
+
+    id: str  # the request's own id (its log lines carry it), else one the store gave it
+    event: RequestEvent
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which requests a list wants: the last ``last`` of them, only failures, only a route."""
+
+    last: int = 20
+    errors: bool = False
+    method: str = ""  # "" any
+    path: str = ""  # a path prefix ("" any): "/api" takes /api and /api/users, not /apiary
+
+    def wants(self, event: RequestEvent) -> bool:
+        if self.errors and not failed(event):
+            return False
+        if self.method and event.method.upper() != self.method.upper():
+            return False
+        return not self.path or _under(event.target.split("?", 1)[0], self.path)
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix if prefix.endswith("/") else prefix + "/")
+
+
+class RequestStore:
+    """The last ``recent`` requests and the last ``errors`` failures, oldest first."""
+
+    def __init__(self, recent: int = RECENT, errors: int = ERRORS) -> None:
+        self._recent: deque[Kept] = deque(maxlen=recent)
+        self._errors: deque[Kept] = deque(maxlen=errors)
+        self._numbers = itertools.count(1)
+        self._lock = threading.Lock()
+        self.seen = 0  # requests ever added
+
+    def add(self, batch: Iterable[Event]) -> None:
+        """Keep the batch's requests (other events pass by)."""
+        with self._lock:
+            for event in batch:
+                if isinstance(event, RequestEvent):
+                    number = next(self._numbers)
+                    kept = Kept(event.request_id or f"r{number}", event)
+                    self._recent.append(kept)
+                    if failed(event):
+                        self._errors.append(kept)
+                    self.seen += 1
+
+    def _all(self) -> list[Kept]:
+        """Both deques merged in arrival order, each request once (a recent failure is in both)."""
+        with self._lock:
+            recent = list(self._recent)
+            errors = list(self._errors)
+        ids = {id(kept) for kept in recent}
+        return [kept for kept in errors if id(kept) not in ids] + recent  # failures older than every recent one
+
+    def select(self, filters: Filters) -> list[Kept]:
+        """The last ``filters.last`` wanted requests, oldest first."""
+        wanted = [kept for kept in self._all() if filters.wants(kept.event)]
+        return wanted[-filters.last:] if filters.last > 0 else []
+
+    def get(self, request_id: str) -> Kept | None:
+        for kept in reversed(self._all()):
+            if kept.id == request_id:
+                return kept
+        return None
+
+    def counts(self) -> tuple[int, int]:
+        """(requests kept, failures kept)."""
+        with self._lock:
+            return len(self._recent), len(self._errors)
