@@ -68,6 +68,8 @@ def test_an_outbound_url_has_its_credentials_and_secret_values_masked(url: str, 
 def test_the_route_key_is_the_method_and_the_path_without_its_query() -> None:
     assert route_of("GET", "/catalog?page=2") == "GET /catalog"
     assert route_of("POST", "/") == "POST /"
+    assert route_of("GET", "http://127.0.0.1:8899/catalog?x=1") == "GET /catalog"  # absolute-form, as a proxy sends
+    assert route_of("OPTIONS", "*") == "OPTIONS /"
 
 
 def _query(rec: Recorder, n: int, source: str = "views.py:3") -> None:
@@ -119,7 +121,7 @@ def test_a_finished_recorder_takes_nothing_more() -> None:
 @dataclass
 class _Request:
     method: str = "GET"
-    path: str = "/"
+    target: str = "/"
 
 
 @dataclass
@@ -135,7 +137,7 @@ def recording(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_wsgi_calls_in_concurrent_threads_record_into_their_own_requests(recording: None) -> None:
-    exchanges = [_Exchange(_Request(path=f"/{n}")) for n in range(8)]
+    exchanges = [_Exchange(_Request(target=f"/{n}")) for n in range(8)]
     barrier = threading.Barrier(len(exchanges))
 
     def app(n: int) -> None:
@@ -168,7 +170,7 @@ def test_asgi_tasks_record_into_the_request_they_were_started_for(recording: Non
     async def main() -> list[_Exchange]:
         exchanges, tasks = [], []
         for n in range(6):
-            exchange = _Exchange(_Request(path=f"/{n}"))
+            exchange = _Exchange(_Request(target=f"/{n}"))
             token = recorder.entered(exchange)
             tasks.append(asyncio.get_running_loop().create_task(app(n)))  # copies the context, as start_asgi's does
             recorder.left(token)

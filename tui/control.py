@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
-from urllib.parse import urlsplit
 
 from textual.message import Message
 
+from devserver import probes
 from devserver.ipc.control import Evaluated
 from devserver.ipc.events import RequestEvent
 
@@ -34,8 +34,8 @@ class Control(Protocol):
 
 
 def route_of(request: RequestEvent) -> str:
-    """The route a profile is armed for: ``"GET /catalog"``, the method and the path without its query."""
-    return f"{request.method} {urlsplit(request.target).path or '/'}"
+    """The route a profile is armed for: ``"GET /catalog"``, as the workers key it (devserver.probes.route_of)."""
+    return probes.route_of(request.method, request.target)
 
 
 class ProfileRequested(Message):

@@ -8,6 +8,11 @@ the worker turns it into the request event's :class:`~devserver.ipc.events.Insid
 from __future__ import annotations
 
 
-def route_of(method: str, path: str) -> str:
-    """The key a profile is armed for: "GET /catalog", the path without its query string."""
-    return f"{method} {path.split('?', 1)[0]}"
+def route_of(method: str, target: str) -> str:
+    """The key a profile is armed for: "GET /catalog", the target's path without its query string (and without
+    the scheme and authority of an absolute-form target); the dashboard and the workers both key by it."""
+    path = target.split("?", 1)[0]
+    if not path.startswith("/"):  # "http://host:8899/catalog" (RFC 9112 §3.2.2), or "*"
+        parts = path.split("/", 3)
+        path = "/" + parts[3] if len(parts) == 4 else "/"
+    return f"{method} {path}"

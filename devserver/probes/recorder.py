@@ -105,7 +105,7 @@ class _Request(Protocol):
     @property
     def method(self) -> str: ...
     @property
-    def path(self) -> str: ...
+    def target(self) -> str: ...
 
 
 class Exchange(Protocol):
@@ -143,7 +143,7 @@ def current() -> Recorder | None:
 def _begin(exchange: Exchange) -> Recorder:
     _before_call()
     request = exchange.request
-    recorder = exchange.recorder = Recorder(route_of(request.method, request.path))
+    recorder = exchange.recorder = Recorder(route_of(request.method, request.target))
     recorder.profiler = profile.start_if_armed(recorder.route)
     return recorder
 
