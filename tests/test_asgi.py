@@ -271,6 +271,41 @@ def test_a_streaming_app_waits_in_send_while_the_client_reads_slowly() -> None:
     assert conn.calls[-1] == ("finish",)
 
 
+def test_a_reload_ends_the_old_apps_streams_and_keeps_the_current_ones() -> None:
+    server = ASGIServer(("127.0.0.1", 8000), lambda line: None)
+    seen: dict[str, str] = {}
+
+    async def sse(scope: Any, receive: Any, send: Any) -> None:
+        await receive()  # the request
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+        seen[scope["path"]] = (await receive())["type"]  # waits for the client to go: an SSE stream never ends
+
+    async def main() -> tuple[FakeConn, FakeConn, Exchange]:
+        loop = asyncio.get_running_loop()
+        old, current = ASGIApplication(sse, "old:app"), ASGIApplication(sse, "new:app")
+        conns, exchanges, tasks = [], [], []
+        for path, entry in (("/old", old), ("/current", current)):
+            conn, exchange = FakeConn(loop), exchange_for(target=path)
+            conn.begin(exchange)
+            tasks.append(start_asgi(conn, exchange, entry, "", server, lambda: None))  # type: ignore[arg-type]
+            conns.append(conn)
+            exchanges.append(exchange)
+        while len(server.streams) < 2:
+            await asyncio.sleep(0)
+        server.end_streams(current)
+        await tasks[0]
+        assert not tasks[1].done() and list(server.streams.values()) == [current]
+        server.end_streams(None)
+        await tasks[1]
+        return conns[0], conns[1], exchanges[0]
+
+    old_conn, _, old_exchange = asyncio.run(main())
+    assert seen == {"/old": "http.disconnect", "/current": "http.disconnect"}
+    assert old_conn.calls[-1] == ("finish",) and old_exchange.close  # the end goes out, then the connection closes
+    assert not server.streams
+
+
 def test_a_half_closed_client_is_a_disconnect_too() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await receive()

@@ -47,13 +47,27 @@ class AppError(Exception):
     """The application broke the ASGI contract (a message out of order, a bad status or header)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class ASGIServer:
     """What the server side of ASGI needs from the worker, handed in once."""
 
     address: tuple[str, int]  # scope["server"]
     log_line: Callable[[str], None]  # a line for the server log (an app's failure after its response)
     request_detail: bool = True  # collect the lines the app writes per request (Config.request_detail)
+    # The responses being streamed now, and the app each came from: a reload ends the old app's (end_streams).
+    streams: dict[HTTPCall, ASGIApplication] = field(default_factory=dict)
+
+    def end_streams(self, current: object = None) -> None:
+        """End every streamed response whose app is not ``current`` (an SSE stream never ends by itself).
+
+        The response gets its end (the chunked terminator, or the close of a
+        length-less one) and the connection is closed: the app's next ``send``
+        raises, its ``receive`` answers ``http.disconnect``, and the client
+        (an EventSource) reconnects to the new code.  A reload never waits on it.
+        """
+        for call, app in list(self.streams.items()):
+            if app is not current:
+                call.end_stream()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -180,9 +194,11 @@ class HTTPCall(ASGICall):
     """
 
     def __init__(self, conn: Responder, exchange: Exchange, finished: Callable[[], None],
-                 log_line: Callable[[str], None] = lambda line: None) -> None:
+                 log_line: Callable[[str], None] = lambda line: None,
+                 streams: dict[HTTPCall, ASGIApplication] | None = None, entry: ASGIApplication | None = None) -> None:
         super().__init__(conn, exchange, finished)
         self.log_line = log_line  # a failure after the response has no row to go to: the server log has it
+        self.streams, self.entry = streams, entry  # where a streamed response is listed while it lasts (ASGIServer)
         self.body: BinaryIO | None = None  # the request body, rewound when first read
         self.body_left = exchange.body_size
         self.request_done = False  # the last http.request event was given
@@ -276,6 +292,8 @@ class HTTPCall(ASGICall):
         if more:
             self.streaming = True
             self.conn.start(self.status, self.headers, body)
+            if self.streams is not None and self.entry is not None:
+                self.streams[self] = self.entry
             return
         if self.status >= FAILED_STATUS:
             self.held = body
@@ -290,6 +308,17 @@ class HTTPCall(ASGICall):
         self.complete = True
         if self.done is not None:
             self.done.set()
+        if self.streams is not None:
+            self.streams.pop(self, None)
+
+    def end_stream(self) -> None:
+        """End a streamed response now, whatever the app sends next (a reload: ASGIServer.end_streams)."""
+        if not self.streaming or self.complete:
+            return
+        self.exchange.close = True  # the connection closes after the end: the app learns the client went
+        self._complete()
+        self.conn.finish()
+        self.finished()
 
     # outcome ---------------------------------------------------------------
     def returned(self) -> None:
@@ -364,7 +393,7 @@ def start_asgi(conn: Responder, exchange: Exchange, entry: ASGIApplication, root
                finished: Callable[[], None]) -> asyncio.Task[None]:
     """Run ``entry``'s app for the current request in a task; ``finished()`` once the response is complete."""
     exchange.logs = requestlogs.LineCollector() if server.request_detail else None
-    call = HTTPCall(conn, exchange, finished, server.log_line)
+    call = HTTPCall(conn, exchange, finished, server.log_line, server.streams, entry)
     scope = http_scope(conn, exchange, root_path, server, entry.state)
     return start_call(call, entry, scope, exchange.logs)
 
