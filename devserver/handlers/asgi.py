@@ -20,9 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import traceback
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import BinaryIO
 from urllib.parse import unquote
 
 from devserver.debug import failures, requestlogs, tracebacks
@@ -30,8 +30,10 @@ from devserver.handlers.exchange import ClientGone, Exchange, Responder
 from devserver.handlers.wsgi import HOP_BY_HOP
 from devserver.kit.memo import MemoTable
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
+# The ASGI spec's dicts: values of many types, each read with a check (isinstance) where the server relies on it.
+Scope = MutableMapping[str, object]
+Message = MutableMapping[str, object]
+State = dict[str, object]  # the lifespan's scope["state"]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
@@ -81,8 +83,50 @@ class ASGIApplication:
 
     app: ASGIApp
     name: str  # the APP as the user named it, for messages
-    state: dict[str, Any] = field(default_factory=dict)
+    state: State = field(default_factory=dict)
     after: Callable[[], None] = lambda: None
+
+
+# Reading what an app sent: each field's type checked once here, an AppError saying what is wrong otherwise.
+def header_pairs(message: Message) -> list[tuple[bytes, bytes]]:
+    """``message["headers"]`` as pairs of bytes."""
+    raw = message.get("headers") or ()
+    if not isinstance(raw, Iterable):
+        raise AppError(f"the headers must be a list of pairs, not {raw!r}")
+    pairs = []
+    for pair in raw:
+        try:
+            name, value = pair
+            pairs.append((bytes(name), bytes(value)))
+        except (TypeError, ValueError):
+            raise AppError(f"a header must be a pair of bytes, not {pair!r}") from None
+    return pairs
+
+
+def bytes_field(message: Message, key: str = "body") -> bytes:
+    """``message[key]`` as bytes (b"" when absent)."""
+    value = message.get(key, b"")
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise AppError(f"{key!r} must be bytes, not {type(value).__name__}")
+    return bytes(value)
+
+
+def int_field(message: Message, key: str, default: int | None = None) -> int:
+    """``message[key]`` as an int (``default`` when absent or None; required without one)."""
+    value = message.get(key)
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, int):
+        raise AppError(f"{key!r} must be an int, not {value!r}")
+    return value
+
+
+def str_field(message: Message, key: str) -> str | None:
+    """``message[key]`` as a str, or None when absent."""
+    value = message.get(key)
+    if value is not None and not isinstance(value, str):
+        raise AppError(f"{key!r} must be a str, not {value!r}")
+    return value
 
 
 def _header_name(name: str) -> bytes:
@@ -98,7 +142,7 @@ def _client(peer: str) -> tuple[str, int] | None:
 
 
 def http_scope(conn: Responder, exchange: Exchange, root_path: str, server: ASGIServer,
-               state: dict[str, Any]) -> Scope:
+               state: State) -> Scope:
     """The ``http`` scope of one request (ASGI HTTP spec, "HTTP Connection Scope")."""
     request = exchange.request
     path = request.path
@@ -119,10 +163,10 @@ def http_scope(conn: Responder, exchange: Exchange, root_path: str, server: ASGI
     }
 
 
-def report_environ(exchange: Exchange) -> dict[str, Any]:
+def report_environ(exchange: Exchange) -> dict[str, object]:
     """The request as the error report reads it (the WSGI environ's keys: tracebacks._request)."""
     request = exchange.request
-    environ: dict[str, Any] = {"REQUEST_METHOD": request.method, "RAW_URI": request.target,
+    environ: dict[str, object] = {"REQUEST_METHOD": request.method, "RAW_URI": request.target,
                                "QUERY_STRING": request.query, "wsgi.input": exchange.input()}
     for name, value in request.headers:
         key = name.upper().replace("-", "_")
@@ -266,7 +310,7 @@ class HTTPCall(ASGICall):
         if not isinstance(status, int) or not 100 <= status <= 999:
             raise AppError(f"invalid status {status!r}")
         headers: list[tuple[str, str]] = []
-        for pair in message.get("headers", ()):
+        for pair in header_pairs(message):
             name, value = _header(pair)
             lname = name.lower()
             if lname in HOP_BY_HOP:
@@ -277,10 +321,7 @@ class HTTPCall(ASGICall):
     def _body(self, message: Message) -> None:
         if self.headers is None:
             raise AppError("http.response.body sent before http.response.start")
-        body = message.get("body", b"")
-        if not isinstance(body, (bytes, bytearray, memoryview)):
-            raise AppError(f"the body must be bytes, not {type(body).__name__}")
-        body = bytes(body)
+        body = bytes_field(message)
         more = bool(message.get("more_body", False))
         if self.streaming:
             self.conn.write(body)
@@ -378,12 +419,8 @@ class HTTPCall(ASGICall):
             self.conn.end()
 
 
-def _header(pair: Any) -> tuple[str, str]:
-    try:
-        raw_name, raw_value = pair
-        name, value = bytes(raw_name).decode("latin-1"), bytes(raw_value).decode("latin-1")
-    except (TypeError, ValueError):
-        raise AppError(f"a header must be a pair of bytes, not {pair!r}") from None
+def _header(pair: tuple[bytes, bytes]) -> tuple[str, str]:
+    name, value = pair[0].decode("latin-1"), pair[1].decode("latin-1")
     if not name or "\r" in value or "\n" in value or any(c in name for c in " \t\r\n:"):
         raise AppError(f"invalid header {name!r}: {value!r}")
     return name, value
@@ -398,4 +435,5 @@ def start_asgi(conn: Responder, exchange: Exchange, entry: ASGIApplication, root
     return start_call(call, entry, scope, exchange.logs)
 
 
-__all__ = ["ASGIApp", "ASGIApplication", "ASGIServer", "AppError", "HTTPCall", "http_scope", "start_asgi"]
+__all__ = ["ASGIApp", "ASGIApplication", "ASGIServer", "AppError", "HTTPCall", "bytes_field", "header_pairs", "http_scope",
+           "int_field", "start_asgi", "str_field"]

@@ -9,7 +9,7 @@ bodies, HEAD answers and other scopes pass through untouched, event by event.
 
 from __future__ import annotations
 
-from devserver.handlers.asgi import ASGIApp, Message, Receive, Scope, Send
+from devserver.handlers.asgi import AppError, ASGIApp, Message, Receive, Scope, Send, bytes_field, header_pairs
 from devserver.handlers.inject import LIMIT, add_script, wants_script
 
 
@@ -30,7 +30,7 @@ class _Held:
         if kind != "http.response.body" or self.start is None:
             await self.server_send(message)
             return
-        body = bytes(message.get("body", b""))
+        body = bytes_field(message)
         self.chunks.append(body)
         self.size += len(body)
         more = bool(message.get("more_body", False))
@@ -45,7 +45,7 @@ class _Held:
         start, self.start, self.chunks = self.start, None, []
         assert start is not None
         if length is not None:
-            headers = [(n, v) for n, v in start.get("headers", ()) if bytes(n).lower() != b"content-length"]
+            headers = [(n, v) for n, v in header_pairs(start) if n.lower() != b"content-length"]
             start = {**start, "headers": [*headers, (b"content-length", str(length).encode())]}
         await self.server_send(start)
         await self.server_send(body)
@@ -58,8 +58,8 @@ class _Held:
 
 def _wants_script(start: Message) -> bool:
     try:
-        headers = [(bytes(n).decode("latin-1"), bytes(v).decode("latin-1")) for n, v in start.get("headers", ())]
-    except (TypeError, ValueError):
+        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in header_pairs(start)]
+    except AppError:
         return False  # the server refuses such headers itself
     return wants_script(str(start.get("status", "")), headers)
 
