@@ -27,7 +27,7 @@ from urllib.parse import unquote
 
 from devserver.debug import failures, requestlogs, tracebacks
 from devserver.handlers.exchange import ClientGone, Exchange, Responder
-from devserver.handlers.wsgi import HOP_BY_HOP
+from devserver.handlers.wsgi import CAUGHT, HOP_BY_HOP
 from devserver.kit.memo import MemoTable
 
 # The ASGI spec's dicts: values of many types, each read with a check (isinstance) where the server relies on it.
@@ -252,6 +252,7 @@ class HTTPCall(ASGICall):
         self.complete = False  # the whole response went out (or the connection was given up)
         self.held: bytes | None = None  # a whole failure response, waiting for the app to return
         self.done: asyncio.Event | None = None  # made when receive() first waits for the end: most apps never do
+        self.scope: Scope | None = None  # where a framework leaves the exception it answered a 500 for (CAUGHT)
 
     # receive ---------------------------------------------------------------
     async def receive(self) -> Message:
@@ -263,7 +264,9 @@ class HTTPCall(ASGICall):
             return {"type": "http.request", "body": chunk, "more_body": more}
         conn = self.conn
         done = self.done = self.done or asyncio.Event()
-        while not conn.closing and not conn.eof and not self.complete:
+        # A held failure response is not out yet: a framework that listens for the disconnect meanwhile
+        # (Django's ASGIHandler) would take one for the client's going and raise RequestAborted.
+        while not conn.closing and not conn.eof and (not self.complete or self.held is not None):
             try:
                 await asyncio.wait_for(done.wait(), DISCONNECT_CHECK)
             except TimeoutError:
@@ -338,7 +341,7 @@ class HTTPCall(ASGICall):
             return
         if self.status >= FAILED_STATUS:
             self.held = body
-            self._complete()  # for the app; the bytes go out when it returns
+            self.complete = True  # for the app's send(); the bytes go out when it returns
             return
         self._complete()
         self.conn.send(self.status, self.headers, body)
@@ -364,11 +367,21 @@ class HTTPCall(ASGICall):
     # outcome ---------------------------------------------------------------
     def returned(self) -> None:
         if self.held is not None:
+            self._caught()
             self._send_held()
         elif self.headers is None:
             self._error_page("The application returned without starting a response.", None)
         elif not self.complete:
             self.aborted()  # a streamed body cut short: only closing the connection can tell the client
+
+    def _caught(self) -> None:
+        """The exception a framework caught and answered its own 500 for (Django: apps/devmode.py), as WSGI's."""
+        exc = self.scope.get(CAUGHT) if self.scope is not None else None
+        if isinstance(exc, BaseException):
+            exchange = self.exchange
+            exchange.traceback = "".join(traceback.format_exception(exc))
+            exchange.report = tracebacks.report(exc, report_environ(exchange))
+            failures.keep(requestlogs.current_id(), exc)
 
     def _send_held(self) -> None:
         if self.conn.closing:
@@ -376,6 +389,7 @@ class HTTPCall(ASGICall):
             return
         self.conn.send(self.status, self.headers or [], self.held or b"")
         self.held = None
+        self._complete()  # now for the client too: a receive() waiting for the end returns
         self.conn.end()
 
     def failed(self, text: str, exc: BaseException) -> None:
@@ -432,6 +446,7 @@ def start_asgi(conn: Responder, exchange: Exchange, entry: ASGIApplication, root
     exchange.logs = requestlogs.LineCollector() if server.request_detail else None
     call = HTTPCall(conn, exchange, finished, server.log_line, server.streams, entry)
     scope = http_scope(conn, exchange, root_path, server, entry.state)
+    call.scope = scope
     return start_call(call, entry, scope, exchange.logs)
 
 
