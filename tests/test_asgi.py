@@ -461,6 +461,24 @@ def test_fragments_compressed_and_other_bodies_pass_untouched(body: bytes, heade
     assert conn.calls[0][3] == body
 
 
+def test_a_streamed_page_with_no_length_passes_untouched_as_it_comes() -> None:
+    page = b"<!doctype html><html><body>" + b"x" * 100 + b"</body></html>"
+    conns: list[FakeConn] = []
+    out_when_sent: list[int] = []  # body writes on the connection once each part's send returned
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # Starlette's StreamingResponse: no length
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
+        for part in (page[:50], page[50:]):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+            out_when_sent.append(sum(call[0] in ("start", "write") for call in conns[0].calls))
+        await send({"type": "http.response.body", "body": b""})
+
+    conn, _, _ = serve(with_livereload_asgi(app), conn_setup=conns.append)
+    assert out_when_sent == [1, 2]  # each part went out before the app sent the next: nothing held
+    assert [call[0] for call in conn.calls] == ["start", "write", "write", "finish"]
+    assert b"".join(call[-1] for call in conn.calls if call[0] in ("start", "write")) == page  # no script
+
+
 def test_a_page_larger_than_the_limit_streams_through() -> None:
     from devserver.handlers.inject import LIMIT
 

@@ -4,7 +4,9 @@ The ASGI counterpart of ``with_livereload``: a ``text/html`` answer of at
 most :data:`~devserver.handlers.inject.LIMIT` bytes is held until its last
 body event, the script is added to a full document (never to a fragment),
 ``Content-Length`` is fixed and it goes on.  Larger, compressed or non-HTML
-bodies, HEAD answers and other scopes pass through untouched, event by event.
+bodies, streams (sent in parts with no ``Content-Length``: Starlette's
+``StreamingResponse``), HEAD answers and other scopes pass through
+untouched, event by event.
 """
 
 from __future__ import annotations
@@ -31,9 +33,13 @@ class _Held:
             await self.server_send(message)
             return
         body = bytes_field(message)
+        more = bool(message.get("more_body", False))
+        if more and not self.chunks and not _has_length(self.start):
+            # A stream (Starlette's StreamingResponse: parts, no length) goes out untouched, as it comes.
+            await self._release(message)
+            return
         self.chunks.append(body)
         self.size += len(body)
-        more = bool(message.get("more_body", False))
         if not more:
             whole = b"".join(self.chunks)
             new = add_script(whole)
@@ -54,6 +60,10 @@ class _Held:
         """The app returned with a response still held: it goes on unfinished, as the app left it."""
         if self.start is not None:
             await self._release({"type": "http.response.body", "body": b"".join(self.chunks), "more_body": True})
+
+
+def _has_length(start: Message) -> bool:
+    return any(name.lower() == b"content-length" for name, _ in header_pairs(start))
 
 
 def _wants_script(start: Message) -> bool:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from realapp import DEADLINE, edit, start, wait_for_body
+from realapp import DEADLINE, edit, get, start, wait_for_body
 from test_asgi_apps import write
 
 pytest.importorskip("starlette")
@@ -16,7 +16,7 @@ SSE_APP = '''
 import asyncio
 
 from starlette.applications import Starlette
-from starlette.responses import PlainTextResponse, StreamingResponse
+from starlette.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 
 VERSION = "sse v1"
@@ -36,7 +36,20 @@ async def version(request):
     return PlainTextResponse(VERSION)
 
 
-app = Starlette(routes=[Route("/events", events), Route("/version", version)])
+async def streamed_page(request):
+    async def parts():
+        yield "<!doctype html><html><body>"
+        await asyncio.sleep(0.01)
+        yield "<p>streamed page</p></body></html>"
+    return StreamingResponse(parts(), media_type="text/html")
+
+
+async def whole_page(request):
+    return HTMLResponse("<!doctype html><html><body><p>whole page</p></body></html>")
+
+
+app = Starlette(routes=[Route("/events", events), Route("/version", version), Route("/streamed", streamed_page),
+                        Route("/whole", whole_page)])
 '''
 
 
@@ -77,5 +90,18 @@ def test_a_save_ends_an_open_sse_stream_and_the_client_reconnects_to_the_new_cod
         finally:
             again.close()
         server.wait_for(r"GET /events 200")  # the ended stream is a row like any response
+    finally:
+        server.stop()
+
+
+def test_a_streamed_html_page_passes_untouched_and_a_whole_one_gets_live_reload(tmp_path: Path) -> None:
+    server = start(write(tmp_path, {"main.py": SSE_APP}), "main:app")
+    try:
+        status, headers, body = get(server, "/streamed")
+        assert (status, headers.get("transfer-encoding")) == (200, "chunked")
+        assert body == "<!doctype html><html><body><p>streamed page</p></body></html>"  # no script: a stream
+        status, headers, body = get(server, "/whole")
+        assert status == 200 and 'src="/__devserver__/livereload.js"' in body
+        assert headers["content-length"] == str(len(body.encode()))
     finally:
         server.stop()
