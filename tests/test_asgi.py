@@ -271,6 +271,41 @@ def test_a_streaming_app_waits_in_send_while_the_client_reads_slowly() -> None:
     assert conn.calls[-1] == ("finish",)
 
 
+def test_a_reload_ends_the_old_apps_streams_and_keeps_the_current_ones() -> None:
+    server = ASGIServer(("127.0.0.1", 8000), lambda line: None)
+    seen: dict[str, str] = {}
+
+    async def sse(scope: Any, receive: Any, send: Any) -> None:
+        await receive()  # the request
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+        seen[scope["path"]] = (await receive())["type"]  # waits for the client to go: an SSE stream never ends
+
+    async def main() -> tuple[FakeConn, FakeConn, Exchange]:
+        loop = asyncio.get_running_loop()
+        old, current = ASGIApplication(sse, "old:app"), ASGIApplication(sse, "new:app")
+        conns, exchanges, tasks = [], [], []
+        for path, entry in (("/old", old), ("/current", current)):
+            conn, exchange = FakeConn(loop), exchange_for(target=path)
+            conn.begin(exchange)
+            tasks.append(start_asgi(conn, exchange, entry, "", server, lambda: None))  # type: ignore[arg-type]
+            conns.append(conn)
+            exchanges.append(exchange)
+        while len(server.streams) < 2:
+            await asyncio.sleep(0)
+        server.end_streams(current)
+        await tasks[0]
+        assert not tasks[1].done() and list(server.streams.values()) == [current]
+        server.end_streams(None)
+        await tasks[1]
+        return conns[0], conns[1], exchanges[0]
+
+    old_conn, _, old_exchange = asyncio.run(main())
+    assert seen == {"/old": "http.disconnect", "/current": "http.disconnect"}
+    assert old_conn.calls[-1] == ("finish",) and old_exchange.close  # the end goes out, then the connection closes
+    assert not server.streams
+
+
 def test_a_half_closed_client_is_a_disconnect_too() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await receive()
@@ -424,6 +459,24 @@ def test_a_full_page_gets_the_script_and_its_new_length_even_sent_in_parts() -> 
 def test_fragments_compressed_and_other_bodies_pass_untouched(body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
     conn, _, _ = serve(page_app(body, headers))
     assert conn.calls[0][3] == body
+
+
+def test_a_streamed_page_with_no_length_passes_untouched_as_it_comes() -> None:
+    page = b"<!doctype html><html><body>" + b"x" * 100 + b"</body></html>"
+    conns: list[FakeConn] = []
+    out_when_sent: list[int] = []  # body writes on the connection once each part's send returned
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # Starlette's StreamingResponse: no length
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
+        for part in (page[:50], page[50:]):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+            out_when_sent.append(sum(call[0] in ("start", "write") for call in conns[0].calls))
+        await send({"type": "http.response.body", "body": b""})
+
+    conn, _, _ = serve(with_livereload_asgi(app), conn_setup=conns.append)
+    assert out_when_sent == [1, 2]  # each part went out before the app sent the next: nothing held
+    assert [call[0] for call in conn.calls] == ["start", "write", "write", "finish"]
+    assert b"".join(call[-1] for call in conn.calls if call[0] in ("start", "write")) == page  # no script
 
 
 def test_a_page_larger_than_the_limit_streams_through() -> None:

@@ -69,9 +69,16 @@ def _falcon(app: App) -> App:
 
 
 def _django_caught(sender: object, request: object = None, **kwargs: object) -> None:
-    environ = getattr(request, "environ", None)
-    if isinstance(environ, dict):
-        environ[CAUGHT] = sys.exc_info()[1]
+    # A WSGIRequest keeps the environ, an ASGIRequest the scope: the server reads CAUGHT from either.
+    holder = getattr(request, "environ", None) or getattr(request, "scope", None)
+    if isinstance(holder, dict):
+        holder[CAUGHT] = sys.exc_info()[1]
+
+
+def _connect_caught() -> None:
+    from django.core.signals import got_request_exception
+
+    got_request_exception.connect(_django_caught, weak=False, dispatch_uid="devserver.apps.devmode")
 
 
 def _django_serves_static() -> bool:
@@ -83,9 +90,7 @@ def _django_serves_static() -> bool:
 
 
 def _django(app: App) -> App:
-    from django.core.signals import got_request_exception
-
-    got_request_exception.connect(_django_caught, weak=False, dispatch_uid="devserver.apps.devmode")
+    _connect_caught()
     if _django_serves_static():
         from django.contrib.staticfiles.handlers import StaticFilesHandler
 
@@ -94,6 +99,7 @@ def _django(app: App) -> App:
 
 
 def _django_asgi(app: App) -> App:
+    _connect_caught()
     if _django_serves_static():
         from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 

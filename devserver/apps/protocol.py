@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, TypeGuard
 
 if TYPE_CHECKING:
     from devserver.handlers.asgi import ASGIApp
 
 
-def _call_of(app: Any) -> Any:
+def _call_of(app: object) -> object:
     """What runs when ``app`` is called: the function, or a class instance's ``__call__``."""
     while isinstance(app, functools.partial):
         app = app.func

@@ -20,18 +20,20 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import traceback
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import BinaryIO
 from urllib.parse import unquote
 
 from devserver.debug import failures, requestlogs, tracebacks
 from devserver.handlers.exchange import ClientGone, Exchange, Responder
-from devserver.handlers.wsgi import HOP_BY_HOP
+from devserver.handlers.wsgi import CAUGHT, HOP_BY_HOP
 from devserver.kit.memo import MemoTable
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
+# The ASGI spec's dicts: values of many types, each read with a check (isinstance) where the server relies on it.
+Scope = MutableMapping[str, object]
+Message = MutableMapping[str, object]
+State = dict[str, object]  # the lifespan's scope["state"]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
@@ -47,7 +49,7 @@ class AppError(Exception):
     """The application broke the ASGI contract (a message out of order, a bad status or header)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class ASGIServer:
     """What the server side of ASGI needs from the worker, handed in once."""
 
@@ -55,6 +57,20 @@ class ASGIServer:
     log_line: Callable[[str], None]  # a line for the server log (an app's failure after its response)
     request_detail: bool = True  # collect the lines the app writes per request (Config.request_detail)
     scheme: str = "http"  # scope["scheme"]: "https" over TLS (Config.secure)
+    # The responses being streamed now, and the app each came from: a reload ends the old app's (end_streams).
+    streams: dict[HTTPCall, ASGIApplication] = field(default_factory=dict)
+
+    def end_streams(self, current: object = None) -> None:
+        """End every streamed response whose app is not ``current`` (an SSE stream never ends by itself).
+
+        The response gets its end (the chunked terminator, or the close of a
+        length-less one) and the connection is closed: the app's next ``send``
+        raises, its ``receive`` answers ``http.disconnect``, and the client
+        (an EventSource) reconnects to the new code.  A reload never waits on it.
+        """
+        for call, app in list(self.streams.items()):
+            if app is not current:
+                call.end_stream()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -68,8 +84,50 @@ class ASGIApplication:
 
     app: ASGIApp
     name: str  # the APP as the user named it, for messages
-    state: dict[str, Any] = field(default_factory=dict)
+    state: State = field(default_factory=dict)
     after: Callable[[], None] = lambda: None
+
+
+# Reading what an app sent: each field's type checked once here, an AppError saying what is wrong otherwise.
+def header_pairs(message: Message) -> list[tuple[bytes, bytes]]:
+    """``message["headers"]`` as pairs of bytes."""
+    raw = message.get("headers") or ()
+    if not isinstance(raw, Iterable):
+        raise AppError(f"the headers must be a list of pairs, not {raw!r}")
+    pairs = []
+    for pair in raw:
+        try:
+            name, value = pair
+            pairs.append((bytes(name), bytes(value)))
+        except (TypeError, ValueError):
+            raise AppError(f"a header must be a pair of bytes, not {pair!r}") from None
+    return pairs
+
+
+def bytes_field(message: Message, key: str = "body") -> bytes:
+    """``message[key]`` as bytes (b"" when absent)."""
+    value = message.get(key, b"")
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise AppError(f"{key!r} must be bytes, not {type(value).__name__}")
+    return bytes(value)
+
+
+def int_field(message: Message, key: str, default: int | None = None) -> int:
+    """``message[key]`` as an int (``default`` when absent or None; required without one)."""
+    value = message.get(key)
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, int):
+        raise AppError(f"{key!r} must be an int, not {value!r}")
+    return value
+
+
+def str_field(message: Message, key: str) -> str | None:
+    """``message[key]`` as a str, or None when absent."""
+    value = message.get(key)
+    if value is not None and not isinstance(value, str):
+        raise AppError(f"{key!r} must be a str, not {value!r}")
+    return value
 
 
 def _header_name(name: str) -> bytes:
@@ -85,7 +143,7 @@ def _client(peer: str) -> tuple[str, int] | None:
 
 
 def http_scope(conn: Responder, exchange: Exchange, root_path: str, server: ASGIServer,
-               state: dict[str, Any]) -> Scope:
+               state: State) -> Scope:
     """The ``http`` scope of one request (ASGI HTTP spec, "HTTP Connection Scope")."""
     request = exchange.request
     path = request.path
@@ -106,10 +164,10 @@ def http_scope(conn: Responder, exchange: Exchange, root_path: str, server: ASGI
     }
 
 
-def report_environ(exchange: Exchange) -> dict[str, Any]:
+def report_environ(exchange: Exchange) -> dict[str, object]:
     """The request as the error report reads it (the WSGI environ's keys: tracebacks._request)."""
     request = exchange.request
-    environ: dict[str, Any] = {"REQUEST_METHOD": request.method, "RAW_URI": request.target,
+    environ: dict[str, object] = {"REQUEST_METHOD": request.method, "RAW_URI": request.target,
                                "QUERY_STRING": request.query, "wsgi.input": exchange.input()}
     for name, value in request.headers:
         key = name.upper().replace("-", "_")
@@ -181,9 +239,11 @@ class HTTPCall(ASGICall):
     """
 
     def __init__(self, conn: Responder, exchange: Exchange, finished: Callable[[], None],
-                 log_line: Callable[[str], None] = lambda line: None) -> None:
+                 log_line: Callable[[str], None] = lambda line: None,
+                 streams: dict[HTTPCall, ASGIApplication] | None = None, entry: ASGIApplication | None = None) -> None:
         super().__init__(conn, exchange, finished)
         self.log_line = log_line  # a failure after the response has no row to go to: the server log has it
+        self.streams, self.entry = streams, entry  # where a streamed response is listed while it lasts (ASGIServer)
         self.body: BinaryIO | None = None  # the request body, rewound when first read
         self.body_left = exchange.body_size
         self.request_done = False  # the last http.request event was given
@@ -193,6 +253,7 @@ class HTTPCall(ASGICall):
         self.complete = False  # the whole response went out (or the connection was given up)
         self.held: bytes | None = None  # a whole failure response, waiting for the app to return
         self.done: asyncio.Event | None = None  # made when receive() first waits for the end: most apps never do
+        self.scope: Scope | None = None  # where a framework leaves the exception it answered a 500 for (CAUGHT)
 
     # receive ---------------------------------------------------------------
     async def receive(self) -> Message:
@@ -204,7 +265,9 @@ class HTTPCall(ASGICall):
             return {"type": "http.request", "body": chunk, "more_body": more}
         conn = self.conn
         done = self.done = self.done or asyncio.Event()
-        while not conn.closing and not conn.eof and not self.complete:
+        # A held failure response is not out yet: a framework that listens for the disconnect meanwhile
+        # (Django's ASGIHandler) would take one for the client's going and raise RequestAborted.
+        while not conn.closing and not conn.eof and (not self.complete or self.held is not None):
             try:
                 await asyncio.wait_for(done.wait(), DISCONNECT_CHECK)
             except TimeoutError:
@@ -251,7 +314,7 @@ class HTTPCall(ASGICall):
         if not isinstance(status, int) or not 100 <= status <= 999:
             raise AppError(f"invalid status {status!r}")
         headers: list[tuple[str, str]] = []
-        for pair in message.get("headers", ()):
+        for pair in header_pairs(message):
             name, value = _header(pair)
             lname = name.lower()
             if lname in HOP_BY_HOP:
@@ -262,10 +325,7 @@ class HTTPCall(ASGICall):
     def _body(self, message: Message) -> None:
         if self.headers is None:
             raise AppError("http.response.body sent before http.response.start")
-        body = message.get("body", b"")
-        if not isinstance(body, (bytes, bytearray, memoryview)):
-            raise AppError(f"the body must be bytes, not {type(body).__name__}")
-        body = bytes(body)
+        body = bytes_field(message)
         more = bool(message.get("more_body", False))
         if self.streaming:
             self.conn.write(body)
@@ -277,10 +337,12 @@ class HTTPCall(ASGICall):
         if more:
             self.streaming = True
             self.conn.start(self.status, self.headers, body)
+            if self.streams is not None and self.entry is not None:
+                self.streams[self] = self.entry
             return
         if self.status >= FAILED_STATUS:
             self.held = body
-            self._complete()  # for the app; the bytes go out when it returns
+            self.complete = True  # for the app's send(); the bytes go out when it returns
             return
         self._complete()
         self.conn.send(self.status, self.headers, body)
@@ -291,15 +353,36 @@ class HTTPCall(ASGICall):
         self.complete = True
         if self.done is not None:
             self.done.set()
+        if self.streams is not None:
+            self.streams.pop(self, None)
+
+    def end_stream(self) -> None:
+        """End a streamed response now, whatever the app sends next (a reload: ASGIServer.end_streams)."""
+        if not self.streaming or self.complete:
+            return
+        self.exchange.close = True  # the connection closes after the end: the app learns the client went
+        self._complete()
+        self.conn.finish()
+        self.finished()
 
     # outcome ---------------------------------------------------------------
     def returned(self) -> None:
         if self.held is not None:
+            self._caught()
             self._send_held()
         elif self.headers is None:
             self._error_page("The application returned without starting a response.", None)
         elif not self.complete:
             self.aborted()  # a streamed body cut short: only closing the connection can tell the client
+
+    def _caught(self) -> None:
+        """The exception a framework caught and answered its own 500 for (Django: apps/devmode.py), as WSGI's."""
+        exc = self.scope.get(CAUGHT) if self.scope is not None else None
+        if isinstance(exc, BaseException):
+            exchange = self.exchange
+            exchange.traceback = "".join(traceback.format_exception(exc))
+            exchange.report = tracebacks.report(exc, report_environ(exchange))
+            failures.keep(requestlogs.current_id(), exc)
 
     def _send_held(self) -> None:
         if self.conn.closing:
@@ -307,6 +390,7 @@ class HTTPCall(ASGICall):
             return
         self.conn.send(self.status, self.headers or [], self.held or b"")
         self.held = None
+        self._complete()  # now for the client too: a receive() waiting for the end returns
         self.conn.end()
 
     def failed(self, text: str, exc: BaseException) -> None:
@@ -361,12 +445,8 @@ def _response_name(raw: bytes) -> str:
 _response_names = MemoTable(_response_name, 4096)
 
 
-def _header(pair: Any) -> tuple[str, str]:
-    try:
-        raw_name, raw_value = pair
-        name, value = _response_names[bytes(raw_name)], bytes(raw_value).decode("latin-1")
-    except (TypeError, ValueError):
-        raise AppError(f"a header must be a pair of bytes, not {pair!r}") from None
+def _header(pair: tuple[bytes, bytes]) -> tuple[str, str]:
+    name, value = _response_names[pair[0]], pair[1].decode("latin-1")
     if "\r" in value or "\n" in value:
         raise AppError(f"invalid header {name!r}: {value!r}")
     return name, value
@@ -376,9 +456,11 @@ def start_asgi(conn: Responder, exchange: Exchange, entry: ASGIApplication, root
                finished: Callable[[], None]) -> asyncio.Task[None]:
     """Run ``entry``'s app for the current request in a task; ``finished()`` once the response is complete."""
     exchange.logs = requestlogs.LineCollector() if server.request_detail else None
-    call = HTTPCall(conn, exchange, finished, server.log_line)
+    call = HTTPCall(conn, exchange, finished, server.log_line, server.streams, entry)
     scope = http_scope(conn, exchange, root_path, server, entry.state)
+    call.scope = scope
     return start_call(call, entry, scope, exchange.logs)
 
 
-__all__ = ["ASGIApp", "ASGIApplication", "ASGIServer", "AppError", "HTTPCall", "http_scope", "start_asgi"]
+__all__ = ["ASGIApp", "ASGIApplication", "ASGIServer", "AppError", "HTTPCall", "bytes_field", "header_pairs", "http_scope",
+           "int_field", "start_asgi", "str_field"]

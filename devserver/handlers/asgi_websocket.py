@@ -26,10 +26,10 @@ import asyncio
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import unquote
 
-from devserver.handlers.asgi import ASGIApp, Message
+from devserver.handlers.asgi import ASGIApp, Message, Scope, State, bytes_field, header_pairs, int_field, str_field
 from devserver.http.parser import Request
 
 APP_GRACE = 1.0  # seconds an app may run on once its WebSocket is closed
@@ -81,12 +81,12 @@ class Outcome:
 
 
 def websocket_scope(request: Request, client: str, server: tuple[str, int], root_path: str = "",
-                    state: dict[str, Any] | None = None, *, secure: bool = False) -> dict[str, Any]:
+                    state: State | None = None, *, secure: bool = False) -> Scope:
     """The ``websocket`` connection scope for an upgrade request."""
     host, _, port = client.rpartition(":")
     raw_path = request.path.encode("latin-1")
     offered = [value for name, value in request.headers if name.lower() == "sec-websocket-protocol"]
-    scope: dict[str, Any] = {
+    scope: Scope = {
         "type": "websocket",
         "asgi": {"version": "3.0", "spec_version": "2.4"},
         "http_version": request.version,
@@ -136,7 +136,7 @@ class _Session:
 
     async def send(self, message: Message) -> None:
         kind = message.get("type")
-        handler = self.sends.get(kind)  # type: ignore[arg-type]
+        handler = self.sends.get(kind) if isinstance(kind, str) else None
         if handler is None:
             raise RuntimeError(f"Unexpected ASGI message {kind!r} sent, after {self._where()}.")
         await handler(message)
@@ -148,8 +148,7 @@ class _Session:
 
     # connecting
     async def _accept(self, message: Message) -> None:
-        headers = [(bytes(name), bytes(value)) for name, value in message.get("headers") or ()]
-        self.socket = self.handshake.accept(message.get("subprotocol"), headers)
+        self.socket = self.handshake.accept(str_field(message, "subprotocol"), header_pairs(message))
         self.status = 101
         self._state("open")
         self.decided.set()
@@ -161,8 +160,8 @@ class _Session:
         self.decided.set()
 
     async def _deny(self, message: Message) -> None:
-        self.status = int(message["status"])
-        self.handshake.respond(self.status, [(bytes(n), bytes(v)) for n, v in message.get("headers") or ()])
+        self.status = int_field(message, "status")
+        self.handshake.respond(self.status, header_pairs(message))
         self.denying = True
         self._state("denying")
         self.decided.set()
@@ -170,7 +169,7 @@ class _Session:
     # denying
     async def _deny_body(self, message: Message) -> None:
         more = bool(message.get("more_body", False))
-        self.handshake.respond_body(bytes(message.get("body", b"")), more)
+        self.handshake.respond_body(bytes_field(message), more)
         if not more:
             self.denying = False
             self._state("done")
@@ -178,14 +177,14 @@ class _Session:
     # open
     async def _send(self, message: Message) -> None:
         assert self.socket is not None
-        text, data = message.get("text"), message.get("bytes")
+        text, data = str_field(message, "text"), message.get("bytes")
         if (text is None) == (data is None):
             raise RuntimeError("websocket.send needs exactly one of 'text' and 'bytes'.")
-        await self.socket.send(text if text is not None else bytes(data))  # type: ignore[arg-type]
+        await self.socket.send(text if text is not None else bytes_field(message, "bytes"))
 
     async def _close(self, message: Message) -> None:
         assert self.socket is not None
-        self.socket.close(int(message.get("code") or 1000), message.get("reason") or "")
+        self.socket.close(int_field(message, "code", 1000), str_field(message, "reason") or "")
 
 
 # What the app may send in each state of the handshake, and what each does.

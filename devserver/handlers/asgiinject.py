@@ -4,12 +4,14 @@ The ASGI counterpart of ``with_livereload``: a ``text/html`` answer of at
 most :data:`~devserver.handlers.inject.LIMIT` bytes is held until its last
 body event, the script is added to a full document (never to a fragment),
 ``Content-Length`` is fixed and it goes on.  Larger, compressed or non-HTML
-bodies, HEAD answers and other scopes pass through untouched, event by event.
+bodies, streams (sent in parts with no ``Content-Length``: Starlette's
+``StreamingResponse``), HEAD answers and other scopes pass through
+untouched, event by event.
 """
 
 from __future__ import annotations
 
-from devserver.handlers.asgi import ASGIApp, Message, Receive, Scope, Send
+from devserver.handlers.asgi import AppError, ASGIApp, Message, Receive, Scope, Send, bytes_field, header_pairs
 from devserver.handlers.inject import LIMIT, add_script, wants_script
 
 
@@ -30,10 +32,14 @@ class _Held:
         if kind != "http.response.body" or self.start is None:
             await self.server_send(message)
             return
-        body = bytes(message.get("body", b""))
+        body = bytes_field(message)
+        more = bool(message.get("more_body", False))
+        if more and not self.chunks and not _has_length(self.start):
+            # A stream (Starlette's StreamingResponse: parts, no length) goes out untouched, as it comes.
+            await self._release(message)
+            return
         self.chunks.append(body)
         self.size += len(body)
-        more = bool(message.get("more_body", False))
         if not more:
             whole = b"".join(self.chunks)
             new = add_script(whole)
@@ -45,7 +51,7 @@ class _Held:
         start, self.start, self.chunks = self.start, None, []
         assert start is not None
         if length is not None:
-            headers = [(n, v) for n, v in start.get("headers", ()) if bytes(n).lower() != b"content-length"]
+            headers = [(n, v) for n, v in header_pairs(start) if n.lower() != b"content-length"]
             start = {**start, "headers": [*headers, (b"content-length", str(length).encode())]}
         await self.server_send(start)
         await self.server_send(body)
@@ -56,14 +62,18 @@ class _Held:
             await self._release({"type": "http.response.body", "body": b"".join(self.chunks), "more_body": True})
 
 
+def _has_length(start: Message) -> bool:
+    return any(name.lower() == b"content-length" for name, _ in header_pairs(start))
+
+
 def _wants_script(start: Message) -> bool:
     try:
-        raw = start.get("headers", ())
+        raw = header_pairs(start)
         # Most answers (JSON, text) are not HTML: told by their Content-Type without decoding every header.
-        if not any(bytes(v)[:9].lower() == b"text/html" for n, v in raw if bytes(n).lower() == b"content-type"):
+        if not any(v[:9].lower() == b"text/html" for n, v in raw if n.lower() == b"content-type"):
             return False
-        headers = [(bytes(n).decode("latin-1"), bytes(v).decode("latin-1")) for n, v in raw]
-    except (TypeError, ValueError):
+        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw]
+    except AppError:
         return False  # the server refuses such headers itself
     return wants_script(str(start.get("status", "")), headers)
 

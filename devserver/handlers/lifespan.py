@@ -19,10 +19,9 @@ from __future__ import annotations
 import asyncio
 import traceback
 from collections.abc import Callable
-from typing import Any
 
 from devserver.debug.tracebacks import one_line
-from devserver.handlers.asgi import ASGI_VERSION, ASGIApplication, Message
+from devserver.handlers.asgi import ASGI_VERSION, ASGIApplication, Message, Scope
 
 MODES = ("auto", "on", "off")
 SHUTDOWN_TIMEOUT = 5.0  # seconds an app's shutdown may take before the worker goes on without it
@@ -49,12 +48,12 @@ class Lifespan:
             return
         loop = asyncio.get_running_loop()
         self._started, self._stopped = loop.create_future(), loop.create_future()
-        scope = {"type": "lifespan", "asgi": ASGI_VERSION, "state": self.entry.state}
+        scope: Scope = {"type": "lifespan", "asgi": ASGI_VERSION, "state": self.entry.state}
         self._events.put_nowait({"type": "lifespan.startup"})
         self._task = loop.create_task(self._main(scope))
         await self._started
 
-    async def _main(self, scope: dict[str, Any]) -> None:
+    async def _main(self, scope: Scope) -> None:
         try:
             await self.entry.app(scope, self._receive, self._send)
         except BaseException as exc:

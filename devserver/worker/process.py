@@ -297,6 +297,13 @@ class Worker:
         if summary is not None:  # else answered over HTTP: recorded as that response ended
             self.record(conn, exchange, summary)
 
+    def end_stale_streams(self) -> None:
+        """The old code's open WebSockets (1012) and streamed ASGI responses end: clients reconnect to the new."""
+        if self.websockets:
+            self.close_websockets(*SERVICE_RESTART, stale=True)
+        if self.asgi.streams:
+            self.asgi.end_streams(self.dynamic.cached(self.app_name, self.app_attr) if self.app_name else None)
+
     def close_websockets(self, code: int, reason: str, stale: bool = False) -> None:
         """Close the open WebSockets (``stale``: only those whose app is no longer the current one)."""
         current = self.dynamic.cached(self.app_name, self.app_attr) if stale and self.app_name else None
@@ -338,8 +345,8 @@ class Worker:
         handler = self.on_message.get(type(message))
         if handler is not None:
             handler(message)
-        if self.websockets and isinstance(message, Reload):  # whoever applied it (a project app takes Reload)
-            self.close_websockets(*SERVICE_RESTART, stale=True)  # the old code's: clients reconnect to the new
+        if isinstance(message, Reload):  # whoever applied it (a project app takes Reload)
+            self.end_stale_streams()
 
     def _on_reload(self, message: Reload) -> None:
         self.dynamic.purge(self.dynamic.loaded() if message.modules is None else message.modules)
