@@ -9,8 +9,10 @@ module touching a private name of the standard library.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import asyncio
+import contextlib
 import functools
 import importlib.util
 import json
@@ -643,3 +645,47 @@ def test_the_built_in_media_types_read_no_system_file_and_leave_the_flag_as_it_w
 def test_with_the_flag_no_longer_consulted_the_media_types_come_with_the_systems_table_too(tmp_path: Path) -> None:
     assert mime_run(tmp_path, "changed") == {"own": "application/x-devserver-test", "html": "text/html",
                                              "inited": False}
+
+
+# -- the settings: a parser's options ---------------------------------------------------------------------------
+
+
+def test_a_parsers_actions_are_every_option_its_groups_too_in_the_order_added() -> None:
+    parser = argparse.ArgumentParser()
+    first = parser.add_argument("--first")
+    grouped = parser.add_argument_group("more").add_argument("--grouped", action="store_true")
+    listed = interpreter.parser_actions(parser)
+    assert listed[1:] == [first, grouped] and listed[0].dest == "help"  # argparse's own --help comes first
+
+
+def test_where_a_parser_keeps_no_actions_list_no_option_is_a_setting_and_nothing_fails() -> None:
+    from devserver.settings.options import options_of
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers")
+    del vars(parser)["_actions"]  # as a release that keeps them elsewhere would have it
+    assert interpreter.parser_actions(parser) == [] and options_of(parser) == ()
+
+
+# -- sqlite3.connect, replaced -----------------------------------------------------------------------------------
+
+
+def test_sqlite3_connect_is_replaced_on_both_names_callers_look_it_up_by(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+    import sqlite3.dbapi2
+
+    made: list[str] = []
+
+    def make(connect: Callable[..., object]) -> Callable[..., object]:
+        def recording(*args: object, **kwargs: object) -> object:
+            made.append(str(args[0]))
+            return connect(*args, **kwargs)
+        return recording
+
+    monkeypatch.setattr(sqlite3, "connect", sqlite3.connect)  # put back at the end
+    monkeypatch.setattr(sqlite3.dbapi2, "connect", sqlite3.dbapi2.connect)
+    replacement = interpreter.replace_sqlite3_connect(make)
+    assert replacement is not None and sqlite3.connect is replacement and sqlite3.dbapi2.connect is replacement
+    with contextlib.closing(sqlite3.connect(":memory:")) as connection:  # as Django's backend calls it: Database.connect
+        assert connection.execute("SELECT 41 + 1").fetchone() == (42,)
+    assert made == [":memory:"]

@@ -6,7 +6,9 @@ tracker's pipe (workers start without a tracker process), asyncio's
 transport maker (the acceptor's fast path), the C API's asynchronous
 exceptions (the console interrupts runaway code), ``sys._getframe`` (the
 project app's audit hook) and when ``MimeTypes()`` reads the system's
-files (the static handler's table).  Each is reached only here, each
+files (the static handler's table), argparse's list of a parser's
+options (the settings' layers) and ``sqlite3.connect`` replaced (the
+probes' DB-API hook).  Each is reached only here, each
 says what it relies on, and each has a fallback for an interpreter where
 it is missing or changed: slower or plainer, never wrong.
 ``tests/test_interpreter_internals.py`` fails loudly when a CPython release
@@ -35,6 +37,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Protocol, cast
 
 if TYPE_CHECKING:
+    import argparse
     import asyncio
     import socket
     from collections.abc import Mapping
@@ -302,6 +305,23 @@ def replace_sqlite3_connect(make: Callable[[Callable[..., object]], Callable[...
     for module in (sqlite3, sqlite3.dbapi2):  # through the namespace: typeshed types the function's overloads
         vars(module)["connect"] = replacement
     return replacement
+
+
+# -- the settings: a parser's options ---------------------------------------------------------------------------
+
+
+def parser_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """Every option of ``parser`` (its groups' too), in the order they were added: its --help's.
+
+    Relies on ``ArgumentParser._actions``, the list every ``add_argument``
+    appends its Action to (a group's adds to its parser's): argparse has no
+    public way to list a parser's options.  Fallback where it is gone or no
+    longer a list: none are listed, so the settings read no pyproject.toml
+    table and no ``DEVSERVER_*`` variable (the command line works as
+    before).  Checked on CPython 3.11 (run) and in 3.13's source.
+    """
+    actions = getattr(parser, "_actions", None)
+    return list(actions) if isinstance(actions, list) else []
 
 
 # -- media types: the built-in table only ----------------------------------------------------------------------

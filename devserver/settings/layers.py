@@ -14,6 +14,7 @@ import argparse
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
+from devserver.kit import interpreter
 from devserver.settings.environ import values_for
 from devserver.settings.options import BadValue, Option, options_of
 from devserver.settings.pyproject import FILE, WHERE, ConfigError, read_table
@@ -32,7 +33,7 @@ class Resolved(NamedTuple):
 
 def given_on_command_line(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """Only what the command line gave (a repeatable option without its default list in front)."""
-    saved = [(action, action.default) for action in parser._actions]
+    saved = [(action, action.default) for action in interpreter.parser_actions(parser)]
     try:
         for action, _ in saved:
             action.default = argparse.SUPPRESS

@@ -14,6 +14,8 @@ import argparse
 from collections.abc import Callable
 from typing import NamedTuple
 
+from devserver.kit import interpreter
+
 TRUE = frozenset({"true", "1", "yes", "on"})
 FALSE = frozenset({"false", "0", "no", "off"})
 
@@ -104,10 +106,15 @@ FROM_TEXT: dict[str, Callable[[Option, str], object]] = {
 
 # argparse's action classes -> the kind of setting (the others are not settings: they act, or only set a constant
 # another option keeps, as --no-env-file does for env-file).
+def _action_class(action: str) -> type[argparse.Action]:
+    """The class argparse makes an ``action=`` string into (its classes have private names only)."""
+    return type(argparse.ArgumentParser(add_help=False).add_argument("--x", action=action))
+
+
 KINDS: dict[type[argparse.Action], str] = {
-    argparse._StoreTrueAction: "flag",  # argparse names its actions only so
-    argparse._AppendAction: "list",
-    argparse._StoreAction: "value",
+    _action_class("store_true"): "flag",
+    _action_class("append"): "list",
+    _action_class("store"): "value",
 }
 
 
@@ -120,7 +127,7 @@ def is_setting(action: argparse.Action) -> bool:
 def options_of(parser: argparse.ArgumentParser) -> tuple[Option, ...]:
     """Every setting of ``parser``, in the order of its --help."""
     found: dict[str, Option] = {}
-    for action in parser._actions:  # the public way to list a parser's options
+    for action in interpreter.parser_actions(parser):
         if not is_setting(action) or action.dest in found:
             continue
         kind = KINDS[type(action)]
