@@ -13,6 +13,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Protocol, Self, TypeVar, overload
 
 from devserver.kit import interpreter
+from devserver.probes.patching import replace
 from devserver.probes.recorder import Recorder, current
 from devserver.probes.source import app_frame
 
@@ -193,4 +194,4 @@ def install_sqlite3() -> None:
 
         return connect
 
-    interpreter.replace_sqlite3_connect(recording)
+    interpreter.replace_sqlite3_connect(recording, replace)
