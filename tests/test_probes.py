@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import subprocess
+import sys
 import threading
 import tracemalloc
 from dataclasses import dataclass, field
@@ -128,6 +130,45 @@ class _Request:
 class _Exchange:
     request: _Request = field(default_factory=_Request)
     recorder: Recorder | None = None
+
+
+# Run in a process of its own: the hooks replace the libraries' attributes for the rest of the process.
+_INSTALL_TWICE = """
+import http.client, json, sqlite3, sqlite3.dbapi2
+import aiohttp, django.template.base, httpx, jinja2, sqlalchemy.engine
+from devserver.ipc.config import Config
+from devserver.probes import hooks, patching
+
+libraries = [(owner, name, getattr(owner, name)) for owner, name in [
+    (http.client.HTTPConnection, "putrequest"), (sqlite3, "connect"), (jinja2.Template, "render"),
+    (httpx.HTTPTransport, "handle_request")]]
+off = hooks.install(Config(record_inside=False))
+after_off = len(patching.REPLACED)
+print(json.dumps({
+    "off": off, "after_off": after_off,
+    "on": [hooks.install(Config()), hooks.install(Config())],
+    "replaced": sorted(f"{getattr(done.owner, '__name__', '?')}.{done.name}" for done in patching.REPLACED),
+    "originals": sorted({getattr(done.original, "__module__", None) or "" for done in patching.REPLACED}),
+    "not_replaced": [done.name for done in patching.REPLACED if getattr(done.owner, done.name) is done.original],
+    "libraries_lost": [name for owner, name, original in libraries
+                       if [d.original for d in patching.REPLACED if d.owner is owner and d.name == name] != [original]],
+}))
+"""
+
+
+def test_installing_with_recording_off_replaces_nothing_and_installing_twice_replaces_once() -> None:
+    ran = subprocess.run([sys.executable, "-c", _INSTALL_TWICE], capture_output=True, text=True, timeout=60, check=False)
+    assert ran.returncode == 0, ran.stderr
+    seen = json.loads(ran.stdout)
+    assert (seen["off"], seen["after_off"]) == (False, 0)
+    assert seen["on"] == [True, True]
+    assert seen["replaced"] == sorted([
+        "HTTPConnection.putrequest", "HTTPConnection.getresponse", "HTTPTransport.handle_request",
+        "AsyncHTTPTransport.handle_async_request", "ClientSession._request", "Template.render",
+        "Template.render_async", "Template.render", "sqlite3.connect", "sqlite3.dbapi2.connect"])  # each once
+    assert not any(module.startswith("devserver") for module in seen["originals"])  # never a hook's own wrapper
+    assert seen["not_replaced"] == []  # each attribute holds its replacement
+    assert seen["libraries_lost"] == []  # what was remembered is the library's own
 
 
 @pytest.fixture

@@ -285,9 +285,11 @@ stack_frame: Callable[[int], FrameType] = getattr(sys, "_getframe", frame_from_t
 
 # -- sqlite3.connect, replaced ---------------------------------------------------------------------------------
 
-def replace_sqlite3_connect(make: Callable[[Callable[..., object]], Callable[..., object]]) -> Callable[..., object] | None:
+def replace_sqlite3_connect(make: Callable[[Callable[..., object]], Callable[..., object]],
+                            replace: Callable[[object, str, object], bool]) -> Callable[..., object] | None:
     """Replace ``sqlite3.connect`` by ``make(connect)`` (the probes' DB-API hook: its connections' cursors record
-    what a request ran); the replacement, or None where there is no sqlite3.
+    what a request ran) through ``replace(module, name, value)`` (the probes' one way to replace a library's
+    attribute); the replacement, or None where there is no sqlite3.
 
     sqlite3's connections and cursors are C types that cannot be patched: only its module function can be
     replaced.  Relies on callers looking ``connect`` up on the module when they call it (Django's backend:
@@ -302,8 +304,8 @@ def replace_sqlite3_connect(make: Callable[[Callable[..., object]], Callable[...
     except ImportError:  # built without _sqlite3
         return None
     replacement = make(sqlite3.connect)
-    for module in (sqlite3, sqlite3.dbapi2):  # through the namespace: typeshed types the function's overloads
-        vars(module)["connect"] = replacement
+    for module in (sqlite3, sqlite3.dbapi2):
+        replace(module, "connect", replacement)
     return replacement
 
 

@@ -26,16 +26,19 @@ HOOKS: dict[str, Callable[[], None]] = {
     "jinja2": templates.install_jinja2,
 }
 
-_pending: dict[str, Callable[[], None]] = {}
+_pending: dict[str, Callable[[], None]] = dict(HOOKS)  # each hook installed once: popped when it is
 _lock = threading.Lock()
 
 
-def install(config: Config) -> None:
-    """Hook what is loaded and switch recording on (Config.record_inside); the rest waits for its import."""
+def install(config: Config) -> bool:
+    """With Config.record_inside, hook what is loaded and switch recording on (the rest waits for its import);
+    whether recording is on.  Off, nothing of any library is replaced."""
+    if not config.record_inside:
+        return False
     source.set_roots(*(root for root in (config.app_dir, config.dynamic, config.root) if root))
-    _pending.update(HOOKS)
     catch_up()
     recorder.switch_on(catch_up)
+    return True
 
 
 def catch_up() -> None:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from devserver.debug.tracebacks import MASK, SECRET
 from devserver.ipc.events import OutboundRecord
+from devserver.probes.patching import replace
 from devserver.probes.recorder import Recorder, current
 from devserver.probes.source import app_frame
+
+if TYPE_CHECKING:
+    from http.client import HTTPConnection, HTTPResponse
 
 MAX_URL = 2000
 
@@ -46,24 +51,29 @@ def _error(exc: BaseException) -> str:
 
 
 # http.client ---------------------------------------------------------------
+_CALL = "_devserver_call"  # on the connection, from putrequest() to getresponse(): (recorder, method, url, start, source)
+
+
 def install_http_client() -> None:
     """From putrequest() to the response's head; urllib3 (requests) calls both itself, not request()."""
     import http.client
 
     connection = http.client.HTTPConnection
-    putrequest, getresponse = connection.putrequest, connection.getresponse
+    # The originals as they are called here: arguments passed through as given.
+    putrequest: Callable[..., None] = connection.putrequest
+    getresponse: Callable[[HTTPConnection], HTTPResponse] = connection.getresponse
 
-    def recording_putrequest(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+    def recording_putrequest(self: HTTPConnection, method: str, url: str, *args: object, **kwargs: object) -> None:
         recorder = current()
         if recorder is not None:
-            self._devserver_call = (recorder, method, url, time.perf_counter(), app_frame())
-        return putrequest(self, method, url, *args, **kwargs)
+            setattr(self, _CALL, (recorder, method, url, time.perf_counter(), app_frame()))
+        putrequest(self, method, url, *args, **kwargs)
 
-    def recording_getresponse(self: Any) -> Any:
-        call = getattr(self, "_devserver_call", None)
+    def recording_getresponse(self: HTTPConnection) -> HTTPResponse:
+        call: tuple[Recorder, str, str, float, str] | None = getattr(self, _CALL, None)
         if call is None:
             return getresponse(self)
-        self._devserver_call = None
+        setattr(self, _CALL, None)
         recorder, method, target, started, source = call
         if "://" not in target:
             scheme = "https" if isinstance(self, http.client.HTTPSConnection) else "http"
@@ -78,17 +88,19 @@ def install_http_client() -> None:
               "http.client", source)
         return response
 
-    connection.putrequest = recording_putrequest  # type: ignore[method-assign]
-    connection.getresponse = recording_getresponse  # type: ignore[method-assign]
+    replace(connection, "putrequest", recording_putrequest)
+    replace(connection, "getresponse", recording_getresponse)
 
 
 # httpx ---------------------------------------------------------------------
 def install_httpx() -> None:
     import httpx
 
-    sync, asynchronous = httpx.HTTPTransport.handle_request, httpx.AsyncHTTPTransport.handle_async_request
+    sync: Callable[[httpx.HTTPTransport, httpx.Request], httpx.Response] = httpx.HTTPTransport.handle_request
+    asynchronous: Callable[[httpx.AsyncHTTPTransport, httpx.Request], Awaitable[httpx.Response]] = \
+        httpx.AsyncHTTPTransport.handle_async_request
 
-    def handle_request(self: Any, request: Any) -> Any:
+    def handle_request(self: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
         recorder = current()
         if recorder is None:
             return sync(self, request)
@@ -102,7 +114,7 @@ def install_httpx() -> None:
               _size(response.headers.get("content-length")), "httpx", source)
         return response
 
-    async def handle_async_request(self: Any, request: Any) -> Any:
+    async def handle_async_request(self: httpx.AsyncHTTPTransport, request: httpx.Request) -> httpx.Response:
         recorder = current()
         if recorder is None:
             return await asynchronous(self, request)
@@ -116,17 +128,18 @@ def install_httpx() -> None:
               _size(response.headers.get("content-length")), "httpx", source)
         return response
 
-    httpx.HTTPTransport.handle_request = handle_request  # type: ignore[method-assign]
-    httpx.AsyncHTTPTransport.handle_async_request = handle_async_request  # type: ignore[method-assign]
+    replace(httpx.HTTPTransport, "handle_request", handle_request)
+    replace(httpx.AsyncHTTPTransport, "handle_async_request", handle_async_request)
 
 
 # aiohttp -------------------------------------------------------------------
 def install_aiohttp() -> None:
     import aiohttp
 
-    request = aiohttp.ClientSession._request
+    request: Callable[..., Awaitable[aiohttp.ClientResponse]] = aiohttp.ClientSession._request
 
-    async def recording_request(self: Any, method: str, str_or_url: Any, **kwargs: Any) -> Any:
+    async def recording_request(self: aiohttp.ClientSession, method: str, str_or_url: object,
+                                **kwargs: object) -> aiohttp.ClientResponse:
         recorder = current()
         if recorder is None:
             return await request(self, method, str_or_url, **kwargs)
@@ -140,4 +153,4 @@ def install_aiohttp() -> None:
               source)
         return response
 
-    aiohttp.ClientSession._request = recording_request  # type: ignore[method-assign]
+    replace(aiohttp.ClientSession, "_request", recording_request)

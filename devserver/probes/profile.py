@@ -7,11 +7,14 @@ loop while the call runs, other requests' tasks included).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from devserver.ipc.control import ArmProfile
 from devserver.ipc.events import ProfileNode, ProfileRecord
 from devserver.probes import source
+
+if TYPE_CHECKING:
+    from pyinstrument.frame import Frame
 
 INTERVAL = 0.001  # seconds between samples
 MIN_SHARE = 0.01  # nodes under this share of the whole are left out of the tree
@@ -59,7 +62,7 @@ class Running:
                              tuple(nodes))
 
 
-def _walk(frame: Any, depth: int, least: float, nodes: list[ProfileNode]) -> None:
+def _walk(frame: Frame, depth: int, least: float, nodes: list[ProfileNode]) -> None:
     """Depth first, children by time, those under ``least`` seconds and past MAX_NODES left out."""
     stack = [(frame, depth)]
     while stack and len(nodes) < MAX_NODES:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextvars
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from devserver.ipc.events import InsideRecord, OutboundRecord, QueryRecord, RepeatedQuery, TemplateRecord
 from devserver.probes import profile, route_of, statements
@@ -30,6 +30,21 @@ REPEATED_AT = 5
 T = TypeVar("T")
 A = TypeVar("A")
 
+# A statement as a hook saw it, formatted in finish(): sql, params, ms, at (ms into the call), rows, source,
+# database, error.  A plain tuple: the hot path builds one per statement, a NamedTuple's __new__ costs more.
+_Query = tuple[str, object, float, float, int | None, str, str, str]
+
+
+class _Shape:
+    """How often a shape ran in one request, for how long, and from which app frames."""
+
+    __slots__ = ("count", "ms", "sources")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.ms = 0.0
+        self.sources: dict[str, int] = {}
+
 
 class Recorder:
     """What one request's app call did: queries, outbound calls and templates, each list bounded."""
@@ -41,11 +56,11 @@ class Recorder:
         self.started = time.perf_counter()
         self.ended = 0.0
         self.open = True
-        self.queries: list[tuple[Any, ...]] = []
+        self.queries: list[_Query] = []
         self.calls: list[OutboundRecord] = []
         self.templates: list[TemplateRecord] = []
         self.dropped = 0
-        self.shapes: dict[str, list[Any]] = {}  # shape -> [count, ms, {source: count}]
+        self.shapes: dict[str, _Shape] = {}
         self.profiler: profile.Running | None = None
         self.route = route
 
@@ -58,11 +73,12 @@ class Recorder:
         shape = statements.shape(sql)
         seen = self.shapes.get(shape)
         if seen is None and len(self.shapes) < MAX_SHAPES:
-            seen = self.shapes[shape] = [0, 0.0, {}]
+            seen = self.shapes[shape] = _Shape()
         if seen is not None:
-            seen[0] += 1
-            seen[1] += ms
-            seen[2][source] = seen[2].get(source, 0) + 1
+            seen.count += 1
+            seen.ms += ms
+            sources = seen.sources
+            sources[source] = sources.get(source, 0) + 1
         if len(self.queries) < MAX_QUERIES:
             self.queries.append((sql, params, ms, self.since(started), rows, source, database, error))
         else:
@@ -94,8 +110,9 @@ class Recorder:
         queries = tuple(QueryRecord(statements.shown(sql, params), round(ms, 3), round(at, 3), rows, source, database,
                                     error)
                         for sql, params, ms, at, rows, source, database, error in self.queries)
-        repeated = tuple(sorted((RepeatedQuery(shape, count, round(ms, 3), max(sources, key=sources.__getitem__))
-                                 for shape, (count, ms, sources) in self.shapes.items() if count >= REPEATED_AT),
+        repeated = tuple(sorted((RepeatedQuery(shape, seen.count, round(seen.ms, 3),
+                                               max(seen.sources, key=seen.sources.__getitem__))
+                                 for shape, seen in self.shapes.items() if seen.count >= REPEATED_AT),
                                 key=lambda r: -r.count))
         return InsideRecord(round(self.since(self.ended), 3), queries, repeated, tuple(self.calls),
                             tuple(self.templates), self.profiler.record() if self.profiler else None, self.dropped)

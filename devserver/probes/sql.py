@@ -8,15 +8,27 @@ recorded twice.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Sequence
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Protocol, Self, TypeVar, overload
 
 from devserver.kit import interpreter
+from devserver.probes.patching import replace
 from devserver.probes.recorder import Recorder, current
 from devserver.probes.source import app_frame
 
+if TYPE_CHECKING:
+    import sqlite3
+    from sqlite3 import _Parameters
 
-def _rows(cursor: Any) -> int | None:
+    from sqlalchemy.engine import Connection, ExceptionContext
+    from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
+
+T = TypeVar("T")
+_Cursor = TypeVar("_Cursor", bound="sqlite3.Cursor")
+
+
+def _rows(cursor: object) -> int | None:
     count = getattr(cursor, "rowcount", -1)
     return count if isinstance(count, int) and count >= 0 else None
 
@@ -26,7 +38,17 @@ def _error(exc: BaseException) -> str:
 
 
 # Django --------------------------------------------------------------------
-def _django_wrapper(execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+# An execute wrapper's call: (sql, params, many, context), context holding the "connection" and the "cursor".
+_Execute = Callable[[str, object, bool, dict[str, object]], object]
+
+
+class _DjangoConnection(Protocol):
+    """What is read of a Django database connection (Django is untyped here)."""
+
+    execute_wrappers: list[Callable[[_Execute, str, object, bool, dict[str, object]], object]]
+
+
+def _django_wrapper(execute: _Execute, sql: str, params: object, many: bool, context: dict[str, object]) -> object:
     recorder = current()
     if recorder is None:
         return execute(sql, params, many, context)
@@ -39,12 +61,12 @@ def _django_wrapper(execute: Any, sql: str, params: Any, many: bool, context: di
         raise
     finally:
         ms = (time.perf_counter() - started) * 1000
-        shown = params[0] if many and params else params  # executemany: the first row of parameters
+        shown = params[0] if many and isinstance(params, Sequence) and params else params  # executemany: the first row
         recorder.query(sql, shown, started, ms, _rows(context.get("cursor")), app_frame(),
                        f"django:{getattr(context.get('connection'), 'alias', '')}", error)
 
 
-def _django_connected(sender: Any, connection: Any, **kwargs: Any) -> None:
+def _django_connected(sender: object, connection: _DjangoConnection, **kwargs: object) -> None:
     if _django_wrapper not in connection.execute_wrappers:
         connection.execute_wrappers.append(_django_wrapper)
 
@@ -63,31 +85,33 @@ def install_django() -> None:
 _SA_STARTED = "_devserver_started"
 
 
-def _sa_before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
-               executemany: bool) -> tuple[str, Any]:
+def _sa_before(conn: Connection, cursor: DBAPICursor, statement: str, parameters: object,
+               context: ExecutionContext | None, executemany: bool) -> tuple[str, object]:
     recorder = current()
     if recorder is not None and context is not None:
         setattr(context, _SA_STARTED, (recorder, time.perf_counter()))
     return statement, parameters  # retval=True: SQLAlchemy calls this as it is, with no adapter around it
 
 
-def _sa_done(context: Any, cursor: Any, statement: str, parameters: Any, executemany: bool, error: str) -> None:
-    started_by = getattr(context, _SA_STARTED, None)
+def _sa_done(context: ExecutionContext, cursor: DBAPICursor | None, statement: str, parameters: object, executemany: bool,
+             error: str) -> None:
+    started_by: tuple[Recorder, float] | None = getattr(context, _SA_STARTED, None)
     if started_by is None:
         return
     setattr(context, _SA_STARTED, None)
     recorder, started = started_by
     ms = (time.perf_counter() - started) * 1000
-    shown = parameters[0] if executemany and parameters else parameters
+    shown = parameters[0] if executemany and isinstance(parameters, Sequence) and parameters else parameters
     recorder.query(statement, shown, started, ms, None if error else _rows(cursor), app_frame(),
                    f"sqlalchemy:{context.dialect.name}", error)
 
 
-def _sa_after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+def _sa_after(conn: Connection, cursor: DBAPICursor, statement: str, parameters: object, context: ExecutionContext,
+              executemany: bool) -> None:
     _sa_done(context, cursor, statement, parameters, executemany, "")
 
 
-def _sa_failed(exception_context: Any) -> None:
+def _sa_failed(exception_context: ExceptionContext) -> None:
     context = exception_context.execution_context
     if context is not None and exception_context.statement is not None:
         _sa_done(context, exception_context.cursor, exception_context.statement, exception_context.parameters, False,
@@ -115,7 +139,7 @@ def _from_framework() -> bool:
     return frame is not None and str(frame.f_globals.get("__name__", "")).startswith(FRAMEWORKS)
 
 
-def _recorded(recorder: Recorder, cursor: Any, run: Any, sql: str, params: Any) -> Any:
+def _recorded(recorder: Recorder, cursor: object, run: Callable[[], T], sql: str, params: object) -> T:
     started = time.perf_counter()
     error = ""
     try:
@@ -133,13 +157,13 @@ def install_sqlite3() -> None:
     import sqlite3
 
     class RecordingCursor(sqlite3.Cursor):
-        def execute(self, sql: str, parameters: Any = (), /) -> Any:
+        def execute(self, sql: str, parameters: _Parameters = (), /) -> Self:
             recorder = current()
             if recorder is None or _from_framework():
                 return super().execute(sql, parameters)
             return _recorded(recorder, self, lambda: super(RecordingCursor, self).execute(sql, parameters), sql, parameters)
 
-        def executemany(self, sql: str, seq: Any, /) -> Any:
+        def executemany(self, sql: str, seq: Iterable[_Parameters], /) -> Self:
             recorder = current()
             if recorder is None or _from_framework():
                 return super().executemany(sql, seq)
@@ -148,22 +172,26 @@ def install_sqlite3() -> None:
                              rows[0] if rows else ())
 
     class RecordingConnection(sqlite3.Connection):
-        def cursor(self, factory: Any = RecordingCursor) -> Any:
-            return super().cursor(factory)
+        @overload
+        def cursor(self, factory: None = None) -> sqlite3.Cursor: ...
+        @overload
+        def cursor(self, factory: Callable[[sqlite3.Connection], _Cursor]) -> _Cursor: ...
+        def cursor(self, factory: Callable[[sqlite3.Connection], sqlite3.Cursor] | None = None) -> sqlite3.Cursor:
+            return super().cursor(factory or RecordingCursor)
 
         # Connection's own shortcuts make a plain cursor: these go through a recording one.
-        def execute(self, sql: str, parameters: Any = (), /) -> Any:
+        def execute(self, sql: str, parameters: _Parameters = (), /) -> sqlite3.Cursor:
             return self.cursor().execute(sql, parameters)
 
-        def executemany(self, sql: str, seq: Any, /) -> Any:
+        def executemany(self, sql: str, seq: Iterable[_Parameters], /) -> sqlite3.Cursor:
             return self.cursor().executemany(sql, seq)
 
-    def recording(original: Any) -> Any:
-        def connect(*args: Any, **kwargs: Any) -> Any:
+    def recording(original: Callable[..., object]) -> Callable[..., object]:
+        def connect(*args: object, **kwargs: object) -> object:
             if len(args) < 6 and "factory" not in kwargs:  # factory is the sixth parameter
                 kwargs["factory"] = RecordingConnection
             return original(*args, **kwargs)
 
         return connect
 
-    interpreter.replace_sqlite3_connect(recording)
+    interpreter.replace_sqlite3_connect(recording, replace)

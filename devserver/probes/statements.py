@@ -34,7 +34,7 @@ class _Slot:
     name: str
 
     def shown(self, value: object) -> str:
-        if type(value) in _PLAIN or (type(value) is str and len(value) <= _SHORT):  # type: ignore[comparison-overlap]
+        if type(value) in _PLAIN or (type(value) is str and len(value) <= _SHORT):
             return MASK if self.name and SECRET.search(self.name) else repr(value)
         return short_repr(self.name, value)  # reprlib: shortened, secrets masked as in tracebacks
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from devserver.ipc.events import TemplateRecord
+from devserver.probes.patching import replace
 from devserver.probes.recorder import Recorder, current
 from devserver.probes.source import app_frame
 
@@ -18,9 +20,11 @@ def _rendered(recorder: Recorder, name: str, started: float, engine: str) -> Non
 def install_jinja2() -> None:
     import jinja2
 
-    render, render_async = jinja2.Template.render, jinja2.Template.render_async
+    # The originals as they are called here: a template's context passed through as given.
+    render: Callable[..., str] = jinja2.Template.render
+    render_async: Callable[..., Awaitable[str]] = jinja2.Template.render_async
 
-    def recording_render(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def recording_render(self: jinja2.Template, *args: object, **kwargs: object) -> str:
         recorder = current()
         if recorder is None:
             return render(self, *args, **kwargs)
@@ -30,7 +34,7 @@ def install_jinja2() -> None:
         finally:
             _rendered(recorder, self.name or "<string>", started, "jinja2")
 
-    async def recording_render_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+    async def recording_render_async(self: jinja2.Template, *args: object, **kwargs: object) -> str:
         recorder = current()
         if recorder is None:
             return await render_async(self, *args, **kwargs)
@@ -40,17 +44,24 @@ def install_jinja2() -> None:
         finally:
             _rendered(recorder, self.name or "<string>", started, "jinja2")
 
-    jinja2.Template.render = recording_render  # type: ignore[method-assign]
-    jinja2.Template.render_async = recording_render_async  # type: ignore[method-assign]
+    replace(jinja2.Template, "render", recording_render)
+    replace(jinja2.Template, "render_async", recording_render_async)
+
+
+class _DjangoTemplate(Protocol):
+    """What is read of django.template.base.Template (Django is untyped here)."""
+
+    name: str | None
+    origin: object  # its template_name, when it has one
 
 
 def install_django_templates() -> None:
     """django.template.base.Template.render: every template rendered, included ones too (the test signal's calls)."""
     from django.template.base import Template
 
-    render = Template.render
+    render: Callable[[_DjangoTemplate, object], str] = Template.render  # a SafeString
 
-    def recording_render(self: Any, context: Any) -> Any:
+    def recording_render(self: _DjangoTemplate, context: object) -> str:
         recorder = current()
         if recorder is None:
             return render(self, context)
@@ -61,4 +72,4 @@ def install_django_templates() -> None:
             _rendered(recorder, str(self.name or getattr(self.origin, "template_name", None) or "<string>"), started,
                       "django")
 
-    Template.render = recording_render  # type: ignore[method-assign]
+    replace(Template, "render", recording_render)

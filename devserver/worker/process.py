@@ -130,8 +130,7 @@ class Worker:
         self.app_name, self.app_attr = app_key(config)
         self.hosts = HostPolicy.for_bind(config.host, config.allowed_hosts)
         self.dynamic = modules_for(config, self)  # last: a project APP is loaded now, before serving
-        if config.record_inside:  # after the APP's import: its frameworks are hooked now, later ones on their import
-            hooks.install(config)
+        if hooks.install(config):  # after the APP's import: its frameworks are hooked now, later ones on their import
             self.on_message[ArmProfile] = profile.arm
 
     # routing ---------------------------------------------------------------
