@@ -684,7 +684,15 @@ def test_sqlite3_connect_is_replaced_on_both_names_callers_look_it_up_by(monkeyp
 
     monkeypatch.setattr(sqlite3, "connect", sqlite3.connect)  # put back at the end
     monkeypatch.setattr(sqlite3.dbapi2, "connect", sqlite3.dbapi2.connect)
-    replacement = interpreter.replace_sqlite3_connect(make)
+    replaced: list[tuple[object, str]] = []
+
+    def replace(owner: object, name: str, value: object) -> bool:
+        replaced.append((owner, name))
+        setattr(owner, name, value)
+        return True
+
+    replacement = interpreter.replace_sqlite3_connect(make, replace)
+    assert replaced == [(sqlite3, "connect"), (sqlite3.dbapi2, "connect")]
     assert replacement is not None and sqlite3.connect is replacement and sqlite3.dbapi2.connect is replacement
     with contextlib.closing(sqlite3.connect(":memory:")) as connection:  # as Django's backend calls it: Database.connect
         assert connection.execute("SELECT 41 + 1").fetchone() == (42,)
