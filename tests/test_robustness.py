@@ -485,9 +485,11 @@ def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
         _umount(mount)
 
 
-def test_a_full_temp_disk_gives_507_and_the_worker_serves_on(server_factory, tiny_tmpfs: Path) -> None:
+def test_a_full_temp_disk_gives_507_and_the_worker_serves_on(server_factory, tiny_tmpfs: Path, tmp_path: Path) -> None:
     """Bodies above 1 MiB are spooled to TMPDIR; a 64 KiB tmpfs fills up at once."""
-    server = server_factory("--workers", "1", env={**os.environ, "TMPDIR": str(tiny_tmpfs)})
+    runtime = tmp_path / "run"  # the read-only channel's socket folder (devserver.readout.place), kept off the tmpfs
+    runtime.mkdir(mode=0o700)
+    server = server_factory("--workers", "1", env={**os.environ, "TMPDIR": str(tiny_tmpfs), "XDG_RUNTIME_DIR": str(runtime)})
     pid = server.worker_pids()[0]
     status, body = _upload(server, 3 * 1024 * 1024)
     assert status == 507, (status, body[:300])
