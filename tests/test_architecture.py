@@ -246,3 +246,15 @@ def test_the_map_reader_reads_rows_under_their_package() -> None:
     section = "\n".join([MAP_HEADING, "### `devserver/http/` sans-IO", "| module | job |", "|---|---|",
                          "| `parser.py` | bytes in, events out |", "| `dates.py` |  |", "### `tui/`", "| `app.py` | the app |"])
     assert mapped(section) == ({"devserver/http", "tui"}, {"devserver/http/parser.py", "tui/app.py"})
+
+
+def test_no_test_imports_through_a_tests_package() -> None:
+    """The README's command is a bare ``pytest``: it puts each test's folder on sys.path, never the repository's, so
+    ``from tests.conftest import ...`` fails at collection on a fresh clone (``python -m pytest`` would hide it)."""
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else \
+                [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            found += [f"{path.relative_to(ROOT)}:{node.lineno}" for name in names if name.split(".")[0] == "tests"]
+    assert found == []

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from conftest import wait_until
+from layers import may_import
 
 from devserver.ipc.events import RequestEvent
 from devserver.readout.queries import ServerInfo, answer
 from devserver.readout.store import Filters, RequestStore
-from tests.conftest import wait_until
-from tests.layers import may_import
 
 ROOT = Path(__file__).resolve().parent.parent
 

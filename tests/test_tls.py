@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pytest
 import trustme
+from conftest import LiveServer, http_exchange, wait_until
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from test_livereload import EVENTS, EventStream, users_env
 
 from devserver.tls import ca as ca_module
 from devserver.tls import certs
@@ -30,8 +32,6 @@ from devserver.tls.ca import ensure_authority
 from devserver.tls.certs import NameNotPermitted, ensure_server_files
 from devserver.tls.context import TLSFilesError, server_context
 from devserver.tls.plain import https_answer, is_tls
-from tests.conftest import LiveServer, http_exchange, wait_until
-from tests.test_livereload import EVENTS, EventStream, users_env
 from tui.recorded.export import curl_command, httpie_command
 from tui.recorded.replay import replay_request
 
@@ -478,7 +478,7 @@ def test_a_page_over_https_reloads_itself_in_chromium(server_factory, site: Path
     import base64
     import hashlib
 
-    from tests import chromium
+    import chromium
 
     if chromium.CHROME is None:
         pytest.skip("chromium is not installed")
