@@ -23,7 +23,6 @@ machine trust the CPU column and bench/instructions.py over req/s.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from common import (
     cpu_seconds,
     free_port,
     http_get,
+    load_average,
     make_project,
     make_site,
     process_tree,
@@ -66,10 +66,6 @@ def spec(setup: Setup, folders: dict[str, Path], port: int, workers: int) -> Ser
         argv, path, cwd = python_argv("-m", "devserver", "hello:application", *common), "/", folders[setup.layout]
     return ServerSpec(name=f"{setup.layout}-{setup.log}".replace("+", "-"), argv=argv, port=port,
                       paths={"hello": path}, ready_path=path, cwd=cwd, tty=setup.log == "terminal")
-
-
-def load_average() -> str:
-    return ", ".join(f"{value:.2f}" for value in os.getloadavg()) + f" (1, 5, 15 min; {os.cpu_count()} cores)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -325,6 +325,11 @@ def process_tree(pid: int) -> list[int]:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
+def load_average() -> str:
+    """The machine's load averages and core count, as every benchmark prints them beside its figures."""
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg()) + f" (1, 5, 15 min; {os.cpu_count()} cores)"
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time used so far by ``pids`` (from /proc/PID/stat; gone processes count 0)."""
     total = 0

@@ -22,7 +22,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import BENCH_DIR, ServerSpec, cpu_seconds, free_port, http_get, process_tree, python_argv, run_wrk, running
+from common import (
+    BENCH_DIR,
+    ServerSpec,
+    cpu_seconds,
+    free_port,
+    http_get,
+    load_average,
+    process_tree,
+    python_argv,
+    run_wrk,
+    running,
+)
 
 FLASK_APP = '''
 import os
@@ -119,10 +130,6 @@ def spec(page: str, on: bool, folder: Path, port: int, workers: int) -> ServerSp
     path = os.pathsep.join(p for p in (str(BENCH_DIR.parent), os.environ.get("PYTHONPATH", "")) if p)
     return ServerSpec(name=f"{page}-{'on' if on else 'off'}", argv=argv, port=port, paths={"page": "/"},
                       ready_path="/", cwd=folder, env={"PYTHONPATH": path})
-
-
-def load_average() -> str:
-    return ", ".join(f"{value:.2f}" for value in os.getloadavg()) + f" (1, 5, 15 min; {os.cpu_count()} cores)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,6 +52,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common import load_average
+
 POLL_EVERY = 0.002  # seconds between polls
 SETTLE = 0.2  # seconds between rounds, once the new token was seen
 WARMUP = 1.0  # seconds after the first answer: uvicorn sets up its watcher after its worker answers
@@ -321,10 +323,6 @@ def run(names: list[str], rounds: int, same_size: bool, timeout: float, kind: st
             for server, result in servers[shift:] + servers[:shift]:
                 edit_once(server, result, round_, same_size, timeout, poll_every)
         return results
-
-
-def load_average() -> str:
-    return ", ".join(f"{value:.2f}" for value in os.getloadavg()) + f" (1, 5, 15 min; {os.cpu_count()} cores)"
 
 
 def p95(values: list[float]) -> float:
