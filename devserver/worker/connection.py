@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
 from devserver.debug import capture
-from devserver.handlers.exchange import ClientGone, Exchange
+from devserver.handlers.exchange import BodyStream, ClientGone, Exchange
 from devserver.handlers.pages import error_page
 from devserver.http.cycle import FRESH, IDLE, Cycle, Phase, Wait
 from devserver.http.framing import BodyWriter, framing_of
@@ -49,6 +49,7 @@ class Handler(Protocol):
     def opened(self, conn: Connection) -> None: ...
     def closed(self, conn: Connection) -> None: ...
     def try_sync(self, conn: Connection, exchange: Exchange) -> bool: ...  # True: taken (answered, or held)
+    def streams_body(self, exchange: Exchange) -> bool: ...  # True: answer it at its head, its body read as it comes
     async def handle(self, conn: Connection, exchange: Exchange) -> None: ...
     def record(self, conn: Connection, exchange: Exchange) -> None: ...
     def park(self, conn: Connection) -> bool: ...  # True: taken for the new workers (see Connection.park)
@@ -155,7 +156,7 @@ class Connection(asyncio.Protocol):
                     break  # refused: nothing after this is read
             elif isinstance(event, End):
                 if cycle.received_end():
-                    self.transport.pause_reading()
+                    self._ended_or_full()
             else:
                 self._refuse(event.error.status, event.error.message, event.line)
         self._watch(self.cycle.phase())
@@ -167,8 +168,25 @@ class Connection(asyncio.Protocol):
         exchange.capture = capture.begin(self.worker.config)
         if self.worker.draining:
             exchange.close = True
-        if self.cycle.received_head(exchange, request):
+        cycle = self.cycle
+        if cycle.received_head(exchange, request):
             self.transport.write(CONTINUE)
+        if (request.content_length or request.chunked) and not cycle.queue and self.worker.streams_body(exchange) \
+                and cycle.stream():
+            exchange.body = BodyStream(self.transport.pause_reading, self._resume_body)
+
+    def _resume_body(self) -> None:
+        if not self.closing and not self.cycle.reading_paused:
+            self.transport.resume_reading()
+
+    def _ended_or_full(self) -> None:
+        """The cycle asked for a look at a request's end: a streamed body ended, or the pipeline is full."""
+        cycle = self.cycle
+        ended, cycle.stream_ended = cycle.stream_ended, None
+        if ended is None:
+            self.transport.pause_reading()
+        elif isinstance(ended.body, BodyStream):
+            ended.body.end()
 
     def _add_body(self, exchange: Exchange, data: bytes) -> bool:
         """Store body bytes; on a spool failure (disk full) queue an error answer and return False."""
@@ -193,6 +211,11 @@ class Connection(asyncio.Protocol):
         known of it, shown in the log in place of a method and target.
         """
         receiving = self.cycle.receiving
+        if receiving is not None and receiving is self.cycle.streaming and isinstance(receiving.body, BodyStream):
+            receiving.body.fail(status, message)  # its app is running: the call answers the error (asgi.HTTPCall)
+            receiving.error = message
+            self.cycle.refused(receiving)
+            return
         if receiving is not None and receiving.body is not None:
             receiving.body.close()
         exchange = Exchange(Request(method="-", target="-", version="1.1", headers=[], keep_alive=False,
