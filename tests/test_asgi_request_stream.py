@@ -7,7 +7,7 @@ from typing import Any
 
 from devserver.handlers.asgi import ASGIApplication, ASGIServer, start_asgi
 from devserver.handlers.exchange import STREAM_BOUND, Exchange
-from devserver.http.parser import Limits
+from devserver.http.parser import CONTINUE, Limits
 from devserver.worker.connection import Connection
 from tests.test_connection_memory import DEFAULT_LIMITS, connect, loop, responses, settle
 
@@ -117,17 +117,9 @@ def test_reading_stops_while_the_app_leaves_the_bound_untaken_and_starts_again_w
 
 def test_a_body_over_the_limit_is_413_when_the_app_has_not_answered(loop: asyncio.AbstractEventLoop) -> None:
     events: list[dict[str, Any]] = []
-
-    async def reader(scope: Any, receive: Any, send: Any) -> None:
-        while True:
-            event = await receive()
-            events.append(event)
-            if event["type"] == "http.disconnect":
-                return
-
     limits = Limits(DEFAULT_LIMITS.max_request_line, DEFAULT_LIMITS.max_header_bytes, DEFAULT_LIMITS.max_header_count,
                     100)
-    worker, conn, transport = streaming(loop, reader, limits)
+    worker, conn, transport = streaming(loop, reader_app(events), limits)
     conn.data_received(HEAD + chunk(b"a" * 60))
     settle(loop, lambda: len(events) == 1)
     conn.data_received(chunk(b"b" * 60))
@@ -188,3 +180,37 @@ def test_a_request_queued_behind_another_gets_its_body_whole(loop: asyncio.Abstr
     conn.release()
     settle(loop, lambda: len(worker.recorded) == 2)
     assert bodies(app) == [(b"abcd", False)]
+
+
+def reader_app(events: list[dict[str, Any]]) -> Any:
+    async def reader(scope: Any, receive: Any, send: Any) -> None:
+        while True:
+            event = await receive()
+            events.append(event)
+            if event["type"] == "http.disconnect":
+                return
+    return reader
+
+
+def test_a_body_that_stalls_is_answered_408_by_the_bodys_deadline(loop: asyncio.AbstractEventLoop) -> None:
+    events: list[dict[str, Any]] = []
+    worker, conn, transport = streaming(loop, reader_app(events))
+    conn.data_received(HEAD + chunk(b"a"))
+    settle(loop, lambda: len(events) == 1)
+    assert conn.deadline  # the body's wait runs while the app waits on it
+    conn.expire(conn.deadline + 1)
+    settle(loop, lambda: worker.recorded)
+    assert events[-1] == {"type": "http.disconnect"}
+    status, headers, _ = responses(transport.take(), ["POST"])[0]
+    assert status == 408 and headers["connection"] == "close"
+
+
+def test_100_continue_goes_out_at_the_head_before_the_app_reads(loop: asyncio.AbstractEventLoop) -> None:
+    app = SizesApp()
+    worker, conn, transport = streaming(loop, app)
+    conn.data_received(HEAD.replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n"))
+    assert bytes(transport.written) == CONTINUE
+    conn.data_received(chunk(b"abc") + b"0\r\n\r\n")
+    settle(loop, lambda: worker.recorded)
+    assert bodies(app) == [(b"abc", False)]
+    assert bytes(transport.written).count(CONTINUE) == 1

@@ -16,8 +16,8 @@ decisions a connection makes between requests, each made here only:
 - which deadline runs (the ``wait`` of the ``phase``, from the ``PHASES`` table): a
   fresh connection and a head being received get the header timeout, an
   idle kept-alive connection the keep-alive timeout, a body the header
-  timeout again, restarted by each byte; nothing runs while answers are
-  owed.  A head or body that stalls is answered 408; an idle connection is
+  timeout again, restarted by each byte (a streamed body too, its app
+  answering meanwhile); nothing runs while answers are owed.  A head or body that stalls is answered 408; an idle connection is
   closed without a word (no request, so nothing to answer);
 - when reading stops and starts again (``MAX_PIPELINE`` queued requests);
 - whether the connection closes after a response (``ended``, which
@@ -188,7 +188,7 @@ class Cycle(Generic[T]):
     def phase(self) -> Phase:
         """Where the cycle is; its ``wait`` is the deadline that applies now."""
         if self.current is not None or self.queue:
-            return OWED
+            return OWED if self.streaming is None else BODY  # streaming: its app waits on the client's body
         if self.receiving is not None:
             return BODY
         if self.parser.in_head:
