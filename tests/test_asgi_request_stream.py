@@ -139,8 +139,7 @@ def test_a_body_over_the_limit_after_the_response_began_closes_the_connection(lo
     conn.data_received(HEAD + chunk(b"a" * 60))
     settle(loop, lambda: bodies(app) == [(b"a" * 60, True)])
     conn.data_received(chunk(b"b" * 60))
-    settle(loop, lambda: transport.closed and worker.recorded)
-    assert app.events[-1] == {"type": "http.disconnect"}
+    settle(loop, lambda: transport.closed and worker.recorded and app.events[-1]["type"] == "http.disconnect")
     assert b"413" not in bytes(transport.written)  # a second response would follow the first's head
 
 
@@ -199,8 +198,7 @@ def test_a_body_that_stalls_is_answered_408_by_the_bodys_deadline(loop: asyncio.
     settle(loop, lambda: len(events) == 1)
     assert conn.deadline  # the body's wait runs while the app waits on it
     conn.expire(conn.deadline + 1)
-    settle(loop, lambda: worker.recorded)
-    assert events[-1] == {"type": "http.disconnect"}
+    settle(loop, lambda: worker.recorded and events[-1]["type"] == "http.disconnect")
     status, headers, _ = responses(transport.take(), ["POST"])[0]
     assert status == 408 and headers["connection"] == "close"
 
@@ -214,3 +212,41 @@ def test_100_continue_goes_out_at_the_head_before_the_app_reads(loop: asyncio.Ab
     settle(loop, lambda: worker.recorded)
     assert bodies(app) == [(b"abc", False)]
     assert bytes(transport.written).count(CONTINUE) == 1
+
+
+def test_a_stalled_body_is_answered_408_at_once_though_the_app_is_not_reading(loop: asyncio.AbstractEventLoop) -> None:
+    gate = asyncio.Event()
+
+    async def waits(scope: Any, receive: Any, send: Any) -> None:
+        await gate.wait()  # neither reads nor answers: the server does not wait on it to refuse the body
+
+    worker, conn, transport = streaming(loop, waits)
+    conn.data_received(HEAD + chunk(b"a"))
+    conn.expire(conn.deadline + 1)
+    settle(loop, lambda: worker.recorded)
+    status, _, _ = responses(transport.take(), ["POST"])[0]
+    assert status == 408 and transport.closed
+    gate.set()  # the app returns with no response of its own: nothing more is answered or recorded
+    settle(loop, lambda: all(task.done() for task in asyncio.all_tasks(loop)))
+    assert worker.recorded == [("/stream", 408, "Request not received in time")]
+    assert transport.take() == b""
+
+
+def test_a_stalled_body_after_the_response_began_closes_the_connection(loop: asyncio.AbstractEventLoop) -> None:
+    gate = asyncio.Event()
+    events: list[dict[str, Any]] = []
+
+    async def begins(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"begun", "more_body": True})
+        await gate.wait()  # then waits on something else
+        events.append(await receive())
+
+    worker, conn, transport = streaming(loop, begins)
+    conn.data_received(HEAD + chunk(b"a"))
+    settle(loop, lambda: b"begun" in bytes(transport.written))
+    conn.expire(conn.deadline + 1)
+    settle(loop, lambda: transport.closed and worker.recorded)
+    assert b"408" not in bytes(transport.written)  # a second response would follow the first's head
+    gate.set()
+    settle(loop, lambda: events == [{"type": "http.request", "body": b"a", "more_body": True}])

@@ -254,6 +254,8 @@ class HTTPCall(ASGICall):
         self.body_left = exchange.body_size
         body = exchange.body
         self.stream = body if isinstance(body, BodyStream) else None  # the body arrives while the app runs
+        if self.stream is not None:
+            self.stream.broken = self._body_failed
         self.request_done = False  # the last http.request event was given
         self.status = 0
         self.headers: list[tuple[str, str]] | None = None
@@ -296,9 +298,7 @@ class HTTPCall(ASGICall):
             data = stream.take()
             self.request_done = stream.ended and not stream.parts
             return {"type": "http.request", "body": data, "more_body": not self.request_done}
-        self.request_done = True
-        if stream.failure is not None:
-            self._body_failed(*stream.failure)
+        self.request_done = True  # the body broke off (answered by _body_failed), or the client went
         return {"type": "http.disconnect"}
 
     def _body_failed(self, status: int, message: str) -> None:
@@ -411,7 +411,7 @@ class HTTPCall(ASGICall):
         if self.held is not None:
             self._caught()
             self._send_held()
-        elif self.headers is None:
+        elif self.headers is None and not self.complete:  # complete: the server answered a broken body
             self._error_page("The application returned without starting a response.", None)
         elif not self.complete:
             self.aborted()  # a streamed body cut short: only closing the connection can tell the client

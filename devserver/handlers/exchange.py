@@ -52,6 +52,7 @@ class BodyStream(SpooledTemporaryFile[bytes]):
         self.queued = 0
         self.ended = False  # the last byte of the body arrived
         self.failure: tuple[int, str] | None = None  # the stream broke (status, message): the server answers it
+        self.broken: Callable[[int, str], None] = lambda status, message: None  # told at once (the app may not read)
         self.paused = False
         self.pause, self.resume = pause, resume
         self.arrived = asyncio.Event()  # set when parts, the end, a failure or the close come; cleared by take()
@@ -73,6 +74,7 @@ class BodyStream(SpooledTemporaryFile[bytes]):
     def fail(self, status: int, message: str) -> None:
         self.failure = (status, message)
         self.arrived.set()
+        self.broken(status, message)
 
     def close(self) -> None:
         super().close()

@@ -212,9 +212,9 @@ class Connection(asyncio.Protocol):
         """
         receiving = self.cycle.receiving
         if receiving is not None and receiving is self.cycle.streaming and isinstance(receiving.body, BodyStream):
-            receiving.body.fail(status, message)  # its app is running: the call answers the error (asgi.HTTPCall)
             receiving.error = message
             self.cycle.refused(receiving)
+            receiving.body.fail(status, message)  # its app is running: the call answers the error (asgi.HTTPCall)
             return
         if receiving is not None and receiving.body is not None:
             receiving.body.close()
