@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import tempfile
 from typing import Any
+
+import pytest
 
 from devserver.handlers.asgi import ASGIApplication, ASGIServer, start_asgi
 from devserver.handlers.exchange import STREAM_BOUND, Exchange
@@ -250,3 +254,31 @@ def test_a_stalled_body_after_the_response_began_closes_the_connection(loop: asy
     assert b"408" not in bytes(transport.written)  # a second response would follow the first's head
     gate.set()
     settle(loop, lambda: events == [{"type": "http.request", "body": b"a", "more_body": True}])
+
+
+def test_no_deadline_runs_while_reading_waits_on_a_slow_app(loop: asyncio.AbstractEventLoop) -> None:
+    app = SizesApp()
+    app.reading.clear()
+    worker, conn, transport = streaming(loop, app)
+    conn.data_received(HEAD + chunk(b"x" * STREAM_BOUND))
+    assert not transport.reading and not conn.deadline  # the client is not late: the app is behind
+    app.reading.set()
+    settle(loop, lambda: transport.reading)
+    assert conn.deadline  # the body's wait runs again
+
+
+def test_a_streamed_body_that_cannot_be_stored_is_the_servers_507(loop: asyncio.AbstractEventLoop,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[dict[str, Any]] = []
+    worker, conn, transport = streaming(loop, reader_app(events))
+    conn.data_received(HEAD + chunk(b"a"))
+    settle(loop, lambda: len(events) == 1)
+
+    def full(self: Any, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(tempfile.SpooledTemporaryFile, "write", full)
+    conn.data_received(chunk(b"b"))
+    settle(loop, lambda: worker.recorded and events[-1]["type"] == "http.disconnect")
+    status, headers, body = responses(transport.take(), ["POST"])[0]
+    assert status == 507 and b"No space left on device" in body and headers["connection"] == "close"
+    assert worker.recorded == [("/stream", 507, "The request body could not be stored: No space left on device")]

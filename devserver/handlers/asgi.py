@@ -7,10 +7,11 @@ last (``more_body`` until the end; the connection stops reading while
 :data:`~devserver.handlers.exchange.STREAM_BOUND` bytes wait for the app).
 A body that breaks off (over the limit, malformed) is answered by the
 server if the app has not started its response, else the connection is
-closed; the app hears ``http.disconnect``.  An app answered before its
-body was in (one imported at this request) reads the spooled body in
-``http.request`` events of at most :data:`CHUNK` bytes.  Then ``receive`` waits for the client to leave (``http.disconnect``) or for the
-response to be complete.  ``send`` maps ``http.response.start`` and
+closed; the app hears ``http.disconnect``.  An app called once the body
+was in (one imported at this request, or a request pipelined behind
+another) reads the spool in ``http.request`` events of at most
+:data:`CHUNK` bytes.  Then ``receive`` waits for the client to leave
+(``http.disconnect``) or for the response to be complete.  ``send`` maps ``http.response.start`` and
 ``http.response.body`` onto the :class:`~devserver.handlers.exchange.Responder`:
 a body sent whole in one event goes out in one write with its length, one
 sent with ``more_body`` is streamed.

@@ -81,7 +81,7 @@ class Cycle(Generic[T]):
     """One connection's requests and responses, and every decision between them (see the module's text)."""
 
     __slots__ = ("parser", "queue", "receiving", "current", "last", "continue_owed", "eof", "reading_paused", "served",
-                 "streaming", "stream_ended")
+                 "streaming", "stream_ended", "stream_paused")
 
     def __init__(self, limits: Limits) -> None:
         self.parser = RequestParser(limits)
@@ -97,6 +97,7 @@ class Cycle(Generic[T]):
         self.served = False  # a response has completed on this connection
         self.streaming: T | None = None  # ``receiving``, queued at its head: answered while its body arrives
         self.stream_ended: T | None = None  # the streamed request whose body just ended (the connection tells its app)
+        self.stream_paused = False  # reading stopped while the streamed body's app is behind: its wait does not run
 
     # the request side: the connection feeds ``parser`` and reports its events here --------------------
     def received_head(self, item: T, request: Request) -> bool:
@@ -188,7 +189,8 @@ class Cycle(Generic[T]):
     def phase(self) -> Phase:
         """Where the cycle is; its ``wait`` is the deadline that applies now."""
         if self.current is not None or self.queue:
-            return OWED if self.streaming is None else BODY  # streaming: its app waits on the client's body
+            # Streaming, its app waits on the client's body; unless reading stopped because the app is behind.
+            return OWED if self.streaming is None or self.stream_paused else BODY
         if self.receiving is not None:
             return BODY
         if self.parser.in_head:

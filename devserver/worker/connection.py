@@ -173,11 +173,19 @@ class Connection(asyncio.Protocol):
             self.transport.write(CONTINUE)
         if (request.content_length or request.chunked) and not cycle.queue and self.worker.streams_body(exchange) \
                 and cycle.stream():
-            exchange.body = BodyStream(self.transport.pause_reading, self._resume_body)
+            exchange.body = BodyStream(self._pause_body, self._resume_body)
+
+    def _pause_body(self) -> None:
+        """The app leaves a streamed body's bound untaken: stop reading, and the body's wait (the client is not late)."""
+        self.transport.pause_reading()
+        self.cycle.stream_paused = True
 
     def _resume_body(self) -> None:
-        if not self.closing and not self.cycle.reading_paused:
+        cycle = self.cycle
+        cycle.stream_paused = False
+        if not self.closing and not cycle.reading_paused:
             self.transport.resume_reading()
+            self._watch(cycle.phase())  # the body's wait, from now
 
     def _ended_or_full(self) -> None:
         """The cycle asked for a look at a request's end: a streamed body ended, or the pipeline is full."""
@@ -198,8 +206,12 @@ class Connection(asyncio.Protocol):
             if body is not None:
                 with contextlib.suppress(OSError):  # flushing what the failed write left buffered fails too
                     body.close()
-            exchange.status = SPOOL_FAILURE_STATUS.get(exc.errno or 0, 500)
-            exchange.error = f"The request body could not be stored: {exc.strerror or exc}"
+            status = SPOOL_FAILURE_STATUS.get(exc.errno or 0, 500)
+            message = f"The request body could not be stored: {exc.strerror or exc}"
+            if isinstance(body, BodyStream):
+                self._refuse_stream(exchange, body, status, message)
+                return False
+            exchange.status, exchange.error = status, message
             exchange.close = True
             self.cycle.refused(exchange)  # the rest of the body is never parsed
             return False
@@ -211,10 +223,8 @@ class Connection(asyncio.Protocol):
         known of it, shown in the log in place of a method and target.
         """
         receiving = self.cycle.receiving
-        if receiving is not None and receiving is self.cycle.streaming and isinstance(receiving.body, BodyStream):
-            receiving.error = message
-            self.cycle.refused(receiving)
-            receiving.body.fail(status, message)  # its app is running: the call answers the error (asgi.HTTPCall)
+        if receiving is not None and isinstance(receiving.body, BodyStream):
+            self._refuse_stream(receiving, receiving.body, status, message)
             return
         if receiving is not None and receiving.body is not None:
             receiving.body.close()
@@ -223,6 +233,12 @@ class Connection(asyncio.Protocol):
         exchange.error = message
         exchange.status = status
         self.cycle.refused(exchange)
+
+    def _refuse_stream(self, exchange: Exchange, body: BodyStream, status: int, message: str) -> None:
+        """A streamed body broke off: nothing more is read; its app is running, so its call answers the error."""
+        exchange.error = message
+        self.cycle.refused(exchange)  # queued already: the last request this connection reads
+        body.fail(status, message)  # asgi.HTTPCall: the error page, or a close if its response has begun
 
     def _kick(self) -> None:
         queue = self.cycle.queue
