@@ -168,11 +168,10 @@ class Connection(asyncio.Protocol):
         exchange.capture = capture.begin(self.worker.config)
         if self.worker.draining:
             exchange.close = True
-        cycle = self.cycle
-        if cycle.received_head(exchange, request):
+        if self.cycle.received_head(exchange, request):
             self.transport.write(CONTINUE)
-        if (request.content_length or request.chunked) and not cycle.queue and self.worker.streams_body(exchange) \
-                and cycle.stream():
+        if (request.content_length or request.chunked) and not self.cycle.queue and self.worker.streams_body(exchange) \
+                and self.cycle.stream():
             exchange.body = BodyStream(self._pause_body, self._resume_body)
 
     def _pause_body(self) -> None:
