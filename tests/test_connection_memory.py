@@ -91,6 +91,7 @@ class Worker:
         self.routes = routes or {}
         self.open: set[Connection] = set()
         self.recorded: list[tuple[str, int, str | None]] = []
+        self.streamed: set[str] = set()  # paths answered at their head, their bodies read as they come
 
     def opened(self, conn: Connection) -> None:
         self.open.add(conn)
@@ -103,6 +104,9 @@ class Worker:
             return True
         conn.hold()
         return True
+
+    def streams_body(self, exchange: Exchange) -> bool:
+        return exchange.request.path in self.streamed
 
     async def handle(self, conn: Connection, exchange: Exchange) -> None:
         raise AssertionError("every request is taken by try_sync")

@@ -52,6 +52,9 @@ class RetiringWorker:
         conn.end()
         return True
 
+    def streams_body(self, exchange: Exchange) -> bool:
+        return False
+
     async def handle(self, conn: Connection, exchange: Exchange) -> None:
         raise AssertionError("every request is answered by try_sync")
 

@@ -165,3 +165,41 @@ def head_of(data: bytes) -> Request:
     events = RequestParser().feed(data)
     assert isinstance(events[0], Head)
     return events[0].request
+
+
+def test_a_streamed_request_is_queued_at_its_head_and_the_next_is_read_only_after_its_body() -> None:
+    cycle: Cycle[Item] = Cycle(Limits())
+    post = b"POST /s HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\n\r\n"
+    for event in cycle.parser.feed(post + b"ab"):
+        if isinstance(event, Head):
+            cycle.received_head(Item(event.request.target), event.request)
+    assert cycle.stream()
+    streamed = cycle.receiving
+    assert list(cycle.queue) == [streamed] and cycle.phase() is BODY  # its app waits on the body: the body's wait
+    ends = [cycle.received_end() for event in cycle.parser.feed(b"cd" + GET % 2) if isinstance(event, End)]
+    assert ends == [True, False]  # the first: the stream's end, for the connection to tell its app
+    assert cycle.stream_ended is streamed and cycle.streaming is None
+    assert [item.target for item in cycle.queue] == ["/s"]  # "/2" was not queued: received_head was not called
+    assert cycle.phase() is OWED
+
+
+def test_a_request_with_an_answer_owed_before_it_is_not_streamed() -> None:
+    cycle: Cycle[Item] = Cycle(Limits())
+    feed(cycle, GET % 1)
+    for event in cycle.parser.feed(b"POST /s HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\n\r\n"):
+        if isinstance(event, Head):
+            cycle.received_head(Item(event.request.target), event.request)
+    assert not cycle.stream()
+    assert [item.target for item in cycle.queue] == ["/1"] and cycle.streaming is None
+
+
+def test_a_refused_streamed_request_is_not_queued_twice() -> None:
+    cycle: Cycle[Item] = Cycle(Limits())
+    for event in cycle.parser.feed(b"POST /s HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\n\r\n"):
+        if isinstance(event, Head):
+            cycle.received_head(Item(event.request.target), event.request)
+    streamed = cycle.receiving
+    assert streamed is not None and cycle.stream()
+    cycle.refused(streamed)
+    assert list(cycle.queue) == [streamed] and cycle.last is streamed and cycle.receiving is None
+    assert cycle.streaming is None and cycle.parser.rejected

@@ -1,10 +1,17 @@
 """The server side of ASGI 3.0 for HTTP: the scope, ``receive`` and ``send`` of one request.
 
 An ASGI app runs as a task on the worker's loop, not in the thread pool.
-The request's body was read before the app is called (as for WSGI); it is
-handed out as ``http.request`` events of at most :data:`CHUNK` bytes, then
-``receive`` waits for the client to leave (``http.disconnect``) or for the
-response to be complete.  ``send`` maps ``http.response.start`` and
+An app loaded and fresh is called at the request's head and reads the body
+as it arrives: each ``receive`` gives what came off the socket since the
+last (``more_body`` until the end; the connection stops reading while
+:data:`~devserver.handlers.exchange.STREAM_BOUND` bytes wait for the app).
+A body that breaks off (over the limit, malformed) is answered by the
+server if the app has not started its response, else the connection is
+closed; the app hears ``http.disconnect``.  An app called once the body
+was in (one imported at this request, or a request pipelined behind
+another) reads the spool in ``http.request`` events of at most
+:data:`CHUNK` bytes.  Then ``receive`` waits for the client to leave
+(``http.disconnect``) or for the response to be complete.  ``send`` maps ``http.response.start`` and
 ``http.response.body`` onto the :class:`~devserver.handlers.exchange.Responder`:
 a body sent whole in one event goes out in one write with its length, one
 sent with ``more_body`` is streamed.
@@ -26,7 +33,7 @@ from typing import BinaryIO
 from urllib.parse import unquote
 
 from devserver.debug import failures, requestlogs, tracebacks
-from devserver.handlers.exchange import ClientGone, Exchange, Responder
+from devserver.handlers.exchange import BodyStream, ClientGone, Exchange, Responder
 from devserver.handlers.wsgi import CAUGHT, HOP_BY_HOP
 from devserver.kit.memo import MemoTable
 
@@ -246,6 +253,10 @@ class HTTPCall(ASGICall):
         self.streams, self.entry = streams, entry  # where a streamed response is listed while it lasts (ASGIServer)
         self.body: BinaryIO | None = None  # the request body, rewound when first read
         self.body_left = exchange.body_size
+        body = exchange.body
+        self.stream = body if isinstance(body, BodyStream) else None  # the body arrives while the app runs
+        if self.stream is not None:
+            self.stream.broken = self._body_failed
         self.request_done = False  # the last http.request event was given
         self.status = 0
         self.headers: list[tuple[str, str]] | None = None
@@ -257,6 +268,8 @@ class HTTPCall(ASGICall):
 
     # receive ---------------------------------------------------------------
     async def receive(self) -> Message:
+        if not self.request_done and self.stream is not None:
+            return await self._arrived(self.stream)
         if not self.request_done:
             chunk = self._read() if self.body_left > 0 else b""
             self.body_left -= len(chunk)
@@ -273,6 +286,33 @@ class HTTPCall(ASGICall):
             except TimeoutError:
                 pass
         return {"type": "http.disconnect"}
+
+    async def _arrived(self, stream: BodyStream) -> Message:
+        """The body's bytes that came since the last call, once some have (or its end, or the client's going)."""
+        conn = self.conn
+        while not (stream.parts or stream.ended or stream.failure or stream.closed or conn.closing or conn.eof):
+            try:
+                await asyncio.wait_for(stream.arrived.wait(), DISCONNECT_CHECK)
+            except TimeoutError:
+                pass
+        if stream.parts or stream.ended:
+            data = stream.take()
+            self.request_done = stream.ended and not stream.parts
+            return {"type": "http.request", "body": data, "more_body": not self.request_done}
+        self.request_done = True  # the body broke off (answered by _body_failed), or the client went
+        return {"type": "http.disconnect"}
+
+    def _body_failed(self, status: int, message: str) -> None:
+        """The body broke off (over the limit, malformed): the server's error if the response has not begun."""
+        if self.complete:
+            return
+        if self.streaming:
+            self.aborted()
+        else:
+            self._complete()
+            self.conn.send_error(status, message, close=True)
+            self.conn.end()
+        self.finished()
 
     def _read(self) -> bytes:
         try:
@@ -351,6 +391,8 @@ class HTTPCall(ASGICall):
 
     def _complete(self) -> None:
         self.complete = True
+        if self.stream is not None and not self.stream.ended:
+            self.exchange.close = True  # answered before its body was in: the rest cannot be told from a request
         if self.done is not None:
             self.done.set()
         if self.streams is not None:
@@ -370,7 +412,7 @@ class HTTPCall(ASGICall):
         if self.held is not None:
             self._caught()
             self._send_held()
-        elif self.headers is None:
+        elif self.headers is None and not self.complete:  # complete: the server answered a broken body
             self._error_page("The application returned without starting a response.", None)
         elif not self.complete:
             self.aborted()  # a streamed body cut short: only closing the connection can tell the client

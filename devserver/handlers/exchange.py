@@ -29,10 +29,67 @@ if TYPE_CHECKING:
 
 PREVIEW = 1024  # bytes of request body kept for the event log
 SPOOL = 1024 * 1024  # request bodies above this go to a temporary file
+STREAM_BOUND = 64 * 1024  # bytes of a streamed body waiting for the app before the connection stops reading
 
 
 class ClientGone(ConnectionError):
     """The client went away while we were answering."""
+
+
+class BodyStream(SpooledTemporaryFile[bytes]):
+    """The spool of a body an app reads as it arrives (an ASGI app started at the request's head).
+
+    What is written is spooled as any body is (the capture and limits read
+    the exchange as before) and also queued for the app, which ``take``s it.
+    Past :data:`STREAM_BOUND` queued bytes the connection stops reading
+    (``pause``) until the app has taken them (``resume``): a client sending
+    faster than the app reads fills no memory.
+    """
+
+    def __init__(self, pause: Callable[[], None], resume: Callable[[], None]) -> None:
+        super().__init__(max_size=SPOOL)
+        self.parts: list[bytes] = []
+        self.queued = 0
+        self.ended = False  # the last byte of the body arrived
+        self.failure: tuple[int, str] | None = None  # the stream broke (status, message): the server answers it
+        self.broken: Callable[[int, str], None] = lambda status, message: None  # told at once (the app may not read)
+        self.paused = False
+        self.pause, self.resume = pause, resume
+        self.arrived = asyncio.Event()  # set when parts, the end, a failure or the close come; cleared by take()
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        written = super().write(data)
+        self.parts.append(data)
+        self.queued += len(data)
+        self.arrived.set()
+        if self.queued >= STREAM_BOUND and not self.paused:
+            self.paused = True
+            self.pause()
+        return written
+
+    def end(self) -> None:
+        self.ended = True
+        self.arrived.set()
+
+    def fail(self, status: int, message: str) -> None:
+        self.failure = (status, message)
+        self.arrived.set()
+        self.broken(status, message)
+
+    def close(self) -> None:
+        super().close()
+        self.arrived.set()
+
+    def take(self) -> bytes:
+        """Every byte queued so far (reading starts again if it had stopped)."""
+        data = b"".join(self.parts)
+        self.parts.clear()
+        self.queued = 0
+        self.arrived.clear()
+        if self.paused:
+            self.paused = False
+            self.resume()
+        return data
 
 
 class Exchange:

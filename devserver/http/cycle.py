@@ -7,16 +7,17 @@ decisions a connection makes between requests, each made here only:
 
 - when ``100 Continue`` goes out (``continue_due``): for a request that asks
   for it, once every earlier response has gone (RFC 9110 §10.1.1).  An app
-  never sees a request before its whole body is in (bodies are spooled), so
-  no app can answer one without reading it; the answers that do go out
-  before the body are the server's own refusals (413 for a declared length
-  over the limit, 417), and those end the connection: the unread body would
-  otherwise be read as the next request;
+  sees a request before its whole body is in only when nothing is owed
+  before it (``stream``: an ASGI app reading the body as it arrives), and by
+  then the Continue has gone; the answers that go out before the body are
+  the server's own refusals (413 for a declared length over the limit, 417)
+  and a streaming app's early answer, and those end the connection: the
+  unread body would otherwise be read as the next request;
 - which deadline runs (the ``wait`` of the ``phase``, from the ``PHASES`` table): a
   fresh connection and a head being received get the header timeout, an
   idle kept-alive connection the keep-alive timeout, a body the header
-  timeout again, restarted by each byte; nothing runs while answers are
-  owed.  A head or body that stalls is answered 408; an idle connection is
+  timeout again, restarted by each byte (a streamed body too, its app
+  answering meanwhile); nothing runs while answers are owed.  A head or body that stalls is answered 408; an idle connection is
   closed without a word (no request, so nothing to answer);
 - when reading stops and starts again (``MAX_PIPELINE`` queued requests);
 - whether the connection closes after a response (``ended``, which
@@ -79,7 +80,8 @@ PHASES = (FRESH, IDLE, HEAD, BODY, OWED)
 class Cycle(Generic[T]):
     """One connection's requests and responses, and every decision between them (see the module's text)."""
 
-    __slots__ = ("parser", "queue", "receiving", "current", "last", "continue_owed", "eof", "reading_paused", "served")
+    __slots__ = ("parser", "queue", "receiving", "current", "last", "continue_owed", "eof", "reading_paused", "served",
+                 "streaming", "stream_ended", "stream_paused")
 
     def __init__(self, limits: Limits) -> None:
         self.parser = RequestParser(limits)
@@ -93,6 +95,9 @@ class Cycle(Generic[T]):
         self.eof = False  # the client half-closed: nothing more will be read
         self.reading_paused = False
         self.served = False  # a response has completed on this connection
+        self.streaming: T | None = None  # ``receiving``, queued at its head: answered while its body arrives
+        self.stream_ended: T | None = None  # the streamed request whose body just ended (the connection tells its app)
+        self.stream_paused = False  # reading stopped while the streamed body's app is behind: its wait does not run
 
     # the request side: the connection feeds ``parser`` and reports its events here --------------------
     def received_head(self, item: T, request: Request) -> bool:
@@ -102,11 +107,17 @@ class Cycle(Generic[T]):
         return self.continue_owed and self.continue_due()
 
     def received_end(self) -> bool:
-        """The request being received is complete and queued.  True: stop reading (the pipeline is full)."""
+        """The request being received is complete and queued.
+
+        True: stop reading (the pipeline is full), or a streamed body ended (``stream_ended`` is set).
+        """
         item, self.receiving = self.receiving, None
         self.continue_owed = False
         if item is None:
             return False
+        if item is self.streaming:  # queued already: the connection ends its stream
+            self.streaming, self.stream_ended = None, item
+            return True
         self.queue.append(item)
         if self.parser.done or self.parser.upgraded:
             self.last = item
@@ -115,18 +126,33 @@ class Cycle(Generic[T]):
             return True
         return False
 
+    def stream(self) -> bool:
+        """Queue ``receiving`` now, to be answered while its body arrives; False if an answer is owed before it.
+
+        The parser goes on reading that body into it; the next request is
+        read only once this body has ended (``received_end``), so nothing of
+        it reaches the streamed request.
+        """
+        item = self.receiving
+        if item is None or self.queue or self.current is not None:
+            return False
+        self.queue.append(item)
+        self.streaming = item
+        return True
+
     def refused(self, item: T) -> None:
         """``item`` is answered by the server (a broken stream, a body that could not be stored): read no more."""
-        self.receiving = None
+        if item is not self.streaming:  # a streamed request is queued already, its app running
+            self.queue.append(item)
+        self.receiving = self.streaming = None
         self.continue_owed = False
         self.parser.rejected = True
-        self.queue.append(item)
         self.last = item
 
     def half_closed(self) -> bool:
         """The client sent its last byte (a body still arriving can never complete).  True: close now."""
         self.eof = True
-        self.receiving = None
+        self.receiving = self.streaming = None
         self.continue_owed = False
         return self.current is None and not self.queue
 
@@ -163,7 +189,8 @@ class Cycle(Generic[T]):
     def phase(self) -> Phase:
         """Where the cycle is; its ``wait`` is the deadline that applies now."""
         if self.current is not None or self.queue:
-            return OWED
+            # Streaming, its app waits on the client's body; unless reading stopped because the app is behind.
+            return OWED if self.streaming is None or self.stream_paused else BODY
         if self.receiving is not None:
             return BODY
         if self.parser.in_head:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
 from devserver.debug import capture
-from devserver.handlers.exchange import ClientGone, Exchange
+from devserver.handlers.exchange import BodyStream, ClientGone, Exchange
 from devserver.handlers.pages import error_page
 from devserver.http.cycle import FRESH, IDLE, Cycle, Phase, Wait
 from devserver.http.framing import BodyWriter, framing_of
@@ -49,6 +49,7 @@ class Handler(Protocol):
     def opened(self, conn: Connection) -> None: ...
     def closed(self, conn: Connection) -> None: ...
     def try_sync(self, conn: Connection, exchange: Exchange) -> bool: ...  # True: taken (answered, or held)
+    def streams_body(self, exchange: Exchange) -> bool: ...  # True: answer it at its head, its body read as it comes
     async def handle(self, conn: Connection, exchange: Exchange) -> None: ...
     def record(self, conn: Connection, exchange: Exchange) -> None: ...
     def park(self, conn: Connection) -> bool: ...  # True: taken for the new workers (see Connection.park)
@@ -155,7 +156,7 @@ class Connection(asyncio.Protocol):
                     break  # refused: nothing after this is read
             elif isinstance(event, End):
                 if cycle.received_end():
-                    self.transport.pause_reading()
+                    self._ended_or_full()
             else:
                 self._refuse(event.error.status, event.error.message, event.line)
         self._watch(self.cycle.phase())
@@ -169,6 +170,30 @@ class Connection(asyncio.Protocol):
             exchange.close = True
         if self.cycle.received_head(exchange, request):
             self.transport.write(CONTINUE)
+        if (request.content_length or request.chunked) and not self.cycle.queue and self.worker.streams_body(exchange) \
+                and self.cycle.stream():
+            exchange.body = BodyStream(self._pause_body, self._resume_body)
+
+    def _pause_body(self) -> None:
+        """The app leaves a streamed body's bound untaken: stop reading, and the body's wait (the client is not late)."""
+        self.transport.pause_reading()
+        self.cycle.stream_paused = True
+
+    def _resume_body(self) -> None:
+        cycle = self.cycle
+        cycle.stream_paused = False
+        if not self.closing and not cycle.reading_paused:
+            self.transport.resume_reading()
+            self._watch(cycle.phase())  # the body's wait, from now
+
+    def _ended_or_full(self) -> None:
+        """The cycle asked for a look at a request's end: a streamed body ended, or the pipeline is full."""
+        cycle = self.cycle
+        ended, cycle.stream_ended = cycle.stream_ended, None
+        if ended is None:
+            self.transport.pause_reading()
+        elif isinstance(ended.body, BodyStream):
+            ended.body.end()
 
     def _add_body(self, exchange: Exchange, data: bytes) -> bool:
         """Store body bytes; on a spool failure (disk full) queue an error answer and return False."""
@@ -180,8 +205,12 @@ class Connection(asyncio.Protocol):
             if body is not None:
                 with contextlib.suppress(OSError):  # flushing what the failed write left buffered fails too
                     body.close()
-            exchange.status = SPOOL_FAILURE_STATUS.get(exc.errno or 0, 500)
-            exchange.error = f"The request body could not be stored: {exc.strerror or exc}"
+            status = SPOOL_FAILURE_STATUS.get(exc.errno or 0, 500)
+            message = f"The request body could not be stored: {exc.strerror or exc}"
+            if isinstance(body, BodyStream):
+                self._refuse_stream(exchange, body, status, message)
+                return False
+            exchange.status, exchange.error = status, message
             exchange.close = True
             self.cycle.refused(exchange)  # the rest of the body is never parsed
             return False
@@ -193,6 +222,9 @@ class Connection(asyncio.Protocol):
         known of it, shown in the log in place of a method and target.
         """
         receiving = self.cycle.receiving
+        if receiving is not None and isinstance(receiving.body, BodyStream):
+            self._refuse_stream(receiving, receiving.body, status, message)
+            return
         if receiving is not None and receiving.body is not None:
             receiving.body.close()
         exchange = Exchange(Request(method="-", target="-", version="1.1", headers=[], keep_alive=False,
@@ -200,6 +232,12 @@ class Connection(asyncio.Protocol):
         exchange.error = message
         exchange.status = status
         self.cycle.refused(exchange)
+
+    def _refuse_stream(self, exchange: Exchange, body: BodyStream, status: int, message: str) -> None:
+        """A streamed body broke off: nothing more is read; its app is running, so its call answers the error."""
+        exchange.error = message
+        self.cycle.refused(exchange)  # queued already: the last request this connection reads
+        body.fail(status, message)  # asgi.HTTPCall: the error page, or a close if its response has begun
 
     def _kick(self) -> None:
         queue = self.cycle.queue

@@ -144,6 +144,25 @@ class Worker:
         now = self._now.get(type(route))
         return now is not None and now(conn, exchange, route)
 
+    def streams_body(self, exchange: Exchange) -> bool:
+        """Start the request at its head, its body handed to the app as it arrives (a request with a body).
+
+        Only an ASGI app does (``http.request`` with ``more_body``), and only
+        one loaded and fresh: one that must be imported first gets its body
+        whole, as a WSGI app always does (it reads the spool).
+        """
+        request = exchange.request
+        if request.upgrade:
+            return False
+        route = exchange.route = self.router.route(request)
+        if isinstance(route, App):
+            name, attribute = self.app_name, self.app_attr
+        elif isinstance(route, Script):
+            name, attribute = route.name, "application"
+        else:
+            return False
+        return isinstance(self._loaded(name, attribute), ASGIApplication)
+
     async def handle(self, conn: Connection, exchange: Exchange) -> None:
         """Answer the request at the head of ``conn``'s queue, in the connection's task."""
         route = exchange.route
