@@ -8,12 +8,12 @@ import tempfile
 from typing import Any
 
 import pytest
+from test_connection_memory import DEFAULT_LIMITS, connect, loop, responses, settle
 
 from devserver.handlers.asgi import ASGIApplication, ASGIServer, start_asgi
 from devserver.handlers.exchange import STREAM_BOUND, Exchange
 from devserver.http.parser import CONTINUE, Limits
 from devserver.worker.connection import Connection
-from tests.test_connection_memory import DEFAULT_LIMITS, connect, loop, responses, settle
 
 __all__ = ["loop"]  # the fixture, shared with test_connection_memory
 
