@@ -101,6 +101,10 @@ rust.RustNotify = refusing
 
 def test_a_refused_watch_is_one_line_with_the_fix_and_polling_carries_on(tmp_path: Path) -> None:
     (tmp_path / "myapp.py").write_text(MYAPP)
+    # notify's poller compares whole seconds of mtime: an edit in the second the file was written is not a change
+    # to it (on a quiet machine the server is up within that second).  The edit below is seen once that second is past.
+    written = os.stat(tmp_path / "myapp.py").st_mtime - 5
+    os.utime(tmp_path / "myapp.py", (written, written))
     seam = tmp_path / "seam"
     seam.mkdir()
     (seam / "sitecustomize.py").write_text(SITECUSTOMIZE)
