@@ -140,7 +140,9 @@ class Worker:
         True: answered, or started (an app already loaded runs in the pool
         with the connection held).  False: ``handle`` runs the route in a task.
         """
-        route = exchange.route = self.router.route(exchange.request)
+        route = exchange.route
+        if route is None:  # a request with a body was routed at its head already (streams_body)
+            route = exchange.route = self.router.route(exchange.request)
         now = self._now.get(type(route))
         return now is not None and now(conn, exchange, route)
 
