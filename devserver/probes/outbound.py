@@ -16,6 +16,8 @@ from devserver.probes.source import app_frame
 if TYPE_CHECKING:
     from http.client import HTTPConnection, HTTPResponse
 
+    import httpx
+
 MAX_URL = 2000
 
 
@@ -93,6 +95,13 @@ def install_http_client() -> None:
 
 
 # httpx ---------------------------------------------------------------------
+def _httpx_call(recorder: Recorder, request: httpx.Request, started: float, source: str,
+                response: httpx.Response | None, error: str = "") -> None:
+    """One httpx call, answered or failed, as the sync and the async transport both record it."""
+    status, size = (0, 0) if response is None else (response.status_code, _size(response.headers.get("content-length")))
+    _call(recorder, request.method, str(request.url), started, status, size, "httpx", source, error)
+
+
 def install_httpx() -> None:
     import httpx
 
@@ -108,10 +117,9 @@ def install_httpx() -> None:
         try:
             response = sync(self, request)
         except Exception as exc:
-            _call(recorder, request.method, str(request.url), started, 0, 0, "httpx", source, _error(exc))
+            _httpx_call(recorder, request, started, source, None, _error(exc))
             raise
-        _call(recorder, request.method, str(request.url), started, response.status_code,
-              _size(response.headers.get("content-length")), "httpx", source)
+        _httpx_call(recorder, request, started, source, response)
         return response
 
     async def handle_async_request(self: httpx.AsyncHTTPTransport, request: httpx.Request) -> httpx.Response:
@@ -122,10 +130,9 @@ def install_httpx() -> None:
         try:
             response = await asynchronous(self, request)
         except Exception as exc:
-            _call(recorder, request.method, str(request.url), started, 0, 0, "httpx", source, _error(exc))
+            _httpx_call(recorder, request, started, source, None, _error(exc))
             raise
-        _call(recorder, request.method, str(request.url), started, response.status_code,
-              _size(response.headers.get("content-length")), "httpx", source)
+        _httpx_call(recorder, request, started, source, response)
         return response
 
     replace(httpx.HTTPTransport, "handle_request", handle_request)
