@@ -352,3 +352,21 @@ async def until(pilot: Pilot[Any], condition: Callable[[], object], timeout: flo
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         await pilot.pause(0.02)
+
+
+@contextmanager
+def dashboard_over(config: Any) -> Iterator[tuple[Any, int]]:
+    """A dashboard fed by a real supervisor on ``config``, as tui.run starts them: (the app, the port)."""
+    from devserver.ipc.events import ServerEvent
+    from devserver.supervisor.core import Supervisor
+    from tui.app import DashboardApp
+
+    app = DashboardApp(config, None, drain_interval=0.0)
+    supervisor = Supervisor(config, sink=app.feed)
+    app.control = supervisor
+    supervisor.start()
+    try:
+        app.feed([ServerEvent(time.time(), "listening", url=supervisor.config.url)])
+        yield app, supervisor.config.port
+    finally:
+        supervisor.stop()

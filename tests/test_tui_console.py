@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import until
+from conftest import dashboard_over, until
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList
 
@@ -124,13 +124,8 @@ def flask_dashboard(tmp_path: Path) -> Iterator[tuple[DashboardApp, int]]:
     config = Config(host="127.0.0.1", port=0, root=str(tmp_path / "html_page"), dynamic=str(tmp_path / "dynamic"),
                     app="flaskorders:app", app_dir=str(tmp_path), workers=1, reload=False,
                     livereload=False).resolved()
-    app = DashboardApp(config, None, drain_interval=0.0)
-    supervisor = Supervisor(config, sink=app.feed)
-    app.control = supervisor
-    supervisor.start()
-    app.feed([ServerEvent(time.time(), "listening", url=supervisor.config.url)])
-    yield app, supervisor.config.port
-    supervisor.stop()
+    with dashboard_over(config) as running:
+        yield running
 
 
 async def test_x_reaches_the_frame_of_a_flask_view_that_raised(flask_dashboard: Any) -> None:

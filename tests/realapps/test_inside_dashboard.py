@@ -9,17 +9,14 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import LiveServer, until, wait_until
+from conftest import LiveServer, dashboard_over, until, wait_until
 from textual.widgets import DataTable, Static
 
 from devserver.ipc.config import Config
-from devserver.ipc.events import ServerEvent
-from devserver.supervisor.core import Supervisor
 from tui.app import DashboardApp
 from tui.screens.detail import DetailScreen
 
@@ -78,13 +75,8 @@ def shop_dashboard(tmp_path: Path) -> Iterator[tuple[DashboardApp, int]]:
     folder = shop(tmp_path)
     config = Config(host="127.0.0.1", port=0, root=str(folder / "html_page"), dynamic=str(folder / "dynamic"),
                     app="shop:app", app_dir=str(folder), workers=2, reload=False, livereload=False).resolved()
-    app = DashboardApp(config, None, drain_interval=0.0)
-    supervisor = Supervisor(config, sink=app.feed)
-    app.control = supervisor
-    supervisor.start()
-    app.feed([ServerEvent(time.time(), "listening", url=supervisor.config.url)])
-    yield app, supervisor.config.port
-    supervisor.stop()
+    with dashboard_over(config) as running:
+        yield running
 
 
 async def test_the_timeline_tab_lists_a_real_requests_queries_with_their_source_and_the_n_plus_one(
