@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
 
 import pickle
 
-from devserver.apps import filestamp
 from devserver.debug import requestlogs
 from devserver.handlers import static
 from devserver.handlers.routes import script_route
@@ -34,6 +33,7 @@ from devserver.http.framing import BodyWriter, framing_of
 from devserver.http.hostcheck import HostPolicy
 from devserver.http.parser import RequestParser, response_head
 from devserver.ipc.events import RequestEvent
+from devserver.kit import filestamp
 from devserver.worker.connection import Exchange
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8899\r\nUser-Agent: wrk\r\nAccept: */*\r\nX-Bench: 1\r\n\r\n"

@@ -21,13 +21,14 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import cast
 
-from devserver.apps import devmode, filestamp
+from devserver.apps import devmode
 from devserver.apps.ownmodules import OwnModules
 from devserver.apps.protocol import is_asgi
 from devserver.debug.tracebacks import import_report
 from devserver.handlers.asgi import ASGIApplication
 from devserver.handlers.wsgi import WSGIApp
 from devserver.ipc.reports import ErrorReport
+from devserver.kit import filestamp
 
 ServedApp = WSGIApp | ASGIApplication  # what a worker serves: a WSGI callable, or an ASGI app run on its loop
 

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable
 from types import FrameType, ModuleType
 from typing import cast
 
-from devserver.apps import appspec, devmode, filestamp
+from devserver.apps import appspec, devmode
 from devserver.apps.dynamic import PYC_RACY_NS, DynamicModules, ImportFailed, NotFound, ServedApp, saving
 from devserver.apps.host import WorkerHost
 from devserver.apps.ownmodules import OwnModules
@@ -55,7 +55,7 @@ from devserver.ipc.config import Config
 from devserver.ipc.control import ControlMessage, Pause, Reload, Serve
 from devserver.ipc.events import ProjectUsage
 from devserver.ipc.reports import ErrorReport
-from devserver.kit import interpreter
+from devserver.kit import filestamp, interpreter
 from devserver.reload.rules import Change, is_asset, restart_reason
 from devserver.reload.watcher import ImportGraph, module_name, remove_bytecode
 

@@ -1,7 +1,8 @@
 """Hot reload: the supervisor's file watcher.
 
 One thread watches ``--dynamic`` (module reload) and ``--root`` (live browser
-reload) with watchfiles' Rust notifier.  For each batch of changes:
+reload) with watchfiles' Rust notifier, or by polling (poller.py) where the
+system sends no events or refuses a watch.  For each batch of changes:
 
 1. Paths that are noise are dropped: ``__pycache__``, hidden files and
    folders (which covers emacs' ``.#name`` locks), editor swap and backup
@@ -42,15 +43,13 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from devserver.ipc.config import Config
 from devserver.ipc.control import CompileFailure, ControlMessage, PageChanged
 from devserver.ipc.events import Event, LogEvent, ReloadEvent
 from devserver.reload.ignored import IGNORED_DIRS, IGNORED_NAME
-
-if TYPE_CHECKING:
-    from watchfiles._rust_notify import RustNotify
+from devserver.reload.poller import Poller
 
 # The notifier returns a batch once no new change arrived for one step (so
 # 1-2 steps after the last change), or at the latest after the debounce; it
@@ -254,6 +253,15 @@ def _imported_names(tree: ast.AST, module: str, is_package: bool) -> set[str]:
     return names
 
 
+class Notifier(Protocol):
+    """What the watcher thread waits on: watchfiles' Rust notifier, or :class:`Poller`."""
+
+    def watch(self, debounce_ms: int, step_ms: int, timeout_ms: int,
+              stop_event: threading.Event) -> set[tuple[int, str]] | str: ...
+
+    def close(self) -> None: ...
+
+
 class Supervised(Protocol):
     """What a watcher drives of the supervisor (devserver.supervisor.core.Supervisor, a layer above)."""
 
@@ -271,7 +279,7 @@ class Watcher:
     def __init__(self) -> None:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._notify: RustNotify | None = None
+        self._notify: Notifier | None = None
         self.supervisor: Supervised | None = None  # set by start()
         self.graph: ImportGraph | None = None
         self.broken: dict[str, tuple[str, int | None]] = {}  # module file -> its syntax error, until fixed
@@ -313,11 +321,14 @@ class Watcher:
         self._thread.start()
 
     @staticmethod
-    def notifier(roots: list[str], force_polling: bool) -> RustNotify:
-        """watchfiles' Rust notifier on ``roots`` (the seam a test makes refuse, as a full inotify table does)."""
+    def notifier(roots: list[str], force_polling: bool) -> Notifier:
+        """watchfiles' Rust notifier on ``roots`` (the seam a test makes refuse, as a full inotify table does),
+        or, polling, devserver's poller: notify's compares mtimes in whole seconds (poller.py)."""
+        if force_polling:
+            return Poller(roots)
         from watchfiles._rust_notify import RustNotify  # here: workers import this module, and never watch
 
-        return RustNotify(roots, False, force_polling, 300, True, True)
+        return RustNotify(roots, False, False, 300, True, True)
 
     def stop(self) -> None:
         """Stop watching; returns within about one step."""

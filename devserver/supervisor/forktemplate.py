@@ -19,8 +19,7 @@ import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 
-from devserver.apps import filestamp
-from devserver.kit import interpreter
+from devserver.kit import filestamp, interpreter
 from devserver.supervisor.warmtemplate import ENV, TemplateReport, decode
 
 

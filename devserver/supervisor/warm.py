@@ -38,12 +38,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
-from devserver.apps import filestamp, project
+from devserver.apps import project
 from devserver.apps.project import START_MARKS
 from devserver.ipc.channels import ControlReceiver, EventWriter, Generation, Process
 from devserver.ipc.config import Config
 from devserver.ipc.control import Go, PageChanged, Pause
 from devserver.ipc.events import LogEvent, ReloadEvent, WorkerEvent
+from devserver.kit import filestamp
 from devserver.supervisor import forktemplate
 from devserver.supervisor.core import Supervisor, WorkerSlot
 from devserver.supervisor.warmtemplate import preload

@@ -30,8 +30,9 @@ import sys
 from collections.abc import Iterable
 from typing import TypedDict
 
-from devserver.apps import appspec, filestamp
+from devserver.apps import appspec
 from devserver.apps.projectfiles import ProjectFiles
+from devserver.kit import filestamp
 
 ENV = "DEVSERVER_WARM_TEMPLATE"
 # What every worker imports: in the template, a standby has them for free.

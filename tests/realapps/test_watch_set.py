@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from conftest import LiveServer
@@ -101,10 +102,10 @@ rust.RustNotify = refusing
 
 def test_a_refused_watch_is_one_line_with_the_fix_and_polling_carries_on(tmp_path: Path) -> None:
     (tmp_path / "myapp.py").write_text(MYAPP)
-    # notify's poller compares whole seconds of mtime: an edit in the second the file was written is not a change
-    # to it (on a quiet machine the server is up within that second).  The edit below is seen once that second is past.
-    written = os.stat(tmp_path / "myapp.py").st_mtime - 5
-    os.utime(tmp_path / "myapp.py", (written, written))
+    # The save below keeps the size and the whole second of this mtime: what notify's poller (whole seconds) and
+    # Python's bytecode check (whole seconds and size) both take for no change.
+    second = (time.time_ns() // 1_000_000_000 - 10) * 1_000_000_000
+    os.utime(tmp_path / "myapp.py", ns=(second + 100_000_000, second + 100_000_000))
     seam = tmp_path / "seam"
     seam.mkdir()
     (seam / "sitecustomize.py").write_text(SITECUSTOMIZE)
@@ -116,7 +117,10 @@ def test_a_refused_watch_is_one_line_with_the_fix_and_polling_carries_on(tmp_pat
         assert "inotify watch limit" in line and "sysctl fs.inotify.max_user_watches=524288" in line
         assert not any("Traceback" in one for one in server.lines)
         assert get(server, "/")[2] == "v1"
-        edit(tmp_path / "myapp.py", 'VERSION = "v1"', 'VERSION = "v2"', server)  # seen by polling
+        mark = len(server.lines)
+        edit(tmp_path / "myapp.py", 'VERSION = "v1"', 'VERSION = "v2"')
+        os.utime(tmp_path / "myapp.py", ns=(second + 600_000_000, second + 600_000_000))
+        server.wait_for(r"^(reloaded|reload failed) ", timeout=DEADLINE, start=mark)  # seen by polling
         assert get(server, "/")[2] == "v2"
     finally:
         server.stop()

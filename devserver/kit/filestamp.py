@@ -1,4 +1,7 @@
-"""Has a module's file changed since it was imported?  A few microseconds per file.
+"""Has a file changed since it was stamped?  A few microseconds per file.
+
+Workers ask it of a module's file (changed since it was imported?), and the
+polling watcher of every file it walks.
 
 Size and mtime say so, except just after a write: file clocks are coarse
 (a few milliseconds on Linux), so a second same-size save within the same
@@ -38,6 +41,11 @@ def take(file: str) -> Stamp | None:
         st = os.stat(file)
     except OSError:
         return None
+    return of(file, st)
+
+
+def of(file: str, st: os.stat_result) -> Stamp:
+    """The stamp of ``file`` whose stat is ``st`` (a walk's ``DirEntry.stat()`` saves the second stat)."""
     racy = time.time_ns() - st.st_mtime_ns < RACY_NS
     return Stamp(st.st_size, st.st_mtime_ns, _digest(file) if racy else None)
 
@@ -48,6 +56,11 @@ def check(file: str, stamp: Stamp) -> Stamp | None:
         st = os.stat(file)
     except OSError:
         return None
+    return check_stat(file, st, stamp)
+
+
+def check_stat(file: str, st: os.stat_result, stamp: Stamp) -> Stamp | None:
+    """:func:`check` with the file's stat already taken."""
     if st.st_size != stamp.size or st.st_mtime_ns != stamp.mtime_ns:
         return None
     if stamp.digest is None:
