@@ -9,13 +9,22 @@ Printed: req/s and server CPU per request (every process of the server, from /pr
 the per-round on/off ratios, and the load average at the start and the end.  Target: recording costs at most
 10% of req/s.
 
+``--instructions`` counts instead what a busy machine cannot move: each page's app is called in one process,
+in-process through WSGI (no server, no sockets), under ``valgrind --tool=callgrind``, with recording on (the
+hooks installed, each call recorded and its record finished, as a worker does) and off; the instructions of a
+run of 10 calls are taken from those of a run of 60, so what is left, divided by 50, is one call's, start-up
+and import excluded.  Needs valgrind (Debian package ``valgrind``).
+
     python bench/inside.py [--rounds 5] [--duration 5] [--conns 20] [--workers 2] [--only flask,django]
+    python bench/inside.py --instructions [--only flask,django]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -107,6 +116,46 @@ LAUNCHER = ("import sys; from dataclasses import replace; from devserver import 
             "cli.config_from_args = lambda args, parser: replace(made(args, parser), record_inside={on}); "
             "sys.exit(cli.main(sys.argv[1:]))")
 PAGES = {"flask": ("app:app", "<li>item 7</li>"), "django": ("benchsite.wsgi:application", "<li>t5 by a5</li>")}
+# One process calling a page's app CALLS times in-process, recording ({on}) as a worker does: the hooks
+# installed once the app is imported, each call made in a recorder, and the record finished.
+CALLER = """
+import importlib, sys
+from wsgiref.util import setup_testing_defaults
+from devserver.ipc.config import Config
+from devserver.probes import hooks, recorder
+
+module, name = {app!r}.split(":")
+app = getattr(importlib.import_module(module), name)
+on = {on} and hooks.install(Config(app_dir="."))
+
+
+class Request:
+    method, target = "GET", "/"
+
+
+class Exchange:
+    request, recorder = Request(), None
+
+
+def call(environ):
+    body = app(environ, lambda status, headers, exc_info=None: None)
+    try:
+        return b"".join(body)
+    finally:
+        getattr(body, "close", lambda: None)()
+
+
+for _ in range({calls}):
+    environ = {{}}
+    setup_testing_defaults(environ)
+    exchange = Exchange()
+    page = recorder.recorded(exchange, call)(environ)
+    assert {expected!r}.encode() in page, page[:200]
+    if on:
+        assert exchange.recorder.finish().queries
+"""
+CALLS = (10, 60)
+SUMMARY = re.compile(r"^(?:summary|totals): (\d+)", re.MULTILINE)
 
 
 def make_projects(base: Path) -> dict[str, Path]:
@@ -132,6 +181,41 @@ def spec(page: str, on: bool, folder: Path, port: int, workers: int) -> ServerSp
                       ready_path="/", cwd=folder, env={"PYTHONPATH": path})
 
 
+def instructions_of(page: str, on: bool, calls: int, folder: Path, out: Path) -> int:
+    """The instructions callgrind counts in a process calling ``page``'s app ``calls`` times."""
+    app, expected = PAGES[page]
+    code = CALLER.format(app=app, on=on, calls=calls, expected=expected)
+    path = os.pathsep.join(p for p in (str(folder), str(BENCH_DIR.parent), os.environ.get("PYTHONPATH", "")) if p)
+    env = os.environ | {"PYTHONPATH": path, "DJANGO_SETTINGS_MODULE": "benchsite.settings"}
+    ran = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c", code],
+                         cwd=folder, env=env, capture_output=True, text=True, check=False)
+    if ran.returncode != 0:
+        raise SystemExit(f"{page} {'on' if on else 'off'} x{calls}: exit {ran.returncode}\n{ran.stderr[-2000:]}")
+    return sum(int(m.group(1)) for m in SUMMARY.finditer(out.read_text(errors="replace")))
+
+
+def count_instructions(pages: list[str]) -> int:
+    if shutil.which("valgrind") is None:
+        raise SystemExit("bench/inside.py --instructions: valgrind is not installed (apt install valgrind)")
+    print(f"load average at start: {load_average()} (instruction counts do not depend on it)", flush=True)
+    few, many = CALLS
+    print("| page | off instructions/call | on instructions/call | on/off |")
+    print("| --- | ---: | ---: | ---: |")
+    with tempfile.TemporaryDirectory(prefix="devserver-inside-") as tmp:
+        folders = make_projects(Path(tmp))
+        for page in pages:
+            per_call = {}
+            for on in (False, True):
+                counts = [instructions_of(page, on, calls, folders[page], Path(tmp) / f"{page}-{on}-{calls}.out")
+                          for calls in CALLS]
+                per_call[on] = (counts[1] - counts[0]) / (many - few)
+            print(f"| {page} | {per_call[False]:,.0f} | {per_call[True]:,.0f} | {per_call[True] / per_call[False]:.3f} |",
+                  flush=True)
+    print(f"\ncallgrind, (I({many}) - I({few})) / {many - few} per page and setup, in-process WSGI calls; "
+          f"load average at end: {load_average()}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -140,11 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conns", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--only", default="flask,django")
+    parser.add_argument("--instructions", action="store_true", help="count instructions per app call (callgrind)")
     opts = parser.parse_args(argv)
     pages = [name for name in opts.only.split(",") if name]
     for name in pages:
         if name not in PAGES:
             parser.error(f"unknown page {name!r} (from: {', '.join(PAGES)})")
+    if opts.instructions:
+        return count_instructions(pages)
     setups = [(page, on) for page in pages for on in (False, True)]
     runs: dict[tuple[str, bool], list[tuple[float, float]]] = {setup: [] for setup in setups}  # (req/s, CPU us/req)
     print(f"load average at start: {load_average()}", flush=True)

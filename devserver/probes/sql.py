@@ -1,4 +1,4 @@
-"""SQL hooks: Django's execute wrappers, SQLAlchemy's engine events, and sqlite3's DB-API where neither runs.
+"""SQL hooks: Django's execute wrappers, SQLAlchemy's dialects' DB-API calls, and sqlite3's DB-API where neither runs.
 
 The DB-API hook leaves out what Django and SQLAlchemy run through the driver (the frameworks' own hooks record
 their statements, and their housekeeping, a connection's PRAGMAs, is not the app's): a statement is never
@@ -21,8 +21,7 @@ if TYPE_CHECKING:
     import sqlite3
     from sqlite3 import _Parameters
 
-    from sqlalchemy.engine import Connection, ExceptionContext
-    from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
+    from sqlalchemy.engine.interfaces import DBAPICursor, Dialect
 
 T = TypeVar("T")
 _Cursor = TypeVar("_Cursor", bound="sqlite3.Cursor")
@@ -81,50 +80,59 @@ def install_django() -> None:
 
 
 # SQLAlchemy ----------------------------------------------------------------
-# A statement's start travels on its execution context (one per statement), which both events are given.
-_SA_STARTED = "_devserver_started"
+# Recorded where the dialect hands a statement to the DB-API cursor (Dialect.do_execute, do_executemany,
+# do_execute_no_params: SQLAlchemy's documented seam for that call), not by engine events: once an Engine has
+# any listener, every statement goes through SQLAlchemy's event dispatch (about a hundred Python calls each, a
+# third more CPU for a page of 8 queries), while a wrapper here adds one call.  And not by the driver's own hook
+# (sqlite3's below): that sees only connections opened after it, and an app's engine opens, and pools, its
+# first connection while the app is imported, before any hook is installed.  Every dialect is covered this way
+# (none overrides do_execute; the few overriding do_executemany are wrapped too): no engine needs events.
+_SA_METHODS = ("do_execute", "do_executemany", "do_execute_no_params")
 
 
-def _sa_before(conn: Connection, cursor: DBAPICursor, statement: str, parameters: object,
-               context: ExecutionContext | None, executemany: bool) -> tuple[str, object]:
-    recorder = current()
-    if recorder is not None and context is not None:
-        setattr(context, _SA_STARTED, (recorder, time.perf_counter()))
-    return statement, parameters  # retval=True: SQLAlchemy calls this as it is, with no adapter around it
+def _sa_recording(name: str, original: Callable[..., None]) -> Callable[..., None]:
+    many = name == "do_executemany"
+    no_params = name == "do_execute_no_params"
+
+    def recording(dialect: Dialect, cursor: DBAPICursor, statement: str, *args: object, **kwargs: object) -> None:
+        recorder = current()
+        if recorder is None:
+            return original(dialect, cursor, statement, *args, **kwargs)
+        started = time.perf_counter()
+        error = ""
+        try:
+            return original(dialect, cursor, statement, *args, **kwargs)
+        except Exception as exc:
+            error = _error(exc)
+            raise
+        finally:
+            ms = (time.perf_counter() - started) * 1000
+            params = () if no_params or not args else args[0]
+            if many and isinstance(params, Sequence) and params:
+                params = params[0]  # executemany: the first row
+            recorder.query(statement, params, started, ms, None if error else _rows(cursor), app_frame(),
+                           f"sqlalchemy:{dialect.name}", error)
+
+    return recording
 
 
-def _sa_done(context: ExecutionContext, cursor: DBAPICursor | None, statement: str, parameters: object, executemany: bool,
-             error: str) -> None:
-    started_by: tuple[Recorder, float] | None = getattr(context, _SA_STARTED, None)
-    if started_by is None:
-        return
-    setattr(context, _SA_STARTED, None)
-    recorder, started = started_by
-    ms = (time.perf_counter() - started) * 1000
-    shown = parameters[0] if executemany and isinstance(parameters, Sequence) and parameters else parameters
-    recorder.query(statement, shown, started, ms, None if error else _rows(cursor), app_frame(),
-                   f"sqlalchemy:{context.dialect.name}", error)
-
-
-def _sa_after(conn: Connection, cursor: DBAPICursor, statement: str, parameters: object, context: ExecutionContext,
-              executemany: bool) -> None:
-    _sa_done(context, cursor, statement, parameters, executemany, "")
-
-
-def _sa_failed(exception_context: ExceptionContext) -> None:
-    context = exception_context.execution_context
-    if context is not None and exception_context.statement is not None:
-        _sa_done(context, exception_context.cursor, exception_context.statement, exception_context.parameters, False,
-                 _error(exception_context.original_exception))
+def _sa_classes(root: type) -> list[type]:
+    """``root`` and every subclass loaded now (the dialects of the engines the app created)."""
+    found, todo = [], [root]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return found
 
 
 def install_sqlalchemy() -> None:
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine.default import DefaultDialect
 
-    event.listen(Engine, "before_cursor_execute", _sa_before, retval=True)
-    event.listen(Engine, "after_cursor_execute", _sa_after)
-    event.listen(Engine, "handle_error", _sa_failed)
+    for cls in _sa_classes(DefaultDialect):
+        for name in _SA_METHODS:
+            if name in vars(cls):
+                replace(cls, name, _sa_recording(name, getattr(cls, name)))
 
 
 # sqlite3 (DB-API) ----------------------------------------------------------
