@@ -166,7 +166,8 @@ def test_installing_with_recording_off_replaces_nothing_and_installing_twice_rep
     assert (seen["off"], seen["after_off"]) == (False, 0)
     assert seen["on"] == [True, True]
     assert seen["replaced"] == sorted([
-        "HTTPConnection.putrequest", "HTTPConnection.getresponse", "HTTPTransport.handle_request",
+        "HTTPConnection.putrequest", "HTTPConnection.endheaders", "HTTPConnection.send", "HTTPConnection.getresponse",
+        "HTTPTransport.handle_request",
         "AsyncHTTPTransport.handle_async_request", "ClientSession._request", "Template.render",
         "Template.render_async", "Template.render", "sqlite3.connect", "sqlite3.dbapi2.connect",
         "DefaultDialect.do_execute", "DefaultDialect.do_executemany", "DefaultDialect.do_execute_no_params"])  # each once
@@ -244,6 +245,79 @@ def test_sqlalchemy_statements_are_recorded_once_each_from_the_app_frame_without
             ["SELECT 1", None, at('db.execute("SELECT 1")'), "sqlite3", ""],
         ], found[name]
     assert found["events"] == [0, 0]
+
+
+# Calls to a port that refuses (bound, never listening: the kernel answers a connect with a reset), in a recorder.
+_REFUSED_CALLS = """
+import asyncio, http.client, json, os, socket, sys, urllib.request
+import httpx, requests
+from devserver.ipc.config import Config
+from devserver.probes import hooks, recorder
+
+closed = socket.socket()
+closed.bind(("127.0.0.1", 0))
+port = closed.getsockname()[1]
+base = f"http://user:pw@127.0.0.1:{port}"
+hooks.install(Config(app_dir=os.path.dirname(os.path.abspath(__file__))))
+
+
+class Request:
+    method, target = "GET", "/"
+
+
+class Exchange:
+    request, recorder = Request(), None
+
+
+async def async_httpx():
+    async with httpx.AsyncClient() as client:
+        await client.get(f"{base}/async?token=s3")
+
+
+def plain():
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection.request("POST", "/plain", body=b"x")
+
+
+CALLS = [plain, lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/urllib", timeout=5),
+         lambda: requests.get(f"{base}/requests?password=s3", timeout=5), lambda: httpx.get(f"{base}/httpx", timeout=5),
+         lambda: asyncio.run(async_httpx())]
+
+
+def view(_):
+    for call in CALLS:
+        try:
+            call()
+        except Exception:
+            pass
+        else:
+            sys.exit("a call to a refusing port succeeded")
+
+
+exchange = Exchange()
+recorder.recorded(exchange, view)(None)
+print(json.dumps({"port": port, "calls": [[c.method, c.url, c.status, c.client, c.error.split(":")[0], c.ms >= 0,
+                                            c.source.split(":")[0]] for c in exchange.recorder.finish().outbound]}))
+"""
+
+
+def test_a_call_refused_at_connect_is_recorded_with_its_error(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(_REFUSED_CALLS.lstrip())
+    ran = subprocess.run([sys.executable, str(app)], capture_output=True, text=True, timeout=60, check=False)
+    assert ran.returncode == 0, ran.stderr
+    seen = json.loads(ran.stdout)
+    calls, port = seen["calls"], seen["port"]
+    base = f"http://user:********@127.0.0.1:{port}"
+    assert calls == [
+        ["POST", f"http://127.0.0.1:{port}/plain", 0, "http.client", "ConnectionRefusedError", True, "app.py"],
+        ["GET", f"http://127.0.0.1:{port}/urllib", 0, "http.client", "ConnectionRefusedError", True, "app.py"],
+        # urllib3 raises its own error from connect(), and requests sends no credentials in the URL
+        ["GET", f"http://127.0.0.1:{port}/requests?password=********", 0, "http.client", "NewConnectionError", True,
+         "app.py"],
+        ["GET", f"{base}/httpx", 0, "httpx", "ConnectError", True, "app.py"],
+        ["GET", f"{base}/async?token=********", 0, "httpx", "ConnectError", True, "app.py"],
+    ]
 
 
 @pytest.fixture
