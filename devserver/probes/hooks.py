@@ -20,6 +20,7 @@ HOOKS: dict[str, Callable[[], None]] = {
     "django.template.base": templates.install_django_templates,
     "sqlalchemy.engine": sql.install_sqlalchemy,
     "sqlite3": sql.install_sqlite3,
+    "psycopg": sql.install_psycopg,
     "http.client": outbound.install_http_client,
     "httpx": outbound.install_httpx,
     "aiohttp": outbound.install_aiohttp,

@@ -1,4 +1,5 @@
-"""SQL hooks: Django's execute wrappers, SQLAlchemy's dialects' DB-API calls, and sqlite3's DB-API where neither runs.
+"""SQL hooks: Django's execute wrappers, SQLAlchemy's dialects' DB-API calls, and sqlite3's and psycopg's DB-API
+where neither runs.
 
 The DB-API hook leaves out what Django and SQLAlchemy run through the driver (the frameworks' own hooks record
 their statements, and their housekeeping, a connection's PRAGMAs, is not the app's): a statement is never
@@ -8,7 +9,7 @@ recorded twice.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol, Self, TypeVar, overload
 
@@ -90,13 +91,21 @@ def install_django() -> None:
 _SA_METHODS = ("do_execute", "do_executemany", "do_execute_no_params")
 
 
+def _sa_housekeeping(context: object) -> bool:
+    """Whether a statement is the dialect's own check on an engine's first connection (server version, default
+    schema: PostgreSQL runs a few), not the app's: SQLAlchemy runs those on a Connection that may not begin a
+    transaction (``_allow_autobegin``, False only there); where that attribute is gone, the checks are recorded."""
+    return getattr(getattr(context, "root_connection", None), "_allow_autobegin", True) is False
+
+
 def _sa_recording(name: str, original: Callable[..., None]) -> Callable[..., None]:
     many = name == "do_executemany"
-    no_params = name == "do_execute_no_params"
+    # (cursor, statement, parameters, context) but (cursor, statement, context) for do_execute_no_params
+    at = 0 if name == "do_execute_no_params" else 1
 
     def recording(dialect: Dialect, cursor: DBAPICursor, statement: str, *args: object, **kwargs: object) -> None:
         recorder = current()
-        if recorder is None:
+        if recorder is None or _sa_housekeeping(args[at] if len(args) > at else kwargs.get("context")):
             return original(dialect, cursor, statement, *args, **kwargs)
         started = time.perf_counter()
         error = ""
@@ -107,7 +116,7 @@ def _sa_recording(name: str, original: Callable[..., None]) -> Callable[..., Non
             raise
         finally:
             ms = (time.perf_counter() - started) * 1000
-            params = () if no_params or not args else args[0]
+            params = args[0] if at and args else ()
             if many and isinstance(params, Sequence) and params:
                 params = params[0]  # executemany: the first row
             recorder.query(statement, params, started, ms, None if error else _rows(cursor), app_frame(),
@@ -116,8 +125,8 @@ def _sa_recording(name: str, original: Callable[..., None]) -> Callable[..., Non
     return recording
 
 
-def _sa_classes(root: type) -> list[type]:
-    """``root`` and every subclass loaded now (the dialects of the engines the app created)."""
+def _classes(root: type) -> list[type]:
+    """``root`` and every subclass loaded now (the dialects of the engines the app created, a driver's cursors)."""
     found, todo = [], [root]
     while todo:
         cls = todo.pop()
@@ -129,25 +138,30 @@ def _sa_classes(root: type) -> list[type]:
 def install_sqlalchemy() -> None:
     from sqlalchemy.engine.default import DefaultDialect
 
-    for cls in _sa_classes(DefaultDialect):
+    for cls in _classes(DefaultDialect):
         for name in _SA_METHODS:
             if name in vars(cls):
                 replace(cls, name, _sa_recording(name, getattr(cls, name)))
 
 
-# sqlite3 (DB-API) ----------------------------------------------------------
+# DB-API drivers: sqlite3, psycopg ------------------------------------------
 FRAMEWORKS = ("django.", "sqlalchemy.")  # modules whose statements their own hooks record
 
 
-def _from_framework() -> bool:
-    """Whether the statement comes from a framework's code (the first frame outside this module)."""
+def _from_framework(driver: str = "") -> bool:
+    """Whether the statement comes from a framework's code: the first frame outside this module and outside the
+    driver's own package (psycopg's ``Connection.execute`` calls its cursor's)."""
     frame: FrameType | None = interpreter.stack_frame(2)
-    while frame is not None and frame.f_globals.get("__name__") == __name__:
+    while frame is not None:
+        module = str(frame.f_globals.get("__name__", ""))
+        if module != __name__ and not (driver and module.startswith(driver)):
+            return module.startswith(FRAMEWORKS)
         frame = frame.f_back
-    return frame is not None and str(frame.f_globals.get("__name__", "")).startswith(FRAMEWORKS)
+    return False
 
 
-def _recorded(recorder: Recorder, cursor: object, run: Callable[[], T], sql: str, params: object) -> T:
+def _recorded(recorder: Recorder, cursor: object, run: Callable[[], T], sql: str, params: object,
+              database: str = "sqlite3") -> T:
     started = time.perf_counter()
     error = ""
     try:
@@ -157,7 +171,7 @@ def _recorded(recorder: Recorder, cursor: object, run: Callable[[], T], sql: str
         raise
     finally:
         recorder.query(sql, params, started, (time.perf_counter() - started) * 1000,
-                       None if error else _rows(cursor), app_frame(3), "sqlite3", error)
+                       None if error else _rows(cursor), app_frame(3), database, error)
 
 
 def install_sqlite3() -> None:
@@ -203,3 +217,71 @@ def install_sqlite3() -> None:
         return connect
 
     interpreter.replace_sqlite3_connect(recording, replace)
+
+
+def _pg_text(query: object, cursor: object) -> str:
+    """A psycopg query as text: a ``str``, ``bytes``, or a composed ``psycopg.sql`` object rendered for ``cursor``."""
+    if isinstance(query, str):
+        return query
+    if isinstance(query, bytes):
+        return query.decode(errors="replace")
+    as_string = getattr(query, "as_string", None)
+    try:
+        return str(as_string(cursor)) if as_string is not None else repr(query)
+    except Exception:  # noqa: BLE001 - shown as the object it is, the statement still runs
+        return repr(query)
+
+
+def _pg_params(many: bool, args: tuple[object, ...], kwargs: dict[str, object]) -> object:
+    """The parameters shown of ``execute(query, params)`` / ``executemany(query, params_seq)``, as called: of
+    executemany its first row (none of an iterator, which the driver alone consumes)."""
+    given = args[0] if args else kwargs.get("params_seq" if many else "params")
+    if not many:
+        return given
+    return given[0] if isinstance(given, Sequence) and given else ()
+
+
+def _pg_recording(name: str, original: Callable[..., T]) -> Callable[..., T]:
+    many = name == "executemany"
+
+    def recording(cursor: object, query: object, *args: object, **kwargs: object) -> T:
+        recorder = current()
+        if recorder is None or _from_framework("psycopg"):
+            return original(cursor, query, *args, **kwargs)
+        return _recorded(recorder, cursor, lambda: original(cursor, query, *args, **kwargs), _pg_text(query, cursor),
+                         _pg_params(many, args, kwargs), "psycopg")
+
+    return recording
+
+
+def _pg_async_recording(name: str, original: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    many = name == "executemany"
+
+    async def recording(cursor: object, query: object, *args: object, **kwargs: object) -> T:
+        recorder = current()
+        if recorder is None or _from_framework("psycopg"):
+            return await original(cursor, query, *args, **kwargs)
+        started = time.perf_counter()
+        error = ""
+        try:
+            return await original(cursor, query, *args, **kwargs)
+        except Exception as exc:
+            error = _error(exc)
+            raise
+        finally:
+            recorder.query(_pg_text(query, cursor), _pg_params(many, args, kwargs), started,
+                           (time.perf_counter() - started) * 1000, None if error else _rows(cursor), app_frame(),
+                           "psycopg", error)
+
+    return recording
+
+
+def install_psycopg() -> None:
+    """psycopg 3's cursors record (their classes: connections opened before the hook are covered too)."""
+    import psycopg
+
+    for root, wrap in ((psycopg.Cursor, _pg_recording), (psycopg.AsyncCursor, _pg_async_recording)):
+        for cls in _classes(root):
+            for name in ("execute", "executemany"):
+                if name in vars(cls):
+                    replace(cls, name, wrap(name, getattr(cls, name)))
