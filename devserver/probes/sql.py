@@ -37,6 +37,11 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 
 
+def _first_row(rows: object) -> object:
+    """An executemany's parameters as shown: its first row (none of an iterator, which the driver alone consumes)."""
+    return rows[0] if isinstance(rows, Sequence) and rows else ()
+
+
 # Django --------------------------------------------------------------------
 # An execute wrapper's call: (sql, params, many, context), context holding the "connection" and the "cursor".
 _Execute = Callable[[str, object, bool, dict[str, object]], object]
@@ -61,7 +66,7 @@ def _django_wrapper(execute: _Execute, sql: str, params: object, many: bool, con
         raise
     finally:
         ms = (time.perf_counter() - started) * 1000
-        shown = params[0] if many and isinstance(params, Sequence) and params else params  # executemany: the first row
+        shown = _first_row(params) if many else params
         recorder.query(sql, shown, started, ms, _rows(context.get("cursor")), app_frame(),
                        f"django:{getattr(context.get('connection'), 'alias', '')}", error)
 
@@ -87,7 +92,8 @@ def install_django() -> None:
 # third more CPU for a page of 8 queries), while a wrapper here adds one call.  And not by the driver's own hook
 # (sqlite3's below): that sees only connections opened after it, and an app's engine opens, and pools, its
 # first connection while the app is imported, before any hook is installed.  Every dialect is covered this way
-# (none overrides do_execute; the few overriding do_executemany are wrapped too): no engine needs events.
+# (none overrides do_execute; the few overriding do_executemany, psycopg2's, mysqldb's, are wrapped too when
+# loaded by then, as an engine made at import loads its dialect): no engine needs events.
 _SA_METHODS = ("do_execute", "do_executemany", "do_execute_no_params")
 
 
@@ -117,9 +123,7 @@ def _sa_recording(name: str, original: Callable[..., None]) -> Callable[..., Non
         finally:
             ms = (time.perf_counter() - started) * 1000
             params = args[0] if at and args else ()
-            if many and isinstance(params, Sequence) and params:
-                params = params[0]  # executemany: the first row
-            recorder.query(statement, params, started, ms, None if error else _rows(cursor), app_frame(),
+            recorder.query(statement, _first_row(params) if many else params, started, ms, None if error else _rows(cursor), app_frame(),
                            f"sqlalchemy:{dialect.name}", error)
 
     return recording
@@ -233,12 +237,9 @@ def _pg_text(query: object, cursor: object) -> str:
 
 
 def _pg_params(many: bool, args: tuple[object, ...], kwargs: dict[str, object]) -> object:
-    """The parameters shown of ``execute(query, params)`` / ``executemany(query, params_seq)``, as called: of
-    executemany its first row (none of an iterator, which the driver alone consumes)."""
+    """The parameters shown of ``execute(query, params)`` / ``executemany(query, params_seq)``, as called."""
     given = args[0] if args else kwargs.get("params_seq" if many else "params")
-    if not many:
-        return given
-    return given[0] if isinstance(given, Sequence) and given else ()
+    return _first_row(given) if many else given
 
 
 def _pg_recording(name: str, original: Callable[..., T]) -> Callable[..., T]:
