@@ -77,7 +77,7 @@ SECRET_KEY = "bench"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 INSTALLED_APPS = ["catalog"]
-MIDDLEWARE = []
+MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]  # a Content-Length, as instructions.py reads
 ROOT_URLCONF = "catalog.urls"
 TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}}
@@ -190,7 +190,8 @@ def instructions_of(page: str, on: bool, calls: int, folder: Path, out: Path) ->
     app, expected = PAGES[page]
     code = CALLER.format(app=app, on=on, calls=calls, expected=expected)
     path = os.pathsep.join(p for p in (str(folder), str(BENCH_DIR.parent), os.environ.get("PYTHONPATH", "")) if p)
-    env = os.environ | {"PYTHONPATH": path, "DJANGO_SETTINGS_MODULE": "benchsite.settings"}
+    # One hash seed for every run: the dicts' layout, and so the counts, the same from run to run.
+    env = os.environ | {"PYTHONPATH": path, "DJANGO_SETTINGS_MODULE": "benchsite.settings", "PYTHONHASHSEED": "0"}
     ran = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c", code],
                          cwd=folder, env=env, capture_output=True, text=True, check=False)
     if ran.returncode != 0:
@@ -207,12 +208,12 @@ def app_call_instructions(page: str, on: bool, folder: Path, work: Path) -> floa
 
 def server_instructions(requests: int) -> Callable[[str, bool, Path, Path], float]:
     """One request's instructions in the whole server (supervisor and one worker), counted during load."""
-    from instructions import count_during_load
+    from instructions import PATIENT, count_during_load
 
     def measure(page: str, on: bool, folder: Path, work: Path) -> float:
         server_spec = spec(page, on, folder, free_port(), 1)
         env = os.environ | server_spec.env | {"DJANGO_SETTINGS_MODULE": "benchsite.settings"}
-        counts = count_during_load(list(server_spec.argv), env, folder, server_spec.port, "/", requests, 10, False,
+        counts = count_during_load([*server_spec.argv, *PATIENT], env, folder, server_spec.port, "/", requests, 10, False,
                                    work / server_spec.name, lambda pid: [pid, *children(pid)])
         return sum(counts.values()) / requests
 
