@@ -9,17 +9,30 @@ Printed: req/s and server CPU per request (every process of the server, from /pr
 the per-round on/off ratios, and the load average at the start and the end.  Target: recording costs at most
 10% of req/s.
 
+``--instructions`` counts instead what a busy machine cannot move: each page's app is called in one process,
+in-process through WSGI (no server, no sockets), under ``valgrind --tool=callgrind``, with recording on (the
+hooks installed, each call recorded and its record finished, as a worker does) and off; the instructions of a
+run of 10 calls are taken from those of a run of 60, so what is left, divided by 50, is one call's, start-up
+and import excluded.  ``--server-instructions`` counts the whole server instead (bench/instructions.py's
+count_during_load: one worker and the supervisor, JSON lines formatted, under callgrind, counted only while
+``--requests`` requests are served after a 500-request warm-up).  Both need valgrind (Debian package ``valgrind``).
+
     python bench/inside.py [--rounds 5] [--duration 5] [--conns 20] [--workers 2] [--only flask,django]
+    python bench/inside.py --instructions [--only flask,django]
+    python bench/inside.py --server-instructions [--requests 200] [--only flask,django]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from common import (
@@ -64,7 +77,7 @@ SECRET_KEY = "bench"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 INSTALLED_APPS = ["catalog"]
-MIDDLEWARE = []
+MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]  # a Content-Length, as instructions.py reads
 ROOT_URLCONF = "catalog.urls"
 TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}}
@@ -107,6 +120,46 @@ LAUNCHER = ("import sys; from dataclasses import replace; from devserver import 
             "cli.config_from_args = lambda args, parser: replace(made(args, parser), record_inside={on}); "
             "sys.exit(cli.main(sys.argv[1:]))")
 PAGES = {"flask": ("app:app", "<li>item 7</li>"), "django": ("benchsite.wsgi:application", "<li>t5 by a5</li>")}
+# One process calling a page's app CALLS times in-process, recording ({on}) as a worker does: the hooks
+# installed once the app is imported, each call made in a recorder, and the record finished.
+CALLER = """
+import importlib, sys
+from wsgiref.util import setup_testing_defaults
+from devserver.ipc.config import Config
+from devserver.probes import hooks, recorder
+
+module, name = {app!r}.split(":")
+app = getattr(importlib.import_module(module), name)
+on = {on} and hooks.install(Config(app_dir="."))
+
+
+class Request:
+    method, target = "GET", "/"
+
+
+class Exchange:
+    request, recorder = Request(), None
+
+
+def call(environ):
+    body = app(environ, lambda status, headers, exc_info=None: None)
+    try:
+        return b"".join(body)
+    finally:
+        getattr(body, "close", lambda: None)()
+
+
+for _ in range({calls}):
+    environ = {{}}
+    setup_testing_defaults(environ)
+    exchange = Exchange()
+    page = recorder.recorded(exchange, call)(environ)
+    assert {expected!r}.encode() in page, page[:200]
+    if on:
+        assert exchange.recorder.finish().queries
+"""
+CALLS = (10, 60)
+SUMMARY = re.compile(r"^(?:summary|totals): (\d+)", re.MULTILINE)
 
 
 def make_projects(base: Path) -> dict[str, Path]:
@@ -132,6 +185,64 @@ def spec(page: str, on: bool, folder: Path, port: int, workers: int) -> ServerSp
                       ready_path="/", cwd=folder, env={"PYTHONPATH": path})
 
 
+def instructions_of(page: str, on: bool, calls: int, folder: Path, out: Path) -> int:
+    """The instructions callgrind counts in a process calling ``page``'s app ``calls`` times."""
+    app, expected = PAGES[page]
+    code = CALLER.format(app=app, on=on, calls=calls, expected=expected)
+    path = os.pathsep.join(p for p in (str(folder), str(BENCH_DIR.parent), os.environ.get("PYTHONPATH", "")) if p)
+    # One hash seed for every run: the dicts' layout, and so the counts, the same from run to run.
+    env = os.environ | {"PYTHONPATH": path, "DJANGO_SETTINGS_MODULE": "benchsite.settings", "PYTHONHASHSEED": "0"}
+    ran = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c", code],
+                         cwd=folder, env=env, capture_output=True, text=True, check=False)
+    if ran.returncode != 0:
+        raise SystemExit(f"{page} {'on' if on else 'off'} x{calls}: exit {ran.returncode}\n{ran.stderr[-2000:]}")
+    return sum(int(m.group(1)) for m in SUMMARY.finditer(out.read_text(errors="replace")))
+
+
+def app_call_instructions(page: str, on: bool, folder: Path, work: Path) -> float:
+    """One in-process app call's instructions: a run of CALLS[1] calls less a run of CALLS[0]."""
+    few, many = CALLS
+    counts = [instructions_of(page, on, calls, folder, work / f"{page}-{on}-{calls}.out") for calls in CALLS]
+    return (counts[1] - counts[0]) / (many - few)
+
+
+def server_instructions(requests: int) -> Callable[[str, bool, Path, Path], float]:
+    """One request's instructions in the whole server (supervisor and one worker), counted during load."""
+    from instructions import PATIENT, count_during_load
+
+    def measure(page: str, on: bool, folder: Path, work: Path) -> float:
+        server_spec = spec(page, on, folder, free_port(), 1)
+        env = os.environ | server_spec.env | {"DJANGO_SETTINGS_MODULE": "benchsite.settings"}
+        counts = count_during_load([*server_spec.argv, *PATIENT], env, folder, server_spec.port, "/", requests, 10, False,
+                                   work / server_spec.name, lambda pid: [pid, *children(pid)])
+        return sum(counts.values()) / requests
+
+    return measure
+
+
+def count_instructions(pages: list[str], unit: str, measure: Callable[[str, bool, Path, Path], float],
+                       how: str) -> int:
+    """Print ``measure``'s figure per page, recording off and on, and their ratio."""
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise SystemExit("bench/inside.py: valgrind is not installed (apt install valgrind)")
+    print(f"load average at start: {load_average()} (instruction counts do not depend on it)", flush=True)
+    print(f"| page | off instructions/{unit} | on instructions/{unit} | on/off |")
+    print("| --- | ---: | ---: | ---: |")
+    with tempfile.TemporaryDirectory(prefix="devserver-inside-") as tmp:
+        work = Path(tmp)
+        folders = make_projects(work)
+        for page in pages:
+            off, on = (measure(page, recording, folders[page], work) for recording in (False, True))
+            print(f"| {page} | {off:,.0f} | {on:,.0f} | {on / off:.3f} |", flush=True)
+    print(f"\ncallgrind, {how}; load average at end: {load_average()}")
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -140,11 +251,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conns", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--only", default="flask,django")
+    parser.add_argument("--instructions", action="store_true", help="count instructions per app call (callgrind)")
+    parser.add_argument("--server-instructions", action="store_true",
+                        help="count instructions per request of the whole server (callgrind)")
+    parser.add_argument("--requests", type=int, default=200, help="with --server-instructions: requests counted")
     opts = parser.parse_args(argv)
     pages = [name for name in opts.only.split(",") if name]
     for name in pages:
         if name not in PAGES:
             parser.error(f"unknown page {name!r} (from: {', '.join(PAGES)})")
+    if opts.instructions:
+        return count_instructions(pages, "call", app_call_instructions,
+                                  f"(I({CALLS[1]}) - I({CALLS[0]})) / {CALLS[1] - CALLS[0]}, in-process WSGI calls")
+    if opts.server_instructions:
+        return count_instructions(pages, "request", server_instructions(opts.requests),
+                                  f"supervisor + 1 worker, {opts.requests} requests over 10 keep-alive connections "
+                                  "after a 500-request warm-up, JSON lines")
     setups = [(page, on) for page in pages for on in (False, True)]
     runs: dict[tuple[str, bool], list[tuple[float, float]]] = {setup: [] for setup in setups}  # (req/s, CPU us/req)
     print(f"load average at start: {load_average()}", flush=True)
@@ -178,12 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     print("| page | off req/s | on req/s | on/off req/s (rounds) | off CPU us/req | on CPU us/req | on/off CPU (rounds) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for page in pages:
-        off, on = runs[(page, False)], runs[(page, True)]
-        rps = [a[0] / b[0] for a, b in zip(on, off)]
-        cpu = [a[1] / b[1] for a, b in zip(on, off)]
-        print(f"| {page} | {statistics.median(r[0] for r in off):,.0f} | {statistics.median(r[0] for r in on):,.0f} | "
+        off_runs, on_runs = runs[(page, False)], runs[(page, True)]
+        rps = [a[0] / b[0] for a, b in zip(on_runs, off_runs)]
+        cpu = [a[1] / b[1] for a, b in zip(on_runs, off_runs)]
+        print(f"| {page} | {statistics.median(r[0] for r in off_runs):,.0f} | {statistics.median(r[0] for r in on_runs):,.0f} | "
               f"{statistics.median(rps):.3f} ({', '.join(f'{x:.2f}' for x in rps)}) | "
-              f"{statistics.median(r[1] for r in off):.0f} | {statistics.median(r[1] for r in on):.0f} | "
+              f"{statistics.median(r[1] for r in off_runs):.0f} | {statistics.median(r[1] for r in on_runs):.0f} | "
               f"{statistics.median(cpu):.3f} ({', '.join(f'{x:.2f}' for x in cpu)}) |")
     print(f"\n{opts.rounds} rounds, wrk -t2 -c{opts.conns} -d{opts.duration}s, {opts.workers} workers, JSON lines to a "
           f"file; load average at end: {load_average()}")

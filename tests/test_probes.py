@@ -11,6 +11,7 @@ import sys
 import threading
 import tracemalloc
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -135,7 +136,7 @@ class _Exchange:
 # Run in a process of its own: the hooks replace the libraries' attributes for the rest of the process.
 _INSTALL_TWICE = """
 import http.client, json, sqlite3, sqlite3.dbapi2
-import aiohttp, django.template.base, httpx, jinja2, sqlalchemy.engine
+import aiohttp, django.template.base, httpx, jinja2, sqlalchemy
 from devserver.ipc.config import Config
 from devserver.probes import hooks, patching
 
@@ -152,6 +153,8 @@ print(json.dumps({
     "not_replaced": [done.name for done in patching.REPLACED if getattr(done.owner, done.name) is done.original],
     "libraries_lost": [name for owner, name, original in libraries
                        if [d.original for d in patching.REPLACED if d.owner is owner and d.name == name] != [original]],
+    # SQLAlchemy records at its dialects' DB-API calls: an engine gets no event listener (whose dispatch costs).
+    "engine_events": len(sqlalchemy.create_engine("sqlite://").dispatch.before_cursor_execute),
 }))
 """
 
@@ -163,12 +166,158 @@ def test_installing_with_recording_off_replaces_nothing_and_installing_twice_rep
     assert (seen["off"], seen["after_off"]) == (False, 0)
     assert seen["on"] == [True, True]
     assert seen["replaced"] == sorted([
-        "HTTPConnection.putrequest", "HTTPConnection.getresponse", "HTTPTransport.handle_request",
+        "HTTPConnection.putrequest", "HTTPConnection.endheaders", "HTTPConnection.send", "HTTPConnection.getresponse",
+        "HTTPTransport.handle_request",
         "AsyncHTTPTransport.handle_async_request", "ClientSession._request", "Template.render",
-        "Template.render_async", "Template.render", "sqlite3.connect", "sqlite3.dbapi2.connect"])  # each once
+        "Template.render_async", "Template.render", "sqlite3.connect", "sqlite3.dbapi2.connect",
+        "DefaultDialect.do_execute", "DefaultDialect.do_executemany", "DefaultDialect.do_execute_no_params"])  # each once
     assert not any(module.startswith("devserver") for module in seen["originals"])  # never a hook's own wrapper
     assert seen["not_replaced"] == []  # each attribute holds its replacement
     assert seen["libraries_lost"] == []  # what was remembered is the library's own
+    assert seen["engine_events"] == 0
+
+
+# An app module, its engine connected (and its connection pooled) before the hooks exist, as a worker imports it.
+_SQLALCHEMY_APP = """
+import json, os, sqlite3
+from sqlalchemy import create_engine, text
+from devserver.ipc.config import Config
+from devserver.probes import hooks, recorder
+
+here = os.path.dirname(os.path.abspath(__file__))
+early = create_engine("sqlite:///" + os.path.join(here, "early.db"))
+with early.begin() as conn:
+    conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"))
+hooks.install(Config(app_dir=here))
+late = create_engine("sqlite:///" + os.path.join(here, "late.db"))  # its connections made by the hooked driver
+
+
+class Request:
+    method, target = "GET", "/"
+
+
+class Exchange:
+    request, recorder = Request(), None
+
+
+def view(engine):
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, name TEXT)"))
+        conn.execute(text("INSERT INTO t (name) VALUES (:name)"), [{"name": "ann"}, {"name": "bob"}])
+        conn.execute(text("UPDATE t SET name = 'x' WHERE id > :low"), {"low": 0})
+        try:
+            conn.exec_driver_sql("SELECT missing FROM t")
+        except Exception:
+            pass
+    with sqlite3.connect(":memory:") as db:  # the app's own DB-API call, beside the engine's
+        db.execute("SELECT 1")
+
+
+found = {}
+for name, engine in (("early", early), ("late", late)):
+    exchange = Exchange()
+    recorder.recorded(exchange, view)(engine)
+    found[name] = [[q.sql, q.rows, q.source, q.database, q.error.split(":")[0]]
+                   for q in exchange.recorder.finish().queries]
+found["events"] = [len(e.dispatch.before_cursor_execute) for e in (early, late)]
+print(json.dumps(found))
+"""
+
+
+def test_sqlalchemy_statements_are_recorded_once_each_from_the_app_frame_without_engine_events(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(_SQLALCHEMY_APP.lstrip())
+    ran = subprocess.run([sys.executable, str(app)], capture_output=True, text=True, timeout=60, check=False)
+    assert ran.returncode == 0, ran.stderr
+    found = json.loads(ran.stdout)
+    line = {text: n for n, text in enumerate(app.read_text().splitlines(), 1)}
+
+    def at(code: str) -> str:
+        return "app.py:" + str(next(n for text, n in line.items() if code in text))
+
+    sa = "sqlalchemy:sqlite"
+    for name in ("early", "late"):  # the same, whichever connection the pool hands out
+        assert found[name] == [
+            ["CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, name TEXT)", None, at("CREATE TABLE IF"), sa, ""],
+            ["INSERT INTO t (name) VALUES ('ann')", 2, at("INSERT INTO"), sa, ""],  # executemany: its first row
+            ["UPDATE t SET name = 'x' WHERE id > 0", 2, at("UPDATE t"), sa, ""],
+            ["SELECT missing FROM t", None, at("SELECT missing"), sa, "OperationalError"],
+            ["SELECT 1", None, at('db.execute("SELECT 1")'), "sqlite3", ""],
+        ], found[name]
+    assert found["events"] == [0, 0]
+
+
+# Calls to a port that refuses (bound, never listening: the kernel answers a connect with a reset), in a recorder.
+_REFUSED_CALLS = """
+import asyncio, http.client, json, os, socket, sys, urllib.request
+import httpx, requests
+from devserver.ipc.config import Config
+from devserver.probes import hooks, recorder
+
+closed = socket.socket()
+closed.bind(("127.0.0.1", 0))
+port = closed.getsockname()[1]
+base = f"http://user:pw@127.0.0.1:{port}"
+hooks.install(Config(app_dir=os.path.dirname(os.path.abspath(__file__))))
+
+
+class Request:
+    method, target = "GET", "/"
+
+
+class Exchange:
+    request, recorder = Request(), None
+
+
+async def async_httpx():
+    async with httpx.AsyncClient() as client:
+        await client.get(f"{base}/async?token=s3")
+
+
+def plain():
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection.request("POST", "/plain", body=b"x")
+
+
+CALLS = [plain, lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/urllib", timeout=5),
+         lambda: requests.get(f"{base}/requests?password=s3", timeout=5), lambda: httpx.get(f"{base}/httpx", timeout=5),
+         lambda: asyncio.run(async_httpx())]
+
+
+def view(_):
+    for call in CALLS:
+        try:
+            call()
+        except Exception:
+            pass
+        else:
+            sys.exit("a call to a refusing port succeeded")
+
+
+exchange = Exchange()
+recorder.recorded(exchange, view)(None)
+print(json.dumps({"port": port, "calls": [[c.method, c.url, c.status, c.client, c.error.split(":")[0], c.ms >= 0,
+                                            c.source.split(":")[0]] for c in exchange.recorder.finish().outbound]}))
+"""
+
+
+def test_a_call_refused_at_connect_is_recorded_with_its_error(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(_REFUSED_CALLS.lstrip())
+    ran = subprocess.run([sys.executable, str(app)], capture_output=True, text=True, timeout=60, check=False)
+    assert ran.returncode == 0, ran.stderr
+    seen = json.loads(ran.stdout)
+    calls, port = seen["calls"], seen["port"]
+    base = f"http://user:********@127.0.0.1:{port}"
+    assert calls == [
+        ["POST", f"http://127.0.0.1:{port}/plain", 0, "http.client", "ConnectionRefusedError", True, "app.py"],
+        ["GET", f"http://127.0.0.1:{port}/urllib", 0, "http.client", "ConnectionRefusedError", True, "app.py"],
+        # urllib3 raises its own error from connect(), and requests sends no credentials in the URL
+        ["GET", f"http://127.0.0.1:{port}/requests?password=********", 0, "http.client", "NewConnectionError", True,
+         "app.py"],
+        ["GET", f"{base}/httpx", 0, "httpx", "ConnectError", True, "app.py"],
+        ["GET", f"{base}/async?token=********", 0, "httpx", "ConnectError", True, "app.py"],
+    ]
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ HOOKS: dict[str, Callable[[], None]] = {
     "django.template.base": templates.install_django_templates,
     "sqlalchemy.engine": sql.install_sqlalchemy,
     "sqlite3": sql.install_sqlite3,
+    "psycopg": sql.install_psycopg,
     "http.client": outbound.install_http_client,
     "httpx": outbound.install_httpx,
     "aiohttp": outbound.install_aiohttp,
@@ -41,9 +42,16 @@ def install(config: Config) -> bool:
     return True
 
 
+_modules_seen = 0  # len(sys.modules) at the last look: an import adds to it, most app calls import nothing
+
+
 def catch_up() -> None:
     """Install the hooks of the modules loaded since the last call."""
-    if not _pending or not any(name in sys.modules for name in _pending):
+    global _modules_seen
+    if not _pending or len(sys.modules) == _modules_seen:
+        return
+    _modules_seen = len(sys.modules)
+    if not any(name in sys.modules for name in _pending):
         return
     with _lock:
         for name in [name for name in _pending if name in sys.modules]:

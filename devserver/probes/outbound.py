@@ -56,13 +56,37 @@ def _error(exc: BaseException) -> str:
 _CALL = "_devserver_call"  # on the connection, from putrequest() to getresponse(): (recorder, method, url, start, source)
 
 
+def _full_url(connection: HTTPConnection, target: str) -> str:
+    if "://" in target:  # absolute-form: through a proxy
+        return target
+    import http.client
+
+    scheme = "https" if isinstance(connection, http.client.HTTPSConnection) else "http"
+    port = "" if connection.port == connection.default_port else f":{connection.port}"
+    return f"{scheme}://{connection.host}{port}{target}"
+
+
+def _failed(connection: HTTPConnection, exc: BaseException) -> None:
+    """The call on ``connection`` failed before its response's head (refused, reset, timed out): recorded once,
+    by the innermost hook that saw it fail."""
+    call: tuple[Recorder, str, str, float, str] | None = getattr(connection, _CALL, None)
+    if call is not None:
+        setattr(connection, _CALL, None)
+        recorder, method, target, started, source = call
+        _call(recorder, method, _full_url(connection, target), started, 0, 0, "http.client", source, _error(exc))
+
+
 def install_http_client() -> None:
-    """From putrequest() to the response's head; urllib3 (requests) calls both itself, not request()."""
+    """From putrequest() to the response's head; urllib3 (requests) calls both itself, not request().  A call
+    that fails on the way (connect() runs in endheaders()' first send(); urllib3 sends the body with send()) is
+    recorded with its error where it failed: getresponse() is never reached then."""
     import http.client
 
     connection = http.client.HTTPConnection
     # The originals as they are called here: arguments passed through as given.
     putrequest: Callable[..., None] = connection.putrequest
+    endheaders: Callable[..., None] = connection.endheaders
+    send: Callable[..., None] = connection.send
     getresponse: Callable[[HTTPConnection], HTTPResponse] = connection.getresponse
 
     def recording_putrequest(self: HTTPConnection, method: str, url: str, *args: object, **kwargs: object) -> None:
@@ -71,27 +95,38 @@ def install_http_client() -> None:
             setattr(self, _CALL, (recorder, method, url, time.perf_counter(), app_frame()))
         putrequest(self, method, url, *args, **kwargs)
 
+    def recording_endheaders(self: HTTPConnection, *args: object, **kwargs: object) -> None:
+        try:
+            endheaders(self, *args, **kwargs)
+        except Exception as exc:
+            _failed(self, exc)
+            raise
+
+    def recording_send(self: HTTPConnection, data: object) -> None:
+        try:
+            send(self, data)
+        except Exception as exc:
+            _failed(self, exc)
+            raise
+
     def recording_getresponse(self: HTTPConnection) -> HTTPResponse:
         call: tuple[Recorder, str, str, float, str] | None = getattr(self, _CALL, None)
         if call is None:
             return getresponse(self)
-        setattr(self, _CALL, None)
-        recorder, method, target, started, source = call
-        if "://" not in target:
-            scheme = "https" if isinstance(self, http.client.HTTPSConnection) else "http"
-            port = "" if self.port == self.default_port else f":{self.port}"
-            target = f"{scheme}://{self.host}{port}{target}"
         try:
             response = getresponse(self)
         except Exception as exc:
-            _call(recorder, method, target, started, 0, 0, "http.client", source, _error(exc))
+            _failed(self, exc)
             raise
-        _call(recorder, method, target, started, response.status, _size(response.getheader("content-length")),
-              "http.client", source)
+        setattr(self, _CALL, None)
+        recorder, method, target, started, source = call
+        _call(recorder, method, _full_url(self, target), started, response.status,
+              _size(response.getheader("content-length")), "http.client", source)
         return response
 
-    replace(connection, "putrequest", recording_putrequest)
-    replace(connection, "getresponse", recording_getresponse)
+    for name, replacement in (("putrequest", recording_putrequest), ("endheaders", recording_endheaders),
+                              ("send", recording_send), ("getresponse", recording_getresponse)):
+        replace(connection, name, replacement)
 
 
 # httpx ---------------------------------------------------------------------

@@ -59,8 +59,15 @@ def shown(sql: str, params: object) -> str:
     if not template.slots or not params:
         text = "".join(_interleave(chunks, [slot.text for slot in template.slots]))
     else:
-        by_name = params if isinstance(params, Mapping) else None
-        positional = params if isinstance(params, Sequence) and not isinstance(params, (str, bytes)) else ()
+        by_name: Mapping[str, object] | None = None
+        positional: Sequence[object] = ()
+        # The drivers' own types first: an ABC's isinstance() costs several Python calls.
+        if isinstance(params, (tuple, list)):
+            positional = params
+        elif isinstance(params, (dict, Mapping)):
+            by_name = params
+        elif isinstance(params, Sequence) and not isinstance(params, (str, bytes)):
+            positional = params
         values = []
         for slot in template.slots:
             if slot.key is not None:
