@@ -28,9 +28,9 @@ timed run), so that the figures are per request:
     function, EventSink, EventChannel's encoding, into memory), then
     delivered as the supervisor delivers them (``Supervisor._receive`` on
     the recorded bytes: decoding, the store, the sink), the console log
-    writing to /dev/null (as a terminal with ``--tty``).  Under callgrind
-    (valgrind installed) it runs twice, N and 2N events, and prints the
-    difference's instructions per event for each side; else (or with
+    writing to /dev/null (as a terminal with ``--tty``), after 500 events
+    of warm-up.  Under callgrind (valgrind installed) only those two steps
+    are counted: instructions per event of each side; else (or with
     ``--timed``) CPU time.
 
     PYTHONPATH=. python bench/supervisor_cost.py [--measure server|callgrind|ingest] [--log text,json,dashboard]
@@ -240,8 +240,11 @@ def hello_exchange(number: int, detail: bool) -> tuple[SimpleNamespace, dict[str
     return exchange, keywords
 
 
-def record_events(count: int, batch: int, detail: bool) -> tuple[list[bytes], float]:
-    """``count`` hello events recorded and encoded as a worker does, in batches of ``batch``; and its CPU time."""
+WARM_EVENTS = 500  # recorded and delivered before counting: imports, caches, the store's first thousand
+
+
+def record_events(shapes: list[tuple[SimpleNamespace, dict[str, object]]], batch: int) -> list[bytes]:
+    """Hello events (``hello_exchange``'s) recorded and encoded as a worker does, in batches of ``batch``."""
     from devserver.ipc.events import RequestEvent
     from devserver.worker.eventqueue import EventChannel, EventSink
     from devserver.worker.process import _request_values
@@ -249,82 +252,94 @@ def record_events(count: int, batch: int, detail: bool) -> tuple[list[bytes], fl
     recorder = Recorder()
     channel = EventChannel(recorder, 1_000_000)  # type: ignore[arg-type]
     sink = EventSink(channel, 4242)
-    shapes = [hello_exchange(number, detail) for number in range(50)]
-    started = time.process_time()
-    for number in range(count):
-        exchange, keywords = shapes[number % 50]
+    for exchange, keywords in shapes:
         sink.emit_values(RequestEvent, _request_values(exchange, **keywords))
         if len(sink) >= batch:
             sink.flush()
     sink.flush()
     channel.close()
-    return recorder.sent, time.process_time() - started
+    return recorder.sent
 
 
-def deliver(sent: list[bytes], fmt: str, tty: bool) -> float:
-    """The recorded batches through the supervisor's receiving path and its sink; its CPU time."""
-    from devserver.ipc.config import Config
-    from devserver.supervisor.core import Supervisor
+class Delivery:
+    """The supervisor's receiving path and its sink, fed recorded batches (the console log writes to /dev/null)."""
 
-    stream = TerminalNull(open(os.devnull, "wb")) if tty else open(os.devnull, "w")
-    if fmt == "dashboard":
-        kept: list[object] = []
-        sink, closing = kept.extend, None
-    else:
-        from devserver.console.log import ConsoleLog
+    def __init__(self, fmt: str, tty: bool) -> None:
+        from devserver.ipc.config import Config
+        from devserver.supervisor.core import Supervisor
 
-        log = ConsoleLog(stream, log_format=fmt)
-        sink, closing = log, log
-    supervisor = Supervisor(Config(tui=fmt == "dashboard"), sink)  # type: ignore[arg-type]
-    pipe = RecordedPipe(sent)
-    started = time.process_time()
-    while pipe.sent:
-        supervisor._receive(pipe)  # type: ignore[arg-type]
-    if closing is not None:
-        closing.close(30)
-    return time.process_time() - started
+        stream = TerminalNull(open(os.devnull, "wb")) if tty else open(os.devnull, "w")
+        self.log = None
+        if fmt == "dashboard":
+            kept: list[object] = []
+            sink = kept.extend  # the dashboard's feed keeps the batch for Textual's next frame
+        else:
+            from devserver.console.log import ConsoleLog
+
+            self.log = sink = ConsoleLog(stream, log_format=fmt)
+        self.supervisor = Supervisor(Config(tui=fmt == "dashboard"), sink)  # type: ignore[arg-type]
+
+    def __call__(self, sent: list[bytes]) -> None:
+        pipe = RecordedPipe(list(sent))
+        while pipe.sent:
+            self.supervisor._receive(pipe)  # type: ignore[arg-type]
+        deadline = time.monotonic() + 60
+        while self.log is not None and self.log.output._queue and time.monotonic() < deadline:
+            time.sleep(0.01)  # the writer thread's writes belong to these events
 
 
-def ingest_once(fmt: str, tty: bool, events: int, batch: int, side: str) -> None:
-    """One run: record ``events`` and, for the supervisor's side, deliver them; prints the CPU time."""
+def ingest_once(fmt: str, tty: bool, events: int, batch: int, counted: bool) -> None:
+    """Record ``events`` as a worker does, then deliver them as the supervisor does; between the steps a mark:
+    a callgrind dump (``counted``, the parent reads the instructions) or the CPU time, printed."""
     import gc
 
     import devserver.console.log  # noqa: F401 - imported before the freeze, as the supervisor imports it
 
     gc.freeze()  # as the supervisor before its workers: what was imported is never collected again
-    sent, recording = record_events(events, batch, fmt != "text")
-    if side == "worker":
-        print(f"cpu {recording}")
-        return
-    print(f"cpu {recording + deliver(sent, fmt, tty)}")
+
+    def mark() -> None:
+        if counted:
+            callgrind(os.getpid(), "-d")
+        else:
+            print(f"cpu {time.process_time()}", flush=True)
+
+    detail = fmt != "text"
+    warm = record_events([hello_exchange(number, detail) for number in range(WARM_EVENTS)], batch)
+    shapes = [hello_exchange(number, detail) for number in range(WARM_EVENTS, WARM_EVENTS + events)]
+    if counted:
+        callgrind(os.getpid(), "-i", "on")
+    mark()
+    sent = record_events(shapes, batch)
+    mark()  # 1: the worker's side
+    deliver = Delivery(fmt, tty)
+    deliver(warm)
+    mark()  # 2: the warm-up
+    deliver(sent)
+    mark()  # 3: the supervisor's side
 
 
 def measure_ingest(checkout: Path, fmt: str, tty: bool, events: int, batch: int, timed: bool) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(checkout.resolve()), str(Path(__file__).parent))),
            "PYTHONHASHSEED": "0"}
-    use_valgrind = shutil.which("valgrind") is not None and not timed
-    figures = {}
-    for side in ("worker", "supervisor"):
-        per_count = []
-        for count in (events, 2 * events):
-            argv = [sys.executable, __file__, "--ingest-once", side, "--log", fmt, "--events", str(count),
-                    "--batch", str(batch), *(["--tty"] if tty else [])]
-            with tempfile.TemporaryDirectory(prefix="devserver-ingest-") as tmp:
-                if use_valgrind:
-                    argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out", *argv]
-                done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-                if done.returncode:
-                    raise BenchError(f"{' '.join(argv)} failed:\n{done.stdout}{done.stderr}")
-                if use_valgrind:
-                    per_count.append(float(SUMMARY.findall(Path(f"{tmp}/out").read_text())[0]))
-                else:
-                    per_count.append(float(done.stdout.split()[-1]) * 1e6)
-        figures[side] = (per_count[1] - per_count[0]) / events
-    figures["supervisor"] -= figures["worker"]  # its runs record the events first, as the worker's do
-    unit = "instructions" if use_valgrind else "µs CPU"
-    shown = ",.0f" if use_valgrind else ".1f"
-    print(f"| {checkout} | {fmt}{' (tty)' if tty else ''} | {figures['worker']:{shown}} | "
-          f"{figures['supervisor']:{shown}} | {unit} |", flush=True)
+    counted = shutil.which("valgrind") is not None and not timed
+    argv = [sys.executable, __file__, "--ingest-once", "--log", fmt, "--events", str(events), "--batch", str(batch),
+            *(["--tty"] if tty else []), *([] if counted else ["--timed"])]
+    with tempfile.TemporaryDirectory(prefix="devserver-ingest-") as tmp:
+        if counted:
+            argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={tmp}/out", *argv]
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise BenchError(f"{' '.join(argv)} failed:\n{done.stdout}{done.stderr}")
+        if counted:
+            steps = [float(SUMMARY.findall(Path(f"{tmp}/out.{n}").read_text())[0]) for n in (1, 2, 3, 4)]
+        else:
+            marks = [float(line.split()[1]) for line in done.stdout.splitlines() if line.startswith("cpu ")]
+            steps = [(later - earlier) * 1e6 for earlier, later in zip(marks, marks[1:])]
+            steps.insert(0, 0.0)
+    worker, supervisor = steps[1] / events, steps[3] / events
+    unit, shown = ("instructions", ",.0f") if counted else ("µs CPU", ".1f")
+    print(f"| {checkout} | {fmt}{' (tty)' if tty else ''} | {worker:{shown}} | {supervisor:{shown}} | {unit} |",
+          flush=True)
 
 
 def main() -> int:
@@ -334,17 +349,17 @@ def main() -> int:
     parser.add_argument("--requests", type=int, help="N: requests of the first run, the second has 2N "
                         "(default 20000; 2000 under callgrind)")
     parser.add_argument("--conns", type=int, default=50)
-    parser.add_argument("--events", type=int, default=5000, help="ingest: N events (and 2N)")
+    parser.add_argument("--events", type=int, default=5000, help="ingest: events counted")
     parser.add_argument("--batch", type=int, default=50, help="ingest: events per batch, as a worker flushes them")
     parser.add_argument("--tty", action="store_true", help="the log on a terminal (colours)")
     parser.add_argument("--checkout", type=Path, action="append", help="a devserver checkout (default this one; "
                         "repeat to compare)")
     parser.add_argument("--timed", action="store_true", help="ingest: CPU time, not instructions (quicker, noisy)")
-    parser.add_argument("--ingest-once", choices=("worker", "supervisor"), help=argparse.SUPPRESS)
+    parser.add_argument("--ingest-once", action="store_true", help=argparse.SUPPRESS)
     opts = parser.parse_args()
     formats = opts.log.split(",")
     if opts.ingest_once:
-        ingest_once(formats[0], opts.tty, opts.events, opts.batch, opts.ingest_once)
+        ingest_once(formats[0], opts.tty, opts.events, opts.batch, counted=not opts.timed)
         return 0
     checkouts = opts.checkout or [REPO_DIR]
     requests = opts.requests or (2000 if opts.measure == "callgrind" else 20000)
@@ -354,8 +369,7 @@ def main() -> int:
         parser.error("--measure callgrind needs valgrind (apt install valgrind)")
     print(f"load average before: {load_average()}")
     if opts.measure == "ingest":
-        print(f"\n{opts.events} and {2 * opts.events} hello events in batches of {opts.batch}; per event, "
-              "the difference of the two runs\n")
+        print(f"\n{opts.events} hello events in batches of {opts.batch}, after {WARM_EVENTS} uncounted; per event\n")
         print("| checkout | log | worker: record + encode | supervisor: receive + store + sink | unit |")
         print("| --- | --- | ---: | ---: | --- |")
         for checkout in checkouts:
