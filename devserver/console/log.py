@@ -136,17 +136,16 @@ class ConsoleLog:
         lines.append(capture.get())
 
     def _request_line(self, e: RequestEvent) -> str:
-        dim = self._paint["dim"]
         note = ""
         if e.error or e.websocket is not None or e.inside is not None:
-            note = self._notes(e, dim)
+            note = self._notes(e, self._paint["dim"])
+        stamp = self._stamp_text if int(e.time) == self._stamp_second else self._stamp(e.time)
         method, target = e.shown_request(SHOWN_LINE)
         status = self._statuses.get(e.status) or self._memo(self._statuses, e.status, self._painted_status)
         size = self._sizes.get(e.bytes_sent) or self._memo(self._sizes, e.bytes_sent, human_bytes)
         pid = self._pids.get(e.worker_pid) or self._memo(self._pids, e.worker_pid, self._painted_pid)
-        bold = self._paint["bold"]
-        return (f"{self._stamp(e.time)} {e.client} {bold[0]}{method}{bold[1]} {target} "
-                f"{status} {size} {e.duration_ms:.1f}ms {pid}{note}\n")
+        bold, unbold = self._paint["bold"]
+        return f"{stamp} {e.client} {bold}{method}{unbold} {target} {status} {size} {e.duration_ms:.1f}ms {pid}{note}\n"
 
     @staticmethod
     def _memo(table: dict[int, str], key: int, make: Callable[[int], str]) -> str:
