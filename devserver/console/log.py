@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 STATUS_STYLE = {1: "white", 2: "green", 3: "cyan", 4: "yellow", 5: "bold red"}
 SHOWN_LINE = 100  # characters of a refused request's raw first line shown on its log line
 REQUEST_BACKPRESSURE = 1.0  # seconds a batch of request lines may wait for a slow stdout before it is dropped
+MEMO_ENTRIES = 512  # painted statuses, sizes or worker pids kept for the next request lines
 
 
 def human_bytes(count: int) -> str:
@@ -79,6 +81,10 @@ class ConsoleLog:
         self._console: Console | None = None
         self._paint: dict[str, tuple[str, str]] = {}
         self._stamp_second, self._stamp_text = -1, ""
+        # The painted pieces a request line repeats (its status, size, worker), made once each (_memo).
+        self._statuses: dict[int, str] = {}
+        self._sizes: dict[int, str] = {}
+        self._pids: dict[int, str] = {}
 
     @property
     def console(self) -> Console:
@@ -91,22 +97,25 @@ class ConsoleLog:
         return self._console
 
     def __call__(self, batch: list[Event]) -> None:
+        # Workers' batches may wait for a slow reader, as a blocking write did; the supervisor's own
+        # notices (a worker died, the server stops) never wait and are never dropped.
+        keep = False
         with self._lock:
             if not self.json:
                 self.console  # noqa: B018 - built here, once, under the lock
             lines: list[str] = []
             for event in batch:
+                if isinstance(event, RequestEvent) and not self.json and not event.traceback:
+                    lines.append(self._request_line(event))  # most events: one test, then the line
+                    continue
+                keep = keep or isinstance(event, (ServerEvent, WorkerEvent))  # only the supervisor's
                 if isinstance(event, ReloadEvent) and not self.reloads.admit(event):
                     continue
                 if self.json:
                     self._json(event, lines)
-                elif isinstance(event, RequestEvent) and not event.traceback:
-                    lines.append(self._request_line(event))
                 else:
                     self._text(event, lines)
-        # Workers' batches may wait for a slow reader, as a blocking write did; the supervisor's own
-        # notices (a worker died, the server stops) never wait and are never dropped.
-        if any(isinstance(event, (ServerEvent, WorkerEvent)) for event in batch):  # only the supervisor's
+        if keep:
             self.output.put("".join(lines), keep=True)
         else:
             self.output.put("".join(lines), REQUEST_BACKPRESSURE)
@@ -127,26 +136,51 @@ class ConsoleLog:
         lines.append(capture.get())
 
     def _request_line(self, e: RequestEvent) -> str:
-        paint = self._paint
-        dim, bold = paint["dim"], paint["bold"]
-        status = paint[STATUS_STYLE.get(e.status // 100, "white")]
-        stamp = self._stamp(e.time)
+        note = ""
+        if e.error or e.websocket is not None or e.inside is not None:
+            note = self._notes(e, self._paint["dim"])
+        stamp = self._stamp_text if int(e.time) == self._stamp_second else self._stamp(e.time)
+        method, target = e.shown_request(SHOWN_LINE)
+        status = self._statuses.get(e.status) or self._memo(self._statuses, e.status, self._painted_status)
+        size = self._sizes.get(e.bytes_sent) or self._memo(self._sizes, e.bytes_sent, human_bytes)
+        pid = self._pids.get(e.worker_pid) or self._memo(self._pids, e.worker_pid, self._painted_pid)
+        bold, unbold = self._paint["bold"]
+        return f"{stamp} {e.client} {bold}{method}{unbold} {target} {status} {size} {e.duration_ms:.1f}ms {pid}{note}\n"
+
+    @staticmethod
+    def _memo(table: dict[int, str], key: int, make: Callable[[int], str]) -> str:
+        """``make(key)``, kept in ``table`` (a few hundred entries at most: emptied when it holds more)."""
+        if len(table) >= MEMO_ENTRIES:
+            table.clear()
+        shown = table[key] = make(key)
+        return shown
+
+    def _painted_status(self, status: int) -> str:
+        start, end = self._paint[STATUS_STYLE.get(status // 100, "white")]
+        return f"{start}{status}{end}"
+
+    def _painted_pid(self, pid: int) -> str:
+        start, end = self._paint["dim"]
+        return f"{start}pid {pid}{end}"
+
+    @staticmethod
+    def _notes(e: RequestEvent, dim: tuple[str, str]) -> str:
+        """What a request line adds after the worker: the server's error, a WebSocket's messages, what it did inside."""
         note = f" {dim[0]}{escape_controls(e.error, multiline=False)}{dim[1]}" if e.error else ""
         if e.websocket is not None:
             ws = e.websocket
             note += f" {dim[0]}websocket {ws.messages_in} in / {ws.messages_out} out, closed {ws.close_code}{dim[1]}"
         if e.inside is not None and (e.inside.queries or e.inside.outbound or e.inside.dropped):
             note += f" {dim[0]}{inside_summary(e.inside)}{dim[1]}"
-        method, target = e.shown_request(SHOWN_LINE)
-        return (f"{dim[0]}{stamp}{dim[1]} {e.client} {bold[0]}{method}{bold[1]} {target} "
-                f"{status[0]}{e.status}{status[1]} {human_bytes(e.bytes_sent)} {e.duration_ms:.1f}ms "
-                f"{dim[0]}pid {e.worker_pid}{dim[1]}{note}\n")
+        return note
 
     def _stamp(self, when: float) -> str:
-        """HH:MM:SS of ``when``, formatted once a second (every request line has one)."""
+        """HH:MM:SS of ``when``, painted, made once a second (every request line has one)."""
         second = int(when)
         if second != self._stamp_second:
-            self._stamp_second, self._stamp_text = second, time.strftime("%H:%M:%S", time.localtime(second))
+            start, end = self._paint["dim"]
+            self._stamp_second = second
+            self._stamp_text = f"{start}{time.strftime('%H:%M:%S', time.localtime(second))}{end}"
         return self._stamp_text
 
     def _json(self, event: Event, lines: list[str]) -> None:

@@ -224,6 +224,8 @@ class RequestEvent:
         with ``limit``, shortened to that many characters with an ellipsis.
         """
         if not self.request_line:
+            if self.target.isprintable() and self.method.isprintable():  # the usual request: nothing to escape
+                return self.method, self.target
             return escape_controls(self.method, multiline=False), escape_controls(self.target, multiline=False)
         # Bytes past ASCII have no place in a request line (RFC 9112 §3): shown as \xNN like the controls.
         line = escape_controls(self.request_line.encode("latin-1").decode("ascii", "backslashreplace"), multiline=False)
