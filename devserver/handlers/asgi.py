@@ -29,12 +29,13 @@ import contextvars
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import unquote
 
 from devserver.debug import failures, requestlogs, tracebacks
 from devserver.handlers.exchange import BodyStream, ClientGone, Exchange, Responder
 from devserver.handlers.wsgi import CAUGHT, HOP_BY_HOP
+from devserver.http.framing import HeaderBlock, header_block
 from devserver.kit.memo import MemoTable
 
 # The ASGI spec's dicts: values of many types, each read with a check (isinstance) where the server relies on it.
@@ -101,14 +102,15 @@ def header_pairs(message: Message) -> list[tuple[bytes, bytes]]:
     raw = message.get("headers") or ()
     if not isinstance(raw, Iterable):
         raise AppError(f"the headers must be a list of pairs, not {raw!r}")
-    pairs = []
-    for pair in raw:
-        try:
-            name, value = pair
-            pairs.append((bytes(name), bytes(value)))
-        except (TypeError, ValueError):
-            raise AppError(f"a header must be a pair of bytes, not {pair!r}") from None
-    return pairs
+    return [_pair(pair) for pair in raw]
+
+
+def _pair(pair: Any) -> tuple[bytes, bytes]:  # Any: whatever the app put in its list, checked here
+    try:
+        name, value = pair
+        return bytes(name), bytes(value)
+    except (TypeError, ValueError):
+        raise AppError(f"a header must be a pair of bytes, not {pair!r}") from None
 
 
 def bytes_field(message: Message, key: str = "body") -> bytes:
@@ -259,7 +261,7 @@ class HTTPCall(ASGICall):
             self.stream.broken = self._body_failed
         self.request_done = False  # the last http.request event was given
         self.status = 0
-        self.headers: list[tuple[str, str]] | None = None
+        self.headers: HeaderBlock | None = None  # the app's, checked (response_block)
         self.streaming = False  # the head went out with start(): write()/finish() follow
         self.complete = False  # the whole response went out (or the connection was given up)
         self.held: bytes | None = None  # a whole failure response, waiting for the app to return
@@ -353,20 +355,16 @@ class HTTPCall(ASGICall):
         status = message.get("status")
         if not isinstance(status, int) or not 100 <= status <= 999:
             raise AppError(f"invalid status {status!r}")
-        headers: list[tuple[str, str]] = []
-        for pair in header_pairs(message):
-            name, value = _header(pair)
-            lname = name.lower()
-            if lname in HOP_BY_HOP:
-                continue  # the server owns these, as for WSGI; an app's Connection: close is framing's to read
-            headers.append((name, value))
-        self.status, self.headers = status, headers
+        self.status, self.headers = status, response_block(message)
 
     def _body(self, message: Message) -> None:
-        if self.headers is None:
+        headers = self.headers
+        if headers is None:
             raise AppError("http.response.body sent before http.response.start")
-        body = bytes_field(message)
-        more = bool(message.get("more_body", False))
+        body = message.get("body", b"")
+        if type(body) is not bytes:
+            body = bytes_field(message)
+        more = message.get("more_body", False)
         if self.streaming:
             self.conn.write(body)
             if not more:
@@ -376,7 +374,7 @@ class HTTPCall(ASGICall):
             return
         if more:
             self.streaming = True
-            self.conn.start(self.status, self.headers, body)
+            self.conn.start(self.status, headers, body)
             if self.streams is not None and self.entry is not None:
                 self.streams[self] = self.entry
             return
@@ -385,7 +383,7 @@ class HTTPCall(ASGICall):
             self.complete = True  # for the app's send(); the bytes go out when it returns
             return
         self._complete()
-        self.conn.send(self.status, self.headers, body)
+        self.conn.send(self.status, headers, body)
         self.conn.end()
         self.finished()
 
@@ -395,7 +393,7 @@ class HTTPCall(ASGICall):
             self.exchange.close = True  # answered before its body was in: the rest cannot be told from a request
         if self.done is not None:
             self.done.set()
-        if self.streams is not None:
+        if self.streaming and self.streams is not None:
             self.streams.pop(self, None)
 
     def end_stream(self) -> None:
@@ -492,6 +490,32 @@ def _header(pair: tuple[bytes, bytes]) -> tuple[str, str]:
     if "\r" in value or "\n" in value:
         raise AppError(f"invalid header {name!r}: {value!r}")
     return name, value
+
+
+def _checked_block(raw: Iterable[object]) -> HeaderBlock:
+    """An app's response headers checked (AppError if one is bad), less those the server owns, read for framing."""
+    headers = []
+    for pair in raw:
+        name, value = _header(_pair(pair))
+        if name.lower() not in HOP_BY_HOP:  # the server owns these, as for WSGI; Connection: close is framing's
+            headers.append((name, value))
+    return header_block(headers)
+
+
+# An app's response headers (a tuple of pairs) → their block: most apps send the same few lists again and again.
+_response_blocks = MemoTable(_checked_block, 256)
+
+
+def response_block(message: Message) -> HeaderBlock:
+    """``message["headers"]`` checked and read for framing, once per distinct list."""
+    raw = message.get("headers") or ()
+    if not isinstance(raw, Iterable):
+        raise AppError(f"the headers must be a list of pairs, not {raw!r}")
+    pairs = raw if isinstance(raw, tuple) else tuple(raw)
+    try:
+        return _response_blocks[pairs]
+    except TypeError:  # unhashable (pairs as lists, values as bytearrays): checked each time
+        return _checked_block(pairs)
 
 
 def start_asgi(conn: Responder, exchange: Exchange, entry: ASGIApplication, root_path: str, server: ASGIServer,

@@ -14,10 +14,11 @@ Either way the mismatch is reported with the request.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from devserver.http.parser import LAST_CHUNK, chunk, response_head
+from devserver.http.parser import LAST_CHUNK, chunk, head_of_fields, header_fields, response_head
 from devserver.kit.frozen import constructor_from_values
 
 
@@ -34,6 +35,30 @@ class Framing:
     length: int | None  # bytes of body announced (LENGTH); None otherwise
     close: bool  # the connection ends after this response
     head: bytes  # status line and header block, ready to send
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderBlock:
+    """A handler's header fields as framing reads them, worked out once for fields sent again and again.
+
+    An ASGI app sends the same few fields on every response (handlers/asgi.py
+    keeps one block per distinct list): what framing reads of them is read
+    here, once, and their wire bytes are made once.
+    """
+
+    fields: tuple[tuple[str, str], ...]  # less Transfer-Encoding and Connection (the server writes its own)
+    declared: int | None  # the first Content-Length's value (None if absent or not a number)
+    close: bool  # a Connection field said close
+    wire: bytes  # ``fields`` as they go out (parser.header_fields)
+
+
+Headers = list[tuple[str, str]] | HeaderBlock  # what a handler gives as a response's header fields
+
+
+def header_block(headers: list[tuple[str, str]]) -> HeaderBlock:
+    """``headers`` read for framing, once (see HeaderBlock)."""
+    kept, declared, close = _server_owned(headers)
+    return HeaderBlock(tuple(kept), declared, close, header_fields(kept))
 
 
 def _server_owned(headers: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], int | None, bool]:
@@ -59,7 +84,7 @@ def _server_owned(headers: list[tuple[str, str]]) -> tuple[list[tuple[str, str]]
 _SERVER_OWNED = frozenset({"transfer-encoding", "connection"})
 
 
-def framing_of(status: int, headers: list[tuple[str, str]], *, method: str, version: str, close: bool,
+def framing_of(status: int, headers: Headers, *, method: str, version: str, close: bool,
           body_length: int | None = None) -> Framing:
     """The framing of one response.
 
@@ -75,29 +100,39 @@ def framing_of(status: int, headers: list[tuple[str, str]], *, method: str, vers
     if status == 101:
         # Switching Protocols: the handler's Connection and Upgrade fields say what follows, and the
         # connection goes on in the new protocol (Connection.switch_protocol), whatever the request said.
-        return _make_framing(Framing, (Delimit.NONE, None, False, response_head(status, headers, version=version)))
-    headers, declared, asked_close = _server_owned(headers)
+        # (A block has no Connection field left: ASGI's http scope cannot switch protocols.)
+        given = headers.fields if isinstance(headers, HeaderBlock) else headers
+        return _make_framing(Framing, (Delimit.NONE, None, False, response_head(status, given, version=version)))
+    wire: bytes | None = None  # the handler's fields on the wire, when made once already
+    kept: Sequence[tuple[str, str]]
+    if isinstance(headers, HeaderBlock):
+        kept, declared, asked_close, wire = headers.fields, headers.declared, headers.close, headers.wire
+    else:
+        kept, declared, asked_close = _server_owned(headers)
     close = close or asked_close
     bodiless = status in (204, 304) or status < 200
+    extra = b""  # the server's framing field, after the handler's
     if bodiless:
-        headers = [(n, v) for n, v in headers if n.lower() != "content-length" or status == 304]
+        kept = [(n, v) for n, v in kept if n.lower() != "content-length" or status == 304]
+        wire = None
         delimit, length = Delimit.NONE, None
     elif declared is not None:
         delimit, length = Delimit.LENGTH, declared
     elif body_length is not None:
-        headers.append(("Content-Length", str(body_length)))
+        extra = b"Content-Length: %d\r\n" % body_length
         delimit, length = Delimit.LENGTH, body_length
     elif method == "HEAD":
         delimit, length = Delimit.NONE, None
     elif version == "1.1":
-        headers.append(("Transfer-Encoding", "chunked"))
+        extra = b"Transfer-Encoding: chunked\r\n"
         delimit, length = Delimit.CHUNKED, None
     else:
         delimit, length, close = Delimit.CLOSE, None, True
     if method == "HEAD":
         # The headers describe the body a GET would get; none is sent (RFC 9110 §9.3.2).
         delimit, length = Delimit.NONE, None
-    head = response_head(status, headers, close=close, version=version)
+    fields = (header_fields(kept) if wire is None else wire) + extra
+    head = head_of_fields(status, fields, close=close, version=version)
     return _make_framing(Framing, (delimit, length, close, head))
 
 
