@@ -139,16 +139,21 @@ def str_field(message: Message, key: str) -> str | None:
     return value
 
 
-def _header_name(name: str) -> bytes:
-    return name.lower().encode("latin-1")
+def _scope_header(field: tuple[str, str]) -> tuple[bytes, bytes]:
+    name, value = field
+    return name.lower().encode("latin-1"), value.encode("latin-1")
 
 
-_header_names = MemoTable(_header_name, 4096)  # a request header's name → its lower-case bytes
+# A request's header field → the scope's pair (lower-case name, bytes): a client sends the same fields on every request.
+_scope_headers = MemoTable(_scope_header, 4096)
 
 
 def _client(peer: str) -> tuple[str, int] | None:
     host, _, port = peer.rpartition(":")
     return (host.strip("[]"), int(port)) if port.isdigit() else None
+
+
+_clients = MemoTable(_client, 1024)  # "host:port" → scope["client"]: asked on every request of a connection
 
 
 def http_scope(conn: Responder, exchange: Exchange, root_path: str, server: ASGIServer,
@@ -166,8 +171,8 @@ def http_scope(conn: Responder, exchange: Exchange, root_path: str, server: ASGI
         "raw_path": path.encode("latin-1"),
         "query_string": request.query.encode("latin-1"),
         "root_path": root_path,
-        "headers": [(_header_names[name], value.encode("latin-1")) for name, value in request.headers],
-        "client": _client(conn.client),
+        "headers": [_scope_headers[field] for field in request.headers],
+        "client": _clients[conn.client],
         "server": server.address,
         "state": dict(state),  # shallow, as uvicorn does: a request's additions never reach the next one
     }
@@ -247,26 +252,29 @@ class HTTPCall(ASGICall):
     response never delays it.
     """
 
+    # What a call starts with, as class attributes: a call sets only those that change (most stay as they are).
+    body: BinaryIO | None = None  # the request body, rewound when first read
+    stream: BodyStream | None = None  # the body arrives while the app runs
+    request_done = False  # the last http.request event was given
+    status = 0
+    headers: HeaderBlock | None = None  # the app's, checked (response_block)
+    streaming = False  # the head went out with start(): write()/finish() follow
+    complete = False  # the whole response went out (or the connection was given up)
+    held: bytes | None = None  # a whole failure response, waiting for the app to return
+    done: asyncio.Event | None = None  # made when receive() first waits for the end: most apps never do
+    scope: Scope | None = None  # where a framework leaves the exception it answered a 500 for (CAUGHT)
+
     def __init__(self, conn: Responder, exchange: Exchange, finished: Callable[[], None],
                  log_line: Callable[[str], None] = lambda line: None,
                  streams: dict[HTTPCall, ASGIApplication] | None = None, entry: ASGIApplication | None = None) -> None:
         super().__init__(conn, exchange, finished)
         self.log_line = log_line  # a failure after the response has no row to go to: the server log has it
         self.streams, self.entry = streams, entry  # where a streamed response is listed while it lasts (ASGIServer)
-        self.body: BinaryIO | None = None  # the request body, rewound when first read
         self.body_left = exchange.body_size
         body = exchange.body
-        self.stream = body if isinstance(body, BodyStream) else None  # the body arrives while the app runs
-        if self.stream is not None:
-            self.stream.broken = self._body_failed
-        self.request_done = False  # the last http.request event was given
-        self.status = 0
-        self.headers: HeaderBlock | None = None  # the app's, checked (response_block)
-        self.streaming = False  # the head went out with start(): write()/finish() follow
-        self.complete = False  # the whole response went out (or the connection was given up)
-        self.held: bytes | None = None  # a whole failure response, waiting for the app to return
-        self.done: asyncio.Event | None = None  # made when receive() first waits for the end: most apps never do
-        self.scope: Scope | None = None  # where a framework leaves the exception it answered a 500 for (CAUGHT)
+        if isinstance(body, BodyStream):
+            self.stream = body
+            body.broken = self._body_failed
 
     # receive ---------------------------------------------------------------
     async def receive(self) -> Message:
