@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from enum import Enum
 
 from devserver.http.parser import LAST_CHUNK, chunk, head_of_fields, header_fields, response_head
-from devserver.kit.frozen import constructor_from_values
 
 
 class Delimit(Enum):
@@ -29,7 +28,12 @@ class Delimit(Enum):
     CLOSE = "close"  # the end of the connection (HTTP/1.0 without a length)
 
 
-@dataclass(frozen=True, slots=True)
+# The members as module globals: on Python 3.11 each attribute of an Enum class is looked up through
+# EnumType.__getattr__ (about a thousand instructions), and these are read several times per response.
+_NONE, _LENGTH, _CHUNKED, _CLOSE = Delimit.NONE, Delimit.LENGTH, Delimit.CHUNKED, Delimit.CLOSE
+
+
+@dataclass(slots=True)  # not frozen (never changed once made): a frozen __init__ costs twice a plain one, per response
 class Framing:
     delimit: Delimit
     length: int | None  # bytes of body announced (LENGTH); None otherwise
@@ -102,7 +106,7 @@ def framing_of(status: int, headers: Headers, *, method: str, version: str, clos
         # connection goes on in the new protocol (Connection.switch_protocol), whatever the request said.
         # (A block has no Connection field left: ASGI's http scope cannot switch protocols.)
         given = headers.fields if isinstance(headers, HeaderBlock) else headers
-        return _make_framing(Framing, (Delimit.NONE, None, False, response_head(status, given, version=version)))
+        return Framing(_NONE, None, False, response_head(status, given, version=version))
     wire: bytes | None = None  # the handler's fields on the wire, when made once already
     kept: Sequence[tuple[str, str]]
     if isinstance(headers, HeaderBlock):
@@ -115,28 +119,26 @@ def framing_of(status: int, headers: Headers, *, method: str, version: str, clos
     if bodiless:
         kept = [(n, v) for n, v in kept if n.lower() != "content-length" or status == 304]
         wire = None
-        delimit, length = Delimit.NONE, None
+        delimit, length = _NONE, None
     elif declared is not None:
-        delimit, length = Delimit.LENGTH, declared
+        delimit, length = _LENGTH, declared
     elif body_length is not None:
         extra = b"Content-Length: %d\r\n" % body_length
-        delimit, length = Delimit.LENGTH, body_length
+        delimit, length = _LENGTH, body_length
     elif method == "HEAD":
-        delimit, length = Delimit.NONE, None
+        delimit, length = _NONE, None
     elif version == "1.1":
         extra = b"Transfer-Encoding: chunked\r\n"
-        delimit, length = Delimit.CHUNKED, None
+        delimit, length = _CHUNKED, None
     else:
-        delimit, length, close = Delimit.CLOSE, None, True
+        delimit, length, close = _CLOSE, None, True
     if method == "HEAD":
         # The headers describe the body a GET would get; none is sent (RFC 9110 §9.3.2).
-        delimit, length = Delimit.NONE, None
+        delimit, length = _NONE, None
     fields = (header_fields(kept) if wire is None else wire) + extra
     head = head_of_fields(status, fields, close=close, version=version)
-    return _make_framing(Framing, (delimit, length, close, head))
+    return Framing(delimit, length, close, head)
 
-
-_make_framing = constructor_from_values(Framing)  # one per response
 
 
 class BodyWriter:
@@ -158,24 +160,24 @@ class BodyWriter:
         """The part of ``data`` that is body on the wire: all of it, up to the length still owed, or none (HEAD...)."""
         self.body_bytes += len(data)
         delimit = self.framing.delimit
-        if delimit is Delimit.LENGTH:
+        if delimit is _LENGTH:
             assert self.remaining is not None
             if len(data) > self.remaining:
                 self.overrun += len(data) - self.remaining
                 data = data[: self.remaining]
             self.remaining -= len(data)
             return data
-        return b"" if delimit is Delimit.NONE else data
+        return b"" if delimit is _NONE else data
 
     def wire(self, body: bytes) -> bytes:
         """``body`` (from take()) framed for the wire: a chunk when chunked, as it is otherwise."""
-        if self.framing.delimit is Delimit.CHUNKED:
+        if self.framing.delimit is _CHUNKED:
             return chunk(body) if body else b""
         return body
 
     def allowance(self, offered: int) -> int:
         """How many of ``offered`` bytes sent by sendfile may go out (counted as sent)."""
-        if self.framing.delimit is Delimit.NONE:
+        if self.framing.delimit is _NONE:
             return 0
         allowed = offered if self.remaining is None else min(offered, self.remaining)
         self.body_bytes += offered
@@ -192,18 +194,18 @@ class BodyWriter:
 
     def end(self) -> bytes:
         """The bytes that end the body (the last chunk, if chunked)."""
-        return LAST_CHUNK if self.framing.delimit is Delimit.CHUNKED else b""
+        return LAST_CHUNK if self.framing.delimit is _CHUNKED else b""
 
     def whole(self, body: bytes) -> bytes:
         """``body`` (from take(), all of the response's body) framed for the wire with its end: wire() + end()."""
-        if self.framing.delimit is Delimit.CHUNKED:
+        if self.framing.delimit is _CHUNKED:
             return chunk(body) + LAST_CHUNK if body else LAST_CHUNK
         return body
 
     @property
     def short(self) -> int:
         """Bytes announced but never offered."""
-        if self.framing.delimit is not Delimit.LENGTH or self.remaining is None:
+        if self.framing.delimit is not _LENGTH or self.remaining is None:
             return 0
         return self.remaining
 
@@ -216,7 +218,7 @@ class BodyWriter:
         reached the wire, so the next response cannot be mistaken for them.
         """
         framing = self.framing  # short's test, written out: this is asked after every response
-        return framing.close or (framing.delimit is Delimit.LENGTH and bool(self.remaining))
+        return framing.close or (framing.delimit is _LENGTH and bool(self.remaining))
 
     def mismatch(self) -> str | None:
         """A one-line account of a body that did not match its Content-Length."""
