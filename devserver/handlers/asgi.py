@@ -25,7 +25,6 @@ what is HTTP's.  A WebSocket scope is another subclass with its own
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
@@ -79,6 +78,10 @@ class ASGIServer:
         for call, app in list(self.streams.items()):
             if app is not current:
                 call.end_stream()
+
+
+def _nothing() -> None:
+    """An app's ``after`` when it has none: the call skips it."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -171,7 +174,7 @@ def http_scope(conn: Responder, exchange: Exchange, root_path: str, server: ASGI
         "raw_path": path.encode("latin-1"),
         "query_string": request.query.encode("latin-1"),
         "root_path": root_path,
-        "headers": [_scope_headers[field] for field in request.headers],
+        "headers": list(map(_scope_headers.__getitem__, request.headers)),
         "client": _clients[conn.client],
         "server": server.address,
         "state": dict(state),  # shallow, as uvicorn does: a request's additions never reach the next one
@@ -229,16 +232,22 @@ class ASGICall:
         else:
             self.returned()
         finally:
-            entry.after()
+            if entry.after is not _nothing:
+                entry.after()
             self.finished()
 
 
 def start_call(call: ASGICall, entry: ASGIApplication, scope: Scope,
                logs: requestlogs.LineCollector | None) -> asyncio.Task[None]:
     """Run ``call`` in a task of its own, with ``logs`` as the request's (what the app prints is its request's)."""
-    context = contextvars.copy_context()
-    context.run(requestlogs.current.set, logs)
-    return call.conn.loop.create_task(call.run(entry, scope), context=context)
+    loop = call.conn.loop
+    token = requestlogs.current.set(logs)  # the task copies the context it is made in, with this value
+    try:
+        if loop.get_task_factory() is None:  # as loop.create_task does, less its layer of Python: once per request
+            return asyncio.Task(call.run(entry, scope), loop=loop)
+        return loop.create_task(call.run(entry, scope))
+    finally:
+        requestlogs.current.reset(token)
 
 
 class HTTPCall(ASGICall):
@@ -517,9 +526,12 @@ _response_blocks = MemoTable(_checked_block, 256)
 def response_block(message: Message) -> HeaderBlock:
     """``message["headers"]`` checked and read for framing, once per distinct list."""
     raw = message.get("headers") or ()
-    if not isinstance(raw, Iterable):
+    if type(raw) is list:  # what apps send; isinstance(raw, Iterable) goes through the ABC machinery
+        pairs = tuple(raw)
+    elif isinstance(raw, Iterable):
+        pairs = raw if isinstance(raw, tuple) else tuple(raw)
+    else:
         raise AppError(f"the headers must be a list of pairs, not {raw!r}")
-    pairs = raw if isinstance(raw, tuple) else tuple(raw)
     try:
         return _response_blocks[pairs]
     except TypeError:  # unhashable (pairs as lists, values as bytearrays): checked each time
