@@ -274,11 +274,14 @@ class HTTPCall(ASGICall):
     scope: Scope | None = None  # where a framework leaves the exception it answered a 500 for (CAUGHT)
 
     def __init__(self, conn: Responder, exchange: Exchange, finished: Callable[[], None],
-                 log_line: Callable[[str], None] = lambda line: None,
-                 streams: dict[HTTPCall, ASGIApplication] | None = None, entry: ASGIApplication | None = None) -> None:
-        super().__init__(conn, exchange, finished)
-        self.log_line = log_line  # a failure after the response has no row to go to: the server log has it
-        self.streams, self.entry = streams, entry  # where a streamed response is listed while it lasts (ASGIServer)
+                 server: ASGIServer | None = None, entry: ASGIApplication | None = None) -> None:
+        # ASGICall's three, set here rather than through super().__init__: one call fewer, per request.
+        self.conn = conn
+        self.exchange = exchange
+        self._finished = finished
+        # Where a failure after the response is logged (it has no row to go to) and where a streamed
+        # response is listed while it lasts, with its app (ASGIServer.streams); None in tests.
+        self.server, self.entry = server, entry
         self.body_left = exchange.body_size
         body = exchange.body
         if isinstance(body, BodyStream):
@@ -392,8 +395,8 @@ class HTTPCall(ASGICall):
         if more:
             self.streaming = True
             self.conn.start(self.status, headers, body)
-            if self.streams is not None and self.entry is not None:
-                self.streams[self] = self.entry
+            if self.server is not None and self.entry is not None:
+                self.server.streams[self] = self.entry
             return
         if self.status >= FAILED_STATUS:
             self.held = body
@@ -410,8 +413,8 @@ class HTTPCall(ASGICall):
             self.exchange.close = True  # answered before its body was in: the rest cannot be told from a request
         if self.done is not None:
             self.done.set()
-        if self.streaming and self.streams is not None:
-            self.streams.pop(self, None)
+        if self.streaming and self.server is not None:
+            self.server.streams.pop(self, None)
 
     def end_stream(self) -> None:
         """End a streamed response now, whatever the app sends next (a reload: ASGIServer.end_streams)."""
@@ -455,8 +458,9 @@ class HTTPCall(ASGICall):
         failures.keep(requestlogs.current_id(), exc)  # for the dashboard's console, under the dashboard only
         if self.streaming or (self.complete and self.held is None):
             if self.complete:  # after the response (a background task): the row is written, the log has it
-                for line in text.rstrip("\n").split("\n"):
-                    self.log_line(line)
+                if self.server is not None:
+                    for line in text.rstrip("\n").split("\n"):
+                        self.server.log_line(line)
                 return
             exchange.traceback = text
             exchange.report = tracebacks.report(exc, report_environ(exchange))
@@ -542,7 +546,7 @@ def start_asgi(conn: Responder, exchange: Exchange, entry: ASGIApplication, root
                finished: Callable[[], None]) -> asyncio.Task[None]:
     """Run ``entry``'s app for the current request in a task; ``finished()`` once the response is complete."""
     exchange.logs = requestlogs.LineCollector() if server.request_detail else None
-    call = HTTPCall(conn, exchange, finished, server.log_line, server.streams, entry)
+    call = HTTPCall(conn, exchange, finished, server, entry)
     scope = http_scope(conn, exchange, root_path, server, entry.state)
     call.scope = scope
     return start_call(call, entry, scope, exchange.logs)
