@@ -83,7 +83,7 @@ class ASGIHandler:
 
     def _call(self, responder: Responder, exchange: Exchange, app: ASGIApplication, root_path: str,
               finished: Callable[[], None], lifespan: Lifespan) -> None:
-        if answered_failed_startup(responder, exchange, lifespan):
+        if lifespan.failure is not None and answered_failed_startup(responder, exchange, lifespan):  # rare: no call
             finished()
             return
         recording = entered(exchange)  # the task start_asgi makes copies the context: the recorder goes with it

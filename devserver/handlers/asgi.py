@@ -25,16 +25,16 @@ what is HTTP's.  A WebSocket scope is another subclass with its own
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import unquote
 
 from devserver.debug import failures, requestlogs, tracebacks
 from devserver.handlers.exchange import BodyStream, ClientGone, Exchange, Responder
 from devserver.handlers.wsgi import CAUGHT, HOP_BY_HOP
+from devserver.http.framing import HeaderBlock, header_block
 from devserver.kit.memo import MemoTable
 
 # The ASGI spec's dicts: values of many types, each read with a check (isinstance) where the server relies on it.
@@ -80,6 +80,10 @@ class ASGIServer:
                 call.end_stream()
 
 
+def _nothing() -> None:
+    """An app's ``after`` when it has none: the call skips it."""
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class ASGIApplication:
     """A loaded ASGI app as a worker serves it: what the loader built, and its lifespan's state.
@@ -101,14 +105,15 @@ def header_pairs(message: Message) -> list[tuple[bytes, bytes]]:
     raw = message.get("headers") or ()
     if not isinstance(raw, Iterable):
         raise AppError(f"the headers must be a list of pairs, not {raw!r}")
-    pairs = []
-    for pair in raw:
-        try:
-            name, value = pair
-            pairs.append((bytes(name), bytes(value)))
-        except (TypeError, ValueError):
-            raise AppError(f"a header must be a pair of bytes, not {pair!r}") from None
-    return pairs
+    return [_pair(pair) for pair in raw]
+
+
+def _pair(pair: Any) -> tuple[bytes, bytes]:  # Any: whatever the app put in its list, checked here
+    try:
+        name, value = pair
+        return bytes(name), bytes(value)
+    except (TypeError, ValueError):
+        raise AppError(f"a header must be a pair of bytes, not {pair!r}") from None
 
 
 def bytes_field(message: Message, key: str = "body") -> bytes:
@@ -137,16 +142,21 @@ def str_field(message: Message, key: str) -> str | None:
     return value
 
 
-def _header_name(name: str) -> bytes:
-    return name.lower().encode("latin-1")
+def _scope_header(field: tuple[str, str]) -> tuple[bytes, bytes]:
+    name, value = field
+    return name.lower().encode("latin-1"), value.encode("latin-1")
 
 
-_header_names = MemoTable(_header_name, 4096)  # a request header's name → its lower-case bytes
+# A request's header field → the scope's pair (lower-case name, bytes): a client sends the same fields on every request.
+_scope_headers = MemoTable(_scope_header, 4096)
 
 
 def _client(peer: str) -> tuple[str, int] | None:
     host, _, port = peer.rpartition(":")
     return (host.strip("[]"), int(port)) if port.isdigit() else None
+
+
+_clients = MemoTable(_client, 1024)  # "host:port" → scope["client"]: asked on every request of a connection
 
 
 def http_scope(conn: Responder, exchange: Exchange, root_path: str, server: ASGIServer,
@@ -164,8 +174,8 @@ def http_scope(conn: Responder, exchange: Exchange, root_path: str, server: ASGI
         "raw_path": path.encode("latin-1"),
         "query_string": request.query.encode("latin-1"),
         "root_path": root_path,
-        "headers": [(_header_names[name], value.encode("latin-1")) for name, value in request.headers],
-        "client": _client(conn.client),
+        "headers": list(map(_scope_headers.__getitem__, request.headers)),
+        "client": _clients[conn.client],
         "server": server.address,
         "state": dict(state),  # shallow, as uvicorn does: a request's additions never reach the next one
     }
@@ -222,16 +232,22 @@ class ASGICall:
         else:
             self.returned()
         finally:
-            entry.after()
+            if entry.after is not _nothing:
+                entry.after()
             self.finished()
 
 
 def start_call(call: ASGICall, entry: ASGIApplication, scope: Scope,
                logs: requestlogs.LineCollector | None) -> asyncio.Task[None]:
     """Run ``call`` in a task of its own, with ``logs`` as the request's (what the app prints is its request's)."""
-    context = contextvars.copy_context()
-    context.run(requestlogs.current.set, logs)
-    return call.conn.loop.create_task(call.run(entry, scope), context=context)
+    loop = call.conn.loop
+    token = requestlogs.current.set(logs)  # the task copies the context it is made in, with this value
+    try:
+        if loop.get_task_factory() is None:  # as loop.create_task does, less its layer of Python: once per request
+            return asyncio.Task(call.run(entry, scope), loop=loop)
+        return loop.create_task(call.run(entry, scope))
+    finally:
+        requestlogs.current.reset(token)
 
 
 class HTTPCall(ASGICall):
@@ -245,26 +261,32 @@ class HTTPCall(ASGICall):
     response never delays it.
     """
 
+    # What a call starts with, as class attributes: a call sets only those that change (most stay as they are).
+    body: BinaryIO | None = None  # the request body, rewound when first read
+    stream: BodyStream | None = None  # the body arrives while the app runs
+    request_done = False  # the last http.request event was given
+    status = 0
+    headers: HeaderBlock | None = None  # the app's, checked (response_block)
+    streaming = False  # the head went out with start(): write()/finish() follow
+    complete = False  # the whole response went out (or the connection was given up)
+    held: bytes | None = None  # a whole failure response, waiting for the app to return
+    done: asyncio.Event | None = None  # made when receive() first waits for the end: most apps never do
+    scope: Scope | None = None  # where a framework leaves the exception it answered a 500 for (CAUGHT)
+
     def __init__(self, conn: Responder, exchange: Exchange, finished: Callable[[], None],
-                 log_line: Callable[[str], None] = lambda line: None,
-                 streams: dict[HTTPCall, ASGIApplication] | None = None, entry: ASGIApplication | None = None) -> None:
-        super().__init__(conn, exchange, finished)
-        self.log_line = log_line  # a failure after the response has no row to go to: the server log has it
-        self.streams, self.entry = streams, entry  # where a streamed response is listed while it lasts (ASGIServer)
-        self.body: BinaryIO | None = None  # the request body, rewound when first read
+                 server: ASGIServer | None = None, entry: ASGIApplication | None = None) -> None:
+        # ASGICall's three, set here rather than through super().__init__: one call fewer, per request.
+        self.conn = conn
+        self.exchange = exchange
+        self._finished = finished
+        # Where a failure after the response is logged (it has no row to go to) and where a streamed
+        # response is listed while it lasts, with its app (ASGIServer.streams); None in tests.
+        self.server, self.entry = server, entry
         self.body_left = exchange.body_size
         body = exchange.body
-        self.stream = body if isinstance(body, BodyStream) else None  # the body arrives while the app runs
-        if self.stream is not None:
-            self.stream.broken = self._body_failed
-        self.request_done = False  # the last http.request event was given
-        self.status = 0
-        self.headers: list[tuple[str, str]] | None = None
-        self.streaming = False  # the head went out with start(): write()/finish() follow
-        self.complete = False  # the whole response went out (or the connection was given up)
-        self.held: bytes | None = None  # a whole failure response, waiting for the app to return
-        self.done: asyncio.Event | None = None  # made when receive() first waits for the end: most apps never do
-        self.scope: Scope | None = None  # where a framework leaves the exception it answered a 500 for (CAUGHT)
+        if isinstance(body, BodyStream):
+            self.stream = body
+            body.broken = self._body_failed
 
     # receive ---------------------------------------------------------------
     async def receive(self) -> Message:
@@ -353,20 +375,16 @@ class HTTPCall(ASGICall):
         status = message.get("status")
         if not isinstance(status, int) or not 100 <= status <= 999:
             raise AppError(f"invalid status {status!r}")
-        headers: list[tuple[str, str]] = []
-        for pair in header_pairs(message):
-            name, value = _header(pair)
-            lname = name.lower()
-            if lname in HOP_BY_HOP:
-                continue  # the server owns these, as for WSGI; an app's Connection: close is framing's to read
-            headers.append((name, value))
-        self.status, self.headers = status, headers
+        self.status, self.headers = status, response_block(message)
 
     def _body(self, message: Message) -> None:
-        if self.headers is None:
+        headers = self.headers
+        if headers is None:
             raise AppError("http.response.body sent before http.response.start")
-        body = bytes_field(message)
-        more = bool(message.get("more_body", False))
+        body = message.get("body", b"")
+        if type(body) is not bytes:
+            body = bytes_field(message)
+        more = message.get("more_body", False)
         if self.streaming:
             self.conn.write(body)
             if not more:
@@ -376,16 +394,16 @@ class HTTPCall(ASGICall):
             return
         if more:
             self.streaming = True
-            self.conn.start(self.status, self.headers, body)
-            if self.streams is not None and self.entry is not None:
-                self.streams[self] = self.entry
+            self.conn.start(self.status, headers, body)
+            if self.server is not None and self.entry is not None:
+                self.server.streams[self] = self.entry
             return
         if self.status >= FAILED_STATUS:
             self.held = body
             self.complete = True  # for the app's send(); the bytes go out when it returns
             return
         self._complete()
-        self.conn.send(self.status, self.headers, body)
+        self.conn.send(self.status, headers, body)
         self.conn.end()
         self.finished()
 
@@ -395,8 +413,8 @@ class HTTPCall(ASGICall):
             self.exchange.close = True  # answered before its body was in: the rest cannot be told from a request
         if self.done is not None:
             self.done.set()
-        if self.streams is not None:
-            self.streams.pop(self, None)
+        if self.streaming and self.server is not None:
+            self.server.streams.pop(self, None)
 
     def end_stream(self) -> None:
         """End a streamed response now, whatever the app sends next (a reload: ASGIServer.end_streams)."""
@@ -440,8 +458,9 @@ class HTTPCall(ASGICall):
         failures.keep(requestlogs.current_id(), exc)  # for the dashboard's console, under the dashboard only
         if self.streaming or (self.complete and self.held is None):
             if self.complete:  # after the response (a background task): the row is written, the log has it
-                for line in text.rstrip("\n").split("\n"):
-                    self.log_line(line)
+                if self.server is not None:
+                    for line in text.rstrip("\n").split("\n"):
+                        self.server.log_line(line)
                 return
             exchange.traceback = text
             exchange.report = tracebacks.report(exc, report_environ(exchange))
@@ -494,11 +513,40 @@ def _header(pair: tuple[bytes, bytes]) -> tuple[str, str]:
     return name, value
 
 
+def _checked_block(raw: Iterable[object]) -> HeaderBlock:
+    """An app's response headers checked (AppError if one is bad), less those the server owns, read for framing."""
+    headers = []
+    for pair in raw:
+        name, value = _header(_pair(pair))
+        if name.lower() not in HOP_BY_HOP:  # the server owns these, as for WSGI; Connection: close is framing's
+            headers.append((name, value))
+    return header_block(headers)
+
+
+# An app's response headers (a tuple of pairs) → their block: most apps send the same few lists again and again.
+_response_blocks = MemoTable(_checked_block, 256)
+
+
+def response_block(message: Message) -> HeaderBlock:
+    """``message["headers"]`` checked and read for framing, once per distinct list."""
+    raw = message.get("headers") or ()
+    if type(raw) is list:  # what apps send; isinstance(raw, Iterable) goes through the ABC machinery
+        pairs = tuple(raw)
+    elif isinstance(raw, Iterable):
+        pairs = raw if isinstance(raw, tuple) else tuple(raw)
+    else:
+        raise AppError(f"the headers must be a list of pairs, not {raw!r}")
+    try:
+        return _response_blocks[pairs]
+    except TypeError:  # unhashable (pairs as lists, values as bytearrays): checked each time
+        return _checked_block(pairs)
+
+
 def start_asgi(conn: Responder, exchange: Exchange, entry: ASGIApplication, root_path: str, server: ASGIServer,
                finished: Callable[[], None]) -> asyncio.Task[None]:
     """Run ``entry``'s app for the current request in a task; ``finished()`` once the response is complete."""
     exchange.logs = requestlogs.LineCollector() if server.request_detail else None
-    call = HTTPCall(conn, exchange, finished, server.log_line, server.streams, entry)
+    call = HTTPCall(conn, exchange, finished, server, entry)
     scope = http_scope(conn, exchange, root_path, server, entry.state)
     call.scope = scope
     return start_call(call, entry, scope, exchange.logs)

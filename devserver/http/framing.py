@@ -14,11 +14,11 @@ Either way the mismatch is reported with the request.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from devserver.http.parser import LAST_CHUNK, chunk, response_head
-from devserver.kit.frozen import constructor_from_values
+from devserver.http.parser import LAST_CHUNK, chunk, head_of_fields, header_fields, response_head
 
 
 class Delimit(Enum):
@@ -28,12 +28,41 @@ class Delimit(Enum):
     CLOSE = "close"  # the end of the connection (HTTP/1.0 without a length)
 
 
-@dataclass(frozen=True, slots=True)
+# The members as module globals: on Python 3.11 each attribute of an Enum class is looked up through
+# EnumType.__getattr__ (about a thousand instructions), and these are read several times per response.
+_NONE, _LENGTH, _CHUNKED, _CLOSE = Delimit.NONE, Delimit.LENGTH, Delimit.CHUNKED, Delimit.CLOSE
+
+
+@dataclass(slots=True)  # not frozen (never changed once made): a frozen __init__ costs twice a plain one, per response
 class Framing:
     delimit: Delimit
     length: int | None  # bytes of body announced (LENGTH); None otherwise
     close: bool  # the connection ends after this response
     head: bytes  # status line and header block, ready to send
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderBlock:
+    """A handler's header fields as framing reads them, worked out once for fields sent again and again.
+
+    An ASGI app sends the same few fields on every response (handlers/asgi.py
+    keeps one block per distinct list): what framing reads of them is read
+    here, once, and their wire bytes are made once.
+    """
+
+    fields: tuple[tuple[str, str], ...]  # less Transfer-Encoding and Connection (the server writes its own)
+    declared: int | None  # the first Content-Length's value (None if absent or not a number)
+    close: bool  # a Connection field said close
+    wire: bytes  # ``fields`` as they go out (parser.header_fields)
+
+
+Headers = list[tuple[str, str]] | HeaderBlock  # what a handler gives as a response's header fields
+
+
+def header_block(headers: list[tuple[str, str]]) -> HeaderBlock:
+    """``headers`` read for framing, once (see HeaderBlock)."""
+    kept, declared, close = _server_owned(headers)
+    return HeaderBlock(tuple(kept), declared, close, header_fields(kept))
 
 
 def _server_owned(headers: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], int | None, bool]:
@@ -59,7 +88,7 @@ def _server_owned(headers: list[tuple[str, str]]) -> tuple[list[tuple[str, str]]
 _SERVER_OWNED = frozenset({"transfer-encoding", "connection"})
 
 
-def framing_of(status: int, headers: list[tuple[str, str]], *, method: str, version: str, close: bool,
+def framing_of(status: int, headers: Headers, *, method: str, version: str, close: bool,
           body_length: int | None = None) -> Framing:
     """The framing of one response.
 
@@ -75,33 +104,41 @@ def framing_of(status: int, headers: list[tuple[str, str]], *, method: str, vers
     if status == 101:
         # Switching Protocols: the handler's Connection and Upgrade fields say what follows, and the
         # connection goes on in the new protocol (Connection.switch_protocol), whatever the request said.
-        return _make_framing(Framing, (Delimit.NONE, None, False, response_head(status, headers, version=version)))
-    headers, declared, asked_close = _server_owned(headers)
+        # (A block has no Connection field left: ASGI's http scope cannot switch protocols.)
+        given = headers.fields if isinstance(headers, HeaderBlock) else headers
+        return Framing(_NONE, None, False, response_head(status, given, version=version))
+    wire: bytes | None = None  # the handler's fields on the wire, when made once already
+    kept: Sequence[tuple[str, str]]
+    if isinstance(headers, HeaderBlock):
+        kept, declared, asked_close, wire = headers.fields, headers.declared, headers.close, headers.wire
+    else:
+        kept, declared, asked_close = _server_owned(headers)
     close = close or asked_close
     bodiless = status in (204, 304) or status < 200
+    extra = b""  # the server's framing field, after the handler's
     if bodiless:
-        headers = [(n, v) for n, v in headers if n.lower() != "content-length" or status == 304]
-        delimit, length = Delimit.NONE, None
+        kept = [(n, v) for n, v in kept if n.lower() != "content-length" or status == 304]
+        wire = None
+        delimit, length = _NONE, None
     elif declared is not None:
-        delimit, length = Delimit.LENGTH, declared
+        delimit, length = _LENGTH, declared
     elif body_length is not None:
-        headers.append(("Content-Length", str(body_length)))
-        delimit, length = Delimit.LENGTH, body_length
+        extra = b"Content-Length: %d\r\n" % body_length
+        delimit, length = _LENGTH, body_length
     elif method == "HEAD":
-        delimit, length = Delimit.NONE, None
+        delimit, length = _NONE, None
     elif version == "1.1":
-        headers.append(("Transfer-Encoding", "chunked"))
-        delimit, length = Delimit.CHUNKED, None
+        extra = b"Transfer-Encoding: chunked\r\n"
+        delimit, length = _CHUNKED, None
     else:
-        delimit, length, close = Delimit.CLOSE, None, True
+        delimit, length, close = _CLOSE, None, True
     if method == "HEAD":
         # The headers describe the body a GET would get; none is sent (RFC 9110 §9.3.2).
-        delimit, length = Delimit.NONE, None
-    head = response_head(status, headers, close=close, version=version)
-    return _make_framing(Framing, (delimit, length, close, head))
+        delimit, length = _NONE, None
+    fields = (header_fields(kept) if wire is None else wire) + extra
+    head = head_of_fields(status, fields, close=close, version=version)
+    return Framing(delimit, length, close, head)
 
-
-_make_framing = constructor_from_values(Framing)  # one per response
 
 
 class BodyWriter:
@@ -123,24 +160,24 @@ class BodyWriter:
         """The part of ``data`` that is body on the wire: all of it, up to the length still owed, or none (HEAD...)."""
         self.body_bytes += len(data)
         delimit = self.framing.delimit
-        if delimit is Delimit.LENGTH:
+        if delimit is _LENGTH:
             assert self.remaining is not None
             if len(data) > self.remaining:
                 self.overrun += len(data) - self.remaining
                 data = data[: self.remaining]
             self.remaining -= len(data)
             return data
-        return b"" if delimit is Delimit.NONE else data
+        return b"" if delimit is _NONE else data
 
     def wire(self, body: bytes) -> bytes:
         """``body`` (from take()) framed for the wire: a chunk when chunked, as it is otherwise."""
-        if self.framing.delimit is Delimit.CHUNKED:
+        if self.framing.delimit is _CHUNKED:
             return chunk(body) if body else b""
         return body
 
     def allowance(self, offered: int) -> int:
         """How many of ``offered`` bytes sent by sendfile may go out (counted as sent)."""
-        if self.framing.delimit is Delimit.NONE:
+        if self.framing.delimit is _NONE:
             return 0
         allowed = offered if self.remaining is None else min(offered, self.remaining)
         self.body_bytes += offered
@@ -157,18 +194,18 @@ class BodyWriter:
 
     def end(self) -> bytes:
         """The bytes that end the body (the last chunk, if chunked)."""
-        return LAST_CHUNK if self.framing.delimit is Delimit.CHUNKED else b""
+        return LAST_CHUNK if self.framing.delimit is _CHUNKED else b""
 
     def whole(self, body: bytes) -> bytes:
         """``body`` (from take(), all of the response's body) framed for the wire with its end: wire() + end()."""
-        if self.framing.delimit is Delimit.CHUNKED:
+        if self.framing.delimit is _CHUNKED:
             return chunk(body) + LAST_CHUNK if body else LAST_CHUNK
         return body
 
     @property
     def short(self) -> int:
         """Bytes announced but never offered."""
-        if self.framing.delimit is not Delimit.LENGTH or self.remaining is None:
+        if self.framing.delimit is not _LENGTH or self.remaining is None:
             return 0
         return self.remaining
 
@@ -181,7 +218,7 @@ class BodyWriter:
         reached the wire, so the next response cannot be mistaken for them.
         """
         framing = self.framing  # short's test, written out: this is asked after every response
-        return framing.close or (framing.delimit is Delimit.LENGTH and bool(self.remaining))
+        return framing.close or (framing.delimit is _LENGTH and bool(self.remaining))
 
     def mismatch(self) -> str | None:
         """A one-line account of a body that did not match its Content-Length."""

@@ -455,10 +455,18 @@ _KEEP_ALIVE_ENDS = {"1.0": b"Connection: keep-alive\r\n\r\n"}  # HTTP/1.1 keeps 
 
 def response_head(status: int, headers: Iterable[tuple[str, str]], *, close: bool = False, version: str = "1.1") -> bytes:
     """Serialize a status line and header block; adds Date, Server and Connection."""
-    line = _STATUS_LINES[version, status]
-    fields = "".join([f"{name}: {value}\r\n" for name, value in headers]).encode("latin-1")
+    return head_of_fields(status, header_fields(headers), close=close, version=version)
+
+
+def header_fields(headers: Iterable[tuple[str, str]]) -> bytes:
+    """Header fields as they go on the wire, each ``name: value\\r\\n``."""
+    return "".join([f"{name}: {value}\r\n" for name, value in headers]).encode("latin-1")
+
+
+def head_of_fields(status: int, fields: bytes, *, close: bool = False, version: str = "1.1") -> bytes:
+    """A status line and ``fields`` (from header_fields) with Date, Server and Connection: a response's head."""
     end = b"Connection: close\r\n\r\n" if close else _KEEP_ALIVE_ENDS.get(version, b"\r\n")
-    return b"".join((line, _dates.fields(), fields, end))
+    return b"".join((_STATUS_LINES[version, status], _dates.fields(), fields, end))
 
 
 def chunk(data: bytes) -> bytes:

@@ -3,7 +3,7 @@ and those values, in the order of its fields, from their names.
 
 A frozen dataclass's ``__init__`` sets each field through a global
 ``object.__setattr__``.  For the objects made on every request (the request
-event the supervisor builds, a response's framing) :func:`constructor_from_values` sets each
+event the supervisor builds) :func:`constructor_from_values` sets each
 on a plain twin of its class, which it then becomes.  Its code is made from the class's
 field names, as dataclasses makes ``__init__``: nothing from the values is
 ever compiled.

@@ -27,7 +27,7 @@ from devserver.debug import capture
 from devserver.handlers.exchange import BodyStream, ClientGone, Exchange
 from devserver.handlers.pages import error_page
 from devserver.http.cycle import FRESH, IDLE, Cycle, Phase, Wait
-from devserver.http.framing import BodyWriter, framing_of
+from devserver.http.framing import BodyWriter, Headers, framing_of
 from devserver.http.parser import CONTINUE, Body, End, Head, Limits, Request
 from devserver.ipc.config import Config
 from devserver.ipc.reports import ErrorReport
@@ -309,7 +309,7 @@ class Connection(asyncio.Protocol):
             return
         self._watch(phase)
 
-    def _open(self, status: int, headers: list[tuple[str, str]], body_length: int | None = None) -> BodyWriter:
+    def _open(self, status: int, headers: Headers, body_length: int | None = None) -> BodyWriter:
         """Decide the current response's framing (writer.py) and account for its head."""
         exchange = self.cycle.current
         assert exchange is not None
@@ -323,7 +323,7 @@ class Connection(asyncio.Protocol):
         exchange.sent += len(framing.head)
         return writer
 
-    def send(self, status: int, headers: list[tuple[str, str]], body: bytes = b"", *, close: bool = False) -> None:
+    def send(self, status: int, headers: Headers, body: bytes = b"", *, close: bool = False) -> None:
         """A whole response in one write."""
         exchange = self.cycle.current
         assert exchange is not None
@@ -367,7 +367,7 @@ class Connection(asyncio.Protocol):
         finally:
             file.close()
 
-    def start(self, status: int, headers: list[tuple[str, str]], data: bytes = b"") -> None:
+    def start(self, status: int, headers: Headers, data: bytes = b"") -> None:
         """Send a head now, with the body's first bytes if given (one write); the rest follows through write()/finish()."""
         writer = self._open(status, headers)
         self.transport.write(writer.framing.head + self._body_bytes(data) if data else writer.framing.head)
