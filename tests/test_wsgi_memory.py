@@ -17,12 +17,16 @@ import pytest
 from devserver.handlers.exchange import Exchange
 from devserver.handlers.wsgi import FileWrapper, WSGIServer, start_wsgi
 from devserver.http.parser import Request
+from devserver.worker.inline import InlinePolicy
 
 HELLO = [("Content-Type", "text/plain")]
 
 
 class InlinePool:
-    """The pool's two paths the handler takes, run at once: ``call`` then its ``done``, and ``post``."""
+    """The pool's two paths the handler takes, run at once: ``call`` then its ``done``, and ``post``; its inline policy."""
+
+    def __init__(self) -> None:
+        self.inline = InlinePolicy()
 
     def call(self, done: Callable[[Any, BaseException | None], None], fn: Callable[..., Any], *args: Any) -> None:
         try:

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from queue import Empty, SimpleQueue
 from typing import TypeVar, TypeVarTuple
 
+from devserver.worker.inline import InlinePolicy
+
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 # (result, error), called on the loop; in the queue each call's types are erased: its callback matches its function.
@@ -41,6 +43,7 @@ class ThreadPool:
         self.base = max(1, min(base, maximum))
         self.maximum = maximum
         self.name = name
+        self.inline = InlinePolicy()  # the WSGI routes quick enough to be called on the loop instead (inline.py)
         self._jobs: SimpleQueue[Job | None] = SimpleQueue()
         # Loop callbacks from the threads, run in the order posted: results and the writes of streamed bodies.
         self._done: deque[tuple[Callable[..., None], tuple[object, ...]]] = deque()
