@@ -43,7 +43,8 @@ class Inline(Protocol):
 class Pool(Protocol):
     """Runs a blocking call off the event loop (threadpool.ThreadPool)."""
 
-    inline: Inline
+    @property
+    def inline(self) -> Inline: ...
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]: ...
     def call(self, done: Callable[[Any, BaseException | None], None], fn: Callable[..., Any], *args: Any) -> None: ...

@@ -3,39 +3,54 @@
 A call in the pool costs its hand-off: a queue, a thread woken, the GIL traded
 back and forth, and the loop woken to answer.  For an app that answers in
 microseconds that is most of the request.  So a route (method and path) whose
-last ``EARN`` calls in the pool each took less than ``QUICK`` of the app's own
-time is called on the loop from then on.  One inline call that takes ``QUICK``
-or longer sends the route back to the pool, and it must earn inline again with
-twice as many quick calls in a row each time; after ``MAX_DEMOTIONS`` it stays
-in the pool until its app is reloaded.  So a slow route delays another
-connection's request by at most one slow call (per demotion), and a route that
-is slow at times ends up in the pool for good.
+last ``EARN`` calls in the pool each took less than ``QUICK`` of app time (its
+call and its body, wall clock) is called on the loop from then on.
 
-What stays in the pool whatever the record: a call while a profile is armed
-(pyinstrument profiles the pool thread it runs in), and every call when
-``DEVSERVER_INLINE=0``.  A record belongs to the app object it was measured
-with: a reload (a new object) starts every route over in the pool.
+Inline, a call holds up every other connection of the worker for as long as it
+takes, so the route goes back to the pool after one call of ``SLOW`` or more,
+or after two in a row of ``QUICK`` or more (a route that turned a little slow:
+serialised on the loop, such calls would queue behind each other where the
+pool runs them side by side).  ``SLOW`` is the interpreter's switch interval:
+a pool thread running Python holds the loop up as long before it must let go
+of the GIL, so a call shorter than that costs the other connections no more
+inline than in the pool.  One machine hiccup (a preempted call) is no reason
+to leave; a call that blocks is.  Each time a route goes back it must earn its
+place again with twice as many quick calls in a row; after ``MAX_DEMOTIONS``
+it stays in the pool until its app is reloaded (a record belongs to the app
+object it was measured with: a reload starts every route over in the pool).
+
+What stays in the pool whatever the record: every call while a profile is
+armed (pyinstrument profiles the pool thread a call runs in), and every call
+with ``DEVSERVER_INLINE=0`` or where the loop cannot be hidden from the app
+(kit/interpreter.py).  ``DEVSERVER_INLINE=always`` calls every route inline
+whatever it takes: for measuring the hand-off alone (under callgrind every
+call is slow, so the record would keep them all in the pool), never for use.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 
 from devserver.kit import interpreter
 from devserver.probes import profile
 
-QUICK = 0.0005  # seconds of app time (its call and its body) under which a call counts as quick
-EARN = 8  # quick calls in a row, in the pool, that earn a route inline
-MAX_DEMOTIONS = 4  # slow inline calls after which a route stays in the pool (before: EARN << demotions to come back)
+QUICK = 0.001  # seconds of app time under which a call counts as quick
+SLOW = sys.getswitchinterval()  # seconds of one inline call that send its route back to the pool at once (5 ms)
+EARN = 8  # quick calls in a row, in the pool, that earn a route inline (doubled at each demotion)
+MAX_DEMOTIONS = 4  # returns to the pool after which a route stays there until its app is reloaded
 MAX_ROUTES = 4096  # routes remembered; past it the table starts over (every route back to the pool)
 
 Key = tuple[str, str]  # (method, path)
 
 
-def inline_on() -> bool:
-    """Inline calls are on unless ``DEVSERVER_INLINE=0``, where the loop can be hidden from the app (interpreter.py)."""
-    return os.environ.get("DEVSERVER_INLINE", "1") != "0" and interpreter.hides_running_loop()
+def inline_mode() -> str:
+    """"record" (the routes' records decide), "off" (``DEVSERVER_INLINE=0``, or the loop cannot be hidden from the
+    app: interpreter.py) or "always" (``DEVSERVER_INLINE=always``: measuring only)."""
+    if not interpreter.hides_running_loop():
+        return "off"
+    return {"0": "off", "always": "always"}.get(os.environ.get("DEVSERVER_INLINE", ""), "record")
 
 
 @dataclass(slots=True)
@@ -44,7 +59,8 @@ class _Record:
 
     app: object
     streak: int = 0  # quick pool calls in a row
-    demotions: int = 0  # slow inline calls so far
+    strikes: int = 0  # inline calls in a row of QUICK or more
+    demotions: int = 0  # returns to the pool so far
     inline: bool = False
 
 
@@ -52,29 +68,34 @@ class _Record:
 class InlinePolicy:
     """The worker's per-route records, asked on the loop before each WSGI call and told each call's time after."""
 
-    enabled: bool = field(default_factory=inline_on)
+    mode: str = field(default_factory=inline_mode)
     routes: dict[Key, _Record] = field(default_factory=dict)
 
     def inline(self, key: Key, app: object) -> bool:
         """True: call ``app`` for this route on the loop now."""
         record = self.routes.get(key)
-        return record is not None and record.inline and record.app is app and profile.armed() is None
+        if record is None or not record.inline or record.app is not app:
+            return self.mode == "always" and profile.armed() is None
+        return profile.armed() is None
 
     def took(self, key: Key, app: object, seconds: float, inline: bool) -> None:
         """A call of this route ended after ``seconds`` of app time (``inline``: it ran on the loop)."""
-        if not self.enabled:
+        if self.mode != "record":
             return
         record = self.routes.get(key)
         if record is None or record.app is not app:
             if len(self.routes) >= MAX_ROUTES:
                 self.routes.clear()
             record = self.routes[key] = _Record(app)
-        if seconds >= QUICK:
-            record.streak = 0
-            if inline:
+        if inline:
+            record.strikes = record.strikes + 1 if seconds >= QUICK else 0
+            if seconds >= SLOW or record.strikes >= 2:
                 record.inline = False
+                record.streak = record.strikes = 0
                 record.demotions += 1
-        elif not inline and record.demotions < MAX_DEMOTIONS:
+        elif seconds >= QUICK:
+            record.streak = 0
+        elif record.demotions < MAX_DEMOTIONS:
             record.streak += 1
             if record.streak >= EARN << record.demotions:
                 record.inline = True
