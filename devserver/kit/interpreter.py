@@ -270,20 +270,35 @@ def hides_running_loop() -> bool:
     worker/inline.py runs every call in the pool, as before it existed.
     Checked on CPython 3.11 (run) and read in 3.12 and 3.13.
     """
+    return _running_loop_setters() is not None
+
+
+def _running_loop_setters() -> tuple[Callable[[], object], Callable[[object], None]] | None:
     from asyncio import events  # here, not at the top: the supervisor's start imports no asyncio for this
 
-    return callable(getattr(events, "_get_running_loop", None)) and callable(getattr(events, "_set_running_loop", None))
+    get, set_ = getattr(events, "_get_running_loop", None), getattr(events, "_set_running_loop", None)
+    return (get, set_) if callable(get) and callable(set_) else None
+
+
+_setters: tuple[Callable[[], object], Callable[[object], None]] | None = None  # found at the first call
 
 
 def call_without_running_loop(fn: Callable[..., T], *args: object) -> T:
-    """``fn(*args)`` on the loop's thread with no running loop, as in a pool thread; the loop is back after."""
-    from asyncio import events
-    running = events._get_running_loop()
-    events._set_running_loop(None)
+    """``fn(*args)`` on the loop's thread with no running loop, as in a pool thread; the loop is back after.
+
+    Only where :func:`hides_running_loop` said it can.
+    """
+    global _setters
+    if _setters is None:
+        _setters = _running_loop_setters()
+        assert _setters is not None, "asked without hides_running_loop()"
+    get, set_ = _setters
+    running = get()
+    set_(None)
     try:
         return fn(*args)
     finally:
-        events._set_running_loop(running)
+        set_(running)
 
 
 # -- the project app's audit hook: whose open was it -----------------------------------------------------------

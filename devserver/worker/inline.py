@@ -3,8 +3,13 @@
 A call in the pool costs its hand-off: a queue, a thread woken, the GIL traded
 back and forth, and the loop woken to answer.  For an app that answers in
 microseconds that is most of the request.  So a route (method and path) whose
-last ``EARN`` calls in the pool each took less than ``QUICK`` of app time (its
-call and its body, wall clock) is called on the loop from then on.
+last ``EARN`` calls in the pool each took less than ``SLOW`` of app time (its
+call and its body, wall clock) is called on the loop from then on.  The bound
+is loose because a pool thread's time includes its waits for the GIL, which
+the loop holds while it works: under load a hello app's calls there took over
+a millisecond often enough that, with ``QUICK`` as the bound, one of two
+workers never earned inline in a whole benchmark run.  A call that blocks
+longer than ``SLOW`` (an upstream, a sleep) never earns it.
 
 Inline, a call holds up every other connection of the worker for as long as it
 takes, so the route goes back to the pool after one call of ``SLOW`` or more,
@@ -36,13 +41,14 @@ from dataclasses import dataclass, field
 from devserver.kit import interpreter
 from devserver.probes import profile
 
-QUICK = 0.001  # seconds of app time under which a call counts as quick
-SLOW = sys.getswitchinterval()  # seconds of one inline call that send its route back to the pool at once (5 ms)
-EARN = 8  # quick calls in a row, in the pool, that earn a route inline (doubled at each demotion)
+QUICK = 0.001  # seconds of app time: two inline calls in a row this long send their route back to the pool
+SLOW = sys.getswitchinterval()  # seconds (5 ms): one inline call this long sends it back; pool calls under it earn
+EARN = 8  # pool calls in a row under SLOW that earn a route inline (doubled at each return to the pool)
 MAX_DEMOTIONS = 4  # returns to the pool after which a route stays there until its app is reloaded
 MAX_ROUTES = 4096  # routes remembered; past it the table starts over (every route back to the pool)
 
 Key = tuple[str, str]  # (method, path)
+_MODES = {"0": "off", "off": "off", "false": "off", "no": "off", "always": "always"}  # DEVSERVER_INLINE; else "record"
 
 
 def inline_mode() -> str:
@@ -50,7 +56,7 @@ def inline_mode() -> str:
     app: interpreter.py) or "always" (``DEVSERVER_INLINE=always``: measuring only)."""
     if not interpreter.hides_running_loop():
         return "off"
-    return {"0": "off", "always": "always"}.get(os.environ.get("DEVSERVER_INLINE", ""), "record")
+    return _MODES.get(os.environ.get("DEVSERVER_INLINE", "").strip().lower(), "record")
 
 
 @dataclass(slots=True)
@@ -93,7 +99,7 @@ class InlinePolicy:
                 record.inline = False
                 record.streak = record.strikes = 0
                 record.demotions += 1
-        elif seconds >= QUICK:
+        elif seconds >= SLOW:
             record.streak = 0
         elif record.demotions < MAX_DEMOTIONS:
             record.streak += 1
