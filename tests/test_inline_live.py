@@ -106,7 +106,7 @@ def inline_after_quick_calls(conn: http.client.HTTPConnection, path: str) -> lis
 
     def ran_inline() -> bool:
         answers.append(get(conn, path)[1])
-        return answers[-1].startswith("MainThread")
+        return "MainThread" in answers[-1]
 
     wait_until(ran_inline, 60, lambda: f"{path} never ran inline: {answers[-5:]}")
     return answers
@@ -195,3 +195,26 @@ def test_a_flask_app_inline_sees_its_own_request_thread_locals_no_running_loop_a
         server.stop()
     queries = {line["target"]: [q["sql"] for q in line["queries"]] for line in lines}  # type: ignore[index, union-attr]
     assert queries == {f"/n?n={n}": [f"SELECT {n} + 0"] for n in range(20)}
+
+
+WHO_APP = '''\
+import threading
+
+
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [("VERSION " + threading.current_thread().name).encode()]
+'''
+
+
+def test_a_reloaded_app_starts_its_routes_over_in_the_pool(server_factory, site: Path) -> None:
+    from realapps.realapp import user_env
+
+    who = site / "dynamic" / "who.py"
+    who.write_text(WHO_APP.replace("VERSION", "v1"))
+    server = server_factory("--workers", "1", env=user_env())
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    assert inline_after_quick_calls(conn, "/who.py")[-1] == "v1 MainThread"
+    who.write_text(WHO_APP.replace("VERSION", "v2"))
+    first = wait_until(lambda: (answer := get(conn, "/who.py")[1]).startswith("v2") and answer, 30, "the new code")
+    assert re.fullmatch(r"v2 wsgi-\d+", first)
