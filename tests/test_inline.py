@@ -12,11 +12,11 @@ from devserver.ipc.control import ArmProfile
 from devserver.kit import interpreter
 from devserver.probes import profile
 from devserver.worker import inline
-from devserver.worker.inline import EARN, MAX_DEMOTIONS, QUICK, SLOW, InlinePolicy
+from devserver.worker.inline import EARN, MAX_DEMOTIONS, SLOW, InlinePolicy
 
 HOME = ("GET", "/")
-FAST = QUICK / 10
-A_BIT_SLOW = (QUICK + SLOW) / 2  # over QUICK, under SLOW
+FAST = SLOW / 100
+A_BIT_SLOW = SLOW * 0.9  # a pool thread's time includes its waits for the GIL
 APP = object()
 
 
@@ -41,7 +41,7 @@ def test_a_route_is_called_inline_once_its_last_calls_in_the_pool_were_all_under
 def test_one_slow_call_in_the_pool_starts_the_count_over_one_a_little_slow_does_not() -> None:
     rules = policy()
     earn(rules, EARN - 2)
-    rules.took(HOME, APP, A_BIT_SLOW, False)  # a pool thread's time includes its waits for the GIL
+    rules.took(HOME, APP, A_BIT_SLOW, False)
     rules.took(HOME, APP, SLOW, False)
     earn(rules, EARN - 1)
     assert not rules.inline(HOME, APP)
@@ -49,23 +49,40 @@ def test_one_slow_call_in_the_pool_starts_the_count_over_one_a_little_slow_does_
     assert rules.inline(HOME, APP)
 
 
-def test_one_inline_call_of_slow_or_more_sends_the_route_back_to_the_pool() -> None:
-    rules = policy()
-    earn(rules, EARN)
-    rules.took(HOME, APP, SLOW, True)
-    assert not rules.inline(HOME, APP)
-
-
-def test_two_inline_calls_in_a_row_over_quick_send_it_back_one_alone_does_not() -> None:
-    rules = policy()
-    earn(rules, EARN)
-    rules.took(HOME, APP, A_BIT_SLOW, True)  # a hiccup
+def slow_inline_call(rules: InlinePolicy) -> None:
     assert rules.inline(HOME, APP)
-    rules.took(HOME, APP, FAST, True)
-    rules.took(HOME, APP, A_BIT_SLOW, True)
-    assert rules.inline(HOME, APP)  # not in a row
-    rules.took(HOME, APP, A_BIT_SLOW, True)
+    rules.took(HOME, APP, SLOW, True)
+
+
+def test_an_inline_call_of_slow_or_more_sends_the_next_call_to_the_pool_as_a_check() -> None:
+    rules = policy()
+    earn(rules, EARN)
+    rules.took(HOME, APP, A_BIT_SLOW, True)  # under SLOW: no check
+    slow_inline_call(rules)
+    assert not rules.inline(HOME, APP)  # the check: to the pool
+
+
+def test_a_check_as_slow_sends_the_route_back_to_the_pool() -> None:
+    rules = policy()
+    earn(rules, EARN)
+    slow_inline_call(rules)
+    rules.took(HOME, APP, SLOW, False)
     assert not rules.inline(HOME, APP)
+    earn(rules, EARN)  # and earning takes twice as many calls now
+    assert not rules.inline(HOME, APP)
+    earn(rules, EARN)
+    assert rules.inline(HOME, APP)
+
+
+def test_a_quick_check_puts_the_route_back_on_the_loop_the_machine_was_slow_not_the_route() -> None:
+    rules = policy()
+    earn(rules, EARN)
+    slow_inline_call(rules)
+    rules.took(HOME, APP, A_BIT_SLOW, False)
+    assert rules.inline(HOME, APP)
+    slow_inline_call(rules)  # as often as it happens: no return to the pool was counted
+    rules.took(HOME, APP, FAST, False)
+    assert rules.inline(HOME, APP) and rules.routes[HOME].demotions == 0
 
 
 def test_each_return_to_the_pool_doubles_the_quick_calls_needed_and_the_last_one_is_for_good() -> None:
@@ -75,8 +92,8 @@ def test_each_return_to_the_pool_doubles_the_quick_calls_needed_and_the_last_one
         earn(rules, needed - 1)
         assert not rules.inline(HOME, APP), demotions
         earn(rules, 1)
-        assert rules.inline(HOME, APP), demotions
-        rules.took(HOME, APP, SLOW, True)
+        slow_inline_call(rules)
+        rules.took(HOME, APP, SLOW, False)  # the check
         assert not rules.inline(HOME, APP)
     earn(rules, EARN << (MAX_DEMOTIONS + 2))
     assert not rules.inline(HOME, APP)

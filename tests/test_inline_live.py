@@ -19,7 +19,7 @@ import pytest
 from conftest import LiveServer, wait_until
 
 ROUTE_APP = '''\
-"""/route.py/work is quick until /route.py/slow; then it sleeps on the loop, and waits for /route.py/release in the pool."""
+"""/route.py/work is quick until /route.py/slow; then it sleeps on the loop, and in the pool waits for /route.py/release."""
 
 import threading
 import time
@@ -40,6 +40,7 @@ def application(environ, start_response):
             time.sleep(0.1)  # inline, this holds every connection of the worker up: it must be the only such call
         else:
             released.wait(60)
+            time.sleep(0.05)  # slow in the pool too, whatever the wait was: the route is slow
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [f"{thread.name} released={released.is_set()}".encode()]
 '''
@@ -119,7 +120,7 @@ def dynamic_server(server_factory, site: Path) -> LiveServer:
     return server_factory("--workers", "1", "--no-reload")
 
 
-def test_a_quick_route_runs_on_the_loop_and_one_that_turns_slow_holds_others_up_once_then_goes_to_the_pool(
+def test_a_quick_route_runs_on_the_loop_and_one_that_turns_slow_holds_others_up_once_then_stays_in_the_pool(
         dynamic_server: LiveServer) -> None:
     a = http.client.HTTPConnection("127.0.0.1", dynamic_server.port, timeout=60)
     b = http.client.HTTPConnection("127.0.0.1", dynamic_server.port, timeout=60)
@@ -127,12 +128,13 @@ def test_a_quick_route_runs_on_the_loop_and_one_that_turns_slow_holds_others_up_
     assert re.match(r"wsgi-\d+ ", answers[0])  # a route starts in the pool
     assert get(b, "/route.py/slow")[0] == 200
     assert get(a, "/route.py/work")[1] == "MainThread released=False"  # the one slow call on the loop
-    a.request("GET", "/route.py/work")  # back in the pool: it waits there for /release, the loop serves the rest
+    a.request("GET", "/route.py/work")  # the check, in the pool: it waits there for /release, the loop serves the rest
     status, other = get(b, "/route.py/other")  # another connection, answered while that call waits
     assert status == 200 and other.endswith("released=False")
     assert get(b, "/route.py/release")[0] == 200
     response = a.getresponse()
     assert re.fullmatch(r"wsgi-\d+ released=True", response.read().decode())
+    assert re.fullmatch(r"wsgi-\d+ released=True", get(a, "/route.py/work")[1])  # slow there too: it stays
 
 
 def test_an_app_failing_inline_answers_the_500_page_it_answers_from_the_pool(dynamic_server: LiveServer) -> None:

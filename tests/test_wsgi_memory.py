@@ -455,7 +455,7 @@ def hello(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 def test_a_route_whose_pool_calls_were_quick_is_called_without_the_pool_and_answers_the_same(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(inline, "QUICK", 60.0)  # every call of this machine's is quick, however busy it is
+    monkeypatch.setattr(inline, "SLOW", 60.0)  # every call of this machine's is quick, however busy it is
     pool = InlinePool("record")
     server = wsgi_server(pool=pool)
     answers = [run(hello, server=server).calls for _ in range(EARN + 3)]

@@ -4,25 +4,28 @@ A call in the pool costs its hand-off: a queue, a thread woken, the GIL traded
 back and forth, and the loop woken to answer.  For an app that answers in
 microseconds that is most of the request.  So a route (method and path) whose
 last ``EARN`` calls in the pool each took less than ``SLOW`` of app time (its
-call and its body, wall clock) is called on the loop from then on.  The bound
-is loose because a pool thread's time includes its waits for the GIL, which
-the loop holds while it works: under load a hello app's calls there took over
-a millisecond often enough that, with ``QUICK`` as the bound, one of two
-workers never earned inline in a whole benchmark run.  A call that blocks
-longer than ``SLOW`` (an upstream, a sleep) never earns it.
+call and its body, wall clock) is called on the loop from then on.
 
-Inline, a call holds up every other connection of the worker for as long as it
-takes, so the route goes back to the pool after one call of ``SLOW`` or more,
-or after two in a row of ``QUICK`` or more (a route that turned a little slow:
-serialised on the loop, such calls would queue behind each other where the
-pool runs them side by side).  ``SLOW`` is the interpreter's switch interval:
-a pool thread running Python holds the loop up as long before it must let go
-of the GIL, so a call shorter than that costs the other connections no more
-inline than in the pool.  One machine hiccup (a preempted call) is no reason
-to leave; a call that blocks is.  Each time a route goes back it must earn its
-place again with twice as many quick calls in a row; after ``MAX_DEMOTIONS``
-it stays in the pool until its app is reloaded (a record belongs to the app
-object it was measured with: a reload starts every route over in the pool).
+``SLOW`` is the interpreter's switch interval (5 ms): a pool thread running
+Python holds the loop up that long before it must let go of the GIL, so a
+call shorter than that costs the other connections no more on the loop than
+in the pool.  Wall clock, not CPU time: a call that blocks (an upstream, a
+sleep, a lock) uses no CPU and is exactly the one that must not run on the
+loop.  The bound is loose for the pool's calls because their time includes
+their waits for the GIL, which the loop holds while it works.
+
+One inline call of ``SLOW`` or more holds every other connection of the
+worker up once; it does not send its route back to the pool at once, because
+on a busy machine a hello call that was merely preempted takes as long (under
+a load of 8 on 2 cores, every worker lost its routes to the pool for good
+within seconds that way).  It sends the route's next call to the pool as a
+check: if that one takes ``SLOW`` or more too, the route is slow and stays in
+the pool; if not, the machine was, and the route goes back to the loop.  So a
+route that turns slow holds the loop up for one call, and then runs in the
+pool.  Each time a route goes back to the pool it must earn the loop again
+with twice as many calls in a row; after ``MAX_DEMOTIONS`` it stays in the pool
+until its app is reloaded (a record belongs to the app object it was measured
+with: a reload starts every route over in the pool).
 
 What stays in the pool whatever the record: every call while a profile is
 armed (pyinstrument profiles the pool thread a call runs in), and every call
@@ -41,9 +44,8 @@ from dataclasses import dataclass, field
 from devserver.kit import interpreter
 from devserver.probes import profile
 
-QUICK = 0.001  # seconds of app time: two inline calls in a row this long send their route back to the pool
-SLOW = sys.getswitchinterval()  # seconds (5 ms): one inline call this long sends it back; pool calls under it earn
-EARN = 8  # pool calls in a row under SLOW that earn a route inline (doubled at each return to the pool)
+SLOW = sys.getswitchinterval()  # seconds of app time (5 ms): pool calls under it earn the loop, an inline one over it is checked
+EARN = 8  # pool calls in a row under SLOW that earn a route the loop (doubled at each return to the pool)
 MAX_DEMOTIONS = 4  # returns to the pool after which a route stays there until its app is reloaded
 MAX_ROUTES = 4096  # routes remembered; past it the table starts over (every route back to the pool)
 
@@ -64,10 +66,10 @@ class _Record:
     """One route's calls so far, for the app object they were made to."""
 
     app: object
-    streak: int = 0  # quick pool calls in a row
-    strikes: int = 0  # inline calls in a row of QUICK or more
+    streak: int = 0  # pool calls in a row under SLOW
     demotions: int = 0  # returns to the pool so far
     inline: bool = False
+    checking: bool = False  # an inline call took SLOW: the next call, in the pool, says whether the route is slow
 
 
 @dataclass(slots=True)
@@ -94,10 +96,14 @@ class InlinePolicy:
                 self.routes.clear()
             record = self.routes[key] = _Record(app)
         if inline:
-            record.strikes = record.strikes + 1 if seconds >= QUICK else 0
-            if seconds >= SLOW or record.strikes >= 2:
+            if seconds >= SLOW:
                 record.inline = False
-                record.streak = record.strikes = 0
+                record.checking = True
+        elif record.checking:
+            record.checking = False
+            record.inline = seconds < SLOW  # the machine was slow, not the route: back to the loop
+            if not record.inline:
+                record.streak = 0
                 record.demotions += 1
         elif seconds >= SLOW:
             record.streak = 0
