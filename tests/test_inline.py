@@ -6,6 +6,8 @@ test here depends on how fast this machine is.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from devserver.ipc.control import ArmProfile
@@ -160,3 +162,14 @@ def test_where_the_running_loop_cannot_be_hidden_every_call_stays_in_the_pool(mo
     assert rules.mode == "off"
     earn(rules, EARN)
     assert not rules.inline(HOME, APP)
+
+
+def test_one_call_per_turn_of_the_loop_runs_inline_the_others_of_that_turn_go_to_the_pool() -> None:
+    async def turns() -> list[bool]:
+        rules = InlinePolicy(asyncio.get_running_loop(), mode="record")
+        earn(rules, EARN)
+        first_turn = [rules.inline(HOME, APP) for _ in range(3)]
+        await asyncio.sleep(0)  # the next turn
+        return [*first_turn, rules.inline(HOME, APP)]
+
+    assert asyncio.run(turns()) == [True, False, False, True]

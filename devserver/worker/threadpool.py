@@ -43,7 +43,7 @@ class ThreadPool:
         self.base = max(1, min(base, maximum))
         self.maximum = maximum
         self.name = name
-        self.inline = InlinePolicy()  # the WSGI routes quick enough to be called on the loop instead (inline.py)
+        self.inline = InlinePolicy(loop)  # the WSGI routes quick enough to be called on the loop instead (inline.py)
         self._jobs: SimpleQueue[Job | None] = SimpleQueue()
         # Loop callbacks from the threads, run in the order posted: results and the writes of streamed bodies.
         self._done: deque[tuple[Callable[..., None], tuple[object, ...]]] = deque()
