@@ -173,3 +173,12 @@ def test_one_call_per_turn_of_the_loop_runs_inline_the_others_of_that_turn_go_to
         return [*first_turn, rules.inline(HOME, APP)]
 
     assert asyncio.run(turns()) == [True, False, False, True]
+
+
+def test_no_call_runs_inline_while_a_call_of_the_pool_is_in_flight() -> None:
+    rules = policy()
+    earn(rules, EARN)
+    rules.in_pool = 1  # another request is being answered: the pool's batches are cheaper than the loop
+    assert not rules.inline(HOME, APP)
+    rules.in_pool = 0
+    assert rules.inline(HOME, APP)

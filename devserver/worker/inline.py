@@ -27,13 +27,17 @@ with twice as many calls in a row; after ``MAX_DEMOTIONS`` it stays in the pool
 until its app is reloaded (a record belongs to the app object it was measured
 with: a reload starts every route over in the pool).
 
-One call per turn of the loop runs inline; the worker's other calls in that
-turn go to the pool, handed over together.  When many connections are busy
-the pool's batching is cheaper than answering each at once (one wake-up for
-a batch of answers, fewer turns of the loop per request): with every quick
-call inline, hello at 50 connections cost 195-270 µs of CPU per request
-against the pool's 155-240 in 4 of 5 interleaved rounds, and its p99 was
-twice the pool's; at 4 connections inline cost 190-240 against 230-340.
+Only while nothing else waits on the worker: no call of the pool's in
+flight (``in_pool``, counted by the pool), and no other call inline in this
+turn of the loop.  When many connections are busy the pool's batching is
+cheaper than answering each at once (one wake-up for a batch of answers,
+fewer turns of the loop per request): with every quick call inline, hello at
+50 connections cost more CPU per request than the pool in 4 of 5
+interleaved rounds and doubled its p99, and with one inline call per turn it
+still cost more in 4 of 5; at 4 connections inline cost a quarter less, and
+one request at a time it removes 30% of the worker's instructions
+(docs/bench/inline.md).  So inline calls are what an idle worker does: a
+browser's requests, one or a few at a time.
 
 What stays in the pool whatever the record: every call while a profile is
 armed (pyinstrument profiles the pool thread a call runs in), and every call
@@ -92,6 +96,7 @@ class InlinePolicy:
     mode: str = field(default_factory=inline_mode)
     routes: dict[Key, _Record] = field(default_factory=dict)
     turn_taken: bool = False  # a call ran inline in this turn of the loop: the others go to the pool
+    in_pool: int = 0  # calls handed to the pool and not yet answered (threadpool.py counts them, on the loop)
 
     def inline(self, key: Key, app: object) -> bool:
         """True: call ``app`` for this route on the loop now."""
@@ -99,7 +104,7 @@ class InlinePolicy:
         if record is None or not record.inline or record.app is not app:
             if self.mode != "always":
                 return False
-        if self.turn_taken or profile.armed() is not None:
+        if self.turn_taken or self.in_pool or profile.armed() is not None:
             return False
         if self.loop is not None:
             self.turn_taken = True
