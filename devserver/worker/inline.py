@@ -43,8 +43,10 @@ What stays in the pool whatever the record: every call while a profile is
 armed (pyinstrument profiles the pool thread a call runs in), and every call
 with ``DEVSERVER_INLINE=0`` or where the loop cannot be hidden from the app
 (kit/interpreter.py).  ``DEVSERVER_INLINE=always`` calls every route inline
-whatever it takes (one call per turn still): for measuring the hand-off alone (under callgrind every
-call is slow, so the record would keep them all in the pool), never for use.
+whatever it takes, while nothing else waits as above: for measuring the
+hand-off alone (under callgrind every call is slow, so the record would keep
+them all in the pool), never for use.  A long call in the pool (a streamed
+response that lasts) keeps its worker's other calls in the pool meanwhile.
 """
 
 from __future__ import annotations
