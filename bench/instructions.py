@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import os
 import re
 import shutil
 import socket
@@ -145,6 +146,8 @@ def measure(checkout: Path, case: str, requests: int, conns: int, work: Path) ->
     else:
         make_project(base, html_page=layout == "project+html")
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(checkout.resolve()), "HOME": str(work)}
+    # DEVSERVER_INLINE=always passes on: under callgrind every app call is slow, so only then are calls made inline.
+    env.update({name: value for name, value in os.environ.items() if name == "DEVSERVER_INLINE"})
     counts = count_during_load(argv, env, cwd, port, path, requests, conns, close,
                                work / f"callgrind-{checkout.name}-{case}", lambda pid: [pid, *_children(pid)])
     figures: dict[str, float] = {}

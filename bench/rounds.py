@@ -32,6 +32,10 @@ Workloads (``--only`` picks some):
            granian ASGI
   fastapi  a FastAPI JSON endpoint (``GET /items``), keep-alive, 50 connections:
            devserver, uvicorn (httptools), granian ASGI, same workers
+  inline   WSGI hello, keep-alive, 50 connections: devserver APP against itself with
+           every call in the thread pool (``DEVSERVER_INLINE=0``, worker/inline.py)
+  inline-flask  the same for the Flask page; inline-latency  hello with 4 connections, p50 and p99
+           (these three only when --only names them)
 
     python bench/rounds.py [--rounds 3] [--duration 5] [--warmup 1] [--only hello,flask] [--json PATH]
 """
@@ -72,6 +76,8 @@ BUILDERS: dict[str, Builder] = {
     "devserver-app": servers.devserver_app,
     "devserver-script": servers.devserver_script,
     "devserver-flask": servers.devserver_flask,
+    "devserver-app-pool": servers.devserver_app_pool,
+    "devserver-flask-pool": servers.devserver_flask_pool,
     "devserver": servers.devserver_files,
     "gunicorn-gthread": servers.gunicorn_gthread_app,
     "gunicorn-sync": servers.gunicorn_sync_app,
@@ -103,6 +109,7 @@ class Workload:
     peers: tuple[str, ...]
     headers: tuple[str, ...] = ()
     latency: bool = False  # compare p50/p99 rather than req/s
+    asked: bool = False  # devserver against itself: run only when --only names it
 
     @property
     def servers(self) -> tuple[str, ...]:
@@ -123,6 +130,12 @@ WORKLOADS = (
     Workload("asgi", "ASGI hello, keep-alive", "asgi", 50, ("devserver-asgi",), ("uvicorn-asgi", "granian-asgi")),
     Workload("fastapi", "FastAPI JSON endpoint, keep-alive", "fastapi", 50, ("devserver-fastapi",),
              ("uvicorn-fastapi", "granian-fastapi")),
+    Workload("inline", "WSGI hello, inline calls against the pool alone", "hello", 50, ("devserver-app",),
+             ("devserver-app-pool",), asked=True),
+    Workload("inline-flask", "Flask page, inline calls against the pool alone", "flask", 50, ("devserver-flask",),
+             ("devserver-flask-pool",), asked=True),
+    Workload("inline-latency", "hello, 4 connections, inline calls against the pool alone", "hello", 4,
+             ("devserver-app",), ("devserver-app-pool",), latency=True, asked=True),
 )
 
 
@@ -326,7 +339,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 def chosen(option: str, parser: argparse.ArgumentParser) -> list[Workload]:
     if not option:
-        return list(WORKLOADS)
+        return [w for w in WORKLOADS if not w.asked]
     wanted = {name.strip() for name in option.split(",") if name.strip()}
     if unknown := wanted - {w.key for w in WORKLOADS}:
         parser.error(f"unknown workload(s) {', '.join(sorted(unknown))}; choose from "

@@ -8,6 +8,7 @@ where noted; WSGI peers serve the fixture through ``fileapp:application``
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 from common import BENCH_DIR, HOST, ONE_K, ONE_M, ServerSpec, Site, nginx_config, python_argv
 
@@ -149,6 +150,20 @@ def devserver_flask(site: Site, port: int, workers: int) -> ServerSpec:
         port=port, paths={"flask": "/"}, ready_path="/", cwd=site.base,
         note=f"APP flaskapp:app, {workers} workers; live reload adds its script to the page (the default)",
     )
+
+
+def devserver_app_pool(site: Site, port: int, workers: int) -> ServerSpec:
+    """``devserver-app`` with every call in the thread pool (``DEVSERVER_INLINE=0``): what inline calls save."""
+    return _pool_only(devserver_app(site, port, workers))
+
+
+def devserver_flask_pool(site: Site, port: int, workers: int) -> ServerSpec:
+    return _pool_only(devserver_flask(site, port, workers))
+
+
+def _pool_only(spec: ServerSpec) -> ServerSpec:
+    return replace(spec, name=f"{spec.name}-pool", env={**spec.env, "DEVSERVER_INLINE": "0"},
+                   note=f"{spec.note}; DEVSERVER_INLINE=0: every WSGI call in the thread pool")
 
 
 def gunicorn_gthread_app(site: Site, port: int, workers: int) -> ServerSpec:

@@ -207,3 +207,26 @@ def test_a_runaway_evaluation_times_out_while_the_worker_serves(served: Callable
     blocked = server.supervisor.evaluate(failure.worker_pid, failure.request_id, -1, "__import__('time').sleep(60)")
     assert "could not be interrupted" in blocked.error
     assert server.get("/one_k.txt")[0] == 200
+
+
+INLINE_BOOM = '''\
+import threading
+
+
+def application(environ, start_response):
+    thread = threading.current_thread().name
+    raise ValueError(f"refused in {thread}")
+'''
+
+
+def test_a_failure_inline_on_the_workers_loop_is_evaluated_in_its_frame_as_one_in_the_pool(
+        served: Callable[[int], Served], site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (site / "dynamic" / "inline_boom.py").write_text(INLINE_BOOM)
+    monkeypatch.setenv("DEVSERVER_INLINE", "always")  # every call on the loop (worker/inline.py), inherited by workers
+    server = served(1)
+    status, local = server.get("/inline_boom.py")
+    assert status == 500
+    failure = server.event_for(local)
+    assert failure.error_report is not None and failure.error_report.frames[-1].function == "application"
+    answer = server.supervisor.evaluate(failure.worker_pid, failure.request_id, -1, "(thread, environ['PATH_INFO'])")
+    assert answer.error == "" and answer.value == repr(("MainThread", ""))  # it ran on the loop's thread

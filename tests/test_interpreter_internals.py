@@ -552,6 +552,38 @@ def test_a_spinning_thread_is_interrupted_with_the_exception_given() -> None:
     assert interpreter.interrupt_thread(0, Interrupted) is False  # no such thread: nothing was set
 
 
+# ------------------------------------------------------------------- inline WSGI calls: the loop hidden
+
+
+def test_a_call_without_the_running_loop_sees_none_can_run_a_loop_of_its_own_and_the_loop_is_back_after() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        def view() -> str:
+            with pytest.raises(RuntimeError):
+                asyncio.get_running_loop()
+            return asyncio.run(asyncio.sleep(0, "its own loop"))  # refused while a loop runs in the thread
+
+        def failing() -> None:
+            raise KeyError("the app's")
+
+        assert interpreter.hides_running_loop()
+        assert interpreter.call_without_running_loop(view) == "its own loop"
+        assert asyncio.get_running_loop() is loop
+        with pytest.raises(KeyError):
+            interpreter.call_without_running_loop(failing)
+        assert asyncio.get_running_loop() is loop
+
+    asyncio.run(main())
+
+
+def test_without_the_running_loop_setters_no_loop_is_said_to_be_hidable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from asyncio import events
+
+    monkeypatch.delattr(events, "_set_running_loop")  # as on a Python that renamed it
+    assert interpreter.hides_running_loop() is False  # and worker/inline.py then calls every app in the pool
+
+
 def failure_holding(stop: threading.Event) -> BaseException:
     def view(stop: threading.Event) -> None:
         raise ValueError("view failed")

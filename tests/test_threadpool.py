@@ -63,3 +63,22 @@ def test_blocked_threads_get_company() -> None:
         assert asyncio.run(run()) == ["released"] * 6
     finally:
         release.set()
+
+
+def test_the_calls_in_flight_are_counted_for_the_inline_policy_until_each_is_answered() -> None:
+    release = threading.Event()
+
+    async def run() -> list[int]:
+        pool = ThreadPool(asyncio.get_running_loop(), base=2, maximum=4, name="counted")
+        counts = [pool.inline.in_pool]
+        waiting = pool.submit(release.wait, 10)
+        quick = pool.submit(_compute, 0.0)
+        counts.append(pool.inline.in_pool)
+        await quick
+        counts.append(pool.inline.in_pool)
+        release.set()
+        await waiting
+        counts.append(pool.inline.in_pool)
+        return counts
+
+    assert asyncio.run(run()) == [0, 2, 1, 0]

@@ -2,11 +2,13 @@
 
 The responder stands where the connection does (handlers/exchange.py ``Responder``) and records what the
 handler asked of it; the pool runs the app at once, in this thread, and hands back its outcome in order,
-as the real pool delivers it on the loop.
+as the real pool delivers it on the loop.  Every test runs twice: the call handed to the pool, and the
+call made inline (worker/inline.py ``always``), which must answer the same.
 """
 
 from __future__ import annotations
 
+import contextvars
 import io
 import sys
 from collections.abc import Callable, Iterator
@@ -17,14 +19,31 @@ import pytest
 from devserver.handlers.exchange import Exchange
 from devserver.handlers.wsgi import FileWrapper, WSGIServer, start_wsgi
 from devserver.http.parser import Request
+from devserver.worker import inline
+from devserver.worker.inline import EARN, InlinePolicy
 
 HELLO = [("Content-Type", "text/plain")]
 
 
+CALLING = "pool"  # this test's path (the calling fixture): "pool", or "inline" with no hand-off
+
+
+@pytest.fixture(autouse=True, params=["pool", "inline"])
+def calling(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(sys.modules[__name__], "CALLING", request.param)
+    return str(request.param)
+
+
 class InlinePool:
-    """The pool's two paths the handler takes, run at once: ``call`` then its ``done``, and ``post``."""
+    """The pool's two paths the handler takes, run at once: ``call`` then its ``done``, and ``post``; its inline policy."""
+
+    def __init__(self, mode: str = "") -> None:
+        self.inline = InlinePolicy(mode=mode or ("always" if CALLING == "inline" else "off"))
+        self.handed = 0  # calls handed to the pool
+
 
     def call(self, done: Callable[[Any, BaseException | None], None], fn: Callable[..., Any], *args: Any) -> None:
+        self.handed += 1
         try:
             result = fn(*args)
         except BaseException as error:  # noqa: BLE001 - handed to done, as the pool does
@@ -76,8 +95,10 @@ class Recorder:
         return [call[0] for call in self.calls]
 
 
-def wsgi_server(logged: list[str] | None = None, transform: Callable[[bytes], bytes] | None = None) -> WSGIServer:
-    return WSGIServer(InlinePool(), ("127.0.0.1", 8000), True, (logged if logged is not None else []).append, transform)
+def wsgi_server(logged: list[str] | None = None, transform: Callable[[bytes], bytes] | None = None,
+                pool: InlinePool | None = None) -> WSGIServer:
+    return WSGIServer(pool or InlinePool(), ("127.0.0.1", 8000), True, (logged if logged is not None else []).append,
+                      transform)
 
 
 def request(method: str = "GET", target: str = "/app/x?q=1", headers: list[tuple[str, str]] | None = None,
@@ -423,3 +444,46 @@ def test_file_wrapper_iterates_a_file_like_without_fileno_in_blocks() -> None:
         return environ["wsgi.file_wrapper"](io.BytesIO(b"x" * 10), 4)
 
     assert run(app).calls == [("start", 200, HELLO, b"xxxx"), ("write", b"xxxx"), ("write", b"xx"), ("finish",)]
+
+
+# -- inline calls (worker/inline.py) ---------------------------------------------------------------------------
+
+def hello(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", HELLO)
+    return [b"hi"]
+
+
+def test_a_route_whose_pool_calls_were_quick_is_called_without_the_pool_and_answers_the_same(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inline, "SLOW", 60.0)  # every call of this machine's is quick, however busy it is
+    pool = InlinePool("record")
+    server = wsgi_server(pool=pool)
+    answers = [run(hello, server=server).calls for _ in range(EARN + 3)]
+    assert pool.handed == EARN  # then inline: no more hand-offs
+    assert all(calls == answers[0] for calls in answers)
+
+
+def test_a_context_variable_the_app_sets_inline_ends_with_its_call() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    seen: list[str] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.append(var.get())
+        var.set(environ["QUERY_STRING"])
+        start_response("200 OK", HELLO)
+        return [b""]
+
+    server = wsgi_server()
+    run(app, request(target="/app/x?first"), server=server)
+    run(app, request(target="/app/x?second"), server=server)
+    assert seen == ["unset", "unset"] and var.get() == "unset"
+
+
+def test_an_app_failing_inline_has_its_own_frames_in_the_traceback_not_the_servers() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        raise RuntimeError("boom in the app")
+
+    detail = run(app).calls[0][3]
+    assert "in app" in detail
+    for server_frame in ("_run_inline", "call_without_running_loop", "start_wsgi", "call_with"):
+        assert server_frame not in detail

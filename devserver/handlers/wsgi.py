@@ -3,13 +3,16 @@
 The app runs in a worker thread (so a slow app never holds up the event
 loop); body bytes it yields are handed to the loop as they come.  A list or
 tuple body — the common case — comes back whole and is written at once with
-a Content-Length.
+a Content-Length.  A route whose calls have all been quick runs on the loop
+instead, with no hand-off (worker/inline.py decides which).
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import sys
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from urllib.parse import unquote_to_bytes
 from devserver.debug import failures, requestlogs, tracebacks
 from devserver.handlers.exchange import ClientGone, Exchange, Responder
 from devserver.ipc.reports import ErrorReport
+from devserver.kit import interpreter
 from devserver.kit.memo import MemoTable
 from devserver.probes.recorder import recorded
 
@@ -29,8 +33,18 @@ T = TypeVar("T")
 CAUGHT = "devserver.caught_exception"
 
 
+class Inline(Protocol):
+    """Which calls the pool leaves to the loop (worker/inline.py InlinePolicy): asked before a call, told after it."""
+
+    def inline(self, key: tuple[str, str], app: object) -> bool: ...
+    def took(self, key: tuple[str, str], app: object, seconds: float, inline: bool) -> None: ...
+
+
 class Pool(Protocol):
     """Runs a blocking call off the event loop (threadpool.ThreadPool)."""
+
+    @property
+    def inline(self) -> Inline: ...
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]: ...
     def call(self, done: Callable[[Any, BaseException | None], None], fn: Callable[..., Any], *args: Any) -> None: ...
@@ -192,17 +206,23 @@ class Outcome:
 
 
 class AppCall:
-    """One call of a WSGI app, run in a thread."""
+    """One call of a WSGI app, run in a pool thread, or on the loop (``inline``): then its writes go out at once."""
 
-    def __init__(self, conn: Responder, exchange: Exchange, environ: dict[str, Any], pool: Pool) -> None:
+    def __init__(self, conn: Responder, exchange: Exchange, environ: dict[str, Any], pool: Pool,
+                 inline: bool = False) -> None:
         self.conn = conn
         self.exchange = exchange
         self.environ = environ
         self.status = 0
         self.headers: list[tuple[str, str]] | None = None
         self.headers_sent = False
-        self._post = pool.post
-        self._write = conn.thread_writer(pool.post)
+        self.took = 0.0  # seconds the app's call and its body took (run)
+        if inline:
+            self._post: Callable[..., object] = _now
+            self._write: Callable[[bytes], None] = self._write_now
+        else:
+            self._post = pool.post
+            self._write = conn.thread_writer(pool.post)
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
         if exc_info is not None:
@@ -261,9 +281,17 @@ class AppCall:
     def _start_on_loop(self, data: bytes) -> None:
         self.conn.start(self.status, self.headers or [], data)
 
+    def _write_now(self, data: bytes) -> None:
+        """write() on the loop: no gate to wait at (a quick call writes little), the client's loss seen at once."""
+        if self.conn.closing:
+            raise ClientGone("client disconnected")
+        self.conn.write(data)
+
     def run(self, app: WSGIApp) -> Outcome:
         """Call the app and consume its body; never raises."""
+        started = time.perf_counter()
         outcome = self._run(app)
+        self.took = time.perf_counter() - started
         if self.status >= 500 and CAUGHT in self.environ:
             self._caught(outcome, self.environ[CAUGHT])
         return outcome
@@ -313,6 +341,12 @@ class AppCall:
         rich = tracebacks.report(exc, self.environ)
         failures.keep(requestlogs.current_id(), exc)  # for the dashboard's console, under the dashboard only
         return Outcome("aborted" if self.headers_sent else "failed", traceback=text, report=rich)
+
+
+def _now(fn: Callable[..., None], *args: object) -> bool:
+    """An inline call's ``post``: on the loop already, so at once."""
+    fn(*args)
+    return True
 
 
 def _prime(iterable: Iterable[bytes]) -> Iterable[bytes]:
@@ -367,20 +401,42 @@ def start_wsgi(conn: Responder, exchange: Exchange, app: WSGIApp, script_name: s
     of results it delivers (a file body still takes a task, for sendfile).
     """
     errors = ErrorStream(server.log_line)
-    call = AppCall(conn, exchange, build_environ(conn, exchange, script_name, path_info, errors, server), server.pool)
+    policy = server.pool.inline
+    request = exchange.request
+    key = (request.method, request.path)
+    inline = policy.inline(key, app)
+    call = AppCall(conn, exchange, build_environ(conn, exchange, script_name, path_info, errors, server), server.pool,
+                   inline)
     exchange.logs = requestlogs.LineCollector() if server.request_detail else None
 
     def done(outcome: Outcome | None, error: BaseException | None) -> None:
         # Run after the writes the thread posted, if it streamed: the pool delivers in order.
         if outcome is None:  # call.run() never raises; this is a server bug, answered as one
             outcome = Outcome("failed", traceback="".join(traceback.format_exception(error)))
+        else:
+            policy.took(key, app, call.took, inline)
         sending = _answer(conn, exchange, outcome, server)
         if sending is None:
             finished()
         else:
             conn.loop.create_task(_finish_sending(sending, conn, exchange, finished))
 
-    server.pool.call(done, requestlogs.call_with, exchange.logs, recorded(exchange, call.run), app, errors.end_request)
+    run = recorded(exchange, call.run)
+    if inline:
+        done(_run_inline(requestlogs.call_with, exchange.logs, run, app, errors.end_request), None)
+    else:
+        server.pool.call(done, requestlogs.call_with, exchange.logs, run, app, errors.end_request)
+
+
+def _run_inline(fn: Callable[..., Outcome], *args: Any) -> Outcome:
+    """``fn(*args)`` on the loop as a pool thread would run it: in a context of its own, with no running loop.
+
+    A fresh context: what the app sets in context variables (Flask's, Werkzeug's) ends with the call, as it
+    does in a thread that is handed the next request.  No running loop: an app that checks for one to refuse
+    blocking work (Django's ``async_unsafe``, asgiref's ``async_to_sync``) or starts its own (``asyncio.run``)
+    behaves as it does in the pool.
+    """
+    return interpreter.call_without_running_loop(contextvars.Context().run, fn, *args)
 
 
 async def _finish_sending(sending: Awaitable[None], conn: Responder, exchange: Exchange, finished: Callable[[], None]) -> None:

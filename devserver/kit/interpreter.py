@@ -34,7 +34,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
 if TYPE_CHECKING:
     import argparse
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 # -- warm templates: a forkserver of devserver's own -----------------------------------------------------------
 
+T = TypeVar("T")
 _FORKING = threading.Lock()  # one start through an own forkserver at a time: a module global is swapped meanwhile
 
 
@@ -254,6 +255,50 @@ def interrupt_thread(thread_id: int, exception: type[BaseException]) -> bool:
     if changed > 1:
         set_async_exc(ctypes.c_ulong(thread_id), None)
     return bool(changed == 1)
+
+
+# -- inline WSGI calls: the worker's loop hidden from the app -------------------------------------------------
+
+
+def hides_running_loop() -> bool:
+    """Whether :func:`call_without_running_loop` can hide the running loop (False: WSGI calls stay in the pool).
+
+    Relies on ``asyncio.events._get_running_loop`` and ``_set_running_loop``,
+    the pair every loop's ``run_forever`` sets its thread's running loop with
+    (listed in ``asyncio.events.__all__`` for loops written outside asyncio,
+    uvloop's among them).  Fallback where either is missing: False, and
+    worker/inline.py runs every call in the pool, as before it existed.
+    Checked on CPython 3.11 (run) and read in 3.12 and 3.13.
+    """
+    return _running_loop_setters() is not None
+
+
+def _running_loop_setters() -> tuple[Callable[[], object], Callable[[object], None]] | None:
+    from asyncio import events  # here, not at the top: the supervisor's start imports no asyncio for this
+
+    get, set_ = getattr(events, "_get_running_loop", None), getattr(events, "_set_running_loop", None)
+    return (get, set_) if callable(get) and callable(set_) else None
+
+
+_setters: tuple[Callable[[], object], Callable[[object], None]] | None = None  # found at the first call
+
+
+def call_without_running_loop(fn: Callable[..., T], *args: object) -> T:
+    """``fn(*args)`` on the loop's thread with no running loop, as in a pool thread; the loop is back after.
+
+    Only where :func:`hides_running_loop` said it can.
+    """
+    global _setters
+    if _setters is None:
+        _setters = _running_loop_setters()
+        assert _setters is not None, "asked without hides_running_loop()"
+    get, set_ = _setters
+    running = get()
+    set_(None)
+    try:
+        return fn(*args)
+    finally:
+        set_(running)
 
 
 # -- the project app's audit hook: whose open was it -----------------------------------------------------------

@@ -63,7 +63,7 @@ class Connection(asyncio.Protocol):
     """
 
     __slots__ = ("worker", "loop", "cycle", "parser", "queue", "transport", "client", "task", "held", "closing",
-                 "write_gate", "deadline", "waiting", "parked")
+                 "write_gate", "deadline", "waiting", "parked", "kicking")
 
     # Set by connection_made, the first call asyncio makes: nothing reads it before.  (A connection made
     # with its transport would need a second object in front of it, one more call on every callback.)
@@ -84,6 +84,7 @@ class Connection(asyncio.Protocol):
         self.deadline = 0.0  # monotonic time after which the sweep acts on ``waiting`` (0: none)
         self.waiting: Wait | None = None  # the cycle's wait the deadline was set for
         self.parked = False  # not read, kept for the worker a warm restart hands it to (park)
+        self.kicking = False  # _kick is running: a release() from an answer it started (an inline call) leaves it to it
 
     @property
     def current(self) -> Exchange | None:
@@ -241,13 +242,17 @@ class Connection(asyncio.Protocol):
 
     def _kick(self) -> None:
         queue = self.cycle.queue
-        # Not once closing: what is queued behind a response that closed is never answered (its bytes
-        # would follow the close on the wire, or be read as the rest of a body cut short).
-        while queue and self.task is None and not self.held and not self.closing:
-            exchange = queue[0]
-            if exchange.error is not None or not self.worker.try_sync(self, exchange):
-                self.task = self.loop.create_task(self._serve())
-                return
+        self.kicking = True
+        try:
+            # Not once closing: what is queued behind a response that closed is never answered (its bytes
+            # would follow the close on the wire, or be read as the rest of a body cut short).
+            while queue and self.task is None and not self.held and not self.closing:
+                exchange = queue[0]
+                if exchange.error is not None or not self.worker.try_sync(self, exchange):
+                    self.task = self.loop.create_task(self._serve())
+                    return
+        finally:
+            self.kicking = False
         if self.cycle.continue_owed and self.cycle.continue_due():
             self.transport.write(CONTINUE)
 
@@ -281,7 +286,7 @@ class Connection(asyncio.Protocol):
     def release(self) -> None:
         """The held exchange is answered: go on with the queue."""
         self.held = False
-        if not self.closing:
+        if not self.closing and not self.kicking:  # else the loop in _kick goes on with the queue
             self._kick()
 
     def end(self) -> None:

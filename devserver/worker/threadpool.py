@@ -24,6 +24,8 @@ from collections.abc import Callable
 from queue import Empty, SimpleQueue
 from typing import TypeVar, TypeVarTuple
 
+from devserver.worker.inline import InlinePolicy
+
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 # (result, error), called on the loop; in the queue each call's types are erased: its callback matches its function.
@@ -41,6 +43,7 @@ class ThreadPool:
         self.base = max(1, min(base, maximum))
         self.maximum = maximum
         self.name = name
+        self.inline = InlinePolicy(loop)  # the WSGI routes quick enough to be called on the loop instead (inline.py)
         self._jobs: SimpleQueue[Job | None] = SimpleQueue()
         # Loop callbacks from the threads, run in the order posted: results and the writes of streamed bodies.
         self._done: deque[tuple[Callable[..., None], tuple[object, ...]]] = deque()
@@ -77,6 +80,7 @@ class ThreadPool:
         The request path uses this form: no future, no task to wake, one
         callback run by the batch that delivers the result.
         """
+        self.inline.in_pool += 1
         self._pending.append((time.monotonic(), done, fn, args))
         if len(self._pending) == 1:
             self.loop.call_soon(self._hand_over)
@@ -154,8 +158,13 @@ class ThreadPool:
                 result, error = fn(*args), None
             except BaseException as exc:  # noqa: BLE001 - handed to the caller's callback
                 result, error = None, exc
-            if not self.post(done, result, error):
+            if not self.post(self._answered, done, result, error):
                 return  # the loop is closed: the worker is exiting
+
+    def _answered(self, done: Done, result: object, error: BaseException | None) -> None:
+        """A call's result, on the loop: one call fewer in flight (the inline policy asks), then its callback."""
+        self.inline.in_pool -= 1
+        done(result, error)
 
     def post(self, fn: Callable[[*Ts], None], *args: *Ts) -> bool:
         """Run ``fn(*args)`` on the loop, after what this pool posted before (call from any thread).
