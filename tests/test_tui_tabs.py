@@ -208,6 +208,33 @@ async def test_the_timeline_shows_where_the_time_went_and_each_query_with_its_so
         assert text_of(screen, "#timeline-item") == "catalog/list.html\n4.0 ms · django\nfrom catalog/views.py:44"
 
 
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_the_logs_tab_picks_a_line_and_shows_where_it_was_logged(size: tuple[int, int]) -> None:
+    long = "stock for " + "sku-123 " * 30 + "\x1b[2Jdone"
+    request = catalog(logs=("a print", long, "WARNING:catalog.views:low stock"),
+                      log_sources=(("", "", ""), ("info", "catalog.stock", "catalog/stock.py:17"),
+                                   ("warning", "catalog.views", "catalog/views.py:52")))
+    app, _ = make_app()
+    async with app.run_test(size=size) as pilot:
+        screen = await open_detail(pilot, app, request)
+        await pilot.press("4")
+        await until(pilot, lambda: screen.tab == "logs")
+        await pilot.pause()
+        table = screen.query_one("#log-lines", DataTable)
+        assert table.has_focus and table.row_count == 3
+        assert [str(c) for c in table.get_row_at(2)] == ["warning", "catalog.views", "WARNING:catalog.views:low stock"]
+        assert text_of(screen, "#log-line") == "a print\nprinted (print(), stdout, stderr or wsgi.errors): no source location"
+        await pilot.press("down")  # the long line: shortened in its row, whole and escaped below, with its place
+        assert str(table.get_row_at(1)[2]).endswith("…")
+        detail = text_of(screen, "#log-line")
+        assert detail == ("stock for " + "sku-123 " * 30 + "\\x1b[2Jdone\n"
+                          "logged at catalog/stock.py:17 by catalog.stock (info)")
+        await pilot.press("down")
+        assert text_of(screen, "#log-line").endswith("logged at catalog/views.py:52 by catalog.views (warning)")
+        assert "logged at catalog/views.py:52" in drawn(screen)  # on screen, at 80×24 too
+
+
 def test_the_bars_add_up_and_fit_the_width() -> None:
     rows = shares(catalog())
     by = {r.label: r.ms for r in rows}
