@@ -43,6 +43,10 @@ def test_json_lines_name_their_request_whatever_the_body_cap(server_factory: Any
         assert {r["text"] for r in logged} == expected, logged
         assert request["request_id"] and all(r["request_id"] == request["request_id"] for r in logged), logged
         assert set(request["logs"]) == expected
+        # The logged line names its record (level, logger, place in the dynamic folder); a print() names none.
+        sources = dict(zip(request["logs"], request["log_sources"], strict=True))
+        assert sources[f"logging from {tag}"] == ["warning", "unfinished", "unfinished_line.py:13"]
+        assert sources[f"print from {tag}"] == sources[f"errors from {tag}"] == ["", "", ""]
 
 
 @pytest.mark.parametrize("detail", [True, False])
