@@ -395,8 +395,8 @@ class Worker:
             request_headers=tuple(request.headers) if detail else (),
             response_headers=sent_headers(exchange.writer) if detail else (),  # as on the wire
             request_body=request_body, response_body=response_body,
-            logs=logs.snapshot() if logs is not None else (),
-            log_sources=logs.snapshot_sources() if logs is not None else (), request_id=logs.id if logs is not None else "", websocket=websocket))
+            log_sources=logs.snapshot_sources() if logs is not None else (),
+            logs=logs.snapshot() if logs is not None else (), request_id=logs.id if logs is not None else "", websocket=websocket))
         if len(self.sink) >= 256:
             self.flush_events()
         self.flusher.poke()
