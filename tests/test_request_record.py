@@ -40,13 +40,15 @@ def answered_exchange() -> tuple[Exchange, dict[str, Any]]:
     exchange.report = ErrorReport("KeyError: 'k'", (), 2)
     asked, answered = BodyRecord("/spool", 0, 1, 1), BodyRecord("/spool", 1, 2, 2)
     exchange.capture = SimpleNamespace(finish=lambda: (asked, answered))  # type: ignore[assignment]
-    exchange.logs = SimpleNamespace(snapshot=lambda: ("a line",), id="req-9")  # type: ignore[assignment]
+    exchange.logs = SimpleNamespace(snapshot=lambda: ("a line",), id="req-9",  # type: ignore[assignment]
+                                    snapshot_sources=lambda: (("warning", "shop", "shop.py:3"),))
     exchange.inside = InsideRecord(4.5, (QueryRecord("SELECT 1", 0.2, 1.0),))
     expected = {"client": "10.0.0.9:4242", "method": "PATCH", "target": "/items/7?x=1", "http_version": "1.0",
                 "status": 201, "bytes_sent": 4321, "request_headers": (("Host", "127.0.0.1"), ("X-Asked", "yes")),
                 "body_preview": b"preview", "traceback": "Traceback: text", "error": "an error",
                 "request_body": asked, "response_body": answered, "error_report": exchange.report,
-                "logs": ("a line",), "request_id": "req-9", "request_line": "PATCH /x",
+                "logs": ("a line",), "log_sources": (("warning", "shop", "shop.py:3"),), "request_id": "req-9",
+                "request_line": "PATCH /x",
                 "websocket": WebSocketSummary(3, 4, 1000, "bye"), "inside": exchange.inside}
     return exchange, expected
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import logging
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +43,10 @@ def test_json_lines_name_their_request_whatever_the_body_cap(server_factory: Any
         assert {r["text"] for r in logged} == expected, logged
         assert request["request_id"] and all(r["request_id"] == request["request_id"] for r in logged), logged
         assert set(request["logs"]) == expected
+        # The logged line names its record (level, logger, place in the dynamic folder); a print() names none.
+        sources = dict(zip(request["logs"], request["log_sources"], strict=True))
+        assert sources[f"logging from {tag}"] == ["warning", "unfinished", "unfinished_line.py:13"]
+        assert sources[f"print from {tag}"] == sources[f"errors from {tag}"] == ["", "", ""]
 
 
 @pytest.mark.parametrize("detail", [True, False])
@@ -89,3 +95,35 @@ def test_request_detail_is_sent_only_where_it_is_shown(site: Path, detail: bool)
 def test_only_json_lines_ask_for_request_detail() -> None:
     assert ConsoleLog(io.StringIO(), "json").shows_request_detail
     assert not ConsoleLog(io.StringIO(), "text").shows_request_detail
+
+
+
+def test_a_logged_line_names_its_record_and_a_print_names_nothing() -> None:
+    """In memory: the record factory gives the line the app's handler writes its level, logger and place."""
+    from devserver.debug import requestlogs
+
+    stream = io.StringIO()
+    logger = logging.getLogger("shop.views")
+    logger.addHandler(logging.StreamHandler(stream))
+    logger.propagate = False
+    quiet = logging.getLogger("shop.quiet")
+    quiet.addHandler(logging.NullHandler())  # a record made and never written must not name the next line
+    quiet.propagate = False
+    previous = logging.getLogRecordFactory()
+    requestlogs.follow_logging(lambda path: path.removeprefix(str(Path(__file__).parent) + "/"))
+    line = 0
+    try:
+        def serve(_: None) -> None:
+            nonlocal line
+            line = sys._getframe().f_lineno + 1
+            logger.warning("low stock: %d", 3)
+            requestlogs.note(stream.getvalue().rstrip("\n"))
+            quiet.warning("never written")
+            requestlogs.note("a print")
+
+        collector = requestlogs.LineCollector()
+        requestlogs.call_with(collector, serve, None)
+    finally:
+        logging.setLogRecordFactory(previous)
+    assert collector.snapshot() == ("low stock: 3", "a print")
+    assert collector.snapshot_sources() == (("warning", "shop.views", f"test_requestlogs.py:{line}"), ("", "", ""))

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from conftest import read_all, until
 from textual.geometry import Region
-from textual.widgets import TextArea
+from textual.widgets import DataTable, TextArea
 
 from devserver.debug.capture import BodyRecorder, BodyStore
 from devserver.ipc.config import Config
@@ -290,7 +290,11 @@ async def test_detail_shows_what_the_app_printed_for_this_request() -> None:
         await pilot.pause()
         await pilot.press("enter")
         await pilot.pause()
-        assert str(app.screen.query_one("#app-output").content) == "print from t1\nlogging \\x1b[31mfrom t1"
+        await pilot.press("4")
+        await pilot.pause()
+        table = app.screen.query_one("#log-lines", DataTable)
+        assert [str(table.get_row_at(i)[2]) for i in range(table.row_count)] == [
+            "print from t1", "logging \\x1b[31mfrom t1"]  # escaped for the terminal
         assert "2 lines" in str(app.screen.query_one("#app-output-title").content)
 
 

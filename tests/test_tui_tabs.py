@@ -6,6 +6,7 @@ The events are synthetic (the schema of devserver/ipc/events.py), fed to a Dashb
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import until
+from conftest import dashboard_over, until
 from test_tui import FakeControl
 from test_tui_inspect import BASE, event, make_app, recorded
 from textual.widgets import DataTable, Static, TabbedContent, Tree
@@ -206,6 +207,93 @@ async def test_the_timeline_shows_where_the_time_went_and_each_query_with_its_so
         assert call.endswith("from catalog/prices.py:12")
         await pilot.press("down")  # the template
         assert text_of(screen, "#timeline-item") == "catalog/list.html\n4.0 ms · django\nfrom catalog/views.py:44"
+
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_the_logs_tab_picks_a_line_and_shows_where_it_was_logged(size: tuple[int, int]) -> None:
+    long = "stock for " + "sku-123 " * 30 + "\x1b[2Jdone"
+    request = catalog(logs=("a print", long, "WARNING:catalog.views:low stock"),
+                      log_sources=(("", "", ""), ("info", "catalog.stock", "catalog/stock.py:17"),
+                                   ("warning", "catalog.views", "catalog/views.py:52")))
+    app, _ = make_app()
+    async with app.run_test(size=size) as pilot:
+        screen = await open_detail(pilot, app, request)
+        await pilot.press("4")
+        await until(pilot, lambda: screen.tab == "logs")
+        await pilot.pause()
+        table = screen.query_one("#log-lines", DataTable)
+        assert table.has_focus and table.row_count == 3
+        assert [str(c) for c in table.get_row_at(2)] == ["warning", "catalog.views", "WARNING:catalog.views:low stock"]
+        assert text_of(screen, "#log-line") == "a print\nprinted (print(), stdout, stderr or wsgi.errors): no source location"
+        await pilot.press("down")  # the long line: shortened in its row, whole and escaped below, with its place
+        assert str(table.get_row_at(1)[2]).endswith("…")
+        detail = text_of(screen, "#log-line")
+        assert detail == ("stock for " + "sku-123 " * 30 + "\\x1b[2Jdone\n"
+                          "logged at catalog/stock.py:17 by catalog.stock (info)")
+        await pilot.press("down")
+        assert text_of(screen, "#log-line").endswith("logged at catalog/views.py:52 by catalog.views (warning)")
+        assert "logged at catalog/views.py:52" in drawn(screen)  # on screen, at 80×24 too
+
+
+
+FLASK_SHOP = """
+import logging
+
+from flask import Flask
+
+app = Flask(__name__)
+log = logging.getLogger("shop.orders")
+
+
+@app.route("/order/<tag>")
+def order(tag):
+    print(f"order {tag} seen")
+    log.warning("order %s held", tag)
+    app.logger.error("order %s refused", tag)
+    return "ok"
+"""
+
+
+def line_of(text: str, source: str) -> int:
+    return next(n for n, line in enumerate(source.lstrip().splitlines(), 1) if text in line)
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_a_flask_views_logged_lines_name_their_place_in_the_project(size: tuple[int, int], tmp_path: Path) -> None:
+    """A real worker: the line of the stdlib's last-resort handler and the line of Flask's own handler (to
+    wsgi.errors) both name the view's file and line; the print names none."""
+    (tmp_path / "html_page").mkdir()
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "orders.py").write_text(FLASK_SHOP.lstrip())
+    config = Config(host="127.0.0.1", port=0, root=str(tmp_path / "html_page"), dynamic=str(tmp_path / "dynamic"),
+                    app="shop.orders:app", app_dir=str(tmp_path), workers=1, reload=False,
+                    livereload=False).resolved()
+    with dashboard_over(config) as (app, port):
+        async with app.run_test(size=size) as pilot:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", "/order/a7")
+            assert conn.getresponse().read() == b"ok"
+            conn.close()
+            await until(pilot, lambda: len(app.main.request_log.rows) == 1, timeout=30)
+            await pilot.press("end", "enter")
+            await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+            screen = app.screen
+            assert isinstance(screen, DetailScreen)
+            await pilot.press("4")
+            await until(pilot, lambda: screen.tab == "logs")
+            await pilot.pause()
+            table = screen.query_one("#log-lines", DataTable)
+            rows = [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+            assert [row[:2] for row in rows] == [["print", "—"], ["warning", "shop.orders"], ["error", "shop.orders"]]
+            assert text_of(screen, "#log-line").endswith("printed (print(), stdout, stderr or wsgi.errors): no source location")
+            await pilot.press("down")
+            held = line_of("order %s held", FLASK_SHOP)
+            assert text_of(screen, "#log-line") == f"order a7 held\nlogged at shop/orders.py:{held} by shop.orders (warning)"
+            await pilot.press("down")
+            refused = line_of("order %s refused", FLASK_SHOP)
+            assert text_of(screen, "#log-line").endswith(f"logged at shop/orders.py:{refused} by shop.orders (error)")
+            assert f"shop/orders.py:{refused}" in drawn(screen)
 
 
 def test_the_bars_add_up_and_fit_the_width() -> None:

@@ -215,6 +215,9 @@ class RequestEvent:
     request_line: str = ""
     websocket: WebSocketSummary | None = None  # set when the request became a WebSocket connection
     inside: InsideRecord | None = None  # queries, outbound calls, templates, profile (Config.record_inside)
+    # Per line of ``logs``: (level, logger, "path:line" relative to the project, whole for a library's) of the
+    # ``logging`` record that wrote it, ("", "", "") for print() output and wsgi.errors; () when none was logged.
+    log_sources: tuple[tuple[str, str, str], ...] = ()
 
     def shown_request(self, limit: int = 0) -> tuple[str, str]:
         """Method and target as a log shows them, control characters escaped.

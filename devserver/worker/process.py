@@ -39,7 +39,7 @@ from devserver.ipc.control import ArmProfile, ControlMessage, Evaluate, PageChan
 from devserver.ipc.events import Event, LogEvent, ReloadEvent, RequestEvent, WebSocketSummary, WorkerStatus
 from devserver.kit.frozen import values_by_name
 from devserver.kit.timers import Repeater
-from devserver.probes import hooks, profile
+from devserver.probes import hooks, profile, source
 from devserver.worker.accept import Acceptor
 from devserver.worker.connection import Connection
 from devserver.worker.eventqueue import MAX_BATCH, EventChannel, EventSink
@@ -395,6 +395,7 @@ class Worker:
             request_headers=tuple(request.headers) if detail else (),
             response_headers=sent_headers(exchange.writer) if detail else (),  # as on the wire
             request_body=request_body, response_body=response_body,
+            log_sources=logs.snapshot_sources() if logs is not None else (),
             logs=logs.snapshot() if logs is not None else (), request_id=logs.id if logs is not None else "", websocket=websocket))
         if len(self.sink) >= 256:
             self.flush_events()
@@ -614,6 +615,7 @@ def worker_main(config: Config, sock: socket.socket, event_pipe: EventWriter, co
             worker.on_message[Evaluate] = failures.serve(events.put_nowait)
         if config.tui or config.log_format == "json":  # print() must not break the screen nor the JSON stream
             _route_output_to_events(worker.emit_threadsafe)
+            requestlogs.follow_logging(source.relative)  # a logged line's detail names where it was logged
         else:  # the plain console: what apps print reaches the terminal escaped
             escape_app_output()
         if config.livereload:

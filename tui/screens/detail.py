@@ -31,6 +31,7 @@ from tui.recorded.export import CopyRequested
 from tui.recorded.replay import ReplayRequested
 from tui.screens.console import ConsoleScreen, has_console
 from tui.screens.edit import EditScreen
+from tui.widgets.applog import AppLog
 from tui.widgets.body_view import render_body
 from tui.widgets.folded import FoldedText
 from tui.widgets.footer import DashboardFooter
@@ -112,7 +113,7 @@ TABS = Binding.Group("Tabs", compact=True)
 SAVE = Binding.Group("Save", compact=True)
 TAB_IDS = ("request", "response", "timeline", "logs", "console")
 """The tabs in their order: key 1 shows the first, 5 the last."""
-FOCUS_ORDER = ("#profile-tree", "#timeline-items", ".pane")
+FOCUS_ORDER = ("#profile-tree", "#timeline-items", "#log-lines", ".pane")
 
 
 FIRST_TABS: tuple[tuple[Callable[[RequestEvent, bool], object], str], ...] = (
@@ -163,14 +164,8 @@ class DetailScreen(Screen[None]):
                 yield from self._response()
             with TabPane("Timeline", id="tab-timeline"):
                 yield Timeline(r, id="timeline", classes="pane")
-            with TabPane(f"Logs ({len(r.logs)})" if r.logs else "Logs", id="tab-logs"), \
-                    VerticalScroll(classes="pane"):
-                if r.logs:
-                    yield from self._section(f"App output while serving it ({len(r.logs)} lines)",
-                                             escape_controls("\n".join(r.logs)), id="app-output")
-                else:
-                    yield from self._section("App output", "The app printed and logged nothing while serving it.",
-                                             id="app-output")
+            with TabPane(f"Logs ({len(r.logs)})" if r.logs else "Logs", id="tab-logs"):
+                yield AppLog(r, id="app-log", classes="pane")
             with TabPane("Console", id="tab-console"), VerticalScroll(classes="pane"):
                 yield from self._failure()
         yield DashboardFooter()
