@@ -396,8 +396,12 @@ async def test_p_in_the_detail_arms_its_route_and_again_disarms() -> None:
         await until(pilot, lambda: isinstance(app.screen, DetailScreen))
         await pilot.press("p")
         await until(pilot, lambda: app.main.profiling == "POST /orders/7")
+        armed = app.screen.query_one("#detail-armed", Static)  # the header is the main screen's: said here too
+        await until(pilot, lambda: armed.display and "the next POST /orders/7" in str(armed.content))
+        assert armed.region.height == 1 and armed.region.y > 0  # drawn, under the request line
         await pilot.press("p")
         await until(pilot, lambda: app.main.profiling is None and len(control.calls) == 2)
+        await until(pilot, lambda: not armed.display)
         assert [route for route, _ in control.calls] == ["POST /orders/7", None]
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is app.main)

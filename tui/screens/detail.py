@@ -35,6 +35,7 @@ from tui.widgets.applog import AppLog
 from tui.widgets.body_view import render_body
 from tui.widgets.folded import FoldedText
 from tui.widgets.footer import DashboardFooter
+from tui.widgets.header import DashboardHeader
 from tui.widgets.timeline import Timeline
 
 
@@ -155,6 +156,7 @@ class DetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         r = self.request
         yield Static(request_line(r), id="request-line", markup=False)
+        yield Static("", id="detail-armed", markup=False)  # the main screen's header is hidden here: say it too
         with TabbedContent(initial=f"tab-{first_tab(r, self.original is not None)}", id="detail-tabs"):
             with TabPane("Request", id="tab-request"), VerticalScroll(classes="pane"):
                 yield from self._section("Query", query_text(r.target))
@@ -230,6 +232,14 @@ class DetailScreen(Screen[None]):
         method, target = r.shown_request(TITLE_LINE)
         self.title = f"{method} {target} → {r.status}"
         self.call_after_refresh(self._focus_pane)
+        main = getattr(self.app, "main", None)
+        for header in main.query(DashboardHeader) if isinstance(main, Screen) else ():
+            self.watch(header, "profiling", self._show_armed)
+
+    def _show_armed(self, route: str | None) -> None:
+        armed = self.query_one("#detail-armed", Static)
+        armed.update(escape_controls(f"Profile armed: the next {route} (p again: not)", multiline=False) if route else "")
+        armed.display = bool(route)
 
     @property
     def tab(self) -> str:
