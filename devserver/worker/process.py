@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import signal
 import socket
@@ -596,8 +597,19 @@ def _route_output_to_events(emit: Callable[[LogEvent], None]) -> None:
     os.dup2(devnull, 1)  # output written below Python (C extensions) goes nowhere, not over the screen
     os.dup2(devnull, 2)
     os.close(devnull)
-    sys.stdout = cast(TextIO, _OutputToEvents(emit, "info"))  # a text stream, as io.TextIOBase is
-    sys.stderr = cast(TextIO, _OutputToEvents(emit, "error"))
+    streams = {id(sys.stdout): _OutputToEvents(emit, "info"), id(sys.stderr): _OutputToEvents(emit, "error")}
+    sys.stdout = cast(TextIO, streams[id(sys.stdout)])  # a text stream, as io.TextIOBase is
+    sys.stderr = cast(TextIO, streams[id(sys.stderr)])
+    _repoint_log_handlers(streams)
+
+
+def _repoint_log_handlers(streams: dict[int, _OutputToEvents]) -> None:
+    """Log handlers made before the worker (an app imported warm: ``logging.basicConfig`` at its import) hold the
+    old stderr, whose fd now goes to /dev/null: they write to its replacement instead, or their lines are lost."""
+    loggers = [logging.root, *(lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger))]
+    for handler in {h for lg in loggers for h in lg.handlers}:
+        if isinstance(handler, logging.StreamHandler) and id(handler.stream) in streams:
+            handler.setStream(cast(TextIO, streams[id(handler.stream)]))
 
 
 def worker_main(config: Config, sock: socket.socket, event_pipe: EventWriter, control: ControlReceiver,
