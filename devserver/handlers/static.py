@@ -75,7 +75,6 @@ from functools import lru_cache
 from typing import BinaryIO, NamedTuple
 from urllib.parse import quote
 
-from devserver.handlers import listing
 from devserver.handlers.pages import error_page
 from devserver.http.dates import imf_fixdate
 from devserver.kit import interpreter
@@ -660,6 +659,8 @@ def _folder_listing(root: str, method: str, raw_path: str,
         return None
     if not place.slash and place.segments:
         return _to_folder(method, raw_path)
+    from devserver.handlers import listing  # a page for people: its module is loaded by the first one, not at start
+
     listed = listing.entries(place.real, lambda name, real: _servable(root, name, real))
     page = listing.folder_page("/" + "".join(s + "/" for s in place.segments), listed, at_root=not place.segments)
     try:
