@@ -374,7 +374,8 @@ def test_asgi_tasks_record_into_the_request_they_were_started_for(recording: Non
         assert [c.url for c in exchange.recorder.finish().outbound] == [f"http://up/{n}"] * (n + 1)
 
 
-def test_with_recording_off_the_call_is_the_apps_own_and_no_recorder_is_made() -> None:
+def test_with_recording_off_the_call_is_the_apps_own_and_no_recorder_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recorder, "_on", False)  # off whatever an in-process worker of an earlier test switched on
     exchange = _Exchange()
 
     def run(arg: int) -> int:
