@@ -23,13 +23,23 @@ if TYPE_CHECKING:
 E = TypeVar("E", bound="DataclassInstance")
 
 
+_REBUILDERS: dict[type, Callable[[type, tuple[object, ...]], object]] = {}
+
+
+def _rebuilt(cls: type, values: tuple[object, ...]) -> object:
+    """A record unpickled with its fields set as the receiver sets a RequestEvent's (kit/frozen), not by
+    ``__init__``: a request's queries and calls are a record each, rebuilt by the supervisor per request."""
+    return _REBUILDERS[cls](cls, values)
+
+
 def _pickled_by_values(cls: type[E]) -> type[E]:
     """Pickle as (class, field values): a slots dataclass's own pickling walks ``fields()`` for every
     object, which cost the request path about 5 µs per event (pickled by the worker, unpickled by the supervisor)."""
     values = operator.attrgetter(*(f.name for f in fields(cls)))
+    _REBUILDERS[cls] = constructor_from_values(cls)
 
-    def __reduce__(self: E) -> tuple[Callable[..., E], tuple[object, ...]]:
-        return cls, values(self)
+    def __reduce__(self: E) -> tuple[Callable[..., object], tuple[object, ...]]:
+        return _rebuilt, (cls, values(self))
 
     cls.__reduce__ = __reduce__  # type: ignore[assignment,method-assign]
     return cls
