@@ -12,6 +12,7 @@ import threading
 import tracemalloc
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -224,12 +225,17 @@ print(json.dumps(found))
 """
 
 
-def test_sqlalchemy_statements_are_recorded_once_each_from_the_app_frame_without_engine_events(tmp_path: Path) -> None:
-    app = tmp_path / "app.py"
-    app.write_text(_SQLALCHEMY_APP.lstrip())
+def _run_app(app: Path, text: str) -> Any:
+    """Run ``text`` as the program ``app`` (its hooks installed in a process of its own); what it printed as JSON."""
+    app.write_text(text.lstrip())
     ran = subprocess.run([sys.executable, str(app)], capture_output=True, text=True, timeout=60, check=False)
     assert ran.returncode == 0, ran.stderr
-    found = json.loads(ran.stdout)
+    return json.loads(ran.stdout)
+
+
+def test_sqlalchemy_statements_are_recorded_once_each_from_the_app_frame_without_engine_events(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    found = _run_app(app, _SQLALCHEMY_APP)
     line = {text: n for n, text in enumerate(app.read_text().splitlines(), 1)}
 
     def at(code: str) -> str:
@@ -302,11 +308,7 @@ print(json.dumps({"port": port, "calls": [[c.method, c.url, c.status, c.client, 
 
 
 def test_a_call_refused_at_connect_is_recorded_with_its_error(tmp_path: Path) -> None:
-    app = tmp_path / "app.py"
-    app.write_text(_REFUSED_CALLS.lstrip())
-    ran = subprocess.run([sys.executable, str(app)], capture_output=True, text=True, timeout=60, check=False)
-    assert ran.returncode == 0, ran.stderr
-    seen = json.loads(ran.stdout)
+    seen = _run_app(tmp_path / "app.py", _REFUSED_CALLS)
     calls, port = seen["calls"], seen["port"]
     base = f"http://user:********@127.0.0.1:{port}"
     assert calls == [
