@@ -26,7 +26,8 @@ Workloads (``--only`` picks some):
   latency  hello world with 4 connections: p50 and p99 (devserver APP,
            gunicorn gthread, granian)
   static   the 1 KiB file: devserver (no APP), granian's Rust static files,
-           gunicorn gthread with a WSGI file app
+           gunicorn gthread with a WSGI file app, nginx (sendfile, tcp_nopush)
+  static-1m  the 1 MiB file: devserver (no APP), nginx, granian's static files
   asgi     ASGI hello world, keep-alive, 50 connections: devserver with the app
            as APP (``devserver asgihello:app``), uvicorn (httptools, same workers),
            granian ASGI
@@ -58,6 +59,7 @@ from pathlib import Path
 import servers
 from common import (
     ONE_K,
+    ONE_M,
     BenchError,
     ServerSpec,
     Site,
@@ -86,6 +88,7 @@ BUILDERS: dict[str, Builder] = {
     "granian": servers.granian,
     "granian-flask": servers.granian_flask,
     "granian-static": servers.granian_static,
+    "nginx": servers.nginx,
     "bjoern": servers.bjoern,
     "waitress": servers.waitress_app,
     "devserver-asgi": servers.devserver_asgi,
@@ -103,7 +106,7 @@ class Workload:
 
     key: str
     label: str
-    case: str  # fixture body and path key (hello, flask, 1k)
+    case: str  # fixture body and path key (hello, flask, 1k, 1m)
     conns: int
     references: tuple[str, ...]
     peers: tuple[str, ...]
@@ -126,7 +129,8 @@ WORKLOADS = (
     Workload("latency", "hello, 4 connections (latency)", "hello", 4, ("devserver-app",),
              ("gunicorn-gthread", "granian"), latency=True),
     Workload("static", "static 1 KiB file, keep-alive", "1k", 50, ("devserver",),
-             ("granian-static", "gunicorn-gthread-files")),
+             ("granian-static", "gunicorn-gthread-files", "nginx")),
+    Workload("static-1m", "static 1 MiB file, keep-alive", "1m", 50, ("devserver",), ("nginx", "granian-static")),
     Workload("asgi", "ASGI hello, keep-alive", "asgi", 50, ("devserver-asgi",), ("uvicorn-asgi", "granian-asgi")),
     Workload("fastapi", "FastAPI JSON endpoint, keep-alive", "fastapi", 50, ("devserver-fastapi",),
              ("uvicorn-fastapi", "granian-fastapi")),
@@ -164,9 +168,12 @@ class Run:
         return self.requests > 0 and self.non_2xx == 0 and self.socket_errors <= self.requests // 100
 
 
+_FILES = {"1k": ONE_K, "1m": ONE_M}  # the static cases' fixture files; other cases are bodies by their own name
+
+
 def _check(spec: ServerSpec, case: str, site: Site) -> None:
     status, headers, body = http_get(spec.port, spec.paths[case], timeout=30.0)
-    expected = site.body(ONE_K if case == "1k" else case)
+    expected = site.body(_FILES.get(case, case))
     # devserver's live reload adds its script to HTML pages from apps (its default): the page must still be there.
     ok = body == expected or (case == "flask" and headers.get("content-type", "").startswith("text/html")
                               and body.startswith(expected))

@@ -106,8 +106,8 @@ def nginx(site: Site, port: int, workers: int) -> ServerSpec:
         name="nginx",
         argv=(shutil.which("nginx") or "/usr/sbin/nginx", "-p", str(site.base), "-c", str(conf),
               "-e", str(site.base / "nginx-error.log")),
-        port=port, paths={"1m": f"/{ONE_M}"}, ready_path=f"/{ONE_M}",
-        note=f"worker_processes {workers}, sendfile on, access_log off",
+        port=port, paths={**STATIC_PATHS}, ready_path=f"/{ONE_M}",
+        note=f"worker_processes {workers}, sendfile on, tcp_nopush on, access_log off",
     )
 
 
@@ -205,7 +205,7 @@ def granian_flask(site: Site, port: int, workers: int) -> ServerSpec:
 
 def granian_static(site: Site, port: int, workers: int) -> ServerSpec:
     """granian's Rust static files (mounted at /static; the app behind it never runs for them)."""
-    return _granian("granian-static", "hello:application", _hello_env(site), {"1k": f"/static/{ONE_K}"}, "/",
+    return _granian("granian-static", "hello:application", _hello_env(site), {case: f"/static{path}" for case, path in STATIC_PATHS.items()}, "/",
                     port, workers, ("--static-path-route", "/static", "--static-path-mount", str(site.html_page)),
                     f"--workers {workers}, --static-path-mount (files served by Rust)")
 
@@ -227,7 +227,7 @@ def devserver_files(site: Site, port: int, workers: int) -> ServerSpec:
     """devserver with no APP, for the static-file case."""
     return ServerSpec(
         name="devserver", argv=_devserver_argv(site, port, workers, None, False),
-        port=port, paths={"1k": f"/{ONE_K}"}, ready_path=f"/{ONE_K}", cwd=site.base,
+        port=port, paths={**STATIC_PATHS}, ready_path=f"/{ONE_K}", cwd=site.base,
         note=f"no APP, {workers} workers, console log of every request to a file",
     )
 
