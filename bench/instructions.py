@@ -22,7 +22,7 @@ change (the first is the reference).  Instructions are not time (cache
 misses and syscalls differ), but the interpreter's work is most of a
 request here.
 
-    python bench/instructions.py CHECKOUT [CHECKOUT ...] [--case script|app|static|flask|close|app-project|app-project-html|asgi|fastapi]
+    python bench/instructions.py CHECKOUT [CHECKOUT ...] [--case script|app|static|static-1m|flask|close|app-project|app-project-html|asgi|fastapi]
         [--requests 2000] [--conns 50] [--uvicorn]
 
 ``--uvicorn`` (cases ``asgi`` and ``fastapi``) counts uvicorn too, on the
@@ -54,6 +54,7 @@ CASES = {  # case: (APP argument or None, path, a fresh connection per request, 
     "script": (None, "/hello.py", False, "site"),
     "app": ("hello:application", "/", False, "site"),
     "static": (None, "/one_k.txt", False, "site"),
+    "static-1m": (None, "/one_m.bin", False, "site"),  # the 1 MiB file: sent by sendfile
     "flask": ("flaskapp:app", "/", False, "site"),  # the Flask app of the peers' workload (a template loop)
     "close": ("hello:application", "/", True, "site"),  # the APP with `Connection: close`: the accept path
     # The APP as a project app, run in its own folder with no options: without html_page/ and with it.
@@ -112,10 +113,14 @@ def _read_response(sock: socket.socket) -> None:
         if not chunk:
             raise ConnectionError("closed before a response")
         data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
+    head, _, first = data.partition(b"\r\n\r\n")
     length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
-    while len(body) < length:
-        body += sock.recv(65536)
+    got = len(first)
+    while got < length:  # counted, not joined: a 1 MiB body must not cost the client quadratic copies
+        chunk = sock.recv(262144)
+        if not chunk:
+            raise ConnectionError("closed inside a response")
+        got += len(chunk)
 
 
 def wait_ready(port: int, path: str, proc: subprocess.Popen[bytes], deadline: float) -> None:

@@ -9,6 +9,7 @@ once, on the same keep-alive connection.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -78,3 +79,25 @@ def test_a_cached_page_edited_is_served_at_once_with_the_live_reload_script(serv
         (hot / "pages" / "index.html").write_bytes(b"<html><body>page 2</body></html>")
         status, _, body = ask(sock, "/pages/")
         assert status == 200 and b"page 2" in body and b"<script" in body
+
+
+def test_large_files_leave_whole_and_in_order_when_the_socket_fills(server_factory, site: Path) -> None:
+    """An 8 MiB file is more than a socket takes at once: the rest is sent as room appears, in order.
+
+    Two requests pipelined on one connection (the whole file, then a range of
+    it) and a small receive buffer: the first answer's bytes wait in the
+    kernel while the second is queued behind it.
+    """
+    data = os.urandom(8 * 1024 * 1024)
+    (site / "html_page" / "large.bin").write_bytes(data)
+    server = server_factory("--workers", "1")
+    with server.connect(timeout=60) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        pipelined = (b"GET /large.bin HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                     b"GET /large.bin HTTP/1.1\r\nHost: localhost\r\nRange: bytes=1000000-5999999\r\n\r\n")
+        whole, part = http_exchange(sock, pipelined, responses=2, timeout=60)
+        again = ask(sock, "/large.bin")
+    assert (whole[0], len(whole[2])) == (200, len(data)) and whole[2] == data
+    assert (part[0], part[1]["content-range"]) == (206, f"bytes 1000000-5999999/{len(data)}")
+    assert part[2] == data[1000000:6000000]
+    assert again[0] == 200 and again[2] == data
