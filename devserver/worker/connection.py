@@ -350,30 +350,76 @@ class Connection(asyncio.Protocol):
         self.send(status, [("Content-Type", "text/html; charset=utf-8")], body, close=close)
 
     async def send_file(self, status: int, headers: list[tuple[str, str]], file: BinaryIO, offset: int, length: int) -> None:
-        """Headers, then up to ``length`` bytes of ``file`` from ``offset`` by sendfile.
+        """Headers, then up to ``length`` bytes of ``file`` from ``offset`` by sendfile; ``file`` is closed after.
 
         A Content-Length in ``headers`` is kept to: bytes past it are not sent,
         and a file that ends before it leaves the connection to be closed.
         """
+        try:
+            offset, left = self._file_now(status, headers, file, offset, length)
+            if left:
+                await self._file_rest(file, offset, left)
+        finally:
+            file.close()
+
+    def start_file(self, status: int, headers: list[tuple[str, str]], file: BinaryIO, offset: int, length: int) -> None:
+        """``send_file`` then ``end``, with no task when the socket takes the whole file at once (usual on loopback).
+
+        Else a task sends the rest and ends the response; as ``task`` it holds
+        up the queue meanwhile, as ``_serve``'s does.  Only from ``try_sync``
+        (no task running).
+        """
+        try:
+            offset, left = self._file_now(status, headers, file, offset, length)
+        except ClientGone:
+            left = 0  # exchange.close is set: end() closes the connection
+        if left:
+            self.task = self.loop.create_task(self._finish_file(file, offset, left))
+            return
+        file.close()
+        self.end()
+
+    async def _finish_file(self, file: BinaryIO, offset: int, count: int) -> None:
+        try:
+            await self._file_rest(file, offset, count)
+        except ClientGone:
+            pass  # exchange.close is set: end() closes the connection
+        finally:
+            file.close()
+            self.task = None
+        self.end()
+        if not self.closing:
+            self._kick()
+
+    def _file_now(self, status: int, headers: list[tuple[str, str]], file: BinaryIO, offset: int,
+                  length: int) -> tuple[int, int]:
+        """Open the response, send its head and what the socket takes of the file now: (next offset, bytes left)."""
         exchange = self.cycle.current
         assert exchange is not None
         writer = self._open(status, headers, length)
         allowed = writer.allowance(length)
         try:
             self.transport.write(writer.framing.head)
-            if allowed:
-                if exchange.capture is not None:
-                    exchange.capture.response.feed_file(file.fileno(), offset, allowed)
-                sent = self._sendfile_now(file, offset, allowed)
-                if sent < allowed:  # the socket is full (or sendfile does not apply): asyncio waits for room
-                    sent += await self.loop.sendfile(self.transport, file, offset + sent, allowed - sent)
-                exchange.sent += sent
-                writer.give_back(allowed - sent)  # the file shrank while it was sent
+            if allowed and exchange.capture is not None:
+                exchange.capture.response.feed_file(file.fileno(), offset, allowed)
+            sent = self._sendfile_now(file, offset, allowed) if allowed else 0
         except (ConnectionError, RuntimeError) as exc:
             exchange.close = True
             raise ClientGone() from exc
-        finally:
-            file.close()
+        exchange.sent += sent
+        return offset + sent, allowed - sent
+
+    async def _file_rest(self, file: BinaryIO, offset: int, count: int) -> None:
+        """The rest of a file, by asyncio's ``loop.sendfile`` (it waits for room, or reads and writes)."""
+        exchange = self.cycle.current
+        assert exchange is not None and exchange.writer is not None
+        try:
+            sent = await self.loop.sendfile(self.transport, file, offset, count)
+        except (ConnectionError, RuntimeError) as exc:
+            exchange.close = True
+            raise ClientGone() from exc
+        exchange.sent += sent
+        exchange.writer.give_back(count - sent)  # the file shrank while it was sent
 
     def _sendfile_now(self, file: BinaryIO, offset: int, count: int) -> int:
         """Send what the socket takes of ``count`` bytes of ``file`` now; the bytes sent (0: leave it all to asyncio).

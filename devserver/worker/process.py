@@ -118,7 +118,7 @@ class Worker:
         # How each kind of route runs (handlers/routes.py): at once on the loop (False: it must wait)...
         self._now: dict[type, Callable[..., bool]] = {
             Refused: self._refuse, ServerOptions: self._server_options, StaticResponse: self._send_static,
-            Script: self._start_script, App: self._start_app}
+            SendFile: self._start_file, Script: self._start_script, App: self._start_app}
         # ...or in the connection's task, where an import, a sendfile or a stream is waited for.
         self._later: dict[type, Callable[..., Awaitable[None]]] = {
             Internal: self._internal, SendFile: self._send_file, Script: self._import_script, App: self._import_app}
@@ -202,6 +202,14 @@ class Worker:
         conn.begin(exchange)
         conn.send(response.status, response.headers, response.body)
         conn.end()
+        return True
+
+    def _start_file(self, conn: Connection, exchange: Exchange, route: SendFile) -> bool:
+        response = route.response
+        assert response.file is not None
+        conn.begin(exchange)
+        self.inflight.begin(exchange, exchange.request.method, exchange.request.target)
+        conn.start_file(response.status, response.headers, response.file, response.offset, response.length)
         return True
 
     def _start_script(self, conn: Connection, exchange: Exchange, route: Script) -> bool:
