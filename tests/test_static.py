@@ -587,6 +587,64 @@ def test_a_cached_file_saved_again_in_the_same_second_is_served_at_once(root: st
     assert header(resp, "Last-Modified") == formatdate(1_700_000_000, usegmt=True)
 
 
+def test_a_large_file_kept_open_is_sent_from_a_descriptor_of_its_own(root: str, trusted: list[str]) -> None:
+    """After its first request a large file is not opened again; each response's file is its own to close."""
+    data = bytes(range(256)) * 4
+    (Path(root) / "big.bin").write_bytes(data)
+    assert content(get(root, "/big.bin", inline_limit=16)) == data
+    before = open_fds()
+    first, second = get(root, "/big.bin", inline_limit=16), get(root, "/big.bin", inline_limit=16, range="bytes=10-19")
+    assert first.file is not None and second.file is not None and first.file.fileno() != second.file.fileno()
+    assert content(first) == data and first.file.closed  # closing one leaves the other, and the kept one, open
+    assert (second.status, content(second)) == (206, data[10:20])
+    for method, kw in (("HEAD", {}), ("GET", {"if_none_match": header(first, "ETag")})):
+        answer = get(root, "/big.bin", method, inline_limit=16, **kw)
+        assert answer.status in (200, 304) and answer.file is None and answer.length == 0
+    assert open_fds() == before and len(trusted) == 1
+
+
+@pytest.mark.parametrize("save", ["in place, same size and mtime", "replaced by a rename"])
+def test_a_large_file_kept_open_and_saved_is_sent_new(root: str, trusted: list[str], save: str) -> None:
+    path = Path(root) / "big.bin"
+    stamp = 1_700_000_000 * 10**9
+    path.write_bytes(b"a" * 100)
+    os.utime(path, ns=(stamp, stamp))
+    assert content(get(root, "/big.bin", inline_limit=16)) == b"a" * 100
+    etag = header(get(root, "/big.bin", "HEAD", inline_limit=16), "ETag")
+    if save == "replaced by a rename":
+        (Path(root) / "new.bin").write_bytes(b"b" * 120)
+        os.replace(Path(root) / "new.bin", path)
+    else:
+        with open(path, "r+b") as f:
+            f.write(b"b" * 100)
+        os.utime(path, ns=(stamp, stamp))
+    resp = get(root, "/big.bin", inline_limit=16)
+    assert content(resp) == path.read_bytes() and header(resp, "Content-Length") == str(path.stat().st_size)
+    assert header(resp, "ETag") != etag or save.startswith("in place")  # the etag is inode, size and mtime
+    assert get(root, "/big.bin", inline_limit=16, if_none_match=etag).status == (304 if save.startswith("in place")
+                                                                                  else 200)
+
+
+def test_large_files_kept_open_are_bounded_and_a_dropped_one_is_still_sent(root: str,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = static._Responses(racy_ns=TRUST_ALL, max_open=2)
+    monkeypatch.setattr(static, "_responses", cache)
+    monkeypatch.setattr(static, "_lookups", static._Lookups(racy_ns=TRUST_ALL))
+    bodies = {name: name.encode() * 50 for name in "abcd"}
+    for name, body in bodies.items():
+        (Path(root) / f"{name}.bin").write_bytes(body)
+    get(root, "/a.bin", inline_limit=16).file.close()  # type: ignore[union-attr]
+    in_flight = get(root, "/a.bin", inline_limit=16)  # from the kept descriptor
+    before = open_fds()
+    for name in "bcd":
+        content(get(root, f"/{name}.bin", inline_limit=16))
+    assert [key[1] for key in cache._entries] == ["/c.bin", "/d.bin"] and cache._open == 2
+    assert open_fds() == before + 1  # a's kept descriptor closed, c's and d's open
+    assert content(in_flight) == bodies["a"]  # its own descriptor outlived the entry
+    cache.clear()
+    assert open_fds() == before - 2 and cache._open == 0  # in_flight closed by content(), and the kept ones
+
+
 def test_a_cached_file_deleted_is_404(root: str, trusted: list[str]) -> None:
     assert get(root, "/sub/index.html").body == b"sub index"
     assert get(root, "/sub/").body == b"sub index"

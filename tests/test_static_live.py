@@ -101,3 +101,30 @@ def test_large_files_leave_whole_and_in_order_when_the_socket_fills(server_facto
     assert (part[0], part[1]["content-range"]) == (206, f"bytes 1000000-5999999/{len(data)}")
     assert part[2] == data[1000000:6000000]
     assert again[0] == 200 and again[2] == data
+
+
+def test_a_large_file_kept_open_and_saved_is_served_new_by_the_next_request(server_factory, site: Path) -> None:
+    """A large file's descriptor is kept once the file is settled; saves (rename or in place) are seen at once."""
+    root = site / "html_page"
+    path = root / "kept.bin"
+    first = os.urandom(2 * 1024 * 1024)
+    path.write_bytes(first)
+    server = server_factory("--workers", "1")
+    settled(root, path)
+    with server.connect(timeout=60) as sock:
+        assert ask(sock, "/kept.bin")[2] == first
+        status, headers, body = ask(sock, "/kept.bin")  # from the kept descriptor
+        assert (status, body) == (200, first)
+        renamed = os.urandom(3 * 1024 * 1024)
+        (root / "kept.tmp").write_bytes(renamed)
+        os.replace(root / "kept.tmp", path)  # an editor's save: a new inode under the old name
+        status, again, body = ask(sock, "/kept.bin")
+        assert (status, body) == (200, renamed) and again["etag"] != headers["etag"]
+        in_place = os.urandom(len(renamed))
+        with open(path, "r+b") as f:  # the same inode, rewritten
+            f.write(in_place)
+        status, _, body = ask(sock, "/kept.bin", b"Range: bytes=1000-1999\r\n")
+        assert (status, body) == (206, in_place[1000:2000])
+        assert ask(sock, "/kept.bin")[2] == in_place
+        os.unlink(path)
+        assert ask(sock, "/kept.bin")[0] == 404

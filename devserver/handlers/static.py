@@ -54,6 +54,14 @@ Other decisions
   file's inode says its own entry is unchanged).  A GET or HEAD with no
   condition and no Range gets a ready-made response; the rest are decided
   per request from the kept validators and bytes.
+* Large files (sent by sendfile) are kept the same way, checked the same
+  way, with their descriptor held open in place of their bytes (at most
+  ``max_open`` of them): each response gets a ``dup`` of it, so a request
+  costs no open, fstat or close, and a save is still seen at once (a rename
+  makes a new inode; a file rewritten in place is the same inode, whose
+  bytes are the new ones).  A ``dup`` shares the file position: every send
+  passes its offset (``os.sendfile``), so responses in flight never move
+  each other.
 * Error pages carry ``Cache-Control: no-cache``: a 404 is heuristically
   cacheable (RFC 9110 §15.1), which is wrong for a dev server.
 """
@@ -69,7 +77,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC
 from functools import lru_cache
 from typing import BinaryIO, NamedTuple
@@ -409,7 +417,7 @@ class _Entity(NamedTuple):
     st: os.stat_result  # of the file read (fstat of the descriptor)
     data: bytes | None  # the whole file, or None when ``file`` is to be sent
     file: BinaryIO | None
-    complete: bool  # ``data`` has the size the stat announced (a short read means it is being rewritten)
+    complete: bool  # as the stat described: ``data`` of the announced size (a short read: being rewritten), or open
 
 
 def _open_entity(path: str, inline_limit: int, whole: bool) -> _Entity:
@@ -424,7 +432,7 @@ def _open_entity(path: str, inline_limit: int, whole: bool) -> _Entity:
             raise FileNotFoundError(errno.ENOENT, "not a regular file", path)
         os.set_blocking(fd, True)
         if not whole and st.st_size > inline_limit:
-            return _Entity(st, None, f, False)
+            return _Entity(st, None, f, True)
         data = f.read(st.st_size)
         f.close()
     except BaseException:
@@ -689,13 +697,22 @@ class _Ready:
     witnesses: _Witnesses  # the folders above the file's: the path still leads to its folder
     key: _FileKey  # the file itself: its entry and its bytes are still these
     rep: _Representation
-    get: StaticResponse  # the answer to a GET without conditions or range, ready made
+    get: StaticResponse  # the answer to a GET without conditions or range, ready made (a large file's: no file)
     head: StaticResponse  # and to such a HEAD
     not_modified: StaticResponse  # the 304 to a browser revalidating its copy
+    fd: int = -1  # a large file: the descriptor kept open, each response sends from a copy of it (-1: ``rep.data``)
 
 
 class _Responses:
-    """Small files' representations by (root, URL path, html_transform), each checked on use.
+    """Files' representations by (root, URL path, html_transform), each checked on use.
+
+    A small file's bytes are kept; a large one (sent by sendfile) is kept
+    open instead, and each response gets a descriptor of its own (``dup``):
+    no open, fstat and close per request, and dropping an entry never
+    closes a descriptor a response is still sending from.  Bytes sent from
+    the descriptor are always the file's current ones (the same inode: a
+    file saved in place; a file replaced has a new inode, which the check
+    below sees).
 
     A hit costs a ``stat`` of every folder from the root down to the file and
     an ``lstat`` of the file: any save, rename, removal or link swap changes
@@ -704,18 +721,21 @@ class _Responses:
     timestamp tick look identical (git's "racy clean").  ``html_transform``
     is part of the key and is taken to be a pure function of its input.
 
-    Bounded in bytes and entries; when full the oldest entries go.  A hit
-    takes no lock: plain dict reads are safe across threads.
+    Bounded in bytes, entries and open files; when full the oldest entries
+    go.  A hit takes no lock (plain dict reads are safe across threads), a
+    large file's copy of its descriptor does.
     """
 
     def __init__(self, max_bytes: int = 4 << 20, max_file: int = 256 * 1024, max_entries: int = 1024,
-                 racy_ns: int = RACY_NS) -> None:
+                 racy_ns: int = RACY_NS, max_open: int = 64) -> None:
         self.max_bytes = max_bytes
         self.max_file = max_file
         self.max_entries = max_entries
+        self.max_open = max_open
         self.racy_ns = racy_ns
         self._entries: dict[tuple[str, str, object], _Ready] = {}
         self._bytes = 0
+        self._open = 0  # entries holding a descriptor
         self._lock = threading.Lock()
 
     def get(self, root: str, raw_path: str, transform: object) -> _Ready | None:
@@ -735,25 +755,35 @@ class _Responses:
 
     def put(self, root: str, raw_path: str, transform: object, witnesses: _Witnesses,
             st: os.stat_result, rep: _Representation) -> None:
-        """Keep ``rep``, read from the file ``st`` describes, which ``raw_path`` names with no link on the way."""
+        """Keep ``rep``, read from (or open on) the file ``st`` describes, which ``raw_path`` names with no link on the way."""
         data = rep.data
-        if data is None or len(data) > self.max_file:
+        if data is None and (rep.file is None or self.max_open <= 0) or data is not None and len(data) > self.max_file:
             return
         if max(st.st_mtime_ns, st.st_ctime_ns) >= time.time_ns() - self.racy_ns:
             return  # too fresh to be told apart from the next write
         key = (root, raw_path, transform)
+        fd = -1 if rep.file is None else os.dup(rep.file.fileno())  # the request's own file is its caller's
         # The file's own folder needs no witness: no link led here (see _witnesses), so the file's identity
         # (inode, device, ctime) says the entry that names it is unchanged.
-        ready = _Ready(witnesses[:-1], _file_key(st), rep,
-                       StaticResponse(200, list(rep.whole), data, path=rep.path),
+        ready = _Ready(witnesses[:-1], _file_key(st), replace(rep, file=None),
+                       StaticResponse(200, list(rep.whole), data or b"", length=0 if data else rep.size, path=rep.path),
                        StaticResponse(200, list(rep.whole), path=rep.path),
-                       StaticResponse(304, list(rep.validators), path=rep.path))
+                       StaticResponse(304, list(rep.validators), path=rep.path), fd)
         with self._lock:
             self._forget(key)
             self._entries[key] = ready
-            self._bytes += len(data)
-            while self._bytes > self.max_bytes or len(self._entries) > self.max_entries:
+            self._bytes += len(data or b"")
+            self._open += fd >= 0
+            while self._bytes > self.max_bytes or len(self._entries) > self.max_entries or self._open > self.max_open:
                 self._forget(next(iter(self._entries)))  # the oldest
+
+    def file_of(self, root: str, raw_path: str, transform: object, ready: _Ready) -> BinaryIO | None:
+        """A file of its own on ``ready``'s descriptor (the caller closes it); None if the entry is gone meanwhile."""
+        with self._lock:  # a dropped entry's descriptor is closed, and its number may be another file's now
+            if self._entries.get((root, raw_path, transform)) is not ready:
+                return None
+            fd = os.dup(ready.fd)
+        return open(fd, "rb", buffering=0)  # unbuffered: sendfile reads the descriptor, not a buffer
 
     def _drop(self, key: tuple[str, str, object]) -> None:
         with self._lock:
@@ -764,11 +794,14 @@ class _Responses:
         old = self._entries.pop(key, None)
         if old is not None:
             self._bytes -= len(old.rep.data or b"")
+            if old.fd >= 0:
+                self._open -= 1
+                os.close(old.fd)
 
     def clear(self) -> None:
         with self._lock:
-            self._entries.clear()
-            self._bytes = 0
+            for key in list(self._entries):
+                self._forget(key)
 
 
 _responses = _Responses()
@@ -812,8 +845,15 @@ def serve(root: str, method: str, raw_path: str, headers: Mapping[str, str], *,
     ready = _responses.get(root, raw_path, html_transform)
     if ready is not None:
         if not headers:  # the usual request: no condition, no range
-            return ready.get if method == "GET" else ready.head
-        return _respond(ready.rep, method, headers, ready.not_modified)
+            kept = ready.get if method == "GET" else ready.head
+        else:
+            kept = _respond(ready.rep, method, headers, ready.not_modified)
+        if not kept.length:  # bytes or no body: the answer as it is
+            return kept
+        file = _responses.file_of(root, raw_path, html_transform, ready)
+        if file is not None:
+            return StaticResponse(kept.status, kept.headers, file=file, offset=kept.offset, length=kept.length,
+                                  path=kept.path)
     try:
         target, witnesses = _locate_remembered(root, raw_path)
     except BadPath as exc:
