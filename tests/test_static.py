@@ -587,20 +587,25 @@ def test_a_cached_file_saved_again_in_the_same_second_is_served_at_once(root: st
     assert header(resp, "Last-Modified") == formatdate(1_700_000_000, usegmt=True)
 
 
-def test_a_large_file_kept_open_is_sent_from_a_descriptor_of_its_own(root: str, trusted: list[str]) -> None:
-    """After its first request a large file is not opened again; each response's file is its own to close."""
+def test_a_kept_large_file_is_opened_per_response_and_never_held_open(root: str, trusted: list[str],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """After its first request a large file's headers are kept: a response opens it, HEAD and 304 do not."""
     data = bytes(range(256)) * 4
     (Path(root) / "big.bin").write_bytes(data)
-    assert content(get(root, "/big.bin", inline_limit=16)) == data
+    built: list[object] = []
+    real = static._representation
+    monkeypatch.setattr(static, "_representation", lambda *args: built.append(args) or real(*args))
     before = open_fds()
+    assert content(get(root, "/big.bin", inline_limit=16)) == data
     first, second = get(root, "/big.bin", inline_limit=16), get(root, "/big.bin", inline_limit=16, range="bytes=10-19")
     assert first.file is not None and second.file is not None and first.file.fileno() != second.file.fileno()
-    assert content(first) == data and first.file.closed  # closing one leaves the other, and the kept one, open
+    assert content(first) == data and first.file.closed and not second.file.closed  # each its own to close
     assert (second.status, content(second)) == (206, data[10:20])
+    assert len(trusted) == 3 and len(built) == 1
     for method, kw in (("HEAD", {}), ("GET", {"if_none_match": header(first, "ETag")})):
         answer = get(root, "/big.bin", method, inline_limit=16, **kw)
         assert answer.status in (200, 304) and answer.file is None and answer.length == 0
-    assert open_fds() == before and len(trusted) == 1
+    assert len(trusted) == 3 and len(built) == 1 and open_fds() == before
 
 
 @pytest.mark.parametrize("save", ["in place, same size and mtime", "replaced by a rename"])
@@ -625,24 +630,21 @@ def test_a_large_file_kept_open_and_saved_is_sent_new(root: str, trusted: list[s
                                                                                   else 200)
 
 
-def test_large_files_kept_open_are_bounded_and_a_dropped_one_is_still_sent(root: str,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    cache = static._Responses(racy_ns=TRUST_ALL, max_open=2)
-    monkeypatch.setattr(static, "_responses", cache)
-    monkeypatch.setattr(static, "_lookups", static._Lookups(racy_ns=TRUST_ALL))
-    bodies = {name: name.encode() * 50 for name in "abcd"}
-    for name, body in bodies.items():
-        (Path(root) / f"{name}.bin").write_bytes(body)
-    get(root, "/a.bin", inline_limit=16).file.close()  # type: ignore[union-attr]
-    in_flight = get(root, "/a.bin", inline_limit=16)  # from the kept descriptor
-    before = open_fds()
-    for name in "bcd":
-        content(get(root, f"/{name}.bin", inline_limit=16))
-    assert [key[1] for key in cache._entries] == ["/c.bin", "/d.bin"] and cache._open == 2
-    assert open_fds() == before + 1  # a's kept descriptor closed, c's and d's open
-    assert content(in_flight) == bodies["a"]  # its own descriptor outlived the entry
-    cache.clear()
-    assert open_fds() == before - 2 and cache._open == 0  # in_flight closed by content(), and the kept ones
+def test_a_kept_large_file_saved_between_its_check_and_its_open_is_not_sent_under_old_headers(
+        root: str, trusted: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    path = Path(root) / "big.bin"
+    path.write_bytes(b"a" * 100)
+    content(get(root, "/big.bin", inline_limit=16))
+    real = static._Responses.file_of
+
+    def saved_first(ready: object) -> object:
+        (Path(root) / "new.bin").write_bytes(b"b" * 150)
+        os.replace(Path(root) / "new.bin", path)
+        return real(ready)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(static._Responses, "file_of", staticmethod(saved_first))
+    resp = get(root, "/big.bin", inline_limit=16)
+    assert content(resp) == b"b" * 150 and header(resp, "Content-Length") == "150"
 
 
 def test_a_cached_file_deleted_is_404(root: str, trusted: list[str]) -> None:

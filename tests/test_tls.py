@@ -146,6 +146,20 @@ def test_pipelined_requests_over_tls_are_answered_in_order(https_server: LiveSer
     assert answers[0][2] == answers[2][2] == b"x" * 1024
 
 
+def test_a_large_file_over_tls_is_encrypted_whole(https_server: LiveServer, data: Path, site: Path) -> None:
+    """A file too large to keep in memory goes through TLS (asyncio's reads and writes), never sendfile's plain bytes."""
+    big = (site / "html_page" / "big.bin").read_bytes()
+    conn = http.client.HTTPSConnection("localhost", https_server.port, timeout=30,
+                                       context=client_context(printed_ca(data)))
+    try:
+        for headers, status, body in (({}, 200, big), ({"Range": "bytes=100-199"}, 206, big[100:200]), ({}, 200, big)):
+            conn.request("GET", "/big.bin", headers=headers)
+            response = conn.getresponse()
+            assert (response.status, response.read()) == (status, body)
+    finally:
+        conn.close()
+
+
 class TLSEventStream(EventStream):
     def __init__(self, server: LiveServer, cafile: Path) -> None:
         self.conn = http.client.HTTPSConnection("localhost", server.port, timeout=10, context=client_context(cafile))

@@ -55,13 +55,11 @@ Other decisions
   condition and no Range gets a ready-made response; the rest are decided
   per request from the kept validators and bytes.
 * Large files (sent by sendfile) are kept the same way, checked the same
-  way, with their descriptor held open in place of their bytes (at most
-  ``max_open`` of them): each response gets a ``dup`` of it, so a request
-  costs no open, fstat or close, and a save is still seen at once (a rename
-  makes a new inode; a file rewritten in place is the same inode, whose
-  bytes are the new ones).  A ``dup`` shares the file position: every send
-  passes its offset (``os.sendfile``), so responses in flight never move
-  each other.
+  way, without their bytes: each response opens the file, and an ``fstat``
+  of what it opened must show the kept state (a save between the check and
+  the open is not sent under the old headers).  No descriptor is held
+  between requests: a shared one would share its file position, which
+  asyncio's read-and-write sendfile (over TLS) moves.
 * Error pages carry ``Cache-Control: no-cache``: a 404 is heuristically
   cacheable (RFC 9110 §15.1), which is wrong for a dev server.
 """
@@ -420,11 +418,13 @@ class _Entity(NamedTuple):
     complete: bool  # as the stat described: ``data`` of the announced size (a short read: being rewritten), or open
 
 
+# O_NONBLOCK: if a FIFO was swapped in since resolve(), opening must not hang.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+
+
 def _open_entity(path: str, inline_limit: int, whole: bool) -> _Entity:
     """Read ``path`` (small, or ``whole``) or leave it open (large)."""
-    # O_NONBLOCK: if a FIFO was swapped in since resolve(), opening must not hang.
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    fd = os.open(path, flags)
+    fd = os.open(path, _OPEN_FLAGS)
     f: BinaryIO = os.fdopen(fd, "rb")
     try:
         st = os.fstat(fd)  # describes exactly the file we will read
@@ -700,19 +700,13 @@ class _Ready:
     get: StaticResponse  # the answer to a GET without conditions or range, ready made (a large file's: no file)
     head: StaticResponse  # and to such a HEAD
     not_modified: StaticResponse  # the 304 to a browser revalidating its copy
-    fd: int = -1  # a large file: the descriptor kept open, each response sends from a copy of it (-1: ``rep.data``)
 
 
 class _Responses:
     """Files' representations by (root, URL path, html_transform), each checked on use.
 
-    A small file's bytes are kept; a large one (sent by sendfile) is kept
-    open instead, and each response gets a descriptor of its own (``dup``):
-    no open, fstat and close per request, and dropping an entry never
-    closes a descriptor a response is still sending from.  Bytes sent from
-    the descriptor are always the file's current ones (the same inode: a
-    file saved in place; a file replaced has a new inode, which the check
-    below sees).
+    A small file's bytes are kept; a large one's (sent by sendfile) are
+    not: :meth:`file_of` opens it for each response that sends them.
 
     A hit costs a ``stat`` of every folder from the root down to the file and
     an ``lstat`` of the file: any save, rename, removal or link swap changes
@@ -721,21 +715,18 @@ class _Responses:
     timestamp tick look identical (git's "racy clean").  ``html_transform``
     is part of the key and is taken to be a pure function of its input.
 
-    Bounded in bytes, entries and open files; when full the oldest entries
-    go.  A hit takes no lock (plain dict reads are safe across threads), a
-    large file's copy of its descriptor does.
+    Bounded in bytes and entries; when full the oldest entries go.  A hit
+    takes no lock: plain dict reads are safe across threads.
     """
 
     def __init__(self, max_bytes: int = 4 << 20, max_file: int = 256 * 1024, max_entries: int = 1024,
-                 racy_ns: int = RACY_NS, max_open: int = 64) -> None:
+                 racy_ns: int = RACY_NS) -> None:
         self.max_bytes = max_bytes
         self.max_file = max_file
         self.max_entries = max_entries
-        self.max_open = max_open
         self.racy_ns = racy_ns
         self._entries: dict[tuple[str, str, object], _Ready] = {}
         self._bytes = 0
-        self._open = 0  # entries holding a descriptor
         self._lock = threading.Lock()
 
     def get(self, root: str, raw_path: str, transform: object) -> _Ready | None:
@@ -755,34 +746,41 @@ class _Responses:
 
     def put(self, root: str, raw_path: str, transform: object, witnesses: _Witnesses,
             st: os.stat_result, rep: _Representation) -> None:
-        """Keep ``rep``, read from (or open on) the file ``st`` describes, which ``raw_path`` names with no link on the way."""
+        """Keep ``rep``, of the file ``st`` describes, which ``raw_path`` names with no link on the way."""
         data = rep.data
-        if data is None and (rep.file is None or self.max_open <= 0) or data is not None and len(data) > self.max_file:
+        if data is not None and len(data) > self.max_file:
             return
         if max(st.st_mtime_ns, st.st_ctime_ns) >= time.time_ns() - self.racy_ns:
             return  # too fresh to be told apart from the next write
         key = (root, raw_path, transform)
-        fd = -1 if rep.file is None else os.dup(rep.file.fileno())  # the request's own file is its caller's
         # The file's own folder needs no witness: no link led here (see _witnesses), so the file's identity
         # (inode, device, ctime) says the entry that names it is unchanged.
-        ready = _Ready(witnesses[:-1], _file_key(st), replace(rep, file=None),
+        ready = _Ready(witnesses[:-1], _file_key(st), replace(rep, file=None),  # the request's own file is its caller's
                        StaticResponse(200, list(rep.whole), data or b"", length=0 if data else rep.size, path=rep.path),
                        StaticResponse(200, list(rep.whole), path=rep.path),
-                       StaticResponse(304, list(rep.validators), path=rep.path), fd)
+                       StaticResponse(304, list(rep.validators), path=rep.path))
         with self._lock:
             self._forget(key)
             self._entries[key] = ready
             self._bytes += len(data or b"")
-            self._open += fd >= 0
-            while self._bytes > self.max_bytes or len(self._entries) > self.max_entries or self._open > self.max_open:
+            while self._bytes > self.max_bytes or len(self._entries) > self.max_entries:
                 self._forget(next(iter(self._entries)))  # the oldest
 
-    def file_of(self, root: str, raw_path: str, transform: object, ready: _Ready) -> BinaryIO | None:
-        """A file of its own on ``ready``'s descriptor (the caller closes it); None if the entry is gone meanwhile."""
-        with self._lock:  # a dropped entry's descriptor is closed, and its number may be another file's now
-            if self._entries.get((root, raw_path, transform)) is not ready:
-                return None
-            fd = os.dup(ready.fd)
+    @staticmethod
+    def file_of(ready: _Ready) -> BinaryIO | None:
+        """``ready``'s large file opened for one response (the caller closes it); None if it is not that file now."""
+        try:
+            fd = os.open(ready.rep.path, _OPEN_FLAGS)
+        except OSError:
+            return None
+        try:
+            same = _file_key(os.fstat(fd)) == ready.key  # saved since get()'s check: not under the kept headers
+        except OSError:
+            same = False
+        if not same:
+            os.close(fd)
+            return None
+        # The kept regular file (its inode says so): O_NONBLOCK changes nothing for it, no need to clear it.
         return open(fd, "rb", buffering=0)  # unbuffered: sendfile reads the descriptor, not a buffer
 
     def _drop(self, key: tuple[str, str, object]) -> None:
@@ -794,14 +792,11 @@ class _Responses:
         old = self._entries.pop(key, None)
         if old is not None:
             self._bytes -= len(old.rep.data or b"")
-            if old.fd >= 0:
-                self._open -= 1
-                os.close(old.fd)
 
     def clear(self) -> None:
         with self._lock:
-            for key in list(self._entries):
-                self._forget(key)
+            self._entries.clear()
+            self._bytes = 0
 
 
 _responses = _Responses()
@@ -850,7 +845,7 @@ def serve(root: str, method: str, raw_path: str, headers: Mapping[str, str], *,
             kept = _respond(ready.rep, method, headers, ready.not_modified)
         if not kept.length:  # bytes or no body: the answer as it is
             return kept
-        file = _responses.file_of(root, raw_path, html_transform, ready)
+        file = _responses.file_of(ready)
         if file is not None:
             return StaticResponse(kept.status, kept.headers, file=file, offset=kept.offset, length=kept.length,
                                   path=kept.path)

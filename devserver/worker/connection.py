@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +33,21 @@ from devserver.http.framing import BodyWriter, Headers, framing_of
 from devserver.http.parser import CONTINUE, Body, End, Head, Limits, Request
 from devserver.ipc.config import Config
 from devserver.ipc.reports import ErrorReport
+
+# Linux holds a corked socket's bytes until it is uncorked (nginx's tcp_nopush); elsewhere nothing is corked.
+_TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
+
+
+def _cork(sock: socket.socket, on: int) -> bool:
+    """Cork (1) or uncork (0) a TCP socket where the platform can; True if it did."""
+    if _TCP_CORK is None:
+        return False
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, on)
+    except OSError:  # closed meanwhile, or not TCP: the bytes go as they are
+        return False
+    return True
+
 
 # Spooling a body to disk failed: the server's storage, not the request, is at fault.
 # RFC 4918 §11.5 (507) for a full disk or quota; RFC 9110 §15.5.14 (413) for a file-size limit.
@@ -398,14 +414,21 @@ class Connection(asyncio.Protocol):
         assert exchange is not None
         writer = self._open(status, headers, length)
         allowed = writer.allowance(length)
+        # Over TLS the socket carries records, not the file: asyncio encrypts what it reads (its fallback).
+        plain = self.transport.get_extra_info("sslcontext") is None
+        sock = self.transport.get_extra_info("socket")
+        corked = plain and bool(allowed) and _cork(sock, 1)  # the head leaves with the file's first bytes, not alone
         try:
             self.transport.write(writer.framing.head)
             if allowed and exchange.capture is not None:
                 exchange.capture.response.feed_file(file.fileno(), offset, allowed)
-            sent = self._sendfile_now(file, offset, allowed) if allowed else 0
+            sent = self._sendfile_now(sock, file, offset, allowed) if plain and allowed else 0
         except (ConnectionError, RuntimeError) as exc:
             exchange.close = True
             raise ClientGone() from exc
+        finally:
+            if corked:
+                _cork(sock, 0)
         exchange.sent += sent
         return offset + sent, allowed - sent
 
@@ -421,7 +444,7 @@ class Connection(asyncio.Protocol):
         exchange.sent += sent
         exchange.writer.give_back(count - sent)  # the file shrank while it was sent
 
-    def _sendfile_now(self, file: BinaryIO, offset: int, count: int) -> int:
+    def _sendfile_now(self, sock: socket.socket, file: BinaryIO, offset: int, count: int) -> int:
         """Send what the socket takes of ``count`` bytes of ``file`` now; the bytes sent (0: leave it all to asyncio).
 
         Only when nothing waits in the transport's buffer (bytes must leave in
@@ -433,9 +456,9 @@ class Connection(asyncio.Protocol):
             return 0
         sent = 0
         try:
-            sock, source = self.transport.get_extra_info("socket").fileno(), file.fileno()
+            target, source = sock.fileno(), file.fileno()
             while sent < count:
-                chunk = os.sendfile(sock, source, offset + sent, count - sent)
+                chunk = os.sendfile(target, source, offset + sent, count - sent)
                 if not chunk:
                     break  # the file ended early: asyncio finds the same end
                 sent += chunk
