@@ -415,7 +415,7 @@ class _Entity(NamedTuple):
     st: os.stat_result  # of the file read (fstat of the descriptor)
     data: bytes | None  # the whole file, or None when ``file`` is to be sent
     file: BinaryIO | None
-    complete: bool  # as the stat described: ``data`` of the announced size (a short read: being rewritten), or open
+    complete: bool  # ``data`` has the size the stat announced (a short read: being rewritten); always, for a file left open
 
 
 # O_NONBLOCK: if a FIFO was swapped in since resolve(), opening must not hang.
@@ -756,7 +756,7 @@ class _Responses:
         # The file's own folder needs no witness: no link led here (see _witnesses), so the file's identity
         # (inode, device, ctime) says the entry that names it is unchanged.
         ready = _Ready(witnesses[:-1], _file_key(st), replace(rep, file=None),  # the request's own file is its caller's
-                       StaticResponse(200, list(rep.whole), data or b"", length=0 if data else rep.size, path=rep.path),
+                       StaticResponse(200, list(rep.whole), data or b"", length=rep.size if data is None else 0, path=rep.path),
                        StaticResponse(200, list(rep.whole), path=rep.path),
                        StaticResponse(304, list(rep.validators), path=rep.path))
         with self._lock:
