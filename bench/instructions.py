@@ -22,7 +22,7 @@ change (the first is the reference).  Instructions are not time (cache
 misses and syscalls differ), but the interpreter's work is most of a
 request here.
 
-    python bench/instructions.py CHECKOUT [CHECKOUT ...] [--case script|app|static|static-1m|flask|close|app-project|app-project-html|asgi|fastapi]
+    python bench/instructions.py CHECKOUT [CHECKOUT ...] [--case script|app|static|static-1m|flask|close|close-script|app-project|app-project-html|asgi|fastapi]
         [--requests 2000] [--conns 50] [--uvicorn]
 
 ``--uvicorn`` (cases ``asgi`` and ``fastapi``) counts uvicorn too, on the
@@ -57,6 +57,7 @@ CASES = {  # case: (APP argument or None, path, a fresh connection per request, 
     "static-1m": (None, "/one_m.bin", False, "site"),  # the 1 MiB file: sent by sendfile
     "flask": ("flaskapp:app", "/", False, "site"),  # the Flask app of the peers' workload (a template loop)
     "close": ("hello:application", "/", True, "site"),  # the APP with `Connection: close`: the accept path
+    "close-script": (None, "/hello.py", True, "site"),  # the same as /hello.py: what the APP's route adds
     # The APP as a project app, run in its own folder with no options: without html_page/ and with it.
     "app-project": ("hello:application", "/", False, "project"),
     "app-project-html": ("hello:application", "/", False, "project+html"),

@@ -524,6 +524,49 @@ def test_with_the_transport_maker_changed_the_acceptor_falls_back_to_the_public_
     assert [p.transport.get_extra_info("peername")[0] for p in Echo.made] == ["127.0.0.1"] * 20
 
 
+def test_an_accepted_socket_is_the_one_accept_makes_with_its_family_and_type_read_as_attributes(
+        listening: socket.socket) -> None:
+    accept = interpreter.accepter(listening)
+    assert accept != listening.accept  # the fast path: the raw accept
+    client = socket.create_connection(listening.getsockname(), timeout=DEADLINE)
+    try:
+        conn, address = accept()
+        with conn:
+            assert isinstance(conn, socket.socket) and address == client.getsockname() == conn.getpeername()
+            # The listening socket's enum members, the same as the kernel's values the properties convert.
+            assert conn.family is socket.AF_INET and conn.type is socket.SOCK_STREAM
+            assert (socket.socket.family.__get__(conn), socket.socket.type.__get__(conn)) == (conn.family, conn.type)
+            assert conn.proto == listening.proto and conn.gettimeout() is None  # blocking, as accept() makes it
+            client.sendall(b"ping")
+            assert conn.recv(10) == b"ping"
+    finally:
+        client.close()
+
+
+class WithoutRawAccept(socket.socket):
+    """A socket without the C accept ``socket.accept`` wraps, as another interpreter could have it."""
+
+    _accept = None  # type: ignore[assignment]
+
+    def accept(self) -> tuple[socket.socket, object]:
+        fd, address = socket.socket._accept(self)  # what accept() is, reached only here
+        return socket.socket(self.family, self.type, self.proto, fileno=fd), address
+
+
+def test_without_the_raw_accept_the_acceptor_accepts_with_accept_itself_and_serves() -> None:
+    loop = asyncio.new_event_loop()
+    sock = WithoutRawAccept(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        assert interpreter.accepter(sock) == sock.accept  # the fallback
+        answers = serve_through_acceptor(loop, sock, 20)
+    finally:
+        sock.close()
+        loop.close()
+    assert answers == [b"echo ping %d" % n for n in range(20)]
+
+
 # ---------------------------------------------------------------------------- the console's interrupt
 
 

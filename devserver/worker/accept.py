@@ -6,7 +6,9 @@ two extra turns of the loop for every connection.  With ``Connection:
 close`` that is every request.  Here the listening socket's readiness
 accepts every connection waiting (up to ``batch``) and gives each its
 transport at once; the transport calls ``connection_made`` on the next turn
-of the loop as it would under a server.
+of the loop as it would under a server.  Each socket is accepted as
+``socket.accept`` makes it, less the enum members that makes of its family
+and type on every read (kit/interpreter.py ``accepter``).
 
 While it accepts, a worker also takes the keep-alive connections that the
 workers a warm restart retires pass on (:mod:`devserver.worker.handoff`).
@@ -48,6 +50,7 @@ class Acceptor:
         self._factory = protocol_factory
         self._batch = max(1, batch)
         self._stopped = True
+        self._accept = interpreter.accepter(sock)  # sock.accept, less the enum members it makes per connection
         # With --https the gate makes each transport (after the handshake): the plain path is unchanged.
         self._transport_for = tls.take if tls is not None else interpreter.transport_maker(loop)
 
@@ -91,7 +94,7 @@ class Acceptor:
                 self._loop.call_exception_handler({"message": "could not take over a connection", "exception": exc})
 
     def _ready(self) -> None:
-        accept = self._sock.accept
+        accept = self._accept
         for _ in range(self._batch):
             try:
                 conn, peer = accept()

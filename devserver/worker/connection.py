@@ -519,7 +519,14 @@ class Connection(asyncio.Protocol):
     def close(self) -> None:
         if not self.closing:
             self.closing = True
-            self.transport.close()
+            transport = self.transport
+            # With nothing left to flush, a plain transport's abort() is its close() less a look-up of the writer
+            # only a full buffer registers (three KeyErrors: ~17,000 instructions, on each Connection: close).
+            # Not under TLS, whose close() says close_notify first.
+            if transport.get_write_buffer_size() or self.worker.config.secure:
+                transport.close()
+            else:
+                transport.abort()
 
     def abort(self) -> None:
         """Drop the connection without flushing: the response cannot be completed."""
