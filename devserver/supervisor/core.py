@@ -25,7 +25,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from multiprocessing.connection import wait
 from multiprocessing.context import ForkContext, SpawnContext
 from typing import TYPE_CHECKING, Protocol, TypeAlias, cast
 
@@ -39,6 +38,7 @@ from devserver.readout.store import RequestStore
 from devserver.supervisor.awaited import PendingAnswers, PipesToHear
 from devserver.supervisor.listen import StartError as StartError  # re-exported: the console and the dashboard catch it from here
 from devserver.supervisor.listen import bind_for_workers, take_early
+from devserver.supervisor.readiness import Readiness
 from devserver.worker.handoff import Handoff
 from devserver.worker.inflight import describe, new_table, read_table
 
@@ -290,12 +290,13 @@ class Supervisor:
     # threads -----------------------------------------------------------------
     def _read_events(self) -> None:
         """Relay batches from every worker's pipe; after stop(), read each to its end."""
+        readiness: Readiness[EventReader] = Readiness()
         while True:
             with self._lock:
                 self._retired = [pipe for pipe in self._retired if not pipe.closed]
                 pipes = [pipe for pipe in [slot.events for slot in self.slots] + self._retired if not pipe.closed]
             final = self._stopped.is_set()
-            ready = wait(pipes, timeout=0.2)
+            ready = readiness.ready(pipes, 0.2)
             for pipe in pipes:
                 if pipe in ready:
                     self._receive(pipe)
@@ -339,10 +340,11 @@ class Supervisor:
                 pass
 
     def _monitor(self) -> None:
+        readiness: Readiness[int] = Readiness()
         while not self._stopping.is_set():
             with self._lock:
                 sentinels = {slot.process.sentinel: slot for slot in self.slots}
-            ready = wait(list(sentinels), timeout=0.2)
+            ready = readiness.ready(list(sentinels), 0.2)
             if self._stopping.is_set():
                 return
             for sentinel, slot in sentinels.items():
