@@ -1,9 +1,9 @@
 """Which of the supervisor's pipes or worker sentinels are ready: one poll object kept while the set is the same.
 
 ``multiprocessing.connection.wait`` builds a selector, registers every
-object and closes it again on each call: about 30,000 instructions, paid by
-the event reader once per batch of events (and by the monitor every time its
-wait times out), more than the decoding of fifty events costs.  A
+object and closes it again on each call: about 30,000 instructions (a poll
+itself costs a seventh of that), paid by the event reader once per batch of
+events and by it and the monitor at every look that times out.  A
 :class:`Readiness` registers its objects once and polls them with one call
 into ``select.poll``; it registers them again only when it is asked about
 another set (a worker replaced, a pipe retired).
