@@ -155,10 +155,12 @@ def dumped(out: str, pid: int, seen: set[str]) -> int:
     return sum(int(m.group(1)) for f in files for m in SUMMARY.finditer(Path(f).read_text(errors="replace")))
 
 
-def measure_callgrind(checkout: Path, fmt: str, tty: bool, requests: int, conns: int, work: Path) -> None:
+def measure_callgrind(checkout: Path, fmt: str, tty: bool, requests: int, conns: int, work: Path,
+                      threads: bool = False) -> None:
+    """``threads``: a dump per thread (kept with --keep, to tell the event thread's instructions from the others')."""
     out = str(work / f"callgrind-{fmt}-{len(list(work.iterdir()))}")
     wrap = ("valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=yes",
-            f"--callgrind-out-file={out}.%p")
+            f"--callgrind-out-file={out}.%p", *(("--separate-threads=yes",) if threads else ()))
     spec = server_spec(work / f"site-{fmt}-{len(list(work.iterdir()))}", checkout, fmt, tty, workers=1, wrap=wrap)
     server = start_server(spec, work)
     try:
@@ -236,7 +238,7 @@ def hello_exchange(number: int, detail: bool) -> tuple[SimpleNamespace, dict[str
         request_headers=tuple(request.headers) if detail else (),
         response_headers=(("content-type", "text/plain; charset=utf-8"), ("content-length", "14"),
                           ("date", "Mon, 07 Dec 2026 10:00:00 GMT")) if detail else (),
-        request_body=None, response_body=None, logs=(), request_id="", websocket=None)
+        request_body=None, response_body=None, logs=(), request_id="", websocket=None, log_sources=())
     return exchange, keywords
 
 
@@ -355,6 +357,8 @@ def main() -> int:
     parser.add_argument("--checkout", type=Path, action="append", help="a devserver checkout (default this one; "
                         "repeat to compare)")
     parser.add_argument("--timed", action="store_true", help="ingest: CPU time, not instructions (quicker, noisy)")
+    parser.add_argument("--keep", type=Path, help="server, callgrind: keep the logs and callgrind's dumps in this "
+                        "(new) folder, for callgrind_annotate")
     parser.add_argument("--ingest-once", action="store_true", help=argparse.SUPPRESS)
     opts = parser.parse_args()
     formats = opts.log.split(",")
@@ -377,7 +381,10 @@ def main() -> int:
                 measure_ingest(checkout, fmt, opts.tty, opts.events, opts.batch, opts.timed)
     else:
         unit = "instructions" if opts.measure == "callgrind" else "µs CPU"
-        with tempfile.TemporaryDirectory(prefix="devserver-supcost-") as tmp:
+        if opts.keep is not None:
+            opts.keep.mkdir(parents=True)
+        with tempfile.TemporaryDirectory(prefix="devserver-supcost-") as scratch:
+            tmp = str(opts.keep or scratch)
             for checkout in checkouts:
                 print(f"\n{checkout}: asgihello:app, {opts.conns} keep-alive connections, "
                       f"{'1 worker under callgrind' if opts.measure == 'callgrind' else '2 workers'}"
@@ -385,8 +392,10 @@ def main() -> int:
                 print(f"| log | requests | supervisor {unit}/request | worker(s) {unit}/request |")
                 print("| --- | ---: | ---: | ---: |")
                 for fmt in formats:
-                    measure = measure_callgrind if opts.measure == "callgrind" else measure_server
-                    measure(checkout, fmt, opts.tty, requests, opts.conns, Path(tmp))
+                    if opts.measure == "callgrind":
+                        measure_callgrind(checkout, fmt, opts.tty, requests, opts.conns, Path(tmp), opts.keep is not None)
+                    else:
+                        measure_server(checkout, fmt, opts.tty, requests, opts.conns, Path(tmp))
     print(f"\nload average after: {load_average()}")
     return 0
 

@@ -13,6 +13,7 @@ import os
 import stat
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -193,6 +194,17 @@ def test_store_is_bounded_and_keeps_failures_longer() -> None:
     kept = store.select(Filters(last=100))
     assert [k.id for k in kept] == ["id1", "id2", "id50", *(f"id{n}" for n in range(991, 1001))]
     assert store.get("id2") is not None and store.get("id500") is None
+
+
+def test_requests_without_an_id_are_named_by_their_number_across_batches_and_a_recent_failure_is_listed_once() -> None:
+    store = RequestStore(recent=3, errors=2)
+    unnamed = [replace(_event(n, 500 if n in (2, 6) else 200), request_id="") for n in range(1, 8)]
+    store.add(unnamed[:4])
+    store.add([])
+    store.add(unnamed[4:])  # numbers go on from the batch before: 5, 6, 7
+    assert [k.id for k in store.select(Filters(last=100))] == ["r2", "r5", "r6", "r7"]  # r6: a failure, recent
+    assert [k.id for k in store.select(Filters(last=100, errors=True))] == ["r2", "r6"]
+    assert store.get("r5") is not None and store.get("r5").event.time == 5.0 and store.get("r4") is None
 
 
 def test_protocol_in_memory() -> None:

@@ -80,7 +80,9 @@ class ConsoleLog:
         self._lock = threading.Lock()
         self._console: Console | None = None
         self._paint: dict[str, tuple[str, str]] = {}
-        self._stamp_second, self._stamp_text = -1, ""
+        # The second the stamp shows, as the times in it ([from, until)): two float comparisons per line cost
+        # a fifth of what int(time) does.
+        self._stamp_from, self._stamp_until, self._stamp_text = 0.0, 0.0, ""
         # The painted pieces a request line repeats (its status, size, worker), made once each (_memo).
         self._statuses: dict[int, str] = {}
         self._sizes: dict[int, str] = {}
@@ -139,7 +141,7 @@ class ConsoleLog:
         note = ""
         if e.error or e.websocket is not None or e.inside is not None:
             note = self._notes(e, self._paint["dim"])
-        stamp = self._stamp_text if int(e.time) == self._stamp_second else self._stamp(e.time)
+        stamp = self._stamp_text if self._stamp_from <= e.time < self._stamp_until else self._stamp(e.time)
         method, target = e.shown_request(SHOWN_LINE)
         status = self._statuses.get(e.status) or self._memo(self._statuses, e.status, self._painted_status)
         size = self._sizes.get(e.bytes_sent) or self._memo(self._sizes, e.bytes_sent, human_bytes)
@@ -177,10 +179,9 @@ class ConsoleLog:
     def _stamp(self, when: float) -> str:
         """HH:MM:SS of ``when``, painted, made once a second (every request line has one)."""
         second = int(when)
-        if second != self._stamp_second:
-            start, end = self._paint["dim"]
-            self._stamp_second = second
-            self._stamp_text = f"{start}{time.strftime('%H:%M:%S', time.localtime(second))}{end}"
+        start, end = self._paint["dim"]
+        self._stamp_from, self._stamp_until = float(second), float(second + 1)
+        self._stamp_text = f"{start}{time.strftime('%H:%M:%S', time.localtime(second))}{end}"
         return self._stamp_text
 
     def _json(self, event: Event, lines: list[str]) -> None:

@@ -25,7 +25,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from multiprocessing.connection import wait
 from multiprocessing.context import ForkContext, SpawnContext
 from typing import TYPE_CHECKING, Protocol, TypeAlias, cast
 
@@ -39,6 +38,7 @@ from devserver.readout.store import RequestStore
 from devserver.supervisor.awaited import PendingAnswers, PipesToHear
 from devserver.supervisor.listen import StartError as StartError  # re-exported: the console and the dashboard catch it from here
 from devserver.supervisor.listen import bind_for_workers, take_early
+from devserver.supervisor.readiness import Readiness
 from devserver.worker.handoff import Handoff
 from devserver.worker.inflight import describe, new_table, read_table
 
@@ -49,6 +49,7 @@ Sink = Callable[[list[Event]], None]
 RESTART_BACKOFF = 1.0  # seconds; a worker that dies at once is not restarted in a tight loop
 ANSWER_WAIT = 5.0  # seconds the console waits for a worker's answer (its own limit is failures.EVAL_LIMIT)
 STOP_SEEN_WAIT = 1.0  # seconds "stopping" waits for the events of requests finished before the stop
+IDLE_LOOK = 1.0  # seconds the event reader and the monitor wait at most: a change of workers or a stop wakes them
 
 
 # worker_main's arguments, in its order: what a worker process is started with
@@ -206,6 +207,9 @@ class Supervisor:
         self._relaying = False  # the event reader runs (from just after "listening")
         self.store = RequestStore()  # the requests delivered lately, for `devserver requests` and `devserver mcp`
         self.readout: ReadoutChannel | None = None  # the store's local socket, from start()
+        # What the event reader and the monitor wait on, each made by its thread (_workers_changed wakes them).
+        self._pipes_ready: Readiness[EventReader] | None = None
+        self._sentinels_ready: Readiness[int] | None = None
 
     @property
     def url(self) -> str:
@@ -290,12 +294,19 @@ class Supervisor:
     # threads -----------------------------------------------------------------
     def _read_events(self) -> None:
         """Relay batches from every worker's pipe; after stop(), read each to its end."""
+        self._pipes_ready = readiness = Readiness[EventReader]()
+        try:
+            self._relay(readiness)
+        finally:
+            readiness.close()
+
+    def _relay(self, readiness: Readiness[EventReader]) -> None:
         while True:
             with self._lock:
                 self._retired = [pipe for pipe in self._retired if not pipe.closed]
                 pipes = [pipe for pipe in [slot.events for slot in self.slots] + self._retired if not pipe.closed]
             final = self._stopped.is_set()
-            ready = wait(pipes, timeout=0.2)
+            ready = readiness.ready(pipes, IDLE_LOOK)
             for pipe in pipes:
                 if pipe in ready:
                     self._receive(pipe)
@@ -339,15 +350,25 @@ class Supervisor:
                 pass
 
     def _monitor(self) -> None:
-        while not self._stopping.is_set():
-            with self._lock:
-                sentinels = {slot.process.sentinel: slot for slot in self.slots}
-            ready = wait(list(sentinels), timeout=0.2)
-            if self._stopping.is_set():
-                return
-            for sentinel, slot in sentinels.items():
-                if sentinel in ready:
-                    self._replace(slot)
+        self._sentinels_ready = readiness = Readiness[int]()
+        try:
+            while not self._stopping.is_set():
+                with self._lock:
+                    sentinels = {slot.process.sentinel: slot for slot in self.slots}
+                ready = readiness.ready(list(sentinels), IDLE_LOOK)
+                if self._stopping.is_set():
+                    return
+                for sentinel, slot in sentinels.items():
+                    if sentinel in ready:
+                        self._replace(slot)
+        finally:
+            readiness.close()
+
+    def _workers_changed(self) -> None:
+        """The event reader and the monitor look at once at the pipes and sentinels of the workers now (or stop)."""
+        for readiness in (self._pipes_ready, self._sentinels_ready):
+            if readiness is not None:
+                readiness.wake()
 
     def _replace(self, slot: WorkerSlot) -> None:
         if slot.retired:
@@ -370,6 +391,7 @@ class Supervisor:
                 return
             new = self._spawn(slot.index, slot.restarts + 1)
             self.slots[self.slots.index(slot)] = new
+        self._workers_changed()
 
     # control -----------------------------------------------------------------
     def broadcast(self, message: ControlMessage) -> None:
@@ -453,6 +475,7 @@ class Supervisor:
                 slot.started = time.monotonic()
             self._retired.extend(slot.events for slot in new)
             self.loading = list(new)
+        self._workers_changed()
 
     def take_over(self, new: list[WorkerSlot], serve: bool) -> list[WorkerSlot] | None:
         """End the loading of ``new``: unless ``serve`` is False or the supervisor is stopping, they replace the
@@ -475,7 +498,8 @@ class Supervisor:
                 slot.tell(Serve())  # the new workers start accepting: the socket is theirs
                 if self.armed_route is not None:
                     slot.tell(ArmProfile(self.armed_route))
-            return old
+        self._workers_changed()
+        return old
 
     def _unfinished(self, slot: WorkerSlot, how: str) -> list[Event]:
         """A line naming the requests ``slot``'s worker had not finished when it ended (none: no line)."""
@@ -496,6 +520,7 @@ class Supervisor:
             self._stopped.wait()
             return
         self._stopping.set()
+        self._workers_changed()  # the monitor returns
         if self.generation is None:  # start() failed before anything ran
             self._stopped.set()
             return
@@ -521,6 +546,7 @@ class Supervisor:
                            *(self._unfinished(slot, "was killed after the drain limit") if killed else ())])
             slot.control.close()
         self._stopped.set()  # the reader now reads every pipe to its end, then returns
+        self._workers_changed()
         for thread in self._threads:
             thread.join(5)
         for sock in self.sockets:
