@@ -21,12 +21,13 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from types import ModuleType
 from typing import TYPE_CHECKING, cast
 
 from devserver.debug.tracebacks import import_report, one_line
 from devserver.ipc.reports import ErrorReport
+from devserver.kit.frozen import record
 
 if TYPE_CHECKING:  # the CLI parses APP without importing the WSGI server
     from devserver.handlers.wsgi import WSGIApp
@@ -52,7 +53,7 @@ class AppLoadError(Exception):
         self.report = report  # "failed": the user's frames, for the 500 page (tracebacks.import_report)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AppSpec:
     """A parsed ``APP``: the module, and what to take from it (None: discover)."""
 

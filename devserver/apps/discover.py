@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import ast
 import os
-from dataclasses import dataclass
+
+from devserver.kit.frozen import record
 
 CANDIDATES = ("main.py", "app.py", "api.py", "app/main.py", "app/app.py", "app/api.py")
 NAMES = ("app", "application", "api")
@@ -21,7 +22,7 @@ APP_MAKERS = frozenset({"FastAPI", "Starlette", "Litestar", "Quart", "Flask", "B
                         "get_asgi_application", "get_wsgi_application", "ASGIHandler", "WSGIHandler"})
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Found:
     """An app found in a folder: ``app`` is what ``APP`` would say (``main:app``), ``file`` where it is."""
 

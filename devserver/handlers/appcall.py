@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from devserver.handlers.asgi import ASGIApplication, ASGIServer, start_asgi
 from devserver.handlers.exchange import Exchange, Responder
 from devserver.handlers.lifespan import Lifespan, LifespanKeeper
 from devserver.handlers.wsgi import WSGIApp, WSGIServer, start_wsgi
+from devserver.kit.frozen import record
 from devserver.probes.recorder import entered, left
 
 # What a module loader hands out: a WSGI callable, or an ASGI app with its lifespan's state; each handler takes its own
@@ -45,7 +45,7 @@ class AppHandler(Protocol[A]):
         """
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WSGIHandler:
     """PEP 3333: the app runs in the worker's thread pool (wsgi.start_wsgi)."""
 
@@ -56,7 +56,7 @@ class WSGIHandler:
         start_wsgi(responder, exchange, app, script_name, path_info, self.server, finished)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ASGIHandler:
     """ASGI 3.0: the app runs as a task on the worker's loop (asgi.start_asgi), once its lifespan has started."""
 

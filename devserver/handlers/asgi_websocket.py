@@ -25,12 +25,12 @@ from __future__ import annotations
 import asyncio
 import traceback
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import unquote
 
 from devserver.handlers.asgi import ASGIApp, Message, Scope, State, bytes_field, header_pairs, int_field, str_field
 from devserver.http.parser import Request
+from devserver.kit.frozen import record
 
 APP_GRACE = 1.0  # seconds an app may run on once its WebSocket is closed
 REFUSED = 403  # the app closed before accepting (ASGI: "the server must respond with HTTP 403")
@@ -41,7 +41,7 @@ def wants_websocket(request: Request) -> bool:
     return "websocket" in request.upgrade and request.method == "GET"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Closed:
     """The end of a WebSocket: the close frame's code and reason (1006: no close frame)."""
 
@@ -71,7 +71,7 @@ class Handshake(Protocol):
     def respond_body(self, body: bytes, more: bool) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Outcome:
     """What became of the upgrade: the HTTP status answered (101: accepted), and the app's error if any."""
 

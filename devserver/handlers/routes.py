@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from devserver.handlers import static
 from devserver.handlers.static import StaticResponse
 from devserver.http.hostcheck import HostPolicy
 from devserver.http.parser import Request
+from devserver.kit.frozen import record
 from devserver.kit.memo import MemoTable
 
 INTERNAL_PREFIX = "/__devserver__/"  # the server's own endpoints: live reload's (handlers/livereload.py takes it from here)
@@ -30,7 +30,7 @@ ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"  # what OPTIONS * says th
 _SCRIPT = re.compile(r"/([A-Za-z_][A-Za-z0-9_]*)\.py(?=/|\Z)")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Refused:
     """The server refuses the request itself: a Host it does not answer to (DNS rebinding)."""
 
@@ -38,17 +38,17 @@ class Refused:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ServerOptions:
     """``OPTIONS *``: the server's own 200 with ``Allow: ALLOW``."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Internal:
     """A request under ``/__devserver__/``, answered by the endpoint an extension installed (live reload)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Script:
     """``/name.py/rest``: the module ``name`` of --dynamic, mounted at ``script_name``."""
 
@@ -57,14 +57,14 @@ class Script:
     path_info: str  # "/rest", or "" for "/name.py" itself
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SendFile:
     """A static file too large to keep in memory: its head now, its bytes by sendfile (the route owns the file)."""
 
     response: StaticResponse
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class App:
     """The ``APP`` given on the command line, for the whole path."""
 

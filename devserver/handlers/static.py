@@ -84,6 +84,7 @@ from urllib.parse import quote
 from devserver.handlers.pages import error_page
 from devserver.http.dates import imf_fixdate
 from devserver.kit import interpreter
+from devserver.kit.frozen import record
 
 __all__ = ["CONDITIONAL_HEADERS", "BadPath", "StaticResponse", "content_type", "request_headers", "resolve", "serve"]
 
@@ -571,7 +572,7 @@ _OSERROR_STATUS = {
 _MESSAGES = {404: "File Not found", 403: "Forbidden: the file is not readable", 500: "Could not read the file"}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Representation:
     """A file as it is sent (HTML after ``html_transform``), its validators and its headers."""
 
@@ -690,7 +691,7 @@ def _file_key(st: os.stat_result) -> _FileKey:
     return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Ready:
     """A representation kept in memory, with what proves it is still what the path names."""
 

@@ -23,6 +23,7 @@ from devserver.debug import failures, requestlogs, tracebacks
 from devserver.handlers.exchange import ClientGone, Exchange, Responder
 from devserver.ipc.reports import ErrorReport
 from devserver.kit import interpreter
+from devserver.kit.frozen import record
 from devserver.kit.memo import MemoTable
 from devserver.probes.recorder import recorded
 
@@ -51,7 +52,7 @@ class Pool(Protocol):
     def post(self, fn: Callable[..., None], *args: Any) -> bool: ...
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WSGIServer:
     """What the server side of PEP 3333 needs from the worker, handed in once."""
 

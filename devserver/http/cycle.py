@@ -38,16 +38,16 @@ held as whatever the connection makes of them (``T``: the worker's
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from devserver.http.parser import Limits, Request, RequestParser
+from devserver.kit.frozen import record
 
 T = TypeVar("T")
 MAX_PIPELINE = 32  # queued requests before reading stops
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Wait:
     """What a connection waits for in a phase, for how long, and what it does when that is too long."""
 
@@ -56,7 +56,7 @@ class Wait:
     restart: bool  # each byte received restarts the wait (a body); False: counted from the phase's start (a head)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Phase:
     """Where a connection is in its cycle, as far as timing it goes, and the wait that applies there.
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from devserver.http.parser import LAST_CHUNK, chunk, head_of_fields, header_fields, response_head
+from devserver.kit.frozen import record
 
 
 class Delimit(Enum):
@@ -41,7 +42,7 @@ class Framing:
     head: bytes  # status line and header block, ready to send
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HeaderBlock:
     """A handler's header fields as framing reads them, worked out once for fields sent again and again.
 

@@ -22,6 +22,7 @@ from devserver.http.dates import imf_fixdate
 from devserver.http.errors import ProtocolError
 from devserver.http.statuses import reason
 from devserver.http.target import check_host, check_method, parse_target
+from devserver.kit.frozen import record
 from devserver.kit.memo import MemoTable
 
 SERVER = f"devserver/{__version__}".encode()
@@ -30,7 +31,7 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 TCHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True)  # not a record: ruff (B008) takes only a frozen dataclass for an immutable default
 class Limits:
     """Bounds on what one request may make the server hold in memory."""
 
@@ -67,22 +68,22 @@ class Request:
 
 
 # Events handed out by RequestParser.feed(), in wire order.
-@dataclass(frozen=True, slots=True)
+@record
 class Head:
     request: Request
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Body:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class End:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Rejected:
     """The stream broke the protocol here; answer ``error`` and close."""
 

@@ -9,10 +9,10 @@ and from any socket.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import Enum
 
 from devserver.http.errors import ProtocolError
+from devserver.kit.frozen import record
 from devserver.kit.memo import MemoTable
 
 
@@ -23,7 +23,7 @@ class Form(Enum):
     ASTERISK = "asterisk"  # *, only for OPTIONS
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Target:
     """A request-target taken apart; ``path`` is still percent-encoded."""
 

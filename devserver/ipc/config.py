@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from devserver.ipc.defaults import DEFAULT_BACKLOG, DEFAULT_HOST, DEFAULT_PORT
+from devserver.kit.frozen import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Config:
     """Everything a worker needs to serve; paths are absolute."""
 

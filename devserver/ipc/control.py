@@ -12,10 +12,10 @@ stream before the sink sees it (devserver.supervisor.awaited).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from devserver.kit.frozen import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Reload:
     """Forget ``modules`` (None: every dynamic module); ``generation`` orders reloads."""
 
@@ -24,7 +24,7 @@ class Reload:
     paths: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CompileFailure:
     """A module of the dynamic folder that does not compile: what open pages show over themselves."""
 
@@ -33,7 +33,7 @@ class CompileFailure:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PageChanged:
     """Files that open browser pages show changed: ``kind`` is "css" (swap in place), "reload" (by path:
     a module reloads app pages, an HTML file the pages at its path), "app" (a project APP answers with new
@@ -45,7 +45,7 @@ class PageChanged:
     failure: CompileFailure | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Evaluate:
     """Run ``source`` (an expression, else statements) in frame ``frame`` of the failure that request
     ``request_id`` raised in this worker (devserver.debug.failures); ``serial`` names the answer."""
@@ -56,7 +56,7 @@ class Evaluate:
     source: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Evaluated:
     """The answer to :class:`Evaluate` ``serial``: what the code printed, then its value or its error."""
 
@@ -66,29 +66,29 @@ class Evaluated:
     error: str = ""  # the exception's last line, or why nothing was evaluated (a refusal, a timeout)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StopSeen:
     """A worker's word when the supervisor's SIGTERM reaches it: the events of everything it finished before are
     ahead of this one on its event pipe, so the log can say "stopping" after them."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Go:
     """To a standby worker of a warm restart (devserver.supervisor.warm): load the app, say "ready", then wait
     for :class:`Serve`."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Serve:
     """To a warm restart's new worker, loaded: start accepting, the listening socket is yours now."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Pause:
     """To a current worker during a warm restart: stop accepting, new workers take the connections."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ArmProfile:
     """Profile the next request to ``route`` ("GET /catalog", devserver.probes.route_of) in whichever worker
     serves it first; None disarms.  The supervisor disarms every worker once one profile has come back."""

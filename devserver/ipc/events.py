@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from typing import TYPE_CHECKING, TypeVar
 
 from devserver.ipc.reports import ErrorReport
-from devserver.kit.frozen import constructor_from_values
+from devserver.kit.frozen import constructor_from_values, record
 from devserver.kit.safetext import escape_controls
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ Headers = tuple[tuple[str, str], ...]
 
 
 @_pickled_by_values
-@dataclass(frozen=True, slots=True)
+@record
 class BodyRecord:
     """Where a worker kept (the first ``kept`` bytes of) a body of ``size`` bytes.
 
@@ -68,7 +68,7 @@ class BodyRecord:
 
 
 @_pickled_by_values
-@dataclass(frozen=True, slots=True)
+@record
 class WebSocketMessage:
     """One message of a WebSocket connection, as its detail lists it (the first bytes only)."""
 
@@ -80,7 +80,7 @@ class WebSocketMessage:
 
 
 @_pickled_by_values
-@dataclass(frozen=True, slots=True)
+@record
 class WebSocketSummary:
     """A WebSocket connection once closed: its request's event carries it (status 101)."""
 
@@ -92,7 +92,7 @@ class WebSocketSummary:
 
 
 @_pickled_by_values
-@dataclass(frozen=True, slots=True)
+@record
 class QueryRecord:
     """One SQL statement a request ran (devserver.probes), as the detail and the JSON line show it."""
 
@@ -106,7 +106,7 @@ class QueryRecord:
 
 
 @_pickled_by_values
-@dataclass(frozen=True, slots=True)
+@record
 class RepeatedQuery:
     """Statements of one shape run again and again by one request: the N+1 the detail flags."""
 
@@ -117,7 +117,7 @@ class RepeatedQuery:
 
 
 @_pickled_by_values
-@dataclass(frozen=True, slots=True)
+@record
 class OutboundRecord:
     """One HTTP call a request made to another service."""
 
@@ -133,7 +133,7 @@ class OutboundRecord:
 
 
 @_pickled_by_values
-@dataclass(frozen=True, slots=True)
+@record
 class TemplateRecord:
     """One template a request rendered."""
 
@@ -145,7 +145,7 @@ class TemplateRecord:
 
 
 @_pickled_by_values
-@dataclass(frozen=True, slots=True)
+@record
 class ProfileNode:
     """One line of a profile's call tree, depth first: ``depth`` 0 is the root."""
 
@@ -158,7 +158,7 @@ class ProfileNode:
 
 
 @_pickled_by_values
-@dataclass(frozen=True, slots=True)
+@record
 class ProfileRecord:
     """A sampling profile of one request, taken because its route was armed from the dashboard."""
 
@@ -170,7 +170,7 @@ class ProfileRecord:
 
 
 @_pickled_by_values
-@dataclass(frozen=True, slots=True)
+@record
 class InsideRecord:
     """What a request did inside the app (devserver.probes): recorded only when someone looks
     (Config.record_inside), each list bounded per request (``dropped`` counts what was left out)."""
@@ -197,7 +197,7 @@ class InsideRecord:
 
 
 @_pickled_by_values
-@dataclass(frozen=True, slots=True)
+@record
 class RequestEvent:
     """One answered request (or a request rejected by the protocol layer)."""
 
@@ -248,7 +248,7 @@ class RequestEvent:
 
 
 @_pickled_by_values
-@dataclass(frozen=True, slots=True)
+@record
 class ReloadEvent:
     """Dynamic modules reloaded after a change on disk."""
 
@@ -261,7 +261,7 @@ class ReloadEvent:
 
 
 @_pickled_by_values
-@dataclass(frozen=True, slots=True)
+@record
 class WorkerEvent:
     """A worker process changed state."""
 
@@ -273,7 +273,7 @@ class WorkerEvent:
 
 
 @_pickled_by_values
-@dataclass(frozen=True, slots=True)
+@record
 class WorkerStatus:
     """Periodic health report of one worker."""
 
@@ -285,7 +285,7 @@ class WorkerStatus:
 
 
 @_pickled_by_values
-@dataclass(frozen=True, slots=True)
+@record
 class DroppedEvents:
     """Events a worker could not queue because the queue was full."""
 
@@ -295,7 +295,7 @@ class DroppedEvents:
 
 
 @_pickled_by_values
-@dataclass(frozen=True, slots=True)
+@record
 class LogEvent:
     """A line an application wrote to ``wsgi.errors``, or a server notice."""
 
@@ -307,7 +307,7 @@ class LogEvent:
 
 
 @_pickled_by_values
-@dataclass(frozen=True, slots=True)
+@record
 class ServerEvent:
     """Supervisor lifecycle: "listening", "stopping", "stopped"."""
 
@@ -318,7 +318,7 @@ class ServerEvent:
     details: tuple[str, ...] = field(default_factory=tuple)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProjectUsage:
     """What a worker's project APP uses, newly seen since its last report (devserver.apps.project): the
     project watcher takes these out of the stream (devserver.supervisor.projectwatch), the sink never sees one."""

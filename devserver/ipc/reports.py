@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from devserver.kit.frozen import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Frame:
     """One frame: where, the source around the line, and its locals (already shortened and masked)."""
 
@@ -16,7 +16,7 @@ class Frame:
     locals: tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ErrorReport:
     """An exception as the developer wants to see it, and the request that raised it."""
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import dataclass
+
+from devserver.kit.frozen import record
 
 RACY_NS = 50_000_000  # longer than any file clock's tick
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Stamp:
     size: int
     mtime_ns: int

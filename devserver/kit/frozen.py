@@ -1,5 +1,6 @@
-"""Build a frozen slots dataclass from its field values, at a third of what its ``__init__`` costs,
-and those values, in the order of its fields, from their names.
+"""Frozen slots records made cheaply: a class (:func:`record`) at a third of what dataclasses costs at
+import, an object from its field values at a third of what its ``__init__`` costs, and those values, in
+the order of its fields, from their names.
 
 A frozen dataclass's ``__init__`` sets each field through a global
 ``object.__setattr__``.  For the objects made on every request (the request
@@ -12,8 +13,9 @@ ever compiled.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import fields
-from typing import TYPE_CHECKING, TypeVar, cast
+from dataclasses import MISSING, FrozenInstanceError, dataclass, fields
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, TypeVar, cast, dataclass_transform
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -69,3 +71,93 @@ def values_by_name(cls: type, attributes: dict[str, str]) -> Callable[..., tuple
     scope: dict[str, object] = {}
     exec(code, scope)  # field names and attribute names of our own classes, compiled once at import
     return cast("Callable[..., tuple[object, ...]]", scope["values"])
+
+
+R = TypeVar("R")
+_INSTALLED = ("__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__", "__getstate__", "__setstate__")
+
+
+@dataclass_transform(frozen_default=True)
+def record(cls: type[R]) -> type[R]:
+    """``@dataclass(frozen=True, slots=True)`` at a third of its cost to build (about a millisecond a class).
+
+    dataclasses compiles six methods per frozen class, one ``exec`` each; here
+    dataclasses makes only the fields, the slots and ``__match_args__``, only
+    ``__init__`` is compiled (from the field names, as dataclasses does), and
+    the rest are the same few functions for every record, on the fields'
+    values as one tuple.  What a frozen slots dataclass offers, a record
+    offers alike: equality and hash by the fields' values, its repr, the
+    refusal to change, pickling, ``fields``/``replace``/``asdict``.  Fields take
+    a default or a ``default_factory``; any other field option, a
+    ``__post_init__`` or a method of its own among those it installs is a
+    TypeError: such a class stays a dataclass.
+    """
+    own = set(vars(cls))
+    if "__post_init__" in own or own & set(_INSTALLED):
+        raise TypeError(f"{cls.__qualname__}: a record's methods are its own to make (use @dataclass)")
+    built = cast("type[DataclassInstance]", dataclass(init=False, repr=False, eq=False, slots=True)(cls))
+    names = tuple(f.name for f in fields(built))
+    scope: dict[str, object] = {"__record_set__": object.__setattr__, "__record_missing__": MISSING}
+    params, lines = [], []
+    for f in fields(built):
+        if not (f.init and f.repr and f.compare and f.hash is None and not f.kw_only):
+            raise TypeError(f"{cls.__qualname__}.{f.name}: a record's field takes a default or a default_factory only")
+        value = f.name
+        if f.default is not MISSING:
+            scope[f"__record_default_{f.name}__"] = f.default
+            params.append(f"{f.name}=__record_default_{f.name}__")
+        elif f.default_factory is not MISSING:
+            scope[f"__record_factory_{f.name}__"] = f.default_factory
+            params.append(f"{f.name}=__record_missing__")
+            value = f"__record_factory_{f.name}__() if {f.name} is __record_missing__ else {f.name}"
+        else:
+            params.append(f.name)
+        lines.append(f"    __record_set__(self, {f.name!r}, {value})")
+    exec(f"def __init__(self, {', '.join(params)}):\n" + ("\n".join(lines) or "    pass"), scope)  # our field names
+    for name, method in zip(_INSTALLED, (cast("Callable[..., Any]", scope["__init__"]), *_methods(built, names))):
+        method.__qualname__ = f"{built.__qualname__}.{name}"
+        setattr(built, name, method)
+    return cast("type[R]", built)
+
+
+def _methods(cls: type[Any], names: tuple[str, ...]) -> tuple[Callable[..., Any], ...]:
+    """A record's methods but ``__init__``, on its fields' values as a tuple (``values``)."""
+    values: Callable[[object], tuple[object, ...]]
+    if len(names) > 1:
+        values = attrgetter(*names)  # a tuple already
+    else:
+        getters = [attrgetter(name) for name in names]
+
+        def values(obj: object) -> tuple[object, ...]:
+            return tuple(get(obj) for get in getters)
+
+    def __repr__(self: object) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in zip(names, values(self)))
+        return f"{type(self).__qualname__}({shown})"
+
+    def __eq__(self: object, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return values(self) == values(other)
+        return NotImplemented
+
+    def __hash__(self: object) -> int:
+        return hash(values(self))
+
+    def __setattr__(self: object, name: str, value: object) -> None:
+        if type(self) is cls or name in names:
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self: object, name: str) -> None:
+        if type(self) is cls or name in names:
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self: object) -> list[object]:
+        return list(values(self))
+
+    def __setstate__(self: object, state: list[object]) -> None:
+        for name, value in zip(names, state):
+            object.__setattr__(self, name, value)
+
+    return __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from devserver.debug.tracebacks import MASK, SECRET, short_repr
+from devserver.kit.frozen import record
 
 MAX_SQL = 2000  # characters kept of one statement
 # Placeholders of the DB-API paramstyles: qmark/format (positional), named/pyformat (by name).
@@ -24,7 +24,7 @@ _SHAPES: dict[str, str] = {}  # statement text -> shape: ORMs run the same text 
 _MAX_SHAPES = 1024
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Slot:
     """A placeholder of a statement: which parameter goes there, and the name its value is masked by."""
 
@@ -39,7 +39,7 @@ class _Slot:
         return short_repr(self.name, value)  # reprlib: shortened, secrets masked as in tracebacks
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Template:
     """A statement cut at its placeholders, once per text: ORMs run the same text with other parameters."""
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from devserver.ipc.events import Event, RequestEvent
+from devserver.kit.frozen import record
 
 RECENT = 1000  # requests kept, whatever they were
 ERRORS = 100  # failed requests kept besides, so a failure outlives a burst of successes
@@ -23,7 +23,7 @@ def failed(event: RequestEvent) -> bool:
     return event.status >= 500 or event.traceback is not None or event.error_report is not None
 
 
-@dataclass(frozen=True)
+@record
 class Kept:
     """A request in the store, under the id a client asks for it by."""
 
@@ -31,7 +31,7 @@ class Kept:
     event: RequestEvent
 
 
-@dataclass(frozen=True)
+@record
 class Filters:
     """Which requests a list wants: the last ``last`` of them, only failures, only a route."""
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from devserver.kit.frozen import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Change:
     """One batch of project changes, as the strategy table sees it."""
 

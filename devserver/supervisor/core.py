@@ -104,14 +104,22 @@ def _prepare_forks(config: Config) -> None:
     nobody writes to them.  A collection writes to the header of every object
     it examines, which would copy most of those pages into each process;
     frozen objects are never examined again, in the supervisor or in the
-    workers (gc.freeze is inherited).
+    workers (gc.freeze is inherited).  The collector is off while these
+    imports run: what they make is frozen next, a collection meanwhile would
+    walk it for nothing.
     """
-    from devserver.worker import process  # noqa: F401 - imported here to be shared by the forks
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        from devserver.worker import process  # noqa: F401 - imported here to be shared by the forks
 
-    if config.app_dir is not None:
-        from devserver.apps import project  # noqa: F401 - a project APP's loader (apploader.py)
-    if config.livereload:
-        from devserver.handlers import livereload  # noqa: F401 - every worker installs it
+        if config.app_dir is not None:
+            from devserver.apps import project  # noqa: F401 - a project APP's loader (apploader.py)
+        if config.livereload:
+            from devserver.handlers import livereload  # noqa: F401 - every worker installs it
+    finally:
+        if collecting:
+            gc.enable()
     gc.freeze()
 
 

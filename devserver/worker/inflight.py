@@ -22,8 +22,9 @@ from __future__ import annotations
 import ctypes
 import struct
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from devserver.kit.frozen import record
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
@@ -91,7 +92,7 @@ class InflightTable:
             _HEADER.pack_into(self._view, 0, len(self._untracked))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class InFlight:
     """One request a worker had started and not finished."""
 
