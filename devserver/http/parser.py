@@ -329,7 +329,10 @@ class RequestParser:
         request = Request(method, target, version, [], keep_alive, path=path, query=query)
         self._last = not keep_alive
         hosts = self._take_fields(request)
-        self._interpret(request, hosts)
+        request.host = check_host(hosts, version)
+        if not path or method == "CONNECT":  # not the origin form: _target split nothing
+            self._interpret(request)
+        check_method(method)
         self._method = None  # only now: a head refused above still shows its own method (request_line)
         if request.chunked:
             self._start_chunk_check()
@@ -345,14 +348,10 @@ class RequestParser:
         self._chunks.feed(message[head_end + 4 :])
 
     @staticmethod
-    def _interpret(request: Request, hosts: list[str]) -> None:
-        """Host, target form and method (target.py); an absolute target's authority becomes the Host."""
-        request.host = check_host(hosts, request.version)
-        if request.target.startswith("/") and request.method != "CONNECT":
-            check_method(request.method)
-            return  # the origin form: its path and query were split already (_targets)
+    def _interpret(request: Request) -> None:
+        """A target not in the origin form (target.py): its path and query; an absolute target's authority becomes
+        the Host."""
         target = parse_target(request.method, request.target)
-        check_method(request.method)
         request.path, request.query = target.path, target.query
         if target.authority is not None:
             request.host = target.authority
@@ -362,7 +361,7 @@ class RequestParser:
 
     def _take_fields(self, request: Request) -> list[str]:
         """The header fields as text into ``request``, checked for framing (RFC 9112 §6) in the same pass;
-        the Host values, for _interpret."""
+        the Host values, for check_host."""
         headers = request.headers
         hosts = []
         content_types = 0
