@@ -449,6 +449,7 @@ class _DateCache:
 
 
 _dates = _DateCache()
+date_fields = _dates.fields  # the same bytes object all through a second: a head made in it may be kept as long
 
 
 def _status_line(key: tuple[str, int]) -> bytes:
