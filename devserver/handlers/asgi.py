@@ -96,7 +96,7 @@ class ASGIApplication:
     app: ASGIApp
     name: str  # the APP as the user named it, for messages
     state: State = field(default_factory=dict)
-    after: Callable[[], None] = lambda: None
+    after: Callable[[], None] = _nothing
 
 
 # Reading what an app sent: each field's type checked once here, an AppError saying what is wrong otherwise.

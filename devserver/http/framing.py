@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from devserver.http.parser import LAST_CHUNK, chunk, head_of_fields, header_fields, response_head
+from devserver.http.parser import LAST_CHUNK, chunk, date_fields, head_of_fields, header_fields, response_head
 from devserver.kit.frozen import record
 
 
@@ -89,8 +89,35 @@ def _server_owned(headers: list[tuple[str, str]]) -> tuple[list[tuple[str, str]]
 _SERVER_OWNED = frozenset({"transfer-encoding", "connection"})
 
 
+# The framings made for a HeaderBlock (an ASGI app's fields, the same block response after response) in the current
+# second (their head holds its Date): (id of the block, status, method, version, close, body_length) → (block, framing).
+# A Framing is never changed once made, so responses share it; the block is kept to tell a reused id from it.
+_made: dict[tuple[int, int, str, str, bool, int | None], tuple[HeaderBlock, Framing]] = {}
+_made_in = b""  # the Date and Server fields they were made with (date_fields())
+MADE_MAX = 256
+
+
 def framing_of(status: int, headers: Headers, *, method: str, version: str, close: bool,
           body_length: int | None = None) -> Framing:
+    """The framing of one response (see _framing); made once a second for a HeaderBlock's same response."""
+    if type(headers) is not HeaderBlock:
+        return _framing(status, headers, method, version, close, body_length)
+    global _made_in
+    date = date_fields()
+    if date is not _made_in:
+        _made.clear()
+        _made_in = date
+    key = (id(headers), status, method, version, close, body_length)
+    made = _made.get(key)
+    if made is not None and made[0] is headers:
+        return made[1]
+    framing = _framing(status, headers, method, version, close, body_length)
+    if len(_made) < MADE_MAX:
+        _made[key] = (headers, framing)
+    return framing
+
+
+def _framing(status: int, headers: Headers, method: str, version: str, close: bool, body_length: int | None) -> Framing:
     """The framing of one response.
 
     ``headers`` are the handler's; a Content-Length in them is honoured (and

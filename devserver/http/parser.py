@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httptools
 
@@ -56,19 +56,18 @@ class Request:
     host: str | None = None  # the Host value the parser checked (an absolute target's authority); None: none
     request_line: str = ""  # a refused request's first line as received (latin-1, up to LINE_KEPT bytes); "" otherwise
     upgrade: str = ""  # the Upgrade field, lower-cased: the protocols the client asks to switch to ("" for none)
-    path: str = field(init=False)
-    query: str = field(init=False)
+    # The target's parts (target.py), given by the parser; split from the target here for a hand-made request.
+    path: str = ""
+    query: str = ""
 
     def __post_init__(self) -> None:
-        # The parser replaces these with the target's parts (target.py); this serves hand-made requests.
-        path, _, query = self.target.partition("#")[0].partition("?")
-        self.path = path
-        self.query = query
+        if not self.path:
+            self.path, _, self.query = self.target.partition("#")[0].partition("?")
 
 
-
-# Events handed out by RequestParser.feed(), in wire order.
-@record
+# Events handed out by RequestParser.feed(), in wire order.  Head is not frozen (never changed once made):
+# a frozen __init__ costs twice a plain one, per request.
+@dataclass(slots=True)
 class Head:
     request: Request
 
@@ -143,7 +142,7 @@ class RequestParser:
         self._last = False  # the message being parsed ends the connection (its head's keep_alive, decided once)
 
     def _reset_head(self) -> None:
-        self._url = bytearray()
+        self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0  # the header block's size, counted as fields arrive
         self._head_bytes = 0
@@ -307,7 +306,7 @@ class RequestParser:
         self._body_bytes = 0
 
     def on_url(self, url: bytes) -> None:
-        self._url += url
+        self._url = self._url + url if self._url else url  # most targets come in one piece: no copy
         if len(self._url) > self.limits.max_request_line:
             raise ProtocolError(414, "Request line too long")
 
@@ -325,17 +324,16 @@ class RequestParser:
             raise ProtocolError(505, f"HTTP version {version} not supported")
         if self._header_bytes > self.limits.max_header_bytes:
             raise ProtocolError(431, "Request header block too large")
-        method = self._method or parser.get_method().decode("ascii")
-        request = Request(
-            method=method,
-            target=self._url.decode("latin-1"),
-            version=version,
-            headers=[],
-            keep_alive=parser.should_keep_alive(),
-        )
-        self._last = not request.keep_alive
+        method = self._method or _methods[parser.get_method()]
+        target, path, query = _targets[self._url]
+        keep_alive = parser.should_keep_alive()
+        request = Request(method, target, version, [], keep_alive, path=path, query=query)
+        self._last = not keep_alive
         hosts = self._take_fields(request)
-        self._interpret(request, hosts)
+        request.host = check_host(hosts, version)
+        if not path or method == "CONNECT":  # not the origin form: _target split nothing
+            self._interpret(request)
+        check_method(method)
         self._method = None  # only now: a head refused above still shows its own method (request_line)
         if request.chunked:
             self._start_chunk_check()
@@ -351,14 +349,10 @@ class RequestParser:
         self._chunks.feed(message[head_end + 4 :])
 
     @staticmethod
-    def _interpret(request: Request, hosts: list[str]) -> None:
-        """Host, target form and method (target.py); an absolute target's authority becomes the Host."""
-        request.host = check_host(hosts, request.version)
-        if request.target.startswith("/") and request.method != "CONNECT":
-            check_method(request.method)
-            return  # the origin form: Request split path and query already
+    def _interpret(request: Request) -> None:
+        """A target not in the origin form (target.py): its path and query; an absolute target's authority becomes
+        the Host."""
         target = parse_target(request.method, request.target)
-        check_method(request.method)
         request.path, request.query = target.path, target.query
         if target.authority is not None:
             request.host = target.authority
@@ -368,7 +362,7 @@ class RequestParser:
 
     def _take_fields(self, request: Request) -> list[str]:
         """The header fields as text into ``request``, checked for framing (RFC 9112 §6) in the same pass;
-        the Host values, for _interpret."""
+        the Host values, for check_host."""
         headers = request.headers
         hosts = []
         content_types = 0
@@ -425,6 +419,19 @@ def _field_name(raw: bytes) -> tuple[str, str]:
 
 
 _field_names = MemoTable(_field_name, 1024)  # a field name's bytes → (its text, lower-case)
+_methods: MemoTable[bytes, str] = MemoTable(lambda raw: raw.decode("ascii"), 64)  # a method token from llhttp → its text
+
+
+def _target(raw: bytes) -> tuple[str, str, str]:
+    """The target as text, and its path and query when it is in the origin form ("" otherwise: _interpret's)."""
+    target = raw.decode("latin-1")
+    if not target.startswith("/"):
+        return target, "", ""
+    path, _, query = target.partition("#")[0].partition("?")
+    return target, path, query
+
+
+_targets = MemoTable(_target, 512)  # a request target's bytes → (target, path, query): pages ask for the same ones
 
 
 class _DateCache:
@@ -443,6 +450,7 @@ class _DateCache:
 
 
 _dates = _DateCache()
+date_fields = _dates.fields  # the same bytes object all through a second: a head made in it may be kept as long
 
 
 def _status_line(key: tuple[str, int]) -> bytes:

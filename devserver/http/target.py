@@ -105,8 +105,11 @@ def check_method(method: str) -> None:
 def check_host(hosts: list[str], version: str) -> str | None:
     """The one Host value of ``hosts`` (the head's Host values; None on HTTP/1.0 without one), or ProtocolError
     (RFC 9112 §3.2)."""
-    if len(hosts) > 1 or (not hosts and version == "1.1"):
+    if len(hosts) == 1:
+        host = hosts[0].strip()
+        if not _valid_hosts[host]:
+            raise ProtocolError(400, "Invalid Host header")
+        return host
+    if hosts or version == "1.1":
         raise ProtocolError(400, "Exactly one Host header is required")
-    if hosts and not valid_host(hosts[0].strip()):
-        raise ProtocolError(400, "Invalid Host header")
-    return hosts[0].strip() if hosts else None
+    return None
