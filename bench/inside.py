@@ -15,11 +15,13 @@ hooks installed, each call recorded and its record finished, as a worker does) a
 run of 10 calls are taken from those of a run of 60, so what is left, divided by 50, is one call's, start-up
 and import excluded.  ``--server-instructions`` counts the whole server instead (bench/instructions.py's
 count_during_load: one worker and the supervisor, JSON lines formatted, under callgrind, counted only while
-``--requests`` requests are served after a 500-request warm-up).  Both need valgrind (Debian package ``valgrind``).
+``--requests`` requests are served after a 500-request warm-up), each process apart and both together, each
+setup ``--repeats`` times: the median of the per-run on/off ratios and their spread (a server's count moves
+by a few percent from run to run).  Both need valgrind (Debian package ``valgrind``).
 
     python bench/inside.py [--rounds 5] [--duration 5] [--conns 20] [--workers 2] [--only flask,django]
     python bench/inside.py --instructions [--only flask,django]
-    python bench/inside.py --server-instructions [--requests 200] [--only flask,django]
+    python bench/inside.py --server-instructions [--requests 300] [--repeats 3] [--only flask,django]
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from common import (
@@ -206,35 +207,79 @@ def app_call_instructions(page: str, on: bool, folder: Path, work: Path) -> floa
     return (counts[1] - counts[0]) / (many - few)
 
 
-def server_instructions(requests: int) -> Callable[[str, bool, Path, Path], float]:
-    """One request's instructions in the whole server (supervisor and one worker), counted during load."""
+def server_instructions(page: str, on: bool, folder: Path, out: Path, requests: int) -> dict[str, float]:
+    """One request's instructions in each process of the server (the supervisor, its one worker), counted
+    during load."""
     from instructions import PATIENT, count_during_load
 
-    def measure(page: str, on: bool, folder: Path, work: Path) -> float:
-        server_spec = spec(page, on, folder, free_port(), 1)
-        env = os.environ | server_spec.env | {"DJANGO_SETTINGS_MODULE": "benchsite.settings"}
-        counts = count_during_load([*server_spec.argv, *PATIENT], env, folder, server_spec.port, "/", requests, 10, False,
-                                   work / server_spec.name, lambda pid: [pid, *children(pid)])
-        return sum(counts.values()) / requests
-
-    return measure
+    server_spec = spec(page, on, folder, free_port(), 1)
+    env = os.environ | server_spec.env | {"DJANGO_SETTINGS_MODULE": "benchsite.settings"}
+    counts = count_during_load([*server_spec.argv, *PATIENT], env, folder, server_spec.port, "/", requests, 10, False,
+                               out, lambda pid: [pid, *children(pid)])
+    supervisor, *workers = counts.values()  # in the order asked: the server's own process first
+    return {"supervisor": supervisor / requests, "worker": sum(workers) / requests}
 
 
-def count_instructions(pages: list[str], unit: str, measure: Callable[[str, bool, Path, Path], float],
-                       how: str) -> int:
-    """Print ``measure``'s figure per page, recording off and on, and their ratio."""
+def _check_valgrind() -> None:
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("bench/inside.py: valgrind is not installed (apt install valgrind)")
+
+
+def count_app_calls(pages: list[str]) -> int:
+    """Print one in-process app call's instructions per page, recording off and on, and their ratio."""
+    _check_valgrind()
     print(f"load average at start: {load_average()} (instruction counts do not depend on it)", flush=True)
-    print(f"| page | off instructions/{unit} | on instructions/{unit} | on/off |")
+    print("| page | off instructions/call | on instructions/call | on/off |")
     print("| --- | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory(prefix="devserver-inside-") as tmp:
         work = Path(tmp)
         folders = make_projects(work)
         for page in pages:
-            off, on = (measure(page, recording, folders[page], work) for recording in (False, True))
+            off, on = (app_call_instructions(page, recording, folders[page], work) for recording in (False, True))
             print(f"| {page} | {off:,.0f} | {on:,.0f} | {on / off:.3f} |", flush=True)
-    print(f"\ncallgrind, {how}; load average at end: {load_average()}")
+    print(f"\ncallgrind, (I({CALLS[1]}) - I({CALLS[0]})) / {CALLS[1] - CALLS[0]}, in-process WSGI calls; "
+          f"load average at end: {load_average()}")
+    return 0
+
+
+PROCESSES = ("supervisor", "worker", "server")  # "server": both together, what a request costs the machine
+
+
+def count_server(pages: list[str], requests: int, repeats: int) -> int:
+    """Print each process's instructions per request, recording off and on, run ``repeats`` times (off and on
+    one after the other, their order swapped each time), and the median and spread of the per-run ratios.
+
+    A server's count moves from run to run (when the garbage collector runs, how requests fall into the
+    event loop's batches): one run's ratio is not a figure, the median of several is.
+    """
+    _check_valgrind()
+    print(f"load average at start: {load_average()} (instruction counts do not depend on it)", flush=True)
+    runs: dict[tuple[str, bool], list[dict[str, float]]] = {(page, on): [] for page in pages for on in (False, True)}
+    with tempfile.TemporaryDirectory(prefix="devserver-inside-") as tmp:
+        work = Path(tmp)
+        folders = make_projects(work)
+        for repeat in range(repeats):
+            for page in pages:
+                for on in (False, True) if repeat % 2 == 0 else (True, False):
+                    out = work / f"{page}-{'on' if on else 'off'}-{repeat}"
+                    counts = server_instructions(page, on, folders[page], out, requests)
+                    counts["server"] = counts["supervisor"] + counts["worker"]
+                    runs[(page, on)].append(counts)
+                    print(f"run {repeat + 1} {page:<6} {'on' if on else 'off':<3} "
+                          + "  ".join(f"{name} {counts[name]:,.0f}" for name in PROCESSES), flush=True)
+    print()
+    print("| page | process | off instructions/request | on instructions/request | on/off (median) | on/off (runs) |")
+    print("| --- | --- | ---: | ---: | ---: | --- |")
+    for page in pages:
+        for name in PROCESSES:
+            off_counts = [run[name] for run in runs[(page, False)]]
+            on_counts = [run[name] for run in runs[(page, True)]]
+            ratios = [a / b for a, b in zip(on_counts, off_counts)]
+            print(f"| {page} | {name} | {statistics.median(off_counts):,.0f} | {statistics.median(on_counts):,.0f} | "
+                  f"{statistics.median(ratios):.3f} | {', '.join(f'{r:.3f}' for r in ratios)} "
+                  f"(spread {max(ratios) - min(ratios):.3f}) |")
+    print(f"\ncallgrind, supervisor + 1 worker, {requests} requests over 10 keep-alive connections after a "
+          f"500-request warm-up, JSON lines, {repeats} runs; load average at end: {load_average()}")
     return 0
 
 
@@ -254,19 +299,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instructions", action="store_true", help="count instructions per app call (callgrind)")
     parser.add_argument("--server-instructions", action="store_true",
                         help="count instructions per request of the whole server (callgrind)")
-    parser.add_argument("--requests", type=int, default=200, help="with --server-instructions: requests counted")
+    parser.add_argument("--requests", type=int, default=300, help="with --server-instructions: requests counted")
+    parser.add_argument("--repeats", type=int, default=3, help="with --server-instructions: runs of each setup")
     opts = parser.parse_args(argv)
     pages = [name for name in opts.only.split(",") if name]
     for name in pages:
         if name not in PAGES:
             parser.error(f"unknown page {name!r} (from: {', '.join(PAGES)})")
     if opts.instructions:
-        return count_instructions(pages, "call", app_call_instructions,
-                                  f"(I({CALLS[1]}) - I({CALLS[0]})) / {CALLS[1] - CALLS[0]}, in-process WSGI calls")
+        return count_app_calls(pages)
     if opts.server_instructions:
-        return count_instructions(pages, "request", server_instructions(opts.requests),
-                                  f"supervisor + 1 worker, {opts.requests} requests over 10 keep-alive connections "
-                                  "after a 500-request warm-up, JSON lines")
+        return count_server(pages, opts.requests, opts.repeats)
     setups = [(page, on) for page in pages for on in (False, True)]
     runs: dict[tuple[str, bool], list[tuple[float, float]]] = {setup: [] for setup in setups}  # (req/s, CPU us/req)
     print(f"load average at start: {load_average()}", flush=True)

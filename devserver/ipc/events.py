@@ -169,7 +169,6 @@ class ProfileRecord:
     profiler: str = "pyinstrument"
 
 
-@_pickled_by_values
 @record
 class InsideRecord:
     """What a request did inside the app (devserver.probes): recorded only when someone looks
@@ -194,6 +193,30 @@ class InsideRecord:
     @property
     def templates_ms(self) -> float:
         return sum(t.ms for t in self.templates)
+
+
+# An InsideRecord travels as its lists' field values, tuples of scalars, and is rebuilt in one call: its
+# queries, calls and templates are a record each, and one __reduce__ call per record (and one rebuild call
+# when unpickled) cost more than pickling their values.
+_INSIDE_LISTS = (QueryRecord, RepeatedQuery, OutboundRecord, TemplateRecord)  # the classes of its lists, in order
+_inside_lists = operator.attrgetter("queries", "repeated", "outbound", "templates")
+_LIST_VALUES = tuple(operator.attrgetter(*(f.name for f in fields(cls))) for cls in _INSIDE_LISTS)
+_LIST_MAKERS = tuple(_REBUILDERS[cls] for cls in _INSIDE_LISTS)
+
+
+def _inside_rebuilt(app_ms: float, lists: tuple[tuple[tuple[object, ...], ...], ...], profile: ProfileRecord | None,
+                    dropped: int) -> InsideRecord:
+    queries, repeated, outbound, templates = (tuple([make(cls, values) for values in items])
+                                              for cls, make, items in zip(_INSIDE_LISTS, _LIST_MAKERS, lists))
+    return InsideRecord(app_ms, queries, repeated, outbound, templates, profile, dropped)  # type: ignore[arg-type]
+
+
+def _inside_reduce(self: InsideRecord) -> tuple[Callable[..., InsideRecord], tuple[object, ...]]:
+    lists = tuple(tuple(map(values, items)) for values, items in zip(_LIST_VALUES, _inside_lists(self)))
+    return _inside_rebuilt, (self.app_ms, lists, self.profile, self.dropped)
+
+
+InsideRecord.__reduce__ = _inside_reduce  # type: ignore[assignment,method-assign]
 
 
 @_pickled_by_values

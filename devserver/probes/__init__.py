@@ -16,3 +16,9 @@ def route_of(method: str, target: str) -> str:
         parts = path.split("/", 3)
         path = "/" + parts[3] if len(parts) == 4 else "/"
     return f"{method} {path}"
+
+
+def rounded_ms(ms: float) -> float:
+    """Milliseconds to the microsecond, as the records keep them: ``round(ms, 3)``'s value (but for ties) at a
+    fifth of its cost (``round`` to digits converts through decimal text; a request rounds some twenty times)."""
+    return round(ms * 1000) / 1000

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from devserver.debug.tracebacks import MASK, SECRET
 from devserver.ipc.events import OutboundRecord
+from devserver.probes import rounded_ms
 from devserver.probes.patching import replace
 from devserver.probes.recorder import Recorder, current
 from devserver.probes.source import app_frame
@@ -44,8 +45,8 @@ def _size(value: str | None) -> int:
 
 def _call(recorder: Recorder, method: str, url: str, started: float, status: int, size: int, client: str,
           source: str, error: str = "") -> None:
-    recorder.call(OutboundRecord(method, shown_url(url), status, round((time.perf_counter() - started) * 1000, 3),
-                                 round(recorder.since(started), 3), size, client, source, error))
+    recorder.call(OutboundRecord(method, shown_url(url), status, rounded_ms((time.perf_counter() - started) * 1000),
+                                 rounded_ms(recorder.since(started)), size, client, source, error))
 
 
 def _error(exc: BaseException) -> str:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from devserver.ipc.control import ArmProfile
 from devserver.ipc.events import ProfileNode, ProfileRecord
-from devserver.probes import source
+from devserver.probes import rounded_ms, source
 
 if TYPE_CHECKING:
     from pyinstrument.frame import Frame
@@ -71,7 +71,7 @@ def _walk(frame: Frame, depth: int, least: float, nodes: list[ProfileNode]) -> N
         shown = source.relative(path) if path else ""
         nodes.append(ProfileNode(depth, frame.function or "?",
                                  f"{shown or frame.file_path_short or path}:{frame.line_no or 0}",
-                                 round(frame.time * 1000, 3), round(frame.total_self_time * 1000, 3), bool(shown)))
+                                 rounded_ms(frame.time * 1000), rounded_ms(frame.total_self_time * 1000), bool(shown)))
         children = sorted((child for child in frame.children if child.time >= least), key=lambda c: c.time)
         stack.extend((child, depth + 1) for child in children)  # the longest last: popped first
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from devserver.ipc.events import InsideRecord, OutboundRecord, QueryRecord, RepeatedQuery, TemplateRecord
-from devserver.probes import profile, route_of, statements
+from devserver.probes import profile, rounded_ms, route_of, statements
 
 MAX_QUERIES = 200  # kept per request; the rest are counted in ``dropped`` (and still in the repeats)
 MAX_CALLS = 100
@@ -107,14 +107,14 @@ class Recorder:
         """The record for the request's event; the hooks add nothing more to this recorder."""
         self.stop()
         self.open = False
-        queries = tuple(QueryRecord(statements.shown(sql, params), round(ms, 3), round(at, 3), rows, source, database,
-                                    error)
+        queries = tuple(QueryRecord(statements.shown(sql, params), rounded_ms(ms), rounded_ms(at), rows, source,
+                                    database, error)
                         for sql, params, ms, at, rows, source, database, error in self.queries)
-        repeated = tuple(sorted((RepeatedQuery(shape, seen.count, round(seen.ms, 3),
+        repeated = tuple(sorted((RepeatedQuery(shape, seen.count, rounded_ms(seen.ms),
                                                max(seen.sources, key=seen.sources.__getitem__))
                                  for shape, seen in self.shapes.items() if seen.count >= REPEATED_AT),
                                 key=lambda r: -r.count))
-        return InsideRecord(round(self.since(self.ended), 3), queries, repeated, tuple(self.calls),
+        return InsideRecord(rounded_ms(self.since(self.ended)), queries, repeated, tuple(self.calls),
                             tuple(self.templates), self.profiler.record() if self.profiler else None, self.dropped)
 
 

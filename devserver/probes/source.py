@@ -39,6 +39,16 @@ def app_frame(skip: int = 2) -> str:
     frame: FrameType | None = interpreter.stack_frame(skip)
     seen = _seen
     while frame is not None:
+        # A frame's module first: reading its code (f_code) is an audited event, which calls every audit hook
+        # (the workers have two), about 4k instructions each time; a library's frames, most of the walk, are
+        # passed by their module's file alone.  Only frames of the app's modules (or of code without one)
+        # have their own file read, which may differ (code compiled from a string, a template's).
+        module = frame.f_globals.get("__file__")
+        if type(module) is str:
+            known = seen.get(module)
+            if not (known if known is not None else relative(module)):
+                frame = frame.f_back
+                continue
         filename = frame.f_code.co_filename
         shown = seen.get(filename)  # known after the first request: no call per frame
         if shown is None:

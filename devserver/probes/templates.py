@@ -7,14 +7,15 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from devserver.ipc.events import TemplateRecord
+from devserver.probes import rounded_ms
 from devserver.probes.patching import replace
 from devserver.probes.recorder import Recorder, current
 from devserver.probes.source import app_frame
 
 
 def _rendered(recorder: Recorder, name: str, started: float, engine: str) -> None:
-    recorder.template(TemplateRecord(name, round((time.perf_counter() - started) * 1000, 3),
-                                     round(recorder.since(started), 3), engine, app_frame(3)))
+    recorder.template(TemplateRecord(name, rounded_ms((time.perf_counter() - started) * 1000),
+                                     rounded_ms(recorder.since(started)), engine, app_frame(3)))
 
 
 def install_jinja2() -> None:

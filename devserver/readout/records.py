@@ -22,7 +22,7 @@ def event_record(event: Event) -> dict[str, object]:
     of a hello request cost 500k instructions with it): json.dumps writes a list as it writes a tuple.
     """
     record: dict[str, object] = {"type": type(event).__name__}
-    names, values = _shape(type(event))
+    names, values, _ = _shape(type(event))
     for name, value in zip(names, values(event)):
         record[name] = value if type(value) in _SCALARS else plain(value)
     preview = record.get("body_preview")
@@ -35,18 +35,24 @@ def event_record(event: Event) -> dict[str, object]:
 
 
 _SCALARS = frozenset({str, int, float, bool, bytes, type(None)})
-# A record class's field names, and one C call that reads all their values (a query's record is read once
-# per JSON line for each of a request's statements: a getattr per field was most of the line's cost).
-_SHAPES: dict[type, tuple[tuple[str, ...], Callable[[object], tuple[object, ...]]]] = {}
+# The field types whose values are always scalars: a record class of only these (a query, a call, a template)
+# becomes its dict in one C call, no value looked at.
+_SCALAR_TYPES = frozenset({"str", "int", "float", "bool", "bytes", "str | None", "int | None", "float | None"})
+# A record class's field names, one C call that reads all their values (a query's record is read once
+# per JSON line for each of a request's statements: a getattr per field was most of the line's cost), and
+# whether they are all scalars.
+_Shape = tuple[tuple[str, ...], Callable[[object], tuple[object, ...]], bool]
+_SHAPES: dict[type, _Shape] = {}
 
 
-def _shape(kind: type) -> tuple[tuple[str, ...], Callable[[object], tuple[object, ...]]]:
+def _shape(kind: type) -> _Shape:
     shape = _SHAPES.get(kind)
     if shape is None:
         names = tuple(f.name for f in fields(kind))
         read = operator.attrgetter(*names)
         values = read if len(names) > 1 else lambda record: (read(record),)
-        shape = _SHAPES[kind] = (names, values)
+        flat = all(f.type in _SCALAR_TYPES for f in fields(kind))  # the annotations as written (postponed)
+        shape = _SHAPES[kind] = (names, values, flat)
     return shape
 
 
@@ -69,5 +75,7 @@ def plain(record: object) -> object:
         if not is_dataclass(record):
             return record
         shape = _shape(kind)
-    names, values = shape
+    names, values, flat = shape
+    if flat:
+        return dict(zip(names, values(record)))
     return {name: value if type(value) in _SCALARS else plain(value) for name, value in zip(names, values(record))}

@@ -76,10 +76,11 @@ class _Reads:
         self.rules = rules
         self.stamps: dict[str, filestamp.Stamp] = {}
         self.active = True
-        sys.addaudithook(self._audit)  # hooks cannot be removed: it goes quiet once the setup is done
+        audit = self._audit  # a function passing only "open" on, not the bound method: see apps/project.py's hook
+        sys.addaudithook(lambda event, args: audit(args) if event == "open" else None)  # cannot be removed: it goes quiet once the setup is done
 
-    def _audit(self, event: str, args: tuple[object, ...]) -> None:
-        if not self.active or event != "open":
+    def _audit(self, args: tuple[object, ...]) -> None:
+        if not self.active:
             return
         self.active = False  # a stamp hashing a young file opens it too
         try:
