@@ -189,14 +189,21 @@ def count_during_load(argv: list[str], env: dict[str, str], cwd: Path, port: int
     """
     command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=yes",
                f"--callgrind-out-file={out}.%p", *argv]
-    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out.with_suffix(".log")
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
         wait_ready(port, path, proc, time.monotonic() + 180)
         load(port, path, 500, conns, close)
+        # The server logs a request after answering it: counting starts once the warm-up's lines are all
+        # written, and stops once the counted requests' are, so neither the warm-up's logging nor a backlog
+        # left behind by the load moves the figure.
+        logged = wait_logged(log, path, 1 + 500, proc)
         pids = processes(proc.pid)
         for pid in pids:
             subprocess.run(["callgrind_control", "-i", "on", str(pid)], capture_output=True, check=False)
         load(port, path, requests, conns, close)
+        wait_logged(log, path, logged + max(1, requests // conns) * conns, proc)
         for pid in pids:
             subprocess.run(["callgrind_control", "-d", str(pid)], capture_output=True, check=False)
             subprocess.run(["callgrind_control", "-i", "off", str(pid)], capture_output=True, check=False)
@@ -204,6 +211,21 @@ def count_during_load(argv: list[str], env: dict[str, str], cwd: Path, port: int
         proc.terminate()
         proc.wait(60)
     return {pid: instructions(glob.glob(f"{out}.{pid}.*")) for pid in pids}  # the dumps, not the final file
+
+
+def wait_logged(log: Path, path: str, lines: int, proc: subprocess.Popen[bytes], patience: float = 120) -> int:
+    """Wait until ``log`` holds ``lines`` request lines for ``path`` (devserver's and uvicorn's access lines
+    both read "GET <path> "); the count found, which falls short only when ``patience`` seconds ran out."""
+    line = re.compile(rb"GET " + re.escape(path.encode()) + rb"[ \"]")
+    deadline = time.monotonic() + patience
+    found = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = len(line.findall(log.read_bytes()))
+        if found >= lines:
+            return found
+        time.sleep(0.1)
+    print(f"bench/instructions.py: {found} of {lines} request lines logged; counting anyway", file=sys.stderr)
+    return found
 
 
 def instructions(files: list[str]) -> int:
