@@ -204,6 +204,14 @@ def test_expect_continue_and_upgrade_flags() -> None:
     assert isinstance(events[-1], End) and parser.upgraded
 
 
+def test_the_version_is_one_string_for_every_request() -> None:
+    """Requests' versions are one object per version: a batch of events pickles it once, not once per request."""
+    heads = [e.request for e in RequestParser().feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n" * 2) if isinstance(e, Head)]
+    older = [e.request for e in RequestParser().feed(b"GET / HTTP/1.0\r\nHost: a\r\n\r\n") if isinstance(e, Head)]
+    assert [r.version for r in heads + older] == ["1.1", "1.1", "1.0"]
+    assert heads[0].version is heads[1].version
+
+
 def test_in_head_tracks_partial_heads() -> None:
     parser = RequestParser()
     assert not parser.in_head

@@ -319,9 +319,9 @@ class RequestParser:
     def on_headers_complete(self) -> None:
         self._in_head = False
         parser = self._parser
-        version = parser.get_http_version()
-        if version not in ("1.1", "1.0"):
-            raise ProtocolError(505, f"HTTP version {version} not supported")
+        version = _VERSIONS.get(parser.get_http_version())
+        if version is None:
+            raise ProtocolError(505, f"HTTP version {parser.get_http_version()} not supported")
         if self._header_bytes > self.limits.max_header_bytes:
             raise ProtocolError(431, "Request header block too large")
         method = self._method or _methods[parser.get_method()]
@@ -419,6 +419,9 @@ def _field_name(raw: bytes) -> tuple[str, str]:
 
 
 _field_names = MemoTable(_field_name, 1024)  # a field name's bytes → (its text, lower-case)
+# The versions served, as one string each: llhttp makes a new "1.1" per request, which pickle would send
+# (and the supervisor rebuild) once per event rather than once per batch.
+_VERSIONS = {"1.1": "1.1", "1.0": "1.0"}
 _methods: MemoTable[bytes, str] = MemoTable(lambda raw: raw.decode("ascii"), 64)  # a method token from llhttp → its text
 
 
