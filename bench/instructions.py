@@ -14,7 +14,11 @@ the same for the same code and inputs whatever else runs:
    (``callgrind_control -i on``), ``--requests`` requests are sent over
    ``--conns`` keep-alive connections (one request in flight on each, all
    connections at once; case ``close``: ``--conns`` fresh connections at a
-   time, one ``Connection: close`` request on each), and the counts are dumped;
+   time, one ``Connection: close`` request on each), and the counts are dumped.
+   Counting starts once the server has logged every warm-up request and stops
+   once it has logged every counted one (its access lines, read from its
+   output): the supervisor logs after the worker answers, and a figure taken
+   while it lags behind would move with how far it lags;
 3. instructions / requests is printed per process.
 
 Each checkout given is measured the same way, so two checkouts compare a
