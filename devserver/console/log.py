@@ -10,7 +10,6 @@ holds up the server or its shutdown.
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
@@ -24,7 +23,7 @@ from devserver.console.output import OutputWriter
 from devserver.ipc.config import Config
 from devserver.ipc.events import DroppedEvents, Event, InsideRecord, LogEvent, ReloadEvent, RequestEvent, ServerEvent, WorkerEvent, WorkerStatus
 from devserver.kit.safetext import escape_controls
-from devserver.readout.records import event_record
+from devserver.readout.records import event_json
 from devserver.reload.log import ReloadFilter, reload_name
 from devserver.supervisor.core import StartError, Supervisor
 
@@ -185,10 +184,10 @@ class ConsoleLog:
         return self._stamp_text
 
     def _json(self, event: Event, lines: list[str]) -> None:
-        """One JSON object per line; json.dumps escapes every control character (ESC is \\u001b)."""
+        """One JSON object per line (readout.records.event_json)."""
         if isinstance(event, WorkerStatus):
             return
-        lines.append(json.dumps(event_record(event)) + "\n")
+        lines.append(event_json(event) + "\n")
 
     def _text(self, event: Event, lines: list[str]) -> None:
         handler = getattr(self, "_on_" + type(event).__name__, None)

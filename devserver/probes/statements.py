@@ -32,10 +32,11 @@ class _Slot:
     key: str | None  # by name; None: the next positional one
     index: int  # among the positional ones
     name: str
+    masked: bool  # the name looks secret: decided once per statement text, not once per value
 
     def shown(self, value: object) -> str:
         if type(value) in _PLAIN or (type(value) is str and len(value) <= _SHORT):
-            return MASK if self.name and SECRET.search(self.name) else repr(value)
+            return MASK if self.masked else repr(value)
         return short_repr(self.name, value)  # reprlib: shortened, secrets masked as in tracebacks
 
 
@@ -45,6 +46,7 @@ class _Template:
 
     chunks: tuple[str, ...]  # len(slots) + 1, whitespace collapsed, secret literals masked
     slots: tuple[_Slot, ...]
+    bare: str  # the statement shown without parameters (its placeholders as written)
 
 
 _TEMPLATES: dict[str, _Template] = {}
@@ -55,35 +57,31 @@ _SHORT = 40  # characters of a string shown whole
 def shown(sql: str, params: object) -> str:
     """``sql`` with its parameters inlined (each shortened, masked when its column looks secret), at most MAX_SQL."""
     template = _TEMPLATES.get(sql) or _template(sql)
-    chunks = template.chunks
     if not template.slots or not params:
-        text = "".join(_interleave(chunks, [slot.text for slot in template.slots]))
-    else:
-        by_name: Mapping[str, object] | None = None
-        positional: Sequence[object] = ()
-        # The drivers' own types first: an ABC's isinstance() costs several Python calls.
-        if isinstance(params, (tuple, list)):
-            positional = params
-        elif isinstance(params, (dict, Mapping)):
-            by_name = params
-        elif isinstance(params, Sequence) and not isinstance(params, (str, bytes)):
-            positional = params
-        values = []
-        for slot in template.slots:
-            if slot.key is not None:
-                values.append(slot.shown(by_name[slot.key]) if by_name and slot.key in by_name else slot.text)
-            else:
-                values.append(slot.shown(positional[slot.index]) if slot.index < len(positional) else slot.text)
-        text = "".join(_interleave(chunks, values))
+        return template.bare
+    by_name: Mapping[str, object] | None = None
+    positional: Sequence[object] = ()
+    # The drivers' own types first: an ABC's isinstance() costs several Python calls.
+    if isinstance(params, (tuple, list)):
+        positional = params
+    elif isinstance(params, (dict, Mapping)):
+        by_name = params
+    elif isinstance(params, Sequence) and not isinstance(params, (str, bytes)):
+        positional = params
+    chunks = template.chunks
+    parts = [chunks[0]]
+    for slot, chunk in zip(template.slots, chunks[1:]):
+        if slot.key is not None:
+            parts.append(slot.shown(by_name[slot.key]) if by_name and slot.key in by_name else slot.text)
+        else:
+            parts.append(slot.shown(positional[slot.index]) if slot.index < len(positional) else slot.text)
+        parts.append(chunk)
+    return _bounded("".join(parts))
+
+
+def _bounded(text: str) -> str:
     text = text.strip()
     return text if len(text) <= MAX_SQL else text[: MAX_SQL - 1] + "…"
-
-
-def _interleave(chunks: tuple[str, ...], values: list[str]) -> list[str]:
-    parts = [chunks[0]]
-    for value, chunk in zip(values, chunks[1:]):
-        parts += (value, chunk)
-    return parts
 
 
 def _template(sql: str) -> _Template:
@@ -100,12 +98,15 @@ def _template(sql: str) -> _Template:
             index += 1
         name = _name_of(text, match.start(), key, position, columns, insert) if secret else (key or "")
         chunks.append(_SPACE.sub(" ", text[last:match.start()]))
-        slots.append(_Slot(match.group(0), key, position, name))
+        slots.append(_Slot(match.group(0), key, position, name, bool(name) and SECRET.search(name) is not None))
         last = match.end()
     chunks.append(_SPACE.sub(" ", text[last:]))
     if len(_TEMPLATES) >= _MAX_SHAPES:
         _TEMPLATES.clear()  # bounded: a new set of statements fills it again
-    made = _TEMPLATES[sql] = _Template(tuple(chunks), tuple(slots))
+    bare = [chunks[0]]
+    for slot, chunk in zip(slots, chunks[1:]):
+        bare += (slot.text, chunk)
+    made = _TEMPLATES[sql] = _Template(tuple(chunks), tuple(slots), _bounded("".join(bare)))
     return made
 
 
