@@ -772,3 +772,20 @@ def test_sqlite3_connect_is_replaced_on_both_names_callers_look_it_up_by(monkeyp
     with contextlib.closing(sqlite3.connect(":memory:")) as connection:  # as Django's backend calls it: Database.connect
         assert connection.execute("SELECT 41 + 1").fetchone() == (42,)
     assert made == [":memory:"]
+
+
+def test_an_open_hook_hears_every_open_and_no_other_audited_event() -> None:
+    # In a child: an audit hook cannot be removed from this process.
+    program = (
+        "import sys\n"
+        "from devserver.kit import interpreter\n"
+        "heard = []\n"
+        "interpreter.on_open(heard.append)\n"
+        "sys._getframe().f_code\n"  # two audited events that are not an open
+        "open(sys.argv[1]).close()\n"
+        "print(repr([args[0] for args in heard]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program, __file__], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    assert ast.literal_eval(done.stdout) == [__file__]

@@ -180,11 +180,7 @@ class UsageReporter:
         self.frameworks: set[str] = set()
         self._lock = threading.Lock()
         self._inside = threading.local()
-        # A function that passes only "open" on, not the bound method: every audited event (a frame's f_code
-        # read, sys._getframe: the probes' frame walks) calls each hook, and the interpreter looks up
-        # __cantrace__ on it, which on a bound method fails the slow way (an AttributeError formatted and dropped).
-        audit = self._audit
-        sys.addaudithook(lambda event, args: audit(args) if event == "open" else None)
+        interpreter.on_open(self._audit)
 
     def _audit(self, args: tuple[object, ...]) -> None:
         if getattr(self._inside, "hook", False):

@@ -32,7 +32,7 @@ from typing import TypedDict
 
 from devserver.apps import appspec
 from devserver.apps.projectfiles import ProjectFiles
-from devserver.kit import filestamp
+from devserver.kit import filestamp, interpreter
 
 ENV = "DEVSERVER_WARM_TEMPLATE"
 # What every worker imports: in the template, a standby has them for free.
@@ -76,8 +76,7 @@ class _Reads:
         self.rules = rules
         self.stamps: dict[str, filestamp.Stamp] = {}
         self.active = True
-        audit = self._audit  # a function passing only "open" on, not the bound method: see apps/project.py's hook
-        sys.addaudithook(lambda event, args: audit(args) if event == "open" else None)  # cannot be removed: it goes quiet once the setup is done
+        interpreter.on_open(self._audit)  # cannot be removed: it goes quiet once the setup is done
 
     def _audit(self, args: tuple[object, ...]) -> None:
         if not self.active:
