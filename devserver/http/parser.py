@@ -21,7 +21,7 @@ from devserver.http.chunks import ChunkChecker
 from devserver.http.dates import imf_fixdate
 from devserver.http.errors import ProtocolError
 from devserver.http.statuses import reason
-from devserver.http.target import check_host, check_method, parse_target
+from devserver.http.target import check_host, check_method, parse_target, split_path
 from devserver.kit.frozen import record
 from devserver.kit.memo import MemoTable
 
@@ -62,7 +62,7 @@ class Request:
 
     def __post_init__(self) -> None:
         if not self.path:
-            self.path, _, self.query = self.target.partition("#")[0].partition("?")
+            self.path, self.query = split_path(self.target)
 
 
 # Events handed out by RequestParser.feed(), in wire order.  Head is not frozen (never changed once made):
@@ -430,8 +430,7 @@ def _target(raw: bytes) -> tuple[str, str, str]:
     target = raw.decode("latin-1")
     if not target.startswith("/"):
         return target, "", ""
-    path, _, query = target.partition("#")[0].partition("?")
-    return target, path, query
+    return (target, *split_path(target))
 
 
 _targets = MemoTable(_target, 512)  # a request target's bytes → (target, path, query): pages ask for the same ones

@@ -55,7 +55,7 @@ def valid_host(value: str) -> bool:
 _valid_hosts: MemoTable[str, bool] = MemoTable(lambda value: _HOST.fullmatch(value) is not None, 256)  # a client repeats its Host
 
 
-def _split_path(rest: str) -> tuple[str, str]:
+def split_path(rest: str) -> tuple[str, str]:
     """Path and query of ``rest``; a fragment is never part of a request (RFC 9112 §3.2.1)."""
     rest = rest.partition("#")[0]
     path, _, query = rest.partition("?")
@@ -63,7 +63,7 @@ def _split_path(rest: str) -> tuple[str, str]:
 
 
 def _origin(target: str) -> Target:
-    path, query = _split_path(target)
+    path, query = split_path(target)
     return Target(Form.ORIGIN, path, query)
 
 
@@ -76,7 +76,7 @@ def _absolute(target: str) -> Target:
         raise ProtocolError(400, f"Unsupported scheme in request target: {scheme}")
     if not authority or "@" in authority or not valid_host(authority):
         raise ProtocolError(400, "Invalid authority in request target")
-    path, query = _split_path(rest)
+    path, query = split_path(rest)
     return Target(Form.ABSOLUTE, path or "/", query, authority)
 
 
